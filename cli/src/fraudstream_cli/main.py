@@ -1,0 +1,180 @@
+"""The `fraudstream` command."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fraudstream_cli.platform.manager import Platform, Status
+from fraudstream_cli.platform.processes import PlatformError
+from fraudstream_cli.platform.settings import PlatformSettings
+
+app = typer.Typer(help="fraudstream: a real-time fraud model kept alive in production.", no_args_is_help=True)
+platform_app = typer.Typer(help="The local platform: Kafka (KRaft), Redis, MLflow, as local processes.",
+                           no_args_is_help=True)
+app.add_typer(platform_app, name="platform")
+
+
+def _platform() -> Platform:
+    return Platform(PlatformSettings())
+
+
+def _say(line: str) -> None:
+    typer.echo(line)
+
+
+def _fail(error: Exception) -> None:
+    typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+def _print_status(rows: list[Status]) -> None:
+    typer.echo(f"{'part':<10}{'state':<10}{'pid':<9}{'port':<7}detail")
+    for row in rows:
+        state = "running" if row.running else ("foreign" if row.port_open else "stopped")
+        detail = row.detail or ("port taken by another process" if state == "foreign" else "")
+        typer.echo(f"{row.name:<10}{state:<10}{row.pid or '-'!s:<9}{row.port:<7}{detail}")
+
+
+@platform_app.command("up")
+def platform_up() -> None:
+    """Start Kafka, Redis and MLflow (idempotent) and create every topic."""
+    try:
+        _platform().up(_say)
+    except PlatformError as error:
+        _fail(error)
+
+
+@platform_app.command("down")
+def platform_down() -> None:
+    """Stop the platform's processes (their data stays in the platform folder)."""
+    try:
+        _platform().down(_say)
+    except PlatformError as error:
+        _fail(error)
+
+
+@platform_app.command("status")
+def platform_status() -> None:
+    """Show which parts of the platform run."""
+    rows = _platform().status(with_services=False)
+    _print_status(rows)
+    if not all(r.running for r in rows):
+        raise typer.Exit(3)
+
+
+@app.command("up")
+def up() -> None:
+    """Start the platform and every fraudstream service."""
+    platform = _platform()
+    try:
+        platform.up(_say)
+        platform.services_up(_say)
+    except PlatformError as error:
+        _fail(error)
+
+
+@app.command("down")
+def down() -> None:
+    """Stop every fraudstream service, then the platform."""
+    platform = _platform()
+    try:
+        platform.services_down(_say)
+        platform.down(_say)
+    except PlatformError as error:
+        _fail(error)
+
+
+@app.command("status")
+def status() -> None:
+    """Show the platform's parts and the services, with their readiness."""
+    rows = _platform().status(with_services=True)
+    _print_status(rows)
+    if not all(r.running for r in rows):
+        raise typer.Exit(3)
+
+
+@app.command("simulate")
+def simulate(
+    days: Annotated[int, typer.Option(help="Simulated days.")] = 183,
+    customers: Annotated[int, typer.Option(help="Number of customers.")] = 5000,
+    terminals: Annotated[int, typer.Option(help="Number of terminals.")] = 10000,
+    start_date: Annotated[str, typer.Option(help="First simulated day (UTC).")] = "2018-04-01",
+    seed: Annotated[int, typer.Option(help="0 reproduces the handbook's data set exactly.")] = 0,
+    drift: Annotated[
+        list[str] | None,
+        typer.Option(help="Drift scenario NAME:DAY (new-fraud-pattern, amount-shift, new-terminals); repeatable."),
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write parquet files to this folder instead of Kafka.")] = None,
+    to_kafka: Annotated[bool, typer.Option("--kafka/--no-kafka", help="Replay to Kafka.")] = True,
+    speedup: Annotated[float | None, typer.Option(help="Simulated seconds per wall-clock second.")] = None,
+    rate: Annotated[float | None, typer.Option(help="Transactions per wall-clock second.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Replay only the first N transactions.")] = None,
+    raw_format: Annotated[str, typer.Option("--format", help="Encoding on transactions.raw: json or protobuf.")] = "protobuf",
+    labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Also emit delayed fraud labels.")] = True,
+) -> None:
+    """Simulate card transactions with known frauds (Fraud Detection Handbook rules), to Kafka or parquet.
+
+    Without --speedup or --rate the replay goes as fast as it can.
+    """
+    from fraudstream_common.settings import ServiceSettings
+    from fraudstream_simulator.config import DriftSpec, SimulationConfig
+    from fraudstream_simulator.simulation import simulate as run_simulation
+    from fraudstream_simulator.sinks import Pacing, RawFormat, ReplayStats, replay_to_kafka, write_parquet
+
+    try:
+        drifts = tuple(_drift_spec(text, DriftSpec) for text in (drift or []))
+        config = SimulationConfig(
+            n_customers=customers,
+            n_terminals=terminals,
+            nb_days=days,
+            start_date=datetime.strptime(start_date, "%Y-%m-%d").replace(tzinfo=UTC),
+            seed=seed,
+            drifts=drifts,
+        )
+        pacing = Pacing(speedup=speedup, rate=rate)
+        encoding = RawFormat(raw_format)
+    except ValueError as error:
+        _fail(error)
+        return
+    typer.echo(f"simulating {days} days, {customers} customers, {terminals} terminals (seed {seed})...", err=True)
+    result = run_simulation(config)
+    frauds = int(result.transactions["is_fraud"].sum())
+    typer.echo(f"{len(result.transactions)} transactions, {frauds} frauds ({frauds / max(len(result.transactions), 1):.3%})",
+               err=True)
+    if out is not None:
+        write_parquet(result, out)
+        typer.echo(f"wrote parquet to {out}", err=True)
+        return
+    if not to_kafka:
+        return
+
+    def progress(stats: ReplayStats) -> None:
+        typer.echo(f"  {stats.transactions} transactions, {stats.labels} labels, {stats.seconds:.0f}s", err=True)
+
+    try:
+        stats = replay_to_kafka(result, ServiceSettings(), pacing=pacing, raw_format=encoding, limit=limit,
+                                include_labels=labels, progress=progress)
+    except RuntimeError as error:
+        _fail(error)
+        return
+    typer.echo(f"replayed {stats.transactions} transactions and {stats.labels} labels in {stats.seconds:.1f}s")
+
+
+def _drift_spec(text: str, spec_type: type) -> object:
+    name, _, day = text.partition(":")
+    if not day.isdigit():
+        raise ValueError(f"drift {text!r}: write NAME:DAY, e.g. amount-shift:120")
+    return spec_type(name=name, start_day=int(day))
+
+
+def run() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(app())

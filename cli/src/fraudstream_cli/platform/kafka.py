@@ -1,0 +1,238 @@
+"""A single-node Apache Kafka broker in KRaft mode, from the official jars on Maven Central.
+
+The jars are resolved once with Maven (kafka-pom.xml beside this file) into
+<home>/cache/kafka-<hash>/lib; later starts need no network. The broker then runs as
+`java -cp 'lib/*' kafka.Kafka server.properties`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import subprocess
+from importlib import resources
+from pathlib import Path
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from fraudstream_cli.platform.processes import (
+    ManagedProcess,
+    PlatformError,
+    port_open,
+    require_free_port,
+    wait_until,
+)
+from fraudstream_cli.platform.settings import PlatformSettings
+from fraudstream_common.topics import TOPIC_SPECS, topic_name
+
+MINIMUM_JAVA = 17
+
+LOG4J2 = """Configuration:
+  status: warn
+  Appenders:
+    Console:
+      name: STDOUT
+      PatternLayout:
+        Pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Logger:
+      - name: kafka
+        level: WARN
+      - name: org.apache.kafka
+        level: WARN
+      - name: kafka.server.KafkaServer
+        level: INFO
+    Root:
+      level: INFO
+      AppenderRef:
+        - ref: STDOUT
+"""
+
+
+class KafkaBroker:
+    def __init__(self, settings: PlatformSettings) -> None:
+        self.settings = settings
+        self.home = settings.home / "kafka"
+        self.process = ManagedProcess("kafka", settings.home / "run")
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    def _pom(self) -> bytes:
+        return resources.files("fraudstream_cli.platform").joinpath("kafka-pom.xml").read_bytes()
+
+    @property
+    def lib_dir(self) -> Path:
+        digest = hashlib.sha256(self._pom()).hexdigest()[:12]
+        return self.settings.home / "cache" / f"kafka-{digest}" / "lib"
+
+    def start(self) -> str:
+        if self.process.pid() is not None:
+            self.wait_ready()
+            return "already running"
+        require_free_port(self.settings.kafka_port, "Kafka")
+        require_free_port(self.settings.kafka_controller_port, "the Kafka controller")
+        java = _java()
+        lib = self.ensure_jars()
+        self.home.mkdir(parents=True, exist_ok=True)
+        properties = self.home / "server.properties"
+        properties.write_text(self._server_properties())
+        log_config = self.home / "log4j2.yaml"
+        log_config.write_text(LOG4J2)
+        classpath = f"{lib}/*"
+        if not (self.data_dir / "meta.properties").exists():
+            self._format(java, classpath, properties)
+        self.process.start(
+            [
+                java,
+                "-Xms256m",
+                f"-Xmx{self.settings.kafka_heap}",
+                "-XX:+UseG1GC",
+                "-Djava.awt.headless=true",
+                f"-Dlog4j2.configurationFile={log_config}",
+                "-cp",
+                classpath,
+                "kafka.Kafka",
+                str(properties),
+            ]
+        )
+        self.wait_ready()
+        return "started"
+
+    def wait_ready(self) -> None:
+        wait_until(self._metadata_ok, process=self.process, what="Kafka", timeout=self.settings.start_timeout_seconds)
+
+    def stop(self) -> bool:
+        return self.process.stop(timeout=30)
+
+    def admin(self) -> AdminClient:
+        # log_level 0: the start-up wait probes a broker that is not listening yet; its
+        # "connection refused" lines are expected, and failures surface as PlatformError.
+        return AdminClient(
+            {"bootstrap.servers": self.settings.kafka_bootstrap, "socket.timeout.ms": 5000, "log_level": 0}
+        )
+
+    def _metadata_ok(self) -> bool:
+        if not port_open(self.settings.kafka_port):
+            return False
+        self.admin().list_topics(timeout=2)
+        return True
+
+    def ensure_jars(self) -> Path:
+        lib = self.lib_dir
+        marker = lib / ".complete"
+        if marker.exists():
+            return lib
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise PlatformError(
+                "Kafka's jars are not cached yet and Maven is not installed: install it (apt-get install maven)"
+            )
+        lib.mkdir(parents=True, exist_ok=True)
+        pom = lib.parent / "pom.xml"
+        pom.write_bytes(self._pom())
+        result = subprocess.run(  # noqa: S603
+            [mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
+             f"-DoutputDirectory={lib}", "-DincludeScope=runtime"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-8:])
+            raise PlatformError(f"could not resolve Apache Kafka from Maven Central (mvn exit {result.returncode}):\n{tail}")
+        marker.write_text("ok\n")
+        return lib
+
+    def _format(self, java: str, classpath: str, properties: Path) -> None:
+        cluster_id = _run_java(java, classpath, ["kafka.tools.StorageTool", "random-uuid"]).strip().splitlines()[-1]
+        _run_java(java, classpath, ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)])
+
+    def _server_properties(self) -> str:
+        s = self.settings
+        return "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@127.0.0.1:{s.kafka_controller_port}",
+                f"listeners=PLAINTEXT://127.0.0.1:{s.kafka_port},CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{s.kafka_port}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+                f"log.dirs={self.data_dir}",
+                "num.partitions=1",
+                "auto.create.topics.enable=false",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=8",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "transaction.state.log.num.partitions=8",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                "log.retention.hours=168",
+                "log.segment.bytes=268435456",
+                "",
+            ]
+        )
+
+    def ensure_topics(self) -> list[str]:
+        """Creates every missing topic; returns the names created. Checks partition counts."""
+        admin = self.admin()
+        existing = admin.list_topics(timeout=10).topics
+        wanted = {topic_name(spec.topic, self.settings.topic_prefix): spec for spec in TOPIC_SPECS}
+        missing = [
+            NewTopic(name, num_partitions=spec.partitions, replication_factor=1, config=spec.config)
+            for name, spec in wanted.items()
+            if name not in existing
+        ]
+        if missing:
+            for name, future in admin.create_topics(missing, operation_timeout=30).items():
+                try:
+                    future.result()
+                except KafkaException as exc:
+                    if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                        raise PlatformError(f"could not create topic {name}: {exc}") from exc
+        metadata = admin.list_topics(timeout=10).topics
+        for name, spec in wanted.items():
+            topic = metadata.get(name)
+            if topic is None:
+                raise PlatformError(f"topic {name} is missing after creation")
+            if len(topic.partitions) < spec.partitions:
+                raise PlatformError(f"topic {name} has {len(topic.partitions)} partitions; {spec.partitions} expected")
+        self._wait_for_leaders(list(wanted))
+        return [t.topic for t in missing]
+
+    def _wait_for_leaders(self, names: list[str]) -> None:
+        def all_led() -> bool:
+            topics = self.admin().list_topics(timeout=5).topics
+            return all(
+                name in topics and topics[name].partitions and all(p.leader >= 0 for p in topics[name].partitions.values())
+                for name in names
+            )
+
+        wait_until(all_led, process=self.process, what="Kafka topic leaders", timeout=60)
+
+
+def _java() -> str:
+    java = shutil.which("java")
+    if java is None:
+        raise PlatformError(f"Java {MINIMUM_JAVA}+ is needed to run Kafka: install it (apt-get install openjdk-17-jre-headless)")
+    version = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr  # noqa: S603
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', version)
+    if match:
+        major = int(match.group(1)) if match.group(1) != "1" else int(match.group(2) or 0)
+        if major < MINIMUM_JAVA:
+            raise PlatformError(f"Kafka 4 needs Java {MINIMUM_JAVA}+, found Java {major} at {java}")
+    return java
+
+
+def _run_java(java: str, classpath: str, args: list[str]) -> str:
+    result = subprocess.run([java, "-cp", classpath, *args], capture_output=True, text=True, check=False)  # noqa: S603
+    if result.returncode != 0:
+        raise PlatformError(f"`{' '.join(args[:2])}` failed:\n{(result.stdout + result.stderr)[-1500:]}")
+    return result.stdout

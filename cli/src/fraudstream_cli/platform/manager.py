@@ -1,0 +1,73 @@
+"""Bring the local platform (and fraudstream's services) up and down, in dependency order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fraudstream_cli.platform.kafka import KafkaBroker
+from fraudstream_cli.platform.mlflow_server import MlflowServer
+from fraudstream_cli.platform.processes import port_open
+from fraudstream_cli.platform.redis_server import RedisServer
+from fraudstream_cli.platform.services import SERVICES, LocalService
+from fraudstream_cli.platform.settings import PlatformSettings
+
+Report = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Status:
+    name: str
+    running: bool
+    pid: int | None
+    port: int
+    port_open: bool
+    detail: str = ""
+
+
+class Platform:
+    def __init__(self, settings: PlatformSettings) -> None:
+        self.settings = settings
+        self.kafka = KafkaBroker(settings)
+        self.redis = RedisServer(settings)
+        self.mlflow = MlflowServer(settings)
+        self.services = [LocalService(spec, settings) for spec in SERVICES]
+
+    def up(self, report: Report) -> None:
+        report(f"kafka: {self.kafka.start()} on {self.settings.kafka_bootstrap}")
+        created = self.kafka.ensure_topics()
+        report(f"kafka topics: {len(created)} created" + (f" ({', '.join(created)})" if created else ", all present"))
+        report(f"redis: {self.redis.start()} on {self.settings.redis_url}")
+        report(f"mlflow: {self.mlflow.start()} on {self.settings.mlflow_url}")
+
+    def down(self, report: Report) -> None:
+        # Reverse of start-up order; Kafka last so that clients of it can finish first.
+        for name, part in (("mlflow", self.mlflow), ("redis", self.redis), ("kafka", self.kafka)):
+            report(f"{name}: {'stopped' if part.stop() else 'was not running'}")
+
+    def services_up(self, report: Report) -> None:
+        for service in self.services:
+            if service.installed:
+                report(f"{service.spec.name}: {service.start()} on http://127.0.0.1:{service.spec.http_port}")
+            else:
+                report(f"{service.spec.name}: not installed, skipped")
+
+    def services_down(self, report: Report) -> None:
+        for service in reversed(self.services):
+            report(f"{service.spec.name}: {'stopped' if service.stop() else 'was not running'}")
+
+    def status(self, with_services: bool) -> list[Status]:
+        parts = [
+            ("kafka", self.kafka.process.pid(), self.settings.kafka_port),
+            ("redis", self.redis.process.pid(), self.settings.redis_port),
+            ("mlflow", self.mlflow.process.pid(), self.settings.mlflow_port),
+        ]
+        rows = [Status(name, pid is not None, pid, port, port_open(port)) for name, pid, port in parts]
+        if with_services:
+            for service in self.services:
+                pid = service.process.pid()
+                state = service.readiness() if pid is not None else None
+                detail = "" if state is None else ("ready" if state.get("ready") else f"not ready: {state.get('checks')}")
+                rows.append(Status(service.spec.name, pid is not None, pid, service.spec.http_port,
+                                   port_open(service.spec.http_port), detail))
+        return rows

@@ -1,0 +1,42 @@
+"""Where the local platform lives and which ports it takes (FRAUDSTREAM_ environment variables)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    """`.platform` beside the workspace's uv.lock when run inside the repository, else in the cwd."""
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "uv.lock").exists() and (folder / "proto").is_dir():
+            return folder / ".platform"
+    return here / ".platform"
+
+
+class PlatformSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FRAUDSTREAM_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home, description="Folder for the platform's data, logs and caches.")
+    kafka_port: int = Field(default=9092, description="Kafka broker port (PLAINTEXT, 127.0.0.1).")
+    kafka_controller_port: int = Field(default=9093, description="KRaft controller port.")
+    kafka_heap: str = Field(default="768m", description="Broker JVM heap (-Xmx).")
+    redis_port: int = Field(default=6379, description="Redis port.")
+    mlflow_port: int = Field(default=5000, description="MLflow tracking server port.")
+    topic_prefix: str = Field(default="", description="Prefix of every topic name.")
+    start_timeout_seconds: float = Field(default=120.0, description="How long each part may take to become ready.")
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.mlflow_port}"

@@ -1,0 +1,145 @@
+"""Kafka client configuration shared by every service, and an asyncio-friendly producer.
+
+Defaults follow the project's delivery rules: producers are idempotent with acks=all;
+consumers never auto-commit (offsets are committed only after the output is acknowledged)
+and read only committed transactional data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from fraudstream_common.settings import ServiceSettings
+
+CONTENT_TYPE_HEADER = "content-type"
+CONTENT_TYPE_JSON = "application/json"
+CONTENT_TYPE_PROTOBUF = "application/x-protobuf"
+
+Headers = Sequence[tuple[str, bytes]]
+
+
+def producer_config(
+    settings: ServiceSettings,
+    *,
+    client_id: str,
+    transactional_id: str | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "client.id": client_id,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        "batch.num.messages": 10000,
+        "queue.buffering.max.messages": 500000,
+    }
+    if transactional_id is not None:
+        config["transactional.id"] = f"{settings.topic_prefix}{transactional_id}"
+        config["transaction.timeout.ms"] = 60000
+    config.update(overrides)
+    return config
+
+
+def consumer_config(
+    settings: ServiceSettings, *, group_id: str, client_id: str, **overrides: Any
+) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "group.id": f"{settings.topic_prefix}{group_id}",
+        "client.id": client_id,
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        "fetch.min.bytes": 1,
+        "queued.max.messages.kbytes": 65536,
+    }
+    config.update(overrides)
+    return config
+
+
+def header_value(headers: Headers | None, name: str) -> str | None:
+    """The first header called `name` (case-insensitive), decoded as UTF-8."""
+    if not headers:
+        return None
+    wanted = name.lower()
+    for key, value in headers:
+        if key.lower() == wanted and value is not None:
+            return value.decode("utf-8", errors="replace")
+    return None
+
+
+class DeliveryError(Exception):
+    """The broker did not acknowledge a produced message."""
+
+
+class AsyncProducer:
+    """A confluent-kafka producer whose `produce` can be awaited until the broker acknowledges.
+
+    A background thread serves delivery callbacks; awaiting never blocks the event loop.
+    """
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self._producer = Producer(dict(config))
+        self._closing = threading.Event()
+        self._poller = threading.Thread(target=self._poll_forever, name="producer-poll", daemon=True)
+        self._poller.start()
+
+    def _poll_forever(self) -> None:
+        while not self._closing.is_set():
+            self._producer.poll(0.1)
+
+    async def produce(
+        self, topic: str, value: bytes, key: bytes | None = None, headers: Headers | None = None
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        delivered: asyncio.Future[None] = loop.create_future()
+
+        def on_delivery(error: KafkaError | None, _message: Message) -> None:
+            if error is not None:
+                loop.call_soon_threadsafe(_fail, delivered, DeliveryError(str(error)))
+            else:
+                loop.call_soon_threadsafe(_succeed, delivered)
+
+        while True:
+            try:
+                self._producer.produce(
+                    topic, value=value, key=key, headers=list(headers or ()), on_delivery=on_delivery
+                )
+                break
+            except BufferError:
+                await asyncio.sleep(0.005)  # local queue full: let the poller drain it
+            except KafkaException as exc:
+                raise DeliveryError(str(exc)) from exc
+        await delivered
+
+    def reachable(self, timeout: float = 2.0) -> bool:
+        try:
+            self._producer.list_topics(timeout=timeout)
+        except KafkaException:
+            return False
+        return True
+
+    def close(self, timeout: float = 10.0) -> int:
+        """Flush what is queued, stop the poller; returns the number of messages left undelivered."""
+        remaining: int = self._producer.flush(timeout)
+        self._closing.set()
+        self._poller.join()
+        return remaining
+
+
+def _succeed(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _fail(future: asyncio.Future[None], error: Exception) -> None:
+    if not future.done():
+        future.set_exception(error)

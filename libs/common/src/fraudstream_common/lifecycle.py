@@ -1,0 +1,67 @@
+"""One owner of shutdown signals per process, and a fixed stop order.
+
+A service is a list of components (HTTP server, gRPC server, stream loop, ...). The runner
+starts them all, waits for SIGTERM/SIGINT or for any component to end on its own (a crash),
+then stops them one by one in the order given: transports first so no new work arrives,
+then the stream loop so it finishes its batch and commits, then the shared clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Protocol
+
+logger = logging.getLogger(__name__)
+
+
+class Component(Protocol):
+    name: str
+
+    async def run(self) -> None:
+        """Serve until `stop` is called; returning or raising early means the component failed."""
+
+    async def stop(self) -> None:
+        """Finish in-flight work and release resources; called once, in the runner's stop order."""
+
+
+class ServiceRunner:
+    def __init__(self, components: list[Component], stop_timeout: float = 30.0) -> None:
+        self._components = components
+        self._stop_timeout = stop_timeout
+        self._stopping = asyncio.Event()
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> int:
+        """Returns the process exit code: 0 after a requested stop, 1 when a component failed."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        tasks = {asyncio.create_task(c.run(), name=c.name): c for c in self._components}
+        stop_waiter = asyncio.create_task(self._stopping.wait(), name="stop-signal")
+        done, _ = await asyncio.wait([stop_waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        failed = [tasks[t] for t in done if t is not stop_waiter]
+        exit_code = 0
+        for component in failed:
+            task = next(t for t, c in tasks.items() if c is component)
+            error = task.exception()
+            logger.error("component %s ended on its own", component.name, exc_info=error)
+            exit_code = 1
+        logger.info("stopping", extra={"order": [c.name for c in self._components]})
+        for component in self._components:
+            try:
+                await asyncio.wait_for(component.stop(), self._stop_timeout)
+            except Exception:
+                logger.exception("component %s did not stop cleanly", component.name)
+                exit_code = 1
+        stop_waiter.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for component, result in zip(tasks.values(), results, strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                if component not in failed:
+                    logger.error("component %s failed while stopping", component.name, exc_info=result)
+                    exit_code = 1
+        return exit_code

@@ -1,0 +1,1 @@
+"""Protobuf contracts of every topic and service, generated from proto/."""

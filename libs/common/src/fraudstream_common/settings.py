@@ -1,0 +1,65 @@
+"""Settings every service shares. Each service subclasses `ServiceSettings` with its own fields.
+
+All settings come from environment variables prefixed `FRAUDSTREAM_` (for example
+`FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS`); every one has a safe default for a local run.
+Fields marked `secret=True` must be changed from their default outside development.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class ProcessingGuarantee(StrEnum):
+    """Delivery guarantee of a consume-transform-produce loop.
+
+    at-least-once: outputs are flushed and acknowledged before the input offsets are committed;
+        a crash between the two replays the batch, so outputs may repeat (consumers dedupe).
+    exactly-once: outputs and input offsets are committed in one Kafka transaction; a crash
+        aborts the transaction and read_committed consumers never see its outputs.
+    """
+
+    AT_LEAST_ONCE = "at-least-once"
+    EXACTLY_ONCE = "exactly-once"
+
+
+def secret(default: str, description: str) -> Any:
+    """A field whose default is only acceptable in development."""
+    return Field(default=default, description=description, json_schema_extra={"secret": True})
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FRAUDSTREAM_", extra="ignore")
+
+    environment: Environment = Field(
+        default=Environment.DEVELOPMENT,
+        description="development or production; production refuses default secrets.",
+    )
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated."
+    )
+    topic_prefix: str = Field(
+        default="", description="Prefix for every topic name, for shared clusters (e.g. 'team-a.')."
+    )
+    log_level: str = Field(default="INFO", description="Python log level name.")
+    log_json: bool = Field(default=True, description="Log one JSON object per line.")
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Self:
+        if self.environment is Environment.DEVELOPMENT:
+            return self
+        for name, field in type(self).model_fields.items():
+            extra = field.json_schema_extra
+            if isinstance(extra, dict) and extra.get("secret") and getattr(self, name) == field.default:
+                env_name = f"FRAUDSTREAM_{name.upper()}"
+                raise ValueError(f"{env_name} still has its development default; set it in {self.environment}")
+        return self

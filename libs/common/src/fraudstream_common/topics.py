@@ -1,0 +1,48 @@
+"""The topics that couple fraudstream's services, with their partition counts and keys.
+
+Topic names are fixed; a deployment may prefix them all (`FRAUDSTREAM_TOPIC_PREFIX`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Topic(StrEnum):
+    TRANSACTIONS_RAW = "transactions.raw"
+    TRANSACTIONS = "transactions"
+    TRANSACTIONS_ENRICHED = "transactions.enriched"
+    LABELS = "labels"
+    PREDICTIONS = "predictions"
+    DEADLETTER = "deadletter"
+    MONITOR_ALERTS = "monitor.alerts"
+    RETRAIN_REQUESTS = "retrain.requests"
+    MODELS_PUBLISHED = "models.published"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    topic: Topic
+    partitions: int
+    key: str
+    config: dict[str, str] = field(default_factory=dict)
+
+
+_DAY_MS = 24 * 3600 * 1000
+
+TOPIC_SPECS: tuple[TopicSpec, ...] = (
+    TopicSpec(Topic.TRANSACTIONS_RAW, 4, "any (producer's choice)"),
+    TopicSpec(Topic.TRANSACTIONS, 4, "customer_id"),
+    TopicSpec(Topic.TRANSACTIONS_ENRICHED, 4, "customer_id"),
+    TopicSpec(Topic.LABELS, 4, "transaction_id"),
+    TopicSpec(Topic.PREDICTIONS, 4, "transaction_id"),
+    TopicSpec(Topic.DEADLETTER, 1, "original key", {"retention.ms": str(30 * _DAY_MS)}),
+    TopicSpec(Topic.MONITOR_ALERTS, 1, "model name"),
+    TopicSpec(Topic.RETRAIN_REQUESTS, 1, "model name"),
+    TopicSpec(Topic.MODELS_PUBLISHED, 1, "model name", {"retention.ms": "-1"}),
+)
+
+
+def topic_name(topic: Topic, prefix: str = "") -> str:
+    return f"{prefix}{topic.value}"

@@ -1,0 +1,156 @@
+"""The ingest core: what happens to raw transactions, whichever way they came in.
+
+Transports are thin: the Kafka stream loop (stream.py) hands batches of raw messages to
+`transform`; HTTP (http.py) and gRPC (grpc_server.py) hand parsed requests to `validate`
+and `submit`. Accepted calls are written to `transactions.raw`, so that dedupe and ordering
+happen in one place, the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from fraudstream_common.kafka import CONTENT_TYPE_HEADER, CONTENT_TYPE_PROTOBUF, AsyncProducer, header_value
+from fraudstream_common.schemas.v1.deadletter_pb2 import DeadLetter
+from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
+from fraudstream_common.topics import Topic, topic_name
+from fraudstream_ingest import metrics
+from fraudstream_ingest.dedupe import Deduplicator
+from fraudstream_ingest.settings import IngestSettings
+from fraudstream_ingest.validation import Rejection, TransactionValidator
+
+SERVICE = "ingest"
+PROTOBUF_HEADERS = [(CONTENT_TYPE_HEADER, CONTENT_TYPE_PROTOBUF.encode())]
+
+
+class RawMessage(Protocol):
+    """What the core needs of a consumed Kafka message (confluent_kafka.Message has these)."""
+
+    def topic(self) -> str: ...
+    def partition(self) -> int: ...
+    def offset(self) -> int: ...
+    def key(self) -> bytes | None: ...
+    def value(self) -> bytes | None: ...
+    def headers(self) -> list[tuple[str, bytes]] | None: ...
+
+
+@dataclass(frozen=True)
+class Output:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass
+class BatchResult:
+    outputs: list[Output] = field(default_factory=list)
+    valid: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+
+
+class IngestCore:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        deduplicator: Deduplicator,
+        raw_producer: AsyncProducer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.validator = TransactionValidator(settings)
+        self._deduplicator = deduplicator
+        self._raw_producer = raw_producer
+        self.raw_topic = topic_name(Topic.TRANSACTIONS_RAW, settings.topic_prefix)
+        self.transactions_topic = topic_name(Topic.TRANSACTIONS, settings.topic_prefix)
+        self.deadletter_topic = topic_name(Topic.DEADLETTER, settings.topic_prefix)
+
+    def transform(self, messages: Sequence[RawMessage]) -> BatchResult:
+        """Validate, dedupe and route one batch of raw messages.
+
+        Valid first sightings go to `transactions` keyed by customer id; invalid messages go
+        to `deadletter` with the reason and the original bytes; duplicates are dropped and
+        counted. Raises redis.RedisError when dedupe cannot be decided: the caller must
+        replay the batch later, not skip it.
+        """
+        now = time.time()
+        result = BatchResult()
+        valid: list[tuple[RawMessage, Transaction]] = []
+        for message in messages:
+            parsed = self.validator.parse(
+                message.value(), header_value(message.headers(), CONTENT_TYPE_HEADER), now
+            )
+            if isinstance(parsed, Rejection):
+                result.outputs.append(self._dead_letter(message, parsed, now))
+                result.rejected += 1
+                metrics.REJECTIONS.labels(parsed.code.value).inc()
+            else:
+                valid.append((message, parsed))
+        first = self._deduplicator.claim(
+            [(tx.transaction_id, f"{m.topic()}:{m.partition()}:{m.offset()}") for m, tx in valid]
+        )
+        for (_message, transaction), is_first in zip(valid, first, strict=True):
+            if not is_first:
+                result.duplicates += 1
+                continue
+            result.outputs.append(
+                Output(
+                    self.transactions_topic,
+                    transaction.customer_id.encode(),
+                    transaction.SerializeToString(),
+                    PROTOBUF_HEADERS,
+                )
+            )
+            result.valid += 1
+        return result
+
+    def _dead_letter(self, message: RawMessage, rejection: Rejection, now: float) -> Output:
+        headers = message.headers() or []
+        letter = DeadLetter(
+            service=SERVICE,
+            source_topic=message.topic(),
+            source_partition=message.partition(),
+            source_offset=message.offset(),
+            original_key=message.key() or b"",
+            original_value=message.value() or b"",
+            original_headers={k: (v or b"").decode("utf-8", errors="replace") for k, v in headers},
+            error_code=rejection.code.value,
+            reason=rejection.reason,
+            failed_at=Timestamp(seconds=int(now), nanos=int((now % 1) * 1e9)),
+            transaction_id=rejection.transaction_id,
+        )
+        return Output(self.deadletter_topic, message.key(), letter.SerializeToString(), PROTOBUF_HEADERS)
+
+    def validate(self, documents: Sequence[Any] | Sequence[Transaction]) -> tuple[list[Transaction], list[tuple[int, Rejection]]]:
+        """Validate a call's transactions (JSON objects or protobuf messages)."""
+        now = time.time()
+        accepted: list[Transaction] = []
+        rejected: list[tuple[int, Rejection]] = []
+        for index, document in enumerate(documents):
+            if isinstance(document, Transaction):
+                outcome = self.validator.validate_message(document, now)
+            else:
+                outcome = self.validator.validate_json(document, now)
+            if isinstance(outcome, Rejection):
+                rejected.append((index, outcome))
+            else:
+                accepted.append(outcome)
+        return accepted, rejected
+
+    async def submit(self, transactions: Sequence[Transaction]) -> None:
+        """Write accepted transactions to `transactions.raw`; returns once Kafka acknowledged all."""
+        if self._raw_producer is None:
+            raise RuntimeError("this core was built without a producer for transactions.raw")
+        producer = self._raw_producer
+        await asyncio.gather(
+            *(
+                producer.produce(self.raw_topic, tx.SerializeToString(), tx.customer_id.encode(), PROTOBUF_HEADERS)
+                for tx in transactions
+            )
+        )

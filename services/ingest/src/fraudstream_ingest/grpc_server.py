@@ -1,0 +1,72 @@
+"""gRPC transport: fraudstream.v1.IngestService/Ingest, grpc.health.v1 and server reflection.
+
+Same contract as HTTP: a call is atomic; an invalid one writes nothing and its response lists
+each rejection (the call itself succeeds, so the client gets the structured reasons).
+"""
+
+from __future__ import annotations
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from fraudstream_common.kafka import DeliveryError
+from fraudstream_common.schemas.v1 import ingest_service_pb2, ingest_service_pb2_grpc
+from fraudstream_ingest import metrics
+from fraudstream_ingest.core import IngestCore
+
+SERVICE_NAME = ingest_service_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
+
+
+class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
+    def __init__(self, core: IngestCore) -> None:
+        self._core = core
+
+    async def Ingest(  # noqa: N802 - the generated interface's name
+        self, request: ingest_service_pb2.IngestRequest, context: grpc.aio.ServicerContext
+    ) -> ingest_service_pb2.IngestResponse:
+        limit = self._core.settings.max_batch_items
+        if not 1 <= len(request.transactions) <= limit:
+            metrics.REQUESTS.labels("grpc", "invalid").inc()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"send 1 to {limit} transactions")
+        accepted, rejected = self._core.validate(list(request.transactions))
+        if rejected:
+            metrics.REQUESTS.labels("grpc", "invalid").inc()
+            return ingest_service_pb2.IngestResponse(
+                accepted=0,
+                rejections=[
+                    ingest_service_pb2.Rejection(index=i, error_code=r.code.value, reason=r.reason) for i, r in rejected
+                ],
+            )
+        try:
+            await self._core.submit(accepted)
+        except DeliveryError as exc:
+            metrics.REQUESTS.labels("grpc", "unavailable").inc()
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"Kafka did not acknowledge the write: {exc}")
+        metrics.REQUESTS.labels("grpc", "accepted").inc()
+        return ingest_service_pb2.IngestResponse(accepted=len(accepted))
+
+
+class GrpcServer:
+    name = "grpc"
+
+    def __init__(self, core: IngestCore, port: int, host: str) -> None:
+        max_bytes = core.settings.max_http_body_bytes
+        self._server = grpc.aio.server(
+            options=[("grpc.max_receive_message_length", max_bytes), ("grpc.max_send_message_length", max_bytes)]
+        )
+        ingest_service_pb2_grpc.add_IngestServiceServicer_to_server(IngestServicer(core), self._server)
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server)
+        self._server.add_insecure_port(f"{host}:{port}")
+
+    async def run(self) -> None:
+        await self._server.start()
+        await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self._server.wait_for_termination()
+
+    async def stop(self) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self._server.stop(grace=5)

@@ -1,0 +1,112 @@
+"""HTTP transport: POST /v1/transactions (one JSON object or an array), health, metrics.
+
+A call is atomic: every transaction valid, all written to `transactions.raw` before the 202;
+any invalid, none written, and a 422 names each one with its reason. Retrying a call is
+safe: the stream drops what was already ingested, by transaction id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from fraudstream_common.health import Readiness
+from fraudstream_common.kafka import DeliveryError
+from fraudstream_ingest import metrics
+from fraudstream_ingest.core import IngestCore
+
+
+def create_app(core: IngestCore, readiness: Readiness) -> FastAPI:
+    settings = core.settings
+    app = FastAPI(title="fraudstream ingest", version="0.1.0")
+
+    @app.post("/v1/transactions", status_code=202)
+    async def ingest(request: Request) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > settings.max_http_body_bytes:
+            return _too_large(settings.max_http_body_bytes)
+        body = await request.body()
+        if len(body) > settings.max_http_body_bytes:
+            return _too_large(settings.max_http_body_bytes)
+        try:
+            document: Any = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            metrics.REQUESTS.labels("http", "invalid").inc()
+            return _error(422, [{"index": None, "code": "invalid_json", "reason": f"body is not valid JSON: {exc}"}])
+        items = document if isinstance(document, list) else [document]
+        if not items or len(items) > settings.max_batch_items:
+            metrics.REQUESTS.labels("http", "invalid").inc()
+            return _error(
+                422,
+                [{"index": None, "code": "invalid_batch", "reason": f"send 1 to {settings.max_batch_items} transactions"}],
+            )
+        accepted, rejected = core.validate(items)
+        if rejected:
+            metrics.REQUESTS.labels("http", "invalid").inc()
+            return _error(
+                422,
+                [
+                    {"index": index, "code": r.code.value, "reason": r.reason, "transaction_id": r.transaction_id}
+                    for index, r in rejected
+                ],
+            )
+        try:
+            await core.submit(accepted)
+        except DeliveryError as exc:
+            metrics.REQUESTS.labels("http", "unavailable").inc()
+            return JSONResponse({"detail": f"Kafka did not acknowledge the write: {exc}"}, status_code=503)
+        metrics.REQUESTS.labels("http", "accepted").inc()
+        return JSONResponse({"accepted": len(accepted)}, status_code=202)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        checks = await readiness.evaluate()
+        ready = all(checks.values())
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _error(status: int, errors: list[dict[str, Any]]) -> JSONResponse:
+    return JSONResponse({"detail": errors}, status_code=status)
+
+
+def _too_large(limit: int) -> JSONResponse:
+    metrics.REQUESTS.labels("http", "too_large").inc()
+    return JSONResponse({"detail": f"request body larger than {limit} bytes"}, status_code=413)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: the service runner owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class HttpServer:
+    name = "http"
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        self._server = _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
+
+    async def run(self) -> None:
+        await self._server.serve()
+
+    async def stop(self) -> None:
+        self._server.should_exit = True

@@ -1,0 +1,196 @@
+"""Where a simulation goes: parquet files, or a Kafka replay of transactions and labels.
+
+The replay interleaves transactions (to `transactions.raw`) and labels (to `labels`) in event
+time, so a label arrives after its transaction, as it would in production. Pacing:
+- as fast as it can (`Pacing.fast()`),
+- accelerated event time: `speedup` simulated seconds per wall-clock second,
+- a fixed rate of transactions per wall-clock second.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+import orjson
+from confluent_kafka import Producer
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from fraudstream_common.kafka import CONTENT_TYPE_HEADER, CONTENT_TYPE_JSON, CONTENT_TYPE_PROTOBUF, producer_config
+from fraudstream_common.schemas.v1.label_pb2 import Label
+from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
+from fraudstream_common.settings import ServiceSettings
+from fraudstream_common.topics import Topic, topic_name
+from fraudstream_simulator.simulation import Simulation
+
+logger = logging.getLogger(__name__)
+
+
+def write_parquet(simulation: Simulation, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    simulation.transactions.to_parquet(directory / "transactions.parquet", index=False)
+    simulation.labels.to_parquet(directory / "labels.parquet", index=False)
+    simulation.customers.to_parquet(directory / "customers.parquet", index=False)
+    simulation.terminals.to_parquet(directory / "terminals.parquet", index=False)
+    (directory / "ground_truth.json").write_text(json.dumps(simulation.ground_truth(), indent=2) + "\n")
+
+
+class RawFormat(StrEnum):
+    JSON = "json"
+    PROTOBUF = "protobuf"
+
+
+@dataclass(frozen=True)
+class Pacing:
+    speedup: float | None = None
+    rate: float | None = None
+
+    @classmethod
+    def fast(cls) -> Pacing:
+        return cls()
+
+    def __post_init__(self) -> None:
+        if self.speedup is not None and self.rate is not None:
+            raise ValueError("choose a speedup or a rate, not both")
+        for value in (self.speedup, self.rate):
+            if value is not None and value <= 0:
+                raise ValueError("speedup and rate must be positive")
+
+
+@dataclass
+class ReplayStats:
+    transactions: int = 0
+    labels: int = 0
+    seconds: float = 0.0
+
+
+def encode_transaction_json(transaction_id: str, customer_id: str, terminal_id: str, amount: float,
+                            currency: str, event_seconds: int) -> bytes:
+    timestamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event_seconds))
+    return orjson.dumps(
+        {
+            "transaction_id": transaction_id,
+            "customer_id": customer_id,
+            "terminal_id": terminal_id,
+            "amount": amount,
+            "currency": currency,
+            "timestamp": timestamp,
+        }
+    )
+
+
+def encode_transaction_protobuf(transaction_id: str, customer_id: str, terminal_id: str, amount: float,
+                                currency: str, event_seconds: int) -> bytes:
+    message = Transaction(
+        transaction_id=transaction_id,
+        customer_id=customer_id,
+        terminal_id=terminal_id,
+        amount=amount,
+        currency=currency,
+        event_time=Timestamp(seconds=event_seconds),
+    )
+    return message.SerializeToString()
+
+
+def replay_to_kafka(
+    simulation: Simulation,
+    settings: ServiceSettings,
+    *,
+    pacing: Pacing,
+    raw_format: RawFormat = RawFormat.PROTOBUF,
+    limit: int | None = None,
+    include_labels: bool = True,
+    progress: Callable[[ReplayStats], None] | None = None,
+) -> ReplayStats:
+    producer = Producer(producer_config(settings, client_id="simulator", **{"linger.ms": 20}))
+    raw_topic = topic_name(Topic.TRANSACTIONS_RAW, settings.topic_prefix)
+    labels_topic = topic_name(Topic.LABELS, settings.topic_prefix)
+    encode = encode_transaction_json if raw_format is RawFormat.JSON else encode_transaction_protobuf
+    content_type = (CONTENT_TYPE_JSON if raw_format is RawFormat.JSON else CONTENT_TYPE_PROTOBUF).encode()
+
+    tx = simulation.transactions if limit is None else simulation.transactions.iloc[:limit]
+    tx_seconds = tx["event_time"].to_numpy().astype("datetime64[s]").astype(np.int64)
+    tx_ids = tx["transaction_id"].tolist()
+    tx_customers = tx["customer_id"].tolist()
+    tx_terminals = tx["terminal_id"].tolist()
+    tx_amounts = tx["amount"].tolist()
+    tx_currencies = tx["currency"].tolist()
+
+    labels = simulation.labels
+    if limit is not None:
+        labels = labels[labels["transaction_id"].isin(set(tx_ids))]
+    if not include_labels:
+        labels = labels.iloc[:0]
+    label_seconds = labels["label_time"].to_numpy().astype("datetime64[s]").astype(np.int64)
+    label_tx_seconds = labels["transaction_time"].to_numpy().astype("datetime64[s]").astype(np.int64)
+    label_rows = labels[["transaction_id", "customer_id", "terminal_id", "is_fraud", "fraud_scenario"]].itertuples(
+        index=False, name=None
+    )
+
+    stats = ReplayStats()
+    wall_start = time.monotonic()
+    event_start = int(tx_seconds[0]) if len(tx_seconds) else 0
+    next_label = next(label_rows, None)
+    label_index = 0
+
+    def produce(topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]] | None) -> None:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, headers=headers)
+                return
+            except BufferError:
+                producer.poll(0.05)
+
+    def emit_labels_until(seconds: int) -> None:
+        nonlocal next_label, label_index
+        while next_label is not None and label_seconds[label_index] <= seconds:
+            transaction_id, customer_id, terminal_id, is_fraud, scenario = next_label
+            label = Label(
+                transaction_id=transaction_id,
+                customer_id=customer_id,
+                terminal_id=terminal_id,
+                transaction_time=Timestamp(seconds=int(label_tx_seconds[label_index])),
+                is_fraud=bool(is_fraud),
+                label_time=Timestamp(seconds=int(label_seconds[label_index])),
+                source="simulator",
+                fraud_scenario=int(scenario),
+            )
+            produce(labels_topic, label.SerializeToString(), transaction_id.encode(),
+                    [(CONTENT_TYPE_HEADER, CONTENT_TYPE_PROTOBUF.encode())])
+            stats.labels += 1
+            label_index += 1
+            next_label = next(label_rows, None)
+
+    for i, seconds in enumerate(tx_seconds.tolist()):
+        emit_labels_until(seconds)
+        if pacing.speedup is not None:
+            _wait_until(wall_start + (seconds - event_start) / pacing.speedup)
+        elif pacing.rate is not None:
+            _wait_until(wall_start + i / pacing.rate)
+        value = encode(tx_ids[i], tx_customers[i], tx_terminals[i], tx_amounts[i], tx_currencies[i], seconds)
+        produce(raw_topic, value, tx_customers[i].encode(), [(CONTENT_TYPE_HEADER, content_type)])
+        stats.transactions += 1
+        if i % 10000 == 0:
+            producer.poll(0)
+            if progress is not None:
+                stats.seconds = time.monotonic() - wall_start
+                progress(stats)
+    # Labels that fall after the last transaction are emitted at the end of the replay.
+    emit_labels_until(np.iinfo(np.int64).max)
+    undelivered = producer.flush(60)
+    if undelivered:
+        raise RuntimeError(f"{undelivered} simulator messages were not acknowledged by Kafka")
+    stats.seconds = time.monotonic() - wall_start
+    return stats
+
+
+def _wait_until(deadline: float) -> None:
+    delay = deadline - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
