@@ -12,10 +12,13 @@ import typer
 from fraudstream_cli.platform.manager import Platform, Status
 from fraudstream_cli.platform.processes import PlatformError
 from fraudstream_cli.platform.settings import PlatformSettings
+from fraudstream_simulator.config import DriftSpec
 
 app = typer.Typer(help="fraudstream: a real-time fraud model kept alive in production.", no_args_is_help=True)
-platform_app = typer.Typer(help="The local platform: Kafka (KRaft), Redis, MLflow, as local processes.",
-                           no_args_is_help=True)
+platform_app = typer.Typer(
+    help="The local platform: Kafka (KRaft), Redis, MLflow, as local processes.",
+    no_args_is_help=True,
+)
 app.add_typer(platform_app, name="platform")
 
 
@@ -114,7 +117,9 @@ def simulate(
     speedup: Annotated[float | None, typer.Option(help="Simulated seconds per wall-clock second.")] = None,
     rate: Annotated[float | None, typer.Option(help="Transactions per wall-clock second.")] = None,
     limit: Annotated[int | None, typer.Option(help="Replay only the first N transactions.")] = None,
-    raw_format: Annotated[str, typer.Option("--format", help="Encoding on transactions.raw: json or protobuf.")] = "protobuf",
+    raw_format: Annotated[
+        str, typer.Option("--format", help="Encoding on transactions.raw: json or protobuf.")
+    ] = "protobuf",
     labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Also emit delayed fraud labels.")] = True,
 ) -> None:
     """Simulate card transactions with known frauds (Fraud Detection Handbook rules), to Kafka or parquet.
@@ -122,12 +127,18 @@ def simulate(
     Without --speedup or --rate the replay goes as fast as it can.
     """
     from fraudstream_common.settings import ServiceSettings
-    from fraudstream_simulator.config import DriftSpec, SimulationConfig
+    from fraudstream_simulator.config import SimulationConfig
     from fraudstream_simulator.simulation import simulate as run_simulation
-    from fraudstream_simulator.sinks import Pacing, RawFormat, ReplayStats, replay_to_kafka, write_parquet
+    from fraudstream_simulator.sinks import (
+        Pacing,
+        RawFormat,
+        ReplayStats,
+        replay_to_kafka,
+        write_parquet,
+    )
 
     try:
-        drifts = tuple(_drift_spec(text, DriftSpec) for text in (drift or []))
+        drifts = tuple(_drift_spec(text) for text in (drift or []))
         config = SimulationConfig(
             n_customers=customers,
             n_terminals=terminals,
@@ -141,11 +152,16 @@ def simulate(
     except ValueError as error:
         _fail(error)
         return
-    typer.echo(f"simulating {days} days, {customers} customers, {terminals} terminals (seed {seed})...", err=True)
+    typer.echo(
+        f"simulating {days} days, {customers} customers, {terminals} terminals (seed {seed})...",
+        err=True,
+    )
     result = run_simulation(config)
     frauds = int(result.transactions["is_fraud"].sum())
-    typer.echo(f"{len(result.transactions)} transactions, {frauds} frauds ({frauds / max(len(result.transactions), 1):.3%})",
-               err=True)
+    typer.echo(
+        f"{len(result.transactions)} transactions, {frauds} frauds ({frauds / max(len(result.transactions), 1):.3%})",
+        err=True,
+    )
     if out is not None:
         write_parquet(result, out)
         typer.echo(f"wrote parquet to {out}", err=True)
@@ -154,22 +170,32 @@ def simulate(
         return
 
     def progress(stats: ReplayStats) -> None:
-        typer.echo(f"  {stats.transactions} transactions, {stats.labels} labels, {stats.seconds:.0f}s", err=True)
+        typer.echo(
+            f"  {stats.transactions} transactions, {stats.labels} labels, {stats.seconds:.0f}s",
+            err=True,
+        )
 
     try:
-        stats = replay_to_kafka(result, ServiceSettings(), pacing=pacing, raw_format=encoding, limit=limit,
-                                include_labels=labels, progress=progress)
+        stats = replay_to_kafka(
+            result,
+            ServiceSettings(),
+            pacing=pacing,
+            raw_format=encoding,
+            limit=limit,
+            include_labels=labels,
+            progress=progress,
+        )
     except RuntimeError as error:
         _fail(error)
         return
     typer.echo(f"replayed {stats.transactions} transactions and {stats.labels} labels in {stats.seconds:.1f}s")
 
 
-def _drift_spec(text: str, spec_type: type) -> object:
+def _drift_spec(text: str) -> DriftSpec:
     name, _, day = text.partition(":")
     if not day.isdigit():
         raise ValueError(f"drift {text!r}: write NAME:DAY, e.g. amount-shift:120")
-    return spec_type(name=name, start_day=int(day))
+    return DriftSpec(name=name, start_day=int(day))
 
 
 def run() -> None:

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from fraudstream_cli.platform.processes import (
     ManagedProcess,
@@ -103,7 +103,12 @@ class KafkaBroker:
         return "started"
 
     def wait_ready(self) -> None:
-        wait_until(self._metadata_ok, process=self.process, what="Kafka", timeout=self.settings.start_timeout_seconds)
+        wait_until(
+            self._metadata_ok,
+            process=self.process,
+            what="Kafka",
+            timeout=self.settings.start_timeout_seconds,
+        )
 
     def stop(self) -> bool:
         return self.process.stop(timeout=30)
@@ -112,7 +117,11 @@ class KafkaBroker:
         # log_level 0: the start-up wait probes a broker that is not listening yet; its
         # "connection refused" lines are expected, and failures surface as PlatformError.
         return AdminClient(
-            {"bootstrap.servers": self.settings.kafka_bootstrap, "socket.timeout.ms": 5000, "log_level": 0}
+            {
+                "bootstrap.servers": self.settings.kafka_bootstrap,
+                "socket.timeout.ms": 5000,
+                "log_level": 0,
+            }
         )
 
     def _metadata_ok(self) -> bool:
@@ -135,21 +144,35 @@ class KafkaBroker:
         pom = lib.parent / "pom.xml"
         pom.write_bytes(self._pom())
         result = subprocess.run(  # noqa: S603
-            [mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
-             f"-DoutputDirectory={lib}", "-DincludeScope=runtime"],
+            [
+                mvn,
+                "-B",
+                "-q",
+                "-f",
+                str(pom),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={lib}",
+                "-DincludeScope=runtime",
+            ],
             capture_output=True,
             text=True,
             check=False,
         )
         if result.returncode != 0:
             tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-8:])
-            raise PlatformError(f"could not resolve Apache Kafka from Maven Central (mvn exit {result.returncode}):\n{tail}")
+            raise PlatformError(
+                f"could not resolve Apache Kafka from Maven Central (mvn exit {result.returncode}):\n{tail}"
+            )
         marker.write_text("ok\n")
         return lib
 
     def _format(self, java: str, classpath: str, properties: Path) -> None:
         cluster_id = _run_java(java, classpath, ["kafka.tools.StorageTool", "random-uuid"]).strip().splitlines()[-1]
-        _run_java(java, classpath, ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)])
+        _run_java(
+            java,
+            classpath,
+            ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)],
+        )
 
     def _server_properties(self) -> str:
         s = self.settings
@@ -211,7 +234,9 @@ class KafkaBroker:
         def all_led() -> bool:
             topics = self.admin().list_topics(timeout=5).topics
             return all(
-                name in topics and topics[name].partitions and all(p.leader >= 0 for p in topics[name].partitions.values())
+                name in topics
+                and topics[name].partitions
+                and all(p.leader >= 0 for p in topics[name].partitions.values())
                 for name in names
             )
 
@@ -221,7 +246,9 @@ class KafkaBroker:
 def _java() -> str:
     java = shutil.which("java")
     if java is None:
-        raise PlatformError(f"Java {MINIMUM_JAVA}+ is needed to run Kafka: install it (apt-get install openjdk-17-jre-headless)")
+        raise PlatformError(
+            f"Java {MINIMUM_JAVA}+ is needed to run Kafka: install it (apt-get install openjdk-17-jre-headless)"
+        )
     version = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr  # noqa: S603
     match = re.search(r'version "(\d+)(?:\.(\d+))?', version)
     if match:

@@ -67,7 +67,17 @@ class Platform:
             for service in self.services:
                 pid = service.process.pid()
                 state = service.readiness() if pid is not None else None
-                detail = "" if state is None else ("ready" if state.get("ready") else f"not ready: {state.get('checks')}")
-                rows.append(Status(service.spec.name, pid is not None, pid, service.spec.http_port,
-                                   port_open(service.spec.http_port), detail))
+                detail = (
+                    "" if state is None else ("ready" if state.get("ready") else f"not ready: {state.get('checks')}")
+                )
+                rows.append(
+                    Status(
+                        service.spec.name,
+                        pid is not None,
+                        pid,
+                        service.spec.http_port,
+                        port_open(service.spec.http_port),
+                        detail,
+                    )
+                )
         return rows

@@ -6,7 +6,12 @@ import importlib.util
 import sys
 import urllib.request
 
-from fraudstream_cli.platform.processes import ManagedProcess, PlatformError, require_free_port, wait_until
+from fraudstream_cli.platform.processes import (
+    ManagedProcess,
+    PlatformError,
+    require_free_port,
+    wait_until,
+)
 from fraudstream_cli.platform.settings import PlatformSettings
 
 
@@ -22,17 +27,27 @@ class MlflowServer:
             return "already running"
         require_free_port(self.settings.mlflow_port, "MLflow")
         if importlib.util.find_spec("mlflow") is None:
-            raise PlatformError("the MLflow server is not installed: install fraudstream-cli[platform] (make install does)")
+            raise PlatformError(
+                "the MLflow server is not installed: install fraudstream-cli[platform] (make install does)"
+            )
         (self.home / "artifacts").mkdir(parents=True, exist_ok=True)
         self.process.start(
             [
-                sys.executable, "-m", "mlflow", "server",
-                "--backend-store-uri", f"sqlite:///{self.home / 'mlflow.db'}",
-                "--artifacts-destination", str(self.home / "artifacts"),
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{self.home / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(self.home / "artifacts"),
                 "--serve-artifacts",
-                "--host", "127.0.0.1",
-                "--port", str(self.settings.mlflow_port),
-                "--workers", "1",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.settings.mlflow_port),
+                "--workers",
+                "1",
             ],
             env={"MLFLOW_TRACKING_URI": ""},
         )
@@ -44,7 +59,12 @@ class MlflowServer:
             return bool(response.status == 200)
 
     def wait_ready(self) -> None:
-        wait_until(self._healthy, process=self.process, what="MLflow", timeout=self.settings.start_timeout_seconds)
+        wait_until(
+            self._healthy,
+            process=self.process,
+            what="MLflow",
+            timeout=self.settings.start_timeout_seconds,
+        )
 
     def stop(self) -> bool:
         return self.process.stop(timeout=20)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -92,17 +93,13 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -120,16 +117,25 @@ def require_free_port(port: int, what: str) -> None:
 
 
 def wait_until(
-    ready: Callable[[], bool], *, process: ManagedProcess, what: str, timeout: float, interval: float = 0.5
+    ready: Callable[[], bool],
+    *,
+    process: ManagedProcess,
+    what: str,
+    timeout: float,
+    interval: float = 0.5,
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.pid() is None:
-            raise PlatformError(f"{what} exited during start-up; last lines of {process.log_file}:\n{process.log_tail()}")
+            raise PlatformError(
+                f"{what} exited during start-up; last lines of {process.log_file}:\n{process.log_tail()}"
+            )
         try:
             if ready():
                 return
         except Exception:  # noqa: S110 - not ready yet is any failure of the probe
             pass
         time.sleep(interval)
-    raise PlatformError(f"{what} did not become ready within {timeout:.0f}s; see {process.log_file}:\n{process.log_tail()}")
+    raise PlatformError(
+        f"{what} did not become ready within {timeout:.0f}s; see {process.log_file}:\n{process.log_tail()}"
+    )

@@ -9,7 +9,12 @@ from pathlib import Path
 
 import redis
 
-from fraudstream_cli.platform.processes import ManagedProcess, PlatformError, require_free_port, wait_until
+from fraudstream_cli.platform.processes import (
+    ManagedProcess,
+    PlatformError,
+    require_free_port,
+    wait_until,
+)
 from fraudstream_cli.platform.settings import PlatformSettings
 
 DEBIAN_BINARY = Path("/usr/bin/redis-server")
@@ -31,13 +36,20 @@ class RedisServer:
         self.process.start(
             [
                 binary,
-                "--port", str(self.settings.redis_port),
-                "--bind", "127.0.0.1",
-                "--dir", str(self.home),
-                "--daemonize", "no",
-                "--save", "",
-                "--appendonly", "yes",
-                "--appendfsync", "everysec",
+                "--port",
+                str(self.settings.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.home),
+                "--daemonize",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
             ]
         )
         self.wait_ready()
@@ -57,12 +69,19 @@ def ensure_redis_installed() -> str:
         return found
     apt = shutil.which("apt-get")
     if apt is None or os.geteuid() != 0:
-        raise PlatformError("redis-server is not installed; install Debian's package: sudo apt-get install redis-server")
+        raise PlatformError(
+            "redis-server is not installed; install Debian's package: sudo apt-get install redis-server"
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in ([apt, "update", "-q"], [apt, "install", "-y", "-q", "--no-install-recommends", "redis-server"]):
+    for argv in (
+        [apt, "update", "-q"],
+        [apt, "install", "-y", "-q", "--no-install-recommends", "redis-server"],
+    ):
         result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)  # noqa: S603
         if result.returncode != 0:
-            raise PlatformError(f"`{' '.join(argv[1:3])}` failed while installing redis-server:\n{result.stderr[-1000:]}")
+            raise PlatformError(
+                f"`{' '.join(argv[1:3])}` failed while installing redis-server:\n{result.stderr[-1000:]}"
+            )
     if not DEBIAN_BINARY.exists():
         raise PlatformError("apt-get installed redis-server but /usr/bin/redis-server is missing")
     return str(DEBIAN_BINARY)

@@ -63,7 +63,7 @@ class LocalService:
     def readiness(self) -> dict[str, object] | None:
         url = f"http://127.0.0.1:{self.spec.http_port}/readyz"
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - local URL
+            with urllib.request.urlopen(url, timeout=2) as response:
                 body: dict[str, object] = json.loads(response.read())
                 return body
         except urllib.error.HTTPError as exc:
@@ -77,7 +77,12 @@ class LocalService:
             state = self.readiness()
             return bool(state and state.get("ready"))
 
-        wait_until(ready, process=self.process, what=f"the {self.spec.name} service", timeout=self.settings.start_timeout_seconds)
+        wait_until(
+            ready,
+            process=self.process,
+            what=f"the {self.spec.name} service",
+            timeout=self.settings.start_timeout_seconds,
+        )
 
     def stop(self) -> bool:
         return self.process.stop(timeout=40)

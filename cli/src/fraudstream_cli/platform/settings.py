@@ -20,7 +20,10 @@ def _default_home() -> Path:
 class PlatformSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FRAUDSTREAM_", extra="ignore")
 
-    home: Path = Field(default_factory=_default_home, description="Folder for the platform's data, logs and caches.")
+    home: Path = Field(
+        default_factory=_default_home,
+        description="Folder for the platform's data, logs and caches.",
+    )
     kafka_port: int = Field(default=9092, description="Kafka broker port (PLAINTEXT, 127.0.0.1).")
     kafka_controller_port: int = Field(default=9093, description="KRaft controller port.")
     kafka_heap: str = Field(default="768m", description="Broker JVM heap (-Xmx).")

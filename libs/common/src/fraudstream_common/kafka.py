@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -20,7 +20,10 @@ CONTENT_TYPE_HEADER = "content-type"
 CONTENT_TYPE_JSON = "application/json"
 CONTENT_TYPE_PROTOBUF = "application/x-protobuf"
 
-Headers = Sequence[tuple[str, bytes]]
+HeaderValue = str | bytes | None
+# What confluent-kafka may hand back: a list of pairs or a dict.
+Headers = Sequence[tuple[str, HeaderValue]] | Mapping[str, HeaderValue]
+HeaderList = list[tuple[str, str | bytes | None]]
 
 
 def producer_config(
@@ -28,7 +31,7 @@ def producer_config(
     *,
     client_id: str,
     transactional_id: str | None = None,
-    **overrides: Any,
+    overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
@@ -43,12 +46,12 @@ def producer_config(
     if transactional_id is not None:
         config["transactional.id"] = f"{settings.topic_prefix}{transactional_id}"
         config["transaction.timeout.ms"] = 60000
-    config.update(overrides)
+    config.update(overrides or {})
     return config
 
 
 def consumer_config(
-    settings: ServiceSettings, *, group_id: str, client_id: str, **overrides: Any
+    settings: ServiceSettings, *, group_id: str, client_id: str, overrides: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
@@ -61,19 +64,25 @@ def consumer_config(
         "fetch.min.bytes": 1,
         "queued.max.messages.kbytes": 65536,
     }
-    config.update(overrides)
+    config.update(overrides or {})
     return config
 
 
 def header_value(headers: Headers | None, name: str) -> str | None:
     """The first header called `name` (case-insensitive), decoded as UTF-8."""
-    if not headers:
-        return None
     wanted = name.lower()
-    for key, value in headers:
+    for key, value in header_items(headers):
         if key.lower() == wanted and value is not None:
-            return value.decode("utf-8", errors="replace")
+            return value if isinstance(value, str) else value.decode("utf-8", errors="replace")
     return None
+
+
+def header_items(headers: Headers | None) -> list[tuple[str, HeaderValue]]:
+    if not headers:
+        return []
+    if isinstance(headers, Mapping):
+        return list(headers.items())
+    return list(cast(Sequence[tuple[str, HeaderValue]], headers))
 
 
 class DeliveryError(Exception):
@@ -96,9 +105,7 @@ class AsyncProducer:
         while not self._closing.is_set():
             self._producer.poll(0.1)
 
-    async def produce(
-        self, topic: str, value: bytes, key: bytes | None = None, headers: Headers | None = None
-    ) -> None:
+    async def produce(self, topic: str, value: bytes, key: bytes | None = None, headers: Headers | None = None) -> None:
         loop = asyncio.get_running_loop()
         delivered: asyncio.Future[None] = loop.create_future()
 
@@ -111,7 +118,11 @@ class AsyncProducer:
         while True:
             try:
                 self._producer.produce(
-                    topic, value=value, key=key, headers=list(headers or ()), on_delivery=on_delivery
+                    topic,
+                    value=value,
+                    key=key,
+                    headers=list(headers or ()),
+                    on_delivery=on_delivery,
                 )
                 break
             except BufferError:

@@ -40,16 +40,18 @@ class ServiceRunner:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
-        tasks = {asyncio.create_task(c.run(), name=c.name): c for c in self._components}
+        tasks: dict[asyncio.Task[None], Component] = {
+            asyncio.create_task(c.run(), name=c.name): c for c in self._components
+        }
         stop_waiter = asyncio.create_task(self._stopping.wait(), name="stop-signal")
-        done, _ = await asyncio.wait([stop_waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        failed = [tasks[t] for t in done if t is not stop_waiter]
+        await asyncio.wait([stop_waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        failed = [component for task, component in tasks.items() if task.done()]
         exit_code = 0
-        for component in failed:
-            task = next(t for t, c in tasks.items() if c is component)
-            error = task.exception()
-            logger.error("component %s ended on its own", component.name, exc_info=error)
-            exit_code = 1
+        for task, component in tasks.items():
+            if task.done():
+                error = None if task.cancelled() else task.exception()
+                logger.error("component %s ended on its own", component.name, exc_info=error)
+                exit_code = 1
         logger.info("stopping", extra={"order": [c.name for c in self._components]})
         for component in self._components:
             try:
@@ -60,8 +62,8 @@ class ServiceRunner:
         stop_waiter.cancel()
         results = await asyncio.gather(*tasks, return_exceptions=True)
         for component, result in zip(tasks.values(), results, strict=True):
-            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-                if component not in failed:
-                    logger.error("component %s failed while stopping", component.name, exc_info=result)
-                    exit_code = 1
+            failed_while_stopping = isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError)
+            if failed_while_stopping and component not in failed:
+                logger.error("component %s failed while stopping", component.name, exc_info=result)
+                exit_code = 1
         return exit_code

@@ -41,7 +41,11 @@ class SharedClients:
 async def serve(settings: IngestSettings) -> int:
     redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
     raw_producer = AsyncProducer(producer_config(settings, client_id=f"{settings.instance_id}-http"))
-    deduplicator = Deduplicator(redis_client, settings.dedupe_ttl_seconds)
+    deduplicator = Deduplicator(
+        redis_client,
+        settings.dedupe_ttl_seconds,
+        key_prefix=f"{settings.topic_prefix}fraudstream:ingest:seen:",
+    )
     core = IngestCore(settings, deduplicator, raw_producer)
     stream = StreamProcessor(settings, core)
 

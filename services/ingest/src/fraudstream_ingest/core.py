@@ -16,7 +16,15 @@ from typing import Any, Protocol
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from fraudstream_common.kafka import CONTENT_TYPE_HEADER, CONTENT_TYPE_PROTOBUF, AsyncProducer, header_value
+from fraudstream_common.kafka import (
+    CONTENT_TYPE_HEADER,
+    CONTENT_TYPE_PROTOBUF,
+    AsyncProducer,
+    HeaderList,
+    Headers,
+    header_items,
+    header_value,
+)
 from fraudstream_common.schemas.v1.deadletter_pb2 import DeadLetter
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
 from fraudstream_common.topics import Topic, topic_name
@@ -26,18 +34,18 @@ from fraudstream_ingest.settings import IngestSettings
 from fraudstream_ingest.validation import Rejection, TransactionValidator
 
 SERVICE = "ingest"
-PROTOBUF_HEADERS = [(CONTENT_TYPE_HEADER, CONTENT_TYPE_PROTOBUF.encode())]
+PROTOBUF_HEADERS: HeaderList = [(CONTENT_TYPE_HEADER, CONTENT_TYPE_PROTOBUF.encode())]
 
 
 class RawMessage(Protocol):
     """What the core needs of a consumed Kafka message (confluent_kafka.Message has these)."""
 
-    def topic(self) -> str: ...
-    def partition(self) -> int: ...
-    def offset(self) -> int: ...
+    def topic(self) -> str | None: ...
+    def partition(self) -> int | None: ...
+    def offset(self) -> int | None: ...
     def key(self) -> bytes | None: ...
     def value(self) -> bytes | None: ...
-    def headers(self) -> list[tuple[str, bytes]] | None: ...
+    def headers(self) -> Headers | None: ...
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,7 @@ class Output:
     topic: str
     key: bytes | None
     value: bytes
-    headers: list[tuple[str, bytes]]
+    headers: HeaderList
 
 
 @dataclass
@@ -83,9 +91,7 @@ class IngestCore:
         result = BatchResult()
         valid: list[tuple[RawMessage, Transaction]] = []
         for message in messages:
-            parsed = self.validator.parse(
-                message.value(), header_value(message.headers(), CONTENT_TYPE_HEADER), now
-            )
+            parsed = self.validator.parse(message.value(), header_value(message.headers(), CONTENT_TYPE_HEADER), now)
             if isinstance(parsed, Rejection):
                 result.outputs.append(self._dead_letter(message, parsed, now))
                 result.rejected += 1
@@ -111,15 +117,14 @@ class IngestCore:
         return result
 
     def _dead_letter(self, message: RawMessage, rejection: Rejection, now: float) -> Output:
-        headers = message.headers() or []
         letter = DeadLetter(
             service=SERVICE,
-            source_topic=message.topic(),
-            source_partition=message.partition(),
-            source_offset=message.offset(),
+            source_topic=message.topic() or "",
+            source_partition=_or(message.partition(), -1),
+            source_offset=_or(message.offset(), -1),
             original_key=message.key() or b"",
             original_value=message.value() or b"",
-            original_headers={k: (v or b"").decode("utf-8", errors="replace") for k, v in headers},
+            original_headers={k: _text(v) for k, v in header_items(message.headers())},
             error_code=rejection.code.value,
             reason=rejection.reason,
             failed_at=Timestamp(seconds=int(now), nanos=int((now % 1) * 1e9)),
@@ -127,7 +132,9 @@ class IngestCore:
         )
         return Output(self.deadletter_topic, message.key(), letter.SerializeToString(), PROTOBUF_HEADERS)
 
-    def validate(self, documents: Sequence[Any] | Sequence[Transaction]) -> tuple[list[Transaction], list[tuple[int, Rejection]]]:
+    def validate(
+        self, documents: Sequence[Any] | Sequence[Transaction]
+    ) -> tuple[list[Transaction], list[tuple[int, Rejection]]]:
         """Validate a call's transactions (JSON objects or protobuf messages)."""
         now = time.time()
         accepted: list[Transaction] = []
@@ -150,7 +157,22 @@ class IngestCore:
         producer = self._raw_producer
         await asyncio.gather(
             *(
-                producer.produce(self.raw_topic, tx.SerializeToString(), tx.customer_id.encode(), PROTOBUF_HEADERS)
+                producer.produce(
+                    self.raw_topic,
+                    tx.SerializeToString(),
+                    tx.customer_id.encode(),
+                    PROTOBUF_HEADERS,
+                )
                 for tx in transactions
             )
         )
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def _text(value: str | bytes | None) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else value.decode("utf-8", errors="replace")

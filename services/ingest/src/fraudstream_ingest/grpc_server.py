@@ -53,7 +53,10 @@ class GrpcServer:
     def __init__(self, core: IngestCore, port: int, host: str) -> None:
         max_bytes = core.settings.max_http_body_bytes
         self._server = grpc.aio.server(
-            options=[("grpc.max_receive_message_length", max_bytes), ("grpc.max_send_message_length", max_bytes)]
+            options=[
+                ("grpc.max_receive_message_length", max_bytes),
+                ("grpc.max_send_message_length", max_bytes),
+            ]
         )
         ingest_service_pb2_grpc.add_IngestServiceServicer_to_server(IngestServicer(core), self._server)
         self.health = health.aio.HealthServicer()

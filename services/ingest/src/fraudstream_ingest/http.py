@@ -39,13 +39,28 @@ def create_app(core: IngestCore, readiness: Readiness) -> FastAPI:
             document: Any = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             metrics.REQUESTS.labels("http", "invalid").inc()
-            return _error(422, [{"index": None, "code": "invalid_json", "reason": f"body is not valid JSON: {exc}"}])
+            return _error(
+                422,
+                [
+                    {
+                        "index": None,
+                        "code": "invalid_json",
+                        "reason": f"body is not valid JSON: {exc}",
+                    }
+                ],
+            )
         items = document if isinstance(document, list) else [document]
         if not items or len(items) > settings.max_batch_items:
             metrics.REQUESTS.labels("http", "invalid").inc()
             return _error(
                 422,
-                [{"index": None, "code": "invalid_batch", "reason": f"send 1 to {settings.max_batch_items} transactions"}],
+                [
+                    {
+                        "index": None,
+                        "code": "invalid_batch",
+                        "reason": f"send 1 to {settings.max_batch_items} transactions",
+                    }
+                ],
             )
         accepted, rejected = core.validate(items)
         if rejected:
@@ -53,7 +68,12 @@ def create_app(core: IngestCore, readiness: Readiness) -> FastAPI:
             return _error(
                 422,
                 [
-                    {"index": index, "code": r.code.value, "reason": r.reason, "transaction_id": r.transaction_id}
+                    {
+                        "index": index,
+                        "code": r.code.value,
+                        "reason": r.reason,
+                        "transaction_id": r.transaction_id,
+                    }
                     for index, r in rejected
                 ],
             )

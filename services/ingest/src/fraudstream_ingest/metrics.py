@@ -10,7 +10,9 @@ MESSAGES = Counter(
     ["outcome"],
 )
 REJECTIONS = Counter(
-    "fraudstream_ingest_rejections_total", "Messages sent to the dead-letter topic, by error code.", ["code"]
+    "fraudstream_ingest_rejections_total",
+    "Messages sent to the dead-letter topic, by error code.",
+    ["code"],
 )
 BATCH_SECONDS = Histogram(
     "fraudstream_ingest_batch_duration_seconds",
@@ -18,7 +20,9 @@ BATCH_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 BATCH_SIZE = Histogram(
-    "fraudstream_ingest_batch_size_messages", "Messages per batch.", buckets=(1, 10, 100, 500, 1000, 2500, 5000)
+    "fraudstream_ingest_batch_size_messages",
+    "Messages per batch.",
+    buckets=(1, 10, 100, 500, 1000, 2500, 5000),
 )
 TRANSACTION_ABORTS = Counter(
     "fraudstream_ingest_transaction_aborts_total", "Batches whose output was aborted and replayed."
@@ -27,6 +31,11 @@ REDIS_UNAVAILABLE = Counter(
     "fraudstream_ingest_redis_unavailable_total", "Batches held back because Redis did not answer."
 )
 REQUESTS = Counter(
-    "fraudstream_ingest_requests_total", "HTTP and gRPC ingest calls, by transport and result.", ["transport", "result"]
+    "fraudstream_ingest_requests_total",
+    "HTTP and gRPC ingest calls, by transport and result.",
+    ["transport", "result"],
 )
-STREAM_READY = Gauge("fraudstream_ingest_stream_ready", "1 while the stream loop is consuming, 0 while it is held back.")
+STREAM_READY = Gauge(
+    "fraudstream_ingest_stream_ready",
+    "1 while the stream loop is consuming, 0 while it is held back.",
+)

@@ -30,7 +30,9 @@ class IngestSettings(ServiceSettings):
         default=0.05, description="Longest wait for a batch to fill; bounds the added latency."
     )
     max_message_bytes: int = Field(default=4096, description="Larger raw messages are rejected as oversize.")
-    max_http_body_bytes: int = Field(default=1_048_576, description="Larger HTTP/gRPC requests get 413/RESOURCE_EXHAUSTED.")
+    max_http_body_bytes: int = Field(
+        default=1_048_576, description="Larger HTTP/gRPC requests get 413/RESOURCE_EXHAUSTED."
+    )
     max_batch_items: int = Field(default=1000, description="Most transactions in one HTTP or gRPC call.")
     max_amount: float = Field(default=1_000_000.0, description="Amounts above this are rejected.")
     min_event_time: datetime = Field(
@@ -38,7 +40,8 @@ class IngestSettings(ServiceSettings):
         description="Earliest accepted event time (simulated history starts in 2018).",
     )
     max_clock_skew_seconds: float = Field(
-        default=300.0, description="How far in the future (by this host's clock) an event time may be."
+        default=300.0,
+        description="How far in the future (by this host's clock) an event time may be.",
     )
     default_currency: str = Field(default="EUR", description="Currency given to events that name none.")
     redis_retry_max_seconds: float = Field(

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -34,8 +34,10 @@ logger = logging.getLogger(__name__)
 
 GROUP_ID = "ingest"
 
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
-class ReplayBatch(Exception):
+
+class BatchNotCommittedError(Exception):
     """The batch's output was not committed; its input must be read again."""
 
 
@@ -62,9 +64,7 @@ class StreamProcessor:
 
     def _run(self) -> None:
         settings = self._settings
-        consumer = Consumer(
-            consumer_config(settings, group_id=GROUP_ID, client_id=f"{settings.instance_id}-consumer")
-        )
+        consumer = Consumer(consumer_config(settings, group_id=GROUP_ID, client_id=f"{settings.instance_id}-consumer"))
         producer = Producer(
             producer_config(
                 settings,
@@ -92,7 +92,7 @@ class StreamProcessor:
                     backoff = 0.1
                     self._ready.set()
                     metrics.STREAM_READY.set(1)
-                except ReplayBatch as reason:
+                except BatchNotCommittedError as reason:
                     self._ready.clear()
                     metrics.STREAM_READY.set(0)
                     logger.warning("batch held back, replaying: %s", reason)
@@ -123,7 +123,7 @@ class StreamProcessor:
             result = self._core.transform(records)
         except redis.RedisError as exc:
             metrics.REDIS_UNAVAILABLE.inc()
-            raise ReplayBatch(f"redis unavailable: {exc}") from exc
+            raise BatchNotCommittedError(f"redis unavailable: {exc}") from exc
         offsets = _next_offsets(records)
         if self._exactly_once:
             self._commit_transactionally(result, offsets, consumer, producer)
@@ -136,7 +136,11 @@ class StreamProcessor:
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
     def _commit_transactionally(
-        self, result: BatchResult, offsets: list[TopicPartition], consumer: Consumer, producer: Producer
+        self,
+        result: BatchResult,
+        offsets: list[TopicPartition],
+        consumer: Consumer,
+        producer: Producer,
     ) -> None:
         try:
             producer.begin_transaction()
@@ -148,16 +152,20 @@ class StreamProcessor:
             if error.txn_requires_abort() or error.retriable():
                 metrics.TRANSACTION_ABORTS.inc()
                 producer.abort_transaction(30)
-                raise ReplayBatch(f"transaction aborted: {error}") from exc
+                raise BatchNotCommittedError(f"transaction aborted: {error}") from exc
             raise  # fatal (e.g. fenced by a newer replica with our id): stop the service
 
     def _produce_then_commit(
-        self, result: BatchResult, offsets: list[TopicPartition], consumer: Consumer, producer: Producer
+        self,
+        result: BatchResult,
+        offsets: list[TopicPartition],
+        consumer: Consumer,
+        producer: Producer,
     ) -> None:
         self._delivery_errors.clear()
         self._produce_all(producer, result, on_delivery=self._on_delivery)
         if producer.flush(60) or self._delivery_errors:
-            raise ReplayBatch(f"outputs not acknowledged: {self._delivery_errors[:3]}")
+            raise BatchNotCommittedError(f"outputs not acknowledged: {self._delivery_errors[:3]}")
         consumer.commit(offsets=offsets, asynchronous=False)
 
     def _on_delivery(self, error: KafkaError | None, _message: Message) -> None:
@@ -165,37 +173,40 @@ class StreamProcessor:
             self._delivery_errors.append(error)
 
     @staticmethod
-    def _produce_all(producer: Producer, result: BatchResult, on_delivery: object = None) -> None:
+    def _produce_all(producer: Producer, result: BatchResult, on_delivery: DeliveryCallback | None = None) -> None:
         for output in result.outputs:
             while True:
                 try:
-                    if on_delivery is None:
-                        producer.produce(output.topic, output.value, output.key, headers=output.headers)
-                    else:
-                        producer.produce(
-                            output.topic, output.value, output.key, headers=output.headers, on_delivery=on_delivery
-                        )
+                    producer.produce(
+                        output.topic, output.value, output.key, headers=output.headers, on_delivery=on_delivery
+                    )
                     break
                 except BufferError:
                     producer.poll(0.05)
 
     @staticmethod
     def _rewind(consumer: Consumer, records: Sequence[Message]) -> None:
-        first: dict[tuple[str, int], int] = {}
-        for message in records:
-            key = (message.topic(), message.partition())
-            first[key] = min(first.get(key, message.offset()), message.offset())
-        for (topic, partition), offset in first.items():
+        for (topic, partition), (first, _last) in _offset_ranges(records).items():
             try:
-                consumer.seek(TopicPartition(topic, partition, offset))
+                consumer.seek(TopicPartition(topic, partition, first))
             except KafkaException as exc:
                 # The partition was revoked meanwhile: its new owner resumes from the committed offset.
                 logger.info("not rewinding %s[%d]: %s", topic, partition, exc)
 
 
-def _next_offsets(records: Sequence[Message]) -> list[TopicPartition]:
-    last: dict[tuple[str, int], int] = {}
+def _offset_ranges(records: Sequence[Message]) -> dict[tuple[str, int], tuple[int, int]]:
+    """First and last offset of the batch in each partition."""
+    ranges: dict[tuple[str, int], tuple[int, int]] = {}
     for message in records:
-        key = (message.topic(), message.partition())
-        last[key] = max(last.get(key, -1), message.offset())
-    return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()]
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        if topic is None or partition is None or offset is None:
+            continue
+        first, last = ranges.get((topic, partition), (offset, offset))
+        ranges[(topic, partition)] = (min(first, offset), max(last, offset))
+    return ranges
+
+
+def _next_offsets(records: Sequence[Message]) -> list[TopicPartition]:
+    return [
+        TopicPartition(topic, partition, last + 1) for (topic, partition), (_, last) in _offset_ranges(records).items()
+    ]

@@ -68,7 +68,10 @@ class TransactionValidator:
         if payload is None:
             return Rejection(ErrorCode.MISSING_FIELD, "message has no value")
         if len(payload) > self._max_bytes:
-            return Rejection(ErrorCode.OVERSIZE, f"message is {len(payload)} bytes; the limit is {self._max_bytes}")
+            return Rejection(
+                ErrorCode.OVERSIZE,
+                f"message is {len(payload)} bytes; the limit is {self._max_bytes}",
+            )
         media_type = (content_type or CONTENT_TYPE_JSON).split(";", 1)[0].strip().lower()
         if media_type == CONTENT_TYPE_JSON:
             try:
@@ -147,7 +150,11 @@ class TransactionValidator:
         if amount < 0:
             return Rejection(ErrorCode.INVALID_AMOUNT, f"amount {amount} is negative", transaction_id)
         if amount > self._max_amount:
-            return Rejection(ErrorCode.INVALID_AMOUNT, f"amount {amount} exceeds {self._max_amount}", transaction_id)
+            return Rejection(
+                ErrorCode.INVALID_AMOUNT,
+                f"amount {amount} exceeds {self._max_amount}",
+                transaction_id,
+            )
         if not message.HasField("event_time"):
             return Rejection(ErrorCode.MISSING_FIELD, "event_time is required", transaction_id)
         seconds = message.event_time.seconds + message.event_time.nanos / 1e9
@@ -160,7 +167,8 @@ class TransactionValidator:
         if message.currency:
             if not CURRENCY_PATTERN.fullmatch(message.currency):
                 return Rejection(
-                    ErrorCode.INVALID_CURRENCY, f"currency {message.currency[:10]!r} is not an ISO 4217 code",
+                    ErrorCode.INVALID_CURRENCY,
+                    f"currency {message.currency[:10]!r} is not an ISO 4217 code",
                     transaction_id,
                 )
         else:
@@ -176,8 +184,14 @@ def parse_rfc3339(text: str) -> datetime | None:
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     try:
         value = datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second),
-            int((fraction or "0")[:6].ljust(6, "0")), tzinfo=UTC,
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            int((fraction or "0")[:6].ljust(6, "0")),
+            tzinfo=UTC,
         )
     except ValueError:
         return None

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fraudstream_simulator.config import SimulationConfig
+from fraudstream_simulator.profiles import IntArray
 from fraudstream_simulator.transactions import TransactionTable
 
 SCENARIO_AMOUNT = 1
@@ -27,14 +28,12 @@ TERMINAL_COMPROMISED_DAYS = 28
 CUSTOMER_COMPROMISED_DAYS = 14
 
 
-def _pandas_sample(population: int, n: int, seed: int) -> np.ndarray:  # type: ignore[type-arg]
+def _pandas_sample(population: int, n: int, seed: int) -> IntArray:
     """Positions pandas' `Series.sample(n, random_state=seed)` picks: a legacy permutation."""
     return np.random.RandomState(seed).choice(population, size=n, replace=False)
 
 
-def add_frauds(
-    table: TransactionTable, n_customers: int, n_terminals: int, config: SimulationConfig
-) -> FraudCounts:
+def add_frauds(table: TransactionTable, n_customers: int, n_terminals: int, config: SimulationConfig) -> FraudCounts:
     """Labels `table` in place; returns the handbook's per-scenario counts (as it prints them)."""
     days = table.days
     last_day = int(days.max()) if len(table) else 0
@@ -62,9 +61,7 @@ def add_frauds(
         window = rows_of_days(day, CUSTOMER_COMPROMISED_DAYS)
         candidates = window.start + np.flatnonzero(np.isin(table.customer_id[window], compromised))
         chooser = random.Random(config.seed_for(day))
-        chosen = np.asarray(
-            chooser.sample(candidates.tolist(), k=int(len(candidates) / 3)), dtype=np.int64
-        )
+        chosen = np.asarray(chooser.sample(candidates.tolist(), k=int(len(candidates) / 3)), dtype=np.int64)
         table.amount[chosen] = table.amount[chosen] * 5
         table.fraud[chosen] = 1
         table.fraud_scenario[chosen] = SCENARIO_LEAKED_CREDENTIALS

@@ -67,9 +67,7 @@ def terminal_profiles(config: SimulationConfig) -> TerminalProfiles:
     return TerminalProfiles(x=xy[:, 0], y=xy[:, 1])
 
 
-def terminals_within_radius(
-    customers: CustomerProfiles, terminals: TerminalProfiles, radius: float
-) -> list[list[int]]:
+def terminals_within_radius(customers: CustomerProfiles, terminals: TerminalProfiles, radius: float) -> list[list[int]]:
     """For each customer, the ids of the terminals strictly closer than `radius`, ascending."""
     terminal_xy = np.stack([terminals.x, terminals.y], axis=1)
     available: list[list[int]] = []

@@ -99,7 +99,11 @@ def simulate(config: SimulationConfig) -> Simulation:
             }
         ),
         terminals=pd.DataFrame(
-            {"terminal_id": [terminal_key(i) for i in range(len(terminals))], "x": terminals.x, "y": terminals.y}
+            {
+                "terminal_id": [terminal_key(i) for i in range(len(terminals))],
+                "x": terminals.x,
+                "y": terminals.y,
+            }
         ),
         fraud_counts=counts,
         drifts=truths,

@@ -18,11 +18,19 @@ from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import orjson
+import pandas as pd
 from confluent_kafka import Producer
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from fraudstream_common.kafka import CONTENT_TYPE_HEADER, CONTENT_TYPE_JSON, CONTENT_TYPE_PROTOBUF, producer_config
+from fraudstream_common.kafka import (
+    CONTENT_TYPE_HEADER,
+    CONTENT_TYPE_JSON,
+    CONTENT_TYPE_PROTOBUF,
+    HeaderList,
+    producer_config,
+)
 from fraudstream_common.schemas.v1.label_pb2 import Label
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
 from fraudstream_common.settings import ServiceSettings
@@ -30,6 +38,8 @@ from fraudstream_common.topics import Topic, topic_name
 from fraudstream_simulator.simulation import Simulation
 
 logger = logging.getLogger(__name__)
+
+EPOCH = pd.Timestamp(0, tz="UTC")
 
 
 def write_parquet(simulation: Simulation, directory: Path) -> None:
@@ -70,8 +80,14 @@ class ReplayStats:
     seconds: float = 0.0
 
 
-def encode_transaction_json(transaction_id: str, customer_id: str, terminal_id: str, amount: float,
-                            currency: str, event_seconds: int) -> bytes:
+def encode_transaction_json(
+    transaction_id: str,
+    customer_id: str,
+    terminal_id: str,
+    amount: float,
+    currency: str,
+    event_seconds: int,
+) -> bytes:
     timestamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event_seconds))
     return orjson.dumps(
         {
@@ -85,8 +101,14 @@ def encode_transaction_json(transaction_id: str, customer_id: str, terminal_id: 
     )
 
 
-def encode_transaction_protobuf(transaction_id: str, customer_id: str, terminal_id: str, amount: float,
-                                currency: str, event_seconds: int) -> bytes:
+def encode_transaction_protobuf(
+    transaction_id: str,
+    customer_id: str,
+    terminal_id: str,
+    amount: float,
+    currency: str,
+    event_seconds: int,
+) -> bytes:
     message = Transaction(
         transaction_id=transaction_id,
         customer_id=customer_id,
@@ -108,14 +130,14 @@ def replay_to_kafka(
     include_labels: bool = True,
     progress: Callable[[ReplayStats], None] | None = None,
 ) -> ReplayStats:
-    producer = Producer(producer_config(settings, client_id="simulator", **{"linger.ms": 20}))
+    producer = Producer(producer_config(settings, client_id="simulator", overrides={"linger.ms": 20}))
     raw_topic = topic_name(Topic.TRANSACTIONS_RAW, settings.topic_prefix)
     labels_topic = topic_name(Topic.LABELS, settings.topic_prefix)
     encode = encode_transaction_json if raw_format is RawFormat.JSON else encode_transaction_protobuf
     content_type = (CONTENT_TYPE_JSON if raw_format is RawFormat.JSON else CONTENT_TYPE_PROTOBUF).encode()
 
     tx = simulation.transactions if limit is None else simulation.transactions.iloc[:limit]
-    tx_seconds = tx["event_time"].to_numpy().astype("datetime64[s]").astype(np.int64)
+    tx_seconds = epoch_seconds(tx["event_time"])
     tx_ids = tx["transaction_id"].tolist()
     tx_customers = tx["customer_id"].tolist()
     tx_terminals = tx["terminal_id"].tolist()
@@ -127,8 +149,8 @@ def replay_to_kafka(
         labels = labels[labels["transaction_id"].isin(set(tx_ids))]
     if not include_labels:
         labels = labels.iloc[:0]
-    label_seconds = labels["label_time"].to_numpy().astype("datetime64[s]").astype(np.int64)
-    label_tx_seconds = labels["transaction_time"].to_numpy().astype("datetime64[s]").astype(np.int64)
+    label_seconds = epoch_seconds(labels["label_time"])
+    label_tx_seconds = epoch_seconds(labels["transaction_time"])
     label_rows = labels[["transaction_id", "customer_id", "terminal_id", "is_fraud", "fraud_scenario"]].itertuples(
         index=False, name=None
     )
@@ -139,7 +161,7 @@ def replay_to_kafka(
     next_label = next(label_rows, None)
     label_index = 0
 
-    def produce(topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]] | None) -> None:
+    def produce(topic: str, value: bytes, key: bytes, headers: HeaderList) -> None:
         while True:
             try:
                 producer.produce(topic, value=value, key=key, headers=headers)
@@ -161,8 +183,12 @@ def replay_to_kafka(
                 source="simulator",
                 fraud_scenario=int(scenario),
             )
-            produce(labels_topic, label.SerializeToString(), transaction_id.encode(),
-                    [(CONTENT_TYPE_HEADER, CONTENT_TYPE_PROTOBUF.encode())])
+            produce(
+                labels_topic,
+                label.SerializeToString(),
+                transaction_id.encode(),
+                [(CONTENT_TYPE_HEADER, CONTENT_TYPE_PROTOBUF.encode())],
+            )
             stats.labels += 1
             label_index += 1
             next_label = next(label_rows, None)
@@ -188,6 +214,11 @@ def replay_to_kafka(
         raise RuntimeError(f"{undelivered} simulator messages were not acknowledged by Kafka")
     stats.seconds = time.monotonic() - wall_start
     return stats
+
+
+def epoch_seconds(times: pd.Series) -> npt.NDArray[np.int64]:
+    """Whole seconds since the epoch of a tz-aware datetime column."""
+    return np.asarray((times - EPOCH) // pd.Timedelta(seconds=1), dtype=np.int64)
 
 
 def _wait_until(deadline: float) -> None:

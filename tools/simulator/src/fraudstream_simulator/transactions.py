@@ -17,8 +17,8 @@ import numpy as np
 from fraudstream_simulator.config import SimulationConfig
 from fraudstream_simulator.profiles import (
     CustomerProfiles,
-    IntArray,
     FloatArray,
+    IntArray,
     TerminalProfiles,
     terminals_within_radius,
 )
@@ -85,9 +85,7 @@ def generate_transactions(
     all_terminals: list[int] = []
     all_amounts: list[float] = []
     for customer in range(len(customers)):
-        times, terminal_ids, amounts = _customer_transactions(
-            customer, customers, available[customer], config
-        )
+        times, terminal_ids, amounts = _customer_transactions(customer, customers, available[customer], config)
         all_times.extend(times)
         all_customers.extend([customer] * len(times))
         all_terminals.extend(terminal_ids)
@@ -103,7 +101,7 @@ def generate_transactions(
         customer_id=np.asarray(all_customers, dtype=np.int64)[order],
         terminal_id=np.asarray(all_terminals, dtype=np.int64)[order],
         # np.round as the handbook rounds (half to even after scaling), not Python's round.
-        amount=np.round(np.asarray(all_amounts, dtype=np.float64), decimals=2)[order],
+        amount=np.asarray(np.round(np.asarray(all_amounts, dtype=np.float64), decimals=2), dtype=np.float64)[order],
         fraud=np.zeros(n, dtype=np.int64),
         fraud_scenario=np.zeros(n, dtype=np.int64),
     )

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from fraudstream_common.settings import Environment, ServiceSettings, secret
+
+
+class WithSecret(ServiceSettings):
+    api_token: str = secret("dev-token", "A token for tests.")
+
+
+def test_default_secret_is_fine_in_development() -> None:
+    assert WithSecret().api_token == "dev-token"
+
+
+def test_default_secret_is_refused_in_production() -> None:
+    with pytest.raises(ValidationError, match="FRAUDSTREAM_API_TOKEN"):
+        WithSecret(environment=Environment.PRODUCTION)
+
+
+def test_changed_secret_is_accepted_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRAUDSTREAM_API_TOKEN", "s3cret")
+    assert WithSecret(environment=Environment.PRODUCTION).api_token == "s3cret"
+
+
+def test_environment_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS", "broker:19092")
+    assert ServiceSettings().kafka_bootstrap_servers == "broker:19092"
