@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -82,7 +82,7 @@ def header_items(headers: Headers | None) -> list[tuple[str, HeaderValue]]:
         return []
     if isinstance(headers, Mapping):
         return list(headers.items())
-    return list(cast(Sequence[tuple[str, HeaderValue]], headers))
+    return list(headers)
 
 
 class DeliveryError(Exception):
@@ -121,7 +121,7 @@ class AsyncProducer:
                     topic,
                     value=value,
                     key=key,
-                    headers=list(headers or ()),
+                    headers=header_items(headers),
                     on_delivery=on_delivery,
                 )
                 break
