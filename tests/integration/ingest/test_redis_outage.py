@@ -1,0 +1,114 @@
+"""When Redis goes away, ingest stops consuming (not ready), and resumes when it is back,
+without losing or repeating a transaction. Runs its own redis-server, so the shared one stays up."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
+from fraudstream_common.topics import Topic
+from tests.integration.ingest.raw_events import valid_events
+from tests.integration.ingest.test_exactly_once import processed_so_far
+from tests.platform import IngestProcess, Topics, drain, free_port, producer
+
+pytestmark = pytest.mark.integration
+
+
+class PrivateRedis:
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if client.ping():
+                    return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    if server.process is not None and server.process.poll() is None:
+        server.kill()
+
+
+def test_redis_outage_holds_the_stream_back_and_loses_nothing(
+    topics: Topics, ingest: IngestProcess, private_redis: PrivateRedis
+) -> None:
+    events = valid_events(4_000)
+    raw = producer()
+    for event in events:
+        raw.produce(topics(Topic.TRANSACTIONS_RAW), value=event.value, key=event.key, headers=event.headers)
+    assert raw.flush(30) == 0
+
+    ingest.redis_url = private_redis.url
+    ingest.extra_env.update({"FRAUDSTREAM_BATCH_MAX_MESSAGES": "50", "FRAUDSTREAM_REDIS_RETRY_MAX_SECONDS": "0.5"})
+    ingest.start()
+    deadline = time.monotonic() + 60
+    while processed_so_far(ingest) < 500:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    private_redis.kill()
+
+    deadline = time.monotonic() + 30
+    while ingest.checks()["stream"]:
+        assert time.monotonic() < deadline, "the stream went on without Redis"
+        time.sleep(0.1)
+    assert ingest.readiness() == 503
+    assert ingest.checks()["redis"] is False
+    held_at = processed_so_far(ingest)
+    time.sleep(2)
+    assert processed_so_far(ingest) == held_at, "ingest went on consuming without dedupe"
+    assert ingest.process is not None
+    assert ingest.process.poll() is None, "ingest crashed when Redis went away"
+    assert held_at < len(events)
+
+    private_redis.start()
+    ingest.wait_ready(timeout=30)
+    out = drain(topics(Topic.TRANSACTIONS), expected=len(events), timeout=120)
+    ids = [Transaction.FromString(m.value).transaction_id for m in out]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {e.transaction_id for e in events}

@@ -1,0 +1,113 @@
+"""HTTP and gRPC ingest against the real service, broker and Redis."""
+
+from __future__ import annotations
+
+import grpc
+import httpx
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from fraudstream_common.schemas.v1 import ingest_service_pb2, ingest_service_pb2_grpc
+from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
+from fraudstream_common.topics import Topic
+from tests.platform import IngestProcess, Topics, drain
+
+pytestmark = pytest.mark.integration
+
+
+def body(transaction_id: str, **overrides: object) -> dict[str, object]:
+    document: dict[str, object] = {
+        "transaction_id": transaction_id,
+        "customer_id": "c42",
+        "terminal_id": "t7",
+        "amount": 19.99,
+        "timestamp": "2018-06-01T09:30:00+02:00",
+    }
+    document.update(overrides)
+    return document
+
+
+@pytest.fixture
+def running(ingest: IngestProcess) -> IngestProcess:
+    ingest.start()
+    return ingest
+
+
+def test_http_contract(running: IngestProcess, topics: Topics) -> None:
+    with httpx.Client(base_url=running.url, timeout=10) as client:
+        assert client.get("/healthz").status_code == 200
+        ready = client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["checks"] == {"redis": True, "kafka": True, "stream": True}
+
+        one = client.post("/v1/transactions", json=body("h1"))
+        assert one.status_code == 202
+        assert one.json() == {"accepted": 1}
+        batch = client.post("/v1/transactions", json=[body("h2"), body("h3", currency="USD")])
+        assert batch.json() == {"accepted": 2}
+        retry = client.post("/v1/transactions", json=body("h1"))
+        assert retry.status_code == 202
+
+        invalid = client.post(
+            "/v1/transactions", json=[body("h4"), body("h5", amount=-3), body("h6", timestamp="soon")]
+        )
+        assert invalid.status_code == 422
+        details = invalid.json()["detail"]
+        assert [(d["index"], d["code"]) for d in details] == [(1, "invalid_amount"), (2, "invalid_timestamp")]
+        assert "negative" in details[0]["reason"]
+
+        assert client.post("/v1/transactions", content=b"{nope").status_code == 422
+        assert client.post("/v1/transactions", json=[]).status_code == 422
+        too_big = client.post("/v1/transactions", content=b"[" + b" " * 1_100_000 + b"]")
+        assert too_big.status_code == 413
+
+        metrics = client.get("/metrics").text
+        assert 'fraudstream_ingest_requests_total{result="accepted",transport="http"} 3.0' in metrics
+
+    # The invalid batch wrote nothing (h4 was valid but its batch was refused); the retry of h1
+    # was dropped as a duplicate by the stream.
+    out = drain(topics(Topic.TRANSACTIONS), expected=3)
+    transactions = sorted((Transaction.FromString(m.value) for m in out), key=lambda t: t.transaction_id)
+    assert [t.transaction_id for t in transactions] == ["h1", "h2", "h3"]
+    assert [t.currency for t in transactions] == ["EUR", "EUR", "USD"]
+    assert transactions[0].event_time.ToJsonString() == "2018-06-01T07:30:00Z"
+
+
+def test_grpc_contract(running: IngestProcess, topics: Topics) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{running.grpc_port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service="fraudstream.v1.IngestService"), timeout=5
+        )
+        assert health.status == health_pb2.HealthCheckResponse.SERVING
+
+        stub = ingest_service_pb2_grpc.IngestServiceStub(channel)
+
+        def tx(transaction_id: str, amount: float = 5.0) -> Transaction:
+            return Transaction(
+                transaction_id=transaction_id,
+                customer_id="c9",
+                terminal_id="t9",
+                amount=amount,
+                event_time=Timestamp(seconds=1528000000),
+            )
+
+        accepted = stub.Ingest(ingest_service_pb2.IngestRequest(transactions=[tx("g1"), tx("g2")]), timeout=10)
+        assert accepted.accepted == 2
+        refused = stub.Ingest(ingest_service_pb2.IngestRequest(transactions=[tx("g3"), tx("g4", -1)]), timeout=10)
+        assert refused.accepted == 0
+        assert [(r.index, r.error_code) for r in refused.rejections] == [(1, "invalid_amount")]
+        with pytest.raises(grpc.RpcError) as empty:
+            stub.Ingest(ingest_service_pb2.IngestRequest(), timeout=10)
+        assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        oversized = ingest_service_pb2.IngestRequest(transactions=[tx(f"x{i}") for i in range(40_000)])
+        with pytest.raises(grpc.RpcError) as too_big:
+            stub.Ingest(oversized, timeout=10)
+        assert too_big.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    ids = sorted(Transaction.FromString(m.value).transaction_id for m in drain(topics(Topic.TRANSACTIONS), expected=2))
+    assert ids == ["g1", "g2"]
+
+
+def test_sigterm_stops_cleanly(running: IngestProcess) -> None:
+    assert running.terminate() == 0

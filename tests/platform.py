@@ -1,0 +1,217 @@
+"""Fixtures and helpers for tests that run against the real local platform (`make platform-up`): a Kafka broker,
+Redis and MLflow. Each test gets its own topic prefix, so its topics, consumer groups,
+transactional ids and dedupe keys are its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import redis
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from fraudstream_cli.platform.kafka import KafkaBroker
+from fraudstream_cli.platform.processes import port_open
+from fraudstream_cli.platform.settings import PlatformSettings
+from fraudstream_common.topics import Topic, topic_name
+
+PLATFORM = PlatformSettings()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def platform_running() -> None:
+    missing = [
+        name
+        for name, port in (
+            ("Kafka", PLATFORM.kafka_port),
+            ("Redis", PLATFORM.redis_port),
+            ("MLflow", PLATFORM.mlflow_port),
+        )
+        if not port_open(port)
+    ]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not reachable: start the platform with `make platform-up`")
+
+
+@dataclass
+class Topics:
+    prefix: str
+
+    def __call__(self, topic: Topic) -> str:
+        return topic_name(topic, self.prefix)
+
+
+@pytest.fixture
+def topics() -> Iterator[Topics]:
+    prefix = f"it-{uuid.uuid4().hex[:8]}."
+    broker = KafkaBroker(PlatformSettings(topic_prefix=prefix))
+    broker.ensure_topics()
+    yield Topics(prefix)
+    admin = AdminClient({"bootstrap.servers": PLATFORM.kafka_bootstrap})
+    names = [n for n in admin.list_topics(timeout=10).topics if n.startswith(prefix)]
+    if names:
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            future.result()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class IngestProcess:
+    """The real ingest service, as `python -m fraudstream_ingest`, in a subprocess."""
+
+    prefix: str
+    log_dir: Path
+    redis_url: str = PLATFORM.redis_url
+    extra_env: dict[str, str] = field(default_factory=dict)
+    http_port: int = field(default_factory=free_port)
+    grpc_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self, wait_ready: bool = True) -> None:
+        self.starts += 1
+        env = {
+            **os.environ,
+            "FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS": PLATFORM.kafka_bootstrap,
+            "FRAUDSTREAM_REDIS_URL": self.redis_url,
+            "FRAUDSTREAM_TOPIC_PREFIX": self.prefix,
+            "FRAUDSTREAM_HTTP_PORT": str(self.http_port),
+            "FRAUDSTREAM_GRPC_PORT": str(self.grpc_port),
+            "FRAUDSTREAM_INSTANCE_ID": "ingest-it",
+            **self.extra_env,
+        }
+        log = (self.log_dir / f"ingest-{self.starts}.log").open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "fraudstream_ingest"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        if wait_ready:
+            self.wait_ready()
+
+    def readiness(self) -> int | None:
+        try:
+            with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+        except OSError:
+            return None
+
+    def checks(self) -> dict[str, bool]:
+        try:
+            with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as response:
+                body = response.read()
+        except urllib.error.HTTPError as exc:
+            body = exc.read()
+        checks: dict[str, bool] = json.loads(body)["checks"]
+        return checks
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"ingest exited with {self.process.returncode}; see {self.log_dir}")
+            if self.readiness() == 200:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"ingest not ready within {timeout}s; see {self.log_dir}")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def terminate(self) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(45)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        return int(self.process.returncode)
+
+
+@pytest.fixture
+def ingest(topics: Topics, tmp_path: Path) -> Iterator[IngestProcess]:
+    service = IngestProcess(prefix=topics.prefix, log_dir=tmp_path)
+    yield service
+    if service.process is not None:
+        service.terminate()
+
+
+def producer() -> Producer:
+    return Producer({"bootstrap.servers": PLATFORM.kafka_bootstrap, "enable.idempotence": True, "linger.ms": 10})
+
+
+@dataclass(frozen=True)
+class Record:
+    key: bytes | None
+    value: bytes
+
+
+def drain(topic: str, expected: int | None = None, timeout: float = 120, quiet: float = 3.0) -> list[Record]:
+    """Every committed message on `topic`, reading until `expected` arrived (or nothing new for
+    `quiet` seconds after it), or failing at `timeout`."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": PLATFORM.kafka_bootstrap,
+            "group.id": f"drain-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+    consumer.assign([TopicPartition(topic, p, 0) for p in metadata.partitions])
+    messages: list[Record] = []
+    deadline = time.monotonic() + timeout
+    last_new = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            batch = consumer.consume(1000, timeout=0.5)
+            fresh = [Record(m.key(), m.value() or b"") for m in batch if m.error() is None]
+            for message in batch:
+                error = message.error()
+                if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                    raise AssertionError(f"consumer error on {topic}: {error}")
+            if fresh:
+                messages.extend(fresh)
+                last_new = time.monotonic()
+            reached = expected is None or len(messages) >= expected
+            if reached and time.monotonic() - last_new > quiet:
+                return messages
+        if expected is not None and len(messages) < expected:
+            raise AssertionError(f"{topic}: {len(messages)} messages after {timeout}s, expected {expected}")
+        return messages
+    finally:
+        consumer.close()
+
+
+@pytest.fixture
+def redis_client() -> redis.Redis:
+    return redis.Redis.from_url(PLATFORM.redis_url)
