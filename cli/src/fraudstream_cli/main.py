@@ -70,6 +70,24 @@ def platform_status() -> None:
         raise typer.Exit(3)
 
 
+@platform_app.command("topics")
+def platform_topics(
+    bootstrap_servers: Annotated[
+        str, typer.Option(envvar="FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS", help="Any Kafka cluster.")
+    ] = "127.0.0.1:9092",
+    topic_prefix: Annotated[str, typer.Option(envvar="FRAUDSTREAM_TOPIC_PREFIX", help="Topic name prefix.")] = "",
+) -> None:
+    """Create fraudstream's topics on any Kafka cluster (compose and Kubernetes run this once)."""
+    from fraudstream_cli.platform.kafka import ensure_topics
+
+    try:
+        created = ensure_topics(bootstrap_servers, topic_prefix)
+    except PlatformError as error:
+        _fail(error)
+        return
+    typer.echo(f"{len(created)} topics created" + (f": {', '.join(created)}" if created else ", all present"))
+
+
 @app.command("up")
 def up() -> None:
     """Start the platform and every fraudstream service."""

@@ -204,33 +204,13 @@ class KafkaBroker:
         )
 
     def ensure_topics(self) -> list[str]:
-        """Creates every missing topic; returns the names created. Checks partition counts."""
-        admin = self.admin()
-        existing = admin.list_topics(timeout=10).topics
-        wanted = {topic_name(spec.topic, self.settings.topic_prefix): spec for spec in TOPIC_SPECS}
-        missing = [
-            NewTopic(name, num_partitions=spec.partitions, replication_factor=1, config=spec.config)
-            for name, spec in wanted.items()
-            if name not in existing
-        ]
-        if missing:
-            for name, future in admin.create_topics(missing, operation_timeout=30).items():
-                try:
-                    future.result()
-                except KafkaException as exc:
-                    if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                        raise PlatformError(f"could not create topic {name}: {exc}") from exc
-        metadata = admin.list_topics(timeout=10).topics
-        for name, spec in wanted.items():
-            topic = metadata.get(name)
-            if topic is None:
-                raise PlatformError(f"topic {name} is missing after creation")
-            if len(topic.partitions) < spec.partitions:
-                raise PlatformError(f"topic {name} has {len(topic.partitions)} partitions; {spec.partitions} expected")
-        self._wait_for_leaders(list(wanted))
-        return [t.topic for t in missing]
+        created = ensure_topics(self.settings.kafka_bootstrap, self.settings.topic_prefix)
+        self._wait_for_leaders()
+        return created
 
-    def _wait_for_leaders(self, names: list[str]) -> None:
+    def _wait_for_leaders(self) -> None:
+        names = [topic_name(spec.topic, self.settings.topic_prefix) for spec in TOPIC_SPECS]
+
         def all_led() -> bool:
             topics = self.admin().list_topics(timeout=5).topics
             return all(
@@ -241,6 +221,39 @@ class KafkaBroker:
             )
 
         wait_until(all_led, process=self.process, what="Kafka topic leaders", timeout=60)
+
+
+def ensure_topics(bootstrap_servers: str, prefix: str = "") -> list[str]:
+    """Creates every fraudstream topic missing on the cluster; returns the names created.
+
+    Fails when an existing topic has fewer partitions than fraudstream needs.
+    """
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "socket.timeout.ms": 5000, "log_level": 0})
+    try:
+        existing = admin.list_topics(timeout=15).topics
+    except KafkaException as exc:
+        raise PlatformError(f"cannot reach Kafka at {bootstrap_servers}: {exc}") from exc
+    wanted = {topic_name(spec.topic, prefix): spec for spec in TOPIC_SPECS}
+    missing = [
+        NewTopic(name, num_partitions=spec.partitions, replication_factor=1, config=spec.config)
+        for name, spec in wanted.items()
+        if name not in existing
+    ]
+    if missing:
+        for name, future in admin.create_topics(missing, operation_timeout=30).items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise PlatformError(f"could not create topic {name}: {exc}") from exc
+    metadata = admin.list_topics(timeout=15).topics
+    for name, spec in wanted.items():
+        topic = metadata.get(name)
+        if topic is None:
+            raise PlatformError(f"topic {name} is missing after creation")
+        if len(topic.partitions) < spec.partitions:
+            raise PlatformError(f"topic {name} has {len(topic.partitions)} partitions; {spec.partitions} expected")
+    return [t.topic for t in missing]
 
 
 def _java() -> str:

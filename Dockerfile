@@ -1,0 +1,20 @@
+# One image per service, built from the workspace's single lock file:
+#   docker build --build-arg SERVICE=ingest -t fraudstream-ingest .
+# Only the service's own dependencies are installed (uv sync --package), never the others'.
+FROM python:3.11-slim AS build
+ARG SERVICE
+COPY --from=ghcr.io/astral-sh/uv:0.9 /uv /usr/local/bin/uv
+WORKDIR /src
+ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PROJECT_ENVIRONMENT=/opt/venv
+COPY . .
+RUN uv sync --frozen --no-dev --no-editable --package "fraudstream-${SERVICE}" \
+ && if [ "${SERVICE}" = "cli" ]; then uv sync --frozen --no-dev --no-editable --package fraudstream-cli --extra platform; fi
+
+FROM python:3.11-slim
+ARG SERVICE
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 FRAUDSTREAM_SERVICE=${SERVICE}
+COPY --from=build /opt/venv /opt/venv
+RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin fraudstream
+USER 10001
+# The service module is fraudstream_<service>; the CLI image runs `fraudstream`.
+ENTRYPOINT ["/bin/sh", "-c", "if [ \"$FRAUDSTREAM_SERVICE\" = cli ]; then exec fraudstream \"$@\"; else exec python -m \"fraudstream_$FRAUDSTREAM_SERVICE\"; fi", "--"]
