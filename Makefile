@@ -8,7 +8,8 @@ UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
-.PHONY: install proto proto-check lint typecheck unit integration platform-up platform-down up down demo test bench buf-lint
+PHONY_DOCS := docs docs-check
+.PHONY: $(PHONY_DOCS) install proto proto-check lint typecheck unit integration platform-up platform-down up down demo test bench buf-lint
 
 install:
 	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet --user uv
@@ -20,8 +21,16 @@ proto: install
 proto-check: install
 	$(RUN) python scripts/generate_proto.py --check
 
+BUF ?= $(shell command -v buf 2>/dev/null || ls $(HOME)/go/bin/buf 2>/dev/null)
 buf-lint:
-	@if command -v buf >/dev/null 2>&1; then cd proto && buf lint; else echo "buf not installed: skipping buf lint"; fi
+	@if [ -n "$(BUF)" ]; then cd proto && $(BUF) lint && echo "buf lint: ok"; \
+	 else echo "buf not installed (go install github.com/bufbuild/buf/cmd/buf@v1.59.0): skipping buf lint"; fi
+
+docs: install
+	$(RUN) python scripts/settings_reference.py
+
+docs-check: install
+	$(RUN) python scripts/settings_reference.py --check
 
 lint: install
 	$(RUN) ruff format --check .
@@ -56,6 +65,6 @@ demo: up
 bench: install platform-up
 	$(RUN) python benchmarks/ingest_throughput.py
 
-test: install proto-check lint typecheck unit
+test: install proto-check buf-lint docs-check lint typecheck unit
 	$(MAKE) platform-up
 	status=0; $(MAKE) integration || status=$$?; $(MAKE) platform-down; exit $$status

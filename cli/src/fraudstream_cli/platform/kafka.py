@@ -11,6 +11,7 @@ import hashlib
 import re
 import shutil
 import subprocess
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -204,27 +205,12 @@ class KafkaBroker:
         )
 
     def ensure_topics(self) -> list[str]:
-        created = ensure_topics(self.settings.kafka_bootstrap, self.settings.topic_prefix)
-        self._wait_for_leaders()
-        return created
-
-    def _wait_for_leaders(self) -> None:
-        names = [topic_name(spec.topic, self.settings.topic_prefix) for spec in TOPIC_SPECS]
-
-        def all_led() -> bool:
-            topics = self.admin().list_topics(timeout=5).topics
-            return all(
-                name in topics
-                and topics[name].partitions
-                and all(p.leader >= 0 for p in topics[name].partitions.values())
-                for name in names
-            )
-
-        wait_until(all_led, process=self.process, what="Kafka topic leaders", timeout=60)
+        return ensure_topics(self.settings.kafka_bootstrap, self.settings.topic_prefix)
 
 
-def ensure_topics(bootstrap_servers: str, prefix: str = "") -> list[str]:
-    """Creates every fraudstream topic missing on the cluster; returns the names created.
+def ensure_topics(bootstrap_servers: str, prefix: str = "", timeout: float = 60.0) -> list[str]:
+    """Creates every fraudstream topic missing on the cluster and waits until each one is in the
+    metadata with a leader for every partition; returns the names created.
 
     Fails when an existing topic has fewer partitions than fraudstream needs.
     """
@@ -233,11 +219,15 @@ def ensure_topics(bootstrap_servers: str, prefix: str = "") -> list[str]:
         existing = admin.list_topics(timeout=15).topics
     except KafkaException as exc:
         raise PlatformError(f"cannot reach Kafka at {bootstrap_servers}: {exc}") from exc
-    wanted = {topic_name(spec.topic, prefix): spec for spec in TOPIC_SPECS}
+    wanted = {topic_name(spec.topic, prefix): spec.partitions for spec in TOPIC_SPECS}
+    for name, partitions in wanted.items():
+        if name in existing and len(existing[name].partitions) < partitions:
+            found = len(existing[name].partitions)
+            raise PlatformError(f"topic {name} has {found} partitions; fraudstream needs {partitions}")
     missing = [
         NewTopic(name, num_partitions=spec.partitions, replication_factor=1, config=spec.config)
-        for name, spec in wanted.items()
-        if name not in existing
+        for spec in TOPIC_SPECS
+        if (name := topic_name(spec.topic, prefix)) not in existing
     ]
     if missing:
         for name, future in admin.create_topics(missing, operation_timeout=30).items():
@@ -246,14 +236,22 @@ def ensure_topics(bootstrap_servers: str, prefix: str = "") -> list[str]:
             except KafkaException as exc:
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise PlatformError(f"could not create topic {name}: {exc}") from exc
-    metadata = admin.list_topics(timeout=15).topics
-    for name, spec in wanted.items():
-        topic = metadata.get(name)
-        if topic is None:
-            raise PlatformError(f"topic {name} is missing after creation")
-        if len(topic.partitions) < spec.partitions:
-            raise PlatformError(f"topic {name} has {len(topic.partitions)} partitions; {spec.partitions} expected")
-    return [t.topic for t in missing]
+    # Creation is acknowledged before every broker's metadata shows the topic: wait for it.
+    deadline = time.monotonic() + timeout
+    while True:
+        metadata = admin.list_topics(timeout=10).topics
+        pending = [
+            name
+            for name, partitions in wanted.items()
+            if name not in metadata
+            or len(metadata[name].partitions) < partitions
+            or any(p.leader < 0 for p in metadata[name].partitions.values())
+        ]
+        if not pending:
+            return [t.topic for t in missing]
+        if time.monotonic() > deadline:
+            raise PlatformError(f"topics without leaders after {timeout:.0f}s: {', '.join(pending)}")
+        time.sleep(0.2)
 
 
 def _java() -> str:

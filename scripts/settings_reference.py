@@ -1,0 +1,74 @@
+"""Render the configuration reference in README.md from the settings classes, or check it.
+
+uv run python scripts/settings_reference.py           # rewrite the README section
+uv run python scripts/settings_reference.py --check   # exit 1 when README is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pydantic_settings import BaseSettings
+
+from fraudstream_cli.platform.settings import PlatformSettings
+from fraudstream_common.settings import ServiceSettings
+from fraudstream_common.topics import TOPIC_SPECS
+from fraudstream_ingest.settings import IngestSettings
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
+SECTIONS: list[tuple[str, type[BaseSettings], type[BaseSettings] | None]] = [
+    ("Every service", ServiceSettings, None),
+    ("ingest", IngestSettings, ServiceSettings),
+    ("Local platform (`fraudstream platform`, `fraudstream up`)", PlatformSettings, None),
+]
+
+
+def render() -> str:
+    lines = [BEGIN, ""]
+    for title, settings, base in SECTIONS:
+        lines += [f"**{title}**", "", "| variable | default | meaning |", "| --- | --- | --- |"]
+        inherited = set(base.model_fields) if base else set()
+        for name, field in settings.model_fields.items():
+            if name in inherited:
+                continue
+            if field.default_factory is not None:
+                default = "`.platform` in the repository"
+            elif field.default == "":
+                default = "(empty)"
+            else:
+                default = f"`{field.default}`"
+            lines.append(f"| `FRAUDSTREAM_{name.upper()}` | {default} | {field.description} |")
+        lines.append("")
+    lines += [
+        "**Topics** (each name takes `FRAUDSTREAM_TOPIC_PREFIX` in front)",
+        "",
+        "| topic | partitions | key |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| `{s.topic.value}` | {s.partitions} | {s.key} |" for s in TOPIC_SPECS]
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args()
+    text = README.read_text()
+    start, end = text.index(BEGIN), text.index(END) + len(END)
+    updated = text[:start] + render() + text[end:]
+    if args.check:
+        if updated != text:
+            print("README.md configuration reference is out of date: run `make docs`", file=sys.stderr)
+            return 1
+        print("README.md configuration reference is current")
+        return 0
+    README.write_text(updated)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
