@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.platform import PLATFORM
+from tests.platform import PLATFORM, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -60,3 +60,38 @@ def test_status_of_a_platform_that_is_not_running(tmp_path: Path) -> None:
     )
     assert result.returncode == 3
     assert result.stdout.count("stopped") == 3
+
+
+def test_no_java_is_a_clear_error(tmp_path: Path) -> None:
+    python_only = str(Path(sys.executable).parent)
+    result = fraudstream(
+        "platform",
+        "up",
+        env={
+            "FRAUDSTREAM_HOME": str(tmp_path),
+            "FRAUDSTREAM_KAFKA_PORT": str(free_port()),
+            "FRAUDSTREAM_KAFKA_CONTROLLER_PORT": str(free_port()),
+            "PATH": python_only,
+        },
+    )
+    assert result.returncode == 1
+    assert "Java 17+ is needed" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_refused_download_is_a_clear_error(tmp_path: Path) -> None:
+    # Maven offline with an empty local repository: the jars cannot be had, as when Maven
+    # Central refuses or is unreachable.
+    result = fraudstream(
+        "platform",
+        "up",
+        env={
+            "FRAUDSTREAM_HOME": str(tmp_path),
+            "FRAUDSTREAM_KAFKA_PORT": str(free_port()),
+            "FRAUDSTREAM_KAFKA_CONTROLLER_PORT": str(free_port()),
+            "FRAUDSTREAM_MAVEN_ARGS": f"-o -Dmaven.repo.local={tmp_path / 'empty-m2'}",
+        },
+    )
+    assert result.returncode == 1
+    assert "could not resolve Apache Kafka from Maven Central" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout

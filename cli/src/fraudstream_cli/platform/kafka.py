@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shlex
 import shutil
 import subprocess
 import time
@@ -149,6 +150,7 @@ class KafkaBroker:
                 mvn,
                 "-B",
                 "-q",
+                *shlex.split(self.settings.maven_args),
                 "-f",
                 str(pom),
                 "dependency:copy-dependencies",

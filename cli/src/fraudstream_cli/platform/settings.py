@@ -30,6 +30,9 @@ class PlatformSettings(BaseSettings):
     redis_port: int = Field(default=6379, description="Redis port.")
     mlflow_port: int = Field(default=5000, description="MLflow tracking server port.")
     topic_prefix: str = Field(default="", description="Prefix of every topic name.")
+    maven_args: str = Field(
+        default="", description="Extra arguments for mvn when fetching Kafka (e.g. '-s settings.xml' for a mirror)."
+    )
     start_timeout_seconds: float = Field(default=120.0, description="How long each part may take to become ready.")
 
     @property
