@@ -152,9 +152,10 @@ def one_round(events: list[tuple[bytes, bytes]], batch: int, workdir: Path) -> d
 
     def peer(prefix: str) -> None:
         target = f"{prefix}bench.passthrough"
-        AdminClient({"bootstrap.servers": PLATFORM.kafka_bootstrap}).create_topics(
-            [NewTopic(target, num_partitions=4, replication_factor=1)]
-        )[target].result()
+        admin = AdminClient({"bootstrap.servers": PLATFORM.kafka_bootstrap})
+        admin.create_topics([NewTopic(target, num_partitions=4, replication_factor=1)])[target].result()
+        while target not in admin.list_topics(timeout=10).topics:
+            time.sleep(0.1)
         run_peer(prefix, topic_name(Topic.TRANSACTIONS_RAW, prefix), target, len(events), batch)
         rates["peer pass-through"] = output_rate(target, len(events), 600)
 
