@@ -58,9 +58,10 @@ down:
 	$(RUN) fraudstream down
 
 # The platform, the services, and the simulator replaying the handbook's world at one
-# simulated day per 30 seconds (Ctrl-C stops the replay; `make down` stops the rest).
+# simulated day per 30 seconds, with transaction ids of its own so a rerun is no duplicate
+# (Ctrl-C stops the replay; `make down` stops the rest).
 demo: up
-	$(RUN) fraudstream simulate --speedup 2880
+	$(RUN) fraudstream simulate --speedup 2880 --run-id demo$$(date +%s)
 
 bench: install platform-up
 	$(RUN) python benchmarks/ingest_throughput.py

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.integration
 WORLD = ["--days", "20", "--customers", "400", "--terminals", "800"]
 
 
-@pytest.mark.parametrize("raw_format", ["json", "protobuf"])
-def test_simulator_through_ingest(topics: Topics, ingest: IngestProcess, raw_format: str) -> None:
+@pytest.mark.parametrize(("raw_format", "run_id"), [("json", ""), ("protobuf", "run7")])
+def test_simulator_through_ingest(topics: Topics, ingest: IngestProcess, raw_format: str, run_id: str) -> None:
     expected = simulate(SimulationConfig(n_customers=400, n_terminals=800, nb_days=20))
     limit = 5_000
     ingest.start()
@@ -38,6 +38,8 @@ def test_simulator_through_ingest(topics: Topics, ingest: IngestProcess, raw_for
             str(limit),
             "--format",
             raw_format,
+            "--run-id",
+            run_id,
         ],
         env={**os.environ, "FRAUDSTREAM_TOPIC_PREFIX": topics.prefix},
         capture_output=True,
@@ -46,7 +48,9 @@ def test_simulator_through_ingest(topics: Topics, ingest: IngestProcess, raw_for
         check=False,
     )
     assert replay.returncode == 0, replay.stderr
-    sent = expected.transactions.iloc[:limit]
+    sent = expected.transactions.iloc[:limit].copy()
+    if run_id:
+        sent["transaction_id"] = run_id + "-" + sent["transaction_id"]
 
     out = [Transaction.FromString(m.value) for m in drain(topics(Topic.TRANSACTIONS), expected=limit)]
     assert sorted(t.transaction_id for t in out) == sorted(sent["transaction_id"])

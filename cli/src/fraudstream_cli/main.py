@@ -139,6 +139,9 @@ def simulate(
         str, typer.Option("--format", help="Encoding on transactions.raw: json or protobuf.")
     ] = "protobuf",
     labels: Annotated[bool, typer.Option("--labels/--no-labels", help="Also emit delayed fraud labels.")] = True,
+    run_id: Annotated[
+        str, typer.Option(help="Prefix for transaction ids on Kafka, so a replay of the same world is not a duplicate.")
+    ] = "",
 ) -> None:
     """Simulate card transactions with known frauds (Fraud Detection Handbook rules), to Kafka or parquet.
 
@@ -202,6 +205,7 @@ def simulate(
             limit=limit,
             include_labels=labels,
             progress=progress,
+            run_id=run_id,
         )
     except RuntimeError as error:
         _fail(error)

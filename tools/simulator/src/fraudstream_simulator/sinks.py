@@ -129,7 +129,10 @@ def replay_to_kafka(
     limit: int | None = None,
     include_labels: bool = True,
     progress: Callable[[ReplayStats], None] | None = None,
+    run_id: str = "",
 ) -> ReplayStats:
+    """Replays `simulation` to Kafka. A non-empty `run_id` prefixes every transaction id
+    ("RUN-tx42"), so that replaying the same world again is not taken for duplicates."""
     producer = Producer(producer_config(settings, client_id="simulator", overrides={"linger.ms": 20}))
     raw_topic = topic_name(Topic.TRANSACTIONS_RAW, settings.topic_prefix)
     labels_topic = topic_name(Topic.LABELS, settings.topic_prefix)
@@ -138,7 +141,8 @@ def replay_to_kafka(
 
     tx = simulation.transactions if limit is None else simulation.transactions.iloc[:limit]
     tx_seconds = epoch_seconds(tx["event_time"])
-    tx_ids = tx["transaction_id"].tolist()
+    id_prefix = f"{run_id}-" if run_id else ""
+    tx_ids = [id_prefix + t for t in tx["transaction_id"].tolist()]
     tx_customers = tx["customer_id"].tolist()
     tx_terminals = tx["terminal_id"].tolist()
     tx_amounts = tx["amount"].tolist()
@@ -146,7 +150,7 @@ def replay_to_kafka(
 
     labels = simulation.labels
     if limit is not None:
-        labels = labels[labels["transaction_id"].isin(set(tx_ids))]
+        labels = labels[labels["transaction_id"].isin(set(tx["transaction_id"]))]
     if not include_labels:
         labels = labels.iloc[:0]
     label_seconds = epoch_seconds(labels["label_time"])
@@ -173,6 +177,7 @@ def replay_to_kafka(
         nonlocal next_label, label_index
         while next_label is not None and label_seconds[label_index] <= seconds:
             transaction_id, customer_id, terminal_id, is_fraud, scenario = next_label
+            transaction_id = id_prefix + transaction_id
             label = Label(
                 transaction_id=transaction_id,
                 customer_id=customer_id,
