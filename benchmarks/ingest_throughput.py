@@ -29,7 +29,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from fraudstream_cli.platform.kafka import KafkaBroker
 from fraudstream_cli.platform.settings import PlatformSettings
-from fraudstream_common.kafka import HeaderList, consumer_config, producer_config
+from fraudstream_common.kafka import HeaderList, consumer_config, produce_waiting, producer_config
 from fraudstream_common.settings import ServiceSettings
 from fraudstream_common.topics import Topic, topic_name
 from fraudstream_simulator.config import SimulationConfig
@@ -57,12 +57,7 @@ def raw_events(count: int) -> list[tuple[bytes, bytes]]:
 def fill(topic: str, events: list[tuple[bytes, bytes]]) -> None:
     producer = Producer({"bootstrap.servers": PLATFORM.kafka_bootstrap, "linger.ms": 20, "enable.idempotence": True})
     for key, value in events:
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key, headers=PROTOBUF_HEADERS)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce_waiting(producer, topic, value, key, PROTOBUF_HEADERS)
     if producer.flush(120):
         raise SystemExit("could not write the benchmark input")
 

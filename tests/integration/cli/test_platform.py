@@ -62,17 +62,22 @@ def test_status_of_a_platform_that_is_not_running(tmp_path: Path) -> None:
     assert result.stdout.count("stopped") == 3
 
 
+def elsewhere(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A platform home and Kafka ports of its own, so the running platform is not touched."""
+    return {
+        "FRAUDSTREAM_HOME": str(tmp_path),
+        "FRAUDSTREAM_KAFKA_PORT": str(free_port()),
+        "FRAUDSTREAM_KAFKA_CONTROLLER_PORT": str(free_port()),
+        **extra,
+    }
+
+
 def test_no_java_is_a_clear_error(tmp_path: Path) -> None:
     python_only = str(Path(sys.executable).parent)
     result = fraudstream(
         "platform",
         "up",
-        env={
-            "FRAUDSTREAM_HOME": str(tmp_path),
-            "FRAUDSTREAM_KAFKA_PORT": str(free_port()),
-            "FRAUDSTREAM_KAFKA_CONTROLLER_PORT": str(free_port()),
-            "PATH": python_only,
-        },
+        env=elsewhere(tmp_path, PATH=python_only),
     )
     assert result.returncode == 1
     assert "Java 17+ is needed" in result.stderr
@@ -85,12 +90,7 @@ def test_a_refused_download_is_a_clear_error(tmp_path: Path) -> None:
     result = fraudstream(
         "platform",
         "up",
-        env={
-            "FRAUDSTREAM_HOME": str(tmp_path),
-            "FRAUDSTREAM_KAFKA_PORT": str(free_port()),
-            "FRAUDSTREAM_KAFKA_CONTROLLER_PORT": str(free_port()),
-            "FRAUDSTREAM_MAVEN_ARGS": f"-o -Dmaven.repo.local={tmp_path / 'empty-m2'}",
-        },
+        env=elsewhere(tmp_path, FRAUDSTREAM_MAVEN_ARGS=f"-o -Dmaven.repo.local={tmp_path / 'empty-m2'}"),
     )
     assert result.returncode == 1
     assert "could not resolve Apache Kafka from Maven Central" in result.stderr

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
@@ -83,6 +83,27 @@ def header_items(headers: Headers | None) -> list[tuple[str, HeaderValue]]:
     if isinstance(headers, Mapping):
         return list(headers.items())
     return list(headers)
+
+
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+
+
+def produce_waiting(
+    producer: Producer,
+    topic: str,
+    value: bytes,
+    key: bytes | None = None,
+    headers: Headers | None = None,
+    on_delivery: DeliveryCallback | None = None,
+) -> None:
+    """`producer.produce`, serving delivery reports while the local queue is full instead of
+    failing: back-pressure from the broker slows the caller down, it never drops a message."""
+    while True:
+        try:
+            producer.produce(topic, value, key, headers=header_items(headers), on_delivery=on_delivery)
+            return
+        except BufferError:
+            producer.poll(0.05)
 
 
 class DeliveryError(Exception):

@@ -19,12 +19,12 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from fraudstream_common.kafka import consumer_config, producer_config
+from fraudstream_common.kafka import DeliveryCallback, consumer_config, produce_waiting, producer_config
 from fraudstream_common.settings import ProcessingGuarantee
 from fraudstream_ingest import metrics
 from fraudstream_ingest.core import BatchResult, IngestCore
@@ -33,8 +33,6 @@ from fraudstream_ingest.settings import IngestSettings
 logger = logging.getLogger(__name__)
 
 GROUP_ID = "ingest"
-
-DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
 
 class BatchNotCommittedError(Exception):
@@ -175,14 +173,7 @@ class StreamProcessor:
     @staticmethod
     def _produce_all(producer: Producer, result: BatchResult, on_delivery: DeliveryCallback | None = None) -> None:
         for output in result.outputs:
-            while True:
-                try:
-                    producer.produce(
-                        output.topic, output.value, output.key, headers=output.headers, on_delivery=on_delivery
-                    )
-                    break
-                except BufferError:
-                    producer.poll(0.05)
+            produce_waiting(producer, output.topic, output.value, output.key, output.headers, on_delivery)
 
     @staticmethod
     def _rewind(consumer: Consumer, records: Sequence[Message]) -> None:

@@ -28,7 +28,7 @@ from fraudstream_common.kafka import (
     CONTENT_TYPE_HEADER,
     CONTENT_TYPE_JSON,
     CONTENT_TYPE_PROTOBUF,
-    HeaderList,
+    produce_waiting,
     producer_config,
 )
 from fraudstream_common.schemas.v1.label_pb2 import Label
@@ -165,14 +165,6 @@ def replay_to_kafka(
     next_label = next(label_rows, None)
     label_index = 0
 
-    def produce(topic: str, value: bytes, key: bytes, headers: HeaderList) -> None:
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key, headers=headers)
-                return
-            except BufferError:
-                producer.poll(0.05)
-
     def emit_labels_until(seconds: int) -> None:
         nonlocal next_label, label_index
         while next_label is not None and label_seconds[label_index] <= seconds:
@@ -188,7 +180,8 @@ def replay_to_kafka(
                 source="simulator",
                 fraud_scenario=int(scenario),
             )
-            produce(
+            produce_waiting(
+                producer,
                 labels_topic,
                 label.SerializeToString(),
                 transaction_id.encode(),
@@ -205,7 +198,7 @@ def replay_to_kafka(
         elif pacing.rate is not None:
             _wait_until(wall_start + i / pacing.rate)
         value = encode(tx_ids[i], tx_customers[i], tx_terminals[i], tx_amounts[i], tx_currencies[i], seconds)
-        produce(raw_topic, value, tx_customers[i].encode(), [(CONTENT_TYPE_HEADER, content_type)])
+        produce_waiting(producer, raw_topic, value, tx_customers[i].encode(), [(CONTENT_TYPE_HEADER, content_type)])
         stats.transactions += 1
         if i % 10000 == 0:
             producer.poll(0)
