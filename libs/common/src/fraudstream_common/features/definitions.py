@@ -1,0 +1,74 @@
+"""Every fraudstream feature, defined once.
+
+Semantics (the contract the stream, the backfill and request-time scoring all follow):
+
+- Time is event time, in seconds since the epoch (UTC); never wall-clock time.
+- A transaction x of customer c on terminal m at time t with amount a.
+- The customer's history H is c's transactions that arrived before x (for an in-order stream:
+  those earlier in event time, ties in arrival order). Customer windows are half-open,
+  relative to x's own time, and include x itself: W(w) = {e in H : t - w < t_e <= t} + {x}.
+    customer_nb_tx_{1,7,30}d      |W(w)| for w = 1, 7, 30 days
+    customer_avg_amount_{1,7,30}d sum of amounts over W(w) / |W(w)|
+    customer_nb_tx_1h             |W(1 hour)|
+    customer_nb_terminals_24h     distinct terminals over W(24 hours)
+    customer_seconds_since_last   t - (latest t_e <= t in H), capped at 30 days (also when none)
+    amount_to_customer_avg_30d    a / customer_avg_amount_30d (1 when that mean is 0)
+- The terminal's history G is m's transactions that arrived before x. Frauds are known only
+  later: a label L for a transaction is usable at time t only if L.label_time <= t. Terminal
+  windows are the handbook's, shifted back by the label delay D (7 days):
+  V(w) = {g in G : t - D - w < t_g <= t - D} (x itself is never in V).
+    terminal_nb_tx_{1,7,30}d      |V(w)|
+    terminal_risk_{1,7,30}d       |{g in V(w) : labelled fraud, label_time <= t}| / |V(w)|, 0 when V is empty
+- Transaction: tx_amount = a; tx_during_weekend = Saturday or Sunday (UTC);
+  tx_during_night = hour (UTC) <= 6, as the handbook defines night.
+
+Late and out-of-order events: a transaction is computed from the history that arrived before
+it, windows taken relative to its own time (so later-arrived events with earlier times are
+not seen by it, and events after its time are never counted). It then joins the history at
+its place in time order. History older than the longest window (30 days, and 37 days for
+terminals) is dropped; an event older than that relative to the newest one seen cannot
+change any window any more and is not added. Labels may arrive in any order.
+
+The stream path must apply every label with label_time <= t before the transaction at t
+(the features service holds transactions back until the label stream has passed their time);
+with that, the stream, the backfill and a request give the same vector for the same history.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+DAY: Final = 86400
+HOUR: Final = 3600
+CUSTOMER_WINDOWS_DAYS: Final = (1, 7, 30)
+TERMINAL_WINDOWS_DAYS: Final = (1, 7, 30)
+LABEL_DELAY_DAYS: Final = 7
+SECONDS_SINCE_LAST_CAP: Final = 30 * DAY
+CUSTOMER_HORIZON: Final = max(CUSTOMER_WINDOWS_DAYS) * DAY
+TERMINAL_HORIZON: Final = (LABEL_DELAY_DAYS + max(TERMINAL_WINDOWS_DAYS)) * DAY
+
+TRANSACTION_FEATURES: Final = ("tx_amount", "tx_during_weekend", "tx_during_night")
+CUSTOMER_FEATURES: Final = (
+    *(f"customer_nb_tx_{w}d" for w in CUSTOMER_WINDOWS_DAYS),
+    *(f"customer_avg_amount_{w}d" for w in CUSTOMER_WINDOWS_DAYS),
+    "customer_nb_tx_1h",
+    "customer_nb_terminals_24h",
+    "customer_seconds_since_last",
+    "amount_to_customer_avg_30d",
+)
+TERMINAL_FEATURES: Final = (
+    *(f"terminal_nb_tx_{w}d" for w in TERMINAL_WINDOWS_DAYS),
+    *(f"terminal_risk_{w}d" for w in TERMINAL_WINDOWS_DAYS),
+)
+# The order of the model's input vector.
+FEATURE_NAMES: Final = (*TRANSACTION_FEATURES, *CUSTOMER_FEATURES, *TERMINAL_FEATURES)
+
+
+def transaction_features(amount: float, event_time: float) -> dict[str, float]:
+    days_since_epoch, seconds_of_day = divmod(int(event_time // 1), DAY)
+    weekday = (days_since_epoch + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    return {
+        "tx_amount": float(amount),
+        "tx_during_weekend": float(weekday >= 5),
+        "tx_during_night": float(seconds_of_day // HOUR <= 6),
+    }

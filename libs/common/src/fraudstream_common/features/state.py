@@ -1,0 +1,157 @@
+"""Rollable per-customer and per-terminal state, and the one function that turns it and a
+transaction into the feature vector. See definitions.py for the semantics.
+
+The state is small (a customer's last 30 days, a terminal's last 37 days), serialises to
+JSON for Faust tables and Feast, and is rolled forward one event at a time. The stream updates
+it as transactions and labels arrive; the backfill replays a history through it; a request
+reads it from Feast and calls `feature_vector` without changing it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from dataclasses import dataclass, field
+
+from fraudstream_common.features.definitions import (
+    CUSTOMER_HORIZON,
+    CUSTOMER_WINDOWS_DAYS,
+    DAY,
+    HOUR,
+    LABEL_DELAY_DAYS,
+    SECONDS_SINCE_LAST_CAP,
+    TERMINAL_HORIZON,
+    TERMINAL_WINDOWS_DAYS,
+    transaction_features,
+)
+
+
+@dataclass
+class CustomerState:
+    """The customer's transactions of the last 30 days, in time order (arrival order on ties)."""
+
+    times: list[float] = field(default_factory=list)
+    amounts: list[float] = field(default_factory=list)
+    terminals: list[str] = field(default_factory=list)
+
+    def features(self, event_time: float, amount: float, terminal_id: str) -> dict[str, float]:
+        """The customer features of a transaction, against this state (which it is not yet in)."""
+        t = event_time
+        end = bisect.bisect_right(self.times, t)  # events at or before t
+        out: dict[str, float] = {}
+        for days in CUSTOMER_WINDOWS_DAYS:
+            start = bisect.bisect_right(self.times, t - days * DAY, 0, end)
+            count = end - start + 1
+            total = sum(self.amounts[start:end]) + amount
+            out[f"customer_nb_tx_{days}d"] = float(count)
+            out[f"customer_avg_amount_{days}d"] = total / count
+        hour_start = bisect.bisect_right(self.times, t - HOUR, 0, end)
+        out["customer_nb_tx_1h"] = float(end - hour_start + 1)
+        day_start = bisect.bisect_right(self.times, t - DAY, 0, end)
+        out["customer_nb_terminals_24h"] = float(len({*self.terminals[day_start:end], terminal_id}))
+        since = t - self.times[end - 1] if end else SECONDS_SINCE_LAST_CAP
+        out["customer_seconds_since_last"] = float(min(since, SECONDS_SINCE_LAST_CAP))
+        mean_30d = out[f"customer_avg_amount_{max(CUSTOMER_WINDOWS_DAYS)}d"]
+        out["amount_to_customer_avg_30d"] = amount / mean_30d if mean_30d else 1.0
+        return out
+
+    def add(self, event_time: float, amount: float, terminal_id: str) -> None:
+        newest = self.times[-1] if self.times else event_time
+        if event_time <= newest - CUSTOMER_HORIZON:
+            return  # too late to fall in any window that is still open
+        position = bisect.bisect_right(self.times, event_time)
+        self.times.insert(position, event_time)
+        self.amounts.insert(position, amount)
+        self.terminals.insert(position, terminal_id)
+        cut = bisect.bisect_right(self.times, self.times[-1] - CUSTOMER_HORIZON)
+        if cut:
+            del self.times[:cut], self.amounts[:cut], self.terminals[:cut]
+
+    def to_json(self) -> str:
+        return json.dumps([self.times, self.amounts, self.terminals], separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | None) -> CustomerState:
+        if not text:
+            return cls()
+        times, amounts, terminals = json.loads(text)
+        return cls(times, amounts, terminals)
+
+
+@dataclass
+class TerminalState:
+    """The terminal's transactions of the last 37 days, and the frauds reported among them."""
+
+    times: list[float] = field(default_factory=list)
+    transaction_ids: list[str] = field(default_factory=list)
+    # transaction id -> (time the fraud became known, the transaction's time). Only frauds are
+    # kept: a genuine label changes nothing. A report may come before its transaction.
+    frauds: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def features(self, event_time: float) -> dict[str, float]:
+        cutoff = event_time - LABEL_DELAY_DAYS * DAY
+        end = bisect.bisect_right(self.times, cutoff)
+        out: dict[str, float] = {}
+        for days in TERMINAL_WINDOWS_DAYS:
+            start = bisect.bisect_right(self.times, cutoff - days * DAY, 0, end)
+            count = end - start
+            frauds = sum(
+                1
+                for transaction_id in self.transaction_ids[start:end]
+                if (report := self.frauds.get(transaction_id)) is not None and report[0] <= event_time
+            )
+            out[f"terminal_nb_tx_{days}d"] = float(count)
+            out[f"terminal_risk_{days}d"] = frauds / count if count else 0.0
+        return out
+
+    def add(self, event_time: float, transaction_id: str) -> None:
+        newest = self.times[-1] if self.times else event_time
+        if event_time <= newest - TERMINAL_HORIZON:
+            return
+        position = bisect.bisect_right(self.times, event_time)
+        self.times.insert(position, event_time)
+        self.transaction_ids.insert(position, transaction_id)
+        self._trim()
+
+    def label(self, transaction_id: str, is_fraud: bool, label_time: float, transaction_time: float) -> None:
+        """Record a label. Idempotent and order-free: the earliest fraud report wins."""
+        if not is_fraud or (self.times and transaction_time <= self.times[-1] - TERMINAL_HORIZON):
+            return
+        known = self.frauds.get(transaction_id)
+        self.frauds[transaction_id] = (label_time if known is None else min(known[0], label_time), transaction_time)
+
+    def _trim(self) -> None:
+        horizon = self.times[-1] - TERMINAL_HORIZON
+        cut = bisect.bisect_right(self.times, horizon)
+        if cut:
+            del self.times[:cut], self.transaction_ids[:cut]
+        stale = [t for t, (_, transaction_time) in self.frauds.items() if transaction_time <= horizon]
+        for transaction_id in stale:
+            del self.frauds[transaction_id]
+
+    def to_json(self) -> str:
+        return json.dumps([self.times, self.transaction_ids, self.frauds], separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | None) -> TerminalState:
+        if not text:
+            return cls()
+        times, transaction_ids, frauds = json.loads(text)
+        return cls(times, transaction_ids, {k: (v[0], v[1]) for k, v in frauds.items()})
+
+
+def feature_vector(
+    customer: CustomerState,
+    terminal: TerminalState,
+    *,
+    event_time: float,
+    amount: float,
+    terminal_id: str,
+) -> dict[str, float]:
+    """The feature vector of one transaction from the state of its customer and terminal:
+    the one function the stream, the backfill and request-time scoring all call."""
+    return {
+        **transaction_features(amount, event_time),
+        **customer.features(event_time, amount, terminal_id),
+        **terminal.features(event_time),
+    }
