@@ -20,6 +20,10 @@ platform_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(platform_app, name="platform")
+features_app = typer.Typer(
+    help="Features: one definition for the stream, the backfill and scoring.", no_args_is_help=True
+)
+app.add_typer(features_app, name="features")
 
 
 def _platform() -> Platform:
@@ -211,6 +215,22 @@ def simulate(
         _fail(error)
         return
     typer.echo(f"replayed {stats.transactions} transactions and {stats.labels} labels in {stats.seconds:.1f}s")
+
+
+@features_app.command("backfill")
+def features_backfill(
+    history: Annotated[Path, typer.Option(help="A simulator parquet folder (fraudstream simulate --out).")],
+    out: Annotated[Path, typer.Option(help="Parquet file of every transaction's feature vector.")],
+) -> None:
+    """Compute every transaction's features from a recorded history, as the stream would have."""
+    from fraudstream_cli.backfill import backfill_directory
+
+    try:
+        rows = backfill_directory(history, out)
+    except FileNotFoundError as error:
+        _fail(error)
+        return
+    typer.echo(f"wrote {rows} feature vectors to {out}")
 
 
 def _drift_spec(text: str) -> DriftSpec:

@@ -1,0 +1,69 @@
+"""`fraudstream features backfill`: the feature vector of every transaction in a recorded
+history, computed by replaying it through the same state the stream keeps
+(fraudstream_common.features), so that training data and serving agree by construction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_common.features.history import LabelEvent, TransactionEvent, replay
+from fraudstream_simulator.sinks import epoch_seconds
+
+
+def transaction_events(transactions: pd.DataFrame) -> list[TransactionEvent]:
+    times = epoch_seconds(transactions["event_time"]).astype(float).tolist()
+    return [
+        TransactionEvent(transaction_id, customer_id, terminal_id, time, amount)
+        for transaction_id, customer_id, terminal_id, time, amount in zip(
+            transactions["transaction_id"].tolist(),
+            transactions["customer_id"].tolist(),
+            transactions["terminal_id"].tolist(),
+            times,
+            transactions["amount"].astype(float).tolist(),
+            strict=True,
+        )
+    ]
+
+
+def label_events(labels: pd.DataFrame) -> list[LabelEvent]:
+    return [
+        LabelEvent(transaction_id, terminal_id, transaction_time, is_fraud, label_time)
+        for transaction_id, terminal_id, transaction_time, is_fraud, label_time in zip(
+            labels["transaction_id"].tolist(),
+            labels["terminal_id"].tolist(),
+            epoch_seconds(labels["transaction_time"]).astype(float).tolist(),
+            labels["is_fraud"].astype(bool).tolist(),
+            epoch_seconds(labels["label_time"]).astype(float).tolist(),
+            strict=True,
+        )
+    ]
+
+
+def backfill(transactions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """One row per transaction: its ids, its event time, and every feature in FEATURE_NAMES order.
+
+    `transactions` must be in event-time order (the simulator's are); `labels` in label-time order.
+    """
+    ordered = transactions.sort_values("event_time", kind="stable")
+    events = transaction_events(ordered)
+    vectors = np.empty((len(events), len(FEATURE_NAMES)))
+    for i, (_, vector) in enumerate(replay(events, label_events(labels.sort_values("label_time", kind="stable")))):
+        vectors[i] = [vector[name] for name in FEATURE_NAMES]
+    features = pd.DataFrame(vectors, columns=list(FEATURE_NAMES))
+    ids = ordered[["transaction_id", "customer_id", "terminal_id", "event_time"]].reset_index(drop=True)
+    return pd.concat([ids, features], axis=1)
+
+
+def backfill_directory(history: Path, out: Path) -> int:
+    """Reads a simulator parquet folder (transactions.parquet, labels.parquet), writes `out`."""
+    for name in ("transactions.parquet", "labels.parquet"):
+        if not (history / name).exists():
+            raise FileNotFoundError(f"{history / name} is missing: write a history with `fraudstream simulate --out`")
+    features = backfill(pd.read_parquet(history / "transactions.parquet"), pd.read_parquet(history / "labels.parquet"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    features.to_parquet(out, index=False)
+    return len(features)
