@@ -4,7 +4,8 @@
 #               platform up, integration and end-to-end tests, platform down
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else the one pip installs into this Python (`python3 -m uv` works either way).
+UV ?= $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
@@ -12,7 +13,7 @@ PHONY_DOCS := docs docs-check
 .PHONY: $(PHONY_DOCS) install proto proto-check lint typecheck unit integration platform-up platform-down up down demo test bench buf-lint
 
 install:
-	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet --user uv
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen --all-packages --all-extras
 
 proto: install
