@@ -223,3 +223,15 @@ def test_labels_count_only_once_known_and_are_idempotent() -> None:
     assert terminal.features(at)["terminal_risk_1d"] == 0.5
     assert TerminalState.from_json(terminal.to_json()).features(at) == terminal.features(at)
     assert TerminalState().features(at)["terminal_risk_30d"] == 0.0
+
+
+def test_every_update_gets_a_newer_version_even_within_one_second() -> None:
+    customer = CustomerState()
+    versions = []
+    for _ in range(3):
+        customer.add(1000.0, 5.0, "t1")
+        versions.append(customer.version_time)
+    customer.add(500.0, 5.0, "t1")  # late: its time is older, the state is still newer
+    versions.append(customer.version_time)
+    assert versions == sorted(set(versions))
+    assert CustomerState.from_json(customer.to_json()) == customer

@@ -27,7 +27,26 @@ from fraudstream_common.features.definitions import (
 
 
 @dataclass
-class CustomerState:
+class Versioned:
+    """How far a state has been rolled: the latest event time it has seen and how many events
+    it has taken. `version_time` increases strictly with every event (one microsecond per
+    event on top of the event time), so a store that keeps the newest write per key (Feast's
+    online store does) keeps the newest state, and writing an older version again is a no-op."""
+
+    as_of: float = 0.0
+    updates: int = 0
+
+    def _advance(self, event_time: float) -> None:
+        self.as_of = max(self.as_of, event_time)
+        self.updates += 1
+
+    @property
+    def version_time(self) -> float:
+        return self.as_of + (self.updates % 1_000_000) / 1e6
+
+
+@dataclass
+class CustomerState(Versioned):
     """The customer's transactions of the last 30 days, in time order (arrival order on ties)."""
 
     times: list[float] = field(default_factory=list)
@@ -56,6 +75,7 @@ class CustomerState:
         return out
 
     def add(self, event_time: float, amount: float, terminal_id: str) -> None:
+        self._advance(event_time)
         newest = self.times[-1] if self.times else event_time
         if event_time <= newest - CUSTOMER_HORIZON:
             return  # too late to fall in any window that is still open
@@ -68,18 +88,18 @@ class CustomerState:
             del self.times[:cut], self.amounts[:cut], self.terminals[:cut]
 
     def to_json(self) -> str:
-        return json.dumps([self.times, self.amounts, self.terminals], separators=(",", ":"))
+        return json.dumps([self.as_of, self.updates, self.times, self.amounts, self.terminals], separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str | None) -> CustomerState:
         if not text:
             return cls()
-        times, amounts, terminals = json.loads(text)
-        return cls(times, amounts, terminals)
+        as_of, updates, times, amounts, terminals = json.loads(text)
+        return cls(as_of, updates, times, amounts, terminals)
 
 
 @dataclass
-class TerminalState:
+class TerminalState(Versioned):
     """The terminal's transactions of the last 37 days, and the frauds reported among them."""
 
     times: list[float] = field(default_factory=list)
@@ -105,6 +125,7 @@ class TerminalState:
         return out
 
     def add(self, event_time: float, transaction_id: str) -> None:
+        self._advance(event_time)
         newest = self.times[-1] if self.times else event_time
         if event_time <= newest - TERMINAL_HORIZON:
             return
@@ -115,6 +136,7 @@ class TerminalState:
 
     def label(self, transaction_id: str, is_fraud: bool, label_time: float, transaction_time: float) -> None:
         """Record a label. Idempotent and order-free: the earliest fraud report wins."""
+        self._advance(label_time)
         if not is_fraud or (self.times and transaction_time <= self.times[-1] - TERMINAL_HORIZON):
             return
         known = self.frauds.get(transaction_id)
@@ -130,14 +152,16 @@ class TerminalState:
             del self.frauds[transaction_id]
 
     def to_json(self) -> str:
-        return json.dumps([self.times, self.transaction_ids, self.frauds], separators=(",", ":"))
+        return json.dumps(
+            [self.as_of, self.updates, self.times, self.transaction_ids, self.frauds], separators=(",", ":")
+        )
 
     @classmethod
     def from_json(cls, text: str | None) -> TerminalState:
         if not text:
             return cls()
-        times, transaction_ids, frauds = json.loads(text)
-        return cls(times, transaction_ids, {k: (v[0], v[1]) for k, v in frauds.items()})
+        as_of, updates, times, transaction_ids, frauds = json.loads(text)
+        return cls(as_of, updates, times, transaction_ids, {k: (v[0], v[1]) for k, v in frauds.items()})
 
 
 def feature_vector(
