@@ -10,18 +10,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from pydantic_settings import BaseSettings
+from pydantic import BaseModel
 
 from fraudstream_cli.platform.settings import PlatformSettings
 from fraudstream_common.settings import ServiceSettings
 from fraudstream_common.topics import TOPIC_SPECS
+from fraudstream_feature_store.settings import FeatureStoreSettings
 from fraudstream_ingest.settings import IngestSettings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
-SECTIONS: list[tuple[str, type[BaseSettings], type[BaseSettings] | None]] = [
+SECTIONS: list[tuple[str, type[BaseModel], type[BaseModel] | None]] = [
     ("Every service", ServiceSettings, None),
     ("ingest", IngestSettings, ServiceSettings),
+    ("Feature store (every service that reads or writes features)", FeatureStoreSettings, None),
     ("Local platform (`fraudstream platform`, `fraudstream up`)", PlatformSettings, None),
 ]
 

@@ -13,13 +13,14 @@ import yaml
 from fraudstream_cli.platform.settings import PlatformSettings
 from fraudstream_common.settings import ServiceSettings
 from fraudstream_common.topics import TOPIC_SPECS, Topic
+from fraudstream_feature_store.settings import FeatureStoreSettings
 from fraudstream_ingest.settings import IngestSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "k8s"
 KNOWN_SETTINGS = {
     f"FRAUDSTREAM_{name.upper()}"
-    for settings in (ServiceSettings, IngestSettings, PlatformSettings)
+    for settings in (ServiceSettings, IngestSettings, PlatformSettings, FeatureStoreSettings)
     for name in settings.model_fields
 } | {"FRAUDSTREAM_SERVICE"}
 

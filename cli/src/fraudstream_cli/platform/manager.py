@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from fraudstream_cli.platform.kafka import KafkaBroker
 from fraudstream_cli.platform.mlflow_server import MlflowServer
-from fraudstream_cli.platform.processes import port_open
+from fraudstream_cli.platform.processes import PlatformError, port_open
 from fraudstream_cli.platform.redis_server import RedisServer
 from fraudstream_cli.platform.services import SERVICES, LocalService
 from fraudstream_cli.platform.settings import PlatformSettings
@@ -39,6 +39,19 @@ class Platform:
         report(f"kafka topics: {len(created)} created" + (f" ({', '.join(created)})" if created else ", all present"))
         report(f"redis: {self.redis.start()} on {self.settings.redis_url}")
         report(f"mlflow: {self.mlflow.start()} on {self.settings.mlflow_url}")
+        report(f"feast: {self.apply_feature_repository()}")
+
+    def apply_feature_repository(self) -> str:
+        """Registers fraudstream's Feast repository (idempotent); needs Redis up."""
+        try:
+            from fraudstream_feature_store.store import apply_repository
+        except ImportError as exc:
+            raise PlatformError(
+                "Feast is not installed: install fraudstream-cli[platform] (make install does)"
+            ) from exc
+        s = self.settings
+        apply_repository(s.feature_store_redis_url, s.feature_registry, s.feature_offline_dir)
+        return f"repository applied (registry {s.feature_registry}, online store {s.feature_store_redis_url})"
 
     def down(self, report: Report) -> None:
         # Reverse of start-up order; Kafka last so that clients of it can finish first.

@@ -43,6 +43,9 @@ class LocalService:
             "FRAUDSTREAM_REDIS_URL": self.settings.redis_url,
             "FRAUDSTREAM_MLFLOW_TRACKING_URI": self.settings.mlflow_url,
             "FRAUDSTREAM_TOPIC_PREFIX": self.settings.topic_prefix,
+            "FRAUDSTREAM_FEATURE_STORE_REDIS_URL": self.settings.feature_store_redis_url,
+            "FRAUDSTREAM_FEATURE_REGISTRY": str(self.settings.feature_registry),
+            "FRAUDSTREAM_FEATURE_OFFLINE_DIR": str(self.settings.feature_offline_dir),
             "FRAUDSTREAM_HTTP_PORT": str(self.spec.http_port),
         }
         if self.spec.grpc_port is not None:

@@ -44,5 +44,18 @@ class PlatformSettings(BaseSettings):
         return f"redis://127.0.0.1:{self.redis_port}/0"
 
     @property
+    def feature_store_redis_url(self) -> str:
+        """Feast's online store: the same Redis, its own database."""
+        return f"redis://127.0.0.1:{self.redis_port}/1"
+
+    @property
+    def feature_registry(self) -> Path:
+        return self.home / "feast" / "registry.db"
+
+    @property
+    def feature_offline_dir(self) -> Path:
+        return self.home / "feast" / "offline"
+
+    @property
     def mlflow_url(self) -> str:
         return f"http://127.0.0.1:{self.mlflow_port}"

@@ -1,0 +1,80 @@
+"""The Feast repository: entities, push sources and feature views.
+
+Feast stores the *state* features are computed from, not finished feature values: a vector
+depends on the transaction's own time (windows are relative to it), so only the state can be
+combined with a new transaction at request time. One row per entity holds the state as JSON
+(`state`) and when it was last rolled (`as_of`); the row's timestamp is the state's version
+time, which increases with every event (see fraudstream_common.features.state.Versioned).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from feast import Entity, FeatureView, Field, FileSource, PushSource, ValueType
+from feast.types import Float64, String
+
+from fraudstream_common.features.definitions import DAY, TERMINAL_HORIZON
+
+PROJECT = "fraudstream"
+CUSTOMER_VIEW = "customer_state"
+TERMINAL_VIEW = "terminal_state"
+CUSTOMER_PUSH_SOURCE = "customer_state_push"
+TERMINAL_PUSH_SOURCE = "terminal_state_push"
+TIMESTAMP = "event_timestamp"
+# A state older than the longest window plus a day has nothing left in any window.
+STATE_TTL = timedelta(seconds=TERMINAL_HORIZON + DAY)
+
+OFFLINE_COLUMNS = {"state": "string", "as_of": "float64"}
+
+
+def offline_log(offline_dir: Path, view: str) -> Path:
+    return offline_dir / f"{view}.parquet"
+
+
+def definitions(offline_dir: Path) -> list[Any]:
+    """Every Feast object of the repository; the offline logs live in `offline_dir`."""
+    customer = Entity(name="customer", join_keys=["customer_id"], value_type=ValueType.STRING)
+    terminal = Entity(name="terminal", join_keys=["terminal_id"], value_type=ValueType.STRING)
+    objects: list[Any] = [customer, terminal]
+    for view, push_name, entity, key in (
+        (CUSTOMER_VIEW, CUSTOMER_PUSH_SOURCE, customer, "customer_id"),
+        (TERMINAL_VIEW, TERMINAL_PUSH_SOURCE, terminal, "terminal_id"),
+    ):
+        log = FileSource(name=f"{view}_log", path=str(offline_log(offline_dir, view)), timestamp_field=TIMESTAMP)
+        push = PushSource(name=push_name, batch_source=log)
+        objects += [
+            push,
+            FeatureView(
+                name=view,
+                entities=[entity],
+                ttl=STATE_TTL,
+                schema=[
+                    Field(name=key, dtype=String),
+                    Field(name="state", dtype=String),
+                    Field(name="as_of", dtype=Float64),
+                ],
+                source=push,
+                online=True,
+            ),
+        ]
+    return objects
+
+
+def ensure_offline_logs(offline_dir: Path) -> None:
+    """Feast's file offline store appends to these files; they must exist, with their schema."""
+    offline_dir.mkdir(parents=True, exist_ok=True)
+    for view, key in ((CUSTOMER_VIEW, "customer_id"), (TERMINAL_VIEW, "terminal_id")):
+        path = offline_log(offline_dir, view)
+        if not path.exists():
+            empty = pd.DataFrame(
+                {
+                    key: pd.Series(dtype="string"),
+                    **{c: pd.Series(dtype=t) for c, t in OFFLINE_COLUMNS.items()},
+                    TIMESTAMP: pd.Series(dtype="datetime64[us, UTC]"),
+                }
+            )
+            empty.to_parquet(path, index=False)

@@ -1,0 +1,116 @@
+"""Feature state in Feast: write it (the features service, in micro-batches), read it (a
+request at scoring time), and the one request-time function that turns a transaction and the
+stored state into its feature vector."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pandas as pd
+from feast import FeatureStore, RepoConfig
+from feast.data_source import PushMode
+from feast.infra.offline_stores.dask import DaskOfflineStoreConfig
+from feast.infra.online_stores.redis import RedisOnlineStoreConfig
+from feast.repo_config import RegistryConfig
+
+from fraudstream_common.features.state import CustomerState, TerminalState, feature_vector
+from fraudstream_feature_store.repository import (
+    CUSTOMER_PUSH_SOURCE,
+    CUSTOMER_VIEW,
+    PROJECT,
+    TERMINAL_PUSH_SOURCE,
+    TERMINAL_VIEW,
+    TIMESTAMP,
+    definitions,
+    ensure_offline_logs,
+)
+
+
+def feast_redis_connection(redis_url: str) -> str:
+    """redis://host:port/db -> Feast's "host:port,db=N" (with password= when the URL has one)."""
+    url = urlparse(redis_url)
+    parts = [f"{url.hostname or '127.0.0.1'}:{url.port or 6379}"]
+    db = (url.path or "/0").lstrip("/") or "0"
+    parts.append(f"db={db}")
+    if url.password:
+        parts.append(f"password={url.password}")
+    if url.scheme == "rediss":
+        parts.append("ssl=true")
+    return ",".join(parts)
+
+
+def open_store(redis_url: str, registry: Path, offline_dir: Path) -> FeatureStore:
+    """A Feast store over the given Redis, registry file and offline folder (no feature_store.yaml)."""
+    config = RepoConfig(
+        project=PROJECT,
+        provider="local",
+        registry=RegistryConfig(path=str(registry), cache_ttl_seconds=60),
+        online_store=RedisOnlineStoreConfig(connection_string=feast_redis_connection(redis_url)),
+        offline_store=DaskOfflineStoreConfig(),
+        entity_key_serialization_version=3,
+    )
+    return FeatureStore(config=config)
+
+
+def apply_repository(redis_url: str, registry: Path, offline_dir: Path) -> FeatureStore:
+    """Registers the repository (idempotent): what `fraudstream platform up` runs."""
+    registry.parent.mkdir(parents=True, exist_ok=True)
+    ensure_offline_logs(offline_dir)
+    store = open_store(redis_url, registry, offline_dir)
+    store.apply(definitions(offline_dir))
+    return store
+
+
+class FeatureStateStore:
+    def __init__(self, store: FeatureStore) -> None:
+        self._store = store
+
+    def push(
+        self,
+        customers: Mapping[str, CustomerState],
+        terminals: Mapping[str, TerminalState],
+        *,
+        offline: bool = False,
+    ) -> None:
+        """Writes the states, each stamped with its version time; an older version than the one
+        stored is ignored by Feast, so pushing a batch twice changes nothing."""
+        to = PushMode.ONLINE_AND_OFFLINE if offline else PushMode.ONLINE
+        for source, key, states in (
+            (CUSTOMER_PUSH_SOURCE, "customer_id", customers),
+            (TERMINAL_PUSH_SOURCE, "terminal_id", terminals),
+        ):
+            if not states:
+                continue
+            rows = pd.DataFrame(
+                {
+                    key: list(states),
+                    "state": [s.to_json() for s in states.values()],
+                    "as_of": [s.as_of for s in states.values()],
+                    TIMESTAMP: [datetime.fromtimestamp(s.version_time, UTC) for s in states.values()],
+                }
+            )
+            self._store.push(source, rows, to=to)
+
+    def read(self, customer_id: str, terminal_id: str) -> tuple[CustomerState, TerminalState]:
+        """The stored state of a customer and a terminal (empty states for unknown ones)."""
+        response = self._store.get_online_features(
+            features=[f"{CUSTOMER_VIEW}:state", f"{TERMINAL_VIEW}:state"],
+            entity_rows=[{"customer_id": customer_id, "terminal_id": terminal_id}],
+            full_feature_names=True,
+        ).to_dict()
+        return (
+            CustomerState.from_json(response[f"{CUSTOMER_VIEW}__state"][0]),
+            TerminalState.from_json(response[f"{TERMINAL_VIEW}__state"][0]),
+        )
+
+    def request_features(
+        self, *, customer_id: str, terminal_id: str, event_time: float, amount: float
+    ) -> dict[str, float]:
+        """The feature vector of a transaction at request time: the stored state of its
+        customer and terminal, combined with it by the shared definitions. The state is not
+        changed: the transaction joins it when it comes through the stream."""
+        customer, terminal = self.read(customer_id, terminal_id)
+        return feature_vector(customer, terminal, event_time=event_time, amount=amount, terminal_id=terminal_id)
