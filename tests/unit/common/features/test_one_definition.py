@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fraudstream_cli.backfill import label_events, transaction_events
 from fraudstream_common.features.definitions import (
     CUSTOMER_FEATURES,
     DAY,
@@ -42,27 +43,7 @@ def world() -> Simulation:
 
 
 def events(world: Simulation) -> tuple[list[TransactionEvent], list[LabelEvent]]:
-    tx = world.transactions
-    times = epoch_seconds(tx["event_time"]).tolist()
-    transactions = [
-        TransactionEvent(t, c, m, float(s), a)
-        for t, c, m, s, a in zip(
-            tx["transaction_id"], tx["customer_id"], tx["terminal_id"], times, tx["amount"], strict=True
-        )
-    ]
-    lb = world.labels
-    labels = [
-        LabelEvent(t, m, float(ts), bool(f), float(ls))
-        for t, m, ts, f, ls in zip(
-            lb["transaction_id"],
-            lb["terminal_id"],
-            epoch_seconds(lb["transaction_time"]),
-            lb["is_fraud"],
-            epoch_seconds(lb["label_time"]),
-            strict=True,
-        )
-    ]
-    return transactions, labels
+    return transaction_events(world.transactions), label_events(world.labels)
 
 
 @pytest.fixture(scope="module")
