@@ -240,9 +240,5 @@ def _drift_spec(text: str) -> DriftSpec:
     return DriftSpec(name=name, start_day=int(day))
 
 
-def run() -> None:
-    app()
-
-
 if __name__ == "__main__":
     sys.exit(app())
