@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -75,17 +76,22 @@ def free_port() -> int:
 
 
 @dataclass
-class IngestProcess:
-    """The real ingest service, as `python -m fraudstream_ingest`, in a subprocess."""
+class ServiceProcess:
+    """A real fraudstream service, as `python -m <module>`, in a subprocess."""
 
     prefix: str
     log_dir: Path
+    module: str = "fraudstream_ingest"
     redis_url: str = PLATFORM.redis_url
     extra_env: dict[str, str] = field(default_factory=dict)
     http_port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.module.removeprefix("fraudstream_")
 
     @property
     def url(self) -> str:
@@ -100,15 +106,22 @@ class IngestProcess:
             "FRAUDSTREAM_TOPIC_PREFIX": self.prefix,
             "FRAUDSTREAM_HTTP_PORT": str(self.http_port),
             "FRAUDSTREAM_GRPC_PORT": str(self.grpc_port),
-            "FRAUDSTREAM_INSTANCE_ID": "ingest-it",
+            "FRAUDSTREAM_INSTANCE_ID": f"{self.name}-it",
             **self.extra_env,
         }
-        log = (self.log_dir / f"ingest-{self.starts}.log").open("wb")
+        log = (self.log_dir / f"{self.name}-{self.starts}.log").open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "fraudstream_ingest"], env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", self.module], env=env, stdout=log, stderr=subprocess.STDOUT
         )
         if wait_ready:
             self.wait_ready()
+
+    def metric(self, name: str) -> float:
+        """The sum of a Prometheus metric's samples (over all labels)."""
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=2) as response:
+            text = response.read().decode()
+        pattern = rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$"
+        return sum(float(v) for v in re.findall(pattern, text, re.M))
 
     def readiness(self) -> int | None:
         try:
@@ -133,11 +146,11 @@ class IngestProcess:
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
-                raise AssertionError(f"ingest exited with {self.process.returncode}; see {self.log_dir}")
+                raise AssertionError(f"{self.name} exited with {self.process.returncode}; see {self.log_dir}")
             if self.readiness() == 200:
                 return
             time.sleep(0.2)
-        raise AssertionError(f"ingest not ready within {timeout}s; see {self.log_dir}")
+        raise AssertionError(f"{self.name} not ready within {timeout}s; see {self.log_dir}")
 
     def kill(self) -> None:
         assert self.process is not None
@@ -157,8 +170,8 @@ class IngestProcess:
 
 
 @pytest.fixture
-def ingest(topics: Topics, tmp_path: Path) -> Iterator[IngestProcess]:
-    service = IngestProcess(prefix=topics.prefix, log_dir=tmp_path)
+def ingest(topics: Topics, tmp_path: Path) -> Iterator[ServiceProcess]:
+    service = ServiceProcess(prefix=topics.prefix, log_dir=tmp_path)
     yield service
     if service.process is not None:
         service.terminate()

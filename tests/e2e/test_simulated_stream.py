@@ -15,7 +15,7 @@ from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
 from fraudstream_common.topics import Topic
 from fraudstream_simulator.config import SimulationConfig
 from fraudstream_simulator.simulation import simulate
-from tests.platform import IngestProcess, Topics, drain
+from tests.platform import ServiceProcess, Topics, drain
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ WORLD = ["--days", "20", "--customers", "400", "--terminals", "800"]
 
 
 @pytest.mark.parametrize(("raw_format", "run_id"), [("json", ""), ("protobuf", "run7")])
-def test_simulator_through_ingest(topics: Topics, ingest: IngestProcess, raw_format: str, run_id: str) -> None:
+def test_simulator_through_ingest(topics: Topics, ingest: ServiceProcess, raw_format: str, run_id: str) -> None:
     expected = simulate(SimulationConfig(n_customers=400, n_terminals=800, nb_days=20))
     limit = 5_000
     ingest.start()

@@ -4,9 +4,7 @@ also across a SIGKILL of the service mid-stream."""
 
 from __future__ import annotations
 
-import re
 import time
-import urllib.request
 from collections import Counter
 
 import pytest
@@ -15,18 +13,16 @@ from fraudstream_common.schemas.v1.deadletter_pb2 import DeadLetter
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
 from fraudstream_common.topics import Topic
 from tests.integration.ingest.raw_events import mixed_stream
-from tests.platform import IngestProcess, Topics, drain, producer
+from tests.platform import ServiceProcess, Topics, drain, producer
 
 pytestmark = pytest.mark.integration
 
 
-def processed_so_far(service: IngestProcess) -> float:
-    with urllib.request.urlopen(f"{service.url}/metrics", timeout=2) as response:
-        text = response.read().decode()
-    return sum(float(v) for v in re.findall(r'^fraudstream_ingest_messages_total\{outcome="\w+"\} (\S+)$', text, re.M))
+def processed_so_far(service: ServiceProcess) -> float:
+    return service.metric("fraudstream_ingest_messages_total")
 
 
-def test_twenty_thousand_raw_events_with_a_kill_mid_stream(topics: Topics, ingest: IngestProcess) -> None:
+def test_twenty_thousand_raw_events_with_a_kill_mid_stream(topics: Topics, ingest: ServiceProcess) -> None:
     stream = mixed_stream(total=20_000, malformed_share=0.05, duplicate_share=0.02)
     valid_ids = {e.transaction_id for e in stream if e.transaction_id is not None}
     malformed = {e.value: e for e in stream if e.transaction_id is None}

@@ -16,7 +16,7 @@ from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
 from fraudstream_common.topics import Topic
 from tests.integration.ingest.raw_events import valid_events
 from tests.integration.ingest.test_exactly_once import processed_so_far
-from tests.platform import IngestProcess, Topics, drain, free_port, producer
+from tests.platform import ServiceProcess, Topics, drain, free_port, producer
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +76,7 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 
 
 def test_redis_outage_holds_the_stream_back_and_loses_nothing(
-    topics: Topics, ingest: IngestProcess, private_redis: PrivateRedis
+    topics: Topics, ingest: ServiceProcess, private_redis: PrivateRedis
 ) -> None:
     events = valid_events(4_000)
     raw = producer()

@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from fraudstream_common.schemas.v1 import ingest_service_pb2, ingest_service_pb2_grpc
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
 from fraudstream_common.topics import Topic
-from tests.platform import IngestProcess, Topics, drain
+from tests.platform import ServiceProcess, Topics, drain
 
 pytestmark = pytest.mark.integration
 
@@ -29,12 +29,12 @@ def body(transaction_id: str, **overrides: object) -> dict[str, object]:
 
 
 @pytest.fixture
-def running(ingest: IngestProcess) -> IngestProcess:
+def running(ingest: ServiceProcess) -> ServiceProcess:
     ingest.start()
     return ingest
 
 
-def test_http_contract(running: IngestProcess, topics: Topics) -> None:
+def test_http_contract(running: ServiceProcess, topics: Topics) -> None:
     with httpx.Client(base_url=running.url, timeout=10) as client:
         assert client.get("/healthz").status_code == 200
         ready = client.get("/readyz")
@@ -74,7 +74,7 @@ def test_http_contract(running: IngestProcess, topics: Topics) -> None:
     assert transactions[0].event_time.ToJsonString() == "2018-06-01T07:30:00Z"
 
 
-def test_grpc_contract(running: IngestProcess, topics: Topics) -> None:
+def test_grpc_contract(running: ServiceProcess, topics: Topics) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{running.grpc_port}") as channel:
         health = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service="fraudstream.v1.IngestService"), timeout=5
@@ -109,5 +109,5 @@ def test_grpc_contract(running: IngestProcess, topics: Topics) -> None:
     assert ids == ["g1", "g2"]
 
 
-def test_sigterm_stops_cleanly(running: IngestProcess) -> None:
+def test_sigterm_stops_cleanly(running: ServiceProcess) -> None:
     assert running.terminate() == 0

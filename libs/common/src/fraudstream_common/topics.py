@@ -19,6 +19,7 @@ class Topic(StrEnum):
     MONITOR_ALERTS = "monitor.alerts"
     RETRAIN_REQUESTS = "retrain.requests"
     MODELS_PUBLISHED = "models.published"
+    FEATURES_STATE = "features.state"
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(Topic.MONITOR_ALERTS, 1, "model name"),
     TopicSpec(Topic.RETRAIN_REQUESTS, 1, "model name"),
     TopicSpec(Topic.MODELS_PUBLISHED, 1, "model name", {"retention.ms": "-1"}),
+    # The features service's state changelog: the latest state of every customer and terminal.
+    TopicSpec(Topic.FEATURES_STATE, 4, "c:customer_id or t:terminal_id", {"cleanup.policy": "compact"}),
 )
 
 

@@ -9,21 +9,27 @@ time, which increases with every event (see fraudstream_common.features.state.Ve
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from feast import Entity, FeatureView, Field, FileSource, PushSource, ValueType
 from feast.types import Float64, String
 
-from fraudstream_common.features.definitions import DAY, TERMINAL_HORIZON
+from fraudstream_common.features.definitions import DAY, FEATURE_NAMES, TERMINAL_HORIZON
 
 PROJECT = "fraudstream"
 CUSTOMER_VIEW = "customer_state"
 TERMINAL_VIEW = "terminal_state"
 CUSTOMER_PUSH_SOURCE = "customer_state_push"
 TERMINAL_PUSH_SOURCE = "terminal_state_push"
+# Finished feature vectors, one row per transaction, for training sets (point-in-time joins on
+# the transaction's time). Written as parquet parts by the backfill and by the features service.
+TRANSACTION_VIEW = "transaction_features"
+TRANSACTION_ID_COLUMNS = ("transaction_id", "customer_id", "terminal_id")
 TIMESTAMP = "event_timestamp"
 # A state older than the longest window plus a day has nothing left in any window.
 STATE_TTL = timedelta(seconds=TERMINAL_HORIZON + DAY)
@@ -33,6 +39,24 @@ OFFLINE_COLUMNS = {"state": "string", "as_of": "float64"}
 
 def offline_log(offline_dir: Path, view: str) -> Path:
     return offline_dir / f"{view}.parquet"
+
+
+def transaction_features_dir(offline_dir: Path) -> Path:
+    return offline_dir / TRANSACTION_VIEW
+
+
+def transaction_features_frame(
+    ids: pd.DataFrame, event_seconds: Sequence[float] | np.ndarray, vectors: np.ndarray
+) -> pd.DataFrame:
+    """The offline rows of `transaction_features`: ids (TRANSACTION_ID_COLUMNS), the event
+    time, and one column per feature (FEATURE_NAMES order), in the schema the parts share."""
+    frame = pd.DataFrame({column: ids[column].astype("string").to_numpy() for column in TRANSACTION_ID_COLUMNS})
+    frame[TIMESTAMP] = pd.to_datetime(np.asarray(event_seconds, dtype="float64") * 1e6, unit="us", utc=True).astype(
+        "datetime64[us, UTC]"
+    )
+    for i, name in enumerate(FEATURE_NAMES):
+        frame[name] = vectors[:, i].astype("float64")
+    return frame
 
 
 def definitions(offline_dir: Path) -> list[Any]:
@@ -61,6 +85,24 @@ def definitions(offline_dir: Path) -> list[Any]:
                 online=True,
             ),
         ]
+    transaction = Entity(name="transaction", join_keys=["transaction_id"], value_type=ValueType.STRING)
+    parts = FileSource(
+        name=f"{TRANSACTION_VIEW}_parts", path=str(transaction_features_dir(offline_dir)), timestamp_field=TIMESTAMP
+    )
+    objects += [
+        transaction,
+        FeatureView(
+            name=TRANSACTION_VIEW,
+            entities=[transaction],
+            ttl=timedelta(0),  # no limit: a transaction's vector never expires
+            schema=[
+                *(Field(name=column, dtype=String) for column in TRANSACTION_ID_COLUMNS),
+                *(Field(name=name, dtype=Float64) for name in FEATURE_NAMES),
+            ],
+            source=parts,
+            online=False,
+        ),
+    ]
     return objects
 
 
@@ -78,3 +120,11 @@ def ensure_offline_logs(offline_dir: Path) -> None:
                 }
             )
             empty.to_parquet(path, index=False)
+    parts = transaction_features_dir(offline_dir)
+    parts.mkdir(exist_ok=True)
+    if not any(parts.glob("*.parquet")):
+        # A dataset needs one file to have a schema; this one has no rows.
+        empty_ids = pd.DataFrame({column: [] for column in TRANSACTION_ID_COLUMNS})
+        transaction_features_frame(empty_ids, [], np.empty((0, len(FEATURE_NAMES)))).to_parquet(
+            parts / "empty.parquet", index=False
+        )

@@ -68,6 +68,11 @@ class FeatureStateStore:
     def __init__(self, store: FeatureStore) -> None:
         self._store = store
 
+    @property
+    def feast(self) -> FeatureStore:
+        """The Feast store itself, for what this wrapper does not cover (historical features)."""
+        return self._store
+
     def push(
         self,
         customers: Mapping[str, CustomerState],

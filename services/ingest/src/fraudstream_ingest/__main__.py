@@ -8,13 +8,14 @@ import sys
 import redis
 
 from fraudstream_common.health import Readiness
+from fraudstream_common.http import HttpServer
 from fraudstream_common.kafka import AsyncProducer, producer_config
 from fraudstream_common.lifecycle import ServiceRunner
 from fraudstream_common.logging import configure_logging
 from fraudstream_ingest.core import IngestCore
 from fraudstream_ingest.dedupe import Deduplicator
 from fraudstream_ingest.grpc_server import GrpcServer
-from fraudstream_ingest.http import HttpServer, create_app
+from fraudstream_ingest.http import create_app
 from fraudstream_ingest.settings import IngestSettings
 from fraudstream_ingest.stream import StreamProcessor
 

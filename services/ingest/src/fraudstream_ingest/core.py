@@ -12,20 +12,14 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
+from fraudstream_common.deadletter import PROTOBUF_HEADERS, Output, RawMessage, dead_letter
 from fraudstream_common.kafka import (
     CONTENT_TYPE_HEADER,
-    CONTENT_TYPE_PROTOBUF,
     AsyncProducer,
-    HeaderList,
-    Headers,
-    header_items,
     header_value,
 )
-from fraudstream_common.schemas.v1.deadletter_pb2 import DeadLetter
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
 from fraudstream_common.topics import Topic, topic_name
 from fraudstream_ingest import metrics
@@ -34,26 +28,6 @@ from fraudstream_ingest.settings import IngestSettings
 from fraudstream_ingest.validation import Rejection, TransactionValidator
 
 SERVICE = "ingest"
-PROTOBUF_HEADERS: HeaderList = [(CONTENT_TYPE_HEADER, CONTENT_TYPE_PROTOBUF.encode())]
-
-
-class RawMessage(Protocol):
-    """What the core needs of a consumed Kafka message (confluent_kafka.Message has these)."""
-
-    def topic(self) -> str | None: ...
-    def partition(self) -> int | None: ...
-    def offset(self) -> int | None: ...
-    def key(self) -> bytes | None: ...
-    def value(self) -> bytes | None: ...
-    def headers(self) -> Headers | None: ...
-
-
-@dataclass(frozen=True)
-class Output:
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: HeaderList
 
 
 @dataclass
@@ -117,20 +91,15 @@ class IngestCore:
         return result
 
     def _dead_letter(self, message: RawMessage, rejection: Rejection, now: float) -> Output:
-        letter = DeadLetter(
-            service=SERVICE,
-            source_topic=message.topic() or "",
-            source_partition=_or(message.partition(), -1),
-            source_offset=_or(message.offset(), -1),
-            original_key=message.key() or b"",
-            original_value=message.value() or b"",
-            original_headers={k: _text(v) for k, v in header_items(message.headers())},
-            error_code=rejection.code.value,
+        return dead_letter(
+            self.deadletter_topic,
+            SERVICE,
+            message,
+            code=rejection.code.value,
             reason=rejection.reason,
-            failed_at=Timestamp(seconds=int(now), nanos=int((now % 1) * 1e9)),
             transaction_id=rejection.transaction_id,
+            now=now,
         )
-        return Output(self.deadletter_topic, message.key(), letter.SerializeToString(), PROTOBUF_HEADERS)
 
     def validate(
         self, documents: Sequence[Any] | Sequence[Transaction]
@@ -166,13 +135,3 @@ class IngestCore:
                 for tx in transactions
             )
         )
-
-
-def _or(value: int | None, default: int) -> int:
-    return default if value is None else value
-
-
-def _text(value: str | bytes | None) -> str:
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else value.decode("utf-8", errors="replace")

@@ -7,17 +7,14 @@ safe: the stream drops what was already ingested, by transaction id.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from fraudstream_common.health import Readiness
+from fraudstream_common.http import add_health_routes
 from fraudstream_common.kafka import DeliveryError
 from fraudstream_ingest import metrics
 from fraudstream_ingest.core import IngestCore
@@ -85,20 +82,7 @@ def create_app(core: IngestCore, readiness: Readiness) -> FastAPI:
         metrics.REQUESTS.labels("http", "accepted").inc()
         return JSONResponse({"accepted": len(accepted)}, status_code=202)
 
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "alive"}
-
-    @app.get("/readyz")
-    async def readyz() -> Response:
-        checks = await readiness.evaluate()
-        ready = all(checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
-
-    @app.get("/metrics")
-    async def prometheus_metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
+    add_health_routes(app, readiness)
     return app
 
 
@@ -109,24 +93,3 @@ def _error(status: int, errors: list[dict[str, Any]]) -> JSONResponse:
 def _too_large(limit: int) -> JSONResponse:
     metrics.REQUESTS.labels("http", "too_large").inc()
     return JSONResponse({"detail": f"request body larger than {limit} bytes"}, status_code=413)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handlers: the service runner owns the signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-class HttpServer:
-    name = "http"
-
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
-        self._server = _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
-
-    async def run(self) -> None:
-        await self._server.serve()
-
-    async def stop(self) -> None:
-        self._server.should_exit = True

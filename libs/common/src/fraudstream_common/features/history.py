@@ -50,9 +50,10 @@ class FeatureStates:
         terminal.add(tx.event_time, tx.transaction_id)
         return vector
 
-    def apply_label(self, label: LabelEvent) -> None:
+    def apply_label(self, label: LabelEvent) -> bool:
+        """Returns whether the terminal's state changed."""
         terminal = self.terminals.setdefault(label.terminal_id, TerminalState())
-        terminal.label(label.transaction_id, label.is_fraud, label.label_time, label.transaction_time)
+        return terminal.label(label.transaction_id, label.is_fraud, label.label_time, label.transaction_time)
 
 
 def in_event_order(

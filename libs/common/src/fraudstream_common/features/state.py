@@ -130,17 +130,27 @@ class TerminalState(Versioned):
         if event_time <= newest - TERMINAL_HORIZON:
             return
         position = bisect.bisect_right(self.times, event_time)
+        # Same-time transactions in id order: they come from different customers, so from
+        # different partitions in any order, and the state must not depend on it.
+        while (
+            position and self.times[position - 1] == event_time and self.transaction_ids[position - 1] > transaction_id
+        ):
+            position -= 1
         self.times.insert(position, event_time)
         self.transaction_ids.insert(position, transaction_id)
         self._trim()
 
-    def label(self, transaction_id: str, is_fraud: bool, label_time: float, transaction_time: float) -> None:
-        """Record a label. Idempotent and order-free: the earliest fraud report wins."""
-        self._advance(label_time)
+    def label(self, transaction_id: str, is_fraud: bool, label_time: float, transaction_time: float) -> bool:
+        """Record a label; returns whether the state changed (a genuine label, a repeated report
+        or one too old for any window changes nothing). Order-free: the earliest report wins."""
         if not is_fraud or (self.times and transaction_time <= self.times[-1] - TERMINAL_HORIZON):
-            return
+            return False
         known = self.frauds.get(transaction_id)
-        self.frauds[transaction_id] = (label_time if known is None else min(known[0], label_time), transaction_time)
+        if known is not None and known[0] <= label_time:
+            return False
+        self._advance(label_time)
+        self.frauds[transaction_id] = (label_time, transaction_time)
+        return True
 
     def _trim(self) -> None:
         horizon = self.times[-1] - TERMINAL_HORIZON

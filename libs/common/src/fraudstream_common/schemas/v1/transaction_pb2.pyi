@@ -6,9 +6,11 @@ Topics: `transactions.raw` (from outside; JSON or this message), `transactions` 
 keyed by customer_id). Schemas change only additively: never renumber or reuse a field.
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -65,3 +67,60 @@ class Transaction(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Transaction: _TypeAlias = Transaction  # noqa: Y015
+
+@_typing.final
+class EnrichedTransaction(_message.Message):
+    """A transaction with the feature vector the features service computed for it, from the
+    history that came before it. Topic `transactions.enriched`, keyed by customer_id; inference
+    scores it without reading the feature store (which already holds this transaction).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSACTION_FIELD_NUMBER: _builtins.int
+    FEATURE_NAMES_FIELD_NUMBER: _builtins.int
+    FEATURE_VALUES_FIELD_NUMBER: _builtins.int
+    ENRICHED_TIME_FIELD_NUMBER: _builtins.int
+    LATE_FIELD_NUMBER: _builtins.int
+    CUSTOMER_STATE_TIME_FIELD_NUMBER: _builtins.int
+    TERMINAL_STATE_TIME_FIELD_NUMBER: _builtins.int
+    late: _builtins.bool
+    """True when the transaction arrived after the stream's event-time watermark had passed its
+    time: its vector misses nothing earlier, but later-timed events were already applied.
+    """
+    @_builtins.property
+    def transaction(self) -> Global___Transaction: ...
+    @_builtins.property
+    def feature_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Feature names, in the order of `values` (the model's input order)."""
+
+    @_builtins.property
+    def feature_values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
+    @_builtins.property
+    def enriched_time(self) -> _timestamp_pb2.Timestamp:
+        """Wall-clock time the vector was computed."""
+
+    @_builtins.property
+    def customer_state_time(self) -> _timestamp_pb2.Timestamp:
+        """The event time the customer's and terminal's state had reached before this transaction."""
+
+    @_builtins.property
+    def terminal_state_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        transaction: Global___Transaction | None = ...,
+        feature_names: _abc.Iterable[_builtins.str] | None = ...,
+        feature_values: _abc.Iterable[_builtins.float] | None = ...,
+        enriched_time: _timestamp_pb2.Timestamp | None = ...,
+        late: _builtins.bool = ...,
+        customer_state_time: _timestamp_pb2.Timestamp | None = ...,
+        terminal_state_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["customer_state_time", b"customer_state_time", "enriched_time", b"enriched_time", "terminal_state_time", b"terminal_state_time", "transaction", b"transaction"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_state_time", b"customer_state_time", "enriched_time", b"enriched_time", "feature_names", b"feature_names", "feature_values", b"feature_values", "late", b"late", "terminal_state_time", b"terminal_state_time", "transaction", b"transaction"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EnrichedTransaction: _TypeAlias = EnrichedTransaction  # noqa: Y015

@@ -1,0 +1,51 @@
+"""Features service configuration: environment variables prefixed FRAUDSTREAM_."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from fraudstream_common.settings import ServiceSettings
+from fraudstream_feature_store.settings import FeatureStoreSettings
+
+
+class FeaturesSettings(ServiceSettings, FeatureStoreSettings):
+    http_host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
+    http_port: int = Field(default=8082, description="HTTP port: /healthz, /readyz, /metrics.")
+    instance_id: str = Field(
+        default="features-0",
+        description="Name of this worker; its Kafka transactional id. Run one worker (see the README).",
+    )
+    batch_max_messages: int = Field(default=5000, description="Most input messages taken from Kafka at once.")
+    poll_timeout_seconds: float = Field(
+        default=0.02, description="Longest wait for input in one poll; bounds the added latency at low traffic."
+    )
+    push_interval_seconds: float = Field(
+        default=0.2,
+        description="A micro-batch is pushed to Feast and committed at least this often while there is input.",
+    )
+    push_max_rows: int = Field(
+        default=4000, description="A micro-batch is pushed as soon as this many customer/terminal states changed."
+    )
+    partition_idle_seconds: float = Field(
+        default=0.5,
+        description=(
+            "A partition with nothing left to read stops holding back event time after this long; "
+            "events that then arrive for it with earlier times are processed late."
+        ),
+    )
+    max_buffered_events: int = Field(
+        default=200_000,
+        description="Partitions ahead in event time are paused when this many events wait for the others.",
+    )
+    redis_retry_max_seconds: float = Field(
+        default=5.0, description="Longest backoff between push attempts while the online store is unreachable."
+    )
+    offline_part_max_rows: int = Field(
+        default=200_000, description="The offline writer starts a new parquet part after this many rows."
+    )
+    offline_part_max_seconds: float = Field(
+        default=60.0, description="The offline writer writes its part at least this often while there are rows."
+    )
+    write_offline: bool = Field(
+        default=True, description="Write every enriched transaction to Feast's offline store (parquet parts)."
+    )
