@@ -50,7 +50,9 @@ def transaction_features_frame(
 ) -> pd.DataFrame:
     """The offline rows of `transaction_features`: ids (TRANSACTION_ID_COLUMNS), the event
     time, and one column per feature (FEATURE_NAMES order), in the schema the parts share."""
-    frame = pd.DataFrame({column: ids[column].astype("string").to_numpy() for column in TRANSACTION_ID_COLUMNS})
+    frame = pd.DataFrame(
+        {column: pd.array(ids[column].to_numpy(), dtype="string") for column in TRANSACTION_ID_COLUMNS}
+    )
     frame[TIMESTAMP] = pd.to_datetime(np.asarray(event_seconds, dtype="float64") * 1e6, unit="us", utc=True).astype(
         "datetime64[us, UTC]"
     )
