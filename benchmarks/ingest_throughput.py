@@ -24,8 +24,9 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from kafka_measure import delete_topics, output_rate
 
 from fraudstream_cli.platform.kafka import KafkaBroker
 from fraudstream_cli.platform.settings import PlatformSettings
@@ -60,34 +61,6 @@ def fill(topic: str, events: list[tuple[bytes, bytes]]) -> None:
         produce_waiting(producer, topic, value, key, PROTOBUF_HEADERS)
     if producer.flush(120):
         raise SystemExit("could not write the benchmark input")
-
-
-def output_rate(topic: str, expected: int, timeout: float) -> float:
-    """Messages per second on `topic`, from its messages' timestamps, once `expected` are there."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": PLATFORM.kafka_bootstrap,
-            "group.id": f"bench-reader-{uuid.uuid4().hex}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-    stamps: list[int] = []
-    deadline = time.monotonic() + timeout
-    while len(stamps) < expected:
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{topic}: only {len(stamps)} of {expected} after {timeout}s")
-        for message in consumer.consume(5000, timeout=0.5):
-            error = message.error()
-            if error is None:
-                stamps.append(message.timestamp()[1])
-            elif error.code() != KafkaError._PARTITION_EOF:
-                raise SystemExit(str(error))
-    consumer.close()
-    return len(stamps) / max((max(stamps) - min(stamps)) / 1000, 1e-3)
 
 
 def run_ingest(prefix: str, guarantee: str, batch: int, log: Path) -> subprocess.Popen[bytes]:
@@ -166,13 +139,6 @@ def one_round(events: list[tuple[bytes, bytes]], batch: int, workdir: Path) -> d
         run(prefix)
         delete_topics(prefix)
     return rates
-
-
-def delete_topics(prefix: str) -> None:
-    admin = AdminClient({"bootstrap.servers": PLATFORM.kafka_bootstrap})
-    names = [n for n in admin.list_topics(timeout=10).topics if n.startswith(prefix)]
-    for future in admin.delete_topics(names, operation_timeout=60).values():
-        future.result()
 
 
 def main() -> None:

@@ -3,12 +3,12 @@ ingest and the label feed write them; and the features service against the real 
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from fraudstream_cli.backfill import label_events, transaction_events
 from fraudstream_common.features.history import (
@@ -17,21 +17,28 @@ from fraudstream_common.features.history import (
     TransactionEvent,
     in_event_order,
 )
-from fraudstream_common.schemas.v1.label_pb2 import Label
-from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
+from fraudstream_common.settings import ServiceSettings
 from fraudstream_common.topics import Topic
 from fraudstream_feature_store.store import FeatureStateStore, apply_repository
 from fraudstream_simulator.config import SimulationConfig
-from fraudstream_simulator.simulation import simulate
-from tests.platform import PLATFORM, ServiceProcess, Topics, producer
+from fraudstream_simulator.simulation import Simulation, simulate
+from fraudstream_simulator.sinks import Pacing, replay_to_kafka
+from tests.platform import PLATFORM, ServiceProcess, Topics
 
 WORLD = SimulationConfig(n_customers=300, n_terminals=600, nb_days=45)  # 25,298 transactions
 
 
 @dataclass
 class History:
-    transactions: pd.DataFrame
-    labels: pd.DataFrame
+    world: Simulation
+
+    @property
+    def transactions(self) -> pd.DataFrame:
+        return self.world.transactions
+
+    @property
+    def labels(self) -> pd.DataFrame:
+        return self.world.labels
 
     def events(self) -> tuple[list[TransactionEvent], list[LabelEvent]]:
         return transaction_events(self.transactions), label_events(self.labels)
@@ -56,38 +63,18 @@ def simulated_history() -> History:
     for frame in (transactions, labels):
         for column in ("transaction_id", "customer_id", "terminal_id"):
             frame[column] = f"{run}-" + frame[column].astype(str)
-    return History(transactions, labels)
+    return History(dataclasses.replace(world, transactions=transactions, labels=labels))
 
 
 def produce_history(topics: Topics, history: History) -> None:
-    """Transactions keyed by customer, labels by transaction, interleaved in event time."""
-    transactions, labels = history.events()
-    customers = dict(zip(history.labels["transaction_id"], history.labels["customer_id"], strict=True))
-    kafka = producer()
-    for event in in_event_order(transactions, labels):
-        if isinstance(event, TransactionEvent):
-            tx = Transaction(
-                transaction_id=event.transaction_id,
-                customer_id=event.customer_id,
-                terminal_id=event.terminal_id,
-                amount=event.amount,
-                currency="EUR",
-                event_time=_timestamp(event.event_time),
-            )
-            kafka.produce(topics(Topic.TRANSACTIONS), tx.SerializeToString(), event.customer_id.encode())
-        else:
-            label = Label(
-                transaction_id=event.transaction_id,
-                customer_id=customers[event.transaction_id],
-                terminal_id=event.terminal_id,
-                transaction_time=_timestamp(event.transaction_time),
-                is_fraud=event.is_fraud,
-                label_time=_timestamp(event.label_time),
-                source="simulator",
-            )
-            kafka.produce(topics(Topic.LABELS), label.SerializeToString(), event.transaction_id.encode())
-        kafka.poll(0)
-    assert kafka.flush(60) == 0
+    """Transactions keyed by customer, labels by transaction, interleaved in event time, as
+    ingest and the label feed write them."""
+    replay_to_kafka(
+        history.world,
+        ServiceSettings(kafka_bootstrap_servers=PLATFORM.kafka_bootstrap, topic_prefix=topics.prefix),
+        pacing=Pacing.fast(),
+        transactions_topic=Topic.TRANSACTIONS,
+    )
 
 
 def feature_store(directory: Path) -> FeatureStateStore:
@@ -109,9 +96,3 @@ def features_service(topics: Topics, directory: Path, **env: str) -> ServiceProc
             **env,
         },
     )
-
-
-def _timestamp(seconds: float) -> Timestamp:
-    timestamp = Timestamp()
-    timestamp.FromNanoseconds(round(seconds * 1e9))
-    return timestamp

@@ -82,13 +82,13 @@ def test_sigkill_mid_stream_then_restart(topics: Topics, tmp_path: Path) -> None
 
     replayed = history.final_states()
     assert changelog_states(topics) == replayed
-    assert_online_store_holds(store, replayed)
 
     deadline = time.monotonic() + 60
     while service.metric("fraudstream_features_offline_rows_total") < 1:
         assert time.monotonic() < deadline
         time.sleep(0.5)
-    assert service.terminate() == 0
+    assert service.terminate() == 0  # pushes deferred terminal states
+    assert_online_store_holds(store, replayed)
     offline = pd.read_parquet(transaction_features_dir(tmp_path / "offline"))
     assert offline["transaction_id"].is_unique, "an uncommitted offline part survived the kill"
     assert set(offline["transaction_id"]) == set(expected.index)
@@ -131,5 +131,5 @@ def test_online_store_outage_holds_the_stream_back(topics: Topics, tmp_path: Pat
     service.wait_ready(timeout=30)
     streamed = enriched_frame(topics, len(expected))
     assert_same(streamed.loc[expected.index], expected, list(FEATURE_NAMES))
-    assert_online_store_holds(store, history.final_states())
     assert service.terminate() == 0
+    assert_online_store_holds(store, history.final_states())

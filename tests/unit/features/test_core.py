@@ -139,3 +139,29 @@ def test_genuine_labels_change_no_state() -> None:
     assert isinstance(decoded, LabelInput)
     core.apply(decoded, late=False)
     assert core.changed_count == 0
+
+
+def test_terminals_changed_only_by_recent_transactions_are_pushed_online_later() -> None:
+    core = FeaturesCore()
+    start = 1_600_000_000
+    for message in (transaction("a", "c1", "t1", start, 5.0), transaction("b", "c2", "t2", start + 3 * DAY, 7.0)):
+        core.apply(core.decode(message).decoded, late=False)
+    changed = core.take_changed()
+    assert set(changed.terminals) == {"t1", "t2"}  # the changelog has every change
+    online = core.take_online(changed, watermark=start + 3 * DAY)
+    assert set(online.customers) == {"c1", "c2"}
+    assert online.terminals == {}  # neither can change a request's features yet
+    later = core.take_online(core.take_changed(), watermark=start + 6 * DAY + 1)
+    assert set(later.terminals) == {"t1"}  # t1's transaction is now within a day of mattering
+    fraud = Label(
+        transaction_id="b",
+        terminal_id="t2",
+        transaction_time=Timestamp(seconds=start + 3 * DAY),
+        is_fraud=True,
+        label_time=Timestamp(seconds=start + 4 * DAY),
+    )
+    core.apply(core.decode(Message("labels", fraud.SerializeToString())).decoded, late=False)
+    assert set(core.take_online(core.take_changed(), watermark=start + 4 * DAY).terminals) == {"t2"}
+    assert not core.has_deferred
+    core.apply(core.decode(transaction("c", "c3", "t3", start + 5 * DAY, 1.0)).decoded, late=False)
+    assert set(core.take_online(core.take_changed(), watermark=0, everything=True).terminals) == {"t3"}

@@ -9,21 +9,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
-import pandas as pd
-from feast import FeatureStore, RepoConfig
-from feast.data_source import PushMode
+from feast import FeatureStore, FeatureView, RepoConfig
 from feast.infra.offline_stores.dask import DaskOfflineStoreConfig
-from feast.infra.online_stores.redis import RedisOnlineStoreConfig
+from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import RegistryConfig
 
 from fraudstream_common.features.state import CustomerState, TerminalState, feature_vector
 from fraudstream_feature_store.repository import (
-    CUSTOMER_PUSH_SOURCE,
     CUSTOMER_VIEW,
     PROJECT,
-    TERMINAL_PUSH_SOURCE,
     TERMINAL_VIEW,
-    TIMESTAMP,
     definitions,
     ensure_offline_logs,
 )
@@ -67,37 +64,40 @@ def apply_repository(redis_url: str, registry: Path, offline_dir: Path) -> Featu
 class FeatureStateStore:
     def __init__(self, store: FeatureStore) -> None:
         self._store = store
+        self._online_store = RedisOnlineStore()
+        self._views: dict[str, FeatureView] = {}
 
     @property
     def feast(self) -> FeatureStore:
         """The Feast store itself, for what this wrapper does not cover (historical features)."""
         return self._store
 
-    def push(
-        self,
-        customers: Mapping[str, CustomerState],
-        terminals: Mapping[str, TerminalState],
-        *,
-        offline: bool = False,
-    ) -> None:
-        """Writes the states, each stamped with its version time; an older version than the one
-        stored is ignored by Feast, so pushing a batch twice changes nothing."""
-        to = PushMode.ONLINE_AND_OFFLINE if offline else PushMode.ONLINE
-        for source, key, states in (
-            (CUSTOMER_PUSH_SOURCE, "customer_id", customers),
-            (TERMINAL_PUSH_SOURCE, "terminal_id", terminals),
-        ):
+    def push(self, customers: Mapping[str, CustomerState], terminals: Mapping[str, TerminalState]) -> None:
+        """Writes the states to the online store, each stamped with its version time; Feast keeps
+        a row only when it is newer than the one stored, so pushing a batch twice changes nothing.
+
+        Goes straight to the online store's batch write (what Feast's push calls after turning a
+        DataFrame into protos), with the rows built as protos here: 27 us a row instead of 36 us
+        through `FeatureStore.push` (14,637 rows, batches of 2,000, local Redis)."""
+        for view, key, states in ((CUSTOMER_VIEW, "customer_id", customers), (TERMINAL_VIEW, "terminal_id", terminals)):
             if not states:
                 continue
-            rows = pd.DataFrame(
-                {
-                    key: list(states),
-                    "state": [s.to_json() for s in states.values()],
-                    "as_of": [s.as_of for s in states.values()],
-                    TIMESTAMP: [datetime.fromtimestamp(s.version_time, UTC) for s in states.values()],
-                }
-            )
-            self._store.push(source, rows, to=to)
+            rows: list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]] = [
+                (
+                    EntityKeyProto(join_keys=[key], entity_values=[ValueProto(string_val=entity)]),
+                    {"state": ValueProto(string_val=state.to_json()), "as_of": ValueProto(double_val=state.as_of)},
+                    datetime.fromtimestamp(state.version_time, UTC),
+                    None,
+                )
+                for entity, state in states.items()
+            ]
+            self._online_store.online_write_batch(self._store.config, self._view(view), rows, None)
+
+    def _view(self, name: str) -> FeatureView:
+        view = self._views.get(name)
+        if view is None:
+            view = self._views[name] = self._store.get_feature_view(name)
+        return view
 
     def read(self, customer_id: str, terminal_id: str) -> tuple[CustomerState, TerminalState]:
         """The stored state of a customer and a terminal (empty states for unknown ones)."""

@@ -15,7 +15,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from fraudstream_common.deadletter import PROTOBUF_HEADERS, Output, RawMessage, dead_letter
-from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_common.features.definitions import DAY, FEATURE_NAMES, LABEL_DELAY_DAYS
 from fraudstream_common.features.history import FeatureStates, LabelEvent, TransactionEvent
 from fraudstream_common.features.state import CustomerState, TerminalState
 from fraudstream_common.schemas.v1.label_pb2 import Label
@@ -24,6 +24,8 @@ from fraudstream_common.topics import Topic, topic_name
 from fraudstream_features.merge import RANK_INVALID, RANK_LABEL, RANK_TRANSACTION
 
 SERVICE = "features"
+# A terminal's deferred transactions are pushed online a day before they could matter to a request.
+TERMINAL_PUSH_SLACK = (LABEL_DELAY_DAYS - 1) * DAY
 CUSTOMER_KEY = "c:"
 TERMINAL_KEY = "t:"
 
@@ -78,6 +80,11 @@ class FeaturesCore:
         self.states = FeatureStates()
         self._changed_customers: set[str] = set()
         self._changed_terminals: set[str] = set()
+        # Terminals whose online state must be pushed with the next micro-batch (a fraud report
+        # changes risk at once), and terminals whose only unpushed changes are transactions,
+        # with the earliest such transaction's time: see `take_online`.
+        self._terminals_due: set[str] = set()
+        self._terminals_deferred: dict[str, float] = {}
 
     # Input
 
@@ -123,6 +130,7 @@ class FeaturesCore:
         if isinstance(decoded, LabelInput):
             if self.states.apply_label(decoded.event):
                 self._changed_terminals.add(decoded.event.terminal_id)
+                self._terminals_due.add(decoded.event.terminal_id)
             return None
         event = decoded.event
         customer = self.states.customers.get(event.customer_id)
@@ -132,6 +140,9 @@ class FeaturesCore:
         vector = self.states.apply_transaction(event)
         self._changed_customers.add(event.customer_id)
         self._changed_terminals.add(event.terminal_id)
+        deferred_since = self._terminals_deferred.get(event.terminal_id)
+        if deferred_since is None or event.event_time < deferred_since:
+            self._terminals_deferred[event.terminal_id] = event.event_time
         enriched = EnrichedTransaction(
             transaction=decoded.transaction,
             feature_names=FEATURE_NAMES,
@@ -140,11 +151,12 @@ class FeaturesCore:
             late=late,
             customer_state_time=_timestamp(customer_time),
             terminal_state_time=_timestamp(terminal_time),
+            input_time=_timestamp(decoded.produced_at),
         )
         return Output(self.enriched_topic, event.customer_id.encode(), enriched.SerializeToString(), PROTOBUF_HEADERS)
 
     def take_changed(self) -> ChangedStates:
-        """The states changed since the last call: what the next micro-batch pushes and logs."""
+        """The states changed since the last call: what the next micro-batch logs on the changelog."""
         changed = ChangedStates(
             {c: self.states.customers[c] for c in self._changed_customers},
             {t: self.states.terminals[t] for t in self._changed_terminals},
@@ -152,6 +164,34 @@ class FeaturesCore:
         self._changed_customers.clear()
         self._changed_terminals.clear()
         return changed
+
+    def take_online(self, changed: ChangedStates, *, watermark: float, everything: bool = False) -> ChangedStates:
+        """What the next micro-batch pushes to the online store: every changed customer, and the
+        terminals whose online state would otherwise be wrong for a request.
+
+        A terminal's features at time t use only transactions at or before t - LABEL_DELAY_DAYS
+        (and fraud reports known at t). So a terminal whose only unpushed changes are transactions
+        later than watermark - TERMINAL_PUSH_SLACK serves every request at or after the watermark
+        exactly as its newer state would; it is pushed when its earliest unpushed transaction
+        comes within the slack, with any fraud report, or with `everything` (the stream does that
+        every `terminal_push_max_seconds` and when it stops). This halves the rows pushed."""
+        due_before = watermark - TERMINAL_PUSH_SLACK
+        if everything:
+            self._terminals_due.update(self._terminals_deferred)
+            self._terminals_deferred.clear()
+        else:
+            for terminal_id, since in list(self._terminals_deferred.items()):
+                if since <= due_before:
+                    self._terminals_due.add(terminal_id)
+        for terminal_id in self._terminals_due:
+            self._terminals_deferred.pop(terminal_id, None)
+        terminals = {t: self.states.terminals[t] for t in self._terminals_due}
+        self._terminals_due.clear()
+        return ChangedStates(changed.customers, terminals)
+
+    @property
+    def has_deferred(self) -> bool:
+        return bool(self._terminals_deferred or self._terminals_due)
 
     @property
     def changed_count(self) -> int:
@@ -176,12 +216,15 @@ class FeaturesCore:
         self.states = FeatureStates()
         self._changed_customers.clear()
         self._changed_terminals.clear()
+        self._terminals_deferred.clear()
         for key, value in records.items():
             name = key.decode()
             if name.startswith(CUSTOMER_KEY):
                 self.states.customers[name[len(CUSTOMER_KEY) :]] = CustomerState.from_json(value.decode())
             elif name.startswith(TERMINAL_KEY):
                 self.states.terminals[name[len(TERMINAL_KEY) :]] = TerminalState.from_json(value.decode())
+        # The online store may lack changes that were logged but deferred before a crash.
+        self._terminals_due = set(self.states.terminals)
 
 
 def _seconds(timestamp: Timestamp) -> float:

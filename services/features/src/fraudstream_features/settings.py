@@ -26,8 +26,15 @@ class FeaturesSettings(ServiceSettings, FeatureStoreSettings):
     push_max_rows: int = Field(
         default=4000, description="A micro-batch is pushed as soon as this many customer/terminal states changed."
     )
+    terminal_push_max_seconds: float = Field(
+        default=30.0,
+        description=(
+            "Every terminal state changed only by transactions is pushed online at least this often "
+            "(it cannot change a request's features before its transactions are 6 days old)."
+        ),
+    )
     partition_idle_seconds: float = Field(
-        default=0.5,
+        default=0.1,
         description=(
             "A partition with nothing left to read stops holding back event time after this long; "
             "events that then arrive for it with earlier times are processed late."

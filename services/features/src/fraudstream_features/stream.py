@@ -63,6 +63,7 @@ class FeaturesStream:
         self._produced_at: list[float] = []
         self._batch_started: float | None = None
         self._paused: list[TopicPartition] = []
+        self._everything_pushed_at = time.monotonic()
         self._assignment: list[TopicPartition] = []
 
     @property
@@ -107,10 +108,9 @@ class FeaturesStream:
                 )
                 self._apply_released()
                 self._hold_back_partitions_ahead(consumer)
-                if self._batch_due():
+                if self._batch_due() or self._deferred_push_due():
                     self._commit_batch(consumer, producer)
-            if self._batch_started is not None:
-                self._commit_batch(consumer, producer)
+            self._commit_batch(consumer, producer, final=True)
         except _StopRequestedError:
             logger.warning("stopped while the online store was unreachable; the open batch will be replayed")
         finally:
@@ -173,11 +173,22 @@ class FeaturesStream:
             return True
         return time.monotonic() - self._batch_started >= self._settings.push_interval_seconds
 
+    def _deferred_push_due(self) -> bool:
+        waited = time.monotonic() - self._everything_pushed_at
+        return self._core.has_deferred and waited >= self._settings.terminal_push_max_seconds
+
     # One micro-batch: push, then one Kafka transaction
 
-    def _commit_batch(self, consumer: Consumer, producer: Producer) -> None:
+    def _commit_batch(self, consumer: Consumer, producer: Producer, *, final: bool = False) -> None:
         changed = self._core.take_changed()
-        self._push(consumer, changed)
+        now = time.monotonic()
+        everything = final or now - self._everything_pushed_at >= self._settings.terminal_push_max_seconds
+        online = self._core.take_online(changed, watermark=self._merger.watermark, everything=everything)
+        if everything:
+            self._everything_pushed_at = now
+        self._push(consumer, online)
+        if self._batch_started is None:
+            return  # nothing new consumed: only deferred states were pushed
         pushed_at = time.time()
         for produced_at in self._produced_at:
             metrics.FRESHNESS_SECONDS.observe(max(0.0, pushed_at - produced_at))

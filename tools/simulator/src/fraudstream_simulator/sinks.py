@@ -130,11 +130,18 @@ def replay_to_kafka(
     include_labels: bool = True,
     progress: Callable[[ReplayStats], None] | None = None,
     run_id: str = "",
+    transactions_topic: Topic = Topic.TRANSACTIONS_RAW,
 ) -> ReplayStats:
     """Replays `simulation` to Kafka. A non-empty `run_id` prefixes every transaction id
-    ("RUN-tx42"), so that replaying the same world again is not taken for duplicates."""
+    ("RUN-tx42"), so that replaying the same world again is not taken for duplicates.
+    `transactions_topic=Topic.TRANSACTIONS` writes validated transactions straight to the
+    features service's input, bypassing ingest (for its tests and benchmarks)."""
+    if transactions_topic not in (Topic.TRANSACTIONS_RAW, Topic.TRANSACTIONS):
+        raise ValueError(f"transactions go to {Topic.TRANSACTIONS_RAW} or {Topic.TRANSACTIONS}")
+    if transactions_topic is Topic.TRANSACTIONS and raw_format is not RawFormat.PROTOBUF:
+        raise ValueError(f"{Topic.TRANSACTIONS} carries protobuf only")
     producer = Producer(producer_config(settings, client_id="simulator", overrides={"linger.ms": 20}))
-    raw_topic = topic_name(Topic.TRANSACTIONS_RAW, settings.topic_prefix)
+    raw_topic = topic_name(transactions_topic, settings.topic_prefix)
     labels_topic = topic_name(Topic.LABELS, settings.topic_prefix)
     encode = encode_transaction_json if raw_format is RawFormat.JSON else encode_transaction_protobuf
     content_type = (CONTENT_TYPE_JSON if raw_format is RawFormat.JSON else CONTENT_TYPE_PROTOBUF).encode()

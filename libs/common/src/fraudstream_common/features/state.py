@@ -10,8 +10,9 @@ reads it from Feast and calls `feature_vector` without changing it.
 from __future__ import annotations
 
 import bisect
-import json
 from dataclasses import dataclass, field
+
+import orjson
 
 from fraudstream_common.features.definitions import (
     CUSTOMER_HORIZON,
@@ -88,13 +89,13 @@ class CustomerState(Versioned):
             del self.times[:cut], self.amounts[:cut], self.terminals[:cut]
 
     def to_json(self) -> str:
-        return json.dumps([self.as_of, self.updates, self.times, self.amounts, self.terminals], separators=(",", ":"))
+        return orjson.dumps([self.as_of, self.updates, self.times, self.amounts, self.terminals]).decode()
 
     @classmethod
     def from_json(cls, text: str | None) -> CustomerState:
         if not text:
             return cls()
-        as_of, updates, times, amounts, terminals = json.loads(text)
+        as_of, updates, times, amounts, terminals = orjson.loads(text)
         return cls(as_of, updates, times, amounts, terminals)
 
 
@@ -162,15 +163,13 @@ class TerminalState(Versioned):
             del self.frauds[transaction_id]
 
     def to_json(self) -> str:
-        return json.dumps(
-            [self.as_of, self.updates, self.times, self.transaction_ids, self.frauds], separators=(",", ":")
-        )
+        return orjson.dumps([self.as_of, self.updates, self.times, self.transaction_ids, self.frauds]).decode()
 
     @classmethod
     def from_json(cls, text: str | None) -> TerminalState:
         if not text:
             return cls()
-        as_of, updates, times, transaction_ids, frauds = json.loads(text)
+        as_of, updates, times, transaction_ids, frauds = orjson.loads(text)
         return cls(as_of, updates, times, transaction_ids, {k: (v[0], v[1]) for k, v in frauds.items()})
 
 

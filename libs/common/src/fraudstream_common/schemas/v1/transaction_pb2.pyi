@@ -84,6 +84,7 @@ class EnrichedTransaction(_message.Message):
     LATE_FIELD_NUMBER: _builtins.int
     CUSTOMER_STATE_TIME_FIELD_NUMBER: _builtins.int
     TERMINAL_STATE_TIME_FIELD_NUMBER: _builtins.int
+    INPUT_TIME_FIELD_NUMBER: _builtins.int
     late: _builtins.bool
     """True when the transaction arrived after the stream's event-time watermark had passed its
     time: its vector misses nothing earlier, but later-timed events were already applied.
@@ -106,6 +107,12 @@ class EnrichedTransaction(_message.Message):
 
     @_builtins.property
     def terminal_state_time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def input_time(self) -> _timestamp_pb2.Timestamp:
+        """The input message's Kafka timestamp (when it was produced to `transactions`), so that a
+        consumer can measure freshness end to end.
+        """
+
     def __init__(
         self,
         *,
@@ -116,10 +123,11 @@ class EnrichedTransaction(_message.Message):
         late: _builtins.bool = ...,
         customer_state_time: _timestamp_pb2.Timestamp | None = ...,
         terminal_state_time: _timestamp_pb2.Timestamp | None = ...,
+        input_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["customer_state_time", b"customer_state_time", "enriched_time", b"enriched_time", "terminal_state_time", b"terminal_state_time", "transaction", b"transaction"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["customer_state_time", b"customer_state_time", "enriched_time", b"enriched_time", "input_time", b"input_time", "terminal_state_time", b"terminal_state_time", "transaction", b"transaction"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_state_time", b"customer_state_time", "enriched_time", b"enriched_time", "feature_names", b"feature_names", "feature_values", b"feature_values", "late", b"late", "terminal_state_time", b"terminal_state_time", "transaction", b"transaction"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_state_time", b"customer_state_time", "enriched_time", b"enriched_time", "feature_names", b"feature_names", "feature_values", b"feature_values", "input_time", b"input_time", "late", b"late", "terminal_state_time", b"terminal_state_time", "transaction", b"transaction"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
