@@ -4,6 +4,7 @@ history, computed by replaying it through the same state the stream keeps
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pandas as pd
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.features.history import LabelEvent, TransactionEvent, replay
+from fraudstream_feature_store.repository import transaction_features_dir, transaction_features_frame
 from fraudstream_simulator.sinks import epoch_seconds
 
 
@@ -58,12 +60,36 @@ def backfill(transactions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([ids, features], axis=1)
 
 
-def backfill_directory(history: Path, out: Path) -> int:
-    """Reads a simulator parquet folder (transactions.parquet, labels.parquet), writes `out`."""
+def _read_history(history: Path) -> pd.DataFrame:
     for name in ("transactions.parquet", "labels.parquet"):
         if not (history / name).exists():
             raise FileNotFoundError(f"{history / name} is missing: write a history with `fraudstream simulate --out`")
-    features = backfill(pd.read_parquet(history / "transactions.parquet"), pd.read_parquet(history / "labels.parquet"))
+    return backfill(pd.read_parquet(history / "transactions.parquet"), pd.read_parquet(history / "labels.parquet"))
+
+
+def backfill_directory(history: Path, out: Path) -> int:
+    """Reads a simulator parquet folder (transactions.parquet, labels.parquet), writes `out`."""
+    features = _read_history(history)
     out.parent.mkdir(parents=True, exist_ok=True)
     features.to_parquet(out, index=False)
     return len(features)
+
+
+def backfill_offline_store(history: Path, offline_dir: Path) -> tuple[int, Path]:
+    """Writes the history's feature vectors into Feast's offline store (a part of the
+    `transaction_features` source), where training sets are joined point-in-time. The part is
+    named by a digest of the history, so backfilling the same history again replaces it."""
+    features = _read_history(history)
+    digest = hashlib.sha256()
+    for name in ("transactions.parquet", "labels.parquet"):
+        digest.update((history / name).read_bytes())
+    directory = transaction_features_dir(offline_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"backfill-{digest.hexdigest()[:16]}.parquet"
+    frame = transaction_features_frame(
+        features, epoch_seconds(features["event_time"]).astype(float), features[list(FEATURE_NAMES)].to_numpy()
+    )
+    temporary = path.with_name(f".{path.name}.tmp")
+    frame.to_parquet(temporary, index=False)
+    temporary.replace(path)
+    return len(frame), path

@@ -220,17 +220,27 @@ def simulate(
 @features_app.command("backfill")
 def features_backfill(
     history: Annotated[Path, typer.Option(help="A simulator parquet folder (fraudstream simulate --out).")],
-    out: Annotated[Path, typer.Option(help="Parquet file of every transaction's feature vector.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Write a plain parquet file here instead of into Feast's offline store.")
+    ] = None,
+    offline_dir: Annotated[
+        Path | None, typer.Option(help="Feast's offline store folder (default: the local platform's).")
+    ] = None,
 ) -> None:
-    """Compute every transaction's features from a recorded history, as the stream would have."""
-    from fraudstream_cli.backfill import backfill_directory
+    """Compute every transaction's features from a recorded history, as the stream would have,
+    into Feast's offline store (feature view transaction_features) for training sets."""
+    from fraudstream_cli.backfill import backfill_directory, backfill_offline_store
 
     try:
-        rows = backfill_directory(history, out)
+        if out is not None:
+            rows = backfill_directory(history, out)
+            typer.echo(f"wrote {rows} feature vectors to {out}")
+            return
+        rows, part = backfill_offline_store(history, offline_dir or PlatformSettings().feature_offline_dir)
     except FileNotFoundError as error:
         _fail(error)
         return
-    typer.echo(f"wrote {rows} feature vectors to {out}")
+    typer.echo(f"wrote {rows} feature vectors to Feast's offline store: {part}")
 
 
 def _drift_spec(text: str) -> DriftSpec:
