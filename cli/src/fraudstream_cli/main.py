@@ -74,6 +74,22 @@ def platform_status() -> None:
         raise typer.Exit(3)
 
 
+@platform_app.command("feast-apply")
+def platform_feast_apply() -> None:
+    """Register fraudstream's Feast repository in any deployment's registry (compose and
+    Kubernetes run this once), from FRAUDSTREAM_FEATURE_* variables."""
+    from fraudstream_common.settings import ServiceSettings
+    from fraudstream_feature_store.settings import FeatureStoreSettings
+    from fraudstream_feature_store.store import apply_repository
+
+    class Settings(ServiceSettings, FeatureStoreSettings):
+        pass
+
+    settings = Settings()
+    apply_repository(settings.feature_store_redis_url, settings.feature_registry, settings.feature_offline_dir)
+    typer.echo(f"feast repository applied: registry {settings.feature_registry}")
+
+
 @platform_app.command("topics")
 def platform_topics(
     bootstrap_servers: Annotated[

@@ -14,13 +14,14 @@ from fraudstream_cli.platform.settings import PlatformSettings
 from fraudstream_common.settings import ServiceSettings
 from fraudstream_common.topics import TOPIC_SPECS, Topic
 from fraudstream_feature_store.settings import FeatureStoreSettings
+from fraudstream_features.settings import FeaturesSettings
 from fraudstream_ingest.settings import IngestSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "k8s"
 KNOWN_SETTINGS = {
     f"FRAUDSTREAM_{name.upper()}"
-    for settings in (ServiceSettings, IngestSettings, PlatformSettings, FeatureStoreSettings)
+    for settings in (ServiceSettings, IngestSettings, FeaturesSettings, PlatformSettings, FeatureStoreSettings)
     for name in settings.model_fields
 } | {"FRAUDSTREAM_SERVICE"}
 
@@ -116,3 +117,14 @@ def test_compose_dependencies_exist_and_ports_match_the_settings() -> None:
     ingest_env = services["ingest"]["environment"]
     assert f"{ingest_env['FRAUDSTREAM_HTTP_PORT']}:{ingest_env['FRAUDSTREAM_HTTP_PORT']}" in services["ingest"]["ports"]
     assert IngestSettings().http_port == int(ingest_env["FRAUDSTREAM_HTTP_PORT"])
+
+
+def test_features_runs_one_worker_that_never_overlaps_its_successor() -> None:
+    [deployment] = [d for d in of_kind("Deployment") if d["metadata"]["name"] == "features"]
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    instance = {e["name"]: e.get("value") for e in container["env"]}["FRAUDSTREAM_INSTANCE_ID"]
+    assert instance, "a fixed transactional id lets a restarted worker fence the old one"
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["features"]
+    assert FeaturesSettings().http_port == int(compose["environment"]["FRAUDSTREAM_HTTP_PORT"])

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from fraudstream_cli.platform.kafka import KafkaBroker
 from fraudstream_cli.platform.mlflow_server import MlflowServer
-from fraudstream_cli.platform.processes import PlatformError, port_open
+from fraudstream_cli.platform.processes import port_open
 from fraudstream_cli.platform.redis_server import RedisServer
 from fraudstream_cli.platform.services import SERVICES, LocalService
 from fraudstream_cli.platform.settings import PlatformSettings
@@ -43,12 +43,8 @@ class Platform:
 
     def apply_feature_repository(self) -> str:
         """Registers fraudstream's Feast repository (idempotent); needs Redis up."""
-        try:
-            from fraudstream_feature_store.store import apply_repository
-        except ImportError as exc:
-            raise PlatformError(
-                "Feast is not installed: install fraudstream-cli[platform] (make install does)"
-            ) from exc
+        from fraudstream_feature_store.store import apply_repository
+
         s = self.settings
         apply_repository(s.feature_store_redis_url, s.feature_registry, s.feature_offline_dir)
         return f"repository applied (registry {s.feature_registry}, online store {s.feature_store_redis_url})"

@@ -24,7 +24,10 @@ class ServiceSpec:
     grpc_port: int | None = None
 
 
-SERVICES: tuple[ServiceSpec, ...] = (ServiceSpec("ingest", "fraudstream_ingest", 8081, 50052),)
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("ingest", "fraudstream_ingest", 8081, 50052),
+    ServiceSpec("features", "fraudstream_features", 8082),
+)
 
 
 class LocalService:
