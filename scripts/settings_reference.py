@@ -16,23 +16,26 @@ from fraudstream_cli.platform.settings import PlatformSettings
 from fraudstream_common.settings import ServiceSettings
 from fraudstream_common.topics import TOPIC_SPECS
 from fraudstream_feature_store.settings import FeatureStoreSettings
+from fraudstream_features.settings import FeaturesSettings
 from fraudstream_ingest.settings import IngestSettings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
-SECTIONS: list[tuple[str, type[BaseModel], type[BaseModel] | None]] = [
-    ("Every service", ServiceSettings, None),
-    ("ingest", IngestSettings, ServiceSettings),
-    ("Feature store (every service that reads or writes features)", FeatureStoreSettings, None),
-    ("Local platform (`fraudstream platform`, `fraudstream up`)", PlatformSettings, None),
+# (title, settings, the settings it inherits and that another section lists)
+SECTIONS: list[tuple[str, type[BaseModel], tuple[type[BaseModel], ...]]] = [
+    ("Every service", ServiceSettings, ()),
+    ("ingest", IngestSettings, (ServiceSettings,)),
+    ("features", FeaturesSettings, (ServiceSettings, FeatureStoreSettings)),
+    ("Feature store (every service that reads or writes features)", FeatureStoreSettings, ()),
+    ("Local platform (`fraudstream platform`, `fraudstream up`)", PlatformSettings, ()),
 ]
 
 
 def render() -> str:
     lines = [BEGIN, ""]
-    for title, settings, base in SECTIONS:
+    for title, settings, bases in SECTIONS:
         lines += [f"**{title}**", "", "| variable | default | meaning |", "| --- | --- | --- |"]
-        inherited = set(base.model_fields) if base else set()
+        inherited = {name for base in bases for name in base.model_fields}
         for name, field in settings.model_fields.items():
             if name in inherited:
                 continue

@@ -30,25 +30,10 @@ pytestmark = pytest.mark.integration
 WORLD = ["--days", "20", "--customers", "400", "--terminals", "800"]
 
 
-@pytest.mark.parametrize(("raw_format", "run_id"), [("json", ""), ("protobuf", "run7")])
-def test_simulator_through_ingest(topics: Topics, ingest: ServiceProcess, raw_format: str, run_id: str) -> None:
-    expected = simulate(SimulationConfig(n_customers=400, n_terminals=800, nb_days=20))
-    limit = 5_000
-    ingest.start()
+def simulate_to_kafka(topics: Topics, *arguments: str) -> None:
+    """`fraudstream simulate` of WORLD, as a user runs it, into this test's topics."""
     replay = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "fraudstream_cli.main",
-            "simulate",
-            *WORLD,
-            "--limit",
-            str(limit),
-            "--format",
-            raw_format,
-            "--run-id",
-            run_id,
-        ],
+        [sys.executable, "-m", "fraudstream_cli.main", "simulate", *WORLD, *arguments],
         env={**os.environ, "FRAUDSTREAM_TOPIC_PREFIX": topics.prefix},
         capture_output=True,
         text=True,
@@ -56,6 +41,14 @@ def test_simulator_through_ingest(topics: Topics, ingest: ServiceProcess, raw_fo
         check=False,
     )
     assert replay.returncode == 0, replay.stderr
+
+
+@pytest.mark.parametrize(("raw_format", "run_id"), [("json", ""), ("protobuf", "run7")])
+def test_simulator_through_ingest(topics: Topics, ingest: ServiceProcess, raw_format: str, run_id: str) -> None:
+    expected = simulate(SimulationConfig(n_customers=400, n_terminals=800, nb_days=20))
+    limit = 5_000
+    ingest.start()
+    simulate_to_kafka(topics, "--limit", str(limit), "--format", raw_format, "--run-id", run_id)
     sent = expected.transactions.iloc[:limit].copy()
     if run_id:
         sent["transaction_id"] = run_id + "-" + sent["transaction_id"]
@@ -83,15 +76,7 @@ def test_simulator_through_ingest_and_features(topics: Topics, ingest: ServicePr
     world = simulate(SimulationConfig(n_customers=400, n_terminals=800, nb_days=20))
     limit = 5_000
     ingest.start()
-    replay = subprocess.run(
-        [sys.executable, "-m", "fraudstream_cli.main", "simulate", *WORLD, "--limit", str(limit)],
-        env={**os.environ, "FRAUDSTREAM_TOPIC_PREFIX": topics.prefix},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert replay.returncode == 0, replay.stderr
+    simulate_to_kafka(topics, "--limit", str(limit))
     drain(topics(Topic.TRANSACTIONS), expected=limit)  # ingest is through: the input is complete
 
     # The online store's database of this test only: the ids are the simulator's plain ones.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
 from typing import Protocol
 
 logger = logging.getLogger(__name__)
@@ -67,3 +68,27 @@ class ServiceRunner:
                 logger.error("component %s failed while stopping", component.name, exc_info=result)
                 exit_code = 1
         return exit_code
+
+
+class BlockingLoop:
+    """A component whose work is a blocking loop (Kafka clients block) run in a worker thread.
+    Subclasses implement `_loop`, checking `_stopping` between batches, and set `_ready`."""
+
+    name = "loop"
+
+    def __init__(self) -> None:
+        self._stopping = threading.Event()
+        self._ready = threading.Event()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    async def run(self) -> None:
+        await asyncio.to_thread(self._loop)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    def _loop(self) -> None:
+        raise NotImplementedError

@@ -10,11 +10,9 @@ offset, and is deleted when the partition is assigned again, then written anew.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import re
-import threading
 import time
 from collections.abc import Sequence
 
@@ -25,6 +23,7 @@ from google.protobuf.message import DecodeError
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.kafka import consumer_config
+from fraudstream_common.lifecycle import BlockingLoop
 from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction
 from fraudstream_feature_store.repository import transaction_features_dir, transaction_features_frame
 from fraudstream_features import metrics
@@ -40,24 +39,18 @@ def part_name(partition: int, first: int, last: int) -> str:
     return f"enriched-p{partition:04d}-{first:015d}-{last:015d}.parquet"
 
 
-class OfflineWriter:
+class OfflineWriter(BlockingLoop):
     name = "offline-writer"
 
     def __init__(self, settings: FeaturesSettings, enriched_topic: str) -> None:
+        super().__init__()
         self._settings = settings
         self._topic = enriched_topic
         self._directory = transaction_features_dir(settings.feature_offline_dir)
-        self._stopping = threading.Event()
         self._rows: dict[int, list[tuple[int, EnrichedTransaction]]] = {}
         self._since: float | None = None
 
-    async def run(self) -> None:
-        await asyncio.to_thread(self._run)
-
-    async def stop(self) -> None:
-        self._stopping.set()
-
-    def _run(self) -> None:
+    def _loop(self) -> None:
         consumer = Consumer(
             consumer_config(self._settings, group_id=GROUP_ID, client_id=f"{self._settings.instance_id}-offline")
         )

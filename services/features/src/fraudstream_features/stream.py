@@ -23,9 +23,7 @@ disagree after a crash and a replayed transaction would be counted twice in the 
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -34,6 +32,7 @@ import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from fraudstream_common.kafka import consumer_config, produce_waiting, producer_config
+from fraudstream_common.lifecycle import BlockingLoop
 from fraudstream_feature_store.store import FeatureStateStore
 from fraudstream_features import metrics
 from fraudstream_features.core import ChangedStates, Decoded, FeaturesCore, Invalid, LabelInput, TransactionInput
@@ -49,16 +48,15 @@ class _StopRequestedError(Exception):
     """Shutdown was asked for while the online store was unreachable: leave the batch uncommitted."""
 
 
-class FeaturesStream:
+class FeaturesStream(BlockingLoop):
     name = "stream"
 
     def __init__(self, settings: FeaturesSettings, core: FeaturesCore, store: FeatureStateStore) -> None:
+        super().__init__()
         self._settings = settings
         self._core = core
         self._store = store
         self._merger: EventTimeMerger[Decoded] = EventTimeMerger(settings.partition_idle_seconds)
-        self._stopping = threading.Event()
-        self._ready = threading.Event()
         self._outputs: list[tuple[str, bytes | None, bytes]] = []
         self._produced_at: list[float] = []
         self._batch_started: float | None = None
@@ -66,19 +64,9 @@ class FeaturesStream:
         self._everything_pushed_at = time.monotonic()
         self._assignment: list[TopicPartition] = []
 
-    @property
-    def ready(self) -> bool:
-        return self._ready.is_set()
-
-    async def run(self) -> None:
-        await asyncio.to_thread(self._run)
-
-    async def stop(self) -> None:
-        self._stopping.set()
-
     # The loop
 
-    def _run(self) -> None:
+    def _loop(self) -> None:
         settings = self._settings
         consumer = Consumer(
             consumer_config(

@@ -15,9 +15,7 @@ the batch's first offsets and retries with backoff, so no message is skipped.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 import time
 from collections.abc import Sequence
 
@@ -25,6 +23,7 @@ import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from fraudstream_common.kafka import DeliveryCallback, consumer_config, produce_waiting, producer_config
+from fraudstream_common.lifecycle import BlockingLoop
 from fraudstream_common.settings import ProcessingGuarantee
 from fraudstream_ingest import metrics
 from fraudstream_ingest.core import BatchResult, IngestCore
@@ -39,28 +38,17 @@ class BatchNotCommittedError(Exception):
     """The batch's output was not committed; its input must be read again."""
 
 
-class StreamProcessor:
+class StreamProcessor(BlockingLoop):
     name = "stream"
 
     def __init__(self, settings: IngestSettings, core: IngestCore) -> None:
+        super().__init__()
         self._settings = settings
         self._core = core
-        self._stopping = threading.Event()
-        self._ready = threading.Event()
         self._exactly_once = settings.processing_guarantee is ProcessingGuarantee.EXACTLY_ONCE
         self._delivery_errors: list[KafkaError] = []
 
-    @property
-    def ready(self) -> bool:
-        return self._ready.is_set()
-
-    async def run(self) -> None:
-        await asyncio.to_thread(self._run)
-
-    async def stop(self) -> None:
-        self._stopping.set()
-
-    def _run(self) -> None:
+    def _loop(self) -> None:
         settings = self._settings
         consumer = Consumer(consumer_config(settings, group_id=GROUP_ID, client_id=f"{settings.instance_id}-consumer"))
         producer = Producer(
