@@ -47,8 +47,8 @@ def test_request_time_vectors_from_feast_equal_the_replay(store: FeatureStateSto
 
     def flush() -> None:
         store.push(
-            {c: states.customers[c] for c in dirty_customers},
-            {t: states.terminals[t] for t in dirty_terminals},
+            {c: states.customers[c].snapshot() for c in dirty_customers},
+            {t: states.terminals[t].snapshot() for t in dirty_terminals},
         )
         dirty_customers.clear()
         dirty_terminals.clear()
@@ -83,6 +83,6 @@ def test_request_time_vectors_from_feast_equal_the_replay(store: FeatureStateSto
     current, _ = store.read(some_customer, "none")
     stale = CustomerState.from_json(current.to_json())
     stale.updates -= 1
-    store.push({some_customer: stale}, {})
+    store.push({some_customer: stale.snapshot()}, {})
     assert store.read(some_customer, "none")[0] == current
     assert store.read("unknown-customer", "unknown-terminal") == (CustomerState(), TerminalState())

@@ -16,7 +16,7 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import RegistryConfig
 
-from fraudstream_common.features.state import CustomerState, TerminalState, feature_vector
+from fraudstream_common.features.state import CustomerState, Snapshot, TerminalState, feature_vector
 from fraudstream_feature_store.repository import (
     CUSTOMER_VIEW,
     PROJECT,
@@ -72,7 +72,7 @@ class FeatureStateStore:
         """The Feast store itself, for what this wrapper does not cover (historical features)."""
         return self._store
 
-    def push(self, customers: Mapping[str, CustomerState], terminals: Mapping[str, TerminalState]) -> None:
+    def push(self, customers: Mapping[str, Snapshot], terminals: Mapping[str, Snapshot]) -> None:
         """Writes the states to the online store, each stamped with its version time; Feast keeps
         a row only when it is newer than the one stored, so pushing a batch twice changes nothing.
 
@@ -85,7 +85,7 @@ class FeatureStateStore:
             rows: list[tuple[EntityKeyProto, dict[str, ValueProto], datetime, datetime | None]] = [
                 (
                     EntityKeyProto(join_keys=[key], entity_values=[ValueProto(string_val=entity)]),
-                    {"state": ValueProto(string_val=state.to_json()), "as_of": ValueProto(double_val=state.as_of)},
+                    {"state": ValueProto(string_val=state.json), "as_of": ValueProto(double_val=state.as_of)},
                     datetime.fromtimestamp(state.version_time, UTC),
                     None,
                 )

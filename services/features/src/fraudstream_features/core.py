@@ -17,7 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from fraudstream_common.deadletter import PROTOBUF_HEADERS, Output, RawMessage, dead_letter
 from fraudstream_common.features.definitions import DAY, FEATURE_NAMES, LABEL_DELAY_DAYS
 from fraudstream_common.features.history import FeatureStates, LabelEvent, TransactionEvent
-from fraudstream_common.features.state import CustomerState, TerminalState
+from fraudstream_common.features.state import CustomerState, Snapshot, TerminalState
 from fraudstream_common.schemas.v1.label_pb2 import Label
 from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction, Transaction
 from fraudstream_common.topics import Topic, topic_name
@@ -63,8 +63,11 @@ class Sortable:
 
 @dataclass
 class ChangedStates:
-    customers: dict[str, CustomerState] = field(default_factory=dict)
-    terminals: dict[str, TerminalState] = field(default_factory=dict)
+    """Snapshots of states, taken when a micro-batch closes: what its changelog records and its
+    push write are the same serialisation of the same moment."""
+
+    customers: dict[str, Snapshot] = field(default_factory=dict)
+    terminals: dict[str, Snapshot] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.customers) + len(self.terminals)
@@ -158,8 +161,8 @@ class FeaturesCore:
     def take_changed(self) -> ChangedStates:
         """The states changed since the last call: what the next micro-batch logs on the changelog."""
         changed = ChangedStates(
-            {c: self.states.customers[c] for c in self._changed_customers},
-            {t: self.states.terminals[t] for t in self._changed_terminals},
+            {c: self.states.customers[c].snapshot() for c in self._changed_customers},
+            {t: self.states.terminals[t].snapshot() for t in self._changed_terminals},
         )
         self._changed_customers.clear()
         self._changed_terminals.clear()
@@ -185,7 +188,10 @@ class FeaturesCore:
                     self._terminals_due.add(terminal_id)
         for terminal_id in self._terminals_due:
             self._terminals_deferred.pop(terminal_id, None)
-        terminals = {t: self.states.terminals[t] for t in self._terminals_due}
+        terminals = {
+            t: changed.terminals[t] if t in changed.terminals else self.states.terminals[t].snapshot()
+            for t in self._terminals_due
+        }
         self._terminals_due.clear()
         return ChangedStates(changed.customers, terminals)
 
@@ -202,11 +208,11 @@ class FeaturesCore:
     def changelog(self, changed: ChangedStates) -> list[Output]:
         return [
             *(
-                Output(self.changelog_topic, f"{CUSTOMER_KEY}{c}".encode(), state.to_json().encode(), [])
+                Output(self.changelog_topic, f"{CUSTOMER_KEY}{c}".encode(), state.json.encode(), [])
                 for c, state in changed.customers.items()
             ),
             *(
-                Output(self.changelog_topic, f"{TERMINAL_KEY}{t}".encode(), state.to_json().encode(), [])
+                Output(self.changelog_topic, f"{TERMINAL_KEY}{t}".encode(), state.json.encode(), [])
                 for t, state in changed.terminals.items()
             ),
         ]

@@ -27,6 +27,15 @@ from fraudstream_common.features.definitions import (
 )
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """A state as it was at one moment, serialised once for every store it goes to."""
+
+    json: str
+    as_of: float
+    version_time: float
+
+
 @dataclass
 class Versioned:
     """How far a state has been rolled: the latest event time it has seen and how many events
@@ -44,6 +53,12 @@ class Versioned:
     @property
     def version_time(self) -> float:
         return self.as_of + (self.updates % 1_000_000) / 1e6
+
+    def to_json(self) -> str:
+        raise NotImplementedError
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(self.to_json(), self.as_of, self.version_time)
 
 
 @dataclass
