@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -165,3 +166,7 @@ def test_terminals_changed_only_by_recent_transactions_are_pushed_online_later()
     assert not core.has_deferred
     core.apply(core.decode(transaction("c", "c3", "t3", start + 5 * DAY, 1.0)).decoded, late=False)
     assert set(core.take_online(core.take_changed(), watermark=0, everything=True).terminals) == {"t3"}
+    core.apply(core.decode(transaction("d", "c4", "t4", start + 5 * DAY, 1.0)).decoded, late=False)
+    waited_since = time.monotonic()
+    assert set(core.take_online(core.take_changed(), watermark=0, deferred_before=waited_since).terminals) == {"t4"}
+    assert core.longest_deferral(time.monotonic()) == 0.0

@@ -87,7 +87,9 @@ class FeaturesCore:
         # changes risk at once), and terminals whose only unpushed changes are transactions,
         # with the earliest such transaction's time: see `take_online`.
         self._terminals_due: set[str] = set()
-        self._terminals_deferred: dict[str, float] = {}
+        # terminal -> (earliest unpushed transaction time, wall time it was deferred); in
+        # insertion order, so the first entry has waited longest.
+        self._terminals_deferred: dict[str, tuple[float, float]] = {}
 
     # Input
 
@@ -143,9 +145,11 @@ class FeaturesCore:
         vector = self.states.apply_transaction(event)
         self._changed_customers.add(event.customer_id)
         self._changed_terminals.add(event.terminal_id)
-        deferred_since = self._terminals_deferred.get(event.terminal_id)
-        if deferred_since is None or event.event_time < deferred_since:
-            self._terminals_deferred[event.terminal_id] = event.event_time
+        deferred = self._terminals_deferred.get(event.terminal_id)
+        if deferred is None:
+            self._terminals_deferred[event.terminal_id] = (event.event_time, time.monotonic())
+        elif event.event_time < deferred[0]:
+            self._terminals_deferred[event.terminal_id] = (event.event_time, deferred[1])
         enriched = EnrichedTransaction(
             transaction=decoded.transaction,
             feature_names=FEATURE_NAMES,
@@ -168,7 +172,14 @@ class FeaturesCore:
         self._changed_terminals.clear()
         return changed
 
-    def take_online(self, changed: ChangedStates, *, watermark: float, everything: bool = False) -> ChangedStates:
+    def take_online(
+        self,
+        changed: ChangedStates,
+        *,
+        watermark: float,
+        deferred_before: float = float("-inf"),
+        everything: bool = False,
+    ) -> ChangedStates:
         """What the next micro-batch pushes to the online store: every changed customer, and the
         terminals whose online state would otherwise be wrong for a request.
 
@@ -176,16 +187,13 @@ class FeaturesCore:
         (and fraud reports known at t). So a terminal whose only unpushed changes are transactions
         later than watermark - TERMINAL_PUSH_SLACK serves every request at or after the watermark
         exactly as its newer state would; it is pushed when its earliest unpushed transaction
-        comes within the slack, with any fraud report, or with `everything` (the stream does that
-        every `terminal_push_max_seconds` and when it stops). This halves the rows pushed."""
+        comes within the slack, with any fraud report, when it was deferred before
+        `deferred_before` (monotonic clock: the stream bounds how long a state waits, for low
+        traffic), or with `everything` (when the stream stops). This halves the rows pushed."""
         due_before = watermark - TERMINAL_PUSH_SLACK
-        if everything:
-            self._terminals_due.update(self._terminals_deferred)
-            self._terminals_deferred.clear()
-        else:
-            for terminal_id, since in list(self._terminals_deferred.items()):
-                if since <= due_before:
-                    self._terminals_due.add(terminal_id)
+        for terminal_id, (since, deferred_at) in self._terminals_deferred.items():
+            if everything or since <= due_before or deferred_at <= deferred_before:
+                self._terminals_due.add(terminal_id)
         for terminal_id in self._terminals_due:
             self._terminals_deferred.pop(terminal_id, None)
         terminals = {
@@ -194,6 +202,12 @@ class FeaturesCore:
         }
         self._terminals_due.clear()
         return ChangedStates(changed.customers, terminals)
+
+    def longest_deferral(self, now: float) -> float:
+        """How long the longest-waiting deferred terminal state has waited (0 when none)."""
+        for _since, deferred_at in self._terminals_deferred.values():
+            return now - deferred_at
+        return 0.0
 
     @property
     def has_deferred(self) -> bool:

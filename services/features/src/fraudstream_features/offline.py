@@ -25,7 +25,11 @@ from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.kafka import consumer_config
 from fraudstream_common.lifecycle import BlockingLoop
 from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction
-from fraudstream_feature_store.repository import transaction_features_dir, transaction_features_frame
+from fraudstream_feature_store.repository import (
+    TRANSACTION_ID_COLUMNS,
+    transaction_features_dir,
+    transaction_features_frame,
+)
 from fraudstream_features import metrics
 from fraudstream_features.settings import FeaturesSettings
 
@@ -47,7 +51,7 @@ class OfflineWriter(BlockingLoop):
         self._settings = settings
         self._topic = enriched_topic
         self._directory = transaction_features_dir(settings.feature_offline_dir)
-        self._rows: dict[int, list[tuple[int, EnrichedTransaction]]] = {}
+        self._parts: dict[int, _Part] = {}
         self._since: float | None = None
 
     def _loop(self) -> None:
@@ -61,7 +65,7 @@ class OfflineWriter(BlockingLoop):
                 self._take(consumer.consume(self._settings.batch_max_messages, timeout=0.5))
                 if self._flush_due():
                     self._flush(consumer)
-            if self._rows:
+            if self._parts:
                 self._flush(consumer)
         finally:
             consumer.close()
@@ -81,50 +85,40 @@ class OfflineWriter(BlockingLoop):
             except DecodeError:
                 logger.error("undecodable message at %s[%d]@%d skipped", self._topic, partition, offset)
                 continue
-            self._rows.setdefault(partition, []).append((offset, enriched))
+            part = self._parts.get(partition)
+            if part is None:
+                part = self._parts[partition] = _Part(offset)
+            part.add(offset, enriched)
             if self._since is None:
                 self._since = time.monotonic()
 
     def _flush_due(self) -> bool:
         if self._since is None:
             return False
-        if sum(len(rows) for rows in self._rows.values()) >= self._settings.offline_part_max_rows:
+        if sum(len(part) for part in self._parts.values()) >= self._settings.offline_part_max_rows:
             return True
         return time.monotonic() - self._since >= self._settings.offline_part_max_seconds
 
     def _flush(self, consumer: Consumer) -> None:
         offsets = []
-        for partition, rows in self._rows.items():
-            if not rows:
+        for partition, part in self._parts.items():
+            if not len(part):
                 continue
-            self._write_part(partition, rows)
-            offsets.append(TopicPartition(self._topic, partition, rows[-1][0] + 1))
-            metrics.OFFLINE_ROWS.inc(len(rows))
+            self._write_part(partition, part)
+            offsets.append(TopicPartition(self._topic, partition, part.last_offset + 1))
+            metrics.OFFLINE_ROWS.inc(len(part))
         if offsets:
             consumer.commit(offsets=offsets, asynchronous=False)
-        self._rows = {}
+        self._parts = {}
         self._since = None
 
-    def _write_part(self, partition: int, rows: list[tuple[int, EnrichedTransaction]]) -> None:
-        vectors = np.empty((len(rows), len(FEATURE_NAMES)))
-        names = list(FEATURE_NAMES)
-        for i, (_, enriched) in enumerate(rows):
-            if list(enriched.feature_names) != names:
-                values = dict(zip(enriched.feature_names, enriched.feature_values, strict=True))
-                vectors[i] = [values.get(name, np.nan) for name in names]
-            else:
-                vectors[i] = enriched.feature_values
-        transactions = [enriched.transaction for _, enriched in rows]
-        ids = pd.DataFrame(
-            {
-                "transaction_id": [t.transaction_id for t in transactions],
-                "customer_id": [t.customer_id for t in transactions],
-                "terminal_id": [t.terminal_id for t in transactions],
-            }
+    def _write_part(self, partition: int, part: _Part) -> None:
+        frame = transaction_features_frame(
+            pd.DataFrame(part.ids, columns=list(TRANSACTION_ID_COLUMNS)),
+            part.event_seconds,
+            np.asarray(part.values, dtype="float64").reshape(len(part), len(FEATURE_NAMES)),
         )
-        seconds = [t.event_time.seconds + t.event_time.nanos / 1e9 for t in transactions]
-        frame = transaction_features_frame(ids, seconds, vectors)
-        path = self._directory / part_name(partition, rows[0][0], rows[-1][0])
+        path = self._directory / part_name(partition, part.first_offset, part.last_offset)
         temporary = path.with_name(f".{path.name}.tmp")
         frame.to_parquet(temporary, index=False)
         with temporary.open("rb") as written:
@@ -143,5 +137,31 @@ class OfflineWriter(BlockingLoop):
                 path.unlink()
 
     def _on_revoke(self, _consumer: Consumer, _partitions: list[TopicPartition]) -> None:
-        self._rows = {}
+        self._parts = {}
         self._since = None
+
+
+class _Part:
+    """The rows of one part, kept as flat columns while they arrive, so that writing the part
+    does not stall the stream thread (they share the interpreter)."""
+
+    def __init__(self, first_offset: int) -> None:
+        self.first_offset = first_offset
+        self.last_offset = first_offset
+        self.ids: list[tuple[str, str, str]] = []
+        self.event_seconds: list[float] = []
+        self.values: list[float] = []
+
+    def add(self, offset: int, enriched: EnrichedTransaction) -> None:
+        self.last_offset = offset
+        tx = enriched.transaction
+        self.ids.append((tx.transaction_id, tx.customer_id, tx.terminal_id))
+        self.event_seconds.append(tx.event_time.seconds + tx.event_time.nanos / 1e9)
+        if list(enriched.feature_names) == list(FEATURE_NAMES):
+            self.values.extend(enriched.feature_values)
+        else:  # written by another version: place by name
+            by_name = dict(zip(enriched.feature_names, enriched.feature_values, strict=True))
+            self.values.extend(by_name.get(name, float("nan")) for name in FEATURE_NAMES)
+
+    def __len__(self) -> int:
+        return len(self.ids)

@@ -29,7 +29,7 @@ class FeaturesSettings(ServiceSettings, FeatureStoreSettings):
     terminal_push_max_seconds: float = Field(
         default=30.0,
         description=(
-            "Every terminal state changed only by transactions is pushed online at least this often "
+            "A terminal state changed only by transactions waits at most this long to be pushed online "
             "(it cannot change a request's features before its transactions are 6 days old)."
         ),
     )

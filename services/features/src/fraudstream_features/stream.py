@@ -61,7 +61,6 @@ class FeaturesStream(BlockingLoop):
         self._produced_at: list[float] = []
         self._batch_started: float | None = None
         self._paused: list[TopicPartition] = []
-        self._everything_pushed_at = time.monotonic()
         self._assignment: list[TopicPartition] = []
 
     # The loop
@@ -162,18 +161,18 @@ class FeaturesStream(BlockingLoop):
         return time.monotonic() - self._batch_started >= self._settings.push_interval_seconds
 
     def _deferred_push_due(self) -> bool:
-        waited = time.monotonic() - self._everything_pushed_at
-        return self._core.has_deferred and waited >= self._settings.terminal_push_max_seconds
+        return self._core.longest_deferral(time.monotonic()) >= self._settings.terminal_push_max_seconds
 
     # One micro-batch: push, then one Kafka transaction
 
     def _commit_batch(self, consumer: Consumer, producer: Producer, *, final: bool = False) -> None:
         changed = self._core.take_changed()
-        now = time.monotonic()
-        everything = final or now - self._everything_pushed_at >= self._settings.terminal_push_max_seconds
-        online = self._core.take_online(changed, watermark=self._merger.watermark, everything=everything)
-        if everything:
-            self._everything_pushed_at = now
+        online = self._core.take_online(
+            changed,
+            watermark=self._merger.watermark,
+            deferred_before=time.monotonic() - self._settings.terminal_push_max_seconds,
+            everything=final,
+        )
         self._push(consumer, online)
         if self._batch_started is None:
             return  # nothing new consumed: only deferred states were pushed
