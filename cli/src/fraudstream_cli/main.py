@@ -259,6 +259,35 @@ def features_backfill(
     typer.echo(f"wrote {rows} feature vectors to Feast's offline store: {part}")
 
 
+@app.command("evaluate")
+def evaluate_command(
+    history: Annotated[
+        Path | None,
+        typer.Option(help="A simulator parquet folder (fraudstream simulate --out); default: the handbook's run."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Train and test the model on the handbook's prequential folds, with features from
+    fraudstream's own definitions; print its figures beside the handbook's best."""
+    import json
+
+    import pandas as pd
+
+    from fraudstream_cli.backfill import backfill
+    from fraudstream_simulator.config import SimulationConfig
+    from fraudstream_simulator.simulation import simulate
+    from fraudstream_trainer.evaluation import evaluate, labelled
+
+    if history is None:
+        world = simulate(SimulationConfig())
+        transactions, labels = world.transactions, world.labels
+    else:
+        transactions = pd.read_parquet(history / "transactions.parquet")
+        labels = pd.read_parquet(history / "labels.parquet")
+    evaluation = evaluate(labelled(backfill(transactions, labels), labels))
+    typer.echo(json.dumps(evaluation.as_json(), indent=2) if as_json else evaluation.table())
+
+
 def _drift_spec(text: str) -> DriftSpec:
     name, _, day = text.partition(":")
     if not day.isdigit():

@@ -1,0 +1,64 @@
+"""The model: gradient-boosted trees (XGBoost), exported to ONNX, and the parity check that
+refuses an ONNX model that disagrees with the native one."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import onnxruntime as ort
+import xgboost as xgb
+from onnxmltools import convert_xgboost
+from onnxmltools.convert.common.data_types import FloatTensorType
+
+ONNX_INPUT = "features"
+ONNX_OPSET = 15
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    n_estimators: int = 400
+    max_depth: int = 5
+    learning_rate: float = 0.05
+    subsample: float = 0.8
+    colsample_bytree: float = 0.8
+    min_child_weight: float = 1.0
+    # Frauds are under 1% of transactions: weight them up (1 = no weighting).
+    scale_pos_weight: float = 1.0
+    random_state: int = 0
+
+
+class ParityError(Exception):
+    """The ONNX model's scores differ from the native model's by more than allowed."""
+
+
+def train(features: np.ndarray, labels: np.ndarray, params: ModelParams) -> xgb.XGBClassifier:
+    model = xgb.XGBClassifier(tree_method="hist", eval_metric="aucpr", n_jobs=2, **asdict(params))
+    model.fit(features.astype(np.float32), labels.astype(np.int32))
+    return model
+
+
+def scores(model: xgb.XGBClassifier, features: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict_proba(features.astype(np.float32))[:, 1], dtype=np.float64)
+
+
+def to_onnx(model: xgb.XGBClassifier, n_features: int) -> bytes:
+    proto = convert_xgboost(
+        model, initial_types=[(ONNX_INPUT, FloatTensorType([None, n_features]))], target_opset=ONNX_OPSET
+    )
+    serialized: bytes = proto.SerializeToString()
+    return serialized
+
+
+def onnx_scores(onnx_model: bytes, features: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(onnx_model, providers=["CPUExecutionProvider"])
+    _labels, probabilities = session.run(None, {ONNX_INPUT: features.astype(np.float32)})
+    return np.asarray(probabilities, dtype=np.float64)[:, 1]
+
+
+def check_parity(model: xgb.XGBClassifier, onnx_model: bytes, features: np.ndarray, tolerance: float = 1e-5) -> float:
+    """The largest absolute score difference over `features`; raises ParityError above `tolerance`."""
+    difference = float(np.max(np.abs(scores(model, features) - onnx_scores(onnx_model, features))))
+    if difference > tolerance:
+        raise ParityError(f"ONNX scores differ from the native model's by up to {difference:.2e} > {tolerance:.0e}")
+    return difference
