@@ -4,8 +4,8 @@ Credit Card Fraud Detection", chapters 3 and 5), reproduced on fraudstream's dat
 A fold trains on `train_days` days of transactions, skips `delay_days` (their labels are not
 known yet when the model is used), and is tested on the next `test_days` days. Cards already
 known to be compromised are removed from each test day: those with a fraud in the training
-period, and those with a fraud on any day of the delay period up to the day before the test
-day shifted back by the delay (the handbook's `get_train_test_set`). Prequential folds shift
+period, and on test day T those with a fraud up to day T - delay - 1 (the handbook's
+`get_train_test_set`, reproduced as it is). Prequential folds shift
 the whole window back by `test_days` days, fold after fold (its `prequentialSplit`).
 
 A frame here has one row per transaction: `customer_id`, `event_time` (UTC), `is_fraud`,

@@ -103,6 +103,8 @@ def brute_force(world: Simulation) -> pd.DataFrame:
                 n = int(inside.sum())
                 out[transaction_id][f"terminal_nb_tx_{days}d"] = float(n)
                 out[transaction_id][f"terminal_risk_{days}d"] = float((known[inside] <= t).sum() / n) if n else 0.0
+            last_week = (times > t - 7 * DAY) & (times <= t)
+            out[transaction_id]["terminal_reported_frauds_7d"] = float((known[last_week] <= t).sum())
     return pd.DataFrame.from_dict(out, orient="index")
 
 
@@ -136,7 +138,8 @@ def test_state_equals_the_handbook_formulation(world: Simulation, streamed: pd.D
     names = [
         n
         for n in FEATURE_NAMES
-        if n.startswith(("customer_nb_tx_", "customer_avg", "terminal_")) and not n.endswith("1h")
+        if n.startswith(("customer_nb_tx_", "customer_avg", "terminal_nb_tx_", "terminal_risk_"))
+        and not n.endswith("1h")
     ]
     assert_same(streamed, expected.loc[streamed.index], names)
 

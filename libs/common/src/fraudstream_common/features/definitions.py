@@ -19,6 +19,9 @@ Semantics (the contract the stream, the backfill and request-time scoring all fo
   V(w) = {g in G : t - D - w < t_g <= t - D} (x itself is never in V).
     terminal_nb_tx_{1,7,30}d      |V(w)|
     terminal_risk_{1,7,30}d       |{g in V(w) : labelled fraud, label_time <= t}| / |V(w)|, 0 when V is empty
+    terminal_reported_frauds_7d   |{g in G : t - 7 days < t_g <= t, labelled fraud, label_time <= t}|: the
+                                  frauds already reported among the terminal's last week, which the
+                                  delayed windows cannot see yet
 - Transaction: tx_amount = a; tx_during_weekend = Saturday or Sunday (UTC);
   tx_during_night = hour (UTC) <= 6, as the handbook defines night.
 
@@ -43,6 +46,7 @@ HOUR: Final = 3600
 CUSTOMER_WINDOWS_DAYS: Final = (1, 7, 30)
 TERMINAL_WINDOWS_DAYS: Final = (1, 7, 30)
 LABEL_DELAY_DAYS: Final = 7
+REPORTED_FRAUDS_WINDOW_DAYS: Final = 7
 SECONDS_SINCE_LAST_CAP: Final = 30 * DAY
 CUSTOMER_HORIZON: Final = max(CUSTOMER_WINDOWS_DAYS) * DAY
 TERMINAL_HORIZON: Final = (LABEL_DELAY_DAYS + max(TERMINAL_WINDOWS_DAYS)) * DAY
@@ -59,6 +63,7 @@ CUSTOMER_FEATURES: Final = (
 TERMINAL_FEATURES: Final = (
     *(f"terminal_nb_tx_{w}d" for w in TERMINAL_WINDOWS_DAYS),
     *(f"terminal_risk_{w}d" for w in TERMINAL_WINDOWS_DAYS),
+    f"terminal_reported_frauds_{REPORTED_FRAUDS_WINDOW_DAYS}d",
 )
 # The order of the model's input vector.
 FEATURE_NAMES: Final = (*TRANSACTION_FEATURES, *CUSTOMER_FEATURES, *TERMINAL_FEATURES)

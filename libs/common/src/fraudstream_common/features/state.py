@@ -20,6 +20,7 @@ from fraudstream_common.features.definitions import (
     DAY,
     HOUR,
     LABEL_DELAY_DAYS,
+    REPORTED_FRAUDS_WINDOW_DAYS,
     SECONDS_SINCE_LAST_CAP,
     TERMINAL_HORIZON,
     TERMINAL_WINDOWS_DAYS,
@@ -138,6 +139,14 @@ class TerminalState(Versioned):
             )
             out[f"terminal_nb_tx_{days}d"] = float(count)
             out[f"terminal_risk_{days}d"] = frauds / count if count else 0.0
+        week_start = event_time - REPORTED_FRAUDS_WINDOW_DAYS * DAY
+        out[f"terminal_reported_frauds_{REPORTED_FRAUDS_WINDOW_DAYS}d"] = float(
+            sum(
+                1
+                for label_time, transaction_time in self.frauds.values()
+                if label_time <= event_time and week_start < transaction_time <= event_time
+            )
+        )
         return out
 
     def add(self, event_time: float, transaction_id: str) -> None:
