@@ -1,0 +1,52 @@
+"""A training set built from Feast's offline store (the backfill's vectors, joined
+point-in-time) and the labels known by a given time, then checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fraudstream_cli.backfill import backfill, backfill_offline_store
+from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_feature_store.store import apply_repository
+from fraudstream_simulator.config import SimulationConfig
+from fraudstream_simulator.simulation import simulate
+from fraudstream_simulator.sinks import write_parquet
+from fraudstream_trainer.checks import DataBounds, check_training_set
+from fraudstream_trainer.dataset import fingerprint, training_set
+from tests.platform import PLATFORM
+from tests.unit.common.features.test_one_definition import assert_same
+
+pytestmark = pytest.mark.integration
+
+
+def test_training_set_from_feast_with_labels_known_by_the_cutoff(tmp_path: Path) -> None:
+    world = simulate(SimulationConfig(n_customers=400, n_terminals=800, nb_days=40))
+    write_parquet(world, tmp_path / "history")
+    feast = apply_repository(PLATFORM.feature_store_redis_url, tmp_path / "registry.db", tmp_path / "offline")
+    backfill_offline_store(tmp_path / "history", tmp_path / "offline")
+
+    start = pd.Timestamp("2018-04-21", tz="UTC")
+    end = start + pd.Timedelta(days=7)
+    frame = training_set(feast, world.labels, start=start, end=end, labels_known_at=end + pd.Timedelta(days=7))
+    in_window = world.transactions[
+        (world.transactions["event_time"] >= start) & (world.transactions["event_time"] < end)
+    ]
+    assert set(frame["transaction_id"]) == set(in_window["transaction_id"])  # every label known 7 days on
+    expected = backfill(world.transactions, world.labels).set_index("transaction_id")
+    assert_same(frame.set_index("transaction_id"), expected.loc[frame["transaction_id"]], list(FEATURE_NAMES))
+    truth = in_window.set_index("transaction_id")["is_fraud"]
+    assert (frame.set_index("transaction_id")["is_fraud"] == truth.loc[frame["transaction_id"]]).all()
+    summary = check_training_set(
+        frame, DataBounds(min_rows=1_000, min_frauds=10), labels_known_at=end + pd.Timedelta(days=7)
+    )
+    assert summary["rows"] == len(in_window)
+
+    # Known only three days after the window: genuine labels (7 days) and late fraud reports are not.
+    early = training_set(feast, world.labels, start=start, end=end, labels_known_at=end + pd.Timedelta(days=3))
+    assert len(early) < len(frame)
+    assert early["is_fraud"].mean() > frame["is_fraud"].mean()  # frauds are reported sooner
+    assert fingerprint(frame) == fingerprint(frame.copy())
+    assert fingerprint(frame) != fingerprint(early)
