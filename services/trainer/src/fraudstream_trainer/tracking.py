@@ -1,0 +1,103 @@
+"""Everything about a training run, in MLflow: parameters, metrics, the training window, row
+and fraud counts, a hash of the training data, the feature views it came from, plots (ROC and
+precision-recall curves, calibration, feature importance), the ONNX model and its parity."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import mlflow
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import precision_recall_curve, roc_curve
+
+from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_trainer.model import ModelParams
+
+FEATURE_VIEWS = ("transaction_features",)
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    params: ModelParams
+    train_start: str
+    train_end: str
+    labels_known_at: str
+    summary: dict[str, float]
+    data_fingerprint: str
+    metrics: dict[str, float]
+    parity_max_abs_difference: float
+
+
+def log_run(
+    tracking_uri: str,
+    experiment: str,
+    record: TrainingRecord,
+    *,
+    test_labels: np.ndarray,
+    test_scores: np.ndarray,
+    feature_importances: np.ndarray,
+    onnx_model: bytes,
+) -> str:
+    """Logs one run; returns its id."""
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as scratch:
+        mlflow.log_params({f"model.{k}": v for k, v in asdict(record.params).items()})
+        mlflow.log_params(
+            {
+                "train_start": record.train_start,
+                "train_end": record.train_end,
+                "labels_known_at": record.labels_known_at,
+                "feature_views": ",".join(FEATURE_VIEWS),
+                "features": ",".join(FEATURE_NAMES),
+            }
+        )
+        mlflow.set_tags({"data_fingerprint": record.data_fingerprint})
+        mlflow.log_metrics({f"train_{k}": v for k, v in record.summary.items()})
+        mlflow.log_metrics(record.metrics)
+        mlflow.log_metric("onnx_parity_max_abs_difference", record.parity_max_abs_difference)
+        folder = Path(scratch)
+        (folder / "model.onnx").write_bytes(onnx_model)
+        mlflow.log_artifact(str(folder / "model.onnx"), artifact_path="model")
+        for name, figure in _plots(test_labels, test_scores, feature_importances).items():
+            figure.savefig(folder / f"{name}.png", dpi=80)
+            plt.close(figure)
+            mlflow.log_artifact(str(folder / f"{name}.png"), artifact_path="plots")
+        run_id: str = run.info.run_id
+    return run_id
+
+
+def _plots(labels: np.ndarray, scores: np.ndarray, importances: np.ndarray) -> dict[str, Figure]:
+    figures: dict[str, Figure] = {}
+    fpr, tpr, _ = roc_curve(labels, scores)
+    figure, axes = plt.subplots()
+    axes.plot(fpr, tpr)
+    axes.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+    figures["roc"] = figure
+    precision, recall, _ = precision_recall_curve(labels, scores)
+    figure, axes = plt.subplots()
+    axes.plot(recall, precision)
+    axes.set(xlabel="recall", ylabel="precision", title="precision-recall")
+    figures["precision_recall"] = figure
+    observed, predicted = calibration_curve(labels, scores, n_bins=10, strategy="quantile")
+    figure, axes = plt.subplots()
+    axes.plot(predicted, observed, marker="o")
+    axes.plot([0, 1], [0, 1], linestyle=":")
+    axes.set(xlabel="mean score", ylabel="fraud share", title="calibration")
+    figures["calibration"] = figure
+    order = np.argsort(importances)
+    figure, axes = plt.subplots(figsize=(6, 6))
+    axes.barh(np.asarray(FEATURE_NAMES)[order], importances[order])
+    axes.set(title="feature importance (gain)")
+    figure.tight_layout()
+    figures["feature_importance"] = figure
+    return figures

@@ -1,0 +1,93 @@
+"""A training run on a small simulated history, end to end through Feast and the real MLflow
+server: the lineage (window, counts, data hash, feature views), metrics, plots and the ONNX
+model with its parity are all there afterwards."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from fraudstream_cli.backfill import backfill_offline_store
+from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_feature_store.store import apply_repository
+from fraudstream_simulator.config import SimulationConfig
+from fraudstream_simulator.simulation import simulate
+from fraudstream_simulator.sinks import write_parquet
+from fraudstream_trainer.checks import DataBounds, check_training_set
+from fraudstream_trainer.dataset import fingerprint, training_set
+from fraudstream_trainer.metrics import performance
+from fraudstream_trainer.model import ModelParams, check_parity, scores, to_onnx, train
+from fraudstream_trainer.tracking import TrainingRecord, log_run
+from tests.platform import PLATFORM
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_training_run_is_logged_with_its_lineage(tmp_path: Path) -> None:
+    world = simulate(SimulationConfig(n_customers=600, n_terminals=1200, nb_days=50))
+    write_parquet(world, tmp_path / "history")
+    feast = apply_repository(PLATFORM.feature_store_redis_url, tmp_path / "registry.db", tmp_path / "offline")
+    backfill_offline_store(tmp_path / "history", tmp_path / "offline")
+    start = pd.Timestamp("2018-04-15", tz="UTC")
+    end, week = start + pd.Timedelta(days=14), pd.Timedelta(days=7)
+    known_at = end + week
+    training = training_set(feast, world.labels, start=start, end=end, labels_known_at=known_at)
+    summary = check_training_set(training, DataBounds(min_rows=5_000, min_frauds=20), labels_known_at=known_at)
+    later = training_set(feast, world.labels, start=end + week, end=end + 2 * week, labels_known_at=end + 3 * week)
+
+    params = ModelParams(n_estimators=100)
+    names = list(FEATURE_NAMES)
+    model = train(training[names].to_numpy(), training["is_fraud"].to_numpy(), params)
+    onnx_model = to_onnx(model, len(names))
+    parity = check_parity(model, onnx_model, later[names].to_numpy()[:10_000])
+    test_scores = scores(model, later[names].to_numpy())
+    metrics = performance(later, test_scores)
+    record = TrainingRecord(
+        params,
+        start.isoformat(),
+        end.isoformat(),
+        known_at.isoformat(),
+        summary,
+        fingerprint(training),
+        metrics,
+        parity,
+    )
+    experiment = f"it-{uuid.uuid4().hex[:8]}"
+    run_id = log_run(
+        PLATFORM.mlflow_url,
+        experiment,
+        record,
+        test_labels=later["is_fraud"].to_numpy(),
+        test_scores=test_scores,
+        feature_importances=np.asarray(model.feature_importances_),
+        onnx_model=onnx_model,
+    )
+
+    client = MlflowClient(PLATFORM.mlflow_url)
+    run = client.get_run(run_id)
+    assert run.data.params["train_start"] == start.isoformat()
+    assert run.data.params["labels_known_at"] == known_at.isoformat()
+    assert run.data.params["feature_views"] == "transaction_features"
+    assert run.data.params["model.n_estimators"] == "100"
+    assert run.data.tags["data_fingerprint"] == fingerprint(training)
+    assert run.data.metrics["train_rows"] == len(training)
+    assert run.data.metrics["train_frauds"] == training["is_fraud"].sum()
+    assert run.data.metrics["average_precision"] == pytest.approx(metrics["average_precision"])
+    assert run.data.metrics["onnx_parity_max_abs_difference"] <= 1e-5
+    artifacts = {a.path for a in client.list_artifacts(run_id, "plots")} | {
+        a.path for a in client.list_artifacts(run_id, "model")
+    }
+    assert artifacts == {
+        "plots/roc.png",
+        "plots/precision_recall.png",
+        "plots/calibration.png",
+        "plots/feature_importance.png",
+        "model/model.onnx",
+    }
+    downloaded = Path(client.download_artifacts(run_id, "model/model.onnx", str(tmp_path)))
+    assert downloaded.read_bytes() == onnx_model
