@@ -1,0 +1,60 @@
+"""The promotion gate on real models trained on simulated data: a challenger trained on
+shuffled labels is rejected, a better one promoted, each with its reasons; and the review
+threshold sends the budgeted share to review."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fraudstream_cli.backfill import backfill
+from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_simulator.config import SimulationConfig
+from fraudstream_simulator.simulation import simulate
+from fraudstream_trainer.evaluation import labelled
+from fraudstream_trainer.gate import GatePolicy, decide, review_threshold
+from fraudstream_trainer.metrics import performance
+from fraudstream_trainer.model import ModelParams, scores, train
+from fraudstream_trainer.protocol import Fold, train_test_split
+
+
+@pytest.fixture(scope="module")
+def split() -> tuple[pd.DataFrame, pd.DataFrame]:
+    world = simulate(SimulationConfig(n_customers=800, n_terminals=1600, nb_days=60))
+    frame = labelled(backfill(world.transactions, world.labels), world.labels)
+    return train_test_split(frame, Fold(pd.Timestamp("2018-05-01").date(), train_days=14, delay_days=7, test_days=14))
+
+
+def metrics_of(training: pd.DataFrame, test: pd.DataFrame, labels: np.ndarray, params: ModelParams) -> dict[str, float]:
+    names = list(FEATURE_NAMES)
+    model = train(training[names].to_numpy(), labels, params)
+    return performance(test, scores(model, test[names].to_numpy()))
+
+
+def test_the_gate_rejects_a_worse_challenger_and_promotes_a_better_one(
+    split: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    training, test = split
+    labels = training["is_fraud"].to_numpy()
+    champion = metrics_of(training, test, labels, ModelParams(n_estimators=30, max_depth=2))
+    shuffled = np.random.default_rng(0).permutation(labels)
+    worse = metrics_of(training, test, shuffled, ModelParams())
+    better = metrics_of(training, test, labels, ModelParams())
+    assert better["average_precision"] > champion["average_precision"] > worse["average_precision"]
+
+    rejected = decide(worse, champion, GatePolicy())
+    assert not rejected.promote
+    assert any("below the champion's" in reason for reason in rejected.reasons)
+    promoted = decide(better, champion, GatePolicy())
+    assert promoted.promote, promoted.reasons
+    assert all("no worse" in reason for reason in promoted.reasons)
+    assert decide(worse, None, GatePolicy()).reasons == ("no champion yet",)
+
+
+def test_the_review_threshold_sends_the_budgeted_share_to_review() -> None:
+    scores_ = np.random.default_rng(1).beta(0.5, 20, size=100_000)
+    threshold = review_threshold(scores_, 0.01)
+    assert (scores_ >= threshold).mean() == pytest.approx(0.01, abs=1e-4)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        review_threshold(scores_, 1.0)
