@@ -4,9 +4,11 @@ model with its parity are all there afterwards."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from pathlib import Path
 
+import mlflow.onnx
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,8 +22,9 @@ from fraudstream_simulator.simulation import simulate
 from fraudstream_simulator.sinks import write_parquet
 from fraudstream_trainer.checks import DataBounds, check_training_set
 from fraudstream_trainer.dataset import fingerprint, training_set
+from fraudstream_trainer.gate import review_threshold
 from fraudstream_trainer.metrics import performance
-from fraudstream_trainer.model import ModelParams, check_parity, scores, to_onnx, train
+from fraudstream_trainer.model import ModelParams, check_parity, onnx_scores, scores, to_onnx, train
 from fraudstream_trainer.tracking import TrainingRecord, log_run
 from tests.platform import PLATFORM
 
@@ -58,7 +61,9 @@ def test_a_training_run_is_logged_with_its_lineage(tmp_path: Path) -> None:
         parity,
     )
     experiment = f"it-{uuid.uuid4().hex[:8]}"
-    run_id = log_run(
+    registered = f"fraud-detector-{experiment}"
+    threshold = review_threshold(test_scores, 0.01)
+    logged = log_run(
         PLATFORM.mlflow_url,
         experiment,
         record,
@@ -66,10 +71,12 @@ def test_a_training_run_is_logged_with_its_lineage(tmp_path: Path) -> None:
         test_scores=test_scores,
         feature_importances=np.asarray(model.feature_importances_),
         onnx_model=onnx_model,
+        threshold=threshold,
+        registered_model=registered,
     )
 
     client = MlflowClient(PLATFORM.mlflow_url)
-    run = client.get_run(run_id)
+    run = client.get_run(logged.run_id)
     assert run.data.params["train_start"] == start.isoformat()
     assert run.data.params["labels_known_at"] == known_at.isoformat()
     assert run.data.params["feature_views"] == "transaction_features"
@@ -79,15 +86,21 @@ def test_a_training_run_is_logged_with_its_lineage(tmp_path: Path) -> None:
     assert run.data.metrics["train_frauds"] == training["is_fraud"].sum()
     assert run.data.metrics["average_precision"] == pytest.approx(metrics["average_precision"])
     assert run.data.metrics["onnx_parity_max_abs_difference"] <= 1e-5
-    artifacts = {a.path for a in client.list_artifacts(run_id, "plots")} | {
-        a.path for a in client.list_artifacts(run_id, "model")
-    }
-    assert artifacts == {
+    plots = {a.path for a in client.list_artifacts(logged.run_id, "plots")}
+    assert plots == {
         "plots/roc.png",
         "plots/precision_recall.png",
         "plots/calibration.png",
         "plots/feature_importance.png",
-        "model/model.onnx",
     }
-    downloaded = Path(client.download_artifacts(run_id, "model/model.onnx", str(tmp_path)))
-    assert downloaded.read_bytes() == onnx_model
+
+    # The registry: a version with its checksum and threshold; an alias resolves to it, and the
+    # model loaded through the alias scores exactly as the one that was logged.
+    assert logged.version == "1"
+    client.set_registered_model_alias(registered, "challenger", logged.version)
+    version = client.get_model_version_by_alias(registered, "challenger")
+    assert version.tags["sha256"] == hashlib.sha256(onnx_model).hexdigest()
+    assert float(version.tags["review_threshold"]) == threshold
+    loaded = mlflow.onnx.load_model(f"models:/{registered}@challenger").SerializeToString()
+    holdout = later[names].to_numpy()[:2_000]
+    assert np.array_equal(onnx_scores(loaded, holdout), onnx_scores(onnx_model, holdout))

@@ -4,6 +4,7 @@ precision-recall curves, calibration, feature importance), the ONNX model and it
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,8 +15,11 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import mlflow
+import mlflow.onnx
 import numpy as np
+import onnx
 from matplotlib.figure import Figure
+from mlflow import MlflowClient
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve, roc_curve
 
@@ -37,6 +41,14 @@ class TrainingRecord:
     parity_max_abs_difference: float
 
 
+@dataclass(frozen=True)
+class LoggedRun:
+    run_id: str
+    model_uri: str
+    # The registry version, when the model was registered.
+    version: str | None
+
+
 def log_run(
     tracking_uri: str,
     experiment: str,
@@ -46,8 +58,12 @@ def log_run(
     test_scores: np.ndarray,
     feature_importances: np.ndarray,
     onnx_model: bytes,
-) -> str:
-    """Logs one run; returns its id."""
+    threshold: float,
+    registered_model: str | None = None,
+) -> LoggedRun:
+    """Logs one run, the ONNX model as an MLflow model (onnx flavour, servable by `mlflow
+    models serve`), and registers it under `registered_model` when given, with its checksum,
+    review threshold, data fingerprint and metrics as version tags."""
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
     with mlflow.start_run() as run, tempfile.TemporaryDirectory() as scratch:
@@ -65,15 +81,31 @@ def log_run(
         mlflow.log_metrics({f"train_{k}": v for k, v in record.summary.items()})
         mlflow.log_metrics(record.metrics)
         mlflow.log_metric("onnx_parity_max_abs_difference", record.parity_max_abs_difference)
+        mlflow.log_metric("review_threshold", threshold)
         folder = Path(scratch)
-        (folder / "model.onnx").write_bytes(onnx_model)
-        mlflow.log_artifact(str(folder / "model.onnx"), artifact_path="model")
         for name, figure in _plots(test_labels, test_scores, feature_importances).items():
             figure.savefig(folder / f"{name}.png", dpi=80)
             plt.close(figure)
             mlflow.log_artifact(str(folder / f"{name}.png"), artifact_path="plots")
-        run_id: str = run.info.run_id
-    return run_id
+        logged = mlflow.onnx.log_model(
+            onnx.load_from_string(onnx_model),
+            name="model",
+            registered_model_name=registered_model,
+            input_example=np.zeros((1, len(FEATURE_NAMES)), dtype=np.float32),
+        )
+        version = None if logged.registered_model_version is None else str(logged.registered_model_version)
+        if registered_model is not None and version is not None:
+            client = MlflowClient(tracking_uri)
+            tags = {
+                "sha256": hashlib.sha256(onnx_model).hexdigest(),
+                "review_threshold": repr(threshold),
+                "data_fingerprint": record.data_fingerprint,
+                "features": ",".join(FEATURE_NAMES),
+                **{f"metric.{k}": repr(v) for k, v in record.metrics.items()},
+            }
+            for key, value in tags.items():
+                client.set_model_version_tag(registered_model, version, key, value)
+        return LoggedRun(run.info.run_id, logged.model_uri, version)
 
 
 def _plots(labels: np.ndarray, scores: np.ndarray, importances: np.ndarray) -> dict[str, Figure]:
