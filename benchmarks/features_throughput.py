@@ -44,6 +44,7 @@ from fraudstream_cli.platform.settings import PlatformSettings
 from fraudstream_common.features.history import replay
 from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction
 from fraudstream_common.settings import ServiceSettings
+from fraudstream_common.timestamps import seconds_of
 from fraudstream_common.topics import Topic, topic_name
 from fraudstream_feature_store.store import apply_repository
 from fraudstream_simulator.config import SimulationConfig
@@ -162,7 +163,7 @@ def freshness(simulation: Simulation, rate: float, directory: Path) -> list[floa
                         raise SystemExit(str(error))
                     continue
                 input_time = EnrichedTransaction.FromString(message.value() or b"").input_time
-                delays.append(now - (input_time.seconds + input_time.nanos / 1e9))
+                delays.append(now - seconds_of(input_time))
         consumer.close()
 
     reader = threading.Thread(target=read, name="freshness-reader")

@@ -7,10 +7,9 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from fraudstream_common.kafka import CONTENT_TYPE_HEADER, CONTENT_TYPE_PROTOBUF, HeaderList, Headers, header_items
 from fraudstream_common.schemas.v1.deadletter_pb2 import DeadLetter
+from fraudstream_common.timestamps import timestamp_of
 
 PROTOBUF_HEADERS: HeaderList = [(CONTENT_TYPE_HEADER, CONTENT_TYPE_PROTOBUF.encode())]
 
@@ -56,7 +55,7 @@ def dead_letter(
         original_headers={k: _text(v) for k, v in header_items(message.headers())},
         error_code=code,
         reason=reason,
-        failed_at=Timestamp(seconds=int(failed_at), nanos=int((failed_at % 1) * 1e9)),
+        failed_at=timestamp_of(failed_at),
         transaction_id=transaction_id,
     )
     return Output(deadletter_topic, message.key(), letter.SerializeToString(), PROTOBUF_HEADERS)

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from fraudstream_common.deadletter import PROTOBUF_HEADERS, Output, RawMessage, dead_letter
 from fraudstream_common.features.definitions import DAY, FEATURE_NAMES, LABEL_DELAY_DAYS
@@ -20,6 +19,7 @@ from fraudstream_common.features.history import FeatureStates, LabelEvent, Trans
 from fraudstream_common.features.state import CustomerState, Snapshot, TerminalState
 from fraudstream_common.schemas.v1.label_pb2 import Label
 from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction, Transaction
+from fraudstream_common.timestamps import seconds_of, timestamp_of
 from fraudstream_common.topics import Topic, topic_name
 from fraudstream_features.merge import RANK_INVALID, RANK_LABEL, RANK_TRANSACTION
 
@@ -107,7 +107,7 @@ class FeaturesCore:
         if missing or not tx.HasField("event_time"):
             reason = f"missing {', '.join(missing or ['event_time'])}"
             return Sortable(0.0, RANK_INVALID, Invalid(message, "missing_field", reason))
-        event_time = _seconds(tx.event_time)
+        event_time = seconds_of(tx.event_time)
         timestamp_type, timestamp_ms = _message_timestamp(message)
         event = TransactionEvent(tx.transaction_id, tx.customer_id, tx.terminal_id, event_time, tx.amount)
         produced_at = timestamp_ms / 1000 if timestamp_type and timestamp_ms > 0 else time.time()
@@ -118,9 +118,9 @@ class FeaturesCore:
         if missing or not label.HasField("label_time") or not label.HasField("transaction_time"):
             reason = f"missing {', '.join(missing or ['label_time or transaction_time'])}"
             return Sortable(0.0, RANK_INVALID, Invalid(message, "missing_field", reason))
-        label_time = _seconds(label.label_time)
+        label_time = seconds_of(label.label_time)
         event = LabelEvent(
-            label.transaction_id, label.terminal_id, _seconds(label.transaction_time), label.is_fraud, label_time
+            label.transaction_id, label.terminal_id, seconds_of(label.transaction_time), label.is_fraud, label_time
         )
         return Sortable(label_time, RANK_LABEL, LabelInput(event))
 
@@ -154,11 +154,11 @@ class FeaturesCore:
             transaction=decoded.transaction,
             feature_names=FEATURE_NAMES,
             feature_values=[vector[name] for name in FEATURE_NAMES],
-            enriched_time=_timestamp(time.time()),
+            enriched_time=timestamp_of(time.time()),
             late=late,
-            customer_state_time=_timestamp(customer_time),
-            terminal_state_time=_timestamp(terminal_time),
-            input_time=_timestamp(decoded.produced_at),
+            customer_state_time=timestamp_of(customer_time),
+            terminal_state_time=timestamp_of(terminal_time),
+            input_time=timestamp_of(decoded.produced_at),
         )
         return Output(self.enriched_topic, event.customer_id.encode(), enriched.SerializeToString(), PROTOBUF_HEADERS)
 
@@ -245,16 +245,6 @@ class FeaturesCore:
                 self.states.terminals[name[len(TERMINAL_KEY) :]] = TerminalState.from_json(value.decode())
         # The online store may lack changes that were logged but deferred before a crash.
         self._terminals_due = set(self.states.terminals)
-
-
-def _seconds(timestamp: Timestamp) -> float:
-    return timestamp.seconds + timestamp.nanos / 1e9
-
-
-def _timestamp(seconds: float) -> Timestamp:
-    timestamp = Timestamp()
-    timestamp.FromNanoseconds(round(seconds * 1e9))
-    return timestamp
 
 
 def _message_timestamp(message: RawMessage) -> tuple[int, int]:

@@ -25,6 +25,7 @@ from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.kafka import consumer_config
 from fraudstream_common.lifecycle import BlockingLoop
 from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction
+from fraudstream_common.timestamps import seconds_of
 from fraudstream_feature_store.repository import (
     TRANSACTION_ID_COLUMNS,
     transaction_features_dir,
@@ -156,7 +157,7 @@ class _Part:
         self.last_offset = offset
         tx = enriched.transaction
         self.ids.append((tx.transaction_id, tx.customer_id, tx.terminal_id))
-        self.event_seconds.append(tx.event_time.seconds + tx.event_time.nanos / 1e9)
+        self.event_seconds.append(seconds_of(tx.event_time))
         if list(enriched.feature_names) == list(FEATURE_NAMES):
             self.values.extend(enriched.feature_values)
         else:  # written by another version: place by name

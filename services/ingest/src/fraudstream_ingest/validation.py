@@ -20,10 +20,10 @@ from typing import Any
 
 import orjson
 from google.protobuf.message import DecodeError
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from fraudstream_common.kafka import CONTENT_TYPE_JSON, CONTENT_TYPE_PROTOBUF
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
+from fraudstream_common.timestamps import seconds_of, timestamp_of
 from fraudstream_ingest.settings import IngestSettings
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}")
@@ -157,7 +157,7 @@ class TransactionValidator:
             )
         if not message.HasField("event_time"):
             return Rejection(ErrorCode.MISSING_FIELD, "event_time is required", transaction_id)
-        seconds = message.event_time.seconds + message.event_time.nanos / 1e9
+        seconds = seconds_of(message.event_time)
         if seconds < self._min_time or seconds > now + self._max_skew:
             return Rejection(
                 ErrorCode.INVALID_TIMESTAMP,
@@ -173,7 +173,7 @@ class TransactionValidator:
                 )
         else:
             message.currency = self._default_currency
-        message.ingest_time.CopyFrom(_timestamp(now))
+        message.ingest_time.CopyFrom(timestamp_of(now))
         return message
 
 
@@ -214,8 +214,3 @@ def _iso(seconds: float) -> str:
         return datetime.fromtimestamp(seconds, UTC).isoformat()
     except (OverflowError, OSError, ValueError):
         return f"{seconds:.0f}s since the epoch"
-
-
-def _timestamp(seconds: float) -> Timestamp:
-    whole = math.floor(seconds)
-    return Timestamp(seconds=whole, nanos=int((seconds - whole) * 1e9))
