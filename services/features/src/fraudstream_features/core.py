@@ -69,9 +69,6 @@ class ChangedStates:
     customers: dict[str, Snapshot] = field(default_factory=dict)
     terminals: dict[str, Snapshot] = field(default_factory=dict)
 
-    def __len__(self) -> int:
-        return len(self.customers) + len(self.terminals)
-
 
 class FeaturesCore:
     def __init__(self, topic_prefix: str = "") -> None:
