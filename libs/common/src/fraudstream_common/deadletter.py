@@ -4,10 +4,21 @@ dead-letter record of an input it could not use (with its reason)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from fraudstream_common.kafka import CONTENT_TYPE_HEADER, CONTENT_TYPE_PROTOBUF, HeaderList, Headers, header_items
+from confluent_kafka import Producer
+
+from fraudstream_common.kafka import (
+    CONTENT_TYPE_HEADER,
+    CONTENT_TYPE_PROTOBUF,
+    DeliveryCallback,
+    HeaderList,
+    Headers,
+    header_items,
+    produce_waiting,
+)
 from fraudstream_common.schemas.v1.deadletter_pb2 import DeadLetter
 from fraudstream_common.timestamps import timestamp_of
 
@@ -31,6 +42,12 @@ class Output:
     key: bytes | None
     value: bytes
     headers: HeaderList
+
+
+def produce_outputs(producer: Producer, outputs: Iterable[Output], on_delivery: DeliveryCallback | None = None) -> None:
+    """Produces each output with its key and headers, waiting on a full local queue."""
+    for output in outputs:
+        produce_waiting(producer, output.topic, output.value, output.key, output.headers, on_delivery)
 
 
 def dead_letter(

@@ -31,7 +31,8 @@ from collections.abc import Sequence
 import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from fraudstream_common.kafka import consumer_config, produce_waiting, producer_config
+from fraudstream_common.deadletter import Output, produce_outputs
+from fraudstream_common.kafka import consumer_config, producer_config
 from fraudstream_common.lifecycle import BlockingLoop
 from fraudstream_feature_store.store import FeatureStateStore
 from fraudstream_features import metrics
@@ -57,7 +58,7 @@ class FeaturesStream(BlockingLoop):
         self._core = core
         self._store = store
         self._merger: EventTimeMerger[Decoded] = EventTimeMerger(settings.partition_idle_seconds)
-        self._outputs: list[tuple[str, bytes | None, bytes]] = []
+        self._outputs: list[Output] = []
         self._produced_at: list[float] = []
         self._batch_started: float | None = None
         self._paused: list[TopicPartition] = []
@@ -128,7 +129,7 @@ class FeaturesStream(BlockingLoop):
             decoded = released.item
             output = self._core.apply(decoded, late=released.late)
             if output is not None:
-                self._outputs.append((output.topic, output.key, output.value))
+                self._outputs.append(output)
             if isinstance(decoded, TransactionInput):
                 metrics.EVENTS.labels("transaction").inc()
                 self._produced_at.append(decoded.produced_at)
@@ -183,10 +184,8 @@ class FeaturesStream(BlockingLoop):
         offsets = [TopicPartition(t, p, o) for (t, p), o in self._merger.committable().items()]
         try:
             producer.begin_transaction()
-            for topic, key, value in self._outputs:
-                produce_waiting(producer, topic, value, key)
-            for output in self._core.changelog(changed):
-                produce_waiting(producer, output.topic, output.value, output.key)
+            produce_outputs(producer, self._outputs)
+            produce_outputs(producer, self._core.changelog(changed))
             producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
             producer.commit_transaction(60)
         except KafkaException as exc:

@@ -22,7 +22,8 @@ from collections.abc import Sequence
 import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from fraudstream_common.kafka import DeliveryCallback, consumer_config, produce_waiting, producer_config
+from fraudstream_common.deadletter import produce_outputs
+from fraudstream_common.kafka import consumer_config, producer_config
 from fraudstream_common.lifecycle import BlockingLoop
 from fraudstream_common.settings import ProcessingGuarantee
 from fraudstream_ingest import metrics
@@ -130,7 +131,7 @@ class StreamProcessor(BlockingLoop):
     ) -> None:
         try:
             producer.begin_transaction()
-            self._produce_all(producer, result)
+            produce_outputs(producer, result.outputs)
             producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
             producer.commit_transaction(60)
         except KafkaException as exc:
@@ -149,7 +150,7 @@ class StreamProcessor(BlockingLoop):
         producer: Producer,
     ) -> None:
         self._delivery_errors.clear()
-        self._produce_all(producer, result, on_delivery=self._on_delivery)
+        produce_outputs(producer, result.outputs, on_delivery=self._on_delivery)
         if producer.flush(60) or self._delivery_errors:
             raise BatchNotCommittedError(f"outputs not acknowledged: {self._delivery_errors[:3]}")
         consumer.commit(offsets=offsets, asynchronous=False)
@@ -157,11 +158,6 @@ class StreamProcessor(BlockingLoop):
     def _on_delivery(self, error: KafkaError | None, _message: Message) -> None:
         if error is not None:
             self._delivery_errors.append(error)
-
-    @staticmethod
-    def _produce_all(producer: Producer, result: BatchResult, on_delivery: DeliveryCallback | None = None) -> None:
-        for output in result.outputs:
-            produce_waiting(producer, output.topic, output.value, output.key, output.headers, on_delivery)
 
     @staticmethod
     def _rewind(consumer: Consumer, records: Sequence[Message]) -> None:
