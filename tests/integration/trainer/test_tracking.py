@@ -14,28 +14,22 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from fraudstream_cli.backfill import backfill_offline_store
 from fraudstream_common.features.definitions import FEATURE_NAMES
-from fraudstream_feature_store.store import apply_repository
 from fraudstream_simulator.config import SimulationConfig
-from fraudstream_simulator.simulation import simulate
-from fraudstream_simulator.sinks import write_parquet
 from fraudstream_trainer.checks import DataBounds, check_training_set
 from fraudstream_trainer.dataset import fingerprint, training_set
 from fraudstream_trainer.gate import review_threshold
 from fraudstream_trainer.metrics import performance
 from fraudstream_trainer.model import ModelParams, check_parity, onnx_scores, scores, to_onnx, train
 from fraudstream_trainer.tracking import TrainingRecord, log_run
+from tests.integration.trainer.history import history_in_feast
 from tests.platform import PLATFORM
 
 pytestmark = pytest.mark.integration
 
 
 def test_a_training_run_is_logged_with_its_lineage(tmp_path: Path) -> None:
-    world = simulate(SimulationConfig(n_customers=600, n_terminals=1200, nb_days=50))
-    write_parquet(world, tmp_path / "history")
-    feast = apply_repository(PLATFORM.feature_store_redis_url, tmp_path / "registry.db", tmp_path / "offline")
-    backfill_offline_store(tmp_path / "history", tmp_path / "offline")
+    world, feast = history_in_feast(SimulationConfig(n_customers=600, n_terminals=1200, nb_days=50), tmp_path)
     start = pd.Timestamp("2018-04-15", tz="UTC")
     end, week = start + pd.Timedelta(days=14), pd.Timedelta(days=7)
     known_at = end + week

@@ -8,25 +8,19 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from fraudstream_cli.backfill import backfill, backfill_offline_store
+from fraudstream_cli.backfill import backfill
 from fraudstream_common.features.definitions import FEATURE_NAMES
-from fraudstream_feature_store.store import apply_repository
 from fraudstream_simulator.config import SimulationConfig
-from fraudstream_simulator.simulation import simulate
-from fraudstream_simulator.sinks import write_parquet
 from fraudstream_trainer.checks import DataBounds, check_training_set
 from fraudstream_trainer.dataset import fingerprint, training_set
-from tests.platform import PLATFORM
+from tests.integration.trainer.history import history_in_feast
 from tests.unit.common.features.test_one_definition import assert_same
 
 pytestmark = pytest.mark.integration
 
 
 def test_training_set_from_feast_with_labels_known_by_the_cutoff(tmp_path: Path) -> None:
-    world = simulate(SimulationConfig(n_customers=400, n_terminals=800, nb_days=40))
-    write_parquet(world, tmp_path / "history")
-    feast = apply_repository(PLATFORM.feature_store_redis_url, tmp_path / "registry.db", tmp_path / "offline")
-    backfill_offline_store(tmp_path / "history", tmp_path / "offline")
+    world, feast = history_in_feast(SimulationConfig(n_customers=400, n_terminals=800, nb_days=40), tmp_path)
 
     start = pd.Timestamp("2018-04-21", tz="UTC")
     end = start + pd.Timedelta(days=7)
