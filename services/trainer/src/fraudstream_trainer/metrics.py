@@ -38,5 +38,5 @@ def performance(test: pd.DataFrame, scores: np.ndarray, k: int = 100) -> dict[st
     return {
         "auc_roc": float(roc_auc_score(labels, scores)),
         "average_precision": float(average_precision_score(labels, scores)),
-        "card_precision_at_100" if k == 100 else f"card_precision_at_{k}": card_precision_at_k(test, scores, k),
+        f"card_precision_at_{k}": card_precision_at_k(test, scores, k),
     }
