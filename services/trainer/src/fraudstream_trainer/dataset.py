@@ -29,9 +29,8 @@ def training_set(
 
     `labels`: transaction_id, customer_id, transaction_time, is_fraud, label_time (the
     `labels` topic's fields); the latest report known by `labels_known_at` wins."""
-    known = labels[labels["label_time"] <= labels_known_at]
+    known = latest_labels(labels[labels["label_time"] <= labels_known_at])
     window = known[(known["transaction_time"] >= start) & (known["transaction_time"] < end)]
-    window = window.sort_values("label_time").drop_duplicates("transaction_id", keep="last")
     entities = pd.DataFrame(
         {"transaction_id": window["transaction_id"].to_numpy(), TIMESTAMP: window["transaction_time"].to_numpy()}
     )
@@ -41,6 +40,11 @@ def training_set(
     frame = frame.rename(columns={"transaction_time": "event_time"}).join(joined[list(FEATURE_NAMES)], how="left")
     frame["is_fraud"] = frame["is_fraud"].astype(bool)
     return frame.reset_index().sort_values(["event_time", "transaction_id"], kind="stable").reset_index(drop=True)
+
+
+def latest_labels(labels: pd.DataFrame) -> pd.DataFrame:
+    """One label per transaction: its latest report."""
+    return labels.sort_values("label_time", kind="stable").drop_duplicates("transaction_id", keep="last")
 
 
 def fingerprint(frame: pd.DataFrame) -> str:

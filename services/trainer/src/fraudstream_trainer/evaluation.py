@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_trainer.dataset import latest_labels
 from fraudstream_trainer.metrics import performance
 from fraudstream_trainer.model import ModelParams, scores, train
 from fraudstream_trainer.protocol import Fold, prequential_folds, train_test_split
@@ -60,7 +61,7 @@ class Evaluation:
 
 def labelled(features: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     """Feature rows (the backfill's or a training set's) with each transaction's label."""
-    truth = labels[["transaction_id", "is_fraud"]].drop_duplicates("transaction_id", keep="last")
+    truth = latest_labels(labels)[["transaction_id", "is_fraud"]]
     frame = features.merge(truth, on="transaction_id", how="left")
     frame["is_fraud"] = frame["is_fraud"].fillna(False).astype(bool)
     return frame
