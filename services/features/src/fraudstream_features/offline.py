@@ -37,6 +37,7 @@ from fraudstream_features.settings import FeaturesSettings
 logger = logging.getLogger(__name__)
 
 GROUP_ID = "features-offline"
+_FEATURE_NAMES = list(FEATURE_NAMES)  # a repeated field compares equal to a list, not a tuple
 _PART = re.compile(r"^enriched-p(?P<partition>\d+)-(?P<first>\d+)-(?P<last>\d+)\.parquet$")
 
 
@@ -158,7 +159,7 @@ class _Part:
         tx = enriched.transaction
         self.ids.append((tx.transaction_id, tx.customer_id, tx.terminal_id))
         self.event_seconds.append(seconds_of(tx.event_time))
-        if list(enriched.feature_names) == list(FEATURE_NAMES):
+        if enriched.feature_names == _FEATURE_NAMES:
             self.values.extend(enriched.feature_values)
         else:  # written by another version: place by name
             by_name = dict(zip(enriched.feature_names, enriched.feature_values, strict=True))
