@@ -26,7 +26,7 @@ class ServiceSpec:
 
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("ingest", "fraudstream_ingest", 8081, 50052),
-    ServiceSpec("features", "fraudstream_features", 8082),
+    ServiceSpec("features", "fraudstream_features", 8083),
 )
 
 

@@ -10,7 +10,7 @@ from fraudstream_feature_store.settings import FeatureStoreSettings
 
 class FeaturesSettings(ServiceSettings, FeatureStoreSettings):
     http_host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
-    http_port: int = Field(default=8082, description="HTTP port: /healthz, /readyz, /metrics.")
+    http_port: int = Field(default=8083, description="HTTP port: /healthz, /readyz, /metrics.")
     instance_id: str = Field(
         default="features-0",
         description="Name of this worker; its Kafka transactional id. Run one worker (see the README).",
