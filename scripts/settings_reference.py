@@ -18,6 +18,7 @@ from fraudstream_common.topics import TOPIC_SPECS
 from fraudstream_feature_store.settings import FeatureStoreSettings
 from fraudstream_features.settings import FeaturesSettings
 from fraudstream_ingest.settings import IngestSettings
+from fraudstream_trainer.settings import TrainerSettings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
@@ -26,6 +27,7 @@ SECTIONS: list[tuple[str, type[BaseModel], tuple[type[BaseModel], ...]]] = [
     ("Every service", ServiceSettings, ()),
     ("ingest", IngestSettings, (ServiceSettings,)),
     ("features", FeaturesSettings, (ServiceSettings, FeatureStoreSettings)),
+    ("trainer", TrainerSettings, (ServiceSettings, FeatureStoreSettings)),
     ("Feature store (every service that reads or writes features)", FeatureStoreSettings, ()),
     ("Local platform (`fraudstream platform`, `fraudstream up`)", PlatformSettings, ()),
 ]

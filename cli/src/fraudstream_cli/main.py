@@ -259,6 +259,78 @@ def features_backfill(
     typer.echo(f"wrote {rows} feature vectors to Feast's offline store: {part}")
 
 
+@app.command("train")
+def train_command(
+    history: Annotated[
+        Path | None,
+        typer.Option(help="Take labels from a simulator folder instead of the trainer's label store."),
+    ] = None,
+    cutoff: Annotated[
+        str | None, typer.Option(help="Train as of this time (ISO 8601, UTC); default: the latest label.")
+    ] = None,
+    publish: Annotated[
+        bool, typer.Option("--publish/--no-publish", help="Publish models.published on promotion (needs Kafka).")
+    ] = True,
+    reason: Annotated[str, typer.Option(help="Why, for the run's record.")] = "operator",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Train, gate and (if it passes) promote a model now, as the trainer service does on a
+    retrain request: features from Feast's offline store, MLflow settings from FRAUDSTREAM_."""
+    import json
+    import uuid
+
+    import pandas as pd
+
+    from fraudstream_common.topics import Topic, topic_name
+    from fraudstream_trainer.labels import read_labels
+    from fraudstream_trainer.pipeline import Trainer, TrainRequest
+    from fraudstream_trainer.publisher import EventPublisher
+    from fraudstream_trainer.settings import TrainerSettings
+
+    settings = TrainerSettings()
+    store = settings.feast()
+    if history is not None:
+        labels_path = history / "labels.parquet"
+        if not labels_path.exists():
+            _fail(FileNotFoundError(f"{labels_path} does not exist (write it with fraudstream simulate --out)"))
+        labels = pd.read_parquet(labels_path)
+    else:
+        labels = read_labels(settings.feature_offline_dir)
+    publisher = None
+    if publish:
+        publisher = EventPublisher(
+            settings, topic_name(Topic.MODELS_PUBLISHED, settings.topic_prefix), client_id="fraudstream-cli"
+        )
+    trainer = Trainer(settings, store, lambda: labels, publisher)
+    request = TrainRequest(
+        f"cli-{uuid.uuid4()}",
+        reason,
+        "fraudstream train",
+        force=True,
+        cutoff=None if cutoff is None else pd.Timestamp(cutoff),
+    )
+    result = trainer.handle(request)
+    if publisher is not None:
+        publisher.close()
+    summary = {
+        "outcome": result.outcome.value,
+        "version": result.version,
+        "run_id": result.run_id,
+        "reasons": list(result.reasons),
+        "metrics": result.metrics,
+        "champion_metrics": result.champion_metrics,
+        "published": result.published is not None,
+    }
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        typer.echo(f"{result.outcome.value}: version {result.version or '-'} (run {result.run_id or '-'})")
+        for line in result.reasons:
+            typer.echo(f"  {line}")
+    if result.outcome.value not in ("promoted", "rejected"):
+        raise typer.Exit(1)
+
+
 @app.command("evaluate")
 def evaluate_command(
     history: Annotated[

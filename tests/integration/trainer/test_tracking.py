@@ -19,8 +19,8 @@ from fraudstream_simulator.config import SimulationConfig
 from fraudstream_trainer.checks import DataBounds, check_training_set
 from fraudstream_trainer.dataset import fingerprint, training_set
 from fraudstream_trainer.gate import review_threshold
-from fraudstream_trainer.metrics import performance
 from fraudstream_trainer.model import ModelParams, check_parity, onnx_scores, scores, to_onnx, train
+from fraudstream_trainer.performance import performance
 from fraudstream_trainer.tracking import TrainingRecord, log_run
 from tests.integration.trainer.history import history_in_feast
 from tests.platform import PLATFORM

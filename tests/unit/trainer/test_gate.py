@@ -14,8 +14,8 @@ from fraudstream_simulator.config import SimulationConfig
 from fraudstream_simulator.simulation import simulate
 from fraudstream_trainer.evaluation import labelled
 from fraudstream_trainer.gate import GatePolicy, decide, review_threshold
-from fraudstream_trainer.metrics import performance
 from fraudstream_trainer.model import ModelParams, scores, train
+from fraudstream_trainer.performance import performance
 from fraudstream_trainer.protocol import Fold, train_test_split
 
 

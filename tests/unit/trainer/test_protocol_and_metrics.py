@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudstream_trainer.metrics import card_precision_at_k, performance
+from fraudstream_trainer.performance import card_precision_at_k, performance
 from fraudstream_trainer.protocol import Fold, prequential_folds, train_test_split
 
 

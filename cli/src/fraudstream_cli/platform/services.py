@@ -27,6 +27,7 @@ class ServiceSpec:
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("ingest", "fraudstream_ingest", 8081, 50052),
     ServiceSpec("features", "fraudstream_features", 8083),
+    ServiceSpec("trainer", "fraudstream_trainer", 8084),
 )
 
 

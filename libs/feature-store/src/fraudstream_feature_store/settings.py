@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from feast import FeatureStore
 from pydantic import BaseModel, Field
 
 from fraudstream_feature_store.store import FeatureStateStore, open_store
@@ -21,7 +22,8 @@ class FeatureStoreSettings(BaseModel):
         default=Path(".platform/feast/offline"), description="Folder of Feast's parquet offline store."
     )
 
+    def feast(self) -> FeatureStore:
+        return open_store(self.feature_store_redis_url, self.feature_registry, self.feature_offline_dir)
+
     def state_store(self) -> FeatureStateStore:
-        return FeatureStateStore(
-            open_store(self.feature_store_redis_url, self.feature_registry, self.feature_offline_dir)
-        )
+        return FeatureStateStore(self.feast())

@@ -14,7 +14,7 @@ from fraudstream_common.http import HttpServer, add_health_routes
 from fraudstream_common.lifecycle import Component, ServiceRunner
 from fraudstream_common.logging import configure_logging
 from fraudstream_features.core import FeaturesCore
-from fraudstream_features.offline import OfflineWriter
+from fraudstream_features.offline import offline_writer
 from fraudstream_features.settings import FeaturesSettings
 from fraudstream_features.stream import FeaturesStream
 
@@ -43,7 +43,7 @@ async def serve(settings: FeaturesSettings) -> int:
     # then the offline writer (writes what the stream committed last).
     components: list[Component] = [HttpServer(app, settings.http_host, settings.http_port), stream]
     if settings.write_offline:
-        components.append(OfflineWriter(settings, core.enriched_topic))
+        components.append(offline_writer(settings, core.enriched_topic))
     try:
         return await ServiceRunner(components).run()
     finally:

@@ -11,8 +11,8 @@ import pandas as pd
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_trainer.dataset import latest_labels
-from fraudstream_trainer.metrics import performance
 from fraudstream_trainer.model import ModelParams, scores, train
+from fraudstream_trainer.performance import performance
 from fraudstream_trainer.protocol import Fold, prequential_folds, train_test_split
 
 METRICS = ("auc_roc", "average_precision", "card_precision_at_100")

@@ -29,7 +29,7 @@ class Decision:
 
 
 def decide(challenger: dict[str, float], champion: dict[str, float] | None, policy: GatePolicy) -> Decision:
-    """`challenger` and `champion`: metrics of each on the same held-out data (see metrics.performance)."""
+    """`challenger` and `champion`: metrics of each on the same held-out data (see performance.performance)."""
     if champion is None:
         return Decision(True, ("no champion yet",))
     reasons = []

@@ -3,7 +3,9 @@ refuses an ONNX model that disagrees with the native one."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -32,8 +34,24 @@ class ParityError(Exception):
     """The ONNX model's scores differ from the native model's by more than allowed."""
 
 
-def train(features: np.ndarray, labels: np.ndarray, params: ModelParams) -> xgb.XGBClassifier:
-    model = xgb.XGBClassifier(tree_method="hist", eval_metric="aucpr", n_jobs=2, **asdict(params))
+class _AfterTree(xgb.callback.TrainingCallback):
+    def __init__(self, after_tree: Callable[[int], bool]) -> None:
+        self._after_tree = after_tree
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        return self._after_tree(epoch)
+
+
+def train(
+    features: np.ndarray,
+    labels: np.ndarray,
+    params: ModelParams,
+    *,
+    after_tree: Callable[[int], bool] | None = None,
+) -> xgb.XGBClassifier:
+    """`after_tree(n)` is called once each tree is built (for progress); True stops training."""
+    callbacks = None if after_tree is None else [_AfterTree(after_tree)]
+    model = xgb.XGBClassifier(tree_method="hist", eval_metric="aucpr", n_jobs=2, callbacks=callbacks, **asdict(params))
     model.fit(features.astype(np.float32), labels.astype(np.int32))
     return model
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -42,6 +44,16 @@ class TrainingRecord:
 
 
 @dataclass(frozen=True)
+class PartialRecord:
+    """What a run knows before its data passed the checks."""
+
+    params: ModelParams
+    train_start: str
+    train_end: str
+    labels_known_at: str
+
+
+@dataclass(frozen=True)
 class LoggedRun:
     run_id: str
     model_uri: str
@@ -59,30 +71,35 @@ def log_run(
     feature_importances: np.ndarray,
     onnx_model: bytes,
     threshold: float,
+    decline_threshold: float | None = None,
     registered_model: str | None = None,
+    native_model: bytes | None = None,
+    run_tags: Mapping[str, str] | None = None,
+    extra_metrics: Mapping[str, float] | None = None,
+    documents: Mapping[str, dict[str, Any]] | None = None,
 ) -> LoggedRun:
     """Logs one run, the ONNX model as an MLflow model (onnx flavour, servable by `mlflow
     models serve`), and registers it under `registered_model` when given, with its checksum,
-    review threshold, data fingerprint and metrics as version tags."""
+    thresholds, data fingerprint and metrics as version tags. `native_model` (XGBoost's UBJSON)
+    is kept beside it, so that the parity can be checked again; `documents` go in as JSON."""
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
     with mlflow.start_run() as run, tempfile.TemporaryDirectory() as scratch:
-        mlflow.log_params({f"model.{k}": v for k, v in asdict(record.params).items()})
-        mlflow.log_params(
-            {
-                "train_start": record.train_start,
-                "train_end": record.train_end,
-                "labels_known_at": record.labels_known_at,
-                "feature_views": ",".join(FEATURE_VIEWS),
-                "features": ",".join(FEATURE_NAMES),
-            }
-        )
-        mlflow.set_tags({"data_fingerprint": record.data_fingerprint})
+        mlflow.set_tags({"data_fingerprint": record.data_fingerprint, **(run_tags or {})})
+        _log_lineage(record)
         mlflow.log_metrics({f"train_{k}": v for k, v in record.summary.items()})
         mlflow.log_metrics(record.metrics)
+        mlflow.log_metrics(dict(extra_metrics or {}))
         mlflow.log_metric("onnx_parity_max_abs_difference", record.parity_max_abs_difference)
         mlflow.log_metric("review_threshold", threshold)
+        if decline_threshold is not None:
+            mlflow.log_metric("decline_threshold", decline_threshold)
+        for name, document in (documents or {}).items():
+            mlflow.log_dict(document, f"{name}.json")
         folder = Path(scratch)
+        if native_model is not None:
+            (folder / "model.ubj").write_bytes(native_model)
+            mlflow.log_artifact(str(folder / "model.ubj"), artifact_path="native")
         for name, figure in _plots(test_labels, test_scores, feature_importances).items():
             figure.savefig(folder / f"{name}.png", dpi=80)
             plt.close(figure)
@@ -99,13 +116,43 @@ def log_run(
             tags = {
                 "sha256": hashlib.sha256(onnx_model).hexdigest(),
                 "review_threshold": repr(threshold),
+                **({} if decline_threshold is None else {"decline_threshold": repr(decline_threshold)}),
                 "data_fingerprint": record.data_fingerprint,
+                "train_start": record.train_start,
+                "train_end": record.train_end,
                 "features": ",".join(FEATURE_NAMES),
                 **{f"metric.{k}": repr(v) for k, v in record.metrics.items()},
             }
             for key, value in tags.items():
                 client.set_model_version_tag(registered_model, version, key, value)
         return LoggedRun(run.info.run_id, logged.model_uri, version)
+
+
+def log_refused_run(
+    tracking_uri: str, experiment: str, record: PartialRecord, *, reasons: list[str], run_tags: Mapping[str, str]
+) -> str:
+    """A run that stopped before a model was logged (its data or its ONNX refused): the
+    lineage it had, and why it stopped. Returns its run id."""
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run() as run:
+        mlflow.set_tags({**run_tags, "refused_because": "; ".join(reasons)[:5000]})
+        _log_lineage(record)
+        mlflow.log_dict({"reasons": reasons}, "refused.json")
+        return str(run.info.run_id)
+
+
+def _log_lineage(record: TrainingRecord | PartialRecord) -> None:
+    mlflow.log_params({f"model.{k}": v for k, v in asdict(record.params).items()})
+    mlflow.log_params(
+        {
+            "train_start": record.train_start,
+            "train_end": record.train_end,
+            "labels_known_at": record.labels_known_at,
+            "feature_views": ",".join(FEATURE_VIEWS),
+            "features": ",".join(FEATURE_NAMES),
+        }
+    )
 
 
 def _plots(labels: np.ndarray, scores: np.ndarray, importances: np.ndarray) -> dict[str, Figure]:

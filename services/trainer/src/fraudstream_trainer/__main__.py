@@ -1,0 +1,90 @@
+"""Run the trainer service: `python -m fraudstream_trainer` (or `fraudstream-trainer`).
+
+It answers `retrain.requests` (and the optional schedule) with training runs, keeps the label
+store filled from `labels`, and serves /healthz, /readyz and /metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import urllib.request
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from fraudstream_common.health import Readiness
+from fraudstream_common.http import HttpServer, add_health_routes
+from fraudstream_common.lifecycle import Component, ServiceRunner
+from fraudstream_common.logging import configure_logging
+from fraudstream_common.topics import Topic, topic_name
+from fraudstream_trainer.consumer import RetrainConsumer
+from fraudstream_trainer.labels import label_sink, read_labels
+from fraudstream_trainer.pipeline import Trainer
+from fraudstream_trainer.publisher import EventPublisher
+from fraudstream_trainer.settings import TrainerSettings
+
+
+async def serve(settings: TrainerSettings) -> int:
+    prefix = settings.topic_prefix
+    publisher = EventPublisher(
+        settings, topic_name(Topic.MODELS_PUBLISHED, prefix), client_id=f"{settings.instance_id}-published"
+    )
+    store = settings.feast()
+
+    def trainer_for(should_stop: Callable[[], bool]) -> Trainer:
+        return Trainer(
+            settings,
+            store,
+            lambda: read_labels(settings.feature_offline_dir),
+            publisher,
+            progress=False,
+            should_stop=should_stop,
+        )
+
+    requests = RetrainConsumer(
+        settings,
+        trainer_for,
+        topic_name(Topic.RETRAIN_REQUESTS, prefix),
+        topic_name(Topic.DEADLETTER, prefix),
+    )
+    labels = label_sink(settings, topic_name(Topic.LABELS, prefix))
+
+    readiness = Readiness()
+
+    async def consuming() -> bool:
+        return requests.ready and labels.ready
+
+    async def mlflow_reachable() -> bool:
+        return await asyncio.to_thread(_reachable, f"{settings.mlflow_tracking_uri.rstrip('/')}/health")
+
+    readiness.add("consumers", consuming)
+    readiness.add("mlflow", mlflow_reachable)
+    app = FastAPI(title="fraudstream trainer", version="0.1.0")
+    add_health_routes(app, readiness)
+
+    # Stop order: the HTTP server, then the requests (a run in progress is abandoned and its
+    # request left uncommitted), then the label store (writes and commits what it holds).
+    components: list[Component] = [HttpServer(app, settings.http_host, settings.http_port), requests, labels]
+    try:
+        return await ServiceRunner(components).run()
+    finally:
+        publisher.close()
+
+
+def _reachable(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (a configured http(s) URL)
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def main() -> None:
+    settings = TrainerSettings()
+    configure_logging("trainer", settings.log_level, settings.log_json)
+    sys.exit(asyncio.run(serve(settings)))
+
+
+if __name__ == "__main__":
+    main()

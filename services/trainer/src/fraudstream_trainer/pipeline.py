@@ -1,0 +1,344 @@
+"""One training run, from a request to a decision: the core every entry point calls (the
+`retrain.requests` consumer, the schedule, `fraudstream train`).
+
+    windows -> training set (Feast point-in-time join + labels known then) -> data checks
+    -> fit -> ONNX + parity -> holdout scores of challenger and champion -> gate
+    -> MLflow run and registry version -> aliases -> `models.published`
+
+Order of the last steps, and why: the version is registered (with the gate's decision on its
+run) before anything moves; on promotion the alias moves (`champion`, or `challenger` for a
+canary), then the event is produced and acknowledged, and only then is the run's outcome
+written. A rejected version keeps no alias and is tagged `gate=rejected`. A crash anywhere
+before the outcome leaves a run with no outcome, which does not count as an answer to its
+request: the request is redone (an orphaned version may remain in the registry, tagged with
+the request, without an alias).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from feast import FeatureStore
+from tqdm import tqdm
+
+from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
+from fraudstream_trainer import metrics
+from fraudstream_trainer.checks import DataBounds, DataCheckError, check_training_set
+from fraudstream_trainer.dataset import fingerprint, training_set
+from fraudstream_trainer.gate import Decision, decide, review_threshold
+from fraudstream_trainer.model import ParityError, check_parity, onnx_scores, to_onnx, train
+from fraudstream_trainer.performance import performance
+from fraudstream_trainer.registry import CHAMPION, REQUEST_TAG, Registry
+from fraudstream_trainer.settings import TrainerSettings
+from fraudstream_trainer.tracking import PartialRecord, TrainingRecord, log_refused_run, log_run
+
+logger = logging.getLogger(__name__)
+
+_DAY = pd.Timedelta(days=1)
+
+
+class Outcome(StrEnum):
+    PROMOTED = "promoted"
+    REJECTED = "rejected"
+    DATA_CHECK_FAILED = "data_check_failed"
+    PARITY_FAILED = "parity_failed"
+    # Requests not acted on.
+    DUPLICATE = "duplicate"
+    COOLDOWN = "cooldown"
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    request_id: str
+    reason: str
+    requested_by: str = ""
+    # Skip the cooldown (an operator's request).
+    force: bool = False
+    # Train as of this time instead of the latest label the trainer knows.
+    cutoff: pd.Timestamp | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    outcome: Outcome
+    reasons: tuple[str, ...]
+    run_id: str | None = None
+    version: str | None = None
+    published: ModelPublished | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    champion_metrics: dict[str, float] | None = None
+
+
+@dataclass(frozen=True)
+class Datasets:
+    request: TrainRequest
+    windows: Windows
+    training: pd.DataFrame
+    holdout: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Half-open day ranges; see fraudstream_trainer.settings for how they are laid out."""
+
+    train_start: pd.Timestamp
+    train_end: pd.Timestamp
+    holdout_start: pd.Timestamp
+    holdout_end: pd.Timestamp
+    cutoff: pd.Timestamp
+
+    @classmethod
+    def ending_at(cls, cutoff: pd.Timestamp, *, train_days: int, delay_days: int, holdout_days: int) -> Windows:
+        cutoff = cutoff.tz_convert("UTC") if cutoff.tzinfo else cutoff.tz_localize("UTC")
+        holdout_end = cutoff.floor("D") - delay_days * _DAY
+        holdout_start = holdout_end - holdout_days * _DAY
+        train_end = holdout_start - delay_days * _DAY
+        return cls(train_end - train_days * _DAY, train_end, holdout_start, holdout_end, cutoff)
+
+
+Publish = Callable[[ModelPublished], None]
+
+
+class RunAbandonedError(Exception):
+    """The trainer was asked to stop in the middle of a run."""
+
+
+class Trainer:
+    def __init__(
+        self,
+        settings: TrainerSettings,
+        store: FeatureStore,
+        labels: Callable[[], pd.DataFrame],
+        publish: Publish | None,
+        *,
+        clock: Callable[[], float] = time.time,
+        progress: bool | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """`labels`: reads the labels (COLUMNS of fraudstream_trainer.labels) when a run starts.
+        `publish`: produces a `models.published` record and returns once it is acknowledged;
+        None runs without publishing (an offline run: the alias still moves). `progress`:
+        progress bars; None shows them on a terminal only. `should_stop`: asked between steps
+        and after every tree; True abandons the run (RunAbandonedError)."""
+        self.settings = settings
+        self.registry = Registry(settings.mlflow_tracking_uri, settings.registered_model, settings.mlflow_experiment)
+        self._store = store
+        self._labels = labels
+        self._publish = publish
+        self._clock = clock
+        self._progress = progress
+        self._should_stop = should_stop
+
+    def handle(self, request: TrainRequest) -> RunResult:
+        """A request, at most once per request id, not within the cooldown unless forced."""
+        answered = self.registry.answered(request.request_id)
+        if answered is not None:
+            return RunResult(Outcome.DUPLICATE, (f"request {request.request_id} was answered: {answered}",))
+        if not request.force:
+            last = self.registry.last_run_started()
+            wait = None if last is None else last + self.settings.cooldown_seconds - self._clock()
+            if wait is not None and wait > 0:
+                return RunResult(Outcome.COOLDOWN, (f"the last run started under the cooldown ago; {wait:.0f}s left",))
+        started = time.monotonic()
+        result = self.run(request)
+        metrics.RUNS.labels(result.outcome.value).inc()
+        metrics.RUN_SECONDS.observe(time.monotonic() - started)
+        metrics.LAST_RUN.set(self._clock())
+        return result
+
+    def run(self, request: TrainRequest) -> RunResult:
+        """One run, whatever came before it."""
+        sets = self.datasets(request)
+        if sets is None:
+            return RunResult(Outcome.DATA_CHECK_FAILED, ("no labels stored yet: nothing to train on",))
+        return self.train_and_decide(sets)
+
+    def datasets(self, request: TrainRequest) -> Datasets | None:
+        """The request's training set and holdout, point-in-time from Feast with the labels
+        known then; None when there are no labels at all."""
+        labels = self._labels()
+        if request.cutoff is None and labels.empty:
+            return None
+        cutoff = request.cutoff if request.cutoff is not None else pd.Timestamp(labels["label_time"].max())
+        windows = Windows.ending_at(
+            cutoff,
+            train_days=self.settings.train_days,
+            delay_days=self.settings.delay_days,
+            holdout_days=self.settings.holdout_days,
+        )
+        with self._bar(2, "training set and holdout", "set") as bar:
+            training = training_set(
+                self._store,
+                labels,
+                start=windows.train_start,
+                end=windows.train_end,
+                labels_known_at=windows.holdout_start,
+            )
+            bar.update()
+            holdout = training_set(
+                self._store,
+                labels,
+                start=windows.holdout_start,
+                end=windows.holdout_end,
+                labels_known_at=windows.cutoff,
+            )
+            bar.update()
+        return Datasets(request, windows, training, holdout)
+
+    def train_and_decide(self, sets: Datasets) -> RunResult:
+        """Checks the data, trains, exports and checks the ONNX model, gates it against the
+        champion on the holdout, logs and registers it, and acts on the decision."""
+        self._check_stop()
+        windows, training, holdout = sets.windows, sets.training, sets.holdout
+        params = self.settings.model_params()
+        partial = PartialRecord(
+            params, windows.train_start.isoformat(), windows.train_end.isoformat(), windows.holdout_start.isoformat()
+        )
+        request = sets.request
+        tags = {REQUEST_TAG: request.request_id, "reason": request.reason, "requested_by": request.requested_by}
+        try:
+            summary = check_training_set(training, self.settings.data_bounds(), labels_known_at=windows.holdout_start)
+            check_training_set(holdout, _HOLDOUT_BOUNDS, labels_known_at=windows.cutoff)
+        except DataCheckError as error:
+            return self._refused(Outcome.DATA_CHECK_FAILED, error.failures, partial, tags)
+
+        names = list(FEATURE_NAMES)
+        with self._bar(params.n_estimators, "fit", "tree") as trees:
+
+            def after_tree(_n: int) -> bool:
+                trees.update()
+                return self._should_stop()
+
+            model = train(training[names].to_numpy(), training["is_fraud"].to_numpy(), params, after_tree=after_tree)
+        self._check_stop()
+        onnx_model = to_onnx(model, len(names))
+        parity_rows = pd.concat([training[names], holdout[names]]).to_numpy()[: self.settings.parity_rows]
+        try:
+            parity = check_parity(model, onnx_model, parity_rows, self.settings.parity_tolerance)
+        except ParityError as error:
+            return self._refused(Outcome.PARITY_FAILED, [str(error)], partial, tags)
+
+        with self._bar(2, "gate", "model") as bar:
+            challenger_scores = onnx_scores(onnx_model, holdout[names].to_numpy())
+            challenger = performance(holdout, challenger_scores)
+            bar.update()
+            champion_version, champion = self._champion_metrics(holdout)
+            bar.update()
+        decision = decide(challenger, champion, self.settings.gate_policy())
+
+        record = TrainingRecord(
+            params,
+            partial.train_start,
+            partial.train_end,
+            partial.labels_known_at,
+            summary,
+            fingerprint(training),
+            challenger,
+            parity,
+        )
+        gate = {
+            "promote": decision.promote,
+            "reasons": list(decision.reasons),
+            "champion_version": champion_version,
+            "challenger": challenger,
+            "champion": champion,
+            "holdout": [windows.holdout_start.isoformat(), windows.holdout_end.isoformat()],
+            "holdout_rows": len(holdout),
+        }
+        logged = log_run(
+            self.settings.mlflow_tracking_uri,
+            self.settings.mlflow_experiment,
+            record,
+            test_labels=holdout["is_fraud"].to_numpy(),
+            test_scores=challenger_scores,
+            feature_importances=np.asarray(model.feature_importances_),
+            onnx_model=onnx_model,
+            threshold=review_threshold(challenger_scores, self.settings.review_share),
+            decline_threshold=review_threshold(challenger_scores, self.settings.decline_share),
+            registered_model=self.settings.registered_model,
+            native_model=bytes(model.get_booster().save_raw("ubj")),
+            run_tags={
+                **tags,
+                "gate.promote": str(decision.promote).lower(),
+                "gate.reasons": "; ".join(decision.reasons),
+                "holdout_start": windows.holdout_start.isoformat(),
+                "holdout_end": windows.holdout_end.isoformat(),
+                "champion_version": champion_version or "",
+            },
+            extra_metrics={f"champion_{k}": v for k, v in (champion or {}).items()},
+            documents={"gate": gate},
+        )
+        if logged.version is None:
+            raise RuntimeError(f"run {logged.run_id}: MLflow registered no version")
+        return self._decided(decision, logged.run_id, logged.version, champion_version, challenger, champion)
+
+    def _champion_metrics(self, holdout: pd.DataFrame) -> tuple[str | None, dict[str, float] | None]:
+        champion = self.registry.holder(CHAMPION)
+        if champion is None:
+            return None, None
+        missing = [name for name in champion.features if name not in holdout.columns]
+        if missing:
+            # It cannot be scored on the holdout as it is: judge the challenger on its own.
+            logger.warning("champion %s needs features the store lacks: %s", champion.version, missing)
+            return champion.version, None
+        scores = onnx_scores(champion.onnx_model, holdout[list(champion.features)].to_numpy())
+        return champion.version, performance(holdout, scores)
+
+    def _decided(
+        self,
+        decision: Decision,
+        run_id: str,
+        version: str,
+        champion_version: str | None,
+        challenger: dict[str, float],
+        champion: dict[str, float] | None,
+    ) -> RunResult:
+        registry = self.registry
+        published = None
+        if decision.promote:
+            alias = self.settings.publish_alias.value
+            if champion_version is not None:
+                # Where a roll back goes.
+                registry.set_version_tag(version, "replaces", champion_version)
+            registry.set_alias(alias, version)
+            if self._publish is not None:
+                published = registry.published_event(version, alias)
+                self._publish(published)
+            outcome = Outcome.PROMOTED
+        else:
+            registry.set_version_tag(version, "gate", "rejected")
+            outcome = Outcome.REJECTED
+        registry.set_outcome(run_id, outcome.value)
+        logger.info(
+            "gate decision",
+            extra={"version": version, "outcome": outcome.value, "reasons": list(decision.reasons), "run_id": run_id},
+        )
+        return RunResult(outcome, decision.reasons, run_id, version, published, challenger, champion)
+
+    def _refused(self, outcome: Outcome, reasons: list[str], record: PartialRecord, tags: dict[str, str]) -> RunResult:
+        run_id = log_refused_run(
+            self.settings.mlflow_tracking_uri, self.settings.mlflow_experiment, record, reasons=reasons, run_tags=tags
+        )
+        self.registry.set_outcome(run_id, outcome.value)
+        logger.warning("training run refused", extra={"outcome": outcome.value, "reasons": reasons, "run_id": run_id})
+        return RunResult(outcome, tuple(reasons), run_id)
+
+    def _bar(self, total: int, description: str, unit: str) -> tqdm[Any]:
+        disable = None if self._progress is None else not self._progress
+        return tqdm(total=total, desc=description, unit=unit, disable=disable)
+
+    def _check_stop(self) -> None:
+        if self._should_stop():
+            raise RunAbandonedError("the trainer is stopping: the run is abandoned, its request will be redone")
+
+
+# The holdout only has to be scorable: some rows and at least one fraud.
+_HOLDOUT_BOUNDS = DataBounds(min_rows=1, min_frauds=1, max_fraud_share=1.0)

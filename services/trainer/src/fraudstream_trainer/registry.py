@@ -1,0 +1,140 @@
+"""The model registry as the trainer uses it: the champion's ONNX (checksum verified), the
+aliases the gate moves, the `models.published` event of a version, and what earlier runs did
+(for idempotency by request id and the cooldown). Everything lives in MLflow: a restarted
+trainer, or a second one, sees the same history."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow.artifacts
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_common.schemas.v1.model_pb2 import FeatureSpec, ModelPublished
+from fraudstream_common.timestamps import timestamp_of
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+# Run tags: the request a run answered, and what became of it (set last, once the run is done).
+REQUEST_TAG = "retrain_request_id"
+OUTCOME_TAG = "outcome"
+METRIC_TAG_PREFIX = "metric."
+
+
+class ArtifactError(Exception):
+    """A registered version's artifact is missing or does not match its checksum."""
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    version: str
+    onnx_model: bytes
+    features: tuple[str, ...]
+    run_id: str
+
+
+class Registry:
+    def __init__(self, tracking_uri: str, model_name: str, experiment: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.model_name = model_name
+        self.experiment = experiment
+        self.client = MlflowClient(tracking_uri)
+
+    def holder(self, alias: str) -> RegisteredModel | None:
+        """The version that holds `alias`, its ONNX verified against the version's checksum."""
+        try:
+            version = self.client.get_model_version_by_alias(self.model_name, alias)
+        except MlflowException:
+            return None
+        return RegisteredModel(
+            version=str(version.version),
+            onnx_model=self.onnx_model(str(version.version)),
+            features=tuple(version.tags.get("features", ",".join(FEATURE_NAMES)).split(",")),
+            run_id=version.run_id or "",
+        )
+
+    def artifact_uri(self, version: str) -> str:
+        uri: str = self.client.get_model_version_download_uri(self.model_name, version)
+        return uri
+
+    def onnx_model(self, version: str) -> bytes:
+        expected = self.client.get_model_version(self.model_name, version).tags.get("sha256")
+        with tempfile.TemporaryDirectory() as scratch:
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=self.artifact_uri(version), dst_path=scratch, tracking_uri=self.tracking_uri
+                )
+            )
+            files = list(local.rglob("*.onnx"))
+            if len(files) != 1:
+                raise ArtifactError(f"version {version}: expected one .onnx file, found {len(files)}")
+            onnx_model = files[0].read_bytes()
+        if expected is None or hashlib.sha256(onnx_model).hexdigest() != expected:
+            raise ArtifactError(f"version {version}: the ONNX file does not match its sha256 tag")
+        return onnx_model
+
+    def set_alias(self, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(self.model_name, alias, version)
+
+    def set_version_tag(self, version: str, key: str, value: str) -> None:
+        self.client.set_model_version_tag(self.model_name, version, key, value)
+
+    def published_event(self, version: str, alias: str) -> ModelPublished:
+        """The `models.published` record of `version` under `alias`, from what the registry holds."""
+        model_version = self.client.get_model_version(self.model_name, version)
+        tags = model_version.tags
+        return ModelPublished(
+            model_name=self.model_name,
+            version=version,
+            alias=alias,
+            artifact_uri=self.artifact_uri(version),
+            sha256=tags["sha256"],
+            metrics={
+                k.removeprefix(METRIC_TAG_PREFIX): float(v) for k, v in tags.items() if k.startswith(METRIC_TAG_PREFIX)
+            },
+            threshold=float(tags["review_threshold"]),
+            decline_threshold=float(tags["decline_threshold"]),
+            input_signature=[FeatureSpec(name=name, dtype="float") for name in tags["features"].split(",")],
+            run_id=model_version.run_id or "",
+            published_at=timestamp_of(time.time()),
+        )
+
+    def answered(self, request_id: str) -> str | None:
+        """The outcome of the finished run that answered `request_id`, if there is one. A run
+        that crashed before its outcome was written does not count: the request is redone."""
+        for run in self._runs(f"tags.{REQUEST_TAG} = '{_quoted(request_id)}'", max_results=20):
+            outcome = run.data.tags.get(OUTCOME_TAG)
+            if outcome:
+                return str(outcome)
+        return None
+
+    def last_run_started(self) -> float | None:
+        """When the latest run with an outcome started (Unix seconds)."""
+        for run in self._runs(f"tags.{OUTCOME_TAG} != ''", max_results=1):
+            return float(run.info.start_time) / 1000
+        return None
+
+    def set_outcome(self, run_id: str, outcome: str) -> None:
+        self.client.set_tag(run_id, OUTCOME_TAG, outcome)
+
+    def _runs(self, filter_string: str, max_results: int) -> list[mlflow.entities.Run]:
+        experiment = self.client.get_experiment_by_name(self.experiment)
+        if experiment is None:
+            return []
+        runs: list[mlflow.entities.Run] = self.client.search_runs(
+            [experiment.experiment_id],
+            filter_string=filter_string,
+            order_by=["attributes.start_time DESC"],
+            max_results=max_results,
+        )
+        return runs
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")

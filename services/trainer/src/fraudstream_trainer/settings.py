@@ -1,0 +1,122 @@
+"""Trainer configuration: environment variables prefixed FRAUDSTREAM_.
+
+The windows follow the handbook's protocol, counted back from the cutoff (the latest label
+time the trainer knows, or the one a request names): the holdout is the `holdout_days` days
+that end `delay_days` before the cutoff (their labels have matured); the training period is the
+`train_days` days that end `delay_days` before the holdout, with the labels known when the
+holdout began. The model that the gate judges on the holdout is the one it publishes.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from fraudstream_common.settings import ServiceSettings
+from fraudstream_feature_store.settings import FeatureStoreSettings
+from fraudstream_trainer.checks import DataBounds
+from fraudstream_trainer.gate import GatePolicy
+from fraudstream_trainer.model import ModelParams
+
+
+class PublishAlias(StrEnum):
+    """The alias a version that passes the gate gets, and publishes under."""
+
+    CHAMPION = "champion"
+    # Inference's canary or shadow takes it the rest of the way.
+    CHALLENGER = "challenger"
+
+
+class TrainerSettings(ServiceSettings, FeatureStoreSettings):
+    http_host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
+    http_port: int = Field(default=8084, description="HTTP port: /healthz, /readyz, /metrics.")
+    instance_id: str = Field(default="trainer-0", description="Name of this trainer in Kafka client ids.")
+    mlflow_tracking_uri: str = Field(default="http://127.0.0.1:5000", description="MLflow tracking server.")
+    mlflow_experiment: str = Field(default="fraud-detector", description="MLflow experiment the runs go to.")
+    registered_model: str = Field(default="fraud-detector", description="Registry model name.")
+    publish_alias: PublishAlias = Field(
+        default=PublishAlias.CHAMPION,
+        description="Alias a version that passes the gate gets: champion, or challenger for a canary.",
+    )
+    train_days: int = Field(default=7, ge=1, description="Days of transactions a model trains on.")
+    delay_days: int = Field(
+        default=7, ge=0, description="Days after which a transaction's label is taken as known (the label delay)."
+    )
+    holdout_days: int = Field(default=7, ge=1, description="Days of the later period the gate compares models on.")
+    review_share: float = Field(
+        default=0.01, gt=0, lt=1, description="Share of transactions the review threshold sends to analysts."
+    )
+    decline_share: float = Field(
+        default=0.001, gt=0, lt=1, description="Share of transactions the decline threshold declines outright."
+    )
+    gate_ap_margin: float = Field(
+        default=0.005, ge=0, description="How far below the champion's average precision a challenger may be."
+    )
+    gate_card_precision_margin: float = Field(
+        default=0.0, ge=0, description="How far below the champion's card precision@100 a challenger may be."
+    )
+    n_estimators: int = Field(default=ModelParams.n_estimators, ge=1, description="Trees in the model.")
+    max_depth: int = Field(default=ModelParams.max_depth, ge=1, description="Depth of each tree.")
+    learning_rate: float = Field(default=ModelParams.learning_rate, gt=0, description="Boosting learning rate.")
+    subsample: float = Field(default=ModelParams.subsample, gt=0, le=1, description="Rows sampled per tree.")
+    colsample_bytree: float = Field(
+        default=ModelParams.colsample_bytree, gt=0, le=1, description="Features sampled per tree."
+    )
+    min_child_weight: float = Field(default=ModelParams.min_child_weight, ge=0, description="Least weight per leaf.")
+    scale_pos_weight: float = Field(
+        default=ModelParams.scale_pos_weight, gt=0, description="Weight of a fraud against a genuine transaction."
+    )
+    random_state: int = Field(default=ModelParams.random_state, description="Seed of the model's sampling.")
+    min_rows: int = Field(default=DataBounds.min_rows, ge=1, description="Fewest rows a training set may have.")
+    max_rows: int = Field(default=DataBounds.max_rows, ge=1, description="Most rows a training set may have.")
+    min_frauds: int = Field(default=DataBounds.min_frauds, ge=1, description="Fewest frauds a training set may have.")
+    max_fraud_share: float = Field(
+        default=DataBounds.max_fraud_share, gt=0, le=1, description="Largest fraud share a training set may have."
+    )
+    parity_rows: int = Field(
+        default=10_000, ge=1, description="Rows the ONNX model is checked on against the native one."
+    )
+    parity_tolerance: float = Field(
+        default=1e-5, gt=0, description="Largest absolute score difference allowed between ONNX and native."
+    )
+    cooldown_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="A retrain request within this long of the last run is skipped (unless forced).",
+    )
+    schedule_interval_seconds: float = Field(
+        default=0.0, ge=0, description="Retrain this often without a request; 0 turns the schedule off."
+    )
+    request_max_seconds: int = Field(
+        default=3600, ge=60, description="Longest a training run may take before Kafka hands its request to another."
+    )
+    label_part_max_rows: int = Field(
+        default=100_000, ge=1, description="The label store starts a new part after this many labels."
+    )
+    label_part_max_seconds: float = Field(
+        default=30.0, gt=0, description="The label store writes its part at least this often while labels arrive."
+    )
+
+    def model_params(self) -> ModelParams:
+        return ModelParams(
+            n_estimators=self.n_estimators,
+            max_depth=self.max_depth,
+            learning_rate=self.learning_rate,
+            subsample=self.subsample,
+            colsample_bytree=self.colsample_bytree,
+            min_child_weight=self.min_child_weight,
+            scale_pos_weight=self.scale_pos_weight,
+            random_state=self.random_state,
+        )
+
+    def data_bounds(self) -> DataBounds:
+        return DataBounds(
+            min_rows=self.min_rows,
+            max_rows=self.max_rows,
+            min_frauds=self.min_frauds,
+            max_fraud_share=self.max_fraud_share,
+        )
+
+    def gate_policy(self) -> GatePolicy:
+        return GatePolicy(ap_margin=self.gate_ap_margin, card_precision_margin=self.gate_card_precision_margin)

@@ -1,0 +1,187 @@
+"""The trainer service end to end: labels from the `labels` topic into its label store,
+features from Feast's offline store, a retrain request on `retrain.requests`, a run in the real
+MLflow server, a registered version, and the `models.published` event; then the request's
+idempotency, the cooldown and a forced request gated against the champion."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import mlflow.artifacts
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost as xgb
+from mlflow import MlflowClient
+
+from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_common.schemas.v1.deadletter_pb2 import DeadLetter
+from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
+from fraudstream_common.schemas.v1.monitoring_pb2 import RetrainRequest
+from fraudstream_common.settings import ServiceSettings
+from fraudstream_common.timestamps import timestamp_of
+from fraudstream_common.topics import Topic
+from fraudstream_simulator.config import SimulationConfig
+from fraudstream_simulator.sinks import Pacing, replay_to_kafka
+from fraudstream_trainer.dataset import fingerprint, training_set
+from fraudstream_trainer.model import onnx_scores
+from fraudstream_trainer.pipeline import Windows
+from tests.integration.trainer.history import history_in_feast
+from tests.platform import PLATFORM, ServiceProcess, Topics, drain, producer
+
+pytestmark = pytest.mark.integration
+
+WORLD = SimulationConfig(n_customers=600, n_terminals=1200, nb_days=50)
+
+
+def eventually(check: Callable[[], bool], what: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"not within {timeout}s: {what}")
+
+
+def send_request(topic: str, request_id: str, model: str, *, force: bool = False) -> None:
+    request = RetrainRequest(
+        request_id=request_id,
+        model_name=model,
+        requested_at=timestamp_of(time.time()),
+        reason="drift",
+        requested_by="test",
+        force=force,
+    )
+    kafka = producer()
+    kafka.produce(topic, request.SerializeToString(), model.encode())
+    assert kafka.flush(10) == 0
+
+
+def test_a_retrain_request_trains_registers_and_publishes(topics: Topics, tmp_path: Path) -> None:
+    world, feast = history_in_feast(WORLD, tmp_path)
+    experiment = f"it-{uuid.uuid4().hex[:8]}"
+    model = f"fraud-detector-{experiment}"
+    service = ServiceProcess(
+        prefix=topics.prefix,
+        log_dir=tmp_path,
+        module="fraudstream_trainer",
+        extra_env={
+            "FRAUDSTREAM_MLFLOW_TRACKING_URI": PLATFORM.mlflow_url,
+            "FRAUDSTREAM_MLFLOW_EXPERIMENT": experiment,
+            "FRAUDSTREAM_REGISTERED_MODEL": model,
+            "FRAUDSTREAM_FEATURE_STORE_REDIS_URL": PLATFORM.feature_store_redis_url,
+            "FRAUDSTREAM_FEATURE_REGISTRY": str(tmp_path / "registry.db"),
+            "FRAUDSTREAM_FEATURE_OFFLINE_DIR": str(tmp_path / "offline"),
+            "FRAUDSTREAM_N_ESTIMATORS": "100",
+            "FRAUDSTREAM_MIN_ROWS": "5000",
+            "FRAUDSTREAM_MIN_FRAUDS": "20",
+            "FRAUDSTREAM_LABEL_PART_MAX_SECONDS": "1",
+        },
+    )
+    service.start()
+    try:
+        # Labels arrive on their topic, as the label feed writes them.
+        replay_to_kafka(
+            world,
+            ServiceSettings(kafka_bootstrap_servers=PLATFORM.kafka_bootstrap, topic_prefix=topics.prefix),
+            pacing=Pacing.fast(),
+        )
+        eventually(
+            lambda: service.metric("fraudstream_trainer_labels_stored_total") == len(world.labels),
+            "every label in the label store",
+        )
+
+        kafka = producer()
+        kafka.produce(topics(Topic.RETRAIN_REQUESTS), b"\x08\x96not a request", model.encode())
+        assert kafka.flush(10) == 0
+        send_request(topics(Topic.RETRAIN_REQUESTS), "r-1", model)
+        (record,) = drain(topics(Topic.MODELS_PUBLISHED), expected=1, timeout=300, quiet=1)
+        published = ModelPublished.FromString(record.value)
+
+        # The invalid record went to the dead-letter topic with its reason.
+        (letter_record,) = drain(topics(Topic.DEADLETTER), expected=1, quiet=1)
+        letter = DeadLetter.FromString(letter_record.value)
+        assert (letter.service, letter.error_code) == ("trainer", "invalid_retrain_request")
+
+        # The event: the registered version, as champion, with its checksum, threshold and input signature.
+        assert (published.model_name, published.version, published.alias) == (model, "1", "champion")
+        assert record.key == model.encode()
+        assert [spec.name for spec in published.input_signature] == list(FEATURE_NAMES)
+        assert {spec.dtype for spec in published.input_signature} == {"float"}
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                published.artifact_uri, dst_path=str(tmp_path / "artifact"), tracking_uri=PLATFORM.mlflow_url
+            )
+        )
+        (onnx_file,) = local.rglob("*.onnx")
+        onnx_model = onnx_file.read_bytes()
+        assert hashlib.sha256(onnx_model).hexdigest() == published.sha256
+        assert published.threshold > 0
+        assert published.threshold <= published.decline_threshold
+        assert set(published.metrics) == {"auc_roc", "average_precision", "card_precision_at_100"}
+
+        client = MlflowClient(PLATFORM.mlflow_url)
+        version = client.get_model_version_by_alias(model, "champion")
+        assert version.version == "1"
+        assert version.tags["sha256"] == published.sha256
+        assert float(version.tags["review_threshold"]) == published.threshold
+
+        # The lineage: the windows laid out from the latest label, the training data's hash
+        # (recomputed here from Feast), the feature views, the request that caused it.
+        windows = Windows.ending_at(
+            pd.Timestamp(world.labels["label_time"].max()), train_days=7, delay_days=7, holdout_days=7
+        )
+        training = training_set(
+            feast, world.labels, start=windows.train_start, end=windows.train_end, labels_known_at=windows.holdout_start
+        )
+        run = client.get_run(published.run_id)
+        assert run.data.params["train_start"] == windows.train_start.isoformat()
+        assert run.data.params["train_end"] == windows.train_end.isoformat()
+        assert run.data.params["labels_known_at"] == windows.holdout_start.isoformat()
+        assert run.data.params["feature_views"] == "transaction_features"
+        assert run.data.params["features"] == ",".join(FEATURE_NAMES)
+        assert run.data.tags["data_fingerprint"] == fingerprint(training)
+        assert run.data.tags["retrain_request_id"] == "r-1"
+        assert run.data.tags["outcome"] == "promoted"
+        assert run.data.tags["gate.reasons"] == "no champion yet"
+        assert run.data.metrics["train_rows"] == len(training)
+        assert run.data.metrics["train_frauds"] == training["is_fraud"].sum()
+        assert run.data.metrics["average_precision"] == pytest.approx(published.metrics["average_precision"])
+
+        # The parity: logged, and true again here on 10,000 rows between the logged native model and the ONNX.
+        assert run.data.metrics["onnx_parity_max_abs_difference"] <= 1e-5
+        native = Path(client.download_artifacts(published.run_id, "native/model.ubj", str(tmp_path)))
+        booster = xgb.Booster()
+        booster.load_model(bytearray(native.read_bytes()))
+        rows = np.tile(training[list(FEATURE_NAMES)].to_numpy(), (2, 1))[:10_000].astype(np.float32)
+        assert len(rows) == 10_000
+        native_scores = booster.predict(xgb.DMatrix(rows))
+        assert np.max(np.abs(native_scores - onnx_scores(onnx_model, rows))) <= 1e-5
+
+        # The same request again is a duplicate; another within the cooldown is skipped.
+        send_request(topics(Topic.RETRAIN_REQUESTS), "r-1", model)
+        send_request(topics(Topic.RETRAIN_REQUESTS), "r-2", model)
+        eventually(
+            lambda: service.metric("fraudstream_trainer_retrain_requests_total") == 4,
+            "four requests answered (invalid, trained, duplicate, cooldown)",
+        )
+        # A forced one trains again, judged against the champion on the same holdout.
+        send_request(topics(Topic.RETRAIN_REQUESTS), "r-3", model, force=True)
+        records = drain(topics(Topic.MODELS_PUBLISHED), expected=2, timeout=300, quiet=1)
+        second = ModelPublished.FromString(records[1].value)
+        assert second.version == "2"
+        gated = client.get_run(second.run_id)
+        assert gated.data.tags["champion_version"] == "1"
+        assert "against the champion's" in gated.data.tags["gate.reasons"]
+        # The same data and seed give the same model: no worse, promoted, and a roll back knows where to go.
+        assert gated.data.metrics["champion_average_precision"] == pytest.approx(run.data.metrics["average_precision"])
+        assert client.get_model_version(model, "2").tags["replaces"] == "1"
+        assert client.get_model_version_by_alias(model, "champion").version == "2"
+        runs = client.search_runs([run.info.experiment_id])
+        assert sorted(r.data.tags["retrain_request_id"] for r in runs) == ["r-1", "r-3"]
+    finally:
+        assert service.terminate() == 0
