@@ -152,6 +152,14 @@ def test_a_retrain_request_trains_registers_and_publishes(topics: Topics, tmp_pa
         assert run.data.metrics["train_frauds"] == training["is_fraud"].sum()
         assert run.data.metrics["average_precision"] == pytest.approx(published.metrics["average_precision"])
 
+        plots = {a.path for a in client.list_artifacts(published.run_id, "plots")}
+        assert plots == {
+            "plots/roc.png",
+            "plots/precision_recall.png",
+            "plots/calibration.png",
+            "plots/feature_importance.png",
+        }
+
         # The parity: logged, and true again here on 10,000 rows between the logged native model and the ONNX.
         assert run.data.metrics["onnx_parity_max_abs_difference"] <= 1e-5
         native = Path(client.download_artifacts(published.run_id, "native/model.ubj", str(tmp_path)))
