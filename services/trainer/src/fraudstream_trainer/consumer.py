@@ -50,9 +50,8 @@ class RetrainConsumer(BlockingLoop):
         self._trainer = trainer_for(self._stopping.is_set)
         self._requests_topic = requests_topic
         self._deadletter_topic = deadletter_topic
-        self._clock = clock
         self.last_result: RunResult | None = None
-        self._schedule_slot: int | None = None
+        self._schedule = Schedule(settings.schedule_interval_seconds, clock)
         self._retry_seconds = 0.0
 
     def _loop(self) -> None:
@@ -123,15 +122,10 @@ class RetrainConsumer(BlockingLoop):
         return True
 
     def _run_schedule(self) -> None:
-        interval = self._settings.schedule_interval_seconds
-        if interval <= 0:
-            return
-        slot = math.floor(self._clock() / interval)
-        if slot == self._schedule_slot:
-            return
-        # One request id per interval: a restart within the interval does not train again.
-        self._answer(TrainRequest(f"schedule-{interval:g}s-{slot}", "schedule", "trainer"))
-        self._schedule_slot = slot
+        request = self._schedule.due()
+        if request is not None:
+            self._answer(request)
+            self._schedule.done(request)
 
     def _answer(self, request: TrainRequest) -> None:
         result = self._trainer.handle(request)
@@ -151,3 +145,25 @@ class RetrainConsumer(BlockingLoop):
                 "run_id": result.run_id,
             },
         )
+
+
+class Schedule:
+    """A request per `interval` seconds of wall time (0: never). Its id names the interval, so
+    that a restart within it does not train again (the pipeline's idempotency by request id)."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.time) -> None:
+        self._interval = interval
+        self._clock = clock
+        self._answered: str | None = None
+
+    def due(self) -> TrainRequest | None:
+        if self._interval <= 0:
+            return None
+        slot = math.floor(self._clock() / self._interval)
+        request_id = f"schedule-{self._interval:g}s-{slot}"
+        if request_id == self._answered:
+            return None
+        return TrainRequest(request_id, "schedule", "trainer")
+
+    def done(self, request: TrainRequest) -> None:
+        self._answered = request.request_id
