@@ -276,6 +276,7 @@ def train_command(
 ) -> None:
     """Train, gate and (if it passes) promote a model now, as the trainer service does on a
     retrain request: features from Feast's offline store, MLflow settings from FRAUDSTREAM_."""
+    import contextlib
     import json
     import uuid
 
@@ -309,7 +310,9 @@ def train_command(
         force=True,
         cutoff=None if cutoff is None else pd.Timestamp(cutoff),
     )
-    result = trainer.handle(request)
+    # MLflow prints links to the run on stdout: keep stdout for the outcome (--json is parsed).
+    with contextlib.redirect_stdout(sys.stderr):
+        result = trainer.handle(request)
     if publisher is not None:
         publisher.close()
     summary = {
@@ -338,6 +341,10 @@ def evaluate_command(
         typer.Option(help="A simulator parquet folder (fraudstream simulate --out); default: the handbook's run."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    train_start: Annotated[
+        str, typer.Option(help="First day the latest fold trains on; the handbook's test folds: 2018-08-15.")
+    ] = "2018-08-15",
+    folds: Annotated[int, typer.Option(min=2, help="Folds, each 7 days before the next.")] = 4,
 ) -> None:
     """Train and test the model on the handbook's prequential folds, with features from
     fraudstream's own definitions; print its figures beside the handbook's best."""
@@ -349,14 +356,20 @@ def evaluate_command(
     from fraudstream_simulator.config import SimulationConfig
     from fraudstream_simulator.simulation import simulate
     from fraudstream_trainer.evaluation import evaluate, labelled
+    from fraudstream_trainer.protocol import prequential_folds
 
+    try:
+        fold_list = prequential_folds(datetime.strptime(train_start, "%Y-%m-%d").date(), n_folds=folds)
+    except ValueError as error:
+        _fail(error)
+        return
     if history is None:
         world = simulate(SimulationConfig())
         transactions, labels = world.transactions, world.labels
     else:
         transactions = pd.read_parquet(history / "transactions.parquet")
         labels = pd.read_parquet(history / "labels.parquet")
-    evaluation = evaluate(labelled(backfill(transactions, labels), labels))
+    evaluation = evaluate(labelled(backfill(transactions, labels), labels), folds=fold_list)
     typer.echo(json.dumps(evaluation.as_json(), indent=2) if as_json else evaluation.table())
 
 

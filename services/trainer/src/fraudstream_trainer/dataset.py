@@ -32,7 +32,10 @@ def training_set(
     known = latest_labels(labels[labels["label_time"] <= labels_known_at])
     window = known[(known["transaction_time"] >= start) & (known["transaction_time"] < end)]
     entities = pd.DataFrame(
-        {"transaction_id": window["transaction_id"].to_numpy(), TIMESTAMP: window["transaction_time"].to_numpy()}
+        {
+            "transaction_id": pd.array(window["transaction_id"].to_numpy(), dtype="string"),
+            TIMESTAMP: window["transaction_time"].to_numpy(),
+        }
     )
     joined = store.get_historical_features(entity_df=entities, features=FEATURE_REFERENCES).to_df()
     joined = joined.drop_duplicates("transaction_id").set_index("transaction_id")
