@@ -16,12 +16,20 @@ from fraudstream_common.topics import TOPIC_SPECS, Topic
 from fraudstream_feature_store.settings import FeatureStoreSettings
 from fraudstream_features.settings import FeaturesSettings
 from fraudstream_ingest.settings import IngestSettings
+from fraudstream_trainer.settings import TrainerSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "k8s"
 KNOWN_SETTINGS = {
     f"FRAUDSTREAM_{name.upper()}"
-    for settings in (ServiceSettings, IngestSettings, FeaturesSettings, PlatformSettings, FeatureStoreSettings)
+    for settings in (
+        ServiceSettings,
+        IngestSettings,
+        FeaturesSettings,
+        TrainerSettings,
+        PlatformSettings,
+        FeatureStoreSettings,
+    )
     for name in settings.model_fields
 } | {"FRAUDSTREAM_SERVICE"}
 
