@@ -7,10 +7,11 @@ Fields marked `secret=True` must be changed from their default outside developme
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Self
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -63,3 +64,20 @@ class ServiceSettings(BaseSettings):
                 env_name = f"FRAUDSTREAM_{name.upper()}"
                 raise ValueError(f"{env_name} still has its development default; set it in {self.environment}")
         return self
+
+
+class TransactionRules(BaseModel):
+    """What a valid transaction is, for every service that accepts one from outside
+    (fraudstream_common.validation)."""
+
+    max_message_bytes: int = Field(default=4096, description="Larger raw messages are rejected as oversize.")
+    max_amount: float = Field(default=1_000_000.0, description="Amounts above this are rejected.")
+    min_event_time: datetime = Field(
+        default=datetime(2000, 1, 1, tzinfo=UTC),
+        description="Earliest accepted event time (simulated history starts in 2018).",
+    )
+    max_clock_skew_seconds: float = Field(
+        default=300.0,
+        description="How far in the future (by this host's clock) an event time may be.",
+    )
+    default_currency: str = Field(default="EUR", description="Currency given to events that name none.")

@@ -22,10 +22,10 @@ from fraudstream_common.kafka import (
 )
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
 from fraudstream_common.topics import Topic, topic_name
+from fraudstream_common.validation import Rejection, TransactionValidator
 from fraudstream_ingest import metrics
 from fraudstream_ingest.dedupe import Deduplicator
 from fraudstream_ingest.settings import IngestSettings
-from fraudstream_ingest.validation import Rejection, TransactionValidator
 
 SERVICE = "ingest"
 

@@ -2,7 +2,7 @@
 `transactions.raw` (JSON or protobuf, told apart by its content-type header), an HTTP body,
 a gRPC call.
 
-Rules: the three ids are present and match ID_PATTERN; amount is a finite number in
+Used by ingest and inference. Rules: the three ids are present and match ID_PATTERN; amount is a finite number in
 [0, max_amount] (not a boolean, not a string); the timestamp is RFC 3339 with an offset and
 lies between min_event_time and now + max_clock_skew; currency, when given, is three capital
 letters. A Kafka message without a content-type header is read as JSON. Unknown JSON fields
@@ -23,8 +23,8 @@ from google.protobuf.message import DecodeError
 
 from fraudstream_common.kafka import CONTENT_TYPE_JSON, CONTENT_TYPE_PROTOBUF
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
+from fraudstream_common.settings import TransactionRules
 from fraudstream_common.timestamps import seconds_of, timestamp_of
-from fraudstream_ingest.settings import IngestSettings
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}")
 CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
@@ -56,7 +56,7 @@ class Rejection:
 
 
 class TransactionValidator:
-    def __init__(self, settings: IngestSettings) -> None:
+    def __init__(self, settings: TransactionRules) -> None:
         self._max_bytes = settings.max_message_bytes
         self._max_amount = settings.max_amount
         self._min_time = settings.min_event_time.timestamp()

@@ -8,8 +8,8 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
+from fraudstream_common.validation import ErrorCode, Rejection, TransactionValidator, parse_rfc3339
 from fraudstream_ingest.settings import IngestSettings
-from fraudstream_ingest.validation import ErrorCode, Rejection, TransactionValidator, parse_rfc3339
 
 NOW = time.time()
 JSON = "application/json"
