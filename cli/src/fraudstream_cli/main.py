@@ -334,6 +334,55 @@ def train_command(
         raise typer.Exit(1)
 
 
+apikey_app = typer.Typer(help="API keys for inference (and the admin actions).", no_args_is_help=True)
+app.add_typer(apikey_app, name="apikey")
+
+
+@apikey_app.command("create")
+def apikey_create(
+    scope: Annotated[list[str], typer.Option(help="predict, ingest or admin; repeatable.")],
+    name: Annotated[str, typer.Option(help="Who or what the key is for.")] = "",
+) -> None:
+    """Create an API key and print it once: only its SHA-256 is stored (in Redis, FRAUDSTREAM_REDIS_URL)."""
+    import redis
+
+    from fraudstream_common.apikeys import Scope, create_key
+    from fraudstream_common.settings import ServiceSettings
+
+    class Settings(ServiceSettings):
+        redis_url: str = "redis://127.0.0.1:6379/0"
+
+    try:
+        scopes = [Scope(s) for s in scope]
+    except ValueError as error:
+        _fail(ValueError(f"{error}; scopes are {', '.join(s.value for s in Scope)}"))
+        return
+    settings = Settings()
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    try:
+        key = create_key(client, scopes, name, namespace=settings.topic_prefix)
+    except redis.RedisError as error:
+        _fail(error)
+        return
+    typer.echo(key)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(key: Annotated[str, typer.Argument(help="The key to revoke.")]) -> None:
+    """Revoke an API key (replicas stop accepting it within 30 s)."""
+    import redis
+
+    from fraudstream_common.apikeys import revoke_key
+    from fraudstream_common.settings import ServiceSettings
+
+    class Settings(ServiceSettings):
+        redis_url: str = "redis://127.0.0.1:6379/0"
+
+    settings = Settings()
+    if not revoke_key(redis.Redis.from_url(settings.redis_url, socket_timeout=5), key, namespace=settings.topic_prefix):
+        _fail(KeyError("no such key"))
+
+
 @app.command("evaluate")
 def evaluate_command(
     history: Annotated[

@@ -1,0 +1,108 @@
+"""Run the inference service: `python -m fraudstream_inference` (or `fraudstream-inference`).
+
+HTTP and gRPC scoring, stream scoring of `transactions.enriched`, hot-swap from
+`models.published`, all over one InferenceCore.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable
+from typing import cast
+
+import redis.asyncio as aioredis
+
+from fraudstream_common.apikeys import ApiKeys
+from fraudstream_common.health import Readiness
+from fraudstream_common.http import HttpServer
+from fraudstream_common.lifecycle import Component, ServiceRunner
+from fraudstream_common.logging import configure_logging
+from fraudstream_common.topics import Topic, topic_name
+from fraudstream_inference.core import InferenceCore
+from fraudstream_inference.decisions import DecisionCache
+from fraudstream_inference.features import RequestFeatures
+from fraudstream_inference.grpc_server import GrpcServer
+from fraudstream_inference.http import create_app
+from fraudstream_inference.predictions import PredictionLog
+from fraudstream_inference.rollout import Rollout
+from fraudstream_inference.settings import InferenceSettings
+from fraudstream_inference.stream import StreamScorer
+from fraudstream_inference.swap import ModelFollower
+
+
+async def serve(settings: InferenceSettings) -> int:
+    prefix = settings.topic_prefix
+    client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    log = PredictionLog(
+        settings, topic_name(Topic.PREDICTIONS, prefix), client_id=f"{settings.instance_id}-predictions"
+    )
+    rollout = Rollout(settings)
+    core = InferenceCore(
+        rollout,
+        RequestFeatures(settings.state_store(), settings.feature_deadline_ms / 1000),
+        DecisionCache(
+            client,
+            ttl_seconds=settings.decision_ttl_seconds,
+            deadline_seconds=settings.decision_cache_deadline_ms / 1000,
+            namespace=prefix,
+        ),
+        log,
+    )
+    keys = (
+        ApiKeys(
+            client, rate_per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst, namespace=prefix
+        )
+        if settings.auth_enabled
+        else None
+    )
+    follower = ModelFollower(settings, rollout, topic_name(Topic.MODELS_PUBLISHED, prefix))
+
+    readiness = Readiness()
+
+    async def model_loaded() -> bool:
+        return core.ready
+
+    async def redis_reachable() -> bool:
+        return bool(await asyncio.wait_for(cast(Awaitable[bool], client.ping()), 2.0))
+
+    async def kafka_reachable() -> bool:
+        return follower.ready
+
+    readiness.add("model", model_loaded)
+    readiness.add("redis", redis_reachable)
+    readiness.add("kafka", kafka_reachable)
+    app = create_app(core, keys, settings, readiness)
+
+    # Stop order: the transports (no new requests), the stream (finishes and commits its batch),
+    # the model follower, then the prediction log (flushes what the requests logged).
+    components: list[Component] = [
+        HttpServer(app, settings.http_host, settings.http_port),
+        GrpcServer(core, keys, settings),
+    ]
+    if settings.stream_scoring:
+        components.append(
+            StreamScorer(
+                settings,
+                core,
+                asyncio.get_running_loop(),
+                enriched_topic=topic_name(Topic.TRANSACTIONS_ENRICHED, prefix),
+                predictions_topic=topic_name(Topic.PREDICTIONS, prefix),
+                deadletter_topic=topic_name(Topic.DEADLETTER, prefix),
+            )
+        )
+    components += [follower, log]
+    try:
+        return await ServiceRunner(components).run()
+    finally:
+        await client.aclose()
+
+
+def main() -> None:
+    settings = InferenceSettings()
+    configure_logging("inference", settings.log_level, settings.log_json)
+    sys.exit(asyncio.run(serve(settings)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,304 @@
+"""The scoring core every transport calls (HTTP, gRPC, the stream): decisions already taken
+are answered as they were; the others get their features (from Feast at request time, or as
+the stream computed them), are scored by the model the rollout picks, decided by that
+version's thresholds, remembered, and logged to `predictions` without waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_common.schemas.v1.prediction_pb2 import Decision, FeatureValue, ModelRole, Prediction, Transport
+from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction, Transaction
+from fraudstream_common.timestamps import seconds_of, timestamp_of
+from fraudstream_inference import metrics
+from fraudstream_inference.decisions import DecisionCache, Taken
+from fraudstream_inference.explain import Contribution, contributions
+from fraudstream_inference.features import RequestFeatures, TransactionInput
+from fraudstream_inference.model import ScoringModel
+from fraudstream_inference.predictions import PredictionLog
+from fraudstream_inference.rollout import Rollout
+
+logger = logging.getLogger(__name__)
+
+_FEATURE_NAMES = list(FEATURE_NAMES)
+DECISION_NAMES: dict[int, str] = {
+    Decision.DECISION_APPROVE: "approve",
+    Decision.DECISION_REVIEW: "review",
+    Decision.DECISION_DECLINE: "decline",
+}
+_ROLE_NAMES: dict[int, str] = {ModelRole.MODEL_ROLE_CHAMPION: "champion", ModelRole.MODEL_ROLE_CANARY: "canary"}
+
+
+class NotReadyError(Exception):
+    """No model has been loaded yet."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    transaction_id: str
+    score: float
+    decision: int
+    model_version: str
+    degraded: bool
+    latency_ms: float
+    reasons: list[Contribution] = field(default_factory=list)
+
+    @property
+    def decision_name(self) -> str:
+        return DECISION_NAMES[self.decision]
+
+
+class InferenceCore:
+    def __init__(
+        self,
+        rollout: Rollout,
+        features: RequestFeatures,
+        decisions: DecisionCache,
+        log: PredictionLog | None,
+    ) -> None:
+        self.rollout = rollout
+        self._features = features
+        self._decisions = decisions
+        self._log = log
+
+    @property
+    def ready(self) -> bool:
+        return self.rollout.champion is not None
+
+    async def predict(
+        self, transactions: Sequence[Transaction], transport: int, *, explain: bool = False
+    ) -> list[Answer]:
+        """Answers in the order asked. Raises NotReadyError before the first model is loaded."""
+        started = time.perf_counter()
+        if self.rollout.champion is None:
+            raise NotReadyError("no model loaded yet")
+        taken = await self._decisions.taken(list(dict.fromkeys(t.transaction_id for t in transactions)))
+        fresh = list({t.transaction_id: t for t in transactions if t.transaction_id not in taken}.values())
+        decided: dict[str, tuple[Taken, list[Contribution]]] = {}
+        if fresh:
+            inputs = [
+                TransactionInput(t.transaction_id, t.customer_id, t.terminal_id, t.amount, seconds_of(t.event_time))
+                for t in fresh
+            ]
+            vectors = await self._features.vectors(inputs)
+            decided = await self._decide(
+                fresh, vectors.values, vectors.ages, vectors.degraded, transport, started, explain=explain
+            )
+        metrics.REPLAYED.inc(len(taken))
+        latency_ms = (time.perf_counter() - started) * 1000
+        answers = []
+        for t in transactions:
+            replayed = taken.get(t.transaction_id)
+            entry, reasons = (replayed, []) if replayed is not None else decided[t.transaction_id]
+            answers.append(
+                Answer(
+                    entry.transaction_id,
+                    entry.score,
+                    entry.decision,
+                    entry.model_version,
+                    entry.degraded,
+                    latency_ms,
+                    reasons,
+                )
+            )
+        return answers
+
+    async def score_enriched(self, records: Sequence[EnrichedTransaction], log: PredictionLog) -> list[Answer]:
+        """The stream path: each transaction with the vector the features service computed for
+        it. Every record gets its prediction logged to `log`, a replayed one too (the stream may
+        replay a batch whose predictions were never acknowledged), with the decision first taken."""
+        started = time.perf_counter()
+        champion = self.rollout.champion
+        if champion is None:
+            raise NotReadyError("no model loaded yet")
+        by_id = {r.transaction.transaction_id: r for r in records}
+        taken = await self._decisions.taken(list(by_id))
+        fresh = [r for tid, r in by_id.items() if tid not in taken]
+        decided: dict[str, tuple[Taken, list[Contribution]]] = {}
+        if fresh:
+            values = np.asarray([_in_model_order(r) for r in fresh], dtype=np.float32)
+            ages = np.zeros_like(values, dtype=np.float64)
+            transactions = [r.transaction for r in fresh]
+            decided = await self._decide(
+                transactions, values, ages, False, Transport.TRANSPORT_STREAM, started, log=log
+            )
+        latency_ms = (time.perf_counter() - started) * 1000
+        answers = []
+        for tid, record in by_id.items():
+            replayed = taken.get(tid)
+            entry = replayed or decided[tid][0]
+            if replayed is not None:
+                values = np.asarray(_in_model_order(record), dtype=np.float32)
+                log.log(
+                    _prediction(
+                        record.transaction,
+                        champion.name,
+                        int(ModelRole.MODEL_ROLE_CHAMPION),
+                        replayed,
+                        values,
+                        np.zeros(len(values)),
+                        latency_ms,
+                        Transport.TRANSPORT_STREAM,
+                    )
+                )
+            answers.append(Answer(tid, entry.score, entry.decision, entry.model_version, entry.degraded, latency_ms))
+        return answers
+
+    async def _decide(
+        self,
+        transactions: Sequence[Transaction],
+        values: np.ndarray,
+        ages: np.ndarray,
+        degraded: bool,
+        transport: int,
+        started: float,
+        *,
+        explain: bool = False,
+        log: PredictionLog | None = None,
+    ) -> dict[str, tuple[Taken, list[Contribution]]]:
+        log = log or self._log
+        rollout = self.rollout
+        champion = rollout.champion
+        if champion is None:
+            raise NotReadyError("no model loaded yet")
+        routed = [rollout.route(t.transaction_id) for t in transactions]
+        champion_scores = champion.scores(values)
+        scores = champion_scores.copy()
+        models = [champion] * len(transactions)
+        roles = [int(ModelRole.MODEL_ROLE_CHAMPION)] * len(transactions)
+        for row, (model, role) in enumerate(routed):
+            if model is None or model is champion:
+                continue
+            score_started = time.perf_counter()
+            try:
+                scores[row] = model.scores(values[row : row + 1])[0]
+            except Exception:
+                logger.exception("challenger %s failed; the champion answers", model.version)
+                rollout.watch(model, failed=True, seconds=0.0, score=0.0, champion_score=None)
+                continue
+            rollout.watch(
+                model,
+                failed=False,
+                seconds=time.perf_counter() - score_started,
+                score=float(scores[row]),
+                champion_score=float(champion_scores[row]),
+            )
+            models[row], roles[row] = model, role
+        shadow = rollout.shadow
+        shadow_scores = self._shadow_scores(shadow, values, champion_scores) if shadow is not None else None
+
+        entries = [
+            Taken(
+                t.transaction_id,
+                float(scores[row]),
+                models[row].decide(float(scores[row])),
+                models[row].version,
+                models[row].threshold,
+                degraded,
+            )
+            for row, t in enumerate(transactions)
+        ]
+        winners = await self._decisions.remember(entries)
+        latency_ms = (time.perf_counter() - started) * 1000
+        decided: dict[str, tuple[Taken, list[Contribution]]] = {}
+        for row, (t, entry) in enumerate(zip(transactions, entries, strict=True)):
+            winner = winners.get(t.transaction_id)
+            if winner is not None:  # a concurrent retry decided first
+                decided[t.transaction_id] = (winner, [])
+                continue
+            reasons = contributions(models[row], values[row]) if explain else []
+            decided[t.transaction_id] = (entry, reasons)
+            metrics.DECISIONS.labels(DECISION_NAMES[entry.decision]).inc()
+            metrics.SCORES.labels(_ROLE_NAMES.get(roles[row], "champion")).observe(entry.score)
+            if log is not None:
+                log.log(
+                    _prediction(t, models[row].name, roles[row], entry, values[row], ages[row], latency_ms, transport)
+                )
+                if shadow is not None and shadow_scores is not None:
+                    shadow_score = float(shadow_scores[row])
+                    shadow_entry = Taken(
+                        t.transaction_id,
+                        shadow_score,
+                        shadow.decide(shadow_score),
+                        shadow.version,
+                        shadow.threshold,
+                        degraded,
+                    )
+                    log.log(
+                        _prediction(
+                            t,
+                            shadow.name,
+                            ModelRole.MODEL_ROLE_SHADOW,
+                            shadow_entry,
+                            values[row],
+                            ages[row],
+                            latency_ms,
+                            transport,
+                        )
+                    )
+        return decided
+
+    def _shadow_scores(
+        self, shadow: ScoringModel, values: np.ndarray, champion_scores: np.ndarray
+    ) -> np.ndarray | None:
+        started = time.perf_counter()
+        try:
+            scores = shadow.scores(values)
+        except Exception:
+            logger.exception("shadow %s failed", shadow.version)
+            self.rollout.watch(shadow, failed=True, seconds=0.0, score=0.0, champion_score=None)
+            return None
+        seconds = (time.perf_counter() - started) / max(len(values), 1)
+        for score, champion_score in zip(scores, champion_scores, strict=True):
+            metrics.SCORES.labels("shadow").observe(float(score))
+            self.rollout.watch(
+                shadow, failed=False, seconds=seconds, score=float(score), champion_score=float(champion_score)
+            )
+        return scores
+
+
+def _in_model_order(record: EnrichedTransaction) -> list[float]:
+    if record.feature_names == _FEATURE_NAMES:
+        return list(record.feature_values)
+    by_name = dict(zip(record.feature_names, record.feature_values, strict=True))
+    return [by_name.get(name, float("nan")) for name in FEATURE_NAMES]
+
+
+def _prediction(
+    transaction: Transaction,
+    model_name: str,
+    role: int,
+    entry: Taken,
+    values: np.ndarray,
+    ages: np.ndarray,
+    latency_ms: float,
+    transport: int,
+) -> Prediction:
+    return Prediction(
+        transaction_id=transaction.transaction_id,
+        customer_id=transaction.customer_id,
+        terminal_id=transaction.terminal_id,
+        transaction_time=transaction.event_time,
+        model_name=model_name,
+        model_version=entry.model_version,
+        model_role=role,  # type: ignore[arg-type]
+        score=entry.score,
+        decision=entry.decision,  # type: ignore[arg-type]
+        threshold=entry.threshold,
+        features=[
+            FeatureValue(name=name, value=float(value), age_seconds=float(age))
+            for name, value, age in zip(FEATURE_NAMES, values, ages, strict=True)
+        ],
+        degraded=entry.degraded,
+        latency_ms=latency_ms,
+        transport=transport,  # type: ignore[arg-type]
+        predicted_at=timestamp_of(time.time()),
+        amount=transaction.amount,
+    )

@@ -1,0 +1,75 @@
+"""Inference configuration: environment variables prefixed FRAUDSTREAM_."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from fraudstream_common.settings import ServiceSettings, TransactionRules
+from fraudstream_feature_store.settings import FeatureStoreSettings
+
+
+class Device(StrEnum):
+    """Where ONNX Runtime scores: auto takes CUDA when the build and the host have it."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class InferenceSettings(ServiceSettings, FeatureStoreSettings, TransactionRules):
+    http_host: str = Field(default="127.0.0.1", description="Address the HTTP and gRPC servers bind.")
+    http_port: int = Field(default=8080, description="HTTP port: /v1/predict, /healthz, /readyz, /metrics.")
+    grpc_port: int = Field(default=50051, description="gRPC port of fraudstream.v1.InferenceService.")
+    instance_id: str = Field(default="inference-0", description="Name of this replica in Kafka client ids.")
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Redis holding API keys and the decisions taken."
+    )
+    mlflow_tracking_uri: str = Field(
+        default="http://127.0.0.1:5000", description="MLflow server the model artifacts are downloaded from."
+    )
+    registered_model: str = Field(default="fraud-detector", description="Registry model this service serves.")
+    device: Device = Field(default=Device.AUTO, description="auto, cpu or cuda: where ONNX Runtime scores.")
+    intra_op_threads: int = Field(
+        default=1, ge=1, description="ONNX Runtime threads per request: one row is fastest on one thread."
+    )
+    warmup_rows: int = Field(default=256, ge=1, description="Rows scored by a new model before it serves.")
+    feature_deadline_ms: float = Field(
+        default=20.0, gt=0, description="Longest wait for the feature store; past it the fallback answers."
+    )
+    decision_ttl_seconds: int = Field(
+        default=7 * 24 * 3600, ge=1, description="How long a decision is remembered for retries of its transaction."
+    )
+    decision_cache_deadline_ms: float = Field(
+        default=20.0, gt=0, description="Longest wait for the decision cache before answering without it."
+    )
+    auth_enabled: bool = Field(default=True, description="Require an API key with scope predict.")
+    rate_limit_per_second: float = Field(default=2000.0, gt=0, description="Requests per second one API key may send.")
+    rate_limit_burst: float = Field(default=4000.0, gt=0, description="Requests one API key may send at once.")
+    max_http_body_bytes: int = Field(
+        default=1_048_576, description="Larger HTTP bodies get 413; larger gRPC messages RESOURCE_EXHAUSTED."
+    )
+    max_batch_items: int = Field(default=1000, ge=1, description="Most transactions in one batch call.")
+    stream_scoring: bool = Field(default=True, description="Score every record of transactions.enriched.")
+    batch_max_messages: int = Field(default=2000, description="Most enriched records scored at once.")
+    canary_share: float = Field(
+        default=0.0, ge=0, le=1, description="Share of requests the challenger answers while one is published."
+    )
+    shadow: bool = Field(
+        default=False, description="Score every request with the challenger too (the champion answers)."
+    )
+    rollback_min_requests: int = Field(
+        default=200, ge=1, description="Challenger requests seen before the rollback limits are judged."
+    )
+    rollback_max_error_rate: float = Field(
+        default=0.01, ge=0, le=1, description="A challenger failing more requests than this is rolled back."
+    )
+    rollback_max_p99_ms: float = Field(
+        default=25.0, gt=0, description="A challenger slower than this at p99 (scoring only) is rolled back."
+    )
+    rollback_max_score_psi: float = Field(
+        default=0.25,
+        gt=0,
+        description="Largest PSI of the challenger's scores against the champion's on the same traffic.",
+    )

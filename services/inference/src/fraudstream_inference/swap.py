@@ -1,0 +1,122 @@
+"""Hot-swap: every replica follows `models.published` and swaps each new version in.
+
+The topic keeps every record. A starting replica reads it from the beginning, with no consumer
+group (every replica must see every record) and no commits, and loads the latest champion,
+then the latest challenger published after it; then it follows new records. Each version is
+downloaded, checked (SHA-256, input signature, thresholds), warmed up, and installed by one
+reference assignment in the rollout: requests in flight finish on the model they started with,
+the next ones take the new one, and the old session is released when the last one is done. An
+artifact that fails a check is refused: the current model keeps serving, a counter goes up.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from google.protobuf.message import DecodeError
+
+from fraudstream_common.kafka import consumer_config
+from fraudstream_common.lifecycle import BlockingLoop
+from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
+from fraudstream_inference import metrics
+from fraudstream_inference.model import ModelRefusedError, download, load
+from fraudstream_inference.rollout import CHAMPION, Rollout
+from fraudstream_inference.settings import InferenceSettings
+
+logger = logging.getLogger(__name__)
+
+
+class ModelFollower(BlockingLoop):
+    name = "model-follower"
+
+    def __init__(self, settings: InferenceSettings, rollout: Rollout, topic: str) -> None:
+        super().__init__()
+        self._settings = settings
+        self._rollout = rollout
+        self._topic = topic
+
+    def _loop(self) -> None:
+        settings = self._settings
+        consumer = Consumer(
+            consumer_config(
+                settings,
+                group_id=f"inference-models-{uuid.uuid4().hex}",
+                client_id=f"{settings.instance_id}-models",
+                overrides={"enable.partition.eof": True},
+            )
+        )
+        try:
+            partitions = consumer.list_topics(self._topic, timeout=30).topics[self._topic].partitions
+            consumer.assign([TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in partitions])
+            for event in self._catch_up(consumer, len(partitions)):
+                self._install(event)
+            self._ready.set()
+            while not self._stopping.is_set():
+                message = consumer.poll(0.5)
+                if message is None or message.error() is not None:
+                    continue
+                published = self._decode(message.value())
+                if published is not None:
+                    self._install(published)
+        finally:
+            consumer.close()
+
+    def _catch_up(self, consumer: Consumer, partitions: int) -> list[ModelPublished]:
+        """The records to load at start: the latest champion, and the latest challenger after it."""
+        latest: dict[str, ModelPublished] = {}
+        order: list[str] = []
+        at_end = 0
+        while at_end < partitions and not self._stopping.is_set():
+            message = consumer.poll(1.0)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    at_end += 1
+                continue
+            event = self._decode(message.value())
+            if event is None:
+                continue
+            latest[event.alias] = event
+            order = [a for a in order if a != event.alias] + [event.alias]
+            if event.alias == CHAMPION:
+                latest.pop("challenger", None)
+                order = [CHAMPION]
+        return [latest[alias] for alias in order if alias in latest]
+
+    def _decode(self, value: bytes | None) -> ModelPublished | None:
+        try:
+            event = ModelPublished.FromString(value or b"")
+        except DecodeError:
+            logger.error("undecodable models.published record skipped")
+            return None
+        if event.model_name != self._settings.registered_model:
+            return None
+        return event
+
+    def _install(self, event: ModelPublished) -> None:
+        settings = self._settings
+        try:
+            onnx_model = download(event, settings.mlflow_tracking_uri)
+            model = load(
+                event,
+                onnx_model,
+                device=settings.device,
+                intra_op_threads=settings.intra_op_threads,
+                warmup_rows=settings.warmup_rows,
+            )
+        except ModelRefusedError as refused:
+            metrics.SWAPS.labels(event.alias, "refused").inc()
+            logger.error(
+                "model refused; the current one keeps serving: %s", refused, extra={"model_version": event.version}
+            )
+            return
+        self._rollout.install(model)
+        metrics.SWAPS.labels(event.alias, "swapped").inc()
+        logger.info(
+            "model swapped in",
+            extra={"model_version": model.version, "alias": model.alias, "provider": model.provider},
+        )
