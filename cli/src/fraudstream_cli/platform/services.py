@@ -22,12 +22,15 @@ class ServiceSpec:
     module: str
     http_port: int
     grpc_port: int | None = None
+    # Started once alive: inference is ready only when a model has been published to it.
+    alive_is_enough: bool = False
 
 
 SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("ingest", "fraudstream_ingest", 8081, 50052),
     ServiceSpec("features", "fraudstream_features", 8083),
     ServiceSpec("trainer", "fraudstream_trainer", 8084),
+    ServiceSpec("inference", "fraudstream_inference", 8080, 50051, alive_is_enough=True),
 )
 
 
@@ -82,7 +85,7 @@ class LocalService:
     def wait_ready(self) -> None:
         def ready() -> bool:
             state = self.readiness()
-            return bool(state and state.get("ready"))
+            return state is not None and (self.spec.alive_is_enough or bool(state.get("ready")))
 
         wait_until(
             ready,

@@ -1,0 +1,133 @@
+"""A model trained on a small simulated history and published to `models.published`, the
+online store of a private Redis filled with the history's final states, and the inference
+service against them: what the inference tests share."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import redis
+import xgboost as xgb
+from mlflow import MlflowClient
+
+from fraudstream_cli.backfill import label_events, transaction_events
+from fraudstream_common.apikeys import Scope, create_key
+from fraudstream_common.features.history import FeatureStates, TransactionEvent, in_event_order
+from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
+from fraudstream_common.settings import ServiceSettings
+from fraudstream_common.topics import Topic
+from fraudstream_feature_store.store import FeatureStateStore, open_store
+from fraudstream_simulator.config import SimulationConfig
+from fraudstream_simulator.simulation import Simulation
+from fraudstream_trainer.pipeline import Datasets, Outcome, Trainer, TrainRequest
+from fraudstream_trainer.publisher import EventPublisher
+from fraudstream_trainer.settings import TrainerSettings
+from tests.integration.trainer.history import history_in_feast
+from tests.platform import PLATFORM, PrivateRedis, ServiceProcess, Topics
+
+WORLD = SimulationConfig(n_customers=600, n_terminals=1200, nb_days=50)
+
+
+@dataclass
+class Served:
+    world: Simulation
+    states: FeatureStates
+    store: FeatureStateStore
+    model_name: str
+    published: ModelPublished
+    service: ServiceProcess
+    predict_key: str
+    ingest_key: str
+    trainer: Trainer
+    datasets: Datasets
+    events: list[ModelPublished]
+
+    def native_scores(self, rows: np.ndarray) -> np.ndarray:
+        """The trainer's native (XGBoost) model's scores of feature rows."""
+        client = MlflowClient(PLATFORM.mlflow_url)
+        path = client.download_artifacts(self.published.run_id, "native/model.ubj", str(self.service.log_dir))
+        booster = xgb.Booster()
+        booster.load_model(bytearray(Path(path).read_bytes()))
+        return np.asarray(booster.predict(xgb.DMatrix(rows.astype(np.float32))), dtype=np.float64)
+
+
+def train_and_publish(
+    topics: Topics, directory: Path, model_name: str, *, always_promote: bool
+) -> tuple[Simulation, Trainer, Datasets, list[ModelPublished]]:
+    """Trains and publishes version 1. With `always_promote`, the gate lets every later
+    version through (for swap tests, where the versions need not improve)."""
+    world, feast = history_in_feast(WORLD, directory)
+    margin = 1.0 if always_promote else 0.005
+    settings = TrainerSettings(
+        gate_ap_margin=margin,
+        gate_card_precision_margin=margin,
+        mlflow_tracking_uri=PLATFORM.mlflow_url,
+        mlflow_experiment=model_name,
+        registered_model=model_name,
+        n_estimators=50,
+        min_rows=5000,
+        min_frauds=20,
+        kafka_bootstrap_servers=PLATFORM.kafka_bootstrap,
+        topic_prefix=topics.prefix,
+    )
+    publisher = EventPublisher(settings, topics(Topic.MODELS_PUBLISHED), client_id="test-trainer")
+    published: list[ModelPublished] = []
+
+    def publish(event: ModelPublished) -> None:
+        publisher(event)
+        published.append(event)
+
+    trainer = Trainer(settings, feast, lambda: world.labels, publish, progress=False)
+    datasets = trainer.datasets(TrainRequest(f"it-{uuid.uuid4().hex[:8]}", "test", force=True))
+    assert datasets is not None
+    result = trainer.train_and_decide(datasets)
+    assert result.outcome is Outcome.PROMOTED, result.reasons
+    return world, trainer, datasets, published
+
+
+def final_states(world: Simulation) -> FeatureStates:
+    states = FeatureStates()
+    for event in in_event_order(transaction_events(world.transactions), label_events(world.labels)):
+        if isinstance(event, TransactionEvent):
+            states.apply_transaction(event)
+        else:
+            states.apply_label(event)
+    return states
+
+
+def serve(topics: Topics, directory: Path, online: PrivateRedis, *, always_promote: bool = False, **env: str) -> Served:
+    model_name = f"fraud-detector-{uuid.uuid4().hex[:8]}"
+    world, trainer, datasets, events = train_and_publish(topics, directory, model_name, always_promote=always_promote)
+    states = final_states(world)
+    store = FeatureStateStore(open_store(online.url, directory / "registry.db", directory / "offline"))
+    store.push(
+        {c: s.snapshot() for c, s in states.customers.items()}, {t: s.snapshot() for t, s in states.terminals.items()}
+    )
+    keys = redis.Redis.from_url(PLATFORM.redis_url)
+    predict_key = create_key(keys, [Scope.PREDICT], "test", namespace=topics.prefix)
+    ingest_key = create_key(keys, [Scope.INGEST], "test", namespace=topics.prefix)
+    service = ServiceProcess(
+        prefix=topics.prefix,
+        log_dir=directory,
+        module="fraudstream_inference",
+        redis_url=PLATFORM.redis_url,
+        extra_env={
+            "FRAUDSTREAM_MLFLOW_TRACKING_URI": PLATFORM.mlflow_url,
+            "FRAUDSTREAM_REGISTERED_MODEL": model_name,
+            "FRAUDSTREAM_FEATURE_STORE_REDIS_URL": online.url,
+            "FRAUDSTREAM_FEATURE_REGISTRY": str(directory / "registry.db"),
+            "FRAUDSTREAM_FEATURE_OFFLINE_DIR": str(directory / "offline"),
+            **env,
+        },
+    )
+    service.start()
+    return Served(
+        world, states, store, model_name, events[0], service, predict_key, ingest_key, trainer, datasets, events
+    )
+
+
+def settings_for(topics: Topics) -> ServiceSettings:
+    return ServiceSettings(kafka_bootstrap_servers=PLATFORM.kafka_bootstrap, topic_prefix=topics.prefix)

@@ -1,0 +1,165 @@
+"""The inference service over HTTP and gRPC against the real platform: scores equal to the
+trainer's native model on the features used (which equal the stored state combined by the
+shared definitions), the same decision for a retried transaction on either transport, reasons
+that add up, auth and validation failures, and degraded answers with the feature store down."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_common.schemas.v1 import inference_service_pb2 as pb
+from fraudstream_common.schemas.v1 import inference_service_pb2_grpc as pb_grpc
+from fraudstream_common.schemas.v1.prediction_pb2 import Decision, Prediction
+from fraudstream_common.topics import Topic
+from tests.integration.inference.serving import Served, serve
+from tests.platform import PrivateRedis, Topics, drain
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def served(topics: Topics, tmp_path: Path, private_redis: PrivateRedis) -> Iterator[Served]:
+    served = serve(topics, tmp_path, private_redis)
+    yield served
+    assert served.service.terminate() == 0
+
+
+def requests_after_history(served: Served, count: int) -> list[dict[str, Any]]:
+    """New transactions of known customers on known terminals, an hour after the history ends."""
+    sample = served.world.transactions.sample(count, random_state=1)
+    when = served.world.transactions["event_time"].max() + pd.Timedelta(hours=1)
+    return [
+        {
+            "transaction_id": f"req-{i}",
+            "customer_id": str(row.customer_id),
+            "terminal_id": str(row.terminal_id),
+            "amount": float(row.amount),  # type: ignore[arg-type]
+            "timestamp": (when + pd.Timedelta(seconds=i)).isoformat().replace("+00:00", "Z"),
+        }
+        for i, row in enumerate(sample.itertuples())
+    ]
+
+
+def test_http_and_grpc_score_as_the_trainer_would(served: Served, topics: Topics) -> None:
+    service = served.service
+    bearer = {"Authorization": f"Bearer {served.predict_key}"}
+    requests = requests_after_history(served, 40)
+    with httpx.Client(base_url=service.url, timeout=10) as http:
+        answers = [http.post("/v1/predict", json=r, headers=bearer) for r in requests[:30]]
+        batch = http.post("/v1/predict/batch", json={"transactions": requests[30:]}, headers=bearer)
+    assert [a.status_code for a in answers] == [200] * 30
+    assert batch.status_code == 200
+    bodies = [a.json() for a in answers] + batch.json()["predictions"]
+    assert [b["transaction_id"] for b in bodies] == [r["transaction_id"] for r in requests]
+    assert {b["model_version"] for b in bodies} == {served.published.version}
+    assert not any(b["degraded"] for b in bodies)
+
+    # The prediction log holds the features each answer was scored on.
+    logged = {
+        p.transaction_id: p
+        for p in (Prediction.FromString(r.value) for r in drain(topics(Topic.PREDICTIONS), expected=40, quiet=1))
+    }
+    rows = np.asarray([[f.value for f in logged[r["transaction_id"]].features] for r in requests])
+    assert [f.name for f in logged["req-0"].features] == list(FEATURE_NAMES)
+    # ... which are what the stored state and the shared definitions give ...
+    for request, row in zip(requests, rows, strict=True):
+        expected = served.store.request_features(
+            customer_id=str(request["customer_id"]),
+            terminal_id=str(request["terminal_id"]),
+            event_time=pd.Timestamp(str(request["timestamp"])).timestamp(),
+            amount=float(request["amount"]),
+        )
+        np.testing.assert_allclose(row, [expected[n] for n in FEATURE_NAMES], rtol=1e-6)
+    # ... and the score is the trainer's native model's on them.
+    native = served.native_scores(rows)
+    np.testing.assert_allclose([b["score"] for b in bodies], native, atol=1e-5)
+    for body in bodies:
+        threshold, decline = served.published.threshold, served.published.decline_threshold
+        expected_decision = (
+            "decline" if body["score"] >= decline else "review" if body["score"] >= threshold else "approve"
+        )
+        assert body["decision"] == expected_decision
+
+    # gRPC: the same transaction again gets the same answer; a new one is scored.
+    with grpc.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel:
+        stub = pb_grpc.InferenceServiceStub(channel)
+        metadata = (("authorization", f"Bearer {served.predict_key}"),)
+        first = requests[0]
+        when = Timestamp()
+        when.FromDatetime(pd.Timestamp(str(first["timestamp"])).to_pydatetime())
+        again = stub.Predict(
+            pb.PredictRequest(
+                transaction_id=str(first["transaction_id"]),
+                customer_id=str(first["customer_id"]),
+                terminal_id=str(first["terminal_id"]),
+                amount=float(first["amount"]),
+                timestamp=when,
+            ),
+            metadata=metadata,
+        )
+        assert again.score == pytest.approx(bodies[0]["score"], abs=1e-12)
+        assert Decision.Name(again.decision).removeprefix("DECISION_").lower() == bodies[0]["decision"]
+        explained = stub.Predict(
+            pb.PredictRequest(
+                transaction_id="grpc-new",
+                customer_id=str(first["customer_id"]),
+                terminal_id=str(first["terminal_id"]),
+                amount=float(first["amount"]) * 3,
+                timestamp=when,
+                explain=True,
+            ),
+            metadata=metadata,
+        )
+        assert explained.model_version == served.published.version
+        assert 1 <= len(explained.reasons) <= 5
+        assert {r.name for r in explained.reasons} <= set(FEATURE_NAMES)
+        with pytest.raises(grpc.RpcError) as no_key:
+            stub.Predict(pb.PredictRequest(transaction_id="x"))
+        assert no_key.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.RpcError) as invalid:
+            stub.Predict(
+                pb.PredictRequest(transaction_id="x", customer_id="c", terminal_id="t", amount=-1), metadata=metadata
+            )
+        assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "amount" in (invalid.value.details() or "")
+
+
+def test_auth_validation_and_degraded_answers(served: Served, private_redis: PrivateRedis) -> None:
+    service = served.service
+    request = requests_after_history(served, 1)[0]
+    with httpx.Client(base_url=service.url, timeout=10) as http:
+        assert http.post("/v1/predict", json=request).status_code == 401
+        assert http.post("/v1/predict", json=request, headers={"Authorization": "Bearer fsk_nope"}).status_code == 401
+        wrong_scope = http.post("/v1/predict", json=request, headers={"Authorization": f"Bearer {served.ingest_key}"})
+        assert wrong_scope.status_code == 403
+        assert "predict scope" in wrong_scope.json()["detail"]
+
+        bearer = {"Authorization": f"Bearer {served.predict_key}"}
+        missing = http.post("/v1/predict", json={k: v for k, v in request.items() if k != "amount"}, headers=bearer)
+        assert missing.status_code == 422
+        assert missing.json()["detail"][0]["code"] == "missing_field"
+        assert "amount is required" in missing.json()["detail"][0]["reason"]
+        bad_time = http.post("/v1/predict", json={**request, "timestamp": "yesterday"}, headers=bearer)
+        assert bad_time.status_code == 422
+        assert bad_time.json()["detail"][0]["code"] == "invalid_timestamp"
+        assert http.post("/v1/predict", content=b"{nope", headers=bearer).status_code == 422
+        too_large = http.post("/v1/predict", content=b"x" * 2_000_000, headers=bearer)
+        assert too_large.status_code == 413
+
+        # The feature store goes away: answers still come, degraded, and counted.
+        private_redis.kill()
+        degraded = http.post("/v1/predict", json={**request, "transaction_id": "while-down"}, headers=bearer)
+        assert degraded.status_code == 200
+        assert degraded.json()["degraded"] is True
+        assert degraded.json()["decision"] in {"approve", "review", "decline"}
+    assert service.metric("fraudstream_inference_degraded_total") >= 1
