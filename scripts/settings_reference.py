@@ -17,6 +17,7 @@ from fraudstream_common.settings import ServiceSettings
 from fraudstream_common.topics import TOPIC_SPECS
 from fraudstream_feature_store.settings import FeatureStoreSettings
 from fraudstream_features.settings import FeaturesSettings
+from fraudstream_inference.settings import InferenceSettings
 from fraudstream_ingest.settings import IngestSettings
 from fraudstream_trainer.settings import TrainerSettings
 
@@ -28,6 +29,7 @@ SECTIONS: list[tuple[str, type[BaseModel], tuple[type[BaseModel], ...]]] = [
     ("ingest", IngestSettings, (ServiceSettings,)),
     ("features", FeaturesSettings, (ServiceSettings, FeatureStoreSettings)),
     ("trainer", TrainerSettings, (ServiceSettings, FeatureStoreSettings)),
+    ("inference", InferenceSettings, (ServiceSettings, FeatureStoreSettings)),
     ("Feature store (every service that reads or writes features)", FeatureStoreSettings, ()),
     ("Local platform (`fraudstream platform`, `fraudstream up`)", PlatformSettings, ()),
 ]

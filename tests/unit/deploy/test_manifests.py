@@ -15,6 +15,7 @@ from fraudstream_common.settings import ServiceSettings
 from fraudstream_common.topics import TOPIC_SPECS, Topic
 from fraudstream_feature_store.settings import FeatureStoreSettings
 from fraudstream_features.settings import FeaturesSettings
+from fraudstream_inference.settings import InferenceSettings
 from fraudstream_ingest.settings import IngestSettings
 from fraudstream_trainer.settings import TrainerSettings
 
@@ -27,6 +28,7 @@ KNOWN_SETTINGS = {
         IngestSettings,
         FeaturesSettings,
         TrainerSettings,
+        InferenceSettings,
         PlatformSettings,
         FeatureStoreSettings,
     )
