@@ -24,7 +24,7 @@ from fraudstream_simulator.config import SimulationConfig
 from fraudstream_simulator.simulation import Simulation
 from fraudstream_trainer.pipeline import Datasets, Outcome, Trainer, TrainRequest
 from fraudstream_trainer.publisher import EventPublisher
-from fraudstream_trainer.settings import TrainerSettings
+from fraudstream_trainer.settings import PublishAlias, TrainerSettings
 from tests.integration.trainer.history import history_in_feast
 from tests.platform import PLATFORM, PrivateRedis, ServiceProcess, Topics
 
@@ -44,6 +44,11 @@ class Served:
     trainer: Trainer
     datasets: Datasets
     events: list[ModelPublished]
+
+    def challenger_trainer(self) -> Trainer:
+        """The same trainer, publishing what passes its gate as challenger (for the canary)."""
+        settings = self.trainer.settings.model_copy(update={"publish_alias": PublishAlias.CHALLENGER})
+        return Trainer(settings, self.trainer.store, lambda: self.world.labels, self.trainer.publish, progress=False)
 
     def native_scores(self, rows: np.ndarray) -> np.ndarray:
         """The trainer's native (XGBoost) model's scores of feature rows."""

@@ -19,6 +19,7 @@ class Topic(StrEnum):
     MONITOR_ALERTS = "monitor.alerts"
     RETRAIN_REQUESTS = "retrain.requests"
     MODELS_PUBLISHED = "models.published"
+    MODELS_ROLLOUT = "models.rollout"
     FEATURES_STATE = "features.state"
 
 
@@ -42,6 +43,7 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(Topic.MONITOR_ALERTS, 1, "model name"),
     TopicSpec(Topic.RETRAIN_REQUESTS, 1, "model name"),
     TopicSpec(Topic.MODELS_PUBLISHED, 1, "model name", {"retention.ms": "-1"}),
+    TopicSpec(Topic.MODELS_ROLLOUT, 1, "model name", {"retention.ms": str(90 * _DAY_MS)}),
     # The features service's state changelog: the latest state of every customer and terminal.
     TopicSpec(Topic.FEATURES_STATE, 4, "c:customer_id or t:terminal_id", {"cleanup.policy": "compact"}),
 )

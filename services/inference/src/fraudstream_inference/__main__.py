@@ -24,7 +24,7 @@ from fraudstream_inference.decisions import DecisionCache
 from fraudstream_inference.features import RequestFeatures
 from fraudstream_inference.grpc_server import GrpcServer
 from fraudstream_inference.http import create_app
-from fraudstream_inference.predictions import PredictionLog
+from fraudstream_inference.predictions import PredictionLog, RolloutEvents
 from fraudstream_inference.rollout import Rollout
 from fraudstream_inference.settings import InferenceSettings
 from fraudstream_inference.stream import StreamScorer
@@ -37,7 +37,13 @@ async def serve(settings: InferenceSettings) -> int:
     log = PredictionLog(
         settings, topic_name(Topic.PREDICTIONS, prefix), client_id=f"{settings.instance_id}-predictions"
     )
-    rollout = Rollout(settings)
+    rollout_events = RolloutEvents(
+        settings,
+        topic_name(Topic.MODELS_ROLLOUT, prefix),
+        model_name=settings.registered_model,
+        replica=settings.instance_id,
+    )
+    rollout = Rollout(settings, rollout_events)
     core = InferenceCore(
         rollout,
         RequestFeatures(settings.state_store(), settings.feature_deadline_ms / 1000),
@@ -95,6 +101,7 @@ async def serve(settings: InferenceSettings) -> int:
     try:
         return await ServiceRunner(components).run()
     finally:
+        rollout_events.close()
         await client.aclose()
 
 

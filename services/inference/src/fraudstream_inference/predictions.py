@@ -1,20 +1,27 @@
-"""The prediction log: every decision to `predictions`, keyed by transaction id, through an
+"""What inference tells the rest of the system.
+
+The prediction log: every decision to `predictions`, keyed by transaction id, through an
 idempotent, batching producer that the request never waits on. A background thread serves the
-delivery reports; what the broker does not acknowledge is counted. On stop, the log is flushed."""
+delivery reports; what the broker does not acknowledge is counted. On stop, the log is flushed.
+Rollout events: each step of a model's rollout on this replica to `models.rollout`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
+import time
 
 from confluent_kafka import KafkaError, Message, Producer
 
 from fraudstream_common.deadletter import PROTOBUF_HEADERS
 from fraudstream_common.kafka import producer_config
+from fraudstream_common.schemas.v1.model_pb2 import RolloutEvent
 from fraudstream_common.schemas.v1.prediction_pb2 import Prediction
 from fraudstream_common.settings import ServiceSettings
+from fraudstream_common.timestamps import timestamp_of
 from fraudstream_inference import metrics
+from fraudstream_inference.rollout import RolloutStep
 
 logger = logging.getLogger(__name__)
 
@@ -70,3 +77,31 @@ class PredictionLog:
         remaining = await asyncio.to_thread(self._producer.flush, 30)
         if remaining:
             logger.error("%d predictions not acknowledged at shutdown", remaining)
+
+
+class RolloutEvents:
+    """Each rollout step to `models.rollout` (the log line is the rollout's own)."""
+
+    def __init__(self, settings: ServiceSettings, topic: str, *, model_name: str, replica: str) -> None:
+        self._producer = Producer(producer_config(settings, client_id=f"{replica}-rollout", overrides={"linger.ms": 0}))
+        self._topic = topic
+        self._model_name = model_name
+        self._replica = replica
+
+    def __call__(self, step: RolloutStep) -> None:
+        event = RolloutEvent(
+            model_name=self._model_name,
+            version=step.version,
+            alias=step.alias,
+            step=step.step,
+            reason=step.reason,
+            replica=self._replica,
+            at=timestamp_of(time.time()),
+        )
+        self._producer.produce(
+            self._topic, event.SerializeToString(), self._model_name.encode(), headers=PROTOBUF_HEADERS
+        )
+        self._producer.poll(0)
+
+    def close(self) -> None:
+        self._producer.flush(10)

@@ -28,12 +28,11 @@ logger = logging.getLogger(__name__)
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-_PSI_BINS = np.linspace(0.0, 1.0, 11)
 
 
 @dataclass(frozen=True)
 class RolloutStep:
-    step: str  # "installed", "replaced", "rolled_back"
+    step: str  # "installed", "refused", "rolled_back"
     alias: str
     version: str
     reason: str
@@ -45,10 +44,12 @@ def stable_share(transaction_id: str) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
-def psi(expected: np.ndarray, actual: np.ndarray) -> float:
-    """Population stability index of `actual` against `expected` over ten score bins."""
-    e = np.histogram(expected, _PSI_BINS)[0] / max(len(expected), 1)
-    a = np.histogram(actual, _PSI_BINS)[0] / max(len(actual), 1)
+def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
+    """Population stability index of `actual` against `expected`, over the deciles of
+    `expected` (fraud scores crowd near 0: fixed-width bins would put nearly all in one)."""
+    edges = np.unique(np.quantile(expected, np.linspace(0, 1, bins + 1)[1:-1]))
+    e = np.bincount(np.searchsorted(edges, expected, side="right"), minlength=len(edges) + 1) / max(len(expected), 1)
+    a = np.bincount(np.searchsorted(edges, actual, side="right"), minlength=len(edges) + 1) / max(len(actual), 1)
     e, a = np.clip(e, 1e-4, None), np.clip(a, 1e-4, None)
     return float(np.sum((a - e) * np.log(a / e)))
 
@@ -76,6 +77,10 @@ class Rollout:
                 self._reset_watch()
                 _served(previous, model, CHALLENGER)
         self._step(RolloutStep("installed", model.alias, model.version, f"published as {model.alias}"))
+
+    def refused(self, alias: str, version: str, reason: str) -> None:
+        """A published version that failed its checks: the current model keeps serving."""
+        self._step(RolloutStep("refused", alias, version, reason))
 
     def route(self, transaction_id: str) -> tuple[ScoringModel | None, int]:
         """The model that answers this transaction, and its role."""

@@ -110,9 +110,8 @@ class ModelFollower(BlockingLoop):
             )
         except ModelRefusedError as refused:
             metrics.SWAPS.labels(event.alias, "refused").inc()
-            logger.error(
-                "model refused; the current one keeps serving: %s", refused, extra={"model_version": event.version}
-            )
+            logger.error("model refused; the current one keeps serving: %s", refused)
+            self._rollout.refused(event.alias, event.version, str(refused))
             return
         self._rollout.install(model)
         metrics.SWAPS.labels(event.alias, "swapped").inc()

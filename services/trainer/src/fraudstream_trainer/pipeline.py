@@ -130,9 +130,9 @@ class Trainer:
         and after every tree; True abandons the run (RunAbandonedError)."""
         self.settings = settings
         self.registry = Registry(settings.mlflow_tracking_uri, settings.registered_model, settings.mlflow_experiment)
-        self._store = store
+        self.store = store
         self._labels = labels
-        self._publish = publish
+        self.publish = publish
         self._clock = clock
         self._progress = progress
         self._should_stop = should_stop
@@ -176,7 +176,7 @@ class Trainer:
         )
         with self._bar(2, "training set and holdout", "set") as bar:
             training = training_set(
-                self._store,
+                self.store,
                 labels,
                 start=windows.train_start,
                 end=windows.train_end,
@@ -184,7 +184,7 @@ class Trainer:
             )
             bar.update()
             holdout = training_set(
-                self._store,
+                self.store,
                 labels,
                 start=windows.holdout_start,
                 end=windows.holdout_end,
@@ -309,9 +309,9 @@ class Trainer:
                 # Where a roll back goes.
                 registry.set_version_tag(version, "replaces", champion_version)
             registry.set_alias(alias, version)
-            if self._publish is not None:
+            if self.publish is not None:
                 published = registry.published_event(version, alias)
-                self._publish(published)
+                self.publish(published)
             outcome = Outcome.PROMOTED
         else:
             registry.set_version_tag(version, "gate", "rejected")

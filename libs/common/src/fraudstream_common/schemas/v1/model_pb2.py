@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66raudstream/v1/model.proto\x12\x0e\x66raudstream.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"*\n\x0b\x46\x65\x61tureSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\"\xfe\x02\n\x0eModelPublished\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\r\n\x05\x61lias\x18\x03 \x01(\t\x12\x14\n\x0c\x61rtifact_uri\x18\x04 \x01(\t\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12<\n\x07metrics\x18\x06 \x03(\x0b\x32+.fraudstream.v1.ModelPublished.MetricsEntry\x12\x11\n\tthreshold\x18\x07 \x01(\x01\x12\x34\n\x0finput_signature\x18\x08 \x03(\x0b\x32\x1b.fraudstream.v1.FeatureSpec\x12\x0e\n\x06run_id\x18\t \x01(\t\x12\x30\n\x0cpublished_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x64\x65\x63line_threshold\x18\x0b \x01(\x01\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x66raudstream/v1/model.proto\x12\x0e\x66raudstream.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"*\n\x0b\x46\x65\x61tureSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\"\xfe\x02\n\x0eModelPublished\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\r\n\x05\x61lias\x18\x03 \x01(\t\x12\x14\n\x0c\x61rtifact_uri\x18\x04 \x01(\t\x12\x0e\n\x06sha256\x18\x05 \x01(\t\x12<\n\x07metrics\x18\x06 \x03(\x0b\x32+.fraudstream.v1.ModelPublished.MetricsEntry\x12\x11\n\tthreshold\x18\x07 \x01(\x01\x12\x34\n\x0finput_signature\x18\x08 \x03(\x0b\x32\x1b.fraudstream.v1.FeatureSpec\x12\x0e\n\x06run_id\x18\t \x01(\t\x12\x30\n\x0cpublished_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x64\x65\x63line_threshold\x18\x0b \x01(\x01\x1a.\n\x0cMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x99\x01\n\x0cRolloutEvent\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\r\n\x05\x61lias\x18\x03 \x01(\t\x12\x0c\n\x04step\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x0f\n\x07replica\x18\x06 \x01(\t\x12&\n\x02\x61t\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,4 +40,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELPUBLISHED']._serialized_end=506
   _globals['_MODELPUBLISHED_METRICSENTRY']._serialized_start=460
   _globals['_MODELPUBLISHED_METRICSENTRY']._serialized_end=506
+  _globals['_ROLLOUTEVENT']._serialized_start=509
+  _globals['_ROLLOUTEVENT']._serialized_end=662
 # @@protoc_insertion_point(module_scope)

@@ -117,3 +117,49 @@ class ModelPublished(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ModelPublished: _TypeAlias = ModelPublished  # noqa: Y015
+
+@_typing.final
+class RolloutEvent(_message.Message):
+    """A step of a model's rollout on one inference replica. Topic `models.rollout`, keyed by
+    model_name: a version installed, refused (its artifact failed a check), or rolled back
+    (a challenger that crossed a limit, taken out of traffic with no human step).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_NAME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    ALIAS_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    REPLICA_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    model_name: _builtins.str
+    version: _builtins.str
+    alias: _builtins.str
+    step: _builtins.str
+    """"installed", "refused" or "rolled_back"."""
+    reason: _builtins.str
+    """Why, with the measured value and the limit where one was crossed."""
+    replica: _builtins.str
+    """The replica that took the step (its instance id)."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        model_name: _builtins.str = ...,
+        version: _builtins.str = ...,
+        alias: _builtins.str = ...,
+        step: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        replica: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alias", b"alias", "at", b"at", "model_name", b"model_name", "reason", b"reason", "replica", b"replica", "step", b"step", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RolloutEvent: _TypeAlias = RolloutEvent  # noqa: Y015
