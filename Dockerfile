@@ -3,12 +3,17 @@
 # Only the service's own dependencies are installed (uv sync --package), never the others'.
 FROM python:3.11-slim AS build
 ARG SERVICE
+# For inference on GPU nodes: --build-arg ONNXRUNTIME=onnxruntime-gpu (same module, CUDA provider).
+ARG ONNXRUNTIME=onnxruntime
 COPY --from=ghcr.io/astral-sh/uv:0.9 /uv /usr/local/bin/uv
 WORKDIR /src
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PROJECT_ENVIRONMENT=/opt/venv
 COPY . .
 RUN uv sync --frozen --no-dev --no-editable --package "fraudstream-${SERVICE}" \
- && if [ "${SERVICE}" = "cli" ]; then uv sync --frozen --no-dev --no-editable --package fraudstream-cli --extra platform; fi
+ && if [ "${SERVICE}" = "cli" ]; then uv sync --frozen --no-dev --no-editable --package fraudstream-cli --extra platform; fi \
+ && if [ "${ONNXRUNTIME}" = "onnxruntime-gpu" ]; then \
+      uv pip uninstall --python /opt/venv/bin/python onnxruntime \
+      && uv pip install --python /opt/venv/bin/python onnxruntime-gpu; fi
 
 FROM python:3.11-slim
 ARG SERVICE
