@@ -79,24 +79,19 @@ class InferenceCore:
         started = time.perf_counter()
         if self.rollout.champion is None:
             raise NotReadyError("no model loaded yet")
-        taken = await self._decisions.taken(list(dict.fromkeys(t.transaction_id for t in transactions)))
-        fresh = list({t.transaction_id: t for t in transactions if t.transaction_id not in taken}.values())
-        decided: dict[str, tuple[Taken, list[Contribution]]] = {}
-        if fresh:
-            inputs = [
-                TransactionInput(t.transaction_id, t.customer_id, t.terminal_id, t.amount, seconds_of(t.event_time))
-                for t in fresh
-            ]
-            vectors = await self._features.vectors(inputs)
-            decided = await self._decide(
-                fresh, vectors.values, vectors.ages, vectors.degraded, transport, started, explain=explain
-            )
-        metrics.REPLAYED.inc(len(taken))
+        unique = list({t.transaction_id: t for t in transactions}.values())
+        inputs = [
+            TransactionInput(t.transaction_id, t.customer_id, t.terminal_id, t.amount, seconds_of(t.event_time))
+            for t in unique
+        ]
+        vectors = await self._features.vectors(inputs)
+        decided = await self._decide(
+            unique, vectors.values, vectors.ages, vectors.degraded, transport, started, explain=explain
+        )
         latency_ms = (time.perf_counter() - started) * 1000
         answers = []
         for t in transactions:
-            replayed = taken.get(t.transaction_id)
-            entry, reasons = (replayed, []) if replayed is not None else decided[t.transaction_id]
+            entry, reasons = decided[t.transaction_id]
             answers.append(
                 Answer(
                     entry.transaction_id,
@@ -115,41 +110,26 @@ class InferenceCore:
         it. Every record gets its prediction logged to `log`, a replayed one too (the stream may
         replay a batch whose predictions were never acknowledged), with the decision first taken."""
         started = time.perf_counter()
-        champion = self.rollout.champion
-        if champion is None:
+        if self.rollout.champion is None:
             raise NotReadyError("no model loaded yet")
-        by_id = {r.transaction.transaction_id: r for r in records}
-        taken = await self._decisions.taken(list(by_id))
-        fresh = [r for tid, r in by_id.items() if tid not in taken]
-        decided: dict[str, tuple[Taken, list[Contribution]]] = {}
-        if fresh:
-            values = np.asarray([_in_model_order(r) for r in fresh], dtype=np.float32)
-            ages = np.zeros_like(values, dtype=np.float64)
-            transactions = [r.transaction for r in fresh]
-            decided = await self._decide(
-                transactions, values, ages, False, Transport.TRANSPORT_STREAM, started, log=log
-            )
+        unique = list({r.transaction.transaction_id: r for r in records}.values())
+        values = np.asarray([_in_model_order(r) for r in unique], dtype=np.float32)
+        ages = np.zeros_like(values, dtype=np.float64)
+        decided = await self._decide(
+            [r.transaction for r in unique],
+            values,
+            ages,
+            False,
+            Transport.TRANSPORT_STREAM,
+            started,
+            log=log,
+            log_replays=True,
+        )
         latency_ms = (time.perf_counter() - started) * 1000
-        answers = []
-        for tid, record in by_id.items():
-            replayed = taken.get(tid)
-            entry = replayed or decided[tid][0]
-            if replayed is not None:
-                values = np.asarray(_in_model_order(record), dtype=np.float32)
-                log.log(
-                    _prediction(
-                        record.transaction,
-                        champion.name,
-                        int(ModelRole.MODEL_ROLE_CHAMPION),
-                        replayed,
-                        values,
-                        np.zeros(len(values)),
-                        latency_ms,
-                        Transport.TRANSPORT_STREAM,
-                    )
-                )
-            answers.append(Answer(tid, entry.score, entry.decision, entry.model_version, entry.degraded, latency_ms))
-        return answers
+        return [
+            Answer(tid, entry.score, entry.decision, entry.model_version, entry.degraded, latency_ms)
+            for tid, (entry, _reasons) in decided.items()
+        ]
 
     async def _decide(
         self,
@@ -162,7 +142,10 @@ class InferenceCore:
         *,
         explain: bool = False,
         log: PredictionLog | None = None,
+        log_replays: bool = False,
     ) -> dict[str, tuple[Taken, list[Contribution]]]:
+        """Scores, decides and remembers; a transaction decided before keeps that decision
+        (logged again only with `log_replays`)."""
         log = log or self._log
         rollout = self.rollout
         champion = rollout.champion
@@ -205,13 +188,19 @@ class InferenceCore:
             )
             for row, t in enumerate(transactions)
         ]
-        winners = await self._decisions.remember(entries)
+        winners = await self._decisions.settle(entries)
         latency_ms = (time.perf_counter() - started) * 1000
         decided: dict[str, tuple[Taken, list[Contribution]]] = {}
         for row, (t, entry) in enumerate(zip(transactions, entries, strict=True)):
             winner = winners.get(t.transaction_id)
-            if winner is not None:  # a concurrent retry decided first
+            if winner is not None:  # a retry: the first decision stands
                 decided[t.transaction_id] = (winner, [])
+                metrics.REPLAYED.inc()
+                if log is not None and log_replays:
+                    role = int(ModelRole.MODEL_ROLE_CHAMPION)
+                    log.log(
+                        _prediction(t, models[row].name, role, winner, values[row], ages[row], latency_ms, transport)
+                    )
                 continue
             reasons = contributions(models[row], values[row]) if explain else []
             decided[t.transaction_id] = (entry, reasons)

@@ -2,9 +2,10 @@
 in (HTTP, gRPC, the stream), so that a retried transaction gets the decision it got the first
 time, even after a model swap.
 
-The first decision wins: it is written with SET NX; a concurrent second one finds it and
-answers with it. When Redis is slow or down the cache is skipped (the deadline), the answer is
-computed afresh, and a counter says so: a request never waits on it for long.
+The first decision wins: each is written with SET NX GET, which in the same round trip returns
+the one taken before, if any; then that one is the answer. When Redis is slow or down the cache
+is skipped (the deadline), the answer is computed afresh, and a counter says so: a request never
+waits on it for long.
 """
 
 from __future__ import annotations
@@ -46,33 +47,25 @@ class DecisionCache:
         self._deadline = deadline_seconds
         self._prefix = f"fraudstream:{namespace}decision:"
 
-    async def taken(self, transaction_ids: list[str]) -> dict[str, Taken]:
-        try:
-            raw = await asyncio.wait_for(self._client.mget([self._prefix + t for t in transaction_ids]), self._deadline)
-        except Exception as error:
-            metrics.DEGRADED.labels("decision_cache").inc()
-            logger.warning("decision cache read skipped: %r", error)
-            return {}
-        return {t: Taken.decode(t, value) for t, value in zip(transaction_ids, raw, strict=True) if value is not None}
-
-    async def remember(self, decisions: list[Taken]) -> dict[str, Taken]:
-        """Writes each decision unless one was taken meanwhile; returns the ones that were (they win)."""
+    async def settle(self, decisions: list[Taken]) -> dict[str, Taken]:
+        """Writes each decision unless one was taken before for its transaction; returns those
+        taken before (they stand). One round trip: SET NX GET (Redis 7)."""
         if not decisions:
             return {}
         try:
-            return await asyncio.wait_for(self._remember(decisions), self._deadline)
+            return await asyncio.wait_for(self._settle(decisions), self._deadline)
         except Exception as error:
             metrics.DEGRADED.labels("decision_cache").inc()
-            logger.warning("decision cache write skipped: %r", error)
+            logger.warning("decision cache skipped: %r", error)
             return {}
 
-    async def _remember(self, decisions: list[Taken]) -> dict[str, Taken]:
+    async def _settle(self, decisions: list[Taken]) -> dict[str, Taken]:
         async with self._client.pipeline(transaction=False) as pipe:
             for taken in decisions:
-                pipe.set(self._prefix + taken.transaction_id, taken.encode(), nx=True, ex=self._ttl)
-            written = await pipe.execute()
-        lost = [taken.transaction_id for taken, ok in zip(decisions, written, strict=True) if not ok]
-        if not lost:
-            return {}
-        raw = await self._client.mget([self._prefix + t for t in lost])
-        return {t: Taken.decode(t, value) for t, value in zip(lost, raw, strict=True) if value is not None}
+                pipe.set(self._prefix + taken.transaction_id, taken.encode(), nx=True, ex=self._ttl, get=True)
+            previous = await pipe.execute()
+        return {
+            taken.transaction_id: Taken.decode(taken.transaction_id, before)
+            for taken, before in zip(decisions, previous, strict=True)
+            if before is not None
+        }

@@ -1,0 +1,383 @@
+"""Inference: fraudstream's /v1/predict and gRPC Predict against `mlflow models serve` of the
+same model, side by side on this machine.
+
+    uv run python benchmarks/inference_latency.py --rounds 3 --rate 500 --seconds 20
+
+Setup, once: a simulated history (600 customers, 50 days) backfilled into a Feast store of its
+own, a model trained on it by the trainer (default hyperparameters: 400 trees) and published
+on a fresh topic prefix; its customers' and terminals' final states pushed to a Redis database
+of its own; `python -m fraudstream_inference` (auth on, stream scoring off) and
+`mlflow models serve` of the same registered version (`--env-manager local`).
+
+Each round, for each server, from a separate load process (so the client does not share the
+servers' interpreter):
+- latency: an open loop at `--rate` requests per second for `--seconds`; each latency from the
+  request's scheduled time (coordinated omission counted), client side; for fraudstream also
+  the server-side time it reports (`latency_ms`: decision cache, Feast read, scoring);
+- throughput: 8 clients in a closed loop for `--seconds`, requests per second.
+fraudstream's request is a transaction (its features read from Feast at request time); mlflow's
+is the finished feature vector (it has no feature store): the peer does less work per request.
+Prints each round and the medians over the rounds, and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+from kafka_measure import delete_topics
+
+HERE = Path(__file__).resolve().parent
+CLIENTS = 8
+
+
+# The load generators: vegeta (HTTP) and ghz (gRPC), Go programs built once from the Go module
+# proxy into the platform's cache, so that the client costs little of the two cores.
+
+VEGETA = ("vegeta", "github.com/tsenart/vegeta/v12@v12.12.0")
+GHZ = ("ghz", "github.com/bojand/ghz/cmd/ghz@v0.120.0")
+
+
+def go_tool(cache: Path, tool: tuple[str, str]) -> str:
+    name, module = tool
+    binary = cache / "bin" / name
+    if not binary.exists():
+        print(f"building {name} ({module}) ...", file=sys.stderr)
+        env = {**os.environ, "GOBIN": str(binary.parent), "GOPATH": str(cache / "gopath"), "GOFLAGS": "-modcacherw"}
+        go = shutil.which("go")
+        if go is None:
+            raise SystemExit("the load generators are Go programs: install Go (https://go.dev/dl/)")
+        subprocess.run([go, "install", module], check=True, env=env)
+    return str(binary)
+
+
+def vegeta(
+    binary: str, targets: list[dict[str, Any]], *, rate: float, seconds: float, workers: int = 0
+) -> dict[str, Any]:
+    """Open loop at `rate` (or, with rate 0, `workers` clients as fast as they can)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as handle:
+        for target in targets:
+            handle.write(json.dumps(target) + "\n")
+    attack = [binary, "attack", "-format=json", f"-targets={handle.name}", f"-duration={seconds}s", "-timeout=10s"]
+    attack += [f"-rate={rate:g}/s"] if rate else ["-rate=0", f"-max-workers={workers}", f"-workers={workers}"]
+    results = subprocess.run(attack, check=True, capture_output=True).stdout
+    report = subprocess.run([binary, "report", "-type=json"], input=results, check=True, capture_output=True).stdout
+    os.unlink(handle.name)
+    parsed = json.loads(report)
+    latencies = parsed["latencies"]
+    return {
+        "p50_ms": latencies["50th"] / 1e6,
+        "p99_ms": latencies["99th"] / 1e6,
+        "per_second": parsed["throughput"],
+        "errors": parsed["requests"] - round(parsed["success"] * parsed["requests"]),
+    }
+
+
+def ghz(
+    binary: str, target: str, key: str, data: list[dict[str, Any]], *, rate: float, seconds: float, concurrency: int
+) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(data, handle)
+    command = [
+        binary,
+        "--insecure",
+        "--call",
+        "fraudstream.v1.InferenceService/Predict",
+        "--import-paths",
+        str(HERE.parent / "proto"),
+        "--proto",
+        "fraudstream/v1/inference_service.proto",
+        "--data-file",
+        handle.name,
+        "--metadata",
+        json.dumps({"authorization": f"Bearer {key}"}),
+        "--duration",
+        f"{seconds}s",
+        "--concurrency",
+        str(concurrency),
+        "--connections",
+        "1",
+        "--format",
+        "json",
+        "--skipFirst",
+        "0",
+    ]
+    command += ["--rps", str(int(rate))] if rate else []
+    finished = subprocess.run([*command, target], check=False, capture_output=True, text=True)
+    if finished.returncode != 0:
+        raise RuntimeError(f"ghz failed: {finished.stderr or finished.stdout}")
+    report = json.loads(finished.stdout)
+    os.unlink(handle.name)
+    by_percentile = {d["percentage"]: d["latency"] for d in report["latencyDistribution"]}
+    return {
+        "p50_ms": by_percentile[50] / 1e6,
+        "p99_ms": by_percentile[99] / 1e6,
+        "per_second": report["rps"],
+        "errors": sum(count for status, count in report.get("statusCodeDistribution", {}).items() if status != "OK"),
+    }
+
+
+# The driver -----------------------------------------------------------------------------------
+
+
+def wait_http(url: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (http URLs built here)
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument("--seconds", type=float, default=20)
+    args = parser.parse_args()
+    drive(args.rounds, args.rate, args.seconds)
+
+
+def drive(rounds: int, rate: float, seconds: float) -> None:
+    import pandas as pd
+    import redis
+
+    from fraudstream_cli.backfill import backfill_offline_store, label_events, transaction_events
+    from fraudstream_cli.platform.kafka import ensure_topics
+    from fraudstream_cli.platform.settings import PlatformSettings
+    from fraudstream_common.apikeys import Scope, create_key
+    from fraudstream_common.features.definitions import FEATURE_NAMES
+    from fraudstream_common.features.history import FeatureStates, TransactionEvent, in_event_order
+    from fraudstream_common.topics import Topic, topic_name
+    from fraudstream_feature_store.store import FeatureStateStore, apply_repository, open_store
+    from fraudstream_simulator.config import SimulationConfig
+    from fraudstream_simulator.simulation import simulate
+    from fraudstream_simulator.sinks import write_parquet
+    from fraudstream_trainer.pipeline import Trainer, TrainRequest
+    from fraudstream_trainer.publisher import EventPublisher
+    from fraudstream_trainer.settings import TrainerSettings
+
+    platform = PlatformSettings()
+    prefix = f"bench-{uuid.uuid4().hex[:6]}."
+    scratch = Path(tempfile.mkdtemp(prefix="fraudstream-bench-inference-"))
+    online_url = platform.redis_url.rsplit("/", 1)[0] + "/3"
+    redis.Redis.from_url(online_url).flushdb()
+
+    ensure_topics(platform.kafka_bootstrap, prefix)
+
+    print("setting up: simulate, backfill, train, publish ...", file=sys.stderr)
+    world = simulate(SimulationConfig(n_customers=600, n_terminals=1200, nb_days=50))
+    write_parquet(world, scratch / "history")
+    feast = apply_repository(online_url, scratch / "registry.db", scratch / "offline")
+    backfill_offline_store(scratch / "history", scratch / "offline")
+    model_name = f"bench-{uuid.uuid4().hex[:6]}"
+    settings = TrainerSettings(
+        mlflow_tracking_uri=platform.mlflow_url,
+        mlflow_experiment=model_name,
+        registered_model=model_name,
+        min_rows=5000,
+        min_frauds=20,
+        kafka_bootstrap_servers=platform.kafka_bootstrap,
+        topic_prefix=prefix,
+    )
+    publisher = EventPublisher(settings, topic_name(Topic.MODELS_PUBLISHED, prefix), client_id="bench")
+    result = Trainer(settings, feast, lambda: world.labels, publisher, progress=False).handle(
+        TrainRequest("bench", "benchmark", force=True)
+    )
+    assert result.published is not None, result.reasons
+    states = FeatureStates()
+    for event in in_event_order(transaction_events(world.transactions), label_events(world.labels)):
+        if isinstance(event, TransactionEvent):
+            states.apply_transaction(event)
+        else:
+            states.apply_label(event)
+    store = FeatureStateStore(open_store(online_url, scratch / "registry.db", scratch / "offline"))
+    store.push(
+        {c: s.snapshot() for c, s in states.customers.items()}, {t: s.snapshot() for t, s in states.terminals.items()}
+    )
+    key = create_key(redis.Redis.from_url(platform.redis_url), [Scope.PREDICT], "bench", namespace=prefix)
+
+    http_port, grpc_port, mlflow_port = free_port(), free_port(), free_port()
+    env = {
+        **os.environ,
+        "FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS": platform.kafka_bootstrap,
+        "FRAUDSTREAM_TOPIC_PREFIX": prefix,
+        "FRAUDSTREAM_REDIS_URL": platform.redis_url,
+        "FRAUDSTREAM_MLFLOW_TRACKING_URI": platform.mlflow_url,
+        "FRAUDSTREAM_REGISTERED_MODEL": model_name,
+        "FRAUDSTREAM_FEATURE_STORE_REDIS_URL": online_url,
+        "FRAUDSTREAM_FEATURE_REGISTRY": str(scratch / "registry.db"),
+        "FRAUDSTREAM_FEATURE_OFFLINE_DIR": str(scratch / "offline"),
+        "FRAUDSTREAM_HTTP_PORT": str(http_port),
+        "FRAUDSTREAM_GRPC_PORT": str(grpc_port),
+        "FRAUDSTREAM_STREAM_SCORING": "false",
+        "FRAUDSTREAM_RATE_LIMIT_PER_SECOND": "1000000",
+        "FRAUDSTREAM_RATE_LIMIT_BURST": "1000000",
+        "FRAUDSTREAM_LOG_LEVEL": "WARNING",
+        "MLFLOW_TRACKING_URI": platform.mlflow_url,
+    }
+    logs = (scratch / "inference.log").open("wb"), (scratch / "mlflow-serve.log").open("wb")
+    inference = subprocess.Popen(
+        [sys.executable, "-m", "fraudstream_inference"], env=env, stdout=logs[0], stderr=subprocess.STDOUT
+    )
+    mlflow_bin = str(Path(sys.executable).parent / "mlflow")
+    serving = subprocess.Popen(
+        [
+            mlflow_bin,
+            "models",
+            "serve",
+            "-m",
+            f"models:/{model_name}/{result.version}",
+            "--env-manager",
+            "local",
+            "-p",
+            str(mlflow_port),
+            "-h",
+            "127.0.0.1",
+        ],
+        env=env,
+        stdout=logs[1],
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        wait_http(f"http://127.0.0.1:{mlflow_port}/ping")
+
+        sample = world.transactions.sample(2000, random_state=0)
+        when = (world.transactions["event_time"].max() + pd.Timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+        requests = [
+            {
+                "customer_id": str(r.customer_id),
+                "terminal_id": str(r.terminal_id),
+                "amount": float(r.amount),  # type: ignore[arg-type]
+                "timestamp": when,
+            }
+            for r in sample.itertuples()
+        ]
+        vectors = [
+            [
+                float(v)
+                for v in store.request_features(
+                    customer_id=r["customer_id"],
+                    terminal_id=r["terminal_id"],
+                    event_time=pd.Timestamp(when).timestamp(),
+                    amount=r["amount"],
+                ).values()
+            ]
+            for r in requests[:500]
+        ]
+        assert len(vectors[0]) == len(FEATURE_NAMES)
+        cache = platform.home / "cache"
+        vegeta_bin, ghz_bin = go_tool(cache, VEGETA), go_tool(cache, GHZ)
+        bearer = {"Authorization": [f"Bearer {key}"], "Content-Type": ["application/json"]}
+        results: dict[str, list[dict[str, Any]]] = {"http": [], "grpc": [], "mlflow": []}
+        for n in range(rounds):
+            run = f"r{n}-{uuid.uuid4().hex[:6]}"
+            count = int(rate * seconds * 2) + 50_000  # every request its own transaction id
+
+            def http_targets(tag: str, count: int = count, run: str = run) -> list[dict[str, Any]]:
+                return [
+                    {
+                        "method": "POST",
+                        "url": f"http://127.0.0.1:{http_port}/v1/predict",
+                        "header": bearer,
+                        "body": base64.b64encode(
+                            json.dumps({**requests[i % len(requests)], "transaction_id": f"{run}-{tag}{i}"}).encode()
+                        ).decode(),
+                    }
+                    for i in range(count)
+                ]
+
+            def grpc_data(tag: str, count: int = count, run: str = run) -> list[dict[str, Any]]:
+                return [
+                    {**requests[i % len(requests)], "transaction_id": f"{run}-{tag}{i}"}
+                    for i in range(min(count, 20_000))
+                ]
+
+            mlflow_targets = [
+                {
+                    "method": "POST",
+                    "url": f"http://127.0.0.1:{mlflow_port}/invocations",
+                    "header": {"Content-Type": ["application/json"]},
+                    "body": base64.b64encode(json.dumps({"inputs": [vector]}).encode()).decode(),
+                }
+                for vector in vectors
+            ]
+            grpc_target = f"127.0.0.1:{grpc_port}"
+            measured = {
+                "http": (
+                    vegeta(vegeta_bin, http_targets("hl"), rate=rate, seconds=seconds),
+                    vegeta(vegeta_bin, http_targets("ht"), rate=0, seconds=seconds, workers=CLIENTS),
+                ),
+                "grpc": (
+                    ghz(ghz_bin, grpc_target, key, grpc_data("gl"), rate=rate, seconds=seconds, concurrency=CLIENTS),
+                    ghz(ghz_bin, grpc_target, key, grpc_data("gt"), rate=0, seconds=seconds, concurrency=CLIENTS),
+                ),
+                "mlflow": (
+                    vegeta(vegeta_bin, mlflow_targets, rate=rate, seconds=seconds),
+                    vegeta(vegeta_bin, mlflow_targets, rate=0, seconds=seconds, workers=CLIENTS),
+                ),
+            }
+            for kind, (latency, throughput) in measured.items():
+                results[kind].append({"latency": latency, "throughput": throughput})
+                at_rate = f"p50 {latency['p50_ms']:.2f} ms, p99 {latency['p99_ms']:.2f} ms"
+                errors = latency["errors"] + throughput["errors"]
+                print(
+                    f"round {n} {kind:<7} at {rate:g}/s: {at_rate}, errors {errors}; "
+                    f"throughput {throughput['per_second']:.0f}/s ({CLIENTS} clients)"
+                )
+        print()
+        medians = {}
+        for kind, rounds_ in results.items():
+            medians[kind] = {
+                "p50_ms": statistics.median(r["latency"]["p50_ms"] for r in rounds_),
+                "p99_ms": statistics.median(r["latency"]["p99_ms"] for r in rounds_),
+                "throughput": statistics.median(r["throughput"]["per_second"] for r in rounds_),
+            }
+        for kind, m in medians.items():
+            at_rate = f"p50 {m['p50_ms']:.2f} ms, p99 {m['p99_ms']:.2f} ms"
+            print(f"median {kind:<7}: {at_rate}, throughput {m['throughput']:.0f}/s")
+        versus_mlflow = medians["http"]["throughput"] / medians["mlflow"]["throughput"]
+        print(f"throughput ratio fraudstream HTTP / mlflow serve: {versus_mlflow:.2f}")
+        print(f"throughput ratio gRPC / HTTP: {medians['grpc']['throughput'] / medians['http']['throughput']:.2f}")
+        print(f"p99 ratio gRPC / HTTP: {medians['grpc']['p99_ms'] / medians['http']['p99_ms']:.2f}")
+    finally:
+        for process in (inference, serving):
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        delete_topics(prefix)
+
+
+if __name__ == "__main__":
+    main()
