@@ -67,6 +67,7 @@ demo: up
 bench: install platform-up
 	$(RUN) python benchmarks/ingest_throughput.py
 	$(RUN) python benchmarks/features_throughput.py
+	$(RUN) python benchmarks/inference_latency.py
 
 test: install proto-check buf-lint docs-check lint typecheck unit
 	$(MAKE) platform-up

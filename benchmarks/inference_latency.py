@@ -126,6 +126,9 @@ def ghz(
         "p99_ms": by_percentile[99] / 1e6,
         "per_second": report["rps"],
         "errors": sum(count for status, count in report.get("statusCodeDistribution", {}).items() if status != "OK"),
+        # ghz ends a timed run by cancelling the calls in flight: name the statuses, so that
+        # those are told apart from refusals.
+        "statuses": {k: v for k, v in report.get("statusCodeDistribution", {}).items() if k != "OK"},
     }
 
 
@@ -349,7 +352,9 @@ def drive(rounds: int, rate: float, seconds: float) -> None:
             for kind, (latency, throughput) in measured.items():
                 results[kind].append({"latency": latency, "throughput": throughput})
                 at_rate = f"p50 {latency['p50_ms']:.2f} ms, p99 {latency['p99_ms']:.2f} ms"
-                errors = latency["errors"] + throughput["errors"]
+                errors = f"{latency['errors'] + throughput['errors']}"
+                statuses = {**latency.get("statuses", {}), **throughput.get("statuses", {})}
+                errors += f" {statuses}" if statuses else ""
                 print(
                     f"round {n} {kind:<7} at {rate:g}/s: {at_rate}, errors {errors}; "
                     f"throughput {throughput['per_second']:.0f}/s ({CLIENTS} clients)"
