@@ -128,7 +128,7 @@ def ghz(
         "errors": sum(count for status, count in report.get("statusCodeDistribution", {}).items() if status != "OK"),
         # ghz ends a timed run by cancelling the calls in flight: name the statuses, so that
         # those are told apart from refusals.
-        "statuses": {k: v for k, v in report.get("statusCodeDistribution", {}).items() if k != "OK"},
+        "statuses": report.get("errorDistribution") or {},
     }
 
 
@@ -353,8 +353,8 @@ def drive(rounds: int, rate: float, seconds: float) -> None:
                 results[kind].append({"latency": latency, "throughput": throughput})
                 at_rate = f"p50 {latency['p50_ms']:.2f} ms, p99 {latency['p99_ms']:.2f} ms"
                 errors = f"{latency['errors'] + throughput['errors']}"
-                statuses = {**latency.get("statuses", {}), **throughput.get("statuses", {})}
-                errors += f" {statuses}" if statuses else ""
+                statuses = [latency.get("statuses"), throughput.get("statuses")]
+                errors += f" {statuses}" if any(statuses) else ""
                 print(
                     f"round {n} {kind:<7} at {rate:g}/s: {at_rate}, errors {errors}; "
                     f"throughput {throughput['per_second']:.0f}/s ({CLIENTS} clients)"
