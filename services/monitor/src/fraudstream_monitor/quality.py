@@ -1,0 +1,125 @@
+"""Quality from delayed labels, kept apart from label-free drift.
+
+A fraud label arrives days after its prediction (a chargeback, an investigation); a genuine
+transaction never gets one. So quality is judged per window of prediction event time only once
+the window has MATURED: the latest label time seen is `maturity` past the window's end, by which
+time any fraud in it has been reported (the simulator reports within 7 days). Predictions are
+joined to labels by transaction id in either order: a label that arrives before its prediction
+waits for it (out of order), one that arrives after its window matured still counts, and the
+window's figures are computed again (very late labels are rare and counted).
+
+Per matured window: average precision of the scores, precision and recall at the review budget
+(a decision of review or decline), and the alert rate (the share sent to review or declined).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class WindowQuality:
+    start: float
+    end: float
+    predictions: int
+    frauds: int
+    average_precision: float
+    precision_at_budget: float
+    recall_at_budget: float
+    alert_rate: float
+    late_labels: int
+
+
+@dataclass
+class _Window:
+    start: float
+    # transaction id -> (score, alerted)
+    predictions: dict[str, tuple[float, bool]] = field(default_factory=dict)
+    frauds: set[str] = field(default_factory=set)
+    matured: bool = False
+    late_labels: int = 0
+
+
+class LabelJoin:
+    def __init__(self, *, window_seconds: float = 24 * HOUR, maturity_seconds: float = 8 * 24 * HOUR) -> None:
+        self._window = window_seconds
+        self._maturity = maturity_seconds
+        self._windows: dict[float, _Window] = {}
+        self._window_of: dict[str, float] = {}
+        # Fraud labels whose prediction has not arrived (yet): transaction id -> label time.
+        self._waiting: dict[str, float] = {}
+        self._label_clock = 0.0
+
+    def prediction(self, transaction_id: str, event_time: float, score: float, alerted: bool) -> None:
+        start = event_time - event_time % self._window
+        window = self._windows.setdefault(start, _Window(start))
+        if transaction_id in self._window_of:
+            return  # one prediction per transaction (retries and replays are the same decision)
+        window.predictions[transaction_id] = (score, alerted)
+        self._window_of[transaction_id] = start
+        if self._waiting.pop(transaction_id, None) is not None:
+            window.frauds.add(transaction_id)
+
+    def label(self, transaction_id: str, is_fraud: bool, label_time: float) -> list[WindowQuality]:
+        """Applies a label; returns the windows that matured (or, for a very late label, the
+        window it changed), with their figures."""
+        self._label_clock = max(self._label_clock, label_time)
+        changed: list[_Window] = []
+        start = self._window_of.get(transaction_id)
+        if start is None:
+            if is_fraud:
+                self._waiting[transaction_id] = label_time
+            else:
+                self._waiting.pop(transaction_id, None)
+        else:
+            window = self._windows[start]
+            before = transaction_id in window.frauds
+            if is_fraud:
+                window.frauds.add(transaction_id)
+            else:
+                window.frauds.discard(transaction_id)  # a later report cleared it
+            if window.matured and before != is_fraud:
+                window.late_labels += 1
+                changed.append(window)
+        for window in self._windows.values():
+            if not window.matured and self._label_clock >= window.start + self._window + self._maturity:
+                window.matured = True
+                changed.append(window)
+        return [self._quality(window) for window in changed]
+
+    def _quality(self, window: _Window) -> WindowQuality:
+        ids = list(window.predictions)
+        scores = np.asarray([window.predictions[t][0] for t in ids])
+        alerted = np.asarray([window.predictions[t][1] for t in ids], dtype=bool)
+        truth = np.asarray([t in window.frauds for t in ids], dtype=bool)
+        frauds = int(truth.sum())
+        hits = int((alerted & truth).sum())
+        return WindowQuality(
+            start=window.start,
+            end=window.start + self._window,
+            predictions=len(ids),
+            frauds=frauds,
+            average_precision=average_precision(truth, scores),
+            precision_at_budget=hits / int(alerted.sum()) if alerted.any() else 0.0,
+            recall_at_budget=hits / frauds if frauds else 0.0,
+            alert_rate=float(alerted.mean()) if ids else 0.0,
+            late_labels=window.late_labels,
+        )
+
+
+def average_precision(truth: np.ndarray, scores: np.ndarray) -> float:
+    """Average precision as scikit-learn defines it: the sum over distinct score thresholds of
+    the recall gained times the precision there (tied scores are one threshold)."""
+    if not truth.any():
+        return 0.0
+    order = np.argsort(-scores, kind="mergesort")
+    ranked, hits = scores[order], truth[order]
+    last_of_each_score = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]
+    true_positives = np.cumsum(hits)[last_of_each_score]
+    precision = true_positives / (last_of_each_score + 1)
+    recall = true_positives / true_positives[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))

@@ -1,0 +1,86 @@
+"""Retrain requests: what the monitor asks of the trainer, and when.
+
+An alert does not ask at once. Requests are debounced: alerts within `debounce_seconds` of
+the first one are gathered into one request carrying all of them as evidence; after a request,
+nothing is asked for `cooldown_seconds` (the trainer needs time to train, gate and publish,
+and inference to swap). An operator can pause the loop (alerts are still raised, no request
+goes out) and force a request (cooldown and pause do not apply). Each request's id is derived
+from its evidence, so that a monitor restarted from the same inputs asks the same request
+again, and the trainer acts on it once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert, RetrainRequest
+from fraudstream_common.timestamps import timestamp_of
+
+
+@dataclass
+class RetrainPolicy:
+    debounce_seconds: float = 600.0
+    cooldown_seconds: float = 6 * 3600.0
+
+
+@dataclass
+class Retrainer:
+    model_name: str
+    policy: RetrainPolicy
+    paused: bool = False
+    _pending: list[DriftAlert] = field(default_factory=list)
+    _first_at: float | None = None
+    _last_request_at: float | None = None
+
+    def alert(self, alert: DriftAlert, now: float) -> None:
+        """An alert that may lead to a request (kept as evidence while debouncing)."""
+        if self._first_at is None:
+            self._first_at = now
+        self._pending.append(alert)
+
+    def due(self, now: float) -> RetrainRequest | None:
+        """The request to send now, if one is due."""
+        if self._first_at is None or now - self._first_at < self.policy.debounce_seconds:
+            return None
+        if self.paused or self.cooling(now):
+            # Not asked: the evidence is dropped, a lasting drift raises new alerts.
+            self._pending, self._first_at = [], None
+            return None
+        reason = "drift" if _any_drift(self._pending) else "quality"
+        request = self._request(self._pending, reason, "monitor", now, identity="")
+        self._pending, self._first_at = [], None
+        self._last_request_at = now
+        return request
+
+    def force(self, requested_by: str, now: float) -> RetrainRequest:
+        """An operator's request: no debounce, no cooldown, not stopped by a pause."""
+        request = self._request(list(self._pending), "operator", requested_by, now, identity=f"{requested_by}|{now}")
+        request.force = True
+        self._pending, self._first_at = [], None
+        self._last_request_at = now
+        return request
+
+    def cooling(self, now: float) -> bool:
+        return self._last_request_at is not None and now - self._last_request_at < self.policy.cooldown_seconds
+
+    def _request(
+        self, evidence: list[DriftAlert], reason: str, requested_by: str, now: float, *, identity: str
+    ) -> RetrainRequest:
+        """Its id: the model, the reason and the evidence's alert ids (and `identity`, for an
+        operator's request), so that the same evidence gives the same request id."""
+        digest = hashlib.sha256(f"{self.model_name}|{reason}|{identity}".encode())
+        for alert_id in sorted(a.alert_id for a in evidence):
+            digest.update(alert_id.encode())
+        return RetrainRequest(
+            request_id=f"{reason}-{digest.hexdigest()[:24]}",
+            model_name=self.model_name,
+            requested_at=timestamp_of(now),
+            reason=reason,
+            requested_by=requested_by,
+            evidence=evidence,
+        )
+
+
+def _any_drift(alerts: list[DriftAlert]) -> bool:
+    return any(a.kind in (AlertKind.ALERT_KIND_INPUT_DRIFT, AlertKind.ALERT_KIND_SCORE_DRIFT) for a in alerts)

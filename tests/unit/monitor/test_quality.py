@@ -1,0 +1,44 @@
+"""The label join: predictions and delayed labels in either order, windows judged only once
+mature, very late labels counted and the window judged again; average precision as
+scikit-learn computes it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score
+
+from fraudstream_monitor.quality import LabelJoin, average_precision
+
+DAY = 86400.0
+
+
+def test_average_precision_matches_scikit_learn_with_ties() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.random(2000) < 0.05
+    scores = np.round(rng.random(2000) * 0.5 + truth * 0.3, 2)  # rounded: many ties
+    assert average_precision(truth, scores) == pytest.approx(average_precision_score(truth, scores), abs=1e-12)
+
+
+def test_windows_are_judged_once_mature_with_labels_in_any_order() -> None:
+    join = LabelJoin(window_seconds=DAY, maturity_seconds=8 * DAY)
+    # A fraud label before its prediction (out of order), then the predictions of day 0.
+    assert join.label("t3", True, label_time=0.5 * DAY) == []
+    join.prediction("t1", 0.1 * DAY, score=0.9, alerted=True)
+    join.prediction("t2", 0.2 * DAY, score=0.8, alerted=True)
+    join.prediction("t3", 0.3 * DAY, score=0.2, alerted=False)
+    join.prediction("t4", 0.4 * DAY, score=0.1, alerted=False)
+    join.prediction("t1", 0.1 * DAY, score=0.9, alerted=True)  # a replay: counted once
+    assert join.label("t1", True, label_time=3 * DAY) == []  # not mature yet
+
+    (day0,) = join.label("x", False, label_time=9 * DAY)  # the label clock passes day 0 + 1 + 8
+    assert (day0.start, day0.predictions, day0.frauds) == (0.0, 4, 2)
+    assert day0.precision_at_budget == 0.5  # t1 fraud, t2 not
+    assert day0.recall_at_budget == 0.5  # t3 missed
+    assert day0.alert_rate == 0.5
+    assert day0.average_precision == pytest.approx(average_precision_score([1, 0, 1, 0], [0.9, 0.8, 0.2, 0.1]))
+    assert day0.late_labels == 0
+
+    # A very late label, after the window matured: counted, and the window judged again.
+    (again,) = join.label("t2", True, label_time=20 * DAY)
+    assert (again.frauds, again.precision_at_budget, again.late_labels) == (3, 1.0, 1)

@@ -1,0 +1,62 @@
+"""Retrain requests: debounced, then a cooldown; idempotent ids from the evidence; a pause
+stops them and an operator's force goes through."""
+
+from __future__ import annotations
+
+from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert
+from fraudstream_monitor.retrain import Retrainer, RetrainPolicy
+
+
+def alert(alert_id: str, kind: AlertKind.ValueType = AlertKind.ALERT_KIND_INPUT_DRIFT) -> DriftAlert:
+    return DriftAlert(alert_id=alert_id, kind=kind, subject="tx_amount", detector="PSI", statistic=0.4, threshold=0.2)
+
+
+def retrainer() -> Retrainer:
+    return Retrainer("fraud-detector", RetrainPolicy(debounce_seconds=600, cooldown_seconds=6 * 3600))
+
+
+def test_alerts_are_gathered_then_one_request_then_a_cooldown() -> None:
+    monitor = retrainer()
+    monitor.alert(alert("a1"), now=1000)
+    monitor.alert(alert("a2"), now=1200)
+    assert monitor.due(now=1500) is None  # still gathering
+    request = monitor.due(now=1600)
+    assert request is not None
+    assert (request.reason, request.model_name, request.requested_by) == ("drift", "fraud-detector", "monitor")
+    assert [a.alert_id for a in request.evidence] == ["a1", "a2"]
+    assert not request.force
+    assert monitor.due(now=1700) is None
+
+    monitor.alert(alert("a3"), now=2000)
+    assert monitor.due(now=2600) is None  # within the cooldown: dropped
+    assert monitor.due(now=1600 + 6 * 3600 + 1) is None  # nothing pending any more
+    monitor.alert(alert("a4"), now=30_000)
+    later = monitor.due(now=30_600)
+    assert later is not None
+    assert [a.alert_id for a in later.evidence] == ["a4"]
+
+
+def test_the_same_evidence_gives_the_same_request_id() -> None:
+    first, second = retrainer(), retrainer()
+    for monitor, now in ((first, 0.0), (second, 5000.0)):
+        monitor.alert(alert("b2"), now=now)
+        monitor.alert(alert("b1", AlertKind.ALERT_KIND_QUALITY), now=now)
+    one, two = first.due(now=600), second.due(now=5600)
+    assert one is not None
+    assert two is not None
+    assert one.request_id == two.request_id
+    other = retrainer()
+    other.alert(alert("b3"), now=0)
+    different = other.due(now=600)
+    assert different is not None
+    assert different.request_id != one.request_id
+
+
+def test_a_pause_stops_requests_and_a_force_goes_through() -> None:
+    monitor = retrainer()
+    monitor.paused = True
+    monitor.alert(alert("c1", AlertKind.ALERT_KIND_QUALITY), now=0)
+    assert monitor.due(now=700) is None
+    forced = monitor.force("ops@example.com", now=800)
+    assert (forced.reason, forced.requested_by, forced.force) == ("operator", "ops@example.com", True)
+    assert monitor.force("ops@example.com", now=900).request_id != forced.request_id
