@@ -1,0 +1,171 @@
+"""Drift of a model's inputs and of its score, without labels.
+
+Two kinds of evidence, per subject (each feature, and the score):
+
+- a windowed distribution comparison: the last `window_hours` of predictions (in event time)
+  against the reference distribution stored with the model version (the deciles of each
+  subject on the trainer's holdout), by PSI, judged each time an hour of event time completes.
+  A whole-day window does not see the daily cycle (night, weekends move many features).
+- online detectors from River on the score: ADWIN (a change in its mean) and PageHinkley (a
+  sustained rise), fed hourly means, so that one update costs nothing per prediction and the
+  daily cycle is smoothed into the mean of a full hour.
+
+A subject that alerted stays quiet for `quiet_hours` of event time: one drift, one alert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from river import drift
+
+from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert, Severity
+from fraudstream_common.timestamps import timestamp_of
+
+HOUR = 3600.0
+SCORE = "score"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Per subject: the inner decile edges of its reference distribution, and the share of the
+    reference in each of the bins they make (what PSI compares a window with)."""
+
+    edges: Mapping[str, np.ndarray]
+    shares: Mapping[str, np.ndarray]
+
+    @classmethod
+    def of(cls, columns: Mapping[str, np.ndarray], bins: int = 10) -> Reference:
+        edges, shares = {}, {}
+        for name, values in columns.items():
+            inner = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
+            counts = np.bincount(np.searchsorted(inner, values, side="right"), minlength=len(inner) + 1)
+            edges[name], shares[name] = inner, counts / max(len(values), 1)
+        return cls(edges, shares)
+
+    def as_json(self) -> dict[str, dict[str, list[float]]]:
+        return {n: {"edges": self.edges[n].tolist(), "shares": self.shares[n].tolist()} for n in self.edges}
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Mapping[str, Sequence[float]]]) -> Reference:
+        return cls(
+            {n: np.asarray(d["edges"], dtype=np.float64) for n, d in document.items()},
+            {n: np.asarray(d["shares"], dtype=np.float64) for n, d in document.items()},
+        )
+
+
+def psi(expected_shares: np.ndarray, counts: np.ndarray) -> float:
+    actual = counts / max(counts.sum(), 1)
+    e, a = np.clip(expected_shares, 1e-4, None), np.clip(actual, 1e-4, None)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+@dataclass
+class DriftPolicy:
+    window_hours: int = 24
+    psi_threshold: float = 0.2
+    min_window_predictions: int = 2000
+    quiet_hours: int = 48
+    adwin_delta: float = 1e-5
+    page_hinkley_threshold: float = 0.05
+
+
+@dataclass
+class _Hour:
+    start: float
+    counts: dict[str, np.ndarray]
+    score_sum: float = 0.0
+    n: int = 0
+
+
+@dataclass
+class DriftMonitor:
+    """Watches one model version's predictions."""
+
+    model_name: str
+    model_version: str
+    reference: Reference
+    policy: DriftPolicy = field(default_factory=DriftPolicy)
+
+    def __post_init__(self) -> None:
+        self._hours: deque[_Hour] = deque()
+        self._current: _Hour | None = None
+        self._quiet_until: dict[str, float] = {}
+        self._adwin = drift.ADWIN(delta=self.policy.adwin_delta)  # type: ignore[no-untyped-call]  # River is untyped here
+        self._page_hinkley = drift.PageHinkley(threshold=self.policy.page_hinkley_threshold, mode="up")
+
+    def observe(self, event_time: float, values: Mapping[str, float]) -> list[DriftAlert]:
+        """One prediction: its subjects' values (features, and SCORE). Returns the alerts that
+        the hours it completes raise."""
+        start = event_time - event_time % HOUR
+        alerts: list[DriftAlert] = []
+        current = self._current
+        if current is None or start > current.start:
+            if current is not None:
+                alerts = self._close(current)
+            current = self._current = _Hour(start, {n: np.zeros(len(e) + 1) for n, e in self.reference.edges.items()})
+        elif start < current.start:
+            return []  # late for its hour, which was judged already: not counted
+        for name, edges in self.reference.edges.items():
+            value = values.get(name)
+            if value is not None:
+                current.counts[name][int(np.searchsorted(edges, value, side="right"))] += 1
+        score = values.get(SCORE)
+        if score is not None:
+            current.score_sum += score
+            current.n += 1
+        return alerts
+
+    def _close(self, hour: _Hour) -> list[DriftAlert]:
+        self._hours.append(hour)
+        while len(self._hours) > self.policy.window_hours:
+            self._hours.popleft()
+        end = hour.start + HOUR
+        alerts = []
+        window_n = sum(h.n for h in self._hours)
+        if len(self._hours) == self.policy.window_hours and window_n >= self.policy.min_window_predictions:
+            for name, shares in self.reference.shares.items():
+                counts = np.sum([h.counts[name] for h in self._hours], axis=0)
+                statistic = psi(shares, counts)
+                if statistic > self.policy.psi_threshold:
+                    alerts += self._alert(name, "PSI", statistic, self.policy.psi_threshold, end, window_n)
+        if hour.n:
+            mean = hour.score_sum / hour.n
+            self._adwin.update(mean)  # type: ignore[no-untyped-call]
+            if self._adwin.drift_detected:
+                alerts += self._alert(SCORE, "ADWIN", mean, self.policy.adwin_delta, end, hour.n)
+            self._page_hinkley.update(mean)  # type: ignore[no-untyped-call]
+            if self._page_hinkley.drift_detected:
+                alerts += self._alert(SCORE, "PageHinkley", mean, self.policy.page_hinkley_threshold, end, hour.n)
+        return alerts
+
+    def _alert(
+        self, subject: str, detector: str, statistic: float, threshold: float, end: float, size: int
+    ) -> list[DriftAlert]:
+        key = f"{subject}/{detector}"
+        if end < self._quiet_until.get(key, float("-inf")):
+            return []
+        self._quiet_until[key] = end + self.policy.quiet_hours * HOUR
+        start = end - (self.policy.window_hours * HOUR if detector == "PSI" else HOUR)
+        alert_id = hashlib.sha256(f"{self.model_name}|{self.model_version}|{key}|{end}".encode()).hexdigest()[:24]
+        return [
+            DriftAlert(
+                alert_id=alert_id,
+                kind=AlertKind.ALERT_KIND_SCORE_DRIFT if subject == SCORE else AlertKind.ALERT_KIND_INPUT_DRIFT,
+                severity=Severity.SEVERITY_WARNING,
+                model_name=self.model_name,
+                model_version=self.model_version,
+                subject=subject,
+                detector=detector,
+                statistic=statistic,
+                threshold=threshold,
+                window_start=timestamp_of(start),
+                window_end=timestamp_of(end),
+                window_size=size,
+                raised_at=timestamp_of(end),
+            )
+        ]
