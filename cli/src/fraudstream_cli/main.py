@@ -383,8 +383,13 @@ def apikey_revoke(key: Annotated[str, typer.Argument(help="The key to revoke.")]
         _fail(KeyError("no such key"))
 
 
-@app.command("evaluate")
+evaluate_app = typer.Typer(help="Measure the model (default) or the drift detection (`drift`).")
+app.add_typer(evaluate_app, name="evaluate")
+
+
+@evaluate_app.callback(invoke_without_command=True)
 def evaluate_command(
+    context: typer.Context,
     history: Annotated[
         Path | None,
         typer.Option(help="A simulator parquet folder (fraudstream simulate --out); default: the handbook's run."),
@@ -397,6 +402,8 @@ def evaluate_command(
 ) -> None:
     """Train and test the model on the handbook's prequential folds, with features from
     fraudstream's own definitions; print its figures beside the handbook's best."""
+    if context.invoked_subcommand is not None:
+        return
     import json
 
     import pandas as pd
@@ -420,6 +427,41 @@ def evaluate_command(
         labels = pd.read_parquet(history / "labels.parquet")
     evaluation = evaluate(labelled(backfill(transactions, labels), labels), folds=fold_list)
     typer.echo(json.dumps(evaluation.as_json(), indent=2) if as_json else evaluation.table())
+
+
+@evaluate_app.command("drift")
+def evaluate_drift_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    customers: Annotated[int, typer.Option(help="Customers in each simulated world.")] = 5000,
+    terminals: Annotated[int, typer.Option(help="Terminals in each simulated world.")] = 10000,
+    drift_day: Annotated[
+        int, typer.Option(help="Day the drift starts (the month before it is watched; 67 or later).")
+    ] = 100,
+    days_after: Annotated[int, typer.Option(help="Days simulated after the drift starts.")] = 10,
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(help="new-fraud-pattern, amount-shift, new-terminals or stationary; repeatable (default: all)."),
+    ] = None,
+) -> None:
+    """Run the simulator's drift scenarios through the monitor's drift detection: per scenario,
+    the detection delay after the true start and the false alarms on stationary traffic."""
+    import json
+
+    from fraudstream_cli.drift_evaluation import STATIONARY, evaluate_drift, table
+    from fraudstream_simulator.drift import DRIFT_NAMES
+
+    chosen = tuple(scenario or (*DRIFT_NAMES, STATIONARY))
+    unknown = [name for name in chosen if name not in (*DRIFT_NAMES, STATIONARY)]
+    if unknown:
+        _fail(ValueError(f"unknown scenario {unknown[0]!r}; choose from {', '.join((*DRIFT_NAMES, STATIONARY))}"))
+        return
+    results = evaluate_drift(
+        n_customers=customers, n_terminals=terminals, drift_day=drift_day, days_after=days_after, scenarios=chosen
+    )
+    if as_json:
+        typer.echo(json.dumps({r.scenario: r.as_json() for r in results}, indent=2))
+    else:
+        typer.echo(table(results))
 
 
 def _drift_spec(text: str) -> DriftSpec:

@@ -6,6 +6,7 @@ idempotency, the cooldown and a forced request gated against the champion."""
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -159,6 +160,13 @@ def test_a_retrain_request_trains_registers_and_publishes(topics: Topics, tmp_pa
             "plots/calibration.png",
             "plots/feature_importance.png",
         }
+
+        # The reference distribution the monitor compares traffic with: every input and the score.
+        reference = json.loads(
+            Path(client.download_artifacts(published.run_id, "reference.json", str(tmp_path))).read_text()
+        )
+        assert set(reference) == {*FEATURE_NAMES, "score"}
+        assert abs(sum(reference["score"]["shares"]) - 1) < 1e-9
 
         # The parity: logged, and true again here on 10,000 rows between the logged native model and the ONNX.
         assert run.data.metrics["onnx_parity_max_abs_difference"] <= 1e-5

@@ -5,7 +5,8 @@ Two kinds of evidence, per subject (each feature, and the score):
 - a windowed distribution comparison: the last `window_hours` of predictions (in event time)
   against the reference distribution stored with the model version (the deciles of each
   subject on the trainer's holdout), by PSI, judged each time an hour of event time completes.
-  A whole-day window does not see the daily cycle (night, weekends move many features).
+  A whole-day window does not see the daily cycle; the calendar features themselves (weekend,
+  night) are not compared, a day being all weekend or none of it.
 - online detectors from River on the score: ADWIN (a change in its mean) and PageHinkley (a
   sustained rise), fed hourly means, so that one update costs nothing per prediction and the
   daily cycle is smoothed into the mean of a full hour.
@@ -17,45 +18,18 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 from river import drift
 
+from fraudstream_common.reference import Reference
 from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert, Severity
 from fraudstream_common.timestamps import timestamp_of
 
 HOUR = 3600.0
 SCORE = "score"
-
-
-@dataclass(frozen=True)
-class Reference:
-    """Per subject: the inner decile edges of its reference distribution, and the share of the
-    reference in each of the bins they make (what PSI compares a window with)."""
-
-    edges: Mapping[str, np.ndarray]
-    shares: Mapping[str, np.ndarray]
-
-    @classmethod
-    def of(cls, columns: Mapping[str, np.ndarray], bins: int = 10) -> Reference:
-        edges, shares = {}, {}
-        for name, values in columns.items():
-            inner = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
-            counts = np.bincount(np.searchsorted(inner, values, side="right"), minlength=len(inner) + 1)
-            edges[name], shares[name] = inner, counts / max(len(values), 1)
-        return cls(edges, shares)
-
-    def as_json(self) -> dict[str, dict[str, list[float]]]:
-        return {n: {"edges": self.edges[n].tolist(), "shares": self.shares[n].tolist()} for n in self.edges}
-
-    @classmethod
-    def from_json(cls, document: Mapping[str, Mapping[str, Sequence[float]]]) -> Reference:
-        return cls(
-            {n: np.asarray(d["edges"], dtype=np.float64) for n, d in document.items()},
-            {n: np.asarray(d["shares"], dtype=np.float64) for n, d in document.items()},
-        )
 
 
 def psi(expected_shares: np.ndarray, counts: np.ndarray) -> float:
@@ -72,6 +46,8 @@ class DriftPolicy:
     quiet_hours: int = 48
     adwin_delta: float = 1e-5
     page_hinkley_threshold: float = 0.05
+    # Set by the calendar, not by the world: a day's window is all weekend or none of it.
+    calendar_subjects: tuple[str, ...] = ("tx_during_weekend", "tx_during_night")
 
 
 @dataclass
@@ -129,6 +105,8 @@ class DriftMonitor:
         window_n = sum(h.n for h in self._hours)
         if len(self._hours) == self.policy.window_hours and window_n >= self.policy.min_window_predictions:
             for name, shares in self.reference.shares.items():
+                if name in self.policy.calendar_subjects:
+                    continue
                 counts = np.sum([h.counts[name] for h in self._hours], axis=0)
                 statistic = psi(shares, counts)
                 if statistic > self.policy.psi_threshold:

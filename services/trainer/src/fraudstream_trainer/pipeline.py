@@ -29,6 +29,7 @@ from feast import FeatureStore
 from tqdm import tqdm
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_common.reference import Reference
 from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
 from fraudstream_trainer import metrics
 from fraudstream_trainer.checks import DataBounds, DataCheckError, check_training_set
@@ -274,7 +275,7 @@ class Trainer:
                 "champion_version": champion_version or "",
             },
             extra_metrics={f"champion_{k}": v for k, v in (champion or {}).items()},
-            documents={"gate": gate},
+            documents={"gate": gate, "reference": _reference(holdout, challenger_scores)},
         )
         if logged.version is None:
             raise RuntimeError(f"run {logged.run_id}: MLflow registered no version")
@@ -338,6 +339,13 @@ class Trainer:
     def _check_stop(self) -> None:
         if self._should_stop():
             raise RunAbandonedError("the trainer is stopping: the run is abandoned, its request will be redone")
+
+
+def _reference(holdout: pd.DataFrame, scores: np.ndarray) -> dict[str, dict[str, list[float]]]:
+    """The version's reference distribution (its inputs and score on the holdout), which the
+    monitor compares live traffic with."""
+    columns = {name: holdout[name].to_numpy(dtype=np.float64) for name in FEATURE_NAMES}
+    return Reference.of({**columns, "score": scores}).as_json()
 
 
 # The holdout only has to be scorable: some rows and at least one fraud.

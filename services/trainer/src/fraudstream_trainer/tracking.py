@@ -76,7 +76,7 @@ def log_run(
     native_model: bytes | None = None,
     run_tags: Mapping[str, str] | None = None,
     extra_metrics: Mapping[str, float] | None = None,
-    documents: Mapping[str, dict[str, Any]] | None = None,
+    documents: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> LoggedRun:
     """Logs one run, the ONNX model as an MLflow model (onnx flavour, servable by `mlflow
     models serve`), and registers it under `registered_model` when given, with its checksum,
@@ -95,7 +95,7 @@ def log_run(
         if decline_threshold is not None:
             mlflow.log_metric("decline_threshold", decline_threshold)
         for name, document in (documents or {}).items():
-            mlflow.log_dict(document, f"{name}.json")
+            mlflow.log_dict(dict(document), f"{name}.json")
         folder = Path(scratch)
         if native_model is not None:
             (folder / "model.ubj").write_bytes(native_model)
