@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from google.protobuf.message import DecodeError
 
 from fraudstream_common.deadletter import dead_letter, produce_outputs
@@ -64,7 +64,7 @@ class StreamScorer(BlockingLoop):
             while not self._stopping.is_set():
                 messages = consumer.consume(settings.batch_max_messages, timeout=0.2)
                 if messages and self._score(messages, deadletters):
-                    consumer.commit(asynchronous=False)
+                    consumer.commit(offsets=_next_offsets(messages), asynchronous=False)
         finally:
             self._log.flush(30)
             deadletters.flush(30)
@@ -100,3 +100,13 @@ class StreamScorer(BlockingLoop):
             # last commit on the next start.
             raise RuntimeError("predictions or dead letters not acknowledged; the batch will be replayed")
         return True
+
+
+def _next_offsets(messages: list[Message]) -> list[TopicPartition]:
+    """Per partition, the offset after the last message of the batch (what to commit)."""
+    last: dict[tuple[str, int], int] = {}
+    for message in messages:
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        if message.error() is None and topic is not None and partition is not None and offset is not None:
+            last[(topic, partition)] = max(offset, last.get((topic, partition), -1))
+    return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()]
