@@ -167,12 +167,11 @@ def drive(rounds: int, rate: float, seconds: float) -> None:
     import pandas as pd
     import redis
 
-    from fraudstream_cli.backfill import backfill_offline_store, label_events, transaction_events
+    from fraudstream_cli.backfill import backfill_offline_store, final_states
     from fraudstream_cli.platform.kafka import ensure_topics
     from fraudstream_cli.platform.settings import PlatformSettings
     from fraudstream_common.apikeys import Scope, create_key
     from fraudstream_common.features.definitions import FEATURE_NAMES
-    from fraudstream_common.features.history import FeatureStates, TransactionEvent, in_event_order
     from fraudstream_common.topics import Topic, topic_name
     from fraudstream_feature_store.store import FeatureStateStore, apply_repository, open_store
     from fraudstream_simulator.config import SimulationConfig
@@ -210,12 +209,7 @@ def drive(rounds: int, rate: float, seconds: float) -> None:
         TrainRequest("bench", "benchmark", force=True)
     )
     assert result.published is not None, result.reasons
-    states = FeatureStates()
-    for event in in_event_order(transaction_events(world.transactions), label_events(world.labels)):
-        if isinstance(event, TransactionEvent):
-            states.apply_transaction(event)
-        else:
-            states.apply_label(event)
+    states = final_states(world.transactions, world.labels)
     store = FeatureStateStore(open_store(online_url, scratch / "registry.db", scratch / "offline"))
     store.push(
         {c: s.snapshot() for c, s in states.customers.items()}, {t: s.snapshot() for t, s in states.terminals.items()}

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
-from fraudstream_common.features.history import LabelEvent, TransactionEvent, replay
+from fraudstream_common.features.history import FeatureStates, LabelEvent, TransactionEvent, in_event_order, replay
 from fraudstream_feature_store.repository import transaction_features_dir, transaction_features_frame
 from fraudstream_simulator.sinks import epoch_seconds
 
@@ -58,6 +58,18 @@ def backfill(transactions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     features = pd.DataFrame(vectors, columns=list(FEATURE_NAMES))
     ids = ordered[["transaction_id", "customer_id", "terminal_id", "event_time"]].reset_index(drop=True)
     return pd.concat([ids, features], axis=1)
+
+
+def final_states(transactions: pd.DataFrame, labels: pd.DataFrame) -> FeatureStates:
+    """Every customer's and terminal's state after the whole history, as the features service
+    leaves them online."""
+    states = FeatureStates()
+    for event in in_event_order(transaction_events(transactions), label_events(labels)):
+        if isinstance(event, TransactionEvent):
+            states.apply_transaction(event)
+        else:
+            states.apply_label(event)
+    return states
 
 
 def _read_history(history: Path) -> pd.DataFrame:

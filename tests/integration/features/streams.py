@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from fraudstream_cli.backfill import label_events, transaction_events
+from fraudstream_cli.backfill import final_states, label_events, transaction_events
 from fraudstream_common.features.history import (
     FeatureStates,
     LabelEvent,
     TransactionEvent,
-    in_event_order,
 )
 from fraudstream_common.settings import ServiceSettings
 from fraudstream_common.topics import Topic
@@ -44,13 +43,7 @@ class History:
         return transaction_events(self.transactions), label_events(self.labels)
 
     def final_states(self) -> FeatureStates:
-        states = FeatureStates()
-        for event in in_event_order(*self.events()):
-            if isinstance(event, TransactionEvent):
-                states.apply_transaction(event)
-            else:
-                states.apply_label(event)
-        return states
+        return final_states(self.transactions, self.labels)
 
 
 def simulated_history() -> History:

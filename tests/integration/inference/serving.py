@@ -13,9 +13,9 @@ import redis
 import xgboost as xgb
 from mlflow import MlflowClient
 
-from fraudstream_cli.backfill import label_events, transaction_events
+from fraudstream_cli.backfill import final_states
 from fraudstream_common.apikeys import Scope, create_key
-from fraudstream_common.features.history import FeatureStates, TransactionEvent, in_event_order
+from fraudstream_common.features.history import FeatureStates
 from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
 from fraudstream_common.settings import ServiceSettings
 from fraudstream_common.topics import Topic
@@ -93,20 +93,10 @@ def train_and_publish(
     return world, trainer, datasets, published
 
 
-def final_states(world: Simulation) -> FeatureStates:
-    states = FeatureStates()
-    for event in in_event_order(transaction_events(world.transactions), label_events(world.labels)):
-        if isinstance(event, TransactionEvent):
-            states.apply_transaction(event)
-        else:
-            states.apply_label(event)
-    return states
-
-
 def serve(topics: Topics, directory: Path, online: PrivateRedis, *, always_promote: bool = False, **env: str) -> Served:
     model_name = f"fraud-detector-{uuid.uuid4().hex[:8]}"
     world, trainer, datasets, events = train_and_publish(topics, directory, model_name, always_promote=always_promote)
-    states = final_states(world)
+    states = final_states(world.transactions, world.labels)
     store = FeatureStateStore(open_store(online.url, directory / "registry.db", directory / "offline"))
     store.push(
         {c: s.snapshot() for c, s in states.customers.items()}, {t: s.snapshot() for t, s in states.terminals.items()}

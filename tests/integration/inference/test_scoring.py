@@ -5,8 +5,6 @@ that add up, auth and validation failures, and degraded answers with the feature
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -21,17 +19,10 @@ from fraudstream_common.schemas.v1 import inference_service_pb2 as pb
 from fraudstream_common.schemas.v1 import inference_service_pb2_grpc as pb_grpc
 from fraudstream_common.schemas.v1.prediction_pb2 import Decision, Prediction
 from fraudstream_common.topics import Topic
-from tests.integration.inference.serving import Served, serve
+from tests.integration.inference.serving import Served
 from tests.platform import PrivateRedis, Topics, drain
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def served(topics: Topics, tmp_path: Path, private_redis: PrivateRedis) -> Iterator[Served]:
-    served = serve(topics, tmp_path, private_redis)
-    yield served
-    assert served.service.terminate() == 0
 
 
 def requests_after_history(served: Served, count: int) -> list[dict[str, Any]]:

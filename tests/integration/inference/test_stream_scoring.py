@@ -5,8 +5,6 @@ decision; an undecodable one goes to `deadletter` with its reason."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,17 +16,10 @@ from fraudstream_common.schemas.v1.prediction_pb2 import ModelRole, Prediction, 
 from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction, Transaction
 from fraudstream_common.timestamps import timestamp_of
 from fraudstream_common.topics import Topic
-from tests.integration.inference.serving import Served, serve
-from tests.platform import PrivateRedis, Topics, drain, producer
+from tests.integration.inference.serving import Served
+from tests.platform import Topics, drain, producer
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def served(topics: Topics, tmp_path: Path, private_redis: PrivateRedis) -> Iterator[Served]:
-    served = serve(topics, tmp_path, private_redis)
-    yield served
-    assert served.service.terminate() == 0
 
 
 def test_enriched_records_are_scored_once_each_and_bad_ones_dead_lettered(served: Served, topics: Topics) -> None:
