@@ -70,9 +70,27 @@ def test_a_rising_score_is_caught_by_rivers_detectors() -> None:
     assert min(seconds_of(a.window_end) for a in alerts) - 20 * DAY <= DAY
 
 
+def test_values_the_reference_never_saw_alert_when_they_are_more_than_a_trickle() -> None:
+    rng = np.random.default_rng(3)
+    monitor = DriftMonitor("m", "1", reference(rng), DriftPolicy())
+    alerts = []
+    for day in range(20):
+        for time, values in day_of_predictions(rng, day):
+            alerts += monitor.observe(time, values)
+    assert alerts == []
+    for day in range(20, 21):
+        for n, (time, values) in enumerate(day_of_predictions(rng, day)):
+            unseen = {**values, "tx_amount": -1.0} if n % 100 == 0 else values  # 1% below anything seen
+            alerts += monitor.observe(time, unseen)
+    (alert,) = [a for a in alerts if a.detector == "OutOfRange"]
+    assert alert.subject == "tx_amount"
+    assert alert.statistic > 0.002
+
+
 def test_a_reference_survives_json() -> None:
     original = reference(np.random.default_rng(2))
     again = Reference.from_json(original.as_json())
     for name in original.edges:
         assert np.array_equal(original.edges[name], again.edges[name])
         assert np.array_equal(original.shares[name], again.shares[name])
+        assert (original.lows[name], original.highs[name]) == (again.lows[name], again.highs[name])

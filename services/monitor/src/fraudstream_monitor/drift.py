@@ -2,6 +2,8 @@
 
 Two kinds of evidence, per subject (each feature, and the score):
 
+- the share of values outside the range the reference covers, in the same window: values the
+  version never saw (a terminal with no history where every reference one had some);
 - a windowed distribution comparison: the last `window_hours` of predictions (in event time)
   against the reference distribution stored with the model version (the deciles of each
   subject on the trainer's holdout), by PSI, judged each time an hour of event time completes.
@@ -46,6 +48,10 @@ class DriftPolicy:
     quiet_hours: int = 48
     adwin_delta: float = 1e-5
     page_hinkley_threshold: float = 0.05
+    # Values outside the reference's range: a window with more than this share of them, and at
+    # least `out_of_range_min` of them, alerts (a new terminal has a count the reference never had).
+    out_of_range_share: float = 0.002
+    out_of_range_min: int = 20
     # Set by the calendar, not by the world: a day's window is all weekend or none of it.
     calendar_subjects: tuple[str, ...] = ("tx_during_weekend", "tx_during_night")
 
@@ -54,6 +60,7 @@ class DriftPolicy:
 class _Hour:
     start: float
     counts: dict[str, np.ndarray]
+    outside: dict[str, int] = field(default_factory=dict)
     score_sum: float = 0.0
     n: int = 0
 
@@ -86,10 +93,13 @@ class DriftMonitor:
             current = self._current = _Hour(start, {n: np.zeros(len(e) + 1) for n, e in self.reference.edges.items()})
         elif start < current.start:
             return []  # late for its hour, which was judged already: not counted
-        for name, edges in self.reference.edges.items():
+        reference = self.reference
+        for name, edges in reference.edges.items():
             value = values.get(name)
             if value is not None:
                 current.counts[name][int(np.searchsorted(edges, value, side="right"))] += 1
+                if value < reference.lows[name] or value > reference.highs[name]:
+                    current.outside[name] = current.outside.get(name, 0) + 1
         score = values.get(SCORE)
         if score is not None:
             current.score_sum += score
@@ -111,6 +121,10 @@ class DriftMonitor:
                 statistic = psi(shares, counts)
                 if statistic > self.policy.psi_threshold:
                     alerts += self._alert(name, "PSI", statistic, self.policy.psi_threshold, end, window_n)
+                outside = sum(h.outside.get(name, 0) for h in self._hours)
+                share = outside / window_n
+                if outside >= self.policy.out_of_range_min and share > self.policy.out_of_range_share:
+                    alerts += self._alert(name, "OutOfRange", share, self.policy.out_of_range_share, end, window_n)
         if hour.n:
             mean = hour.score_sum / hour.n
             self._adwin.update(mean)  # type: ignore[no-untyped-call]
@@ -128,7 +142,7 @@ class DriftMonitor:
         if end < self._quiet_until.get(key, float("-inf")):
             return []
         self._quiet_until[key] = end + self.policy.quiet_hours * HOUR
-        start = end - (self.policy.window_hours * HOUR if detector == "PSI" else HOUR)
+        start = end - (HOUR if detector in ("ADWIN", "PageHinkley") else self.policy.window_hours * HOUR)
         alert_id = hashlib.sha256(f"{self.model_name}|{self.model_version}|{key}|{end}".encode()).hexdigest()[:24]
         return [
             DriftAlert(

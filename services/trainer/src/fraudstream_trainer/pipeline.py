@@ -341,7 +341,7 @@ class Trainer:
             raise RunAbandonedError("the trainer is stopping: the run is abandoned, its request will be redone")
 
 
-def _reference(holdout: pd.DataFrame, scores: np.ndarray) -> dict[str, dict[str, list[float]]]:
+def _reference(holdout: pd.DataFrame, scores: np.ndarray) -> dict[str, dict[str, float | list[float]]]:
     """The version's reference distribution (its inputs and score on the holdout), which the
     monitor compares live traffic with."""
     columns = {name: holdout[name].to_numpy(dtype=np.float64) for name in FEATURE_NAMES}
