@@ -8,13 +8,16 @@ and read only committed transactional data.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from fraudstream_common.settings import ServiceSettings
+
+logger = logging.getLogger(__name__)
 
 CONTENT_TYPE_HEADER = "content-type"
 CONTENT_TYPE_JSON = "application/json"
@@ -83,6 +86,35 @@ def header_items(headers: Headers | None) -> list[tuple[str, HeaderValue]]:
     if isinstance(headers, Mapping):
         return list(headers.items())
     return list(headers)
+
+
+def usable(message: Message) -> bool:
+    """True for a record; False for an error event (logged, unless it only marks a partition's end)."""
+    error = message.error()
+    if error is None:
+        return True
+    if error.code() != KafkaError._PARTITION_EOF:
+        logger.warning("consumer error: %s", error)
+    return False
+
+
+def offset_ranges(records: Sequence[Message]) -> dict[tuple[str, int], tuple[int, int]]:
+    """First and last offset of the records in each partition."""
+    ranges: dict[tuple[str, int], tuple[int, int]] = {}
+    for message in records:
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        if topic is None or partition is None or offset is None:
+            continue
+        first, last = ranges.get((topic, partition), (offset, offset))
+        ranges[(topic, partition)] = (min(first, offset), max(last, offset))
+    return ranges
+
+
+def next_offsets(records: Sequence[Message]) -> list[TopicPartition]:
+    """The offsets to commit once `records` are done: one past the last in each partition."""
+    return [
+        TopicPartition(topic, partition, last + 1) for (topic, partition), (_, last) in offset_ranges(records).items()
+    ]
 
 
 DeliveryCallback = Callable[[KafkaError | None, Message], None]

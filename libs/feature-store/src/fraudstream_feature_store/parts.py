@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
-from fraudstream_common.kafka import consumer_config
+from fraudstream_common.kafka import consumer_config, usable
 from fraudstream_common.lifecycle import BlockingLoop
 from fraudstream_common.settings import ServiceSettings
 
@@ -95,10 +95,7 @@ class PartSink(BlockingLoop):
 
     def _take(self, messages: Sequence[Message]) -> None:
         for message in messages:
-            error = message.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    logger.warning("consumer error: %s", error)
+            if not usable(message):
                 continue
             partition, offset = message.partition(), message.offset()
             if partition is None or offset is None:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, Producer
 from google.protobuf.message import DecodeError
 
 from fraudstream_common.deadletter import dead_letter, produce_outputs
-from fraudstream_common.kafka import consumer_config, producer_config
+from fraudstream_common.kafka import consumer_config, next_offsets, producer_config, usable
 from fraudstream_common.lifecycle import BlockingLoop
 from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction
 from fraudstream_inference import metrics
@@ -62,9 +62,9 @@ class StreamScorer(BlockingLoop):
             consumer.subscribe([self._enriched_topic])
             self._ready.set()
             while not self._stopping.is_set():
-                messages = consumer.consume(settings.batch_max_messages, timeout=0.2)
+                messages = [m for m in consumer.consume(settings.batch_max_messages, timeout=0.2) if usable(m)]
                 if messages and self._score(messages, deadletters):
-                    consumer.commit(offsets=_next_offsets(messages), asynchronous=False)
+                    consumer.commit(offsets=next_offsets(messages), asynchronous=False)
         finally:
             self._log.flush(30)
             deadletters.flush(30)
@@ -75,11 +75,6 @@ class StreamScorer(BlockingLoop):
         records = []
         letters = []
         for message in messages:
-            error = message.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    logger.warning("consumer error: %s", error)
-                continue
             try:
                 record = EnrichedTransaction.FromString(message.value() or b"")
                 if not record.transaction.transaction_id or len(record.feature_values) != len(record.feature_names):
@@ -100,13 +95,3 @@ class StreamScorer(BlockingLoop):
             # last commit on the next start.
             raise RuntimeError("predictions or dead letters not acknowledged; the batch will be replayed")
         return True
-
-
-def _next_offsets(messages: list[Message]) -> list[TopicPartition]:
-    """Per partition, the offset after the last message of the batch (what to commit)."""
-    last: dict[tuple[str, int], int] = {}
-    for message in messages:
-        topic, partition, offset = message.topic(), message.partition(), message.offset()
-        if message.error() is None and topic is not None and partition is not None and offset is not None:
-            last[(topic, partition)] = max(offset, last.get((topic, partition), -1))
-    return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()]

@@ -23,7 +23,7 @@ import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from fraudstream_common.deadletter import produce_outputs
-from fraudstream_common.kafka import consumer_config, producer_config
+from fraudstream_common.kafka import consumer_config, next_offsets, offset_ranges, producer_config, usable
 from fraudstream_common.lifecycle import BlockingLoop
 from fraudstream_common.settings import ProcessingGuarantee
 from fraudstream_ingest import metrics
@@ -71,7 +71,7 @@ class StreamProcessor(BlockingLoop):
                 messages = consumer.consume(
                     self._settings.batch_max_messages, timeout=self._settings.batch_max_wait_seconds
                 )
-                records = [m for m in messages if self._usable(m)]
+                records = [m for m in messages if usable(m)]
                 if not records:
                     continue
                 try:
@@ -95,15 +95,6 @@ class StreamProcessor(BlockingLoop):
             consumer.close()
             logger.info("stream loop stopped")
 
-    @staticmethod
-    def _usable(message: Message) -> bool:
-        error = message.error()
-        if error is None:
-            return True
-        if error.code() != KafkaError._PARTITION_EOF:
-            logger.warning("consumer error: %s", error)
-        return False
-
     def _process(self, records: Sequence[Message], consumer: Consumer, producer: Producer) -> None:
         started = time.perf_counter()
         try:
@@ -111,7 +102,7 @@ class StreamProcessor(BlockingLoop):
         except redis.RedisError as exc:
             metrics.REDIS_UNAVAILABLE.inc()
             raise BatchNotCommittedError(f"redis unavailable: {exc}") from exc
-        offsets = _next_offsets(records)
+        offsets = next_offsets(records)
         if self._exactly_once:
             self._commit_transactionally(result, offsets, consumer, producer)
         else:
@@ -161,27 +152,9 @@ class StreamProcessor(BlockingLoop):
 
     @staticmethod
     def _rewind(consumer: Consumer, records: Sequence[Message]) -> None:
-        for (topic, partition), (first, _last) in _offset_ranges(records).items():
+        for (topic, partition), (first, _last) in offset_ranges(records).items():
             try:
                 consumer.seek(TopicPartition(topic, partition, first))
             except KafkaException as exc:
                 # The partition was revoked meanwhile: its new owner resumes from the committed offset.
                 logger.info("not rewinding %s[%d]: %s", topic, partition, exc)
-
-
-def _offset_ranges(records: Sequence[Message]) -> dict[tuple[str, int], tuple[int, int]]:
-    """First and last offset of the batch in each partition."""
-    ranges: dict[tuple[str, int], tuple[int, int]] = {}
-    for message in records:
-        topic, partition, offset = message.topic(), message.partition(), message.offset()
-        if topic is None or partition is None or offset is None:
-            continue
-        first, last = ranges.get((topic, partition), (offset, offset))
-        ranges[(topic, partition)] = (min(first, offset), max(last, offset))
-    return ranges
-
-
-def _next_offsets(records: Sequence[Message]) -> list[TopicPartition]:
-    return [
-        TopicPartition(topic, partition, last + 1) for (topic, partition), (_, last) in _offset_ranges(records).items()
-    ]

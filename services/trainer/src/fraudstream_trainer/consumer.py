@@ -15,11 +15,11 @@ import math
 import time
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from google.protobuf.message import DecodeError
 
 from fraudstream_common.deadletter import dead_letter, produce_outputs
-from fraudstream_common.kafka import consumer_config, producer_config
+from fraudstream_common.kafka import consumer_config, producer_config, usable
 from fraudstream_common.lifecycle import BlockingLoop
 from fraudstream_common.schemas.v1.monitoring_pb2 import RetrainRequest
 from fraudstream_trainer import metrics
@@ -94,10 +94,7 @@ class RetrainConsumer(BlockingLoop):
 
     def _take(self, message: Message, deadletters: Producer) -> bool:
         """Answers one record; True once it may be committed."""
-        error = message.error()
-        if error is not None:
-            if error.code() != KafkaError._PARTITION_EOF:
-                logger.warning("consumer error: %s", error)
+        if not usable(message):
             return False
         try:
             request = RetrainRequest.FromString(message.value() or b"")
