@@ -39,7 +39,7 @@ from fraudstream_trainer.model import ParityError, check_parity, onnx_scores, to
 from fraudstream_trainer.performance import performance
 from fraudstream_trainer.registry import CHAMPION, REQUEST_TAG, Registry
 from fraudstream_trainer.settings import TrainerSettings
-from fraudstream_trainer.tracking import PartialRecord, TrainingRecord, log_refused_run, log_run
+from fraudstream_trainer.tracking import Lineage, TrainingRecord, log_refused_run, log_run
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ class Trainer:
         self._check_stop()
         windows, training, holdout = sets.windows, sets.training, sets.holdout
         params = self.settings.model_params()
-        partial = PartialRecord(
+        lineage = Lineage(
             params, windows.train_start.isoformat(), windows.train_end.isoformat(), windows.holdout_start.isoformat()
         )
         request = sets.request
@@ -209,7 +209,7 @@ class Trainer:
             summary = check_training_set(training, self.settings.data_bounds(), labels_known_at=windows.holdout_start)
             check_training_set(holdout, _HOLDOUT_BOUNDS, labels_known_at=windows.cutoff)
         except DataCheckError as error:
-            return self._refused(Outcome.DATA_CHECK_FAILED, error.failures, partial, tags)
+            return self._refused(Outcome.DATA_CHECK_FAILED, error.failures, lineage, tags)
 
         names = list(FEATURE_NAMES)
         with self._bar(params.n_estimators, "fit", "tree") as trees:
@@ -225,7 +225,7 @@ class Trainer:
         try:
             parity = check_parity(model, onnx_model, parity_rows, self.settings.parity_tolerance)
         except ParityError as error:
-            return self._refused(Outcome.PARITY_FAILED, [str(error)], partial, tags)
+            return self._refused(Outcome.PARITY_FAILED, [str(error)], lineage, tags)
 
         with self._bar(2, "gate", "model") as bar:
             challenger_scores = onnx_scores(onnx_model, holdout[names].to_numpy())
@@ -235,16 +235,7 @@ class Trainer:
             bar.update()
         decision = decide(challenger, champion, self.settings.gate_policy())
 
-        record = TrainingRecord(
-            params,
-            partial.train_start,
-            partial.train_end,
-            partial.labels_known_at,
-            summary,
-            fingerprint(training),
-            challenger,
-            parity,
-        )
+        record = TrainingRecord(lineage, summary, fingerprint(training), challenger, parity)
         gate = {
             "promote": decision.promote,
             "reasons": list(decision.reasons),
@@ -324,9 +315,9 @@ class Trainer:
         )
         return RunResult(outcome, decision.reasons, run_id, version, published, challenger, champion)
 
-    def _refused(self, outcome: Outcome, reasons: list[str], record: PartialRecord, tags: dict[str, str]) -> RunResult:
+    def _refused(self, outcome: Outcome, reasons: list[str], lineage: Lineage, tags: dict[str, str]) -> RunResult:
         run_id = log_refused_run(
-            self.settings.mlflow_tracking_uri, self.settings.mlflow_experiment, record, reasons=reasons, run_tags=tags
+            self.settings.mlflow_tracking_uri, self.settings.mlflow_experiment, lineage, reasons=reasons, run_tags=tags
         )
         self.registry.set_outcome(run_id, outcome.value)
         logger.warning("training run refused", extra={"outcome": outcome.value, "reasons": reasons, "run_id": run_id})

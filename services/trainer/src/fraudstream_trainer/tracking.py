@@ -32,25 +32,22 @@ FEATURE_VIEWS = ("transaction_features",)
 
 
 @dataclass(frozen=True)
-class TrainingRecord:
+class Lineage:
+    """What a run knows before its data passed the checks: the model's parameters and its window."""
+
     params: ModelParams
     train_start: str
     train_end: str
     labels_known_at: str
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    lineage: Lineage
     summary: dict[str, float]
     data_fingerprint: str
     metrics: dict[str, float]
     parity_max_abs_difference: float
-
-
-@dataclass(frozen=True)
-class PartialRecord:
-    """What a run knows before its data passed the checks."""
-
-    params: ModelParams
-    train_start: str
-    train_end: str
-    labels_known_at: str
 
 
 @dataclass(frozen=True)
@@ -86,7 +83,7 @@ def log_run(
     mlflow.set_experiment(experiment)
     with mlflow.start_run() as run, tempfile.TemporaryDirectory() as scratch:
         mlflow.set_tags({"data_fingerprint": record.data_fingerprint, **(run_tags or {})})
-        _log_lineage(record)
+        _log_lineage(record.lineage)
         mlflow.log_metrics({f"train_{k}": v for k, v in record.summary.items()})
         mlflow.log_metrics(record.metrics)
         mlflow.log_metrics(dict(extra_metrics or {}))
@@ -118,8 +115,8 @@ def log_run(
                 "review_threshold": repr(threshold),
                 **({} if decline_threshold is None else {"decline_threshold": repr(decline_threshold)}),
                 "data_fingerprint": record.data_fingerprint,
-                "train_start": record.train_start,
-                "train_end": record.train_end,
+                "train_start": record.lineage.train_start,
+                "train_end": record.lineage.train_end,
                 "features": ",".join(FEATURE_NAMES),
                 **{f"metric.{k}": repr(v) for k, v in record.metrics.items()},
             }
@@ -129,7 +126,7 @@ def log_run(
 
 
 def log_refused_run(
-    tracking_uri: str, experiment: str, record: PartialRecord, *, reasons: list[str], run_tags: Mapping[str, str]
+    tracking_uri: str, experiment: str, lineage: Lineage, *, reasons: list[str], run_tags: Mapping[str, str]
 ) -> str:
     """A run that stopped before a model was logged (its data or its ONNX refused): the
     lineage it had, and why it stopped. Returns its run id."""
@@ -137,18 +134,18 @@ def log_refused_run(
     mlflow.set_experiment(experiment)
     with mlflow.start_run() as run:
         mlflow.set_tags({**run_tags, "refused_because": "; ".join(reasons)[:5000]})
-        _log_lineage(record)
+        _log_lineage(lineage)
         mlflow.log_dict({"reasons": reasons}, "refused.json")
         return str(run.info.run_id)
 
 
-def _log_lineage(record: TrainingRecord | PartialRecord) -> None:
-    mlflow.log_params({f"model.{k}": v for k, v in asdict(record.params).items()})
+def _log_lineage(lineage: Lineage) -> None:
+    mlflow.log_params({f"model.{k}": v for k, v in asdict(lineage.params).items()})
     mlflow.log_params(
         {
-            "train_start": record.train_start,
-            "train_end": record.train_end,
-            "labels_known_at": record.labels_known_at,
+            "train_start": lineage.train_start,
+            "train_end": lineage.train_end,
+            "labels_known_at": lineage.labels_known_at,
             "feature_views": ",".join(FEATURE_VIEWS),
             "features": ",".join(FEATURE_NAMES),
         }
