@@ -1,7 +1,8 @@
-"""The scoring core every transport calls (HTTP, gRPC, the stream): decisions already taken
-are answered as they were; the others get their features (from Feast at request time, or as
-the stream computed them), are scored by the model the rollout picks, decided by that
-version's thresholds, remembered, and logged to `predictions` without waiting.
+"""The scoring core every transport calls (HTTP, gRPC, the stream): each transaction gets its
+features (from Feast at request time, or as the stream computed them), is scored by the model
+the rollout picks and decided by that version's thresholds; the decision is remembered by
+transaction id, or, when one was taken before, that one stands; decisions go to `predictions`
+without waiting.
 """
 
 from __future__ import annotations
@@ -110,8 +111,6 @@ class InferenceCore:
         it. Every record gets its prediction logged to `log`, a replayed one too (the stream may
         replay a batch whose predictions were never acknowledged), with the decision first taken."""
         started = time.perf_counter()
-        if self.rollout.champion is None:
-            raise NotReadyError("no model loaded yet")
         unique = list({r.transaction.transaction_id: r for r in records}.values())
         values = np.asarray([_in_model_order(r) for r in unique], dtype=np.float32)
         ages = np.zeros_like(values, dtype=np.float64)

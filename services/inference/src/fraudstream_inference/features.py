@@ -24,8 +24,10 @@ from fraudstream_inference import metrics
 
 logger = logging.getLogger(__name__)
 
-_CUSTOMER = tuple(i for i, name in enumerate(FEATURE_NAMES) if name.startswith(("customer_", "amount_to_customer")))
-_TERMINAL = tuple(i for i, name in enumerate(FEATURE_NAMES) if name.startswith("terminal_"))
+_CUSTOMER = np.asarray(
+    [i for i, name in enumerate(FEATURE_NAMES) if name.startswith(("customer_", "amount_to_customer"))]
+)
+_TERMINAL = np.asarray([i for i, name in enumerate(FEATURE_NAMES) if name.startswith("terminal_")])
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,8 @@ class RequestFeatures:
             )
             values[row] = [vector[name] for name in FEATURE_NAMES]
             if not reason:
-                ages[row, list(_CUSTOMER)] = _age(tx.event_time, customer.as_of)
-                ages[row, list(_TERMINAL)] = _age(tx.event_time, terminal.as_of)
+                ages[row, _CUSTOMER] = _age(tx.event_time, customer.as_of)
+                ages[row, _TERMINAL] = _age(tx.event_time, terminal.as_of)
         return Vectors(values, ages, bool(reason), reason)
 
 

@@ -47,10 +47,13 @@ class ScoringModel:
     provider: str
     onnx_model: bytes = field(repr=False)
     loaded_at: float = field(default_factory=time.time)
+    # Looked up once at load, not on every request.
+    input_name: str = "features"
+    run_options: ort.RunOptions | None = field(default=None, repr=False)
 
     def scores(self, features: np.ndarray) -> np.ndarray:
         """Fraud probabilities of rows of FEATURE_NAMES (float32)."""
-        _labels, probabilities = self.session.run(None, {self._input: features}, self._run_options)
+        _labels, probabilities = self.session.run(None, {self.input_name: features}, self.run_options)
         return np.asarray(probabilities, dtype=np.float64)[:, 1]
 
     def decide(self, score: float) -> int:
@@ -60,17 +63,14 @@ class ScoringModel:
             return int(Decision.DECISION_REVIEW)
         return int(Decision.DECISION_APPROVE)
 
-    @property
-    def _input(self) -> str:
-        return str(self.session.get_inputs()[0].name)
 
-    @property
-    def _run_options(self) -> ort.RunOptions | None:
-        if self.provider != "CUDAExecutionProvider":
-            return None
-        options = ort.RunOptions()
-        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "gpu:0")
-        return options
+def run_options_for(provider: str) -> ort.RunOptions | None:
+    """On CUDA, the arena gives back what a run took (flat GPU memory across swaps)."""
+    if provider != "CUDAExecutionProvider":
+        return None
+    options = ort.RunOptions()
+    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "gpu:0")
+    return options
 
 
 def providers_for(device: Device) -> list[Any]:
@@ -150,6 +150,8 @@ def load(
         session=session,
         provider=session.get_providers()[0],
         onnx_model=onnx_model,
+        input_name=str(session.get_inputs()[0].name),
+        run_options=run_options_for(session.get_providers()[0]),
     )
     rows = np.random.default_rng(0).random((warmup_rows, len(_FEATURE_NAMES)), dtype=np.float32)
     for row in rows[:32]:
