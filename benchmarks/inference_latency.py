@@ -174,11 +174,11 @@ def drive(rounds: int, rate: float, seconds: float) -> None:
     from fraudstream_common.features.definitions import FEATURE_NAMES
     from fraudstream_common.topics import Topic, topic_name
     from fraudstream_feature_store.store import FeatureStateStore, apply_repository, open_store
+    from fraudstream_registry.publisher import EventPublisher
     from fraudstream_simulator.config import SimulationConfig
     from fraudstream_simulator.simulation import simulate
     from fraudstream_simulator.sinks import write_parquet
     from fraudstream_trainer.pipeline import Trainer, TrainRequest
-    from fraudstream_trainer.publisher import EventPublisher
     from fraudstream_trainer.settings import TrainerSettings
 
     platform = PlatformSettings()

@@ -283,9 +283,9 @@ def train_command(
     import pandas as pd
 
     from fraudstream_common.topics import Topic, topic_name
+    from fraudstream_registry.publisher import EventPublisher
     from fraudstream_trainer.labels import read_labels
     from fraudstream_trainer.pipeline import Trainer, TrainRequest
-    from fraudstream_trainer.publisher import EventPublisher
     from fraudstream_trainer.settings import TrainerSettings
 
     settings = TrainerSettings()

@@ -20,10 +20,10 @@ from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
 from fraudstream_common.settings import ServiceSettings
 from fraudstream_common.topics import Topic
 from fraudstream_feature_store.store import FeatureStateStore, open_store
+from fraudstream_registry.publisher import EventPublisher
 from fraudstream_simulator.config import SimulationConfig
 from fraudstream_simulator.simulation import Simulation
 from fraudstream_trainer.pipeline import Datasets, Outcome, Trainer, TrainRequest
-from fraudstream_trainer.publisher import EventPublisher
 from fraudstream_trainer.settings import PublishAlias, TrainerSettings
 from tests.integration.trainer.history import history_in_feast
 from tests.platform import PLATFORM, PrivateRedis, ServiceProcess, Topics

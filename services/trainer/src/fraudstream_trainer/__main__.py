@@ -18,10 +18,10 @@ from fraudstream_common.http import HttpServer, add_health_routes
 from fraudstream_common.lifecycle import Component, ServiceRunner
 from fraudstream_common.logging import configure_logging
 from fraudstream_common.topics import Topic, topic_name
+from fraudstream_registry.publisher import EventPublisher
 from fraudstream_trainer.consumer import RetrainConsumer
 from fraudstream_trainer.labels import label_sink, read_labels
 from fraudstream_trainer.pipeline import Trainer
-from fraudstream_trainer.publisher import EventPublisher
 from fraudstream_trainer.settings import TrainerSettings
 
 

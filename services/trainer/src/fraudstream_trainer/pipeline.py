@@ -31,13 +31,13 @@ from tqdm import tqdm
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.reference import Reference
 from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
+from fraudstream_registry.registry import CHAMPION, REQUEST_TAG, Registry
 from fraudstream_trainer import metrics
 from fraudstream_trainer.checks import DataBounds, DataCheckError, check_training_set
 from fraudstream_trainer.dataset import fingerprint, training_set
 from fraudstream_trainer.gate import Decision, decide, review_threshold
 from fraudstream_trainer.model import ParityError, check_parity, onnx_scores, to_onnx, train
 from fraudstream_trainer.performance import performance
-from fraudstream_trainer.registry import CHAMPION, REQUEST_TAG, Registry
 from fraudstream_trainer.settings import TrainerSettings
 from fraudstream_trainer.tracking import Lineage, TrainingRecord, log_refused_run, log_run
 

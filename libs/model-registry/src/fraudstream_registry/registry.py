@@ -1,5 +1,5 @@
-"""The model registry as the trainer uses it: the champion's ONNX (checksum verified), the
-aliases the gate moves, the `models.published` event of a version, and what earlier runs did
+"""The model registry as fraudstream uses it: a version's ONNX (checksum verified), the
+aliases the gate and operators move, the `models.published` event of a version, and what earlier runs did
 (for idempotency by request id and the cooldown). Everything lives in MLflow: a restarted
 trainer, or a second one, sees the same history."""
 
