@@ -96,12 +96,9 @@ def evaluate_drift(
         watched_scores = scores(model, watched[names].to_numpy())
         monitor = DriftMonitor("evaluation", "1", reference, policy or DriftPolicy())
         times = watched["event_time"].map(pd.Timestamp.timestamp).to_numpy()
-        values = watched[names].to_numpy(dtype=np.float64)
-        alerts = []
-        for t, row, score in zip(times, values, watched_scores, strict=True):
-            observed = {n: float(v) for n, v in zip(names, row, strict=True)}
-            observed[SCORE] = float(score)
-            alerts += monitor.observe(float(t), observed)
+        columns = {n: watched[n].to_numpy(dtype=np.float64) for n in names}
+        columns[SCORE] = np.asarray(watched_scores, dtype=np.float64)
+        alerts = monitor.observe_batch(np.asarray(times, dtype=np.float64), columns)
         drift_seconds = drift_start.timestamp() if drifts else float("inf")
         ends = [seconds_of(a.window_end) for a in alerts]
         false_alarms = sum(end <= drift_seconds for end in ends)

@@ -82,9 +82,25 @@ class DriftMonitor:
         self._page_hinkley = drift.PageHinkley(threshold=self.policy.page_hinkley_threshold, mode="up")
 
     def observe(self, event_time: float, values: Mapping[str, float]) -> list[DriftAlert]:
-        """One prediction: its subjects' values (features, and SCORE). Returns the alerts that
-        the hours it completes raise."""
-        start = event_time - event_time % HOUR
+        """One prediction: its subjects' values (features, and SCORE)."""
+        return self.observe_batch(
+            np.asarray([event_time], dtype=np.float64),
+            {n: np.asarray([v], dtype=np.float64) for n, v in values.items()},
+        )
+
+    def observe_batch(self, event_times: np.ndarray, columns: Mapping[str, np.ndarray]) -> list[DriftAlert]:
+        """Predictions in arrival order: their event times, and per subject (features, and SCORE)
+        their values. Returns the alerts that the hours they complete raise. Counting is done
+        per run of predictions in the same hour, a handful of array operations per run, so that
+        one prediction costs well under a microsecond per subject."""
+        starts = event_times - event_times % HOUR
+        boundaries = np.flatnonzero(np.diff(starts)) + 1
+        alerts: list[DriftAlert] = []
+        for first, last in zip(np.r_[0, boundaries], np.r_[boundaries, len(starts)], strict=True):
+            alerts += self._count(float(starts[first]), {n: c[first:last] for n, c in columns.items()})
+        return alerts
+
+    def _count(self, start: float, columns: Mapping[str, np.ndarray]) -> list[DriftAlert]:
         alerts: list[DriftAlert] = []
         current = self._current
         if current is None or start > current.start:
@@ -95,15 +111,18 @@ class DriftMonitor:
             return []  # late for its hour, which was judged already: not counted
         reference = self.reference
         for name, edges in reference.edges.items():
-            value = values.get(name)
-            if value is not None:
-                current.counts[name][int(np.searchsorted(edges, value, side="right"))] += 1
-                if value < reference.lows[name] or value > reference.highs[name]:
-                    current.outside[name] = current.outside.get(name, 0) + 1
-        score = values.get(SCORE)
-        if score is not None:
-            current.score_sum += score
-            current.n += 1
+            values = columns.get(name)
+            if values is None or not len(values):
+                continue
+            counts = current.counts[name]
+            counts += np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(counts))
+            outside = int(np.count_nonzero((values < reference.lows[name]) | (values > reference.highs[name])))
+            if outside:
+                current.outside[name] = current.outside.get(name, 0) + outside
+        scores = columns.get(SCORE)
+        if scores is not None:
+            current.score_sum += float(scores.sum())
+            current.n += len(scores)
         return alerts
 
     def _close(self, hour: _Hour) -> list[DriftAlert]:
