@@ -30,6 +30,7 @@ def test_windows_are_judged_once_mature_with_labels_in_any_order() -> None:
     join.prediction("t4", 0.4 * DAY, score=0.1, alerted=False)
     join.prediction("t1", 0.1 * DAY, score=0.9, alerted=True)  # a replay: counted once
     assert join.label("t1", True, label_time=3 * DAY) == []  # not mature yet
+    assert join.prediction("t5", 5 * DAY, score=0.1, alerted=False) == []  # traffic goes on
 
     (day0,) = join.label("x", False, label_time=9 * DAY)  # the label clock passes day 0 + 1 + 8
     assert (day0.start, day0.predictions, day0.frauds) == (0.0, 4, 2)
@@ -42,3 +43,19 @@ def test_windows_are_judged_once_mature_with_labels_in_any_order() -> None:
     # A very late label, after the window matured: counted, and the window judged again.
     (again,) = join.label("t2", True, label_time=20 * DAY)
     assert (again.frauds, again.precision_at_budget, again.late_labels) == (3, 1.0, 1)
+
+
+def test_a_window_waits_for_its_predictions_when_labels_run_ahead() -> None:
+    """A replay reads labels faster than predictions: the label clock passes a window's
+    maturity before its predictions are in; the window is judged once a later one begins."""
+    join = LabelJoin(window_seconds=DAY, maturity_seconds=8 * DAY)
+    join.prediction("t1", 0.1 * DAY, score=0.9, alerted=True)
+    assert join.label("t2", True, label_time=2 * DAY) == []  # its prediction is not read yet
+    assert join.label("x", False, label_time=10 * DAY) == []  # matured labels, day 0 still open
+    assert join.prediction("t2", 0.2 * DAY, score=0.3, alerted=False) == []
+    (day0,) = join.prediction("t3", 1.5 * DAY, score=0.1, alerted=False)
+    assert (day0.predictions, day0.frauds, day0.late_labels) == (2, 1, 0)
+    # A waiting fraud whose prediction comes after its window was judged: judged again.
+    join.label("t4", True, label_time=10 * DAY)
+    (again,) = join.prediction("t4", 0.5 * DAY, score=0.5, alerted=True)
+    assert (again.start, again.frauds, again.late_labels) == (0.0, 2, 1)

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-from pathlib import Path
-
 import redis
 
+from fraudstream_cli.platform.debian import ensure_debian_package
 from fraudstream_cli.platform.processes import (
     ManagedProcess,
-    PlatformError,
     require_free_port,
     wait_until,
 )
 from fraudstream_cli.platform.settings import PlatformSettings
-
-DEBIAN_BINARY = Path("/usr/bin/redis-server")
 
 
 class RedisServer:
@@ -31,7 +24,7 @@ class RedisServer:
             self.wait_ready()
             return "already running"
         require_free_port(self.settings.redis_port, "Redis")
-        binary = ensure_redis_installed()
+        binary = ensure_debian_package("redis-server", "redis-server")
         self.home.mkdir(parents=True, exist_ok=True)
         self.process.start(
             [
@@ -61,27 +54,3 @@ class RedisServer:
 
     def stop(self) -> bool:
         return self.process.stop(timeout=15)
-
-
-def ensure_redis_installed() -> str:
-    found = shutil.which("redis-server") or (str(DEBIAN_BINARY) if DEBIAN_BINARY.exists() else None)
-    if found:
-        return found
-    apt = shutil.which("apt-get")
-    if apt is None or os.geteuid() != 0:
-        raise PlatformError(
-            "redis-server is not installed; install Debian's package: sudo apt-get install redis-server"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in (
-        [apt, "update", "-q"],
-        [apt, "install", "-y", "-q", "--no-install-recommends", "redis-server"],
-    ):
-        result = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)  # noqa: S603
-        if result.returncode != 0:
-            raise PlatformError(
-                f"`{' '.join(argv[1:3])}` failed while installing redis-server:\n{result.stderr[-1000:]}"
-            )
-    if not DEBIAN_BINARY.exists():
-        raise PlatformError("apt-get installed redis-server but /usr/bin/redis-server is missing")
-    return str(DEBIAN_BINARY)

@@ -31,6 +31,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("features", "fraudstream_features", 8083),
     ServiceSpec("trainer", "fraudstream_trainer", 8084),
     ServiceSpec("inference", "fraudstream_inference", 8080, 50051, alive_is_enough=True),
+    ServiceSpec("monitor", "fraudstream_monitor", 8082),
 )
 
 

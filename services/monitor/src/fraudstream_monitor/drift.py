@@ -80,6 +80,9 @@ class DriftMonitor:
         self._quiet_until: dict[str, float] = {}
         self._adwin = drift.ADWIN(delta=self.policy.adwin_delta)  # type: ignore[no-untyped-call]  # River is untyped here
         self._page_hinkley = drift.PageHinkley(threshold=self.policy.page_hinkley_threshold, mode="up")
+        # The statistics of the last judged window, per subject: {"psi": ..., "out_of_range": ...}.
+        self.statistics: dict[str, dict[str, float]] = {}
+        self.judged_at: float | None = None
 
     def observe(self, event_time: float, values: Mapping[str, float]) -> list[DriftAlert]:
         """One prediction: its subjects' values (features, and SCORE)."""
@@ -138,12 +141,15 @@ class DriftMonitor:
                     continue
                 counts = np.sum([h.counts[name] for h in self._hours], axis=0)
                 statistic = psi(shares, counts)
+                self.statistics[name] = {"psi": statistic, "out_of_range": 0.0}
                 if statistic > self.policy.psi_threshold:
                     alerts += self._alert(name, "PSI", statistic, self.policy.psi_threshold, end, window_n)
                 outside = sum(h.outside.get(name, 0) for h in self._hours)
                 share = outside / window_n
+                self.statistics[name]["out_of_range"] = share
                 if outside >= self.policy.out_of_range_min and share > self.policy.out_of_range_share:
                     alerts += self._alert(name, "OutOfRange", share, self.policy.out_of_range_share, end, window_n)
+            self.judged_at = end
         if hour.n:
             mean = hour.score_sum / hour.n
             self._adwin.update(mean)  # type: ignore[no-untyped-call]

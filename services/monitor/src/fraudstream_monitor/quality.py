@@ -6,7 +6,8 @@ the window has MATURED: the latest label time seen is `maturity` past the window
 time any fraud in it has been reported (the simulator reports within 7 days). Predictions are
 joined to labels by transaction id in either order: a label that arrives before its prediction
 waits for it (out of order), one that arrives after its window matured still counts, and the
-window's figures are computed again (very late labels are rare and counted).
+window's figures are computed again (very late labels are rare and counted). A window matures
+only once a later window has predictions too, so that all of its own predictions were seen.
 
 Per matured window: average precision of the scores, precision and recall at the review budget
 (a decision of review or decline), and the alert rate (the share sent to review or declined).
@@ -53,16 +54,27 @@ class LabelJoin:
         # Fraud labels whose prediction has not arrived (yet): transaction id -> label time.
         self._waiting: dict[str, float] = {}
         self._label_clock = 0.0
+        self._prediction_clock = float("-inf")
 
-    def prediction(self, transaction_id: str, event_time: float, score: float, alerted: bool) -> None:
+    def prediction(self, transaction_id: str, event_time: float, score: float, alerted: bool) -> list[WindowQuality]:
+        """Applies a prediction; returns the windows that matured with it (or the matured window
+        that a fraud label waiting for it changed), with their figures."""
         start = event_time - event_time % self._window
         window = self._windows.setdefault(start, _Window(start))
         if transaction_id in self._window_of:
-            return  # one prediction per transaction (retries and replays are the same decision)
+            return []  # one prediction per transaction (retries and replays are the same decision)
         window.predictions[transaction_id] = (score, alerted)
         self._window_of[transaction_id] = start
+        changed: list[_Window] = []
         if self._waiting.pop(transaction_id, None) is not None:
             window.frauds.add(transaction_id)
+            if window.matured:
+                window.late_labels += 1
+                changed.append(window)
+        if start > self._prediction_clock:
+            self._prediction_clock = start
+            changed += self._mature()
+        return [self._quality(w) for w in changed]
 
     def label(self, transaction_id: str, is_fraud: bool, label_time: float) -> list[WindowQuality]:
         """Applies a label; returns the windows that matured (or, for a very late label, the
@@ -85,11 +97,23 @@ class LabelJoin:
             if window.matured and before != is_fraud:
                 window.late_labels += 1
                 changed.append(window)
-        for window in self._windows.values():
-            if not window.matured and self._label_clock >= window.start + self._window + self._maturity:
-                window.matured = True
-                changed.append(window)
+        changed += self._mature()
         return [self._quality(window) for window in changed]
+
+    def _mature(self) -> list[_Window]:
+        """Windows whose labels have matured and whose predictions have all been seen (a later
+        window's began): when labels are read faster than predictions (a replay), a window waits
+        for its predictions."""
+        matured = []
+        for window in self._windows.values():
+            if (
+                not window.matured
+                and self._label_clock >= window.start + self._window + self._maturity
+                and self._prediction_clock > window.start
+            ):
+                window.matured = True
+                matured.append(window)
+        return matured
 
     def _quality(self, window: _Window) -> WindowQuality:
         ids = list(window.predictions)

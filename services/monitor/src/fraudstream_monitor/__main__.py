@@ -1,0 +1,98 @@
+"""Run the monitor service: `python -m fraudstream_monitor` (or `fraudstream-monitor`).
+
+It watches `predictions` and `labels`, raises alerts on `monitor.alerts`, asks for new models
+on `retrain.requests`, and serves the ops console, /healthz, /readyz and /metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable
+from typing import cast
+
+import redis.asyncio as aioredis
+
+from fraudstream_common.apikeys import ApiKeys
+from fraudstream_common.health import Readiness
+from fraudstream_common.http import HttpServer
+from fraudstream_common.kafka import AsyncProducer, producer_config
+from fraudstream_common.lifecycle import Component, ServiceRunner
+from fraudstream_common.logging import configure_logging
+from fraudstream_common.topics import Topic, topic_name
+from fraudstream_monitor.consumer import MonitorConsumer
+from fraudstream_monitor.core import MonitorCore
+from fraudstream_monitor.http import PauseFlag, create_app
+from fraudstream_monitor.operations import Operations
+from fraudstream_monitor.settings import MonitorSettings
+from fraudstream_monitor.versions import PublishedFollower, VersionCatalogue
+from fraudstream_registry.publisher import EventPublisher
+from fraudstream_registry.registry import Registry
+
+
+async def serve(settings: MonitorSettings) -> int:
+    prefix = settings.topic_prefix
+    client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    catalogue = VersionCatalogue(settings.mlflow_tracking_uri)
+    core = MonitorCore(settings, catalogue)
+    pause_flag = PauseFlag(client, f"{prefix}fraudstream:monitor:{settings.registered_model}:paused")
+    core.pause(await pause_flag.read())
+    publisher = EventPublisher(
+        settings, topic_name(Topic.MODELS_PUBLISHED, prefix), client_id=f"{settings.instance_id}-published"
+    )
+    operations = Operations(
+        Registry(settings.mlflow_tracking_uri, settings.registered_model, settings.mlflow_experiment), publisher
+    )
+    requests = AsyncProducer(producer_config(settings, client_id=f"{settings.instance_id}-operator"))
+    follower = PublishedFollower(settings, catalogue, topic_name(Topic.MODELS_PUBLISHED, prefix))
+    consumer = MonitorConsumer(
+        settings,
+        core,
+        predictions_topic=topic_name(Topic.PREDICTIONS, prefix),
+        labels_topic=topic_name(Topic.LABELS, prefix),
+        alerts_topic=topic_name(Topic.MONITOR_ALERTS, prefix),
+        requests_topic=topic_name(Topic.RETRAIN_REQUESTS, prefix),
+        deadletter_topic=topic_name(Topic.DEADLETTER, prefix),
+    )
+    keys = ApiKeys(client, rate_per_second=50.0, burst=100.0, namespace=prefix) if settings.auth_enabled else None
+
+    readiness = Readiness()
+
+    async def consuming() -> bool:
+        return consumer.ready and follower.ready
+
+    async def redis_reachable() -> bool:
+        return bool(await asyncio.wait_for(cast(Awaitable[bool], client.ping()), 2.0))
+
+    readiness.add("kafka", consuming)
+    readiness.add("redis", redis_reachable)
+    app = create_app(
+        core,
+        catalogue,
+        operations,
+        requests,
+        topic_name(Topic.RETRAIN_REQUESTS, prefix),
+        pause_flag,
+        keys,
+        readiness,
+    )
+
+    # Stop order: the console (no new admin actions), the consumer (finishes its batch, sends
+    # its outputs, commits), the published-model follower; then the producers flush.
+    components: list[Component] = [HttpServer(app, settings.http_host, settings.http_port), consumer, follower]
+    try:
+        return await ServiceRunner(components).run()
+    finally:
+        requests.close()
+        publisher.close()
+        await client.aclose()
+
+
+def main() -> None:
+    settings = MonitorSettings()
+    configure_logging("monitor", settings.log_level, settings.log_json)
+    sys.exit(asyncio.run(serve(settings)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""The monitor's HTTP face: the ops console (`/`), the JSON it draws from (`/api/overview`),
+the admin actions (`/api/admin/*`, behind an API key with the admin scope), and the shared
+/healthz, /readyz and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+from redis import asyncio as aioredis
+
+from fraudstream_common.apikeys import ApiKeys, AuthError, Scope
+from fraudstream_common.deadletter import PROTOBUF_HEADERS
+from fraudstream_common.health import Readiness
+from fraudstream_common.http import add_health_routes
+from fraudstream_common.kafka import AsyncProducer
+from fraudstream_monitor.core import MonitorCore
+from fraudstream_monitor.operations import OperationError, Operations
+from fraudstream_monitor.versions import VersionCatalogue
+
+REGISTRY_CACHE_SECONDS = 5.0
+
+
+class PauseBody(BaseModel):
+    paused: bool = Field(description="True pauses the retrain loop; false resumes it.")
+
+
+class PromoteBody(BaseModel):
+    version: str = Field(min_length=1, max_length=20, pattern=r"^[0-9]+$", description="Version to make champion.")
+
+
+class PauseFlag:
+    """Whether the loop is paused, kept in Redis so that a restarted monitor stays paused."""
+
+    def __init__(self, client: aioredis.Redis, key: str) -> None:
+        self._client = client
+        self._key = key
+
+    async def read(self) -> bool:
+        return bool(await self._client.get(self._key))
+
+    async def write(self, paused: bool) -> None:
+        if paused:
+            await self._client.set(self._key, "1")
+        else:
+            await self._client.delete(self._key)
+
+
+def create_app(
+    core: MonitorCore,
+    catalogue: VersionCatalogue,
+    operations: Operations,
+    requests: AsyncProducer,
+    requests_topic: str,
+    pause_flag: PauseFlag,
+    keys: ApiKeys | None,
+    readiness: Readiness,
+) -> FastAPI:
+    app = FastAPI(title="fraudstream monitor", version="0.1.0")
+    add_health_routes(app, readiness)
+    console = resources.files("fraudstream_monitor").joinpath("console.html").read_text()
+    registry_view: dict[str, Any] = {"at": 0.0}
+
+    async def admin(request: Request) -> str:
+        """The caller's name for the record; AuthError unless it holds the admin scope."""
+        if keys is None:
+            return "anonymous"
+        digest = await keys.authorize(request.headers.get("authorization"), Scope.ADMIN)
+        return f"key:{digest[:12]}"
+
+    @app.exception_handler(AuthError)
+    async def refused(_request: Request, error: AuthError) -> Response:
+        return JSONResponse({"detail": error.reason}, status_code=error.status)
+
+    @app.exception_handler(OperationError)
+    async def impossible(_request: Request, error: OperationError) -> Response:
+        return JSONResponse({"detail": str(error)}, status_code=409)
+
+    @app.get("/", response_class=HTMLResponse)
+    async def ops_console() -> str:
+        return console
+
+    @app.get("/api/overview")
+    async def overview() -> dict[str, Any]:
+        if time.monotonic() - registry_view["at"] > REGISTRY_CACHE_SECONDS:
+            aliases, runs = await asyncio.gather(
+                asyncio.to_thread(operations.aliases), asyncio.to_thread(operations.runs)
+            )
+            registry_view.update(at=time.monotonic(), aliases=aliases, runs=runs)
+        document = core.overview()
+        document["aliases"] = registry_view["aliases"]
+        document["runs"] = registry_view["runs"]
+        document["published"] = [
+            {
+                "version": v.version,
+                "alias": v.alias,
+                "published_at": v.published_at,
+                "metrics": v.metrics,
+                "review_threshold": v.review_threshold,
+                "reference": catalogue.has_reference(v.version),
+            }
+            for v in catalogue.all()
+        ]
+        return document
+
+    @app.post("/api/admin/pause")
+    async def pause(body: PauseBody, request: Request) -> dict[str, Any]:
+        await admin(request)
+        await pause_flag.write(body.paused)
+        core.pause(body.paused)
+        return {"paused": body.paused}
+
+    @app.post("/api/admin/retrain")
+    async def retrain(request: Request) -> dict[str, Any]:
+        by = await admin(request)
+        retrain_request = core.force_request(by)
+        await requests.produce(
+            requests_topic,
+            retrain_request.SerializeToString(),
+            retrain_request.model_name.encode(),
+            PROTOBUF_HEADERS,
+        )
+        return {"request_id": retrain_request.request_id, "force": True}
+
+    @app.post("/api/admin/promote")
+    async def promote(body: PromoteBody, request: Request) -> dict[str, Any]:
+        by = await admin(request)
+        move = await asyncio.to_thread(operations.promote, body.version, by)
+        registry_view["at"] = 0.0
+        return {"alias": move.alias, "version": move.version, "previous": move.previous}
+
+    @app.post("/api/admin/rollback")
+    async def rollback(request: Request) -> dict[str, Any]:
+        by = await admin(request)
+        move = await asyncio.to_thread(operations.roll_back, by)
+        registry_view["at"] = 0.0
+        return {"alias": move.alias, "version": move.version, "previous": move.previous}
+
+    return app

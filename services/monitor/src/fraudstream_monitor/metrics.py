@@ -1,0 +1,24 @@
+"""The monitor's Prometheus metrics (`fraudstream_monitor_*`)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+PREDICTIONS = Counter("fraudstream_monitor_predictions_total", "Predictions observed.", ["model_version", "role"])
+LABELS = Counter("fraudstream_monitor_labels_total", "Labels observed.")
+DRIFT = Gauge(
+    "fraudstream_monitor_drift",
+    "Drift statistic of the last judged window, per version, subject (feature or score) and statistic "
+    "(psi, out_of_range share).",
+    ["model_version", "subject", "statistic"],
+)
+QUALITY = Gauge(
+    "fraudstream_monitor_quality",
+    "Quality of the latest matured window, per version and metric.",
+    ["model_version", "metric"],
+)
+ALERTS = Counter("fraudstream_monitor_alerts_total", "Alerts raised and sent.", ["kind", "subject"])
+RETRAIN_REQUESTS = Counter("fraudstream_monitor_retrain_requests_total", "Retrain requests sent.", ["reason"])
+PAUSED = Gauge("fraudstream_monitor_loop_paused", "1 while an operator has paused the retrain loop.")
+DEADLETTERS = Counter("fraudstream_monitor_deadletters_total", "Records sent to the dead-letter topic.", ["topic"])
+REPLAYING = Gauge("fraudstream_monitor_replaying", "1 while the consumer reads again what it read before a restart.")

@@ -1,0 +1,98 @@
+"""Monitor configuration: environment variables prefixed FRAUDSTREAM_."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from fraudstream_common.settings import ServiceSettings
+from fraudstream_monitor.drift import DriftPolicy
+from fraudstream_monitor.retrain import RetrainPolicy
+
+
+class MonitorSettings(ServiceSettings):
+    http_host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
+    http_port: int = Field(
+        default=8082, description="HTTP port: the ops console, its API, /healthz, /readyz, /metrics."
+    )
+    instance_id: str = Field(default="monitor-0", description="Name of this monitor in Kafka client ids.")
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Redis holding the API keys and whether the loop is paused."
+    )
+    auth_enabled: bool = Field(default=True, description="Require an admin API key for the console's admin actions.")
+    mlflow_tracking_uri: str = Field(default="http://127.0.0.1:5000", description="MLflow tracking server.")
+    mlflow_experiment: str = Field(default="fraud-detector", description="MLflow experiment the trainer's runs go to.")
+    registered_model: str = Field(default="fraud-detector", description="Registry model name the monitor watches.")
+    replay_seconds: float = Field(
+        default=9 * 24 * 3600.0,
+        ge=0,
+        description=(
+            "At start, predictions and labels produced this far back are read again to rebuild the windows "
+            "(alerts they raise were raised before and are not sent again). Covers a quality window and its maturity."
+        ),
+    )
+    batch_size: int = Field(default=2000, ge=1, description="Most records the consumer takes at once.")
+    window_hours: int = Field(
+        default=DriftPolicy.window_hours, ge=1, description="Hours of predictions a PSI compares."
+    )
+    psi_threshold: float = Field(
+        default=DriftPolicy.psi_threshold, gt=0, description="PSI of a subject above which it has drifted."
+    )
+    min_window_predictions: int = Field(
+        default=DriftPolicy.min_window_predictions, ge=1, description="Fewest predictions a window needs to be judged."
+    )
+    quiet_hours: int = Field(
+        default=DriftPolicy.quiet_hours, ge=0, description="Hours of event time a subject stays quiet after an alert."
+    )
+    adwin_delta: float = Field(
+        default=DriftPolicy.adwin_delta, gt=0, lt=1, description="ADWIN's confidence on the hourly mean score."
+    )
+    page_hinkley_threshold: float = Field(
+        default=DriftPolicy.page_hinkley_threshold,
+        gt=0,
+        description="PageHinkley's threshold on the hourly mean score.",
+    )
+    out_of_range_share: float = Field(
+        default=DriftPolicy.out_of_range_share,
+        gt=0,
+        lt=1,
+        description="Share of a window's values outside the reference's range above which a subject alerts.",
+    )
+    out_of_range_min: int = Field(
+        default=DriftPolicy.out_of_range_min, ge=1, description="Fewest values outside the range that alert."
+    )
+    quality_window_hours: float = Field(default=24.0, gt=0, description="Hours of predictions a quality window holds.")
+    label_maturity_hours: float = Field(
+        default=8 * 24.0,
+        gt=0,
+        description="A quality window is judged once labels this far past its end were seen (they come in 7 days).",
+    )
+    quality_max_drop: float = Field(
+        default=0.3,
+        gt=0,
+        lt=1,
+        description="A matured window whose average precision is below the version's holdout one by this share alerts.",
+    )
+    quality_min_frauds: int = Field(
+        default=20, ge=1, description="Fewest frauds a matured window needs for its quality to be judged."
+    )
+    debounce_seconds: float = Field(
+        default=RetrainPolicy.debounce_seconds, ge=0, description="Alerts within this long make one retrain request."
+    )
+    cooldown_seconds: float = Field(
+        default=RetrainPolicy.cooldown_seconds, ge=0, description="No retrain request this long after the last one."
+    )
+
+    def drift_policy(self) -> DriftPolicy:
+        return DriftPolicy(
+            window_hours=self.window_hours,
+            psi_threshold=self.psi_threshold,
+            min_window_predictions=self.min_window_predictions,
+            quiet_hours=self.quiet_hours,
+            adwin_delta=self.adwin_delta,
+            page_hinkley_threshold=self.page_hinkley_threshold,
+            out_of_range_share=self.out_of_range_share,
+            out_of_range_min=self.out_of_range_min,
+        )
+
+    def retrain_policy(self) -> RetrainPolicy:
+        return RetrainPolicy(debounce_seconds=self.debounce_seconds, cooldown_seconds=self.cooldown_seconds)

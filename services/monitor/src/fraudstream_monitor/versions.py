@@ -1,0 +1,161 @@
+"""The model versions the monitor knows: every `models.published` record, and each version's
+reference distribution (`reference.json` of its MLflow run, stored by the trainer).
+
+The topic keeps every record; the follower reads it from the beginning with no consumer group
+(every monitor replica needs all of it) and no commits. A version is judged against its own
+reference; one whose run has no reference (or whose run cannot be read) is watched for quality
+only, and says so on the console.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow.artifacts
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from google.protobuf.message import DecodeError
+from mlflow.exceptions import MlflowException
+
+from fraudstream_common.kafka import consumer_config
+from fraudstream_common.lifecycle import BlockingLoop
+from fraudstream_common.reference import Reference
+from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
+from fraudstream_common.timestamps import seconds_of
+from fraudstream_monitor.settings import MonitorSettings
+
+logger = logging.getLogger(__name__)
+
+REFERENCE_ARTIFACT = "reference.json"
+
+
+@dataclass(frozen=True)
+class Version:
+    version: str
+    alias: str
+    run_id: str
+    published_at: float
+    metrics: dict[str, float]
+    review_threshold: float
+    decline_threshold: float
+
+
+class VersionCatalogue:
+    """Published versions and their references; safe to use from any thread."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self._tracking_uri = tracking_uri
+        self._lock = threading.Lock()
+        self._versions: dict[str, Version] = {}
+        self._references: dict[str, Reference | None] = {}
+
+    def published(self, event: ModelPublished) -> None:
+        version = Version(
+            version=event.version,
+            alias=event.alias,
+            run_id=event.run_id,
+            published_at=seconds_of(event.published_at),
+            metrics=dict(event.metrics),
+            review_threshold=event.threshold,
+            decline_threshold=event.decline_threshold,
+        )
+        with self._lock:
+            self._versions[event.version] = version
+
+    def get(self, version: str) -> Version | None:
+        with self._lock:
+            return self._versions.get(version)
+
+    def all(self) -> list[Version]:
+        with self._lock:
+            return sorted(self._versions.values(), key=lambda v: int(v.version) if v.version.isdigit() else 0)
+
+    def reference(self, version: str) -> Reference | None:
+        """The version's reference, fetched from MLflow once (None: unknown version, or no
+        reference stored; asked again only for a version not yet published)."""
+        with self._lock:
+            if version in self._references:
+                return self._references[version]
+            known = self._versions.get(version)
+        if known is None:
+            return None
+        reference = self._fetch(known)
+        with self._lock:
+            self._references[version] = reference
+        return reference
+
+    def has_reference(self, version: str) -> bool:
+        with self._lock:
+            return self._references.get(version) is not None
+
+    def _fetch(self, version: Version) -> Reference | None:
+        try:
+            with tempfile.TemporaryDirectory() as scratch:
+                local = mlflow.artifacts.download_artifacts(
+                    run_id=version.run_id,
+                    artifact_path=REFERENCE_ARTIFACT,
+                    dst_path=scratch,
+                    tracking_uri=self._tracking_uri,
+                )
+                document = json.loads(Path(local).read_text())
+        except (MlflowException, OSError, ValueError) as missing:
+            logger.warning(
+                "no reference for this version: drift is not watched for it",
+                extra={"model_version": version.version, "error": str(missing)},
+            )
+            return None
+        return Reference.from_json(document)
+
+
+class PublishedFollower(BlockingLoop):
+    """Feeds the catalogue from `models.published`; ready once it has read what was there."""
+
+    name = "published-follower"
+
+    def __init__(self, settings: MonitorSettings, catalogue: VersionCatalogue, topic: str) -> None:
+        super().__init__()
+        self._settings = settings
+        self._catalogue = catalogue
+        self._topic = topic
+
+    def _loop(self) -> None:
+        settings = self._settings
+        consumer = Consumer(
+            consumer_config(
+                settings,
+                group_id=f"monitor-models-{uuid.uuid4().hex}",
+                client_id=f"{settings.instance_id}-models",
+                overrides={"enable.partition.eof": True},
+            )
+        )
+        try:
+            partitions = consumer.list_topics(self._topic, timeout=30).topics[self._topic].partitions
+            consumer.assign([TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in partitions])
+            at_end: set[int] = set()
+            while not self._stopping.is_set():
+                message = consumer.poll(0.5)
+                if message is None:
+                    continue
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        at_end.add(message.partition() or 0)
+                        if len(at_end) >= len(partitions):
+                            self._ready.set()
+                    else:
+                        logger.warning("consumer error: %s", error)
+                    continue
+                try:
+                    event = ModelPublished.FromString(message.value() or b"")
+                except DecodeError:
+                    logger.error("undecodable models.published record skipped")
+                    continue
+                if event.model_name == settings.registered_model:
+                    self._catalogue.published(event)
+        finally:
+            consumer.close()

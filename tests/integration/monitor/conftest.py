@@ -1,0 +1,174 @@
+"""A monitor service against the real platform, with two model versions in the real MLflow
+registry (each run holding its reference distribution, as the trainer stores it) and their
+`models.published` records on Kafka. Windows are short (hours of simulated time) so that a test
+can fill them with a few thousand predictions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pytest
+import redis
+from mlflow import MlflowClient
+
+from fraudstream_common.apikeys import Scope, create_key
+from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_common.reference import Reference
+from fraudstream_common.schemas.v1.prediction_pb2 import Decision, FeatureValue, ModelRole, Prediction, Transport
+from fraudstream_common.settings import ServiceSettings
+from fraudstream_common.timestamps import timestamp_of
+from fraudstream_common.topics import Topic
+from fraudstream_monitor.drift import SCORE
+from fraudstream_registry.publisher import EventPublisher
+from fraudstream_registry.registry import CHAMPION, Registry
+from tests.platform import PLATFORM, ServiceProcess, Topics, producer
+
+# 2018-04-02 00:00 UTC, a Monday: the simulated world's calendar.
+START = 1522627200.0
+HOUR = 3600.0
+HOLDOUT_AVERAGE_PRECISION = 0.8
+
+
+def reference_columns(rng: np.random.Generator, n: int, amount_scale: float = 1.0) -> dict[str, np.ndarray]:
+    columns = {name: rng.gamma(2.0, 10.0, n) for name in FEATURE_NAMES}
+    columns["tx_amount"] = rng.gamma(2.0, 30.0, n) * amount_scale
+    columns["tx_during_weekend"] = np.zeros(n)
+    columns["tx_during_night"] = (rng.random(n) < 0.25).astype(float)
+    columns[SCORE] = rng.beta(1.0, 30.0, n)
+    return columns
+
+
+@dataclass
+class Watched:
+    monitor: ServiceProcess
+    topics: Topics
+    model: str
+    experiment: str
+    admin_key: str
+    predict_key: str
+    registry: Registry
+
+    def predictions(
+        self, rng: np.random.Generator, hours: range, per_hour: int, *, version: str = "2", amount_scale: float = 1.0
+    ) -> list[Prediction]:
+        made = []
+        for hour in hours:
+            columns = reference_columns(rng, per_hour, amount_scale)
+            times = START + hour * HOUR + np.sort(rng.uniform(0, HOUR, per_hour))
+            for i in range(per_hour):
+                score = float(columns[SCORE][i])
+                made.append(
+                    Prediction(
+                        transaction_id=f"tx-{version}-{hour}-{i}",
+                        customer_id=f"c{i % 50}",
+                        terminal_id=f"t{i % 70}",
+                        transaction_time=timestamp_of(float(times[i])),
+                        model_name=self.model,
+                        model_version=version,
+                        model_role=ModelRole.MODEL_ROLE_CHAMPION,
+                        score=score,
+                        decision=Decision.DECISION_REVIEW if score > 0.1 else Decision.DECISION_APPROVE,
+                        threshold=0.1,
+                        features=[FeatureValue(name=n, value=float(columns[n][i])) for n in FEATURE_NAMES],
+                        latency_ms=float(rng.gamma(2.0, 0.6)),
+                        transport=Transport.TRANSPORT_HTTP,
+                        predicted_at=timestamp_of(time.time()),
+                        amount=float(columns["tx_amount"][i]),
+                    )
+                )
+        return made
+
+    def send(self, topic: Topic, records: list[bytes], key: bytes = b"k") -> None:
+        kafka = producer()
+        for value in records:
+            kafka.produce(self.topics(topic), value, key)
+            kafka.poll(0)
+        assert kafka.flush(30) == 0
+
+
+def register_versions(model: str, experiment: str, rng: np.random.Generator) -> Registry:
+    """Versions 1 and 2 of `model`, 2 the champion that replaced 1, each with a reference."""
+    client = MlflowClient(PLATFORM.mlflow_url)
+    mlflow.set_tracking_uri(PLATFORM.mlflow_url)
+    mlflow.set_experiment(experiment)
+    client.create_registered_model(model)
+    for version in ("1", "2"):
+        with mlflow.start_run() as run:
+            mlflow.log_dict(Reference.of(reference_columns(rng, 20_000)).as_json(), "reference.json")
+            mlflow.log_text("not a real model", "model/model.onnx")
+            mlflow.log_metric("average_precision", HOLDOUT_AVERAGE_PRECISION)
+        created = client.create_model_version(model, f"runs:/{run.info.run_id}/model", run.info.run_id)
+        assert str(created.version) == version
+        tags = {
+            "sha256": hashlib.sha256(b"not a real model").hexdigest(),
+            "review_threshold": "0.1",
+            "decline_threshold": "0.5",
+            "features": ",".join(FEATURE_NAMES),
+            "metric.average_precision": str(HOLDOUT_AVERAGE_PRECISION),
+        }
+        if version == "2":
+            tags["replaces"] = "1"
+        for key, value in tags.items():
+            client.set_model_version_tag(model, version, key, value)
+    registry = Registry(PLATFORM.mlflow_url, model, experiment)
+    registry.set_alias(CHAMPION, "2")
+    return registry
+
+
+@pytest.fixture
+def watched(topics: Topics, tmp_path: Path) -> Iterator[Watched]:
+    rng = np.random.default_rng(7)
+    experiment = f"it-monitor-{uuid.uuid4().hex[:8]}"
+    model = f"fraud-detector-{experiment}"
+    registry = register_versions(model, experiment, rng)
+    publisher = EventPublisher(
+        ServiceSettings(kafka_bootstrap_servers=PLATFORM.kafka_bootstrap),
+        topics(Topic.MODELS_PUBLISHED),
+        client_id="it-monitor",
+    )
+    for version in ("1", "2"):
+        publisher(registry.published_event(version, CHAMPION))
+    publisher.close()
+    keys = redis.Redis.from_url(PLATFORM.redis_url)
+    admin_key = create_key(keys, [Scope.ADMIN], "it-admin", namespace=topics.prefix)
+    predict_key = create_key(keys, [Scope.PREDICT], "it-predict", namespace=topics.prefix)
+    monitor = ServiceProcess(
+        prefix=topics.prefix,
+        log_dir=tmp_path,
+        module="fraudstream_monitor",
+        extra_env={
+            "FRAUDSTREAM_MLFLOW_TRACKING_URI": PLATFORM.mlflow_url,
+            "FRAUDSTREAM_MLFLOW_EXPERIMENT": experiment,
+            "FRAUDSTREAM_REGISTERED_MODEL": model,
+            "FRAUDSTREAM_WINDOW_HOURS": "2",
+            "FRAUDSTREAM_MIN_WINDOW_PREDICTIONS": "500",
+            "FRAUDSTREAM_QUIET_HOURS": "1000",
+            "FRAUDSTREAM_QUALITY_WINDOW_HOURS": "1",
+            "FRAUDSTREAM_LABEL_MATURITY_HOURS": "2",
+            "FRAUDSTREAM_QUALITY_MIN_FRAUDS": "5",
+            "FRAUDSTREAM_DEBOUNCE_SECONDS": "2",
+            "FRAUDSTREAM_COOLDOWN_SECONDS": "3600",
+            "FRAUDSTREAM_BATCH_SIZE": "500",
+        },
+    )
+    monitor.start()
+    yield Watched(monitor, topics, model, experiment, admin_key, predict_key, registry)
+    if monitor.process is not None:
+        monitor.terminate()
+    keys.delete(f"{topics.prefix}fraudstream:monitor:{model}:paused")
+
+
+def overview(monitor: ServiceProcess) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{monitor.url}/api/overview", timeout=10) as response:
+        document: dict[str, Any] = json.loads(response.read())
+    return document
