@@ -24,6 +24,7 @@ from mlflow import MlflowClient
 from fraudstream_common.apikeys import Scope, create_key
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.reference import Reference
+from fraudstream_common.schemas.v1.label_pb2 import Label
 from fraudstream_common.schemas.v1.prediction_pb2 import Decision, FeatureValue, ModelRole, Prediction, Transport
 from fraudstream_common.settings import ServiceSettings
 from fraudstream_common.timestamps import timestamp_of
@@ -94,6 +95,35 @@ class Watched:
             kafka.produce(self.topics(topic), value, key)
             kafka.poll(0)
         assert kafka.flush(30) == 0
+
+
+def drifting_traffic(watched: Watched, rng: np.random.Generator) -> list[Prediction]:
+    """Version 2's predictions: 4 stationary hours, 3 hours of amounts 4 times larger, and a
+    few in hour 7 that close hour 6."""
+    return (
+        watched.predictions(rng, range(0, 4), 600)
+        + watched.predictions(rng, range(4, 7), 600, amount_scale=4.0)
+        + watched.predictions(rng, range(7, 8), 5)
+    )
+
+
+def unranked_frauds_in_hour_0(rng: np.random.Generator) -> list[bytes]:
+    """20 frauds among hour 0's predictions that the scores do not rank (random), reported
+    within the maturity; then a genuine label 4 hours on, by which hour 0's window has matured.
+    Its average precision is far below the holdout's 0.8."""
+    frauds = rng.choice(600, 20, replace=False)
+    labels = [
+        Label(
+            transaction_id=f"tx-2-0-{i}",
+            is_fraud=True,
+            transaction_time=timestamp_of(START + 60),
+            label_time=timestamp_of(START + HOUR + int(i)),
+            source="test",
+        )
+        for i in frauds
+    ]
+    labels.append(Label(transaction_id="tx-2-1-0", is_fraud=False, label_time=timestamp_of(START + 4 * HOUR)))
+    return [label.SerializeToString() for label in labels]
 
 
 def register_versions(model: str, experiment: str, rng: np.random.Generator) -> Registry:

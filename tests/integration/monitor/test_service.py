@@ -18,13 +18,18 @@ import pytest
 import redis
 
 from fraudstream_common.schemas.v1.deadletter_pb2 import DeadLetter
-from fraudstream_common.schemas.v1.label_pb2 import Label
 from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
 from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert, RetrainRequest
-from fraudstream_common.timestamps import timestamp_of
 from fraudstream_common.topics import Topic
 from fraudstream_registry.registry import CHAMPION
-from tests.integration.monitor.conftest import HOUR, START, Watched, overview
+from tests.integration.monitor.conftest import (
+    HOUR,
+    START,
+    Watched,
+    drifting_traffic,
+    overview,
+    unranked_frauds_in_hour_0,
+)
 from tests.platform import PLATFORM, drain
 
 pytestmark = pytest.mark.integration
@@ -56,10 +61,7 @@ def test_drift_and_quality_alerts_one_request_admin_actions_and_a_replayed_resta
     monitor, topics = watched.monitor, watched.topics
     watched.send(Topic.PREDICTIONS, [b"\x08\xff\xff not a prediction"])
 
-    stationary = watched.predictions(rng, range(0, 4), 600)
-    shifted = watched.predictions(rng, range(4, 7), 600, amount_scale=4.0)
-    closing = watched.predictions(rng, range(7, 8), 5)
-    sent = stationary + shifted + closing
+    sent = drifting_traffic(watched, rng)
     watched.send(Topic.PREDICTIONS, [p.SerializeToString() for p in sent])
 
     letters = [DeadLetter.FromString(r.value) for r in drain(topics(Topic.DEADLETTER), expected=1, timeout=60)]
@@ -85,23 +87,7 @@ def test_drift_and_quality_alerts_one_request_admin_actions_and_a_replayed_resta
     assert not request.force
     assert "tx_amount/PSI" in {f"{a.subject}/{a.detector}" for a in request.evidence}
 
-    # Labels for hour 0: 20 frauds that the scores do not rank (random), reported within the
-    # maturity; then a genuine label 4 hours on, by which hour 0's window has matured. Its average
-    # precision is far below the holdout's 0.8.
-    frauds = rng.choice(600, 20, replace=False)
-    labels = [
-        Label(
-            transaction_id=f"tx-2-0-{i}",
-            is_fraud=True,
-            transaction_time=timestamp_of(START + 60),
-            label_time=timestamp_of(START + HOUR + int(i)),
-            source="test",
-        ).SerializeToString()
-        for i in frauds
-    ]
-    labels.append(
-        Label(transaction_id="tx-2-1-0", is_fraud=False, label_time=timestamp_of(START + 4 * HOUR)).SerializeToString()
-    )
+    labels = unranked_frauds_in_hour_0(rng)
     watched.send(Topic.LABELS, labels)
     alerts = [DriftAlert.FromString(r.value) for r in drain(topics(Topic.MONITOR_ALERTS), expected=len(alerts) + 1)]
     quality = [a for a in alerts if a.kind == AlertKind.ALERT_KIND_QUALITY]
