@@ -17,6 +17,7 @@ from fraudstream_feature_store.settings import FeatureStoreSettings
 from fraudstream_features.settings import FeaturesSettings
 from fraudstream_inference.settings import InferenceSettings
 from fraudstream_ingest.settings import IngestSettings
+from fraudstream_monitor.settings import MonitorSettings
 from fraudstream_trainer.settings import TrainerSettings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -29,6 +30,7 @@ KNOWN_SETTINGS = {
         FeaturesSettings,
         TrainerSettings,
         InferenceSettings,
+        MonitorSettings,
         PlatformSettings,
         FeatureStoreSettings,
     )
