@@ -19,6 +19,7 @@ from fraudstream_feature_store.settings import FeatureStoreSettings
 from fraudstream_features.settings import FeaturesSettings
 from fraudstream_inference.settings import InferenceSettings
 from fraudstream_ingest.settings import IngestSettings
+from fraudstream_monitor.settings import MonitorSettings
 from fraudstream_trainer.settings import TrainerSettings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -30,6 +31,7 @@ SECTIONS: list[tuple[str, type[BaseModel], tuple[type[BaseModel], ...]]] = [
     ("features", FeaturesSettings, (ServiceSettings, FeatureStoreSettings)),
     ("trainer", TrainerSettings, (ServiceSettings, FeatureStoreSettings)),
     ("inference", InferenceSettings, (ServiceSettings, FeatureStoreSettings)),
+    ("monitor", MonitorSettings, (ServiceSettings,)),
     ("Feature store (every service that reads or writes features)", FeatureStoreSettings, ()),
     ("Local platform (`fraudstream platform`, `fraudstream up`)", PlatformSettings, ()),
 ]
