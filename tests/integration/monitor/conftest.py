@@ -25,28 +25,16 @@ from fraudstream_common.apikeys import Scope, create_key
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.reference import Reference
 from fraudstream_common.schemas.v1.label_pb2 import Label
-from fraudstream_common.schemas.v1.prediction_pb2 import Decision, FeatureValue, ModelRole, Prediction, Transport
+from fraudstream_common.schemas.v1.prediction_pb2 import Prediction
 from fraudstream_common.settings import ServiceSettings
 from fraudstream_common.timestamps import timestamp_of
 from fraudstream_common.topics import Topic
-from fraudstream_monitor.drift import SCORE
 from fraudstream_registry.publisher import EventPublisher
 from fraudstream_registry.registry import CHAMPION, Registry
 from tests.platform import PLATFORM, ServiceProcess, Topics, producer
+from tests.unit.monitor.fixtures import HOUR, START, columns, predictions
 
-# 2018-04-02 00:00 UTC, a Monday: the simulated world's calendar.
-START = 1522627200.0
-HOUR = 3600.0
 HOLDOUT_AVERAGE_PRECISION = 0.8
-
-
-def reference_columns(rng: np.random.Generator, n: int, amount_scale: float = 1.0) -> dict[str, np.ndarray]:
-    columns = {name: rng.gamma(2.0, 10.0, n) for name in FEATURE_NAMES}
-    columns["tx_amount"] = rng.gamma(2.0, 30.0, n) * amount_scale
-    columns["tx_during_weekend"] = np.zeros(n)
-    columns["tx_during_night"] = (rng.random(n) < 0.25).astype(float)
-    columns[SCORE] = rng.beta(1.0, 30.0, n)
-    return columns
 
 
 @dataclass
@@ -60,34 +48,18 @@ class Watched:
     registry: Registry
 
     def predictions(
-        self, rng: np.random.Generator, hours: range, per_hour: int, *, version: str = "2", amount_scale: float = 1.0
+        self, rng: np.random.Generator, hours: range, per_hour: int, *, amount_scale: float = 1.0
     ) -> list[Prediction]:
-        made = []
-        for hour in hours:
-            columns = reference_columns(rng, per_hour, amount_scale)
-            times = START + hour * HOUR + np.sort(rng.uniform(0, HOUR, per_hour))
-            for i in range(per_hour):
-                score = float(columns[SCORE][i])
-                made.append(
-                    Prediction(
-                        transaction_id=f"tx-{version}-{hour}-{i}",
-                        customer_id=f"c{i % 50}",
-                        terminal_id=f"t{i % 70}",
-                        transaction_time=timestamp_of(float(times[i])),
-                        model_name=self.model,
-                        model_version=version,
-                        model_role=ModelRole.MODEL_ROLE_CHAMPION,
-                        score=score,
-                        decision=Decision.DECISION_REVIEW if score > 0.1 else Decision.DECISION_APPROVE,
-                        threshold=0.1,
-                        features=[FeatureValue(name=n, value=float(columns[n][i])) for n in FEATURE_NAMES],
-                        latency_ms=float(rng.gamma(2.0, 0.6)),
-                        transport=Transport.TRANSPORT_HTTP,
-                        predicted_at=timestamp_of(time.time()),
-                        amount=float(columns["tx_amount"][i]),
-                    )
-                )
-        return made
+        """Version 2's predictions, logged now."""
+        return predictions(
+            rng,
+            hours,
+            per_hour,
+            version="2",
+            amount_scale=amount_scale,
+            model_name=self.model,
+            predicted_at=time.time(),
+        )
 
     def send(self, topic: Topic, records: list[bytes], key: bytes = b"k") -> None:
         kafka = producer()
@@ -134,7 +106,7 @@ def register_versions(model: str, experiment: str, rng: np.random.Generator) -> 
     client.create_registered_model(model)
     for version in ("1", "2"):
         with mlflow.start_run() as run:
-            mlflow.log_dict(Reference.of(reference_columns(rng, 20_000)).as_json(), "reference.json")
+            mlflow.log_dict(Reference.of(columns(rng, 20_000)).as_json(), "reference.json")
             mlflow.log_text("not a real model", "model/model.onnx")
             mlflow.log_metric("average_precision", HOLDOUT_AVERAGE_PRECISION)
         created = client.create_model_version(model, f"runs:/{run.info.run_id}/model", run.info.run_id)

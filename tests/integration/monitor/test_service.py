@@ -23,14 +23,13 @@ from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert, 
 from fraudstream_common.topics import Topic
 from fraudstream_registry.registry import CHAMPION
 from tests.integration.monitor.conftest import (
-    HOUR,
-    START,
     Watched,
     drifting_traffic,
     overview,
     unranked_frauds_in_hour_0,
 )
 from tests.platform import PLATFORM, drain
+from tests.unit.monitor.fixtures import HOUR, START
 
 pytestmark = pytest.mark.integration
 

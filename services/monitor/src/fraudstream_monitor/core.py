@@ -21,10 +21,11 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from fraudstream_common.reference import Reference
 from fraudstream_common.schemas.v1.label_pb2 import Label
 from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert, RetrainRequest, Severity
 from fraudstream_common.schemas.v1.prediction_pb2 import Decision, ModelRole, Prediction
@@ -34,7 +35,7 @@ from fraudstream_monitor.drift import SCORE, DriftMonitor
 from fraudstream_monitor.quality import LabelJoin, WindowQuality
 from fraudstream_monitor.retrain import Retrainer
 from fraudstream_monitor.settings import MonitorSettings
-from fraudstream_monitor.versions import VersionCatalogue
+from fraudstream_monitor.versions import Version
 
 HOUR = 3600.0
 TRAFFIC_BUCKET_SECONDS = 10
@@ -45,6 +46,14 @@ ROLE_NAMES = {
     ModelRole.MODEL_ROLE_CANARY: "canary",
     ModelRole.MODEL_ROLE_SHADOW: "shadow",
 }
+
+
+class Versions(Protocol):
+    """What the core needs to know of the published versions (`versions.VersionCatalogue`)."""
+
+    def get(self, version: str) -> Version | None: ...
+
+    def reference(self, version: str) -> Reference | None: ...
 
 
 @dataclass
@@ -67,7 +76,7 @@ class _VersionState:
 
 class MonitorCore:
     def __init__(
-        self, settings: MonitorSettings, catalogue: VersionCatalogue, *, clock: Callable[[], float] = time.time
+        self, settings: MonitorSettings, catalogue: Versions, *, clock: Callable[[], float] = time.time
     ) -> None:
         self._settings = settings
         self._catalogue = catalogue

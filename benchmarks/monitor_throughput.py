@@ -1,0 +1,163 @@
+"""Monitor: predictions per second one process takes, against a per-prediction River design.
+
+    uv run python benchmarks/monitor_throughput.py --rounds 3 --predictions 200000
+
+Two measurements, each repeated `--rounds` times (medians printed):
+
+- core: serialized `Prediction` records (21 features, as inference logs them) decoded and handed
+  to `MonitorCore.predictions` in batches of 2,000, as the consumer hands them: label join,
+  drift counting against the version's reference, traffic figures, Prometheus counters.
+  Its peer, in the same round: the same records decoded and fed one at a time to a River ADWIN
+  per subject (each feature and the score), the design that updates a detector per prediction
+  (and has no reference, no PSI, no quality); on a tenth of the records; the ratio.
+- service (`--service`, needs `fraudstream platform up`): the real monitor process
+  (`python -m fraudstream_monitor`) reading `--predictions` records from Kafka, its version's
+  reference in the real MLflow server; the rate from its readiness until its counter of
+  observed predictions reaches them all (decode, core, commits after each batch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from river import drift
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fraudstream_common.reference import Reference  # noqa: E402
+from fraudstream_common.schemas.v1.prediction_pb2 import Prediction  # noqa: E402
+from fraudstream_monitor.core import MonitorCore  # noqa: E402
+from fraudstream_monitor.settings import MonitorSettings  # noqa: E402
+from tests.unit.monitor.fixtures import InMemoryVersions, columns, predictions  # noqa: E402
+
+BATCH = 2000
+
+
+def serialized(count: int, seed: int) -> list[bytes]:
+    rng = np.random.default_rng(seed)
+    hours = max(count // 3000, 1)
+    made = predictions(rng, range(hours), -(-count // hours))[:count]
+    return [p.SerializeToString() for p in made]
+
+
+def core_rate(records: list[bytes]) -> float:
+    versions = InMemoryVersions()
+    versions.publish("1", Reference.of(columns(np.random.default_rng(0), 50_000)))
+    core = MonitorCore(MonitorSettings(), versions)
+    started = time.perf_counter()
+    for first in range(0, len(records), BATCH):
+        core.predictions([Prediction.FromString(r) for r in records[first : first + BATCH]])
+    return len(records) / (time.perf_counter() - started)
+
+
+def per_prediction_river_rate(records: list[bytes]) -> float:
+    detectors: dict[str, drift.ADWIN] = {}
+    started = time.perf_counter()
+    for record in records:
+        prediction = Prediction.FromString(record)
+        for feature in prediction.features:
+            detector = detectors.get(feature.name)
+            if detector is None:
+                detector = detectors[feature.name] = drift.ADWIN(delta=1e-5)  # type: ignore[no-untyped-call]
+            detector.update(feature.value)  # type: ignore[no-untyped-call]
+        score = detectors.setdefault("score", drift.ADWIN(delta=1e-5))  # type: ignore[no-untyped-call]
+        score.update(prediction.score)  # type: ignore[no-untyped-call]
+    return len(records) / (time.perf_counter() - started)
+
+
+def service_rate(records: list[bytes]) -> float:
+    import uuid
+
+    from kafka_measure import delete_topics
+
+    from fraudstream_cli.platform.kafka import KafkaBroker
+    from fraudstream_cli.platform.settings import PlatformSettings
+    from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
+    from fraudstream_common.settings import ServiceSettings
+    from fraudstream_common.topics import Topic, topic_name
+    from fraudstream_registry.publisher import EventPublisher
+    from tests.integration.monitor.conftest import register_versions
+    from tests.platform import PLATFORM, ServiceProcess, producer
+
+    prefix = f"bench-monitor-{uuid.uuid4().hex[:8]}."
+    KafkaBroker(PlatformSettings(topic_prefix=prefix)).ensure_topics()
+    experiment = f"bench-monitor-{uuid.uuid4().hex[:8]}"
+    model = f"fraud-detector-{experiment}"
+    registry = register_versions(model, experiment, np.random.default_rng(0))
+    publisher = EventPublisher(
+        ServiceSettings(kafka_bootstrap_servers=PLATFORM.kafka_bootstrap),
+        topic_name(Topic.MODELS_PUBLISHED, prefix),
+        client_id="bench",
+    )
+    event: ModelPublished = registry.published_event("1", "champion")
+    publisher(event)
+    publisher.close()
+    kafka = producer()
+    for value in records:
+        while True:
+            try:
+                kafka.produce(topic_name(Topic.PREDICTIONS, prefix), value, b"k")
+                break
+            except BufferError:
+                kafka.poll(0.05)
+    assert kafka.flush(60) == 0
+    with tempfile.TemporaryDirectory() as logs:
+        monitor = ServiceProcess(
+            prefix=prefix,
+            log_dir=Path(logs),
+            module="fraudstream_monitor",
+            extra_env={
+                "FRAUDSTREAM_MLFLOW_TRACKING_URI": PLATFORM.mlflow_url,
+                "FRAUDSTREAM_MLFLOW_EXPERIMENT": experiment,
+                "FRAUDSTREAM_REGISTERED_MODEL": model,
+                "FRAUDSTREAM_LOG_LEVEL": "WARNING",
+            },
+        )
+        monitor.start(wait_ready=False)
+        try:
+            monitor.wait_ready(120)
+            started = time.perf_counter()
+            while monitor.metric("fraudstream_monitor_predictions_total") < len(records):
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - started
+        finally:
+            monitor.terminate()
+    delete_topics(prefix)
+    return len(records) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--predictions", type=int, default=200_000)
+    parser.add_argument("--service", action="store_true", help="Also measure the monitor process over Kafka.")
+    arguments = parser.parse_args()
+    records = serialized(arguments.predictions, seed=1)
+    rows: list[tuple[float, float, float | None]] = []
+    for round_number in range(1, arguments.rounds + 1):
+        core = core_rate(records)
+        peer = per_prediction_river_rate(records[: len(records) // 10])
+        service = service_rate(records) if arguments.service else None
+        rows.append((core, peer, service))
+        shown = f", service {service:,.0f}/s" if service is not None else ""
+        print(f"round {round_number}: core {core:,.0f}/s, per-prediction River {peer:,.0f}/s{shown}", flush=True)
+    core_median = statistics.median(r[0] for r in rows)
+    peer_median = statistics.median(r[1] for r in rows)
+    print(f"median over {len(rows)} rounds of {arguments.predictions:,} predictions:")
+    print(f"  monitor core (decode + core): {core_median:,.0f} predictions/s")
+    print(f"  per-prediction River ADWIN on every subject: {peer_median:,.0f} predictions/s")
+    print(f"  ratio core / per-prediction River: {core_median / peer_median:.1f}")
+    if arguments.service:
+        service_median = statistics.median(r[2] or 0.0 for r in rows)
+        print(f"  monitor process over Kafka: {service_median:,.0f} predictions/s (aim 20,000)")
+
+
+if __name__ == "__main__":
+    main()
