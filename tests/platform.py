@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -176,6 +176,16 @@ def ingest(topics: Topics, tmp_path: Path) -> Iterator[ServiceProcess]:
     yield service
     if service.process is not None:
         service.terminate()
+
+
+def eventually(check: Callable[[], bool], what: str, timeout: float = 180) -> None:
+    """Waits until `check()` holds, failing with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"not within {timeout}s: {what}")
 
 
 def producer() -> Producer:

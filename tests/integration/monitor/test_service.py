@@ -10,7 +10,6 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -28,19 +27,10 @@ from tests.integration.monitor.conftest import (
     overview,
     unranked_frauds_in_hour_0,
 )
-from tests.platform import PLATFORM, drain
+from tests.platform import PLATFORM, drain, eventually
 from tests.unit.monitor.fixtures import HOUR, START
 
 pytestmark = pytest.mark.integration
-
-
-def eventually(check: Callable[[], bool], what: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"not within {timeout}s: {what}")
 
 
 def post(url: str, body: dict[str, Any], key: str | None = None) -> tuple[int, dict[str, Any]]:

@@ -9,7 +9,6 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import mlflow.artifacts
@@ -32,20 +31,11 @@ from fraudstream_trainer.dataset import fingerprint, training_set
 from fraudstream_trainer.model import onnx_scores
 from fraudstream_trainer.pipeline import Windows
 from tests.integration.trainer.history import history_in_feast
-from tests.platform import PLATFORM, ServiceProcess, Topics, drain, producer
+from tests.platform import PLATFORM, ServiceProcess, Topics, drain, eventually, producer
 
 pytestmark = pytest.mark.integration
 
 WORLD = SimulationConfig(n_customers=600, n_terminals=1200, nb_days=50)
-
-
-def eventually(check: Callable[[], bool], what: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"not within {timeout}s: {what}")
 
 
 def send_request(topic: str, request_id: str, model: str, *, force: bool = False) -> None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from fraudstream_common.settings import ServiceSettings
 
@@ -69,6 +70,24 @@ def consumer_config(
     }
     config.update(overrides or {})
     return config
+
+
+def whole_topic_reader(settings: ServiceSettings, topic: str, *, client_id: str) -> tuple[Consumer, int]:
+    """A consumer that reads all of `topic` from its first record, in no consumer group of
+    consequence (a fresh group id, never committed: every process sees every record), and
+    reports each partition's end (`_PARTITION_EOF`), so the caller knows when it caught up.
+    Returns it with the topic's partition count."""
+    consumer = Consumer(
+        consumer_config(
+            settings,
+            group_id=f"{client_id}-{uuid.uuid4().hex}",
+            client_id=client_id,
+            overrides={"enable.partition.eof": True},
+        )
+    )
+    partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    return consumer, len(partitions)
 
 
 def header_value(headers: Headers | None, name: str) -> str | None:

@@ -12,12 +12,11 @@ artifact that fails a check is refused: the current model keeps serving, a count
 from __future__ import annotations
 
 import logging
-import uuid
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError
 from google.protobuf.message import DecodeError
 
-from fraudstream_common.kafka import consumer_config
+from fraudstream_common.kafka import whole_topic_reader
 from fraudstream_common.lifecycle import BlockingLoop
 from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
 from fraudstream_inference import metrics
@@ -39,18 +38,9 @@ class ModelFollower(BlockingLoop):
 
     def _loop(self) -> None:
         settings = self._settings
-        consumer = Consumer(
-            consumer_config(
-                settings,
-                group_id=f"inference-models-{uuid.uuid4().hex}",
-                client_id=f"{settings.instance_id}-models",
-                overrides={"enable.partition.eof": True},
-            )
-        )
+        consumer, partitions = whole_topic_reader(settings, self._topic, client_id=f"{settings.instance_id}-models")
         try:
-            partitions = consumer.list_topics(self._topic, timeout=30).topics[self._topic].partitions
-            consumer.assign([TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in partitions])
-            for event in self._catch_up(consumer, len(partitions)):
+            for event in self._catch_up(consumer, partitions):
                 self._install(event)
             self._ready.set()
             while not self._stopping.is_set():

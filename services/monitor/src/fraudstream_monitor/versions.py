@@ -13,16 +13,15 @@ import json
 import logging
 import tempfile
 import threading
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow.artifacts
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import KafkaError
 from google.protobuf.message import DecodeError
 from mlflow.exceptions import MlflowException
 
-from fraudstream_common.kafka import consumer_config
+from fraudstream_common.kafka import whole_topic_reader
 from fraudstream_common.lifecycle import BlockingLoop
 from fraudstream_common.reference import Reference
 from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
@@ -125,17 +124,8 @@ class PublishedFollower(BlockingLoop):
 
     def _loop(self) -> None:
         settings = self._settings
-        consumer = Consumer(
-            consumer_config(
-                settings,
-                group_id=f"monitor-models-{uuid.uuid4().hex}",
-                client_id=f"{settings.instance_id}-models",
-                overrides={"enable.partition.eof": True},
-            )
-        )
+        consumer, partitions = whole_topic_reader(settings, self._topic, client_id=f"{settings.instance_id}-models")
         try:
-            partitions = consumer.list_topics(self._topic, timeout=30).topics[self._topic].partitions
-            consumer.assign([TopicPartition(self._topic, p, OFFSET_BEGINNING) for p in partitions])
             at_end: set[int] = set()
             while not self._stopping.is_set():
                 message = consumer.poll(0.5)
@@ -145,7 +135,7 @@ class PublishedFollower(BlockingLoop):
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
                         at_end.add(message.partition() or 0)
-                        if len(at_end) >= len(partitions):
+                        if len(at_end) >= partitions:
                             self._ready.set()
                     else:
                         logger.warning("consumer error: %s", error)
