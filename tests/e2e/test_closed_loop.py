@@ -1,0 +1,136 @@
+"""The loop, closed with no human step, on the real platform: inference serves version 1 and
+logs its predictions; the amounts of the traffic shift; the monitor sees it against version 1's
+reference and asks for a new model; the trainer service trains, gates and publishes version 2;
+inference swaps it in and answers with it. Every hop is a Kafka topic or a shared store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
+from fraudstream_common.schemas.v1.monitoring_pb2 import RetrainRequest
+from fraudstream_common.topics import Topic
+from fraudstream_simulator.sinks import Pacing, replay_to_kafka
+from tests.integration.inference.serving import Served, serve, settings_for
+from tests.platform import PLATFORM, PrivateRedis, ServiceProcess, Topics, drain, eventually
+
+pytestmark = pytest.mark.integration
+
+HOURS_OF_SHIFTED_TRAFFIC = 3
+PER_HOUR = 300
+
+
+@pytest.fixture
+def served(topics: Topics, tmp_path: Path, private_redis: PrivateRedis) -> Iterator[Served]:
+    served = serve(topics, tmp_path, private_redis, always_promote=True)
+    yield served
+    assert served.service.terminate() == 0
+
+
+def shifted_traffic(served: Served, hour: int) -> list[dict[str, Any]]:
+    """An hour of transactions of known customers on known terminals, after the history ends,
+    with amounts four times what they were."""
+    start = served.world.transactions["event_time"].max() + pd.Timedelta(hours=1 + hour)
+    sample = served.world.transactions.sample(PER_HOUR, random_state=hour)
+    return [
+        {
+            "transaction_id": f"loop-{hour}-{i}",
+            "customer_id": str(row.customer_id),
+            "terminal_id": str(row.terminal_id),
+            "amount": round(float(row.amount) * 4, 2),  # type: ignore[arg-type]
+            "timestamp": (start + pd.Timedelta(seconds=i * 3600 // PER_HOUR)).isoformat().replace("+00:00", "Z"),
+        }
+        for i, row in enumerate(sample.itertuples())
+    ]
+
+
+def test_drift_seen_by_the_monitor_ends_in_a_new_model_served_with_no_human_step(
+    served: Served, topics: Topics, tmp_path: Path
+) -> None:
+    common = {
+        "FRAUDSTREAM_MLFLOW_TRACKING_URI": PLATFORM.mlflow_url,
+        "FRAUDSTREAM_MLFLOW_EXPERIMENT": served.model_name,
+        "FRAUDSTREAM_REGISTERED_MODEL": served.model_name,
+    }
+    trainer = ServiceProcess(
+        prefix=topics.prefix,
+        log_dir=tmp_path,
+        module="fraudstream_trainer",
+        extra_env={
+            **common,
+            "FRAUDSTREAM_FEATURE_STORE_REDIS_URL": PLATFORM.feature_store_redis_url,
+            "FRAUDSTREAM_FEATURE_REGISTRY": str(tmp_path / "registry.db"),
+            "FRAUDSTREAM_FEATURE_OFFLINE_DIR": str(tmp_path / "offline"),
+            "FRAUDSTREAM_N_ESTIMATORS": "50",
+            "FRAUDSTREAM_MIN_ROWS": "5000",
+            "FRAUDSTREAM_MIN_FRAUDS": "20",
+            "FRAUDSTREAM_GATE_AP_MARGIN": "1",
+            "FRAUDSTREAM_GATE_CARD_PRECISION_MARGIN": "1",
+            "FRAUDSTREAM_COOLDOWN_SECONDS": "0",
+            "FRAUDSTREAM_LABEL_PART_MAX_SECONDS": "1",
+        },
+    )
+    monitor = ServiceProcess(
+        prefix=topics.prefix,
+        log_dir=tmp_path,
+        module="fraudstream_monitor",
+        extra_env={
+            **common,
+            "FRAUDSTREAM_WINDOW_HOURS": "2",
+            "FRAUDSTREAM_MIN_WINDOW_PREDICTIONS": "300",
+            "FRAUDSTREAM_DEBOUNCE_SECONDS": "1",
+        },
+    )
+    trainer.start()
+    monitor.start()
+    try:
+        # The trainer's label store fills from the labels topic, as in production.
+        replay_to_kafka(served.world, settings_for(topics), pacing=Pacing.fast())
+        eventually(
+            lambda: trainer.metric("fraudstream_trainer_labels_stored_total") == len(served.world.labels),
+            "every label in the trainer's label store",
+        )
+
+        bearer = {"Authorization": f"Bearer {served.predict_key}"}
+        with httpx.Client(base_url=served.service.url, timeout=30) as http:
+            for hour in range(HOURS_OF_SHIFTED_TRAFFIC + 1):
+                traffic = shifted_traffic(served, hour)[: PER_HOUR if hour < HOURS_OF_SHIFTED_TRAFFIC else 5]
+                answer = http.post("/v1/predict/batch", json={"transactions": traffic}, headers=bearer)
+                assert answer.status_code == 200, answer.text
+                assert {p["model_version"] for p in answer.json()["predictions"]} == {"1"}
+
+            # The monitor asks, with the amount's drift as evidence.
+            (record,) = drain(topics(Topic.RETRAIN_REQUESTS), expected=1, timeout=120, quiet=1)
+            request = RetrainRequest.FromString(record.value)
+            assert (request.model_name, request.reason, request.requested_by) == (served.model_name, "drift", "monitor")
+            assert any((a.subject, a.detector, a.model_version) == ("tx_amount", "PSI", "1") for a in request.evidence)
+
+            # The trainer answers it: version 2, promoted and published.
+            published = [
+                ModelPublished.FromString(r.value)
+                for r in drain(topics(Topic.MODELS_PUBLISHED), expected=2, timeout=300, quiet=1)
+            ]
+            assert [(p.version, p.alias) for p in published] == [("1", "champion"), ("2", "champion")]
+            run = MlflowClient(PLATFORM.mlflow_url).get_run(published[-1].run_id)
+            assert run.data.tags["retrain_request_id"] == request.request_id
+            assert run.data.tags["outcome"] == "promoted"
+
+            # Inference swaps it in and answers with it.
+            probe = shifted_traffic(served, HOURS_OF_SHIFTED_TRAFFIC + 1)
+
+            def answers_with_version_2() -> bool:
+                probe[0]["transaction_id"] += "-again"
+                response = http.post("/v1/predict", json=probe[0], headers=bearer)
+                return response.status_code == 200 and response.json()["model_version"] == "2"
+
+            eventually(answers_with_version_2, "inference answering with version 2", timeout=120)
+    finally:
+        assert monitor.terminate() == 0
+        assert trainer.terminate() == 0
