@@ -89,26 +89,31 @@ class MonitorConsumer(BlockingLoop):
             consumer.close()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        """Starts each partition `replay_seconds` back (by record time), and notes where the
-        replay ends: at the committed offset, below which every output was acknowledged."""
-        for partition in consumer.committed(partitions, timeout=10):
-            offset = partition.offset
+        """Starts each partition this process has not read yet `replay_seconds` back (by record
+        time), and notes where its replay ends: at the committed offset, below which every output
+        was acknowledged. A partition assigned again (a rebalance) goes on from its committed
+        offset: its records are in the windows already."""
+        committed = {(p.topic, p.partition): p.offset for p in consumer.committed(partitions, timeout=10)}
+        fresh = [p for p in partitions if (p.topic, p.partition) not in self._replay_until]
+        for partition in fresh:
+            offset = committed[(partition.topic, partition.partition)]
             if offset < 0:  # the group never committed here: what is there is history
                 _, offset = consumer.get_watermark_offsets(partition, timeout=10)
             self._replay_until[(partition.topic, partition.partition)] = offset
-        if self._settings.replay_seconds <= 0:
+        if self._settings.replay_seconds <= 0 or not fresh:
             return
         since_ms = int((time.time() - self._settings.replay_seconds) * 1000)
-        wanted = [TopicPartition(p.topic, p.partition, since_ms) for p in partitions]
-        found = consumer.offsets_for_times(wanted, timeout=10)
-        starts = []
-        for partition in found:
-            offset = partition.offset
-            if offset < 0:  # nothing produced since then: start at the end
-                offset = self._replay_until[(partition.topic, partition.partition)]
-            starts.append(TopicPartition(partition.topic, partition.partition, offset))
-        consumer.assign(starts)
-        logger.info("replaying", extra={"since_ms": since_ms, "partitions": len(starts)})
+        found = consumer.offsets_for_times([TopicPartition(p.topic, p.partition, since_ms) for p in fresh], timeout=10)
+        starts = {(p.topic, p.partition): p.offset for p in found}
+        assignment = []
+        for partition in partitions:
+            key = (partition.topic, partition.partition)
+            offset = starts.get(key, committed[key])
+            if key in starts and offset < 0:  # nothing produced since then: start at the end
+                offset = self._replay_until[key]
+            assignment.append(TopicPartition(partition.topic, partition.partition, offset))
+        consumer.assign(assignment)
+        logger.info("replaying", extra={"since_ms": since_ms, "partitions": len(fresh)})
 
     def _replaying(self, consumer: Consumer) -> bool:
         positions = consumer.position([TopicPartition(t, p) for t, p in self._replay_until])
