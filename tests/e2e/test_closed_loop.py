@@ -19,6 +19,7 @@ from fraudstream_common.schemas.v1.monitoring_pb2 import RetrainRequest
 from fraudstream_common.topics import Topic
 from fraudstream_simulator.sinks import Pacing, replay_to_kafka
 from tests.integration.inference.serving import Served, serve, settings_for
+from tests.integration.trainer.history import trainer_service
 from tests.platform import PLATFORM, PrivateRedis, ServiceProcess, Topics, drain, eventually
 
 pytestmark = pytest.mark.integration
@@ -54,35 +55,24 @@ def shifted_traffic(served: Served, hour: int) -> list[dict[str, Any]]:
 def test_drift_seen_by_the_monitor_ends_in_a_new_model_served_with_no_human_step(
     served: Served, topics: Topics, tmp_path: Path
 ) -> None:
-    common = {
-        "FRAUDSTREAM_MLFLOW_TRACKING_URI": PLATFORM.mlflow_url,
-        "FRAUDSTREAM_MLFLOW_EXPERIMENT": served.model_name,
-        "FRAUDSTREAM_REGISTERED_MODEL": served.model_name,
-    }
-    trainer = ServiceProcess(
-        prefix=topics.prefix,
-        log_dir=tmp_path,
-        module="fraudstream_trainer",
-        extra_env={
-            **common,
-            "FRAUDSTREAM_FEATURE_STORE_REDIS_URL": PLATFORM.feature_store_redis_url,
-            "FRAUDSTREAM_FEATURE_REGISTRY": str(tmp_path / "registry.db"),
-            "FRAUDSTREAM_FEATURE_OFFLINE_DIR": str(tmp_path / "offline"),
-            "FRAUDSTREAM_N_ESTIMATORS": "50",
-            "FRAUDSTREAM_MIN_ROWS": "5000",
-            "FRAUDSTREAM_MIN_FRAUDS": "20",
-            "FRAUDSTREAM_GATE_AP_MARGIN": "1",
-            "FRAUDSTREAM_GATE_CARD_PRECISION_MARGIN": "1",
-            "FRAUDSTREAM_COOLDOWN_SECONDS": "0",
-            "FRAUDSTREAM_LABEL_PART_MAX_SECONDS": "1",
-        },
+    trainer = trainer_service(
+        topics.prefix,
+        tmp_path,
+        served.model_name,
+        served.model_name,
+        n_estimators="50",
+        gate_ap_margin="1",
+        gate_card_precision_margin="1",
+        cooldown_seconds="0",
     )
     monitor = ServiceProcess(
         prefix=topics.prefix,
         log_dir=tmp_path,
         module="fraudstream_monitor",
         extra_env={
-            **common,
+            "FRAUDSTREAM_MLFLOW_TRACKING_URI": PLATFORM.mlflow_url,
+            "FRAUDSTREAM_MLFLOW_EXPERIMENT": served.model_name,
+            "FRAUDSTREAM_REGISTERED_MODEL": served.model_name,
             "FRAUDSTREAM_WINDOW_HOURS": "2",
             "FRAUDSTREAM_MIN_WINDOW_PREDICTIONS": "300",
             "FRAUDSTREAM_DEBOUNCE_SECONDS": "1",

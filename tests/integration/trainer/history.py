@@ -1,4 +1,5 @@
-"""A simulated history backfilled into a Feast offline store of the test's own."""
+"""A simulated history backfilled into a Feast offline store of the test's own, and the trainer
+service pointed at it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fraudstream_feature_store.store import apply_repository
 from fraudstream_simulator.config import SimulationConfig
 from fraudstream_simulator.simulation import Simulation, simulate
 from fraudstream_simulator.sinks import write_parquet
-from tests.platform import PLATFORM
+from tests.platform import PLATFORM, ServiceProcess
 
 
 def history_in_feast(config: SimulationConfig, directory: Path) -> tuple[Simulation, FeatureStore]:
@@ -20,3 +21,25 @@ def history_in_feast(config: SimulationConfig, directory: Path) -> tuple[Simulat
     feast = apply_repository(PLATFORM.feature_store_redis_url, directory / "registry.db", directory / "offline")
     backfill_offline_store(directory / "history", directory / "offline")
     return world, feast
+
+
+def trainer_service(prefix: str, directory: Path, experiment: str, model: str, **settings: str) -> ServiceProcess:
+    """The trainer service (not started) on the Feast store `history_in_feast` made in
+    `directory`, small enough for a test; `settings` adds or overrides FRAUDSTREAM_ variables."""
+    return ServiceProcess(
+        prefix=prefix,
+        log_dir=directory,
+        module="fraudstream_trainer",
+        extra_env={
+            "FRAUDSTREAM_MLFLOW_TRACKING_URI": PLATFORM.mlflow_url,
+            "FRAUDSTREAM_MLFLOW_EXPERIMENT": experiment,
+            "FRAUDSTREAM_REGISTERED_MODEL": model,
+            "FRAUDSTREAM_FEATURE_STORE_REDIS_URL": PLATFORM.feature_store_redis_url,
+            "FRAUDSTREAM_FEATURE_REGISTRY": str(directory / "registry.db"),
+            "FRAUDSTREAM_FEATURE_OFFLINE_DIR": str(directory / "offline"),
+            "FRAUDSTREAM_MIN_ROWS": "5000",
+            "FRAUDSTREAM_MIN_FRAUDS": "20",
+            "FRAUDSTREAM_LABEL_PART_MAX_SECONDS": "1",
+            **{f"FRAUDSTREAM_{name.upper()}": value for name, value in settings.items()},
+        },
+    )

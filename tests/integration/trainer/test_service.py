@@ -30,8 +30,8 @@ from fraudstream_simulator.sinks import Pacing, replay_to_kafka
 from fraudstream_trainer.dataset import fingerprint, training_set
 from fraudstream_trainer.model import onnx_scores
 from fraudstream_trainer.pipeline import Windows
-from tests.integration.trainer.history import history_in_feast
-from tests.platform import PLATFORM, ServiceProcess, Topics, drain, eventually, producer
+from tests.integration.trainer.history import history_in_feast, trainer_service
+from tests.platform import PLATFORM, Topics, drain, eventually, producer
 
 pytestmark = pytest.mark.integration
 
@@ -56,23 +56,7 @@ def test_a_retrain_request_trains_registers_and_publishes(topics: Topics, tmp_pa
     world, feast = history_in_feast(WORLD, tmp_path)
     experiment = f"it-{uuid.uuid4().hex[:8]}"
     model = f"fraud-detector-{experiment}"
-    service = ServiceProcess(
-        prefix=topics.prefix,
-        log_dir=tmp_path,
-        module="fraudstream_trainer",
-        extra_env={
-            "FRAUDSTREAM_MLFLOW_TRACKING_URI": PLATFORM.mlflow_url,
-            "FRAUDSTREAM_MLFLOW_EXPERIMENT": experiment,
-            "FRAUDSTREAM_REGISTERED_MODEL": model,
-            "FRAUDSTREAM_FEATURE_STORE_REDIS_URL": PLATFORM.feature_store_redis_url,
-            "FRAUDSTREAM_FEATURE_REGISTRY": str(tmp_path / "registry.db"),
-            "FRAUDSTREAM_FEATURE_OFFLINE_DIR": str(tmp_path / "offline"),
-            "FRAUDSTREAM_N_ESTIMATORS": "100",
-            "FRAUDSTREAM_MIN_ROWS": "5000",
-            "FRAUDSTREAM_MIN_FRAUDS": "20",
-            "FRAUDSTREAM_LABEL_PART_MAX_SECONDS": "1",
-        },
-    )
+    service = trainer_service(topics.prefix, tmp_path, experiment, model, n_estimators="100")
     service.start()
     try:
         # Labels arrive on their topic, as the label feed writes them.
