@@ -31,11 +31,10 @@ from river import drift
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fraudstream_common.reference import Reference  # noqa: E402
 from fraudstream_common.schemas.v1.prediction_pb2 import Prediction  # noqa: E402
 from fraudstream_monitor.core import MonitorCore  # noqa: E402
 from fraudstream_monitor.settings import MonitorSettings  # noqa: E402
-from tests.unit.monitor.fixtures import InMemoryVersions, columns, predictions  # noqa: E402
+from tests.unit.monitor.fixtures import InMemoryVersions, columns, predictions, reference_of  # noqa: E402
 
 BATCH = 2000
 
@@ -49,7 +48,7 @@ def serialized(count: int, seed: int) -> list[bytes]:
 
 def core_rate(records: list[bytes]) -> float:
     versions = InMemoryVersions()
-    versions.publish("1", Reference.of(columns(np.random.default_rng(0), 50_000)))
+    versions.publish("1", reference_of(columns(np.random.default_rng(0), 50_000)))
     core = MonitorCore(MonitorSettings(), versions)
     started = time.perf_counter()
     for first in range(0, len(records), BATCH):

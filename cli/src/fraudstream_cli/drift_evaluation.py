@@ -22,9 +22,9 @@ import pandas as pd
 
 from fraudstream_cli.backfill import backfill
 from fraudstream_common.features.definitions import FEATURE_NAMES
-from fraudstream_common.reference import Reference
+from fraudstream_common.reference import SCORE, version_reference
 from fraudstream_common.timestamps import seconds_of
-from fraudstream_monitor.drift import SCORE, DriftMonitor, DriftPolicy
+from fraudstream_monitor.drift import DriftMonitor, DriftPolicy
 from fraudstream_simulator.config import DriftSpec, SimulationConfig
 from fraudstream_simulator.drift import DRIFT_NAMES
 from fraudstream_simulator.simulation import simulate
@@ -86,11 +86,8 @@ def evaluate_drift(
         training = frame[(frame["event_time"] >= train_start) & (frame["event_time"] < train_start + timedelta(days=7))]
         model = train(training[names].to_numpy(), training["is_fraud"].to_numpy(), ModelParams())
         holdout = frame[(frame["event_time"] >= holdout_start) & (frame["event_time"] < holdout_end)]
-        reference = Reference.of(
-            {
-                **{n: holdout[n].to_numpy(dtype=np.float64) for n in names},
-                SCORE: scores(model, holdout[names].to_numpy()),
-            }
+        reference = version_reference(
+            {n: holdout[n].to_numpy(dtype=np.float64) for n in names}, scores(model, holdout[names].to_numpy())
         )
         watched = frame[frame["event_time"] >= holdout_end].sort_values("event_time", kind="stable")
         watched_scores = scores(model, watched[names].to_numpy())
@@ -98,7 +95,12 @@ def evaluate_drift(
         times = watched["event_time"].map(pd.Timestamp.timestamp).to_numpy()
         columns = {n: watched[n].to_numpy(dtype=np.float64) for n in names}
         columns[SCORE] = np.asarray(watched_scores, dtype=np.float64)
-        alerts = monitor.observe_batch(np.asarray(times, dtype=np.float64), columns)
+        alerts = monitor.observe_batch(
+            np.asarray(times, dtype=np.float64),
+            columns,
+            watched["customer_id"].astype(str).tolist(),
+            watched["terminal_id"].astype(str).tolist(),
+        )
         drift_seconds = drift_start.timestamp() if drifts else float("inf")
         ends = [seconds_of(a.window_end) for a in alerts]
         false_alarms = sum(end <= drift_seconds for end in ends)

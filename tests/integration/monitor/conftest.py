@@ -23,7 +23,6 @@ from mlflow import MlflowClient
 
 from fraudstream_common.apikeys import Scope, create_key
 from fraudstream_common.features.definitions import FEATURE_NAMES
-from fraudstream_common.reference import Reference
 from fraudstream_common.schemas.v1.label_pb2 import Label
 from fraudstream_common.schemas.v1.prediction_pb2 import Prediction
 from fraudstream_common.settings import ServiceSettings
@@ -32,7 +31,7 @@ from fraudstream_common.topics import Topic
 from fraudstream_registry.publisher import EventPublisher
 from fraudstream_registry.registry import CHAMPION, Registry
 from tests.platform import PLATFORM, ServiceProcess, Topics, producer
-from tests.unit.monitor.fixtures import HOUR, START, columns, predictions
+from tests.unit.monitor.fixtures import HOUR, START, columns, predictions, reference_of
 
 HOLDOUT_AVERAGE_PRECISION = 0.8
 
@@ -106,7 +105,7 @@ def register_versions(model: str, experiment: str, rng: np.random.Generator) -> 
     client.create_registered_model(model)
     for version in ("1", "2"):
         with mlflow.start_run() as run:
-            mlflow.log_dict(Reference.of(columns(rng, 20_000)).as_json(), "reference.json")
+            mlflow.log_dict(reference_of(columns(rng, 20_000)).as_json(), "reference.json")
             mlflow.log_text("not a real model", "model/model.onnx")
             mlflow.log_metric("average_precision", HOLDOUT_AVERAGE_PRECISION)
         created = client.create_model_version(model, f"runs:/{run.info.run_id}/model", run.info.run_id)

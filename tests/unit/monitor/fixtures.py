@@ -7,10 +7,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
-from fraudstream_common.reference import Reference
+from fraudstream_common.reference import SCORE, Reference, version_reference
 from fraudstream_common.schemas.v1.prediction_pb2 import Decision, FeatureValue, ModelRole, Prediction, Transport
 from fraudstream_common.timestamps import timestamp_of
-from fraudstream_monitor.drift import SCORE
 from fraudstream_monitor.versions import Version
 
 START = 1522627200.0  # 2018-04-02, a Monday
@@ -24,6 +23,11 @@ def columns(rng: np.random.Generator, n: int, amount_scale: float = 1.0) -> dict
     made["tx_during_night"] = (rng.random(n) < 0.25).astype(float)
     made[SCORE] = rng.beta(1.0, 30.0, n)
     return made
+
+
+def reference_of(made: dict[str, np.ndarray]) -> Reference:
+    """The reference the trainer would store for inputs drawn by `columns`."""
+    return version_reference({name: made[name] for name in FEATURE_NAMES}, made[SCORE])
 
 
 @dataclass

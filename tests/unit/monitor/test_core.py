@@ -2,13 +2,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from fraudstream_common.reference import Reference
 from fraudstream_common.schemas.v1.label_pb2 import Label
 from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind
 from fraudstream_common.timestamps import timestamp_of
 from fraudstream_monitor.core import MonitorCore
 from fraudstream_monitor.settings import MonitorSettings
-from tests.unit.monitor.fixtures import HOUR, START, InMemoryVersions, columns, predictions
+from tests.unit.monitor.fixtures import HOUR, START, InMemoryVersions, columns, predictions, reference_of
 
 SETTINGS = MonitorSettings(
     window_hours=2,
@@ -32,7 +31,7 @@ class Clock:
 
 def core_with_reference(clock: Clock) -> tuple[MonitorCore, InMemoryVersions]:
     versions = InMemoryVersions()
-    versions.publish("1", Reference.of(columns(np.random.default_rng(0), 20_000)))
+    versions.publish("1", reference_of(columns(np.random.default_rng(0), 20_000)))
     return MonitorCore(SETTINGS, versions, clock=clock), versions
 
 

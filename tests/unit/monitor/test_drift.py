@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from fraudstream_common.reference import Reference
+from fraudstream_common.reference import SCORE, Reference
 from fraudstream_common.timestamps import seconds_of
-from fraudstream_monitor.drift import HOUR, SCORE, DriftMonitor, DriftPolicy
+from fraudstream_monitor.drift import HOUR, DriftMonitor, DriftPolicy
 
 DAY = 24 * HOUR
 PER_DAY = 3000

@@ -25,13 +25,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fraudstream_common.reference import Reference
+from fraudstream_common.reference import SCORE, Reference
 from fraudstream_common.schemas.v1.label_pb2 import Label
 from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert, RetrainRequest, Severity
 from fraudstream_common.schemas.v1.prediction_pb2 import Decision, ModelRole, Prediction
 from fraudstream_common.timestamps import seconds_of, timestamp_of
 from fraudstream_monitor import metrics
-from fraudstream_monitor.drift import SCORE, DriftMonitor
+from fraudstream_monitor.drift import DriftMonitor
 from fraudstream_monitor.quality import LabelJoin, WindowQuality
 from fraudstream_monitor.retrain import Retrainer
 from fraudstream_monitor.settings import MonitorSettings
@@ -229,11 +229,13 @@ class MonitorCore:
         if drift is None:
             return alerts
         names = [f.name for f in predictions[0].features]
-        values = np.asarray([[f.value for f in p.features] for p in predictions if len(p.features) == len(names)])
+        complete = [p for p in predictions if len(p.features) == len(names)]
+        values = np.asarray([[f.value for f in p.features] for p in complete])
         kept = np.asarray([len(p.features) == len(names) for p in predictions], dtype=bool)
         columns = {name: values[:, i] for i, name in enumerate(names)} if len(values) else {}
         columns[SCORE] = scores[kept]
-        alerts += drift.observe_batch(times[kept], columns)
+        cards, terminals = [p.customer_id for p in complete], [p.terminal_id for p in complete]
+        alerts += drift.observe_batch(times[kept], columns, cards, terminals)
         if drift.judged_at is not None and (not state.drift_history or state.drift_history[-1][0] != drift.judged_at):
             state.drift_history.append((drift.judged_at, {n: s["psi"] for n, s in drift.statistics.items()}))
             for subject, statistics in drift.statistics.items():

@@ -9,6 +9,8 @@ Two kinds of evidence, per subject (each feature, and the score):
   subject on the trainer's holdout), by PSI, judged each time an hour of event time completes.
   A whole-day window does not see the daily cycle; the calendar features themselves (weekend,
   night) are not compared, a day being all weekend or none of it.
+- new patterns in the joint distribution of feature pairs (`regions.JointRegions`), when the
+  reference has a joint grid: a region the reference left almost empty that many cards fill;
 - online detectors from River on the score: ADWIN (a change in its mean) and PageHinkley (a
   sustained rise), fed hourly means, so that one update costs nothing per prediction and the
   daily cycle is smoothed into the mean of a full hour.
@@ -20,18 +22,18 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from river import drift
 
-from fraudstream_common.reference import Reference
+from fraudstream_common.reference import SCORE, Reference
 from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert, Severity
 from fraudstream_common.timestamps import timestamp_of
+from fraudstream_monitor.regions import HourSightings, JointRegions, RegionPolicy
 
 HOUR = 3600.0
-SCORE = "score"
 
 
 def psi(expected_shares: np.ndarray, counts: np.ndarray) -> float:
@@ -54,6 +56,7 @@ class DriftPolicy:
     out_of_range_min: int = 20
     # Set by the calendar, not by the world: a day's window is all weekend or none of it.
     calendar_subjects: tuple[str, ...] = ("tx_during_weekend", "tx_during_night")
+    regions: RegionPolicy | None = field(default_factory=RegionPolicy)
 
 
 @dataclass
@@ -61,6 +64,8 @@ class _Hour:
     start: float
     counts: dict[str, np.ndarray]
     outside: dict[str, int] = field(default_factory=dict)
+    cell_rows: np.ndarray | None = None
+    sightings: HourSightings | None = None
     score_sum: float = 0.0
     n: int = 0
 
@@ -80,30 +85,53 @@ class DriftMonitor:
         self._quiet_until: dict[str, float] = {}
         self._adwin = drift.ADWIN(delta=self.policy.adwin_delta)  # type: ignore[no-untyped-call]  # River is untyped here
         self._page_hinkley = drift.PageHinkley(threshold=self.policy.page_hinkley_threshold, mode="up")
+        reference, regions = self.reference, self.policy.regions
+        self._regions = (
+            JointRegions(reference.joint, reference.joint_shares, regions)
+            if reference.joint is not None and reference.joint_shares is not None and regions is not None
+            else None
+        )
         # The statistics of the last judged window, per subject: {"psi": ..., "out_of_range": ...}.
         self.statistics: dict[str, dict[str, float]] = {}
         self.judged_at: float | None = None
 
-    def observe(self, event_time: float, values: Mapping[str, float]) -> list[DriftAlert]:
-        """One prediction: its subjects' values (features, and SCORE)."""
+    def observe(
+        self, event_time: float, values: Mapping[str, float], card: str = "", terminal: str = ""
+    ) -> list[DriftAlert]:
+        """One prediction: its subjects' values (features, and SCORE), its card and terminal."""
         return self.observe_batch(
             np.asarray([event_time], dtype=np.float64),
             {n: np.asarray([v], dtype=np.float64) for n, v in values.items()},
+            [card],
+            [terminal],
         )
 
-    def observe_batch(self, event_times: np.ndarray, columns: Mapping[str, np.ndarray]) -> list[DriftAlert]:
-        """Predictions in arrival order: their event times, and per subject (features, and SCORE)
-        their values. Returns the alerts that the hours they complete raise. Counting is done
-        per run of predictions in the same hour, a handful of array operations per run, so that
-        one prediction costs well under a microsecond per subject."""
+    def observe_batch(
+        self,
+        event_times: np.ndarray,
+        columns: Mapping[str, np.ndarray],
+        cards: Sequence[str] | None = None,
+        terminals: Sequence[str] | None = None,
+    ) -> list[DriftAlert]:
+        """Predictions in arrival order: their event times, per subject (features, and SCORE)
+        their values, and their cards and terminals (without them, joint regions are not
+        watched). Returns the alerts that the hours they complete raise. Counting is done per
+        run of predictions in the same hour, a handful of array operations per run, so that one
+        prediction costs about a microsecond per subject."""
         starts = event_times - event_times % HOUR
         boundaries = np.flatnonzero(np.diff(starts)) + 1
         alerts: list[DriftAlert] = []
         for first, last in zip(np.r_[0, boundaries], np.r_[boundaries, len(starts)], strict=True):
-            alerts += self._count(float(starts[first]), {n: c[first:last] for n, c in columns.items()})
+            entities = None if cards is None or terminals is None else (cards[first:last], terminals[first:last])
+            alerts += self._count(float(starts[first]), {n: c[first:last] for n, c in columns.items()}, entities)
         return alerts
 
-    def _count(self, start: float, columns: Mapping[str, np.ndarray]) -> list[DriftAlert]:
+    def _count(
+        self,
+        start: float,
+        columns: Mapping[str, np.ndarray],
+        entities: tuple[Sequence[str], Sequence[str]] | None,
+    ) -> list[DriftAlert]:
         alerts: list[DriftAlert] = []
         current = self._current
         if current is None or start > current.start:
@@ -122,6 +150,10 @@ class DriftMonitor:
             outside = int(np.count_nonzero((values < reference.lows[name]) | (values > reference.highs[name])))
             if outside:
                 current.outside[name] = current.outside.get(name, 0) + outside
+        if self._regions is not None and entities is not None:
+            cell_rows = self._regions.count(columns, *entities)
+            if cell_rows is not None:
+                current.cell_rows = cell_rows if current.cell_rows is None else current.cell_rows + cell_rows
         scores = columns.get(SCORE)
         if scores is not None:
             current.score_sum += float(scores.sum())
@@ -129,6 +161,8 @@ class DriftMonitor:
         return alerts
 
     def _close(self, hour: _Hour) -> list[DriftAlert]:
+        if self._regions is not None:
+            hour.sightings = self._regions.close_hour()
         self._hours.append(hour)
         while len(self._hours) > self.policy.window_hours:
             self._hours.popleft()
@@ -149,6 +183,7 @@ class DriftMonitor:
                 self.statistics[name]["out_of_range"] = share
                 if outside >= self.policy.out_of_range_min and share > self.policy.out_of_range_share:
                     alerts += self._alert(name, "OutOfRange", share, self.policy.out_of_range_share, end, window_n)
+            alerts += self._judge_regions(end, window_n)
             self.judged_at = end
         if hour.n:
             mean = hour.score_sum / hour.n
@@ -160,10 +195,40 @@ class DriftMonitor:
                 alerts += self._alert(SCORE, "PageHinkley", mean, self.policy.page_hinkley_threshold, end, hour.n)
         return alerts
 
+    def _judge_regions(self, end: float, window_n: int) -> list[DriftAlert]:
+        counted = [(h.cell_rows, h.sightings) for h in self._hours if h.cell_rows is not None and h.sightings]
+        if self._regions is None or not counted:
+            return []
+        finding = self._regions.judge(
+            window_n, np.sum([rows for rows, _ in counted], axis=0), [sightings for _, sightings in counted]
+        )
+        if finding is None:
+            return []
+        details = {
+            "region": finding.region,
+            "entities": str(finding.entities),
+            "rows": str(finding.rows),
+            "expected": f"{finding.expected:.2f}",
+            "p_value": f"{finding.p_value:.3g}",
+        }
+        fold = finding.entities / finding.expected
+        # One new pattern fills several cells at once: one alert for all of them.
+        return self._alert(
+            finding.pair, "JointRegion", fold, self._regions.policy.ratio, end, window_n, details, quiet_key="joint"
+        )
+
     def _alert(
-        self, subject: str, detector: str, statistic: float, threshold: float, end: float, size: int
+        self,
+        subject: str,
+        detector: str,
+        statistic: float,
+        threshold: float,
+        end: float,
+        size: int,
+        details: Mapping[str, str] | None = None,
+        quiet_key: str | None = None,
     ) -> list[DriftAlert]:
-        key = f"{subject}/{detector}"
+        key = f"{quiet_key or subject}/{detector}"
         if end < self._quiet_until.get(key, float("-inf")):
             return []
         self._quiet_until[key] = end + self.policy.quiet_hours * HOUR
@@ -184,5 +249,6 @@ class DriftMonitor:
                 window_end=timestamp_of(end),
                 window_size=size,
                 raised_at=timestamp_of(end),
+                details=details,
             )
         ]

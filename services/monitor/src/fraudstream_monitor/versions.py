@@ -101,14 +101,13 @@ class VersionCatalogue:
                     dst_path=scratch,
                     tracking_uri=self._tracking_uri,
                 )
-                document = json.loads(Path(local).read_text())
-        except (MlflowException, OSError, ValueError) as missing:
+                return Reference.from_json(json.loads(Path(local).read_text()))
+        except (MlflowException, OSError, ValueError, KeyError, TypeError) as unusable:
             logger.warning(
-                "no reference for this version: drift is not watched for it",
-                extra={"model_version": version.version, "error": str(missing)},
+                "no usable reference for this version: drift is not watched for it",
+                extra={"model_version": version.version, "error": str(unusable)},
             )
             return None
-        return Reference.from_json(document)
 
 
 class PublishedFollower(BlockingLoop):

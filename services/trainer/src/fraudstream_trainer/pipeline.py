@@ -29,7 +29,7 @@ from feast import FeatureStore
 from tqdm import tqdm
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
-from fraudstream_common.reference import Reference
+from fraudstream_common.reference import version_reference
 from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
 from fraudstream_registry.registry import CHAMPION, REQUEST_TAG, Registry
 from fraudstream_trainer import metrics
@@ -336,7 +336,7 @@ def _reference(holdout: pd.DataFrame, scores: np.ndarray) -> dict[str, dict[str,
     """The version's reference distribution (its inputs and score on the holdout), which the
     monitor compares live traffic with."""
     columns = {name: holdout[name].to_numpy(dtype=np.float64) for name in FEATURE_NAMES}
-    return Reference.of({**columns, "score": scores}).as_json()
+    return version_reference(columns, scores).as_json()
 
 
 # The holdout only has to be scorable: some rows and at least one fraud.

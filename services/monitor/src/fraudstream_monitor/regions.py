@@ -1,0 +1,164 @@
+"""New patterns in the joint distribution of the inputs: a region of a feature pair that the
+reference left almost empty and that many different cards and terminals now fill.
+
+A fraud ring testing stolen cards makes a few dozen small night payments a day among tens of
+thousands: no single feature's distribution moves, but cells like "night and an amount a
+hundredth of the card's usual" fill up. Each pair of features is cut by the reference's
+`JointGrid` (bins fine in the tails); cells whose reference share is below `rare_share` are
+watched. A watched cell is evidence when, over the window, it holds
+
+- at least `min_entities` distinct cards and as many distinct terminals (its entity count is the
+  smaller of the two), and at least `ratio` times the rows the reference expects there: one busy
+  card or one busy terminal fills cells of its own features on its own, which is no new pattern;
+- so many that a Poisson count with the reference's expectation reaches it with probability
+  below `p_value` (thousands of cells are judged every hour).
+
+Memory is bounded: per watched cell and hour, the distinct cards and terminals seen, up to
+`max_entities` each (as 64-bit hashes); a cell that had that many in an hour is no longer
+clustered on a few entities, and its rows count instead. Counting is vectorized: the only
+per-prediction Python is hashing its card and terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import gammainc
+
+from fraudstream_common.reference import JointGrid
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # spreads an entity's hash before a cell is added to it
+
+
+@dataclass(frozen=True)
+class RegionPolicy:
+    rare_share: float = 5e-4
+    min_entities: int = 6
+    ratio: float = 5.0
+    p_value: float = 1e-6
+    max_entities: int = 64
+
+
+@dataclass(frozen=True)
+class RegionFinding:
+    pair: str
+    region: str
+    entities: int
+    rows: int
+    expected: float
+    p_value: float
+
+
+@dataclass(frozen=True)
+class Sightings:
+    """The distinct entities (cards, or terminals) an hour put in watched cells: one row per
+    (cell, entity), at most `max_entities` per cell, and the cells that had more."""
+
+    cells: np.ndarray
+    entities: np.ndarray
+    saturated: np.ndarray  # bool per cell of the grid
+
+
+@dataclass(frozen=True)
+class HourSightings:
+    cards: Sightings
+    terminals: Sightings
+
+
+class JointRegions:
+    """Counts one model version's predictions in the watched cells, hour by hour of event time,
+    and judges a window of hours."""
+
+    def __init__(self, grid: JointGrid, reference_shares: np.ndarray, policy: RegionPolicy) -> None:
+        self.grid = grid
+        self.policy = policy
+        self._shares = reference_shares
+        self._watched = reference_shares < policy.rare_share
+        self._cells: list[np.ndarray] = []
+        self._cards: list[np.ndarray] = []
+        self._terminals: list[np.ndarray] = []
+
+    def count(
+        self, columns: Mapping[str, np.ndarray], cards: Sequence[str], terminals: Sequence[str]
+    ) -> np.ndarray | None:
+        """Rows of the current hour. Returns their count per cell (the caller keeps it with the
+        hour), or None when a subject of the grid is missing from `columns`."""
+        if any(name not in columns for name in self.grid.subjects):
+            return None
+        cells = self.grid.cells(columns)
+        rows, pairs = np.nonzero(self._watched[cells])
+        hits = cells[rows, pairs]
+        self._cells.append(hits)
+        self._cards.append(_hashes(cards)[rows])
+        self._terminals.append(_hashes(terminals)[rows])
+        return np.bincount(hits, minlength=self.grid.size)
+
+    def close_hour(self) -> HourSightings:
+        """The current hour's distinct cards and terminals per watched cell; starts the next."""
+        cells = np.concatenate(self._cells) if self._cells else np.empty(0, dtype=np.int64)
+        cards = np.concatenate(self._cards) if self._cards else np.empty(0, dtype=np.int64)
+        terminals = np.concatenate(self._terminals) if self._terminals else np.empty(0, dtype=np.int64)
+        self._cells, self._cards, self._terminals = [], [], []
+        return HourSightings(self._distinct(cells, cards), self._distinct(cells, terminals))
+
+    def judge(self, window_rows: int, cell_rows: np.ndarray, hours: Sequence[HourSightings]) -> RegionFinding | None:
+        """The window holds `window_rows` predictions, `cell_rows` per cell, and the sightings of
+        its `hours`. Returns the most significant region, if any."""
+        policy = self.policy
+        expected = np.maximum(self._shares * window_rows, 0.5)
+        candidates = np.flatnonzero(
+            self._watched & (cell_rows >= policy.min_entities) & (cell_rows >= policy.ratio * expected)
+        )
+        if not len(candidates):
+            return None
+        entities = np.minimum(
+            self._window_distinct(candidates, cell_rows, [h.cards for h in hours]),
+            self._window_distinct(candidates, cell_rows, [h.terminals for h in hours]),
+        )
+        # P(X >= entities) for X ~ Poisson(expected): the regularized lower incomplete gamma.
+        p_values = gammainc(np.maximum(entities, 1), expected[candidates])
+        significant = (
+            (entities >= policy.min_entities)
+            & (entities >= policy.ratio * expected[candidates])
+            & (p_values < policy.p_value)
+        )
+        if not significant.any():
+            return None
+        best = int(np.argmin(np.where(significant, p_values, np.inf)))
+        cell = int(candidates[best])
+        pair, region = self.grid.describe(cell)
+        return RegionFinding(
+            pair, region, int(entities[best]), int(cell_rows[cell]), float(expected[cell]), float(p_values[best])
+        )
+
+    def _distinct(self, cells: np.ndarray, entities: np.ndarray) -> Sightings:
+        _, first = np.unique(_pair_keys(cells, entities), return_index=True)
+        order = first[np.argsort(cells[first], kind="stable")]
+        cells, entities = cells[order], entities[order]
+        rank = np.arange(len(cells)) - np.searchsorted(cells, cells, side="left")
+        kept = rank < self.policy.max_entities
+        saturated = np.zeros(self.grid.size, dtype=bool)
+        saturated[cells[~kept]] = True
+        return Sightings(cells[kept], entities[kept], saturated)
+
+    def _window_distinct(self, candidates: np.ndarray, cell_rows: np.ndarray, hours: Sequence[Sightings]) -> np.ndarray:
+        cells = np.concatenate([h.cells for h in hours])
+        entities = np.concatenate([h.entities for h in hours])
+        mine = np.isin(cells, candidates)
+        cells, entities = cells[mine], entities[mine]
+        _, first = np.unique(_pair_keys(cells, entities), return_index=True)
+        distinct = np.bincount(cells[first], minlength=self.grid.size)[candidates]
+        saturated = np.any([h.saturated[candidates] for h in hours], axis=0)
+        counted: np.ndarray = np.where(saturated, cell_rows[candidates], distinct)
+        return counted
+
+
+def _hashes(names: Sequence[str]) -> np.ndarray:
+    return np.fromiter(map(hash, names), dtype=np.int64, count=len(names))
+
+
+def _pair_keys(cells: np.ndarray, entities: np.ndarray) -> np.ndarray:
+    """One 64-bit key per (cell, entity); collisions are as unlikely as between 64-bit hashes."""
+    return entities.astype(np.uint64) * _MIX + cells.astype(np.uint64)
