@@ -6,6 +6,7 @@ from pydantic import Field
 
 from fraudstream_common.settings import ServiceSettings
 from fraudstream_monitor.drift import DriftPolicy
+from fraudstream_monitor.regions import RegionPolicy
 from fraudstream_monitor.retrain import RetrainPolicy
 
 
@@ -60,6 +61,32 @@ class MonitorSettings(ServiceSettings):
     out_of_range_min: int = Field(
         default=DriftPolicy.out_of_range_min, ge=1, description="Fewest values outside the range that alert."
     )
+    joint_regions: bool = Field(
+        default=True,
+        description="Watch pairs of features for new patterns (regions the reference left almost empty).",
+    )
+    region_rare_share: float = Field(
+        default=RegionPolicy.rare_share,
+        gt=0,
+        lt=1,
+        description="A cell of a feature pair is watched when its share of the reference is below this.",
+    )
+    region_min_entities: int = Field(
+        default=RegionPolicy.min_entities,
+        ge=1,
+        description="Fewest distinct cards (and as many terminals) in a watched cell, over the window, that alert.",
+    )
+    region_ratio: float = Field(
+        default=RegionPolicy.ratio,
+        gt=1,
+        description="A watched cell alerts with at least this many times the entities the reference expects.",
+    )
+    region_p_value: float = Field(
+        default=RegionPolicy.p_value,
+        gt=0,
+        lt=1,
+        description="...and when a Poisson count with the reference's expectation reaches it less often than this.",
+    )
     quality_window_hours: float = Field(default=24.0, gt=0, description="Hours of predictions a quality window holds.")
     label_maturity_hours: float = Field(
         default=8 * 24.0,
@@ -92,6 +119,14 @@ class MonitorSettings(ServiceSettings):
             page_hinkley_threshold=self.page_hinkley_threshold,
             out_of_range_share=self.out_of_range_share,
             out_of_range_min=self.out_of_range_min,
+            regions=RegionPolicy(
+                rare_share=self.region_rare_share,
+                min_entities=self.region_min_entities,
+                ratio=self.region_ratio,
+                p_value=self.region_p_value,
+            )
+            if self.joint_regions
+            else None,
         )
 
     def retrain_policy(self) -> RetrainPolicy:
