@@ -6,6 +6,7 @@ idempotency, the cooldown and a forced request gated against the champion."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 import uuid
@@ -19,6 +20,7 @@ import xgboost as xgb
 from mlflow import MlflowClient
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_common.reference import JOINT_SUBJECTS, Reference
 from fraudstream_common.schemas.v1.deadletter_pb2 import DeadLetter
 from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
 from fraudstream_common.schemas.v1.monitoring_pb2 import RetrainRequest
@@ -135,12 +137,19 @@ def test_a_retrain_request_trains_registers_and_publishes(topics: Topics, tmp_pa
             "plots/feature_importance.png",
         }
 
-        # The reference distribution the monitor compares traffic with: every input and the score.
-        reference = json.loads(
-            Path(client.download_artifacts(published.run_id, "reference.json", str(tmp_path))).read_text()
+        # The reference distribution the monitor compares traffic with: every input and the score,
+        # and the grid of feature pairs, each pair's cells holding the whole holdout.
+        reference = Reference.from_json(
+            json.loads(Path(client.download_artifacts(published.run_id, "reference.json", str(tmp_path))).read_text())
         )
-        assert set(reference) == {*FEATURE_NAMES, "score"}
-        assert abs(sum(reference["score"]["shares"]) - 1) < 1e-9
+        assert set(reference.edges) == {*FEATURE_NAMES, "score"}
+        assert abs(sum(reference.shares["score"]) - 1) < 1e-9
+        assert reference.joint is not None
+        assert reference.joint.subjects == JOINT_SUBJECTS
+        assert reference.joint_counts is not None
+        assert reference.joint_rows > 0
+        for first, last in itertools.pairwise(reference.joint.offsets):
+            assert reference.joint_counts[first:last].sum() == reference.joint_rows
 
         # The parity: logged, and true again here on 10,000 rows between the logged native model and the ONNX.
         assert run.data.metrics["onnx_parity_max_abs_difference"] <= 1e-5
