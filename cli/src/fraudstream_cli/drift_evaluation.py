@@ -66,12 +66,13 @@ def evaluate_drift(
     days_after: int = 10,
     policy: DriftPolicy | None = None,
     scenarios: tuple[str, ...] = (*DRIFT_NAMES, STATIONARY),
+    seed: int = 0,
 ) -> list[ScenarioResult]:
     results = []
     for scenario in scenarios:
         drifts = () if scenario == STATIONARY else (DriftSpec(name=scenario, start_day=drift_day),)
         config = SimulationConfig(
-            n_customers=n_customers, n_terminals=n_terminals, nb_days=drift_day + days_after, drifts=drifts
+            n_customers=n_customers, n_terminals=n_terminals, nb_days=drift_day + days_after, drifts=drifts, seed=seed
         )
         world = simulate(config)
         frame = labelled(backfill(world.transactions, world.labels), world.labels)

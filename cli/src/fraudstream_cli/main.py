@@ -442,6 +442,7 @@ def evaluate_drift_command(
         list[str] | None,
         typer.Option(help="new-fraud-pattern, amount-shift, new-terminals or stationary; repeatable (default: all)."),
     ] = None,
+    seed: Annotated[int, typer.Option(help="The simulator's seed (0: the handbook's world).")] = 0,
 ) -> None:
     """Run the simulator's drift scenarios through the monitor's drift detection: per scenario,
     the detection delay after the true start and the false alarms on stationary traffic."""
@@ -456,7 +457,12 @@ def evaluate_drift_command(
         _fail(ValueError(f"unknown scenario {unknown[0]!r}; choose from {', '.join((*DRIFT_NAMES, STATIONARY))}"))
         return
     results = evaluate_drift(
-        n_customers=customers, n_terminals=terminals, drift_day=drift_day, days_after=days_after, scenarios=chosen
+        n_customers=customers,
+        n_terminals=terminals,
+        drift_day=drift_day,
+        days_after=days_after,
+        scenarios=chosen,
+        seed=seed,
     )
     if as_json:
         typer.echo(json.dumps({r.scenario: r.as_json() for r in results}, indent=2))

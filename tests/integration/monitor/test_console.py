@@ -80,6 +80,7 @@ def test_the_console_shows_what_the_monitor_saw_and_its_admin_buttons_act(browse
     expect(page.locator("#models-body tbody tr", has_text="champion")).to_contain_text("2")
     expect(page.locator("#alerts-body")).to_contain_text("tx_amount")
     expect(page.locator("#alerts-body")).to_contain_text("average_precision")
+    expect(page.locator("#alerts-body")).to_contain_text("holdout average precision")  # the evidence, in words
     expect(page.locator("#retrains-body")).to_contain_text("drift")
 
     # Without a key the admin buttons are refused; with the admin key they act.
