@@ -59,3 +59,25 @@ def test_a_window_waits_for_its_predictions_when_labels_run_ahead() -> None:
     join.label("t4", True, label_time=10 * DAY)
     (again,) = join.prediction("t4", 0.5 * DAY, score=0.5, alerted=True)
     assert (again.start, again.frauds, again.late_labels) == (0.0, 2, 1)
+
+
+def test_memory_follows_the_maturity_not_the_monitors_age() -> None:
+    join = LabelJoin(window_seconds=DAY, maturity_seconds=8 * DAY, late_seconds=7 * DAY)
+    join.label("never-predicted", True, label_time=0.5 * DAY)  # its prediction was before the replay
+    for day in range(60):
+        for i in range(10):
+            join.prediction(f"d{day}-{i}", day * DAY + i, score=0.1, alerted=False)
+        join.label(f"d{day}-0", True, label_time=day * DAY + 3 * DAY)
+    windows, predictions, waiting = join.held
+    # Label time reached day 62: windows ending after 62 - 8 - 7 = 47 are kept (days 47..59).
+    assert windows == 13
+    assert predictions == 130
+    assert waiting == 0  # the label that waited for good was dropped with its time
+
+    # A very late label for a dropped window's prediction changes nothing and is dropped in time;
+    # a replayed prediction of a dropped window is not counted again.
+    assert join.label("d3-5", True, label_time=62 * DAY) == []
+    assert join.prediction("d3-5", 3 * DAY + 5, score=0.1, alerted=False) == []
+    assert join.held[1] == 130
+    join.label("x", False, label_time=80 * DAY)
+    assert join.held[2] == 0

@@ -197,6 +197,7 @@ class MonitorCore:
                 quality=LabelJoin(
                     window_seconds=settings.quality_window_hours * HOUR,
                     maturity_seconds=settings.label_maturity_hours * HOUR,
+                    late_seconds=settings.late_label_hours * HOUR,
                 ),
             )
         if state.drift is None and not state.reference_settled:
@@ -225,6 +226,8 @@ class MonitorCore:
             roles[prediction.model_role] += 1
         for role, count in roles.items():
             metrics.PREDICTIONS.labels(version, ROLE_NAMES.get(role, "unknown")).inc(count)
+        for held, count in zip(("windows", "predictions", "waiting_labels"), state.quality.held, strict=True):
+            metrics.QUALITY_HELD.labels(version, held).set(count)
         drift = state.drift
         if drift is None:
             return alerts

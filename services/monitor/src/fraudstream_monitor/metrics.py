@@ -17,6 +17,11 @@ QUALITY = Gauge(
     "Quality of the latest matured window, per version and metric.",
     ["model_version", "metric"],
 )
+QUALITY_HELD = Gauge(
+    "fraudstream_monitor_quality_held",
+    "What the label join holds in memory, per version: windows, predictions, fraud labels waiting for a prediction.",
+    ["model_version", "what"],
+)
 ALERTS = Counter("fraudstream_monitor_alerts_total", "Alerts raised and sent.", ["kind", "subject"])
 RETRAIN_REQUESTS = Counter("fraudstream_monitor_retrain_requests_total", "Retrain requests sent.", ["reason"])
 PAUSED = Gauge("fraudstream_monitor_loop_paused", "1 while an operator has paused the retrain loop.")

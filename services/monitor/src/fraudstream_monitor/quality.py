@@ -8,6 +8,10 @@ joined to labels by transaction id in either order: a label that arrives before 
 waits for it (out of order), one that arrives after its window matured still counts, and the
 window's figures are computed again (very late labels are rare and counted). A window matures
 only once a later window has predictions too, so that all of its own predictions were seen.
+A matured window takes very late labels for `late_seconds` more of label time, then it is
+dropped with its predictions, and so are fraud labels that waited that long for a prediction
+that never came (one from before the monitor's replay horizon): memory follows the maturity,
+not the monitor's age.
 
 Per matured window: average precision of the scores, precision and recall at the review budget
 (a decision of review or decline), and the alert rate (the share sent to review or declined).
@@ -46,9 +50,18 @@ class _Window:
 
 
 class LabelJoin:
-    def __init__(self, *, window_seconds: float = 24 * HOUR, maturity_seconds: float = 8 * 24 * HOUR) -> None:
+    def __init__(
+        self,
+        *,
+        window_seconds: float = 24 * HOUR,
+        maturity_seconds: float = 8 * 24 * HOUR,
+        late_seconds: float = 7 * 24 * HOUR,
+    ) -> None:
         self._window = window_seconds
         self._maturity = maturity_seconds
+        self._late = late_seconds
+        # Windows ending before this were dropped: a prediction for one of them is not counted.
+        self._dropped_before = float("-inf")
         self._windows: dict[float, _Window] = {}
         self._window_of: dict[str, float] = {}
         # Fraud labels whose prediction has not arrived (yet): transaction id -> label time.
@@ -60,9 +73,9 @@ class LabelJoin:
         """Applies a prediction; returns the windows that matured with it (or the matured window
         that a fraud label waiting for it changed), with their figures."""
         start = event_time - event_time % self._window
-        window = self._windows.setdefault(start, _Window(start))
-        if transaction_id in self._window_of:
+        if transaction_id in self._window_of or start + self._window <= self._dropped_before:
             return []  # one prediction per transaction (retries and replays are the same decision)
+        window = self._windows.setdefault(start, _Window(start))
         window.predictions[transaction_id] = (score, alerted)
         self._window_of[transaction_id] = start
         changed: list[_Window] = []
@@ -98,7 +111,23 @@ class LabelJoin:
                 window.late_labels += 1
                 changed.append(window)
         changed += self._mature()
+        self._drop_old()
         return [self._quality(window) for window in changed]
+
+    @property
+    def held(self) -> tuple[int, int, int]:
+        """What is in memory: windows, predictions, fraud labels waiting for their prediction."""
+        return len(self._windows), len(self._window_of), len(self._waiting)
+
+    def _drop_old(self) -> None:
+        horizon = self._label_clock - self._maturity - self._late
+        if horizon < self._dropped_before + self._window:
+            return  # nothing new to drop before another window's worth of label time
+        for start in [s for s, w in self._windows.items() if w.matured and s + self._window <= horizon]:
+            for transaction_id in self._windows.pop(start).predictions:
+                self._window_of.pop(transaction_id, None)
+        self._waiting = {t: at for t, at in self._waiting.items() if at > horizon}
+        self._dropped_before = horizon
 
     def _mature(self) -> list[_Window]:
         """Windows whose labels have matured and whose predictions have all been seen (a later

@@ -93,6 +93,12 @@ class MonitorSettings(ServiceSettings):
         gt=0,
         description="A quality window is judged once labels this far past its end were seen (they come in 7 days).",
     )
+    late_label_hours: float = Field(
+        default=7 * 24.0,
+        ge=0,
+        description="A judged quality window still takes very late labels this long; then its predictions are "
+        "dropped from memory, and so are fraud labels that waited this long for a prediction.",
+    )
     quality_max_drop: float = Field(
         default=0.3,
         gt=0,
