@@ -12,6 +12,7 @@ from collections.abc import Awaitable
 from typing import cast
 
 import redis.asyncio as aioredis
+import uvloop
 
 from fraudstream_common.apikeys import ApiKeys
 from fraudstream_common.health import Readiness
@@ -26,7 +27,7 @@ from fraudstream_inference.grpc_server import GrpcServer
 from fraudstream_inference.http import create_app
 from fraudstream_inference.predictions import PredictionLog, RolloutEvents
 from fraudstream_inference.rollout import Rollout
-from fraudstream_inference.settings import InferenceSettings
+from fraudstream_inference.settings import EventLoop, InferenceSettings
 from fraudstream_inference.stream import StreamScorer
 from fraudstream_inference.swap import ModelFollower
 
@@ -108,6 +109,8 @@ async def serve(settings: InferenceSettings) -> int:
 def main() -> None:
     settings = InferenceSettings()
     configure_logging("inference", settings.log_level, settings.log_json)
+    if settings.event_loop is EventLoop.UVLOOP:
+        sys.exit(uvloop.run(serve(settings)))
     sys.exit(asyncio.run(serve(settings)))
 
 

@@ -18,10 +18,20 @@ class Device(StrEnum):
     CUDA = "cuda"
 
 
+class EventLoop(StrEnum):
+    UVLOOP = "uvloop"
+    ASYNCIO = "asyncio"
+
+
 class InferenceSettings(ServiceSettings, FeatureStoreSettings, TransactionRules):
     http_host: str = Field(default="127.0.0.1", description="Address the HTTP and gRPC servers bind.")
     http_port: int = Field(default=8080, description="HTTP port: /v1/predict, /healthz, /readyz, /metrics.")
     grpc_port: int = Field(default=50051, description="gRPC port of fraudstream.v1.InferenceService.")
+    event_loop: EventLoop = Field(
+        default=EventLoop.UVLOOP,
+        description="The event loop HTTP, gRPC and stream scoring share: uvloop (faster; gRPC's asyncio stack "
+        "gains most) or Python's asyncio.",
+    )
     instance_id: str = Field(default="inference-0", description="Name of this replica in Kafka client ids.")
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0", description="Redis holding API keys and the decisions taken."
