@@ -83,7 +83,8 @@ def service_rate(records: list[bytes]) -> float:
     from fraudstream_common.topics import Topic, topic_name
     from fraudstream_registry.publisher import EventPublisher
     from tests.integration.monitor.conftest import register_versions
-    from tests.platform import PLATFORM, ServiceProcess, producer
+    from tests.integration.monitor.service import monitor_service
+    from tests.platform import PLATFORM, producer
 
     prefix = f"bench-monitor-{uuid.uuid4().hex[:8]}."
     KafkaBroker(PlatformSettings(topic_prefix=prefix)).ensure_topics()
@@ -108,17 +109,7 @@ def service_rate(records: list[bytes]) -> float:
                 kafka.poll(0.05)
     assert kafka.flush(60) == 0
     with tempfile.TemporaryDirectory() as logs:
-        monitor = ServiceProcess(
-            prefix=prefix,
-            log_dir=Path(logs),
-            module="fraudstream_monitor",
-            extra_env={
-                "FRAUDSTREAM_MLFLOW_TRACKING_URI": PLATFORM.mlflow_url,
-                "FRAUDSTREAM_MLFLOW_EXPERIMENT": experiment,
-                "FRAUDSTREAM_REGISTERED_MODEL": model,
-                "FRAUDSTREAM_LOG_LEVEL": "WARNING",
-            },
-        )
+        monitor = monitor_service(prefix, Path(logs), experiment, model, log_level="WARNING")
         monitor.start(wait_ready=False)
         try:
             monitor.wait_ready(120)

@@ -19,8 +19,9 @@ from fraudstream_common.schemas.v1.monitoring_pb2 import RetrainRequest
 from fraudstream_common.topics import Topic
 from fraudstream_simulator.sinks import Pacing, replay_to_kafka
 from tests.integration.inference.serving import Served, serve, settings_for
+from tests.integration.monitor.service import monitor_service
 from tests.integration.trainer.history import trainer_service
-from tests.platform import PLATFORM, PrivateRedis, ServiceProcess, Topics, drain, eventually
+from tests.platform import PLATFORM, PrivateRedis, Topics, drain, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -65,18 +66,14 @@ def test_drift_seen_by_the_monitor_ends_in_a_new_model_served_with_no_human_step
         gate_card_precision_margin="1",
         cooldown_seconds="0",
     )
-    monitor = ServiceProcess(
-        prefix=topics.prefix,
-        log_dir=tmp_path,
-        module="fraudstream_monitor",
-        extra_env={
-            "FRAUDSTREAM_MLFLOW_TRACKING_URI": PLATFORM.mlflow_url,
-            "FRAUDSTREAM_MLFLOW_EXPERIMENT": served.model_name,
-            "FRAUDSTREAM_REGISTERED_MODEL": served.model_name,
-            "FRAUDSTREAM_WINDOW_HOURS": "2",
-            "FRAUDSTREAM_MIN_WINDOW_PREDICTIONS": "300",
-            "FRAUDSTREAM_DEBOUNCE_SECONDS": "1",
-        },
+    monitor = monitor_service(
+        topics.prefix,
+        tmp_path,
+        served.model_name,
+        served.model_name,
+        window_hours="2",
+        min_window_predictions="300",
+        debounce_seconds="1",
     )
     trainer.start()
     monitor.start()

@@ -30,6 +30,7 @@ from fraudstream_common.timestamps import timestamp_of
 from fraudstream_common.topics import Topic
 from fraudstream_registry.publisher import EventPublisher
 from fraudstream_registry.registry import CHAMPION, Registry
+from tests.integration.monitor.service import monitor_service
 from tests.platform import PLATFORM, ServiceProcess, Topics, producer
 from tests.unit.monitor.fixtures import HOUR, START, columns, predictions, reference_of
 
@@ -143,24 +144,20 @@ def watched(topics: Topics, tmp_path: Path) -> Iterator[Watched]:
     keys = redis.Redis.from_url(PLATFORM.redis_url)
     admin_key = create_key(keys, [Scope.ADMIN], "it-admin", namespace=topics.prefix)
     predict_key = create_key(keys, [Scope.PREDICT], "it-predict", namespace=topics.prefix)
-    monitor = ServiceProcess(
-        prefix=topics.prefix,
-        log_dir=tmp_path,
-        module="fraudstream_monitor",
-        extra_env={
-            "FRAUDSTREAM_MLFLOW_TRACKING_URI": PLATFORM.mlflow_url,
-            "FRAUDSTREAM_MLFLOW_EXPERIMENT": experiment,
-            "FRAUDSTREAM_REGISTERED_MODEL": model,
-            "FRAUDSTREAM_WINDOW_HOURS": "2",
-            "FRAUDSTREAM_MIN_WINDOW_PREDICTIONS": "500",
-            "FRAUDSTREAM_QUIET_HOURS": "1000",
-            "FRAUDSTREAM_QUALITY_WINDOW_HOURS": "1",
-            "FRAUDSTREAM_LABEL_MATURITY_HOURS": "2",
-            "FRAUDSTREAM_QUALITY_MIN_FRAUDS": "5",
-            "FRAUDSTREAM_DEBOUNCE_SECONDS": "2",
-            "FRAUDSTREAM_COOLDOWN_SECONDS": "3600",
-            "FRAUDSTREAM_BATCH_SIZE": "500",
-        },
+    monitor = monitor_service(
+        topics.prefix,
+        tmp_path,
+        experiment,
+        model,
+        window_hours="2",
+        min_window_predictions="500",
+        quiet_hours="1000",
+        quality_window_hours="1",
+        label_maturity_hours="2",
+        quality_min_frauds="5",
+        debounce_seconds="2",
+        cooldown_seconds="3600",
+        batch_size="500",
     )
     monitor.start()
     yield Watched(monitor, topics, model, experiment, admin_key, predict_key, registry)
