@@ -15,6 +15,7 @@ Alerts raised while the consumer replays records it had already read before a re
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 import time
@@ -172,7 +173,7 @@ class MonitorCore:
                         "drift": drift.statistics if drift is not None else {},
                         "drift_judged_at": drift.judged_at if drift is not None else None,
                         "drift_history": [{"at": at, "psi": values} for at, values in state.drift_history],
-                        "quality": [_quality_json(w) for w in state.quality_history],
+                        "quality": [dataclasses.asdict(w) for w in state.quality_history],
                     }
                 )
             return {
@@ -232,9 +233,9 @@ class MonitorCore:
         if drift is None:
             return alerts
         names = [f.name for f in predictions[0].features]
-        complete = [p for p in predictions if len(p.features) == len(names)]
-        values = np.asarray([[f.value for f in p.features] for p in complete])
         kept = np.asarray([len(p.features) == len(names) for p in predictions], dtype=bool)
+        complete = [p for p, whole in zip(predictions, kept, strict=True) if whole]
+        values = np.asarray([[f.value for f in p.features] for p in complete])
         columns = {name: values[:, i] for i, name in enumerate(names)} if len(values) else {}
         columns[SCORE] = scores[kept]
         cards, terminals = [p.customer_id for p in complete], [p.terminal_id for p in complete]
@@ -339,18 +340,4 @@ def _request_json(request: RetrainRequest) -> dict[str, Any]:
         "requested_at": seconds_of(request.requested_at),
         "force": request.force,
         "evidence": [f"{a.subject}/{a.detector}" for a in request.evidence],
-    }
-
-
-def _quality_json(window: WindowQuality) -> dict[str, Any]:
-    return {
-        "start": window.start,
-        "end": window.end,
-        "predictions": window.predictions,
-        "frauds": window.frauds,
-        "average_precision": window.average_precision,
-        "precision_at_budget": window.precision_at_budget,
-        "recall_at_budget": window.recall_at_budget,
-        "alert_rate": window.alert_rate,
-        "late_labels": window.late_labels,
     }

@@ -196,7 +196,9 @@ class DriftMonitor:
         return alerts
 
     def _judge_regions(self, end: float, window_n: int) -> list[DriftAlert]:
-        counted = [(h.cell_rows, h.sightings) for h in self._hours if h.cell_rows is not None and h.sightings]
+        counted = [
+            (h.cell_rows, h.sightings) for h in self._hours if h.cell_rows is not None and h.sightings is not None
+        ]
         if self._regions is None or not counted:
             return []
         finding = self._regions.judge(
