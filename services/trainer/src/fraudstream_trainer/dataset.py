@@ -7,9 +7,9 @@ from __future__ import annotations
 import hashlib
 
 import pandas as pd
-from feast import FeatureStore
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_feature_store import FeatureStore
 from fraudstream_feature_store.repository import TIMESTAMP, TRANSACTION_VIEW
 
 FEATURE_REFERENCES = [f"{TRANSACTION_VIEW}:{name}" for name in FEATURE_NAMES]

@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from feast import FeatureStore
 from tqdm import tqdm
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.reference import version_reference
 from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
+from fraudstream_feature_store import FeatureStore
 from fraudstream_registry.registry import CHAMPION, REQUEST_TAG, Registry
 from fraudstream_trainer import metrics
 from fraudstream_trainer.checks import DataBounds, DataCheckError, check_training_set
