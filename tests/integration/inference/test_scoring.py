@@ -129,7 +129,9 @@ def test_auth_validation_and_degraded_answers(served: Served, private_redis: Pri
     service = served.service
     request = requests_after_history(served, 1)[0]
     with httpx.Client(base_url=service.url, timeout=10) as http:
-        assert http.post("/v1/predict", json=request).status_code == 401
+        unauthorized = http.post("/v1/predict", json=request)
+        assert unauthorized.status_code == 401
+        assert unauthorized.headers["www-authenticate"] == "Bearer"
         assert http.post("/v1/predict", json=request, headers={"Authorization": "Bearer fsk_nope"}).status_code == 401
         wrong_scope = http.post("/v1/predict", json=request, headers={"Authorization": f"Bearer {served.ingest_key}"})
         assert wrong_scope.status_code == 403
@@ -146,6 +148,18 @@ def test_auth_validation_and_degraded_answers(served: Served, private_redis: Pri
         assert http.post("/v1/predict", content=b"{nope", headers=bearer).status_code == 422
         too_large = http.post("/v1/predict", content=b"x" * 2_000_000, headers=bearer)
         assert too_large.status_code == 413
+        bad_query = http.post("/v1/predict?explain=maybe", json=request, headers=bearer)
+        assert bad_query.status_code == 422
+        assert bad_query.json()["detail"][0]["code"] == "invalid_query"
+        assert http.get("/v1/predict", headers=bearer).status_code == 405
+
+        explained = http.post("/v1/predict?explain=true", json={**request, "transaction_id": "why"}, headers=bearer)
+        assert explained.status_code == 200
+        reasons = explained.json()["reasons"]
+        assert 1 <= len(reasons) <= 5
+        assert {r["name"] for r in reasons} <= set(FEATURE_NAMES)
+        plain = http.post("/v1/predict", json={**request, "transaction_id": "why-not"}, headers=bearer)
+        assert "reasons" not in plain.json()
 
         # The feature store goes away: answers still come, degraded, and counted.
         private_redis.kill()

@@ -10,6 +10,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp
 
 from fraudstream_common.health import Readiness
 
@@ -43,7 +44,7 @@ class _Server(uvicorn.Server):
 class HttpServer:
     name = "http"
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
         self._server = _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
 
     async def run(self) -> None:

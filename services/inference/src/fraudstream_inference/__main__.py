@@ -55,6 +55,7 @@ async def serve(settings: InferenceSettings) -> int:
             namespace=prefix,
         ),
         log,
+        max_pass_rows=settings.max_pass_rows,
     )
     keys = (
         ApiKeys(

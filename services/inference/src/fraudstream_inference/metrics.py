@@ -23,6 +23,11 @@ SCORES = Histogram(
     ["role"],
     buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0),
 )
+PASS_ROWS = Histogram(
+    "fraudstream_inference_pass_rows",
+    "Transactions scored together in one pass of the core (HTTP and gRPC calls that arrived together).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 1024),
+)
 DECISIONS = Counter("fraudstream_inference_decisions_total", "Decisions by kind.", ["decision"])
 REPLAYED = Counter(
     "fraudstream_inference_replayed_decisions_total", "Retries answered with the decision already taken."

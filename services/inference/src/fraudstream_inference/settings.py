@@ -61,6 +61,12 @@ class InferenceSettings(ServiceSettings, FeatureStoreSettings, TransactionRules)
         default=1_048_576, description="Larger HTTP bodies get 413; larger gRPC messages RESOURCE_EXHAUSTED."
     )
     max_batch_items: int = Field(default=1000, ge=1, description="Most transactions in one batch call.")
+    max_pass_rows: int = Field(
+        default=256,
+        ge=1,
+        description="Most transactions the core scores in one pass: calls that arrive together (HTTP and gRPC) "
+        "share a feature read, a model run and a decision-cache round trip. A larger batch call is one pass.",
+    )
     stream_scoring: bool = Field(default=True, description="Score every record of transactions.enriched.")
     batch_max_messages: int = Field(default=2000, description="Most enriched records scored at once.")
     canary_share: float = Field(

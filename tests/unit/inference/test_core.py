@@ -1,0 +1,180 @@
+"""The core's scoring passes: calls that arrive together share one feature read, one model run
+and one decision-cache round trip, and each gets its own answers (no I/O: the store, the cache
+and the model session are stand-ins)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+import pytest
+
+from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_common.schemas.v1.prediction_pb2 import Transport
+from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
+from fraudstream_common.timestamps import timestamp_of
+from fraudstream_inference import core as core_module
+from fraudstream_inference.core import InferenceCore, NotReadyError
+from fraudstream_inference.decisions import Taken
+from fraudstream_inference.explain import Contribution
+from fraudstream_inference.features import TransactionInput, Vectors
+from fraudstream_inference.model import ScoringModel
+from fraudstream_inference.rollout import Rollout
+from fraudstream_inference.settings import InferenceSettings
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class AmountSession:
+    """Scores each row by its amount column; counts its runs."""
+
+    def __init__(self) -> None:
+        self.runs: list[int] = []
+
+    def run(self, _outputs: Any, feeds: dict[str, np.ndarray], _options: Any) -> tuple[None, np.ndarray]:
+        rows = feeds["features"]
+        self.runs.append(len(rows))
+        score = np.clip(rows[:, FEATURE_NAMES.index("tx_amount")] / 100, 0, 1)
+        return None, np.stack([1 - score, score], axis=1)
+
+
+class Features:
+    def __init__(self) -> None:
+        self.reads: list[list[str]] = []
+
+    async def vectors(self, transactions: list[TransactionInput]) -> Vectors:
+        self.reads.append([t.transaction_id for t in transactions])
+        values = np.zeros((len(transactions), len(FEATURE_NAMES)), dtype=np.float32)
+        values[:, FEATURE_NAMES.index("tx_amount")] = [t.amount for t in transactions]
+        return Vectors(values, np.zeros_like(values, dtype=np.float64), degraded=False)
+
+
+class Decisions:
+    def __init__(self, taken: dict[str, Taken] | None = None) -> None:
+        self.taken = taken or {}
+        self.round_trips = 0
+
+    async def settle(self, decisions: list[Taken]) -> dict[str, Taken]:
+        self.round_trips += 1
+        return {d.transaction_id: self.taken[d.transaction_id] for d in decisions if d.transaction_id in self.taken}
+
+
+def core_with(
+    session: AmountSession, features: Features, decisions: Decisions, *, max_pass_rows: int = 256
+) -> InferenceCore:
+    rollout = Rollout(InferenceSettings())
+    rollout.install(
+        ScoringModel(
+            name="m",
+            version="1",
+            alias="champion",
+            sha256="",
+            threshold=0.5,
+            decline_threshold=0.9,
+            session=session,
+            provider="CPUExecutionProvider",
+            onnx_model=b"",
+        )
+    )
+    return InferenceCore(rollout, features, decisions, None, max_pass_rows=max_pass_rows)  # type: ignore[arg-type]
+
+
+def tx(transaction_id: str, amount: float) -> Transaction:
+    return Transaction(
+        transaction_id=transaction_id,
+        customer_id="c",
+        terminal_id="t",
+        amount=amount,
+        event_time=timestamp_of(1_700_000_000.0),
+    )
+
+
+async def test_calls_arriving_together_are_scored_in_one_pass_and_answered_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reason = Contribution("tx_amount", 70.0, 1.5)
+    monkeypatch.setattr(core_module, "contributions", lambda _model, _row: [reason])
+    session, features, decisions = AmountSession(), Features(), Decisions()
+    core = core_with(session, features, decisions)
+    answers = await asyncio.gather(
+        core.predict([tx("a", 10)], Transport.TRANSPORT_HTTP),
+        core.predict([tx("b", 60), tx("c", 95)], Transport.TRANSPORT_GRPC),
+        core.predict([tx("d", 70)], Transport.TRANSPORT_HTTP, explain=True),
+    )
+    assert features.reads == [["a", "b", "c", "d"]]
+    assert session.runs == [4]
+    assert decisions.round_trips == 1
+    assert [[(a.transaction_id, a.decision_name) for a in call] for call in answers] == [
+        [("a", "approve")],
+        [("b", "review"), ("c", "decline")],
+        [("d", "review")],
+    ]
+    assert answers[1][0].score == pytest.approx(0.6)
+    assert [a.reasons for call in answers for a in call] == [[], [], [], [reason]]  # only where asked
+
+
+async def test_a_pass_holds_at_most_max_pass_rows_and_the_rest_go_in_the_next() -> None:
+    session, features, decisions = AmountSession(), Features(), Decisions()
+    core = core_with(session, features, decisions, max_pass_rows=3)
+    await asyncio.gather(*(core.predict([tx(f"t{i}", 10)], Transport.TRANSPORT_HTTP) for i in range(7)))
+    assert [len(read) for read in features.reads] == [3, 3, 1]
+
+
+async def test_a_call_alone_is_not_held_back() -> None:
+    session, features, decisions = AmountSession(), Features(), Decisions()
+    core = core_with(session, features, decisions)
+    first = await core.predict([tx("a", 10)], Transport.TRANSPORT_HTTP)
+    second = await core.predict([tx("b", 10)], Transport.TRANSPORT_HTTP)
+    assert [first[0].transaction_id, second[0].transaction_id] == ["a", "b"]
+    assert features.reads == [["a"], ["b"]]
+
+
+async def test_the_same_transaction_in_two_calls_of_a_pass_gets_one_decision() -> None:
+    session, features, decisions = AmountSession(), Features(), Decisions()
+    core = core_with(session, features, decisions)
+    first, retry = await asyncio.gather(
+        core.predict([tx("a", 95)], Transport.TRANSPORT_HTTP),
+        core.predict([tx("a", 5)], Transport.TRANSPORT_GRPC),
+    )
+    assert features.reads == [["a"]]
+    assert first[0].decision_name == retry[0].decision_name == "decline"
+
+
+async def test_a_decision_taken_before_stands_for_its_call_only() -> None:
+    earlier = Taken("a", 0.95, 3, "0", 0.5, False)
+    core = core_with(AmountSession(), Features(), Decisions({"a": earlier}))
+    retried, fresh = await asyncio.gather(
+        core.predict([tx("a", 10)], Transport.TRANSPORT_HTTP), core.predict([tx("b", 10)], Transport.TRANSPORT_HTTP)
+    )
+    assert (retried[0].model_version, retried[0].decision_name) == ("0", "decline")
+    assert (fresh[0].model_version, fresh[0].decision_name) == ("1", "approve")
+
+
+async def test_a_failing_pass_fails_each_of_its_calls_and_the_next_pass_serves() -> None:
+    class Failing(Features):
+        async def vectors(self, transactions: list[TransactionInput]) -> Vectors:
+            if len(self.reads) == 0:
+                self.reads.append([])
+                raise RuntimeError("boom")
+            return await super().vectors(transactions)
+
+    core = core_with(AmountSession(), Failing(), Decisions())
+    outcomes = await asyncio.gather(
+        core.predict([tx("a", 10)], Transport.TRANSPORT_HTTP),
+        core.predict([tx("b", 10)], Transport.TRANSPORT_HTTP),
+        return_exceptions=True,
+    )
+    assert [type(o) for o in outcomes] == [RuntimeError, RuntimeError]
+    assert (await core.predict([tx("c", 10)], Transport.TRANSPORT_HTTP))[0].decision_name == "approve"
+
+
+async def test_before_a_model_is_loaded_a_call_is_refused() -> None:
+    core = InferenceCore(Rollout(InferenceSettings()), Features(), Decisions(), None)  # type: ignore[arg-type]
+    with pytest.raises(NotReadyError):
+        await core.predict([tx("a", 10)], Transport.TRANSPORT_HTTP)
