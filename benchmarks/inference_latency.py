@@ -2,6 +2,7 @@
 same model, side by side on this machine.
 
     uv run python benchmarks/inference_latency.py --rounds 3 --rate 500 --seconds 20
+    uv run python benchmarks/inference_latency.py --workers 2    # fraudstream on both cores
 
 Setup, once: a simulated history (600 customers, 50 days) backfilled into a Feast store of its
 own, a model trained on it by the trainer (default hyperparameters: 400 trees) and published
@@ -159,11 +160,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--workers", type=int, default=1, help="fraudstream's worker processes")
+    parser.add_argument(
+        "--mlflow-workers", type=int, default=1, help="mlflow models serve's --workers (its default: 1)"
+    )
     args = parser.parse_args()
-    drive(args.rounds, args.rate, args.seconds)
+    drive(args.rounds, args.rate, args.seconds, args.workers, args.mlflow_workers)
 
 
-def drive(rounds: int, rate: float, seconds: float) -> None:
+def drive(rounds: int, rate: float, seconds: float, workers: int, mlflow_workers: int) -> None:
     import pandas as pd
     import redis
 
@@ -230,6 +235,7 @@ def drive(rounds: int, rate: float, seconds: float) -> None:
         "FRAUDSTREAM_HTTP_PORT": str(http_port),
         "FRAUDSTREAM_GRPC_PORT": str(grpc_port),
         "FRAUDSTREAM_STREAM_SCORING": "false",
+        "FRAUDSTREAM_WORKERS": str(workers),
         "FRAUDSTREAM_RATE_LIMIT_PER_SECOND": "1000000",
         "FRAUDSTREAM_RATE_LIMIT_BURST": "1000000",
         "FRAUDSTREAM_LOG_LEVEL": "WARNING",
@@ -253,6 +259,8 @@ def drive(rounds: int, rate: float, seconds: float) -> None:
             str(mlflow_port),
             "-h",
             "127.0.0.1",
+            "--workers",
+            str(mlflow_workers),
         ],
         env=env,
         stdout=logs[1],
@@ -354,6 +362,7 @@ def drive(rounds: int, rate: float, seconds: float) -> None:
                     f"throughput {throughput['per_second']:.0f}/s ({CLIENTS} clients)"
                 )
         print()
+        print(f"fraudstream: {workers} worker process(es); mlflow models serve: {mlflow_workers} worker(s)")
         medians = {}
         for kind, rounds_ in results.items():
             medians[kind] = {

@@ -4,12 +4,14 @@ server that leaves signal handling to the service runner (fraudstream_common.lif
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
 from collections.abc import Iterator
 
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from starlette.types import ASGIApp
 
 from fraudstream_common.health import Readiness
@@ -30,7 +32,17 @@ def add_health_routes(app: FastAPI, readiness: Readiness) -> None:
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
+
+
+def _registry() -> CollectorRegistry:
+    """This process's metrics; with worker processes (PROMETHEUS_MULTIPROC_DIR set), every live
+    worker's, summed."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
 
 
 class _Server(uvicorn.Server):
@@ -44,11 +56,23 @@ class _Server(uvicorn.Server):
 class HttpServer:
     name = "http"
 
-    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
+    def __init__(self, app: ASGIApp, host: str, port: int, *, reuse_port: bool = False) -> None:
+        """With `reuse_port`, processes of one service share the port (the kernel spreads
+        connections over them)."""
         self._server = _Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
+        self._address = (host, port)
+        self._reuse_port = reuse_port
 
     async def run(self) -> None:
-        await self._server.serve()
+        if not self._reuse_port:
+            await self._server.serve()
+            return
+        family = socket.AF_INET6 if ":" in self._address[0] else socket.AF_INET
+        shared = socket.socket(family, socket.SOCK_STREAM)
+        shared.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        shared.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        shared.bind(self._address)
+        await self._server.serve(sockets=[shared])
 
     async def stop(self) -> None:
         self._server.should_exit = True

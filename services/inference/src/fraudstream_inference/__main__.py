@@ -30,6 +30,7 @@ from fraudstream_inference.rollout import Rollout
 from fraudstream_inference.settings import EventLoop, InferenceSettings
 from fraudstream_inference.stream import StreamScorer
 from fraudstream_inference.swap import ModelFollower
+from fraudstream_inference.workers import Supervisor, follow_the_supervisor, is_worker
 
 
 async def serve(settings: InferenceSettings) -> int:
@@ -85,8 +86,8 @@ async def serve(settings: InferenceSettings) -> int:
     # Stop order: the transports (no new requests), the stream (finishes and commits its batch),
     # the model follower, then the prediction log (flushes what the requests logged).
     components: list[Component] = [
-        HttpServer(app, settings.http_host, settings.http_port),
-        GrpcServer(core, keys, settings),
+        HttpServer(app, settings.http_host, settings.http_port, reuse_port=is_worker()),
+        GrpcServer(core, keys, settings, reuse_port=is_worker()),
     ]
     if settings.stream_scoring:
         components.append(
@@ -110,6 +111,13 @@ async def serve(settings: InferenceSettings) -> int:
 def main() -> None:
     settings = InferenceSettings()
     configure_logging("inference", settings.log_level, settings.log_json)
+    if settings.workers > 1 and not is_worker():
+        sys.exit(Supervisor(settings).run())
+    if is_worker():
+        follow_the_supervisor()
+        # Each worker takes its share of every key's rate (a key's connections spread over them).
+        share = settings.rate_limit_per_second / settings.workers
+        settings = settings.model_copy(update={"rate_limit_per_second": share})
     if settings.event_loop is EventLoop.UVLOOP:
         sys.exit(uvloop.run(serve(settings)))
     sys.exit(asyncio.run(serve(settings)))

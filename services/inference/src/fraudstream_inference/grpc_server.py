@@ -119,10 +119,18 @@ def _response(answer: Answer) -> pb.PredictResponse:
 class GrpcServer:
     name = "grpc"
 
-    def __init__(self, core: InferenceCore, keys: ApiKeys | None, settings: InferenceSettings) -> None:
+    def __init__(
+        self, core: InferenceCore, keys: ApiKeys | None, settings: InferenceSettings, *, reuse_port: bool = False
+    ) -> None:
+        """With `reuse_port`, worker processes share the port; without, binding a port another
+        process holds fails (gRPC's own default would share it silently)."""
         max_bytes = settings.max_http_body_bytes
         self._server = grpc.aio.server(
-            options=[("grpc.max_receive_message_length", max_bytes), ("grpc.max_send_message_length", max_bytes)]
+            options=[
+                ("grpc.max_receive_message_length", max_bytes),
+                ("grpc.max_send_message_length", max_bytes),
+                ("grpc.so_reuseport", int(reuse_port)),
+            ]
         )
         pb_grpc.add_InferenceServiceServicer_to_server(InferenceServicer(core, keys, settings), self._server)
         self.health = health.aio.HealthServicer()

@@ -37,7 +37,12 @@ DEGRADED = Counter(
     "Transactions scored with the fallback features, by reason (deadline, unavailable).",
     ["reason"],
 )
-MODEL_INFO = Gauge("fraudstream_inference_model_info", "The versions being served (1), by alias.", ["alias", "version"])
+MODEL_INFO = Gauge(
+    "fraudstream_inference_model_info",
+    "The versions being served (1), by alias.",
+    ["alias", "version"],
+    multiprocess_mode="livemax",  # with workers: served (1) by any live worker
+)
 SWAPS = Counter(
     "fraudstream_inference_model_swaps_total", "Published models swapped in or refused.", ["alias", "outcome"]
 )

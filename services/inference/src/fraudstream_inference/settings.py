@@ -32,6 +32,12 @@ class InferenceSettings(ServiceSettings, FeatureStoreSettings, TransactionRules)
         description="The event loop HTTP, gRPC and stream scoring share: uvloop (faster; gRPC's asyncio stack "
         "gains most) or Python's asyncio.",
     )
+    workers: int = Field(
+        default=1,
+        ge=1,
+        description="Processes serving the same HTTP and gRPC ports (SO_REUSEPORT), one per core to use; "
+        "in Kubernetes keep 1 and scale with replicas.",
+    )
     instance_id: str = Field(default="inference-0", description="Name of this replica in Kafka client ids.")
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0", description="Redis holding API keys and the decisions taken."
