@@ -19,9 +19,9 @@ from fraudstream_inference.core import InferenceCore, NotReadyError
 from fraudstream_inference.decisions import Taken
 from fraudstream_inference.explain import Contribution
 from fraudstream_inference.features import TransactionInput, Vectors
-from fraudstream_inference.model import ScoringModel
 from fraudstream_inference.rollout import Rollout
 from fraudstream_inference.settings import InferenceSettings
+from tests.unit.inference.models import stand_in_model
 
 pytestmark = pytest.mark.anyio
 
@@ -69,19 +69,7 @@ def core_with(
     session: AmountSession, features: Features, decisions: Decisions, *, max_pass_rows: int = 256
 ) -> InferenceCore:
     rollout = Rollout(InferenceSettings())
-    rollout.install(
-        ScoringModel(
-            name="m",
-            version="1",
-            alias="champion",
-            sha256="",
-            threshold=0.5,
-            decline_threshold=0.9,
-            session=session,
-            provider="CPUExecutionProvider",
-            onnx_model=b"",
-        )
-    )
+    rollout.install(stand_in_model("1", "champion", session))
     return InferenceCore(rollout, features, decisions, None, max_pass_rows=max_pass_rows)  # type: ignore[arg-type]
 
 

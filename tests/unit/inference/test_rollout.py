@@ -7,29 +7,15 @@ import numpy as np
 import pytest
 
 from fraudstream_common.schemas.v1.prediction_pb2 import ModelRole
-from fraudstream_inference.model import ScoringModel
 from fraudstream_inference.rollout import Rollout, RolloutStep, psi, stable_share
 from fraudstream_inference.settings import InferenceSettings
-
-
-def model(version: str, alias: str) -> ScoringModel:
-    return ScoringModel(
-        name="m",
-        version=version,
-        alias=alias,
-        sha256="",
-        threshold=0.5,
-        decline_threshold=0.9,
-        session=None,
-        provider="CPUExecutionProvider",
-        onnx_model=b"",
-    )
+from tests.unit.inference.models import stand_in_model
 
 
 def test_the_canary_share_is_stable_per_transaction_and_close_to_the_setting() -> None:
     rollout = Rollout(InferenceSettings(canary_share=0.2))
-    rollout.install(model("1", "champion"))
-    rollout.install(model("2", "challenger"))
+    rollout.install(stand_in_model("1", "champion"))
+    rollout.install(stand_in_model("2", "challenger"))
     routed = [rollout.route(f"tx-{i}") for i in range(20_000)]
     canary = sum(role == ModelRole.MODEL_ROLE_CANARY for _, role in routed)
     assert canary / len(routed) == pytest.approx(0.2, abs=0.01)
@@ -49,8 +35,8 @@ def test_a_challenger_over_a_limit_is_rolled_back_once_enough_requests_were_seen
     rollout = Rollout(
         InferenceSettings(canary_share=0.5, rollback_min_requests=50, rollback_max_p99_ms=5.0), steps.append
     )
-    rollout.install(model("1", "champion"))
-    challenger = model("2", "challenger")
+    rollout.install(stand_in_model("1", "champion"))
+    challenger = stand_in_model("2", "challenger")
     rollout.install(challenger)
     for _ in range(49):
         rollout.watch(challenger, failed=False, seconds=0.010, score=0.1, champion_score=0.1)
@@ -64,15 +50,15 @@ def test_a_challenger_over_a_limit_is_rolled_back_once_enough_requests_were_seen
 
 def test_errors_roll_a_challenger_back_and_a_promotion_clears_it() -> None:
     rollout = Rollout(InferenceSettings(canary_share=0.5, rollback_min_requests=10, rollback_max_error_rate=0.1))
-    rollout.install(model("1", "champion"))
-    challenger = model("2", "challenger")
+    rollout.install(stand_in_model("1", "champion"))
+    challenger = stand_in_model("2", "challenger")
     rollout.install(challenger)
     for n in range(10):
         rollout.watch(challenger, failed=n < 2, seconds=0.001, score=0.1, champion_score=0.1)
     assert rollout.challenger is None
 
-    rollout.install(model("3", "challenger"))
-    rollout.install(model("3", "champion"))
+    rollout.install(stand_in_model("3", "challenger"))
+    rollout.install(stand_in_model("3", "champion"))
     assert rollout.challenger is None
     assert rollout.champion is not None
     assert rollout.champion.version == "3"
