@@ -7,8 +7,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import redis
 import xgboost as xgb
 from mlflow import MlflowClient
@@ -126,3 +128,19 @@ def serve(topics: Topics, directory: Path, online: PrivateRedis, *, always_promo
 
 def settings_for(topics: Topics) -> ServiceSettings:
     return ServiceSettings(kafka_bootstrap_servers=PLATFORM.kafka_bootstrap, topic_prefix=topics.prefix)
+
+
+def requests_after_history(served: Served, count: int) -> list[dict[str, Any]]:
+    """New transactions of known customers on known terminals, an hour after the history ends."""
+    sample = served.world.transactions.sample(count, random_state=1)
+    when = served.world.transactions["event_time"].max() + pd.Timedelta(hours=1)
+    return [
+        {
+            "transaction_id": f"req-{i}",
+            "customer_id": str(row.customer_id),
+            "terminal_id": str(row.terminal_id),
+            "amount": float(row.amount),  # type: ignore[arg-type]
+            "timestamp": (when + pd.Timedelta(seconds=i)).isoformat().replace("+00:00", "Z"),
+        }
+        for i, row in enumerate(sample.itertuples())
+    ]

@@ -5,8 +5,6 @@ that add up, auth and validation failures, and degraded answers with the feature
 
 from __future__ import annotations
 
-from typing import Any
-
 import grpc
 import httpx
 import numpy as np
@@ -19,26 +17,10 @@ from fraudstream_common.schemas.v1 import inference_service_pb2 as pb
 from fraudstream_common.schemas.v1 import inference_service_pb2_grpc as pb_grpc
 from fraudstream_common.schemas.v1.prediction_pb2 import Decision, Prediction
 from fraudstream_common.topics import Topic
-from tests.integration.inference.serving import Served
+from tests.integration.inference.serving import Served, requests_after_history
 from tests.platform import PrivateRedis, Topics, drain
 
 pytestmark = pytest.mark.integration
-
-
-def requests_after_history(served: Served, count: int) -> list[dict[str, Any]]:
-    """New transactions of known customers on known terminals, an hour after the history ends."""
-    sample = served.world.transactions.sample(count, random_state=1)
-    when = served.world.transactions["event_time"].max() + pd.Timedelta(hours=1)
-    return [
-        {
-            "transaction_id": f"req-{i}",
-            "customer_id": str(row.customer_id),
-            "terminal_id": str(row.terminal_id),
-            "amount": float(row.amount),  # type: ignore[arg-type]
-            "timestamp": (when + pd.Timedelta(seconds=i)).isoformat().replace("+00:00", "Z"),
-        }
-        for i, row in enumerate(sample.itertuples())
-    ]
 
 
 def test_http_and_grpc_score_as_the_trainer_would(served: Served, topics: Topics) -> None:

@@ -17,8 +17,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from fraudstream_common.schemas.v1 import inference_service_pb2 as pb
 from fraudstream_common.schemas.v1 import inference_service_pb2_grpc as pb_grpc
-from tests.integration.inference.serving import serve
-from tests.integration.inference.test_scoring import requests_after_history
+from tests.integration.inference.serving import requests_after_history, serve
 from tests.platform import PrivateRedis, Topics
 
 pytestmark = pytest.mark.integration

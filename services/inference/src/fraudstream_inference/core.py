@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -73,8 +74,8 @@ class InferenceCore:
     scheduled for the event loop's next turn; the calls queued by then (every request the loop
     read in the same turn) share one feature read, one model run and one decision-cache round
     trip, and each gets its own answers. Nothing waits for a batch to fill: under light load a
-    pass holds one call, and several passes may be in flight at once. Under concurrency this
-    halves the per-request cost of Redis and ONNX Runtime (see benchmarks/inference_latency.py)."""
+    pass holds one call, and several passes may be in flight at once. What it gains under
+    concurrency: the README's inference figures (benchmarks/inference_latency.py)."""
 
     def __init__(
         self,
@@ -90,7 +91,7 @@ class InferenceCore:
         self._decisions = decisions
         self._log = log
         self._max_pass_rows = max_pass_rows
-        self._queued: list[_Call] = []
+        self._queued: deque[_Call] = deque()
         self._passes: set[asyncio.Task[None]] = set()
 
     @property
@@ -115,7 +116,7 @@ class InferenceCore:
             calls: list[_Call] = []
             rows = 0
             while self._queued and (not calls or rows + len(self._queued[0].transactions) <= self._max_pass_rows):
-                call = self._queued.pop(0)
+                call = self._queued.popleft()
                 calls.append(call)
                 rows += len(call.transactions)
             scoring = asyncio.ensure_future(self._score_pass(calls))
@@ -138,15 +139,14 @@ class InferenceCore:
         metrics.PASS_ROWS.observe(sum(len(call.transactions) for call in calls))
         # One row per transaction id: the first call's transaction and transport; reasons when
         # any call asked for them.
-        rows: dict[str, tuple[Transaction, int, bool]] = {}
+        rows: dict[str, tuple[Transaction, int]] = {}
+        explained: set[str] = set()
         for call in calls:
             for t in call.transactions:
-                kept = rows.get(t.transaction_id)
-                if kept is None:
-                    rows[t.transaction_id] = (t, call.transport, call.explain)
-                elif call.explain and not kept[2]:
-                    rows[t.transaction_id] = (kept[0], kept[1], True)
-        unique = [t for t, _, _ in rows.values()]
+                rows.setdefault(t.transaction_id, (t, call.transport))
+                if call.explain:
+                    explained.add(t.transaction_id)
+        unique = [t for t, _ in rows.values()]
         inputs = [
             TransactionInput(t.transaction_id, t.customer_id, t.terminal_id, t.amount, seconds_of(t.event_time))
             for t in unique
@@ -157,9 +157,9 @@ class InferenceCore:
             vectors.values,
             vectors.ages,
             vectors.degraded,
-            [transport for _, transport, _ in rows.values()],
+            [transport for _, transport in rows.values()],
             min(call.started for call in calls),
-            explain=[explain for _, _, explain in rows.values()],
+            explain=[transaction_id in explained for transaction_id in rows],
         )
         finished = time.perf_counter()
         answers = []

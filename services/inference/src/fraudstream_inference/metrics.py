@@ -14,7 +14,8 @@ REQUEST_SECONDS = Histogram(
 )
 REQUESTS = Counter(
     "fraudstream_inference_requests_total",
-    "Scoring calls by transport and outcome (ok, invalid, unauthorized, forbidden, rate_limited, unavailable).",
+    "Scoring calls by transport and outcome (ok, invalid, unauthorized, forbidden, rate_limited, too_large, "
+    "unavailable, disconnected, error).",
     ["transport", "outcome"],
 )
 SCORES = Histogram(
