@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
-from fraudstream_common.schemas.v1.prediction_pb2 import Decision, FeatureValue, ModelRole, Prediction, Transport
+from fraudstream_common.schemas.v1.prediction_pb2 import Decision, ModelRole, Prediction, Transport
 from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction, Transaction
 from fraudstream_common.timestamps import seconds_of, timestamp_of
 from fraudstream_inference import metrics
@@ -25,12 +25,13 @@ from fraudstream_inference.decisions import DecisionCache, Taken
 from fraudstream_inference.explain import Contribution, contributions
 from fraudstream_inference.features import RequestFeatures, TransactionInput
 from fraudstream_inference.model import ScoringModel
-from fraudstream_inference.predictions import PredictionLog
+from fraudstream_inference.predictions import FeatureValues, PredictionLog
 from fraudstream_inference.rollout import Rollout
 
 logger = logging.getLogger(__name__)
 
 _FEATURE_NAMES = list(FEATURE_NAMES)
+_FEATURE_VALUES = FeatureValues(FEATURE_NAMES)
 DECISION_NAMES: dict[int, str] = {
     Decision.DECISION_APPROVE: "approve",
     Decision.DECISION_REVIEW: "review",
@@ -264,6 +265,7 @@ class InferenceCore:
         ]
         winners = await self._decisions.settle(entries)
         latency_ms = (time.perf_counter() - started) * 1000
+        features = _FEATURE_VALUES.encode(values, ages) if log is not None else []
         decided: dict[str, tuple[Taken, list[Contribution]]] = {}
         for row, (t, entry) in enumerate(zip(transactions, entries, strict=True)):
             winner = winners.get(t.transaction_id)
@@ -272,22 +274,16 @@ class InferenceCore:
                 metrics.REPLAYED.inc()
                 if log is not None and log_replays:
                     role = int(ModelRole.MODEL_ROLE_CHAMPION)
-                    log.log(
-                        _prediction(
-                            t, models[row].name, role, winner, values[row], ages[row], latency_ms, transports[row]
-                        )
-                    )
+                    record = _prediction(t, models[row].name, role, winner, latency_ms, transports[row])
+                    log.log(t.transaction_id, record + features[row])
                 continue
             reasons = contributions(models[row], values[row]) if explain and explain[row] else []
             decided[t.transaction_id] = (entry, reasons)
             metrics.DECISIONS.labels(DECISION_NAMES[entry.decision]).inc()
             metrics.SCORES.labels(_ROLE_NAMES.get(roles[row], "champion")).observe(entry.score)
             if log is not None:
-                log.log(
-                    _prediction(
-                        t, models[row].name, roles[row], entry, values[row], ages[row], latency_ms, transports[row]
-                    )
-                )
+                record = _prediction(t, models[row].name, roles[row], entry, latency_ms, transports[row])
+                log.log(t.transaction_id, record + features[row])
                 if shadow is not None and shadow_scores is not None:
                     shadow_score = float(shadow_scores[row])
                     shadow_entry = Taken(
@@ -298,18 +294,9 @@ class InferenceCore:
                         shadow.threshold,
                         degraded,
                     )
-                    log.log(
-                        _prediction(
-                            t,
-                            shadow.name,
-                            ModelRole.MODEL_ROLE_SHADOW,
-                            shadow_entry,
-                            values[row],
-                            ages[row],
-                            latency_ms,
-                            transports[row],
-                        )
-                    )
+                    role = int(ModelRole.MODEL_ROLE_SHADOW)
+                    record = _prediction(t, shadow.name, role, shadow_entry, latency_ms, transports[row])
+                    log.log(t.transaction_id, record + features[row])
         return decided
 
     def _shadow_scores(
@@ -339,15 +326,9 @@ def _in_model_order(record: EnrichedTransaction) -> list[float]:
 
 
 def _prediction(
-    transaction: Transaction,
-    model_name: str,
-    role: int,
-    entry: Taken,
-    values: np.ndarray,
-    ages: np.ndarray,
-    latency_ms: float,
-    transport: int,
-) -> Prediction:
+    transaction: Transaction, model_name: str, role: int, entry: Taken, latency_ms: float, transport: int
+) -> bytes:
+    """The serialised Prediction without its features (FeatureValues encodes those, appended)."""
     return Prediction(
         transaction_id=transaction.transaction_id,
         customer_id=transaction.customer_id,
@@ -359,13 +340,9 @@ def _prediction(
         score=entry.score,
         decision=entry.decision,  # type: ignore[arg-type]
         threshold=entry.threshold,
-        features=[
-            FeatureValue(name=name, value=float(value), age_seconds=float(age))
-            for name, value, age in zip(FEATURE_NAMES, values, ages, strict=True)
-        ],
         degraded=entry.degraded,
         latency_ms=latency_ms,
         transport=transport,  # type: ignore[arg-type]
         predicted_at=timestamp_of(time.time()),
         amount=transaction.amount,
-    )
+    ).SerializeToString()
