@@ -15,7 +15,11 @@ servers' interpreter):
 - latency: an open loop at `--rate` requests per second for `--seconds`; each latency from the
   request's scheduled time (coordinated omission counted), client side; for fraudstream also
   the server-side time it reports (`latency_ms`: decision cache, Feast read, scoring);
-- throughput: 8 clients in a closed loop for `--seconds`, requests per second.
+- throughput: 8 clients in a closed loop for `--seconds`, requests per second; and the CPU
+  time each request cost the server's processes (all of its threads and child processes) and,
+  apart, the platform's (Redis and the Kafka broker), from the processes' CPU counters over
+  the run. On a machine this size the load generator, Redis and the broker share the cores with
+  the server, so the throughput moves with whatever else runs; the CPU per request moves less.
 fraudstream's request is a transaction (its features read from Feast at request time); mlflow's
 is the finished feature vector (it has no feature store): the peer does less work per request.
 Prints each round and the medians over the rounds, and the ratios.
@@ -35,9 +39,12 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import psutil
 from kafka_measure import delete_topics
 
 HERE = Path(__file__).resolve().parent
@@ -145,6 +152,51 @@ def wait_http(url: str, timeout: float = 180) -> None:
         except OSError:
             time.sleep(0.5)
     raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+class CpuMeter:
+    """CPU seconds (user + system) spent by a server's process tree and by the platform's
+    processes (redis-server, the Kafka broker) between `start` and `stop`."""
+
+    def __init__(self, server_pid: int) -> None:
+        self._server = psutil.Process(server_pid)
+        self._platform = [
+            process
+            for process in psutil.process_iter(["name", "cmdline"])
+            if process.info["name"] == "redis-server" or "kafka.Kafka" in " ".join(process.info["cmdline"] or ())
+        ]
+        self._started = (0.0, 0.0)
+
+    def _now(self) -> tuple[float, float]:
+        return _cpu_seconds([self._server, *self._server.children(recursive=True)]), _cpu_seconds(self._platform)
+
+    def start(self) -> None:
+        self._started = self._now()
+
+    def stop(self) -> tuple[float, float]:
+        server, platform = self._now()
+        return server - self._started[0], platform - self._started[1]
+
+
+def _cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def with_cpu(meter: CpuMeter, seconds: float, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """A throughput run's result with the milliseconds of CPU per request of the server
+    (`cpu_ms`) and of the platform (`platform_cpu_ms`)."""
+    meter.start()
+    result = run()
+    server, platform = meter.stop()
+    requests = max(result["per_second"] * seconds, 1.0)
+    return {**result, "cpu_ms": server / requests * 1000, "platform_cpu_ms": platform / requests * 1000}
 
 
 def free_port() -> int:
@@ -266,6 +318,7 @@ def drive(rounds: int, rate: float, seconds: float, workers: int, mlflow_workers
         stdout=logs[1],
         stderr=subprocess.STDOUT,
     )
+    fraudstream_cpu, mlflow_cpu = CpuMeter(inference.pid), CpuMeter(serving.pid)
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
@@ -340,15 +393,36 @@ def drive(rounds: int, rate: float, seconds: float, workers: int, mlflow_workers
             measured = {
                 "http": (
                     vegeta(vegeta_bin, http_targets("hl"), rate=rate, seconds=seconds),
-                    vegeta(vegeta_bin, http_targets("ht"), rate=0, seconds=seconds, workers=CLIENTS),
+                    with_cpu(
+                        fraudstream_cpu,
+                        seconds,
+                        partial(vegeta, vegeta_bin, http_targets("ht"), rate=0, seconds=seconds, workers=CLIENTS),
+                    ),
                 ),
                 "grpc": (
                     ghz(ghz_bin, grpc_target, key, grpc_data("gl"), rate=rate, seconds=seconds, concurrency=CLIENTS),
-                    ghz(ghz_bin, grpc_target, key, grpc_data("gt"), rate=0, seconds=seconds, concurrency=CLIENTS),
+                    with_cpu(
+                        fraudstream_cpu,
+                        seconds,
+                        partial(
+                            ghz,
+                            ghz_bin,
+                            grpc_target,
+                            key,
+                            grpc_data("gt"),
+                            rate=0,
+                            seconds=seconds,
+                            concurrency=CLIENTS,
+                        ),
+                    ),
                 ),
                 "mlflow": (
                     vegeta(vegeta_bin, mlflow_targets, rate=rate, seconds=seconds),
-                    vegeta(vegeta_bin, mlflow_targets, rate=0, seconds=seconds, workers=CLIENTS),
+                    with_cpu(
+                        mlflow_cpu,
+                        seconds,
+                        partial(vegeta, vegeta_bin, mlflow_targets, rate=0, seconds=seconds, workers=CLIENTS),
+                    ),
                 ),
             }
             for kind, (latency, throughput) in measured.items():
@@ -359,7 +433,8 @@ def drive(rounds: int, rate: float, seconds: float, workers: int, mlflow_workers
                 errors += f" {statuses}" if any(statuses) else ""
                 print(
                     f"round {n} {kind:<7} at {rate:g}/s: {at_rate}, errors {errors}; "
-                    f"throughput {throughput['per_second']:.0f}/s ({CLIENTS} clients)"
+                    f"throughput {throughput['per_second']:.0f}/s ({CLIENTS} clients), CPU per request "
+                    f"{throughput['cpu_ms']:.3f} ms (Redis + Kafka {throughput['platform_cpu_ms']:.3f} ms)"
                 )
         print()
         print(f"fraudstream: {workers} worker process(es); mlflow models serve: {mlflow_workers} worker(s)")
@@ -369,14 +444,22 @@ def drive(rounds: int, rate: float, seconds: float, workers: int, mlflow_workers
                 "p50_ms": statistics.median(r["latency"]["p50_ms"] for r in rounds_),
                 "p99_ms": statistics.median(r["latency"]["p99_ms"] for r in rounds_),
                 "throughput": statistics.median(r["throughput"]["per_second"] for r in rounds_),
+                "cpu_ms": statistics.median(r["throughput"]["cpu_ms"] for r in rounds_),
+                "platform_cpu_ms": statistics.median(r["throughput"]["platform_cpu_ms"] for r in rounds_),
             }
         for kind, m in medians.items():
             at_rate = f"p50 {m['p50_ms']:.2f} ms, p99 {m['p99_ms']:.2f} ms"
-            print(f"median {kind:<7}: {at_rate}, throughput {m['throughput']:.0f}/s")
+            cpu = f"CPU per request {m['cpu_ms']:.3f} ms (Redis + Kafka {m['platform_cpu_ms']:.3f} ms)"
+            print(f"median {kind:<7}: {at_rate}, throughput {m['throughput']:.0f}/s, {cpu}")
         versus_mlflow = medians["http"]["throughput"] / medians["mlflow"]["throughput"]
         print(f"throughput ratio fraudstream HTTP / mlflow serve: {versus_mlflow:.2f}")
         print(f"throughput ratio gRPC / HTTP: {medians['grpc']['throughput'] / medians['http']['throughput']:.2f}")
         print(f"p99 ratio gRPC / HTTP: {medians['grpc']['p99_ms'] / medians['http']['p99_ms']:.2f}")
+        cpu_ratio = medians["mlflow"]["cpu_ms"] / medians["http"]["cpu_ms"]
+        print(f"server CPU per request, mlflow serve / fraudstream HTTP: {cpu_ratio:.2f}")
+        with_platform = medians["mlflow"]["cpu_ms"] / (medians["http"]["cpu_ms"] + medians["http"]["platform_cpu_ms"])
+        print(f"... fraudstream's Redis and Kafka counted in: {with_platform:.2f}")
+        print(f"server CPU per request, gRPC / HTTP: {medians['grpc']['cpu_ms'] / medians['http']['cpu_ms']:.2f}")
     finally:
         for process in (inference, serving):
             process.terminate()

@@ -5,6 +5,8 @@ that add up, auth and validation failures, and degraded answers with the feature
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import httpx
 import numpy as np
@@ -27,6 +29,7 @@ def test_http_and_grpc_score_as_the_trainer_would(served: Served, topics: Topics
     service = served.service
     bearer = {"Authorization": f"Bearer {served.predict_key}"}
     requests = requests_after_history(served, 40)
+    acknowledged_before = service.metric("fraudstream_inference_predictions_logged_total")
     with httpx.Client(base_url=service.url, timeout=10) as http:
         answers = [http.post("/v1/predict", json=r, headers=bearer) for r in requests[:30]]
         batch = http.post("/v1/predict/batch", json={"transactions": requests[30:]}, headers=bearer)
@@ -44,6 +47,13 @@ def test_http_and_grpc_score_as_the_trainer_would(served: Served, topics: Topics
     }
     rows = np.asarray([[f.value for f in logged[r["transaction_id"]].features] for r in requests])
     assert [f.name for f in logged["req-0"].features] == list(FEATURE_NAMES)
+    # The broker's acknowledgements are counted without a delivery report per record.
+    deadline = time.monotonic() + 5
+    while service.metric("fraudstream_inference_predictions_logged_total") - acknowledged_before < 40:
+        assert time.monotonic() < deadline, "the acknowledged predictions were not counted"
+        time.sleep(0.1)
+    assert service.metric("fraudstream_inference_predictions_logged_total") - acknowledged_before == 40
+    assert service.metric("fraudstream_inference_prediction_log_errors_total") == 0
     # ... which are what the stored state and the shared definitions give ...
     for request, row in zip(requests, rows, strict=True):
         expected = served.store.request_features(
