@@ -1,7 +1,7 @@
 """Inference: fraudstream's /v1/predict and gRPC Predict against `mlflow models serve` of the
 same model, side by side on this machine.
 
-    uv run python benchmarks/inference_latency.py --rounds 3 --rate 500 --seconds 20
+    uv run python benchmarks/inference_latency.py --rounds 3 --rate 500 --seconds 15
     uv run python benchmarks/inference_latency.py --workers 2    # fraudstream on both cores
 
 Setup, once: a simulated history (600 customers, 50 days) backfilled into a Feast store of its
@@ -10,8 +10,8 @@ on a fresh topic prefix; its customers' and terminals' final states pushed to a 
 of its own; `python -m fraudstream_inference` (auth on, stream scoring off) and
 `mlflow models serve` of the same registered version (`--env-manager local`).
 
-Each round, for each server, from a separate load process (so the client does not share the
-servers' interpreter):
+First each server gets `--warmup` seconds at `--rate`, not counted. Then each round, for each
+server, from a separate load process (so the client does not share the servers' interpreter):
 - latency: an open loop at `--rate` requests per second for `--seconds`; each latency from the
   request's scheduled time (coordinated omission counted), client side; for fraudstream also
   the server-side time it reports (`latency_ms`: decision cache, Feast read, scoring);
@@ -211,16 +211,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=500)
-    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument(
+        "--warmup", type=float, default=5, help="seconds at --rate per server before the first round, not counted"
+    )
     parser.add_argument("--workers", type=int, default=1, help="fraudstream's worker processes")
     parser.add_argument(
         "--mlflow-workers", type=int, default=1, help="mlflow models serve's --workers (its default: 1)"
     )
     args = parser.parse_args()
-    drive(args.rounds, args.rate, args.seconds, args.workers, args.mlflow_workers)
+    drive(args.rounds, args.rate, args.seconds, args.warmup, args.workers, args.mlflow_workers)
 
 
-def drive(rounds: int, rate: float, seconds: float, workers: int, mlflow_workers: int) -> None:
+def drive(rounds: int, rate: float, seconds: float, warmup: float, workers: int, mlflow_workers: int) -> None:
     import pandas as pd
     import redis
 
@@ -390,6 +393,12 @@ def drive(rounds: int, rate: float, seconds: float, workers: int, mlflow_workers
                 for vector in vectors
             ]
             grpc_target = f"127.0.0.1:{grpc_port}"
+            if n == 0 and warmup > 0:
+                # The broker, Redis and the servers were all just started: the first seconds of
+                # traffic meet cold caches, the group coordinator loading and lazy imports.
+                vegeta(vegeta_bin, http_targets("hw"), rate=rate, seconds=warmup)
+                ghz(ghz_bin, grpc_target, key, grpc_data("gw"), rate=rate, seconds=warmup, concurrency=CLIENTS)
+                vegeta(vegeta_bin, mlflow_targets, rate=rate, seconds=warmup)
             measured = {
                 "http": (
                     vegeta(vegeta_bin, http_targets("hl"), rate=rate, seconds=seconds),
