@@ -66,11 +66,23 @@ class Decisions:
 
 
 def core_with(
-    session: AmountSession, features: Features, decisions: Decisions, *, max_pass_rows: int = 256
+    session: AmountSession,
+    features: Features,
+    decisions: Decisions,
+    *,
+    max_pass_rows: int = 256,
+    max_passes_in_flight: int = 2,
 ) -> InferenceCore:
     rollout = Rollout(InferenceSettings())
     rollout.install(stand_in_model("1", "champion", session))
-    return InferenceCore(rollout, features, decisions, None, max_pass_rows=max_pass_rows)  # type: ignore[arg-type]
+    return InferenceCore(
+        rollout,
+        features,  # type: ignore[arg-type]
+        decisions,  # type: ignore[arg-type]
+        None,
+        max_pass_rows=max_pass_rows,
+        max_passes_in_flight=max_passes_in_flight,
+    )
 
 
 def tx(transaction_id: str, amount: float) -> Transaction:
@@ -112,6 +124,32 @@ async def test_a_pass_holds_at_most_max_pass_rows_and_the_rest_go_in_the_next() 
     core = core_with(session, features, decisions, max_pass_rows=3)
     await asyncio.gather(*(core.predict([tx(f"t{i}", 10)], Transport.TRANSPORT_HTTP) for i in range(7)))
     assert [len(read) for read in features.reads] == [3, 3, 1]
+
+
+async def test_calls_arriving_while_the_passes_in_flight_are_at_the_cap_go_together_in_the_next() -> None:
+    class HeldFeatures(Features):
+        def __init__(self) -> None:
+            super().__init__()
+            self.release = asyncio.Event()
+
+        async def vectors(self, transactions: list[TransactionInput]) -> Vectors:
+            read = await super().vectors(transactions)
+            await self.release.wait()
+            return read
+
+    session, features, decisions = AmountSession(), HeldFeatures(), Decisions()
+    core = core_with(session, features, decisions, max_passes_in_flight=1)
+    calls = [asyncio.ensure_future(core.predict([tx("a", 10)], Transport.TRANSPORT_HTTP))]
+    await asyncio.sleep(0)  # the first pass starts and waits on its feature read
+    for later in ("b", "c", "d"):  # one a loop turn, as grpc.aio hands them over
+        calls.append(asyncio.ensure_future(core.predict([tx(later, 10)], Transport.TRANSPORT_GRPC)))
+        await asyncio.sleep(0)
+    assert features.reads == [["a"]]
+    features.release.set()
+    answers = await asyncio.gather(*calls)
+    assert features.reads == [["a"], ["b", "c", "d"]]
+    assert session.runs == [1, 3]
+    assert [call[0].transaction_id for call in answers] == ["a", "b", "c", "d"]
 
 
 async def test_a_call_alone_is_not_held_back() -> None:

@@ -57,6 +57,7 @@ async def serve(settings: InferenceSettings) -> int:
         ),
         log,
         max_pass_rows=settings.max_pass_rows,
+        max_passes_in_flight=settings.max_passes_in_flight,
     )
     keys = (
         ApiKeys(

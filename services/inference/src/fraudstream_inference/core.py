@@ -75,8 +75,14 @@ class InferenceCore:
     scheduled for the event loop's next turn; the calls queued by then (every request the loop
     read in the same turn) share one feature read, one model run and one decision-cache round
     trip, and each gets its own answers. Nothing waits for a batch to fill: under light load a
-    pass holds one call, and several passes may be in flight at once. What it gains under
-    concurrency: the README's inference figures (benchmarks/inference_latency.py)."""
+    pass holds one call.
+
+    At most `max_passes_in_flight` passes run at once; calls that arrive meanwhile wait for
+    the first of them to finish and then go together. Without the cap a transport that hands
+    over one call per loop turn (grpc.aio accepts calls one at a time) would get a pass per
+    call, each with its own Redis round trips and model run; with it, the calls that arrive
+    while a pass waits on Redis share the next. What it gains under concurrency: the README's
+    inference figures (benchmarks/inference_latency.py)."""
 
     def __init__(
         self,
@@ -86,12 +92,14 @@ class InferenceCore:
         log: PredictionLog | None,
         *,
         max_pass_rows: int = 256,
+        max_passes_in_flight: int = 2,
     ) -> None:
         self.rollout = rollout
         self._features = features
         self._decisions = decisions
         self._log = log
         self._max_pass_rows = max_pass_rows
+        self._max_passes_in_flight = max_passes_in_flight
         self._queued: deque[_Call] = deque()
         self._passes: set[asyncio.Task[None]] = set()
 
@@ -107,13 +115,13 @@ class InferenceCore:
             raise NotReadyError("no model loaded yet")
         loop = asyncio.get_running_loop()
         call = _Call(transactions, transport, explain, time.perf_counter(), loop.create_future())
-        if not self._queued:
-            loop.call_soon(self._start_pass)
-        self._queued.append(call)
+        if not self._queued and len(self._passes) < self._max_passes_in_flight:
+            loop.call_soon(self._start_passes)
+        self._queued.append(call)  # otherwise the end of a pass in flight starts it
         return await call.answered
 
-    def _start_pass(self) -> None:
-        while self._queued:
+    def _start_passes(self) -> None:
+        while self._queued and len(self._passes) < self._max_passes_in_flight:
             calls: list[_Call] = []
             rows = 0
             while self._queued and (not calls or rows + len(self._queued[0].transactions) <= self._max_pass_rows):
@@ -122,7 +130,11 @@ class InferenceCore:
                 rows += len(call.transactions)
             scoring = asyncio.ensure_future(self._score_pass(calls))
             self._passes.add(scoring)  # held until done: the loop keeps only weak references
-            scoring.add_done_callback(self._passes.discard)
+            scoring.add_done_callback(self._pass_done)
+
+    def _pass_done(self, scoring: asyncio.Task[None]) -> None:
+        self._passes.discard(scoring)
+        self._start_passes()
 
     async def _score_pass(self, calls: list[_Call]) -> None:
         try:

@@ -73,6 +73,12 @@ class InferenceSettings(ServiceSettings, FeatureStoreSettings, TransactionRules)
         description="Most transactions the core scores in one pass: calls that arrive together (HTTP and gRPC) "
         "share a feature read, a model run and a decision-cache round trip. A larger batch call is one pass.",
     )
+    max_passes_in_flight: int = Field(
+        default=2,
+        ge=1,
+        description="Most scoring passes awaiting Redis or the model at once; calls that arrive meanwhile "
+        "wait for one to finish and are scored together in the next (fewer round trips per call under load).",
+    )
     stream_scoring: bool = Field(default=True, description="Score every record of transactions.enriched.")
     batch_max_messages: int = Field(default=2000, description="Most enriched records scored at once.")
     canary_share: float = Field(
