@@ -155,7 +155,7 @@ def drive(rounds: int, seconds: float) -> None:
                 results[kind].append({"per_second": result["per_second"], "cpu_ms": cpu_ms})
                 print(
                     f"round {n} {kind}: throughput {result['per_second']:.0f}/s ({CLIENTS} clients), "
-                    f"CPU per request {cpu_ms:.3f} ms"
+                    f"CPU per request {cpu_ms:.3f} ms, errors {result['errors']}"
                 )
         medians = {
             kind: {measure: statistics.median(r[measure] for r in rows) for measure in ("per_second", "cpu_ms")}

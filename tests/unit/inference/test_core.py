@@ -71,7 +71,7 @@ def core_with(
     decisions: Decisions,
     *,
     max_pass_rows: int = 256,
-    max_passes_in_flight: int = 2,
+    max_passes_in_flight: int = 1,
 ) -> InferenceCore:
     rollout = Rollout(InferenceSettings())
     rollout.install(stand_in_model("1", "champion", session))

@@ -92,7 +92,7 @@ class InferenceCore:
         log: PredictionLog | None,
         *,
         max_pass_rows: int = 256,
-        max_passes_in_flight: int = 2,
+        max_passes_in_flight: int = 1,
     ) -> None:
         self.rollout = rollout
         self._features = features

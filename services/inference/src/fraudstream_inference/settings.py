@@ -74,10 +74,11 @@ class InferenceSettings(ServiceSettings, FeatureStoreSettings, TransactionRules)
         "share a feature read, a model run and a decision-cache round trip. A larger batch call is one pass.",
     )
     max_passes_in_flight: int = Field(
-        default=2,
+        default=1,
         ge=1,
         description="Most scoring passes awaiting Redis or the model at once; calls that arrive meanwhile "
-        "wait for one to finish and are scored together in the next (fewer round trips per call under load).",
+        "wait for one to finish and are scored together in the next (fewer round trips per call under load). "
+        "Raise it where Redis is a network hop away, so that passes overlap their round trips.",
     )
     stream_scoring: bool = Field(default=True, description="Score every record of transactions.enriched.")
     batch_max_messages: int = Field(default=2000, description="Most enriched records scored at once.")
