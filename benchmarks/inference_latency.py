@@ -15,11 +15,15 @@ server, from a separate load process (so the client does not share the servers' 
 - latency: an open loop at `--rate` requests per second for `--seconds`; each latency from the
   request's scheduled time (coordinated omission counted), client side; for fraudstream also
   the server-side time it reports (`latency_ms`: decision cache, Feast read, scoring);
-- throughput: 8 clients in a closed loop for `--seconds`, requests per second; and the CPU
-  time each request cost the server's processes (all of its threads and child processes) and,
-  apart, the platform's (Redis and the Kafka broker), from the processes' CPU counters over
-  the run. On a machine this size the load generator, Redis and the broker share the cores with
-  the server, so the throughput moves with whatever else runs; the CPU per request moves less.
+- throughput: closed loops of `--clients` (8, then 32) clients for `--seconds` each, requests
+  per second, each server's best of them counted (a server's capacity, whatever concurrency
+  suits it);
+  and the CPU time each request cost the server's processes (all of its threads and child
+  processes) and, apart, the platform's (Redis and the Kafka broker) and the load generator's,
+  from the processes' CPU counters over the run. On a machine this size the load generator,
+  Redis and the broker share the cores with the server, so the throughput moves with whatever
+  else runs; the CPU per request moves less. Few clients leave a server that waits on I/O
+  between calls idle: the throughput is then bounded by latency, not capacity.
 fraudstream's request is a transaction (its features read from Feast at request time); mlflow's
 is the finished feature vector (it has no feature store): the peer does less work per request.
 Prints each round and the medians over the rounds, and the ratios.
@@ -31,6 +35,7 @@ import argparse
 import base64
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -48,7 +53,7 @@ import psutil
 from kafka_measure import delete_topics
 
 HERE = Path(__file__).resolve().parent
-CLIENTS = 8
+GHZ_WORKERS_AT_RATE = 8  # ghz's workers for the open loop at --rate
 
 
 # The load generators: vegeta (HTTP) and ghz (gRPC), Go programs built once from the Go module
@@ -191,12 +196,25 @@ def _cpu_seconds(processes: list[psutil.Process]) -> float:
 
 def with_cpu(meter: CpuMeter, seconds: float, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """A throughput run's result with the milliseconds of CPU per request of the server
-    (`cpu_ms`) and of the platform (`platform_cpu_ms`)."""
+    (`cpu_ms`), of the platform (`platform_cpu_ms`) and of the load generator (`client_cpu_ms`:
+    the child processes `run` started and waited for)."""
     meter.start()
+    clients_before = _children_cpu_seconds()
     result = run()
+    client = _children_cpu_seconds() - clients_before
     server, platform = meter.stop()
     requests = max(result["per_second"] * seconds, 1.0)
-    return {**result, "cpu_ms": server / requests * 1000, "platform_cpu_ms": platform / requests * 1000}
+    return {
+        **result,
+        "cpu_ms": server / requests * 1000,
+        "platform_cpu_ms": platform / requests * 1000,
+        "client_cpu_ms": client / requests * 1000,
+    }
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def free_port() -> int:
@@ -215,15 +233,29 @@ def main() -> None:
     parser.add_argument(
         "--warmup", type=float, default=5, help="seconds at --rate per server before the first round, not counted"
     )
+    parser.add_argument(
+        "--clients",
+        type=lambda text: [int(count) for count in text.split(",")],
+        default=[8, 32],
+        help="closed-loop client counts for the throughput runs, comma-separated; each server's best counts",
+    )
     parser.add_argument("--workers", type=int, default=1, help="fraudstream's worker processes")
     parser.add_argument(
         "--mlflow-workers", type=int, default=1, help="mlflow models serve's --workers (its default: 1)"
     )
     args = parser.parse_args()
-    drive(args.rounds, args.rate, args.seconds, args.warmup, args.workers, args.mlflow_workers)
+    drive(args.rounds, args.rate, args.seconds, args.warmup, args.clients, args.workers, args.mlflow_workers)
 
 
-def drive(rounds: int, rate: float, seconds: float, warmup: float, workers: int, mlflow_workers: int) -> None:
+def drive(
+    rounds: int,
+    rate: float,
+    seconds: float,
+    warmup: float,
+    clients: list[int],
+    workers: int,
+    mlflow_workers: int,
+) -> None:
     import pandas as pd
     import redis
 
@@ -397,54 +429,65 @@ def drive(rounds: int, rate: float, seconds: float, warmup: float, workers: int,
                 # The broker, Redis and the servers were all just started: the first seconds of
                 # traffic meet cold caches, the group coordinator loading and lazy imports.
                 vegeta(vegeta_bin, http_targets("hw"), rate=rate, seconds=warmup)
-                ghz(ghz_bin, grpc_target, key, grpc_data("gw"), rate=rate, seconds=warmup, concurrency=CLIENTS)
-                vegeta(vegeta_bin, mlflow_targets, rate=rate, seconds=warmup)
-            measured = {
-                "http": (
-                    vegeta(vegeta_bin, http_targets("hl"), rate=rate, seconds=seconds),
-                    with_cpu(
-                        fraudstream_cpu,
-                        seconds,
-                        partial(vegeta, vegeta_bin, http_targets("ht"), rate=0, seconds=seconds, workers=CLIENTS),
-                    ),
-                ),
-                "grpc": (
-                    ghz(ghz_bin, grpc_target, key, grpc_data("gl"), rate=rate, seconds=seconds, concurrency=CLIENTS),
-                    with_cpu(
-                        fraudstream_cpu,
-                        seconds,
-                        partial(
-                            ghz,
-                            ghz_bin,
-                            grpc_target,
-                            key,
-                            grpc_data("gt"),
-                            rate=0,
-                            seconds=seconds,
-                            concurrency=CLIENTS,
-                        ),
-                    ),
-                ),
-                "mlflow": (
-                    vegeta(vegeta_bin, mlflow_targets, rate=rate, seconds=seconds),
-                    with_cpu(
-                        mlflow_cpu,
-                        seconds,
-                        partial(vegeta, vegeta_bin, mlflow_targets, rate=0, seconds=seconds, workers=CLIENTS),
-                    ),
-                ),
-            }
-            for kind, (latency, throughput) in measured.items():
-                results[kind].append({"latency": latency, "throughput": throughput})
-                at_rate = f"p50 {latency['p50_ms']:.2f} ms, p99 {latency['p99_ms']:.2f} ms"
-                errors = f"{latency['errors'] + throughput['errors']}"
-                statuses = [latency.get("statuses"), throughput.get("statuses")]
-                errors += f" {statuses}" if any(statuses) else ""
-                print(
-                    f"round {n} {kind:<7} at {rate:g}/s: {at_rate}, errors {errors}; "
-                    f"throughput {throughput['per_second']:.0f}/s ({CLIENTS} clients), CPU per request "
-                    f"{throughput['cpu_ms']:.3f} ms (Redis + Kafka {throughput['platform_cpu_ms']:.3f} ms)"
+                ghz(
+                    ghz_bin,
+                    grpc_target,
+                    key,
+                    grpc_data("gw"),
+                    rate=rate,
+                    seconds=warmup,
+                    concurrency=GHZ_WORKERS_AT_RATE,
                 )
+                vegeta(vegeta_bin, mlflow_targets, rate=rate, seconds=warmup)
+            latencies: dict[str, Callable[[], dict[str, Any]]] = {
+                "http": partial(vegeta, vegeta_bin, http_targets("hl"), rate=rate, seconds=seconds),
+                "grpc": partial(
+                    ghz,
+                    ghz_bin,
+                    grpc_target,
+                    key,
+                    grpc_data("gl"),
+                    rate=rate,
+                    seconds=seconds,
+                    concurrency=GHZ_WORKERS_AT_RATE,
+                ),
+                "mlflow": partial(vegeta, vegeta_bin, mlflow_targets, rate=rate, seconds=seconds),
+            }
+
+            def closed_loop(
+                kind: str,
+                count: int,
+                tag: str,
+                grpc_target: str = grpc_target,
+                mlflow_targets: list[dict[str, Any]] = mlflow_targets,
+            ) -> Callable[[], dict[str, Any]]:
+                if kind == "http":
+                    return partial(vegeta, vegeta_bin, http_targets(tag), rate=0, seconds=seconds, workers=count)
+                if kind == "grpc":
+                    return partial(
+                        ghz, ghz_bin, grpc_target, key, grpc_data(tag), rate=0, seconds=seconds, concurrency=count
+                    )
+                return partial(vegeta, vegeta_bin, mlflow_targets, rate=0, seconds=seconds, workers=count)
+
+            meters = {"http": fraudstream_cpu, "grpc": fraudstream_cpu, "mlflow": mlflow_cpu}
+            for kind, latency_run in latencies.items():
+                latency = latency_run()
+                at_rate = f"p50 {latency['p50_ms']:.2f} ms, p99 {latency['p99_ms']:.2f} ms"
+                statuses = f" {latency['statuses']}" if latency.get("statuses") else ""
+                print(f"round {n} {kind:<7} at {rate:g}/s: {at_rate}, errors {latency['errors']}{statuses}")
+                by_clients = {}
+                for count in clients:
+                    throughput = with_cpu(meters[kind], seconds, closed_loop(kind, count, f"t{count}-"))
+                    by_clients[count] = throughput
+                    statuses = f" {throughput['statuses']}" if throughput.get("statuses") else ""
+                    print(
+                        f"round {n} {kind:<7} {count} clients: throughput {throughput['per_second']:.0f}/s, "
+                        f"errors {throughput['errors']}{statuses}, CPU per request {throughput['cpu_ms']:.3f} ms "
+                        f"(Redis + Kafka {throughput['platform_cpu_ms']:.3f} ms, "
+                        f"load generator {throughput['client_cpu_ms']:.3f} ms)"
+                    )
+                best = max(by_clients, key=lambda count: by_clients[count]["per_second"])
+                results[kind].append({"latency": latency, "throughput": {**by_clients[best], "clients": best}})
         print()
         print(f"fraudstream: {workers} worker process(es); mlflow models serve: {mlflow_workers} worker(s)")
         medians = {}
@@ -455,11 +498,18 @@ def drive(rounds: int, rate: float, seconds: float, warmup: float, workers: int,
                 "throughput": statistics.median(r["throughput"]["per_second"] for r in rounds_),
                 "cpu_ms": statistics.median(r["throughput"]["cpu_ms"] for r in rounds_),
                 "platform_cpu_ms": statistics.median(r["throughput"]["platform_cpu_ms"] for r in rounds_),
+                "client_cpu_ms": statistics.median(r["throughput"]["client_cpu_ms"] for r in rounds_),
+                "best_clients": [r["throughput"]["clients"] for r in rounds_],
             }
+        print(f"throughput: each round's best over {', '.join(map(str, clients))} closed-loop clients")
         for kind, m in medians.items():
             at_rate = f"p50 {m['p50_ms']:.2f} ms, p99 {m['p99_ms']:.2f} ms"
-            cpu = f"CPU per request {m['cpu_ms']:.3f} ms (Redis + Kafka {m['platform_cpu_ms']:.3f} ms)"
-            print(f"median {kind:<7}: {at_rate}, throughput {m['throughput']:.0f}/s, {cpu}")
+            cpu = (
+                f"CPU per request {m['cpu_ms']:.3f} ms (Redis + Kafka {m['platform_cpu_ms']:.3f} ms, "
+                f"load generator {m['client_cpu_ms']:.3f} ms)"
+            )
+            best_at = "/".join(map(str, m["best_clients"]))
+            print(f"median {kind:<7}: {at_rate}, throughput {m['throughput']:.0f}/s (best at {best_at} clients), {cpu}")
         versus_mlflow = medians["http"]["throughput"] / medians["mlflow"]["throughput"]
         print(f"throughput ratio fraudstream HTTP / mlflow serve: {versus_mlflow:.2f}")
         print(f"throughput ratio gRPC / HTTP: {medians['grpc']['throughput'] / medians['http']['throughput']:.2f}")
