@@ -102,6 +102,9 @@ class PredictionLog:
         self._stopping = threading.Event()
         self._produced = 0
         self._acknowledged = 0
+        # The poll thread and the stream's thread (flush) both count: one at a time, or a
+        # difference would be added twice.
+        self._counting = threading.Lock()
         self._failed_total = 0
         self._failed_since_flush = 0
 
@@ -135,10 +138,11 @@ class PredictionLog:
     def _count_acknowledged(self) -> None:
         # Read in this order, a record produced meanwhile can only make the figure low for a
         # moment, never high: it is counted once it has left the queue.
-        acknowledged = self._produced - len(self._producer) - self._failed_total
-        if acknowledged > self._acknowledged:
-            metrics.PREDICTIONS_LOGGED.inc(acknowledged - self._acknowledged)
-            self._acknowledged = acknowledged
+        with self._counting:
+            acknowledged = self._produced - len(self._producer) - self._failed_total
+            if acknowledged > self._acknowledged:
+                metrics.PREDICTIONS_LOGGED.inc(acknowledged - self._acknowledged)
+                self._acknowledged = acknowledged
 
     def serve(self) -> None:
         while not self._stopping.is_set():
