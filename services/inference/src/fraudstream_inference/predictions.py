@@ -49,7 +49,7 @@ class FeatureValues:
             name_field = _tag(FeatureValue.NAME_FIELD_NUMBER, _LENGTH_DELIMITED) + _varint(len(encoded)) + encoded
             value_tag = _tag(FeatureValue.VALUE_FIELD_NUMBER, _FIXED64)
             age_tag = _tag(FeatureValue.AGE_SECONDS_FIELD_NUMBER, _FIXED64)
-            body_length = len(name_field) + 2 * (1 + 8)
+            body_length = len(name_field) + len(value_tag) + 8 + len(age_tag) + 8
             template += field_tag + _varint(body_length) + name_field + value_tag
             value_at.append(len(template))
             template += bytes(8) + age_tag
