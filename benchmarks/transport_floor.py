@@ -116,7 +116,7 @@ def main() -> None:
 
 
 def drive(rounds: int, seconds: float) -> None:
-    from inference_latency import GHZ, VEGETA, CpuMeter, free_port, ghz, go_tool, vegeta, wait_http
+    from inference_latency import GHZ, VEGETA, CpuMeter, free_port, ghz, go_tool, vegeta, wait_http, with_cpu
 
     from fraudstream_cli.platform.settings import PlatformSettings
 
@@ -147,15 +147,11 @@ def drive(rounds: int, seconds: float) -> None:
         results: dict[str, list[dict[str, float]]] = {"http": [], "grpc": []}
         for n in range(rounds):
             for kind, run in runs.items():
-                meter = CpuMeter(servers[kind].pid)
-                meter.start()
-                result = run()
-                server_cpu, _ = meter.stop()
-                cpu_ms = server_cpu / max(result["per_second"] * seconds, 1.0) * 1000
-                results[kind].append({"per_second": result["per_second"], "cpu_ms": cpu_ms})
+                result = with_cpu(CpuMeter(servers[kind].pid), seconds, run)
+                results[kind].append({"per_second": result["per_second"], "cpu_ms": result["cpu_ms"]})
                 print(
                     f"round {n} {kind}: throughput {result['per_second']:.0f}/s ({CLIENTS} clients), "
-                    f"CPU per request {cpu_ms:.3f} ms, errors {result['errors']}"
+                    f"CPU per request {result['cpu_ms']:.3f} ms, errors {result['errors']}"
                 )
         medians = {
             kind: {measure: statistics.median(r[measure] for r in rows) for measure in ("per_second", "cpu_ms")}
