@@ -24,6 +24,8 @@ server, from a separate load process (so the client does not share the servers' 
   Redis and the broker share the cores with the server, so the throughput moves with whatever
   else runs; the CPU per request moves less. Few clients leave a server that waits on I/O
   between calls idle: the throughput is then bounded by latency, not capacity.
+gRPC's clients share `--grpc-connections` HTTP/2 connections (8), as several client processes
+would; each HTTP client has its own connection.
 fraudstream's request is a transaction (its features read from Feast at request time); mlflow's
 is the finished feature vector (it has no feature store): the peer does less work per request.
 Prints each round and the medians over the rounds, and the ratios.
@@ -99,7 +101,15 @@ def vegeta(
 
 
 def ghz(
-    binary: str, target: str, key: str, data: list[dict[str, Any]], *, rate: float, seconds: float, concurrency: int
+    binary: str,
+    target: str,
+    key: str,
+    data: list[dict[str, Any]],
+    *,
+    rate: float,
+    seconds: float,
+    concurrency: int,
+    connections: int = 1,
 ) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(data, handle)
@@ -121,7 +131,7 @@ def ghz(
         "--concurrency",
         str(concurrency),
         "--connections",
-        "1",
+        str(min(connections, concurrency)),
         "--format",
         "json",
         "--skipFirst",
@@ -243,8 +253,24 @@ def main() -> None:
     parser.add_argument(
         "--mlflow-workers", type=int, default=1, help="mlflow models serve's --workers (its default: 1)"
     )
+    parser.add_argument(
+        "--grpc-connections",
+        type=int,
+        default=8,
+        help="HTTP/2 connections ghz spreads its clients over, as that many gRPC clients would (vegeta "
+        "opens one per client); the kernel hands each to one of fraudstream's gRPC acceptors",
+    )
     args = parser.parse_args()
-    drive(args.rounds, args.rate, args.seconds, args.warmup, args.clients, args.workers, args.mlflow_workers)
+    drive(
+        args.rounds,
+        args.rate,
+        args.seconds,
+        args.warmup,
+        args.clients,
+        args.workers,
+        args.mlflow_workers,
+        args.grpc_connections,
+    )
 
 
 def drive(
@@ -255,6 +281,7 @@ def drive(
     clients: list[int],
     workers: int,
     mlflow_workers: int,
+    grpc_connections: int,
 ) -> None:
     import pandas as pd
     import redis
@@ -437,6 +464,7 @@ def drive(
                     rate=rate,
                     seconds=warmup,
                     concurrency=GHZ_WORKERS_AT_RATE,
+                    connections=grpc_connections,
                 )
                 vegeta(vegeta_bin, mlflow_targets, rate=rate, seconds=warmup)
             latencies: dict[str, Callable[[], dict[str, Any]]] = {
@@ -450,6 +478,7 @@ def drive(
                     rate=rate,
                     seconds=seconds,
                     concurrency=GHZ_WORKERS_AT_RATE,
+                    connections=grpc_connections,
                 ),
                 "mlflow": partial(vegeta, vegeta_bin, mlflow_targets, rate=rate, seconds=seconds),
             }
@@ -465,7 +494,15 @@ def drive(
                     return partial(vegeta, vegeta_bin, http_targets(tag), rate=0, seconds=seconds, workers=count)
                 if kind == "grpc":
                     return partial(
-                        ghz, ghz_bin, grpc_target, key, grpc_data(tag), rate=0, seconds=seconds, concurrency=count
+                        ghz,
+                        ghz_bin,
+                        grpc_target,
+                        key,
+                        grpc_data(tag),
+                        rate=0,
+                        seconds=seconds,
+                        concurrency=count,
+                        connections=grpc_connections,
                     )
                 return partial(vegeta, vegeta_bin, mlflow_targets, rate=0, seconds=seconds, workers=count)
 
@@ -489,7 +526,10 @@ def drive(
                 best = max(by_clients, key=lambda count: by_clients[count]["per_second"])
                 results[kind].append({"latency": latency, "throughput": {**by_clients[best], "clients": best}})
         print()
-        print(f"fraudstream: {workers} worker process(es); mlflow models serve: {mlflow_workers} worker(s)")
+        print(
+            f"fraudstream: {workers} worker process(es), ghz over {grpc_connections} connection(s); "
+            f"mlflow models serve: {mlflow_workers} worker(s)"
+        )
         medians = {}
         for kind, rounds_ in results.items():
             medians[kind] = {

@@ -11,18 +11,26 @@ import grpc
 import httpx
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
+from google.protobuf.descriptor_pool import DescriptorPool
 from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.schemas.v1 import inference_service_pb2 as pb
 from fraudstream_common.schemas.v1 import inference_service_pb2_grpc as pb_grpc
 from fraudstream_common.schemas.v1.prediction_pb2 import Decision, Prediction
 from fraudstream_common.topics import Topic
+from fraudstream_inference.settings import InferenceSettings
 from tests.integration.inference.serving import Served, requests_after_history
 from tests.platform import PrivateRedis, Topics, drain
 
 pytestmark = pytest.mark.integration
+
+ACCEPTORS = InferenceSettings.model_fields["grpc_acceptors"].default
+SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
 def test_http_and_grpc_score_as_the_trainer_would(served: Served, topics: Topics) -> None:
@@ -115,6 +123,54 @@ def test_http_and_grpc_score_as_the_trainer_would(served: Served, topics: Topics
             )
         assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "amount" in (invalid.value.details() or "")
+
+
+def test_grpc_acceptors_each_serve_scoring_health_and_reflection(served: Served) -> None:
+    service = served.service
+    assert service.process is not None
+    listening = [
+        c
+        for c in psutil.Process(service.process.pid).net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == service.grpc_port
+    ]
+    assert len(listening) == ACCEPTORS, "one listening socket per acceptor, all on the gRPC port"
+
+    request = requests_after_history(served, 1)[0]
+    when = Timestamp()
+    when.FromDatetime(pd.Timestamp(str(request["timestamp"])).to_pydatetime())
+    metadata = (("authorization", f"Bearer {served.predict_key}"),)
+    checked = health_pb2.HealthCheckRequest(service="fraudstream.v1.InferenceService")
+    with grpc.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel:
+        deadline = time.monotonic() + 10  # gRPC's health follows the model's loading by a poll
+        while health_pb2_grpc.HealthStub(channel).Check(checked, timeout=10).status != SERVING:
+            assert time.monotonic() < deadline, "gRPC health never said SERVING"
+            time.sleep(0.1)
+    # A channel is a connection, handed by the kernel to one of the acceptors: on each of many,
+    # whichever acceptor took it answers health, reflection and scoring.
+    for n in range(4 * ACCEPTORS):
+        with grpc.insecure_channel(
+            f"127.0.0.1:{service.grpc_port}", options=[("grpc.use_local_subchannel_pool", 1)]
+        ) as channel:
+            assert health_pb2_grpc.HealthStub(channel).Check(checked, timeout=10).status == SERVING
+            method = (
+                DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
+                .FindServiceByName("fraudstream.v1.InferenceService")
+                .FindMethodByName("Predict")
+            )
+            assert method.input_type.full_name == "fraudstream.v1.PredictRequest"
+            assert "timestamp" in method.input_type.fields_by_name  # its imports are served too
+            answer = pb_grpc.InferenceServiceStub(channel).Predict(
+                pb.PredictRequest(
+                    transaction_id=f"acceptor-{n}",
+                    customer_id=str(request["customer_id"]),
+                    terminal_id=str(request["terminal_id"]),
+                    amount=float(request["amount"]),
+                    timestamp=when,
+                ),
+                metadata=metadata,
+                timeout=10,
+            )
+            assert answer.model_version == served.published.version
 
 
 def test_auth_validation_and_degraded_answers(served: Served, private_redis: PrivateRedis) -> None:
