@@ -6,14 +6,16 @@ as a floor under benchmarks/inference_latency.py's gRPC / HTTP comparison.
 Two servers that answer a fixed PredictResponse and do nothing else, on the stacks inference
 runs: uvicorn on uvloop with a plain ASGI app that reads and parses the JSON body (as
 `/v1/predict` does), and grpc.aio on uvloop serving `InferenceService.Predict` (the request
-parsed by grpcio). Each round, for each, 8 clients in a closed loop for `--seconds` from the
-same Go load generators (vegeta, ghz with one connection), and the CPU time each request cost
-the server's process. Prints each round, the medians and the ratio gRPC / HTTP.
+parsed by grpcio) with as many servers on the port as inference's default acceptors. Each
+round, for each, 8 clients in a closed loop for `--seconds` from the same Go load generators
+(vegeta, ghz over 8 connections), and the CPU time each request cost the server's process.
+Prints each round, the medians and the ratio gRPC / HTTP.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import json
 import statistics
@@ -23,7 +25,11 @@ import time
 from functools import partial
 from typing import Any
 
+from fraudstream_inference.settings import InferenceSettings
+
 CLIENTS = 8
+CONNECTIONS = 8  # ghz's, as benchmarks/inference_latency.py's default
+ACCEPTORS = InferenceSettings.model_fields["grpc_acceptors"].default
 REQUEST = {
     "transaction_id": "tx-1",
     "customer_id": "c-1",
@@ -89,11 +95,14 @@ async def _serve_grpc(port: int) -> None:
         ) -> pb.PredictBatchResponse:
             return pb.PredictBatchResponse(responses=[answer for _ in request.requests])
 
-    server = grpc.aio.server()
-    pb_grpc.add_InferenceServiceServicer_to_server(Servicer(), server)
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    await server.wait_for_termination()
+    servers = []
+    for _ in range(ACCEPTORS):
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
+        pb_grpc.add_InferenceServiceServicer_to_server(Servicer(), server)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        servers.append(server)
+    await asyncio.gather(*(server.wait_for_termination() for server in servers))
 
 
 def serve(transport: str, port: int) -> None:
@@ -141,7 +150,15 @@ def drive(rounds: int, seconds: float) -> None:
         runs = {
             "http": partial(vegeta, vegeta_bin, http_targets, rate=0, seconds=seconds, workers=CLIENTS),
             "grpc": partial(
-                ghz, ghz_bin, f"127.0.0.1:{grpc_port}", "key", [REQUEST], rate=0, seconds=seconds, concurrency=CLIENTS
+                ghz,
+                ghz_bin,
+                f"127.0.0.1:{grpc_port}",
+                "key",
+                [REQUEST],
+                rate=0,
+                seconds=seconds,
+                concurrency=CLIENTS,
+                connections=CONNECTIONS,
             ),
         }
         results: dict[str, list[dict[str, float]]] = {"http": [], "grpc": []}
