@@ -13,11 +13,13 @@ import numpy as np
 import pandas as pd
 import redis
 import xgboost as xgb
+from google.protobuf.timestamp_pb2 import Timestamp
 from mlflow import MlflowClient
 
 from fraudstream_cli.backfill import final_states
 from fraudstream_common.apikeys import Scope, create_key
 from fraudstream_common.features.history import FeatureStates
+from fraudstream_common.schemas.v1 import inference_service_pb2 as pb
 from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
 from fraudstream_common.settings import ServiceSettings
 from fraudstream_common.topics import Topic
@@ -144,3 +146,17 @@ def requests_after_history(served: Served, count: int) -> list[dict[str, Any]]:
         }
         for i, row in enumerate(sample.itertuples())
     ]
+
+
+def grpc_request(request: dict[str, Any], **overrides: Any) -> pb.PredictRequest:
+    """A request of `requests_after_history` as gRPC's PredictRequest; `overrides` replace its fields."""
+    when = Timestamp()
+    when.FromDatetime(pd.Timestamp(str(request["timestamp"])).to_pydatetime())
+    fields = {
+        "transaction_id": str(request["transaction_id"]),
+        "customer_id": str(request["customer_id"]),
+        "terminal_id": str(request["terminal_id"]),
+        "amount": float(request["amount"]),
+        "timestamp": when,
+    }
+    return pb.PredictRequest(**{**fields, **overrides})

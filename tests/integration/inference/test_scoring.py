@@ -14,7 +14,6 @@ import pandas as pd
 import psutil
 import pytest
 from google.protobuf.descriptor_pool import DescriptorPool
-from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
@@ -23,8 +22,9 @@ from fraudstream_common.schemas.v1 import inference_service_pb2 as pb
 from fraudstream_common.schemas.v1 import inference_service_pb2_grpc as pb_grpc
 from fraudstream_common.schemas.v1.prediction_pb2 import Decision, Prediction
 from fraudstream_common.topics import Topic
+from fraudstream_inference.grpc_server import SERVICE_NAME
 from fraudstream_inference.settings import InferenceSettings
-from tests.integration.inference.serving import Served, requests_after_history
+from tests.integration.inference.serving import Served, grpc_request, requests_after_history
 from tests.platform import PrivateRedis, Topics, drain
 
 pytestmark = pytest.mark.integration
@@ -86,29 +86,11 @@ def test_http_and_grpc_score_as_the_trainer_would(served: Served, topics: Topics
         stub = pb_grpc.InferenceServiceStub(channel)
         metadata = (("authorization", f"Bearer {served.predict_key}"),)
         first = requests[0]
-        when = Timestamp()
-        when.FromDatetime(pd.Timestamp(str(first["timestamp"])).to_pydatetime())
-        again = stub.Predict(
-            pb.PredictRequest(
-                transaction_id=str(first["transaction_id"]),
-                customer_id=str(first["customer_id"]),
-                terminal_id=str(first["terminal_id"]),
-                amount=float(first["amount"]),
-                timestamp=when,
-            ),
-            metadata=metadata,
-        )
+        again = stub.Predict(grpc_request(first), metadata=metadata)
         assert again.score == pytest.approx(bodies[0]["score"], abs=1e-12)
         assert Decision.Name(again.decision).removeprefix("DECISION_").lower() == bodies[0]["decision"]
         explained = stub.Predict(
-            pb.PredictRequest(
-                transaction_id="grpc-new",
-                customer_id=str(first["customer_id"]),
-                terminal_id=str(first["terminal_id"]),
-                amount=float(first["amount"]) * 3,
-                timestamp=when,
-                explain=True,
-            ),
+            grpc_request(first, transaction_id="grpc-new", amount=float(first["amount"]) * 3, explain=True),
             metadata=metadata,
         )
         assert explained.model_version == served.published.version
@@ -136,10 +118,8 @@ def test_grpc_acceptors_each_serve_scoring_health_and_reflection(served: Served)
     assert len(listening) == ACCEPTORS, "one listening socket per acceptor, all on the gRPC port"
 
     request = requests_after_history(served, 1)[0]
-    when = Timestamp()
-    when.FromDatetime(pd.Timestamp(str(request["timestamp"])).to_pydatetime())
     metadata = (("authorization", f"Bearer {served.predict_key}"),)
-    checked = health_pb2.HealthCheckRequest(service="fraudstream.v1.InferenceService")
+    checked = health_pb2.HealthCheckRequest(service=SERVICE_NAME)
     with grpc.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel:
         deadline = time.monotonic() + 10  # gRPC's health follows the model's loading by a poll
         while health_pb2_grpc.HealthStub(channel).Check(checked, timeout=10).status != SERVING:
@@ -154,21 +134,13 @@ def test_grpc_acceptors_each_serve_scoring_health_and_reflection(served: Served)
             assert health_pb2_grpc.HealthStub(channel).Check(checked, timeout=10).status == SERVING
             method = (
                 DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
-                .FindServiceByName("fraudstream.v1.InferenceService")
+                .FindServiceByName(SERVICE_NAME)
                 .FindMethodByName("Predict")
             )
             assert method.input_type.full_name == "fraudstream.v1.PredictRequest"
             assert "timestamp" in method.input_type.fields_by_name  # its imports are served too
             answer = pb_grpc.InferenceServiceStub(channel).Predict(
-                pb.PredictRequest(
-                    transaction_id=f"acceptor-{n}",
-                    customer_id=str(request["customer_id"]),
-                    terminal_id=str(request["terminal_id"]),
-                    amount=float(request["amount"]),
-                    timestamp=when,
-                ),
-                metadata=metadata,
-                timeout=10,
+                grpc_request(request, transaction_id=f"acceptor-{n}"), metadata=metadata, timeout=10
             )
             assert answer.model_version == served.published.version
 

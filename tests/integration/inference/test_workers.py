@@ -10,14 +10,11 @@ from pathlib import Path
 
 import grpc
 import httpx
-import pandas as pd
 import psutil
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
 
-from fraudstream_common.schemas.v1 import inference_service_pb2 as pb
 from fraudstream_common.schemas.v1 import inference_service_pb2_grpc as pb_grpc
-from tests.integration.inference.serving import requests_after_history, serve
+from tests.integration.inference.serving import grpc_request, requests_after_history, serve
 from tests.platform import PrivateRedis, Topics
 
 pytestmark = pytest.mark.integration
@@ -58,17 +55,8 @@ def test_two_workers_share_the_ports_and_stop_together(
     assert [a.status_code for a in answers] == [200] * 60
     assert {a.json()["model_version"] for a in answers} == {served.published.version}
     with grpc.insecure_channel(f"127.0.0.1:{service.grpc_port}") as channel:
-        last = requests[60]
-        when = Timestamp()
-        when.FromDatetime(pd.Timestamp(str(last["timestamp"])).to_pydatetime())
         response = pb_grpc.InferenceServiceStub(channel).Predict(
-            pb.PredictRequest(
-                transaction_id=last["transaction_id"],
-                customer_id=last["customer_id"],
-                terminal_id=last["terminal_id"],
-                amount=last["amount"],
-                timestamp=when,
-            ),
+            grpc_request(requests[60]),
             metadata=[("authorization", f"Bearer {served.predict_key}")],
             timeout=10,
         )

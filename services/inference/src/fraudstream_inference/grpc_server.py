@@ -152,7 +152,6 @@ class GrpcServer:
             reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
             port = server.add_insecure_port(f"{settings.http_host}:{port}")  # port 0: the first one's
             self._servers.append(server)
-        self.port = port
         self._core = core
 
     async def run(self) -> None:
