@@ -56,6 +56,7 @@ from kafka_measure import delete_topics
 
 HERE = Path(__file__).resolve().parent
 GHZ_WORKERS_AT_RATE = 8  # ghz's workers for the open loop at --rate
+GHZ_CONNECTIONS = 8  # HTTP/2 connections ghz spreads its clients over (--grpc-connections)
 
 
 # The load generators: vegeta (HTTP) and ghz (gRPC), Go programs built once from the Go module
@@ -256,7 +257,7 @@ def main() -> None:
     parser.add_argument(
         "--grpc-connections",
         type=int,
-        default=8,
+        default=GHZ_CONNECTIONS,
         help="HTTP/2 connections ghz spreads its clients over, as that many gRPC clients would (vegeta "
         "opens one per client); the kernel hands each to one of fraudstream's gRPC acceptors",
     )

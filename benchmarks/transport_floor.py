@@ -28,7 +28,6 @@ from typing import Any
 from fraudstream_inference.settings import InferenceSettings
 
 CLIENTS = 8
-CONNECTIONS = 8  # ghz's, as benchmarks/inference_latency.py's default
 ACCEPTORS = InferenceSettings.model_fields["grpc_acceptors"].default
 REQUEST = {
     "transaction_id": "tx-1",
@@ -125,7 +124,18 @@ def main() -> None:
 
 
 def drive(rounds: int, seconds: float) -> None:
-    from inference_latency import GHZ, VEGETA, CpuMeter, free_port, ghz, go_tool, vegeta, wait_http, with_cpu
+    from inference_latency import (
+        GHZ,
+        GHZ_CONNECTIONS,
+        VEGETA,
+        CpuMeter,
+        free_port,
+        ghz,
+        go_tool,
+        vegeta,
+        wait_http,
+        with_cpu,
+    )
 
     from fraudstream_cli.platform.settings import PlatformSettings
 
@@ -158,7 +168,7 @@ def drive(rounds: int, seconds: float) -> None:
                 rate=0,
                 seconds=seconds,
                 concurrency=CLIENTS,
-                connections=CONNECTIONS,
+                connections=GHZ_CONNECTIONS,
             ),
         }
         results: dict[str, list[dict[str, float]]] = {"http": [], "grpc": []}
