@@ -37,6 +37,7 @@ import argparse
 import base64
 import json
 import os
+import re
 import resource
 import shutil
 import statistics
@@ -150,10 +151,20 @@ def ghz(
         "p99_ms": by_percentile[99] / 1e6,
         "per_second": report["rps"],
         "errors": sum(count for status, count in report.get("statusCodeDistribution", {}).items() if status != "OK"),
-        # ghz ends a timed run by cancelling the calls in flight: name the statuses, so that
-        # those are told apart from refusals.
-        "statuses": report.get("errorDistribution") or {},
+        # ghz ends a timed run by cancelling the calls in flight (or, over several connections,
+        # by closing them under those calls): name the statuses, so that those are told apart
+        # from refusals.
+        "statuses": _by_message(report.get("errorDistribution") or {}),
     }
+
+
+def _by_message(errors: dict[str, int]) -> dict[str, int]:
+    """ghz's error counts with the connections' addresses left out of the messages."""
+    counts: dict[str, int] = {}
+    for message, count in errors.items():
+        anywhere = re.sub(r"read tcp \S+->\S+: ", "", message)
+        counts[anywhere] = counts.get(anywhere, 0) + count
+    return counts
 
 
 # The driver -----------------------------------------------------------------------------------
@@ -226,6 +237,29 @@ def with_cpu(meter: CpuMeter, seconds: float, run: Callable[[], dict[str, Any]])
 def _children_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def gc_pauses(http_port: int) -> dict[str, tuple[float, float]]:
+    """fraudstream's garbage-collector pauses so far: (count, seconds) by generation, from its
+    /metrics (every worker's, summed)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    totals: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        for field, slot in (("_count", 0), ("_sum", 1)):
+            prefix = f'fraudstream_gc_pause_seconds{field}{{generation="'
+            if line.startswith(prefix):
+                generation = line[len(prefix) : line.index('"', len(prefix))]
+                totals.setdefault(generation, [0.0, 0.0])[slot] = float(line.rsplit(" ", 1)[1])
+    return {generation: (count, seconds) for generation, (count, seconds) in sorted(totals.items())}
+
+
+def gc_pauses_between(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]) -> str:
+    parts = []
+    for generation, (count, seconds) in after.items():
+        earlier = before.get(generation, (0.0, 0.0))
+        parts.append(f"gen{generation} {count - earlier[0]:.0f} ({(seconds - earlier[1]) * 1000:.1f} ms)")
+    return ", ".join(parts)
 
 
 def free_port() -> int:
@@ -509,6 +543,7 @@ def drive(
 
             meters = {"http": fraudstream_cpu, "grpc": fraudstream_cpu, "mlflow": mlflow_cpu}
             for kind, latency_run in latencies.items():
+                collected = gc_pauses(http_port) if kind != "mlflow" else {}
                 latency = latency_run()
                 at_rate = f"p50 {latency['p50_ms']:.2f} ms, p99 {latency['p99_ms']:.2f} ms"
                 statuses = f" {latency['statuses']}" if latency.get("statuses") else ""
@@ -524,6 +559,9 @@ def drive(
                         f"(Redis + Kafka {throughput['platform_cpu_ms']:.3f} ms, "
                         f"load generator {throughput['client_cpu_ms']:.3f} ms)"
                     )
+                if kind != "mlflow":
+                    pauses = gc_pauses_between(collected, gc_pauses(http_port))
+                    print(f"round {n} {kind:<7} fraudstream's garbage collections (pauses): {pauses}")
                 best = max(by_clients, key=lambda count: by_clients[count]["per_second"])
                 results[kind].append({"latency": latency, "throughput": {**by_clients[best], "clients": best}})
         print()

@@ -20,6 +20,7 @@ METRIC = re.compile(r"\bfraudstream_[a-z_]+\b")
 
 
 def exported() -> set[str]:
+    importlib.import_module("fraudstream_common.garbage")  # every service's collector pauses
     for service in SERVICES:
         importlib.import_module(f"fraudstream_{service}.metrics")
     names: set[str] = set()

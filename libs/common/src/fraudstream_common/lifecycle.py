@@ -4,6 +4,9 @@ A service is a list of components (HTTP server, gRPC server, stream loop, ...). 
 starts them all, waits for SIGTERM/SIGINT or for any component to end on its own (a crash),
 then stops them one by one in the order given: transports first so no new work arrives,
 then the stream loop so it finishes its batch and commits, then the shared clients.
+
+Before it starts them, the runner takes the heap the service built out of the garbage
+collector's reach (fraudstream_common.garbage) and counts the collector's pauses.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import logging
 import signal
 import threading
 from typing import Protocol
+
+from fraudstream_common import garbage
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +43,8 @@ class ServiceRunner:
 
     async def run(self) -> int:
         """Returns the process exit code: 0 after a requested stop, 1 when a component failed."""
+        garbage.watch_pauses()
+        logger.info("start-up heap frozen", extra={"objects": garbage.freeze_startup_heap()})
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
