@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import grpc
 import httpx
 import pytest
+import redis
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from fraudstream_common.apikeys import Scope, create_key
 from fraudstream_common.schemas.v1 import ingest_service_pb2, ingest_service_pb2_grpc
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
 from fraudstream_common.topics import Topic
-from tests.platform import ServiceProcess, Topics, drain
+from tests.platform import PLATFORM, ServiceProcess, Topics, drain
 
 pytestmark = pytest.mark.integration
 
@@ -28,14 +32,43 @@ def body(transaction_id: str, **overrides: object) -> dict[str, object]:
     return document
 
 
+@dataclass(frozen=True)
+class Keys:
+    ingest: str
+    predict_only: str
+
+
+@pytest.fixture
+def keys(topics: Topics) -> Keys:
+    client = redis.Redis.from_url(PLATFORM.redis_url)
+    return Keys(
+        ingest=create_key(client, [Scope.INGEST], "it-ingest", namespace=topics.prefix),
+        predict_only=create_key(client, [Scope.PREDICT], "it-predict", namespace=topics.prefix),
+    )
+
+
 @pytest.fixture
 def running(ingest: ServiceProcess) -> ServiceProcess:
     ingest.start()
     return ingest
 
 
-def test_http_contract(running: ServiceProcess, topics: Topics) -> None:
-    with httpx.Client(base_url=running.url, timeout=10) as client:
+def test_http_contract(running: ServiceProcess, topics: Topics, keys: Keys) -> None:
+    with httpx.Client(base_url=running.url, timeout=10) as anonymous:
+        missing = anonymous.post("/v1/transactions", json=body("h0"))
+        assert missing.status_code == 401
+        assert missing.headers["www-authenticate"] == "Bearer"
+        assert "missing API key" in missing.json()["detail"]
+        unknown = anonymous.post("/v1/transactions", json=body("h0"), headers={"Authorization": "Bearer fsk_nope"})
+        assert unknown.status_code == 401
+        wrong_scope = anonymous.post(
+            "/v1/transactions", json=body("h0"), headers={"Authorization": f"Bearer {keys.predict_only}"}
+        )
+        assert wrong_scope.status_code == 403
+        assert "ingest scope" in wrong_scope.json()["detail"]
+
+    bearer = {"Authorization": f"Bearer {keys.ingest}"}
+    with httpx.Client(base_url=running.url, timeout=10, headers=bearer) as client:
         assert client.get("/healthz").status_code == 200
         ready = client.get("/readyz")
         assert ready.status_code == 200
@@ -64,9 +97,11 @@ def test_http_contract(running: ServiceProcess, topics: Topics) -> None:
 
         metrics = client.get("/metrics").text
         assert 'fraudstream_ingest_requests_total{result="accepted",transport="http"} 3.0' in metrics
+        assert 'fraudstream_ingest_requests_total{result="unauthorized",transport="http"} 2.0' in metrics
+        assert 'fraudstream_ingest_requests_total{result="forbidden",transport="http"} 1.0' in metrics
 
-    # The invalid batch wrote nothing (h4 was valid but its batch was refused); the retry of h1
-    # was dropped as a duplicate by the stream.
+    # Nothing refused was written (h0); the invalid batch wrote nothing (h4 was valid but its
+    # batch was refused); the retry of h1 was dropped as a duplicate by the stream.
     out = drain(topics(Topic.TRANSACTIONS), expected=3)
     transactions = sorted((Transaction.FromString(m.value) for m in out), key=lambda t: t.transaction_id)
     assert [t.transaction_id for t in transactions] == ["h1", "h2", "h3"]
@@ -74,7 +109,7 @@ def test_http_contract(running: ServiceProcess, topics: Topics) -> None:
     assert transactions[0].event_time.ToJsonString() == "2018-06-01T07:30:00Z"
 
 
-def test_grpc_contract(running: ServiceProcess, topics: Topics) -> None:
+def test_grpc_contract(running: ServiceProcess, topics: Topics, keys: Keys) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{running.grpc_port}") as channel:
         health = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service="fraudstream.v1.IngestService"), timeout=5
@@ -82,6 +117,7 @@ def test_grpc_contract(running: ServiceProcess, topics: Topics) -> None:
         assert health.status == health_pb2.HealthCheckResponse.SERVING
 
         stub = ingest_service_pb2_grpc.IngestServiceStub(channel)
+        bearer = [("authorization", f"Bearer {keys.ingest}")]
 
         def tx(transaction_id: str, amount: float = 5.0) -> Transaction:
             return Transaction(
@@ -92,17 +128,33 @@ def test_grpc_contract(running: ServiceProcess, topics: Topics) -> None:
                 event_time=Timestamp(seconds=1528000000),
             )
 
-        accepted = stub.Ingest(ingest_service_pb2.IngestRequest(transactions=[tx("g1"), tx("g2")]), timeout=10)
+        with pytest.raises(grpc.RpcError) as missing:
+            stub.Ingest(ingest_service_pb2.IngestRequest(transactions=[tx("g0")]), timeout=10)
+        assert missing.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.RpcError) as wrong_scope:
+            stub.Ingest(
+                ingest_service_pb2.IngestRequest(transactions=[tx("g0")]),
+                metadata=[("authorization", f"Bearer {keys.predict_only}")],
+                timeout=10,
+            )
+        assert wrong_scope.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "ingest scope" in (wrong_scope.value.details() or "")
+
+        accepted = stub.Ingest(
+            ingest_service_pb2.IngestRequest(transactions=[tx("g1"), tx("g2")]), timeout=10, metadata=bearer
+        )
         assert accepted.accepted == 2
-        refused = stub.Ingest(ingest_service_pb2.IngestRequest(transactions=[tx("g3"), tx("g4", -1)]), timeout=10)
+        refused = stub.Ingest(
+            ingest_service_pb2.IngestRequest(transactions=[tx("g3"), tx("g4", -1)]), timeout=10, metadata=bearer
+        )
         assert refused.accepted == 0
         assert [(r.index, r.error_code) for r in refused.rejections] == [(1, "invalid_amount")]
         with pytest.raises(grpc.RpcError) as empty:
-            stub.Ingest(ingest_service_pb2.IngestRequest(), timeout=10)
+            stub.Ingest(ingest_service_pb2.IngestRequest(), timeout=10, metadata=bearer)
         assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         oversized = ingest_service_pb2.IngestRequest(transactions=[tx(f"x{i}") for i in range(40_000)])
         with pytest.raises(grpc.RpcError) as too_big:
-            stub.Ingest(oversized, timeout=10)
+            stub.Ingest(oversized, timeout=10, metadata=bearer)
         assert too_big.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
     ids = sorted(Transaction.FromString(m.value).transaction_id for m in drain(topics(Topic.TRANSACTIONS), expected=2))

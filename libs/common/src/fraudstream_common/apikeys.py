@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import cast
 
+import grpc
 import redis
 import redis.asyncio as aioredis
 
@@ -34,6 +35,15 @@ class AuthError(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+REFUSAL_OUTCOMES = {401: "unauthorized", 403: "forbidden", 429: "rate_limited"}
+"""The outcome a refusal's status is counted as, in every service's requests metric."""
+GRPC_STATUS = {
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
 
 
 def _redis_key(namespace: str, digest: str) -> str:
@@ -123,3 +133,16 @@ class ApiKeys:
             return False
         bucket.tokens -= 1
         return True
+
+
+async def authorize_grpc(
+    keys: ApiKeys, context: grpc.aio.ServicerContext, scope: Scope, refused: Callable[[str], None]
+) -> None:
+    """Checks the key a gRPC call sends in its `authorization` metadata ("Bearer KEY"); a refused
+    call is counted by `refused` (with its outcome) and aborted with the status that says why."""
+    header = dict(context.invocation_metadata() or ()).get("authorization")
+    try:
+        await keys.authorize(header if isinstance(header, str) else None, scope)
+    except AuthError as refusal:
+        refused(REFUSAL_OUTCOMES[refusal.status])
+        await context.abort(GRPC_STATUS[refusal.status], refusal.reason)

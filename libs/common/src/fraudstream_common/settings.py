@@ -66,6 +66,17 @@ class ServiceSettings(BaseSettings):
         return self
 
 
+class ApiKeyRules(BaseModel):
+    """Who may call a service that takes API keys (fraudstream_common.apikeys): inference with
+    scope predict, ingest with scope ingest."""
+
+    auth_enabled: bool = Field(
+        default=True, description="Require an API key with the service's scope (predict, ingest) on HTTP and gRPC."
+    )
+    rate_limit_per_second: float = Field(default=2000.0, gt=0, description="Requests per second one API key may send.")
+    rate_limit_burst: float = Field(default=4000.0, gt=0, description="Requests one API key may send at once.")
+
+
 class TransactionRules(BaseModel):
     """What a valid transaction is, for every service that accepts one from outside
     (fraudstream_common.validation)."""

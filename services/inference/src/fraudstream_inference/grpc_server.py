@@ -13,7 +13,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from fraudstream_common.apikeys import ApiKeys, AuthError, Scope
+from fraudstream_common.apikeys import ApiKeys, Scope, authorize_grpc
 from fraudstream_common.schemas.v1 import inference_service_pb2 as pb
 from fraudstream_common.schemas.v1 import inference_service_pb2_grpc as pb_grpc
 from fraudstream_common.schemas.v1.prediction_pb2 import Transport
@@ -24,11 +24,6 @@ from fraudstream_inference.core import Answer, InferenceCore, NotReadyError
 from fraudstream_inference.settings import InferenceSettings
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["InferenceService"].full_name
-_STATUS = {
-    401: (grpc.StatusCode.UNAUTHENTICATED, "unauthorized"),
-    403: (grpc.StatusCode.PERMISSION_DENIED, "forbidden"),
-    429: (grpc.StatusCode.RESOURCE_EXHAUSTED, "rate_limited"),
-}
 
 
 class InferenceServicer(pb_grpc.InferenceServiceServicer):
@@ -62,15 +57,8 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
             return pb.PredictBatchResponse(responses=[_response(a) for a in answers])
 
     async def _authorize(self, context: grpc.aio.ServicerContext) -> None:
-        if self._keys is None:
-            return
-        header = dict(context.invocation_metadata() or ()).get("authorization")
-        try:
-            await self._keys.authorize(header if isinstance(header, str) else None, Scope.PREDICT)
-        except AuthError as refused:
-            code, outcome = _STATUS[refused.status]
-            metrics.REQUESTS.labels("grpc", outcome).inc()
-            await context.abort(code, refused.reason)
+        if self._keys is not None:
+            await authorize_grpc(self._keys, context, Scope.PREDICT, _count_refusal)
 
     async def _answer(
         self, requests: list[pb.PredictRequest], explain: bool, context: grpc.aio.ServicerContext
@@ -101,6 +89,10 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
             metrics.REQUESTS.labels("grpc", "unavailable").inc()
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
             raise  # abort raises; this keeps the type checker informed
+
+
+def _count_refusal(outcome: str) -> None:
+    metrics.REQUESTS.labels("grpc", outcome).inc()
 
 
 def _response(answer: Answer) -> pb.PredictResponse:

@@ -25,7 +25,7 @@ import orjson
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from fraudstream_common.apikeys import ApiKeys, AuthError
+from fraudstream_common.apikeys import REFUSAL_OUTCOMES, ApiKeys, AuthError
 from fraudstream_common.apikeys import Scope as KeyScope
 from fraudstream_common.health import Readiness
 from fraudstream_common.http import add_health_routes
@@ -39,7 +39,6 @@ from fraudstream_inference.settings import InferenceSettings
 logger = logging.getLogger(__name__)
 
 _TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
-_AUTH_OUTCOMES = {401: "unauthorized", 403: "forbidden", 429: "rate_limited"}
 
 
 class RefusedError(Exception):
@@ -108,7 +107,9 @@ class ScoringRoutes:
                 await self._keys.authorize(authorization.decode("latin-1") if authorization else None, KeyScope.PREDICT)
             except AuthError as refused:
                 challenge = [(b"www-authenticate", b"Bearer")] if refused.status == 401 else None
-                raise RefusedError(refused.status, refused.reason, _AUTH_OUTCOMES[refused.status], challenge) from None
+                raise RefusedError(
+                    refused.status, refused.reason, REFUSAL_OUTCOMES[refused.status], challenge
+                ) from None
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self._limit:
             raise self._too_large()

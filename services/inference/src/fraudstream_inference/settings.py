@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from fraudstream_common.settings import ServiceSettings, TransactionRules
+from fraudstream_common.settings import ApiKeyRules, ServiceSettings, TransactionRules
 from fraudstream_feature_store.settings import FeatureStoreSettings
 
 
@@ -23,7 +23,7 @@ class EventLoop(StrEnum):
     ASYNCIO = "asyncio"
 
 
-class InferenceSettings(ServiceSettings, FeatureStoreSettings, TransactionRules):
+class InferenceSettings(ServiceSettings, FeatureStoreSettings, TransactionRules, ApiKeyRules):
     http_host: str = Field(default="127.0.0.1", description="Address the HTTP and gRPC servers bind.")
     http_port: int = Field(default=8080, description="HTTP port: /v1/predict, /healthz, /readyz, /metrics.")
     grpc_port: int = Field(default=50051, description="gRPC port of fraudstream.v1.InferenceService.")
@@ -66,9 +66,6 @@ class InferenceSettings(ServiceSettings, FeatureStoreSettings, TransactionRules)
     decision_cache_deadline_ms: float = Field(
         default=20.0, gt=0, description="Longest wait for the decision cache before answering without it."
     )
-    auth_enabled: bool = Field(default=True, description="Require an API key with scope predict.")
-    rate_limit_per_second: float = Field(default=2000.0, gt=0, description="Requests per second one API key may send.")
-    rate_limit_burst: float = Field(default=4000.0, gt=0, description="Requests one API key may send at once.")
     max_http_body_bytes: int = Field(
         default=1_048_576, description="Larger HTTP bodies get 413; larger gRPC messages RESOURCE_EXHAUSTED."
     )

@@ -6,7 +6,9 @@ import asyncio
 import sys
 
 import redis
+import redis.asyncio as aioredis
 
+from fraudstream_common.apikeys import ApiKeys
 from fraudstream_common.health import Readiness
 from fraudstream_common.http import HttpServer
 from fraudstream_common.kafka import AsyncProducer, producer_config
@@ -25,9 +27,10 @@ class SharedClients:
 
     name = "clients"
 
-    def __init__(self, raw_producer: AsyncProducer, redis_client: redis.Redis) -> None:
+    def __init__(self, raw_producer: AsyncProducer, redis_client: redis.Redis, keys_client: aioredis.Redis) -> None:
         self._raw_producer = raw_producer
         self._redis = redis_client
+        self._keys_client = keys_client
         self._closed = asyncio.Event()
 
     async def run(self) -> None:
@@ -36,6 +39,7 @@ class SharedClients:
     async def stop(self) -> None:
         await asyncio.to_thread(self._raw_producer.close)
         self._redis.close()
+        await self._keys_client.aclose()
         self._closed.set()
 
 
@@ -48,6 +52,17 @@ async def serve(settings: IngestSettings) -> int:
         key_prefix=f"{settings.topic_prefix}fraudstream:ingest:seen:",
     )
     core = IngestCore(settings, deduplicator, raw_producer)
+    keys_client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    keys = (
+        ApiKeys(
+            keys_client,
+            rate_per_second=settings.rate_limit_per_second,
+            burst=settings.rate_limit_burst,
+            namespace=settings.topic_prefix,
+        )
+        if settings.auth_enabled
+        else None
+    )
     stream = StreamProcessor(settings, core)
 
     readiness = Readiness()
@@ -59,11 +74,11 @@ async def serve(settings: IngestSettings) -> int:
 
     readiness.add("stream", stream_consuming)
 
-    http = HttpServer(create_app(core, readiness), settings.http_host, settings.http_port)
-    grpc_server = GrpcServer(core, settings.grpc_port, settings.http_host)
+    http = HttpServer(create_app(core, keys, readiness), settings.http_host, settings.http_port)
+    grpc_server = GrpcServer(core, keys, settings.grpc_port, settings.http_host)
     # Stop order: transports first (no new calls), then the stream (finishes and commits its
     # batch), then the clients they share.
-    runner = ServiceRunner([http, grpc_server, stream, SharedClients(raw_producer, redis_client)])
+    runner = ServiceRunner([http, grpc_server, stream, SharedClients(raw_producer, redis_client, keys_client)])
     return await runner.run()
 
 

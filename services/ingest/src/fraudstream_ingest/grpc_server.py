@@ -1,7 +1,9 @@
 """gRPC transport: fraudstream.v1.IngestService/Ingest, grpc.health.v1 and server reflection.
 
 Same contract as HTTP: a call is atomic; an invalid one writes nothing and its response lists
-each rejection (the call itself succeeds, so the client gets the structured reasons).
+each rejection (the call itself succeeds, so the client gets the structured reasons). The API
+key goes in `authorization` metadata ("Bearer KEY", scope ingest); UNAUTHENTICATED,
+PERMISSION_DENIED and RESOURCE_EXHAUSTED as they apply.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from fraudstream_common.apikeys import ApiKeys, Scope, authorize_grpc
 from fraudstream_common.kafka import DeliveryError
 from fraudstream_common.schemas.v1 import ingest_service_pb2, ingest_service_pb2_grpc
 from fraudstream_ingest import metrics
@@ -19,12 +22,15 @@ SERVICE_NAME = ingest_service_pb2.DESCRIPTOR.services_by_name["IngestService"].f
 
 
 class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
-    def __init__(self, core: IngestCore) -> None:
+    def __init__(self, core: IngestCore, keys: ApiKeys | None) -> None:
         self._core = core
+        self._keys = keys
 
     async def Ingest(  # noqa: N802 - the generated interface's name
         self, request: ingest_service_pb2.IngestRequest, context: grpc.aio.ServicerContext
     ) -> ingest_service_pb2.IngestResponse:
+        if self._keys is not None:
+            await authorize_grpc(self._keys, context, Scope.INGEST, _count_refusal)
         limit = self._core.settings.max_batch_items
         if not 1 <= len(request.transactions) <= limit:
             metrics.REQUESTS.labels("grpc", "invalid").inc()
@@ -47,10 +53,14 @@ class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
         return ingest_service_pb2.IngestResponse(accepted=len(accepted))
 
 
+def _count_refusal(outcome: str) -> None:
+    metrics.REQUESTS.labels("grpc", outcome).inc()
+
+
 class GrpcServer:
     name = "grpc"
 
-    def __init__(self, core: IngestCore, port: int, host: str) -> None:
+    def __init__(self, core: IngestCore, keys: ApiKeys | None, port: int, host: str) -> None:
         max_bytes = core.settings.max_http_body_bytes
         self._server = grpc.aio.server(
             options=[
@@ -58,7 +68,7 @@ class GrpcServer:
                 ("grpc.max_send_message_length", max_bytes),
             ]
         )
-        ingest_service_pb2_grpc.add_IngestServiceServicer_to_server(IngestServicer(core), self._server)
+        ingest_service_pb2_grpc.add_IngestServiceServicer_to_server(IngestServicer(core, keys), self._server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server)

@@ -2,7 +2,8 @@
 
 A call is atomic: every transaction valid, all written to `transactions.raw` before the 202;
 any invalid, none written, and a 422 names each one with its reason. Retrying a call is
-safe: the stream drops what was already ingested, by transaction id.
+safe: the stream drops what was already ingested, by transaction id. `Authorization: Bearer
+KEY` with scope ingest; 401, 403 and 429 as they apply, before the body is read.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from fraudstream_common.apikeys import REFUSAL_OUTCOMES, ApiKeys, AuthError, Scope
 from fraudstream_common.health import Readiness
 from fraudstream_common.http import add_health_routes
 from fraudstream_common.kafka import DeliveryError
@@ -20,12 +22,19 @@ from fraudstream_ingest import metrics
 from fraudstream_ingest.core import IngestCore
 
 
-def create_app(core: IngestCore, readiness: Readiness) -> FastAPI:
+def create_app(core: IngestCore, keys: ApiKeys | None, readiness: Readiness) -> FastAPI:
     settings = core.settings
     app = FastAPI(title="fraudstream ingest", version="0.1.0")
 
     @app.post("/v1/transactions", status_code=202)
     async def ingest(request: Request) -> Response:
+        if keys is not None:
+            try:
+                await keys.authorize(request.headers.get("authorization"), Scope.INGEST)
+            except AuthError as refused:
+                metrics.REQUESTS.labels("http", REFUSAL_OUTCOMES[refused.status]).inc()
+                challenge = {"www-authenticate": "Bearer"} if refused.status == 401 else None
+                return JSONResponse({"detail": refused.reason}, status_code=refused.status, headers=challenge)
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > settings.max_http_body_bytes:
             return _too_large(settings.max_http_body_bytes)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from fraudstream_common.settings import ProcessingGuarantee, ServiceSettings, TransactionRules
+from fraudstream_common.settings import ApiKeyRules, ProcessingGuarantee, ServiceSettings, TransactionRules
 
 
-class IngestSettings(ServiceSettings, TransactionRules):
+class IngestSettings(ServiceSettings, TransactionRules, ApiKeyRules):
     http_host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
     http_port: int = Field(default=8081, description="HTTP port: /v1/transactions, /healthz, /readyz, /metrics.")
     grpc_port: int = Field(default=50052, description="gRPC port of fraudstream.v1.IngestService.")
-    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis holding the dedupe keys.")
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Redis holding the dedupe keys and the API keys."
+    )
     instance_id: str = Field(
         default="ingest-0",
         description="Stable name of this replica; its Kafka transactional id. Give each replica its own.",
