@@ -6,7 +6,8 @@ as a floor under benchmarks/inference_latency.py's gRPC / HTTP comparison.
 Two servers that answer a fixed PredictResponse and do nothing else, on the stacks inference
 runs: uvicorn on uvloop with a plain ASGI app that reads and parses the JSON body (as
 `/v1/predict` does), and grpc.aio on uvloop serving `InferenceService.Predict` (the request
-parsed by grpcio) with as many servers on the port as inference's default acceptors. Each
+parsed by grpcio) served as inference serves it (fraudstream_common.grpc_serving, its default
+acceptors). Each
 round, for each, 8 clients in a closed loop for `--seconds` from the same Go load generators
 (vegeta, ghz over 8 connections), and the CPU time each request cost the server's process.
 Prints each round, the medians and the ratio gRPC / HTTP.
@@ -15,7 +16,6 @@ Prints each round, the medians and the ratio gRPC / HTTP.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import json
 import statistics
@@ -75,6 +75,7 @@ async def _serve_http(port: int) -> None:
 async def _serve_grpc(port: int) -> None:
     import grpc
 
+    from fraudstream_common.grpc_serving import GrpcAcceptors
     from fraudstream_common.schemas.v1 import inference_service_pb2 as pb
     from fraudstream_common.schemas.v1 import inference_service_pb2_grpc as pb_grpc
     from fraudstream_common.schemas.v1.prediction_pb2 import Decision
@@ -94,14 +95,14 @@ async def _serve_grpc(port: int) -> None:
         ) -> pb.PredictBatchResponse:
             return pb.PredictBatchResponse(responses=[answer for _ in request.requests])
 
-    servers = []
-    for _ in range(ACCEPTORS):
-        server = grpc.aio.server(options=[("grpc.so_reuseport", 1)])
-        pb_grpc.add_InferenceServiceServicer_to_server(Servicer(), server)
-        server.add_insecure_port(f"127.0.0.1:{port}")
-        await server.start()
-        servers.append(server)
-    await asyncio.gather(*(server.wait_for_termination() for server in servers))
+    servicer = Servicer()
+    await GrpcAcceptors(
+        host="127.0.0.1",
+        port=port,
+        service_name=pb.DESCRIPTOR.services_by_name["InferenceService"].full_name,
+        register=partial(pb_grpc.add_InferenceServiceServicer_to_server, servicer),
+        acceptors=ACCEPTORS,
+    ).run()
 
 
 def serve(transport: str, port: int) -> None:

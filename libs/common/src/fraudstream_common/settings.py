@@ -77,6 +77,17 @@ class ApiKeyRules(BaseModel):
     rate_limit_burst: float = Field(default=4000.0, gt=0, description="Requests one API key may send at once.")
 
 
+class GrpcServing(BaseModel):
+    """How a service with a gRPC port serves it (fraudstream_common.grpc_serving)."""
+
+    grpc_acceptors: int = Field(
+        default=4,
+        ge=1,
+        description="gRPC servers on the gRPC port in each process (SO_REUSEPORT): grpc.aio takes one call at "
+        "a time per server, so under load calls on several connections are taken several at a time.",
+    )
+
+
 class TransactionRules(BaseModel):
     """What a valid transaction is, for every service that accepts one from outside
     (fraudstream_common.validation)."""

@@ -23,7 +23,7 @@ from fraudstream_common.topics import Topic, topic_name
 from fraudstream_inference.core import InferenceCore
 from fraudstream_inference.decisions import DecisionCache
 from fraudstream_inference.features import RequestFeatures
-from fraudstream_inference.grpc_server import GrpcServer
+from fraudstream_inference.grpc_server import grpc_server
 from fraudstream_inference.http import create_app
 from fraudstream_inference.predictions import PredictionLog, RolloutEvents
 from fraudstream_inference.rollout import Rollout
@@ -88,7 +88,7 @@ async def serve(settings: InferenceSettings) -> int:
     # the model follower, then the prediction log (flushes what the requests logged).
     components: list[Component] = [
         HttpServer(app, settings.http_host, settings.http_port, reuse_port=is_worker()),
-        GrpcServer(core, keys, settings, reuse_port=is_worker()),
+        grpc_server(core, keys, settings, reuse_port=is_worker()),
     ]
     if settings.stream_scoring:
         components.append(

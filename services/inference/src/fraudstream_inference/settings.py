@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from fraudstream_common.settings import ApiKeyRules, ServiceSettings, TransactionRules
+from fraudstream_common.settings import ApiKeyRules, GrpcServing, ServiceSettings, TransactionRules
 from fraudstream_feature_store.settings import FeatureStoreSettings
 
 
@@ -23,16 +23,10 @@ class EventLoop(StrEnum):
     ASYNCIO = "asyncio"
 
 
-class InferenceSettings(ServiceSettings, FeatureStoreSettings, TransactionRules, ApiKeyRules):
+class InferenceSettings(ServiceSettings, FeatureStoreSettings, TransactionRules, ApiKeyRules, GrpcServing):
     http_host: str = Field(default="127.0.0.1", description="Address the HTTP and gRPC servers bind.")
     http_port: int = Field(default=8080, description="HTTP port: /v1/predict, /healthz, /readyz, /metrics.")
     grpc_port: int = Field(default=50051, description="gRPC port of fraudstream.v1.InferenceService.")
-    grpc_acceptors: int = Field(
-        default=4,
-        ge=1,
-        description="gRPC servers on the gRPC port in each process (SO_REUSEPORT): grpc.aio takes one call at "
-        "a time per server, so under load calls on several connections are taken several at a time.",
-    )
     event_loop: EventLoop = Field(
         default=EventLoop.UVLOOP,
         description="The event loop HTTP, gRPC and stream scoring share: uvloop (faster; gRPC's asyncio stack "

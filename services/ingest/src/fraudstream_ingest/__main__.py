@@ -16,7 +16,7 @@ from fraudstream_common.lifecycle import ServiceRunner
 from fraudstream_common.logging import configure_logging
 from fraudstream_ingest.core import IngestCore
 from fraudstream_ingest.dedupe import Deduplicator
-from fraudstream_ingest.grpc_server import GrpcServer
+from fraudstream_ingest.grpc_server import grpc_server
 from fraudstream_ingest.http import create_app
 from fraudstream_ingest.settings import IngestSettings
 from fraudstream_ingest.stream import StreamProcessor
@@ -75,10 +75,10 @@ async def serve(settings: IngestSettings) -> int:
     readiness.add("stream", stream_consuming)
 
     http = HttpServer(create_app(core, keys, readiness), settings.http_host, settings.http_port)
-    grpc_server = GrpcServer(core, keys, settings.grpc_port, settings.http_host)
+    grpc_acceptors = grpc_server(core, keys)
     # Stop order: transports first (no new calls), then the stream (finishes and commits its
     # batch), then the clients they share.
-    runner = ServiceRunner([http, grpc_server, stream, SharedClients(raw_producer, redis_client, keys_client)])
+    runner = ServiceRunner([http, grpc_acceptors, stream, SharedClients(raw_producer, redis_client, keys_client)])
     return await runner.run()
 
 

@@ -8,11 +8,12 @@ PERMISSION_DENIED and RESOURCE_EXHAUSTED as they apply.
 
 from __future__ import annotations
 
+from functools import partial
+
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from fraudstream_common.apikeys import ApiKeys, Scope, authorize_grpc
+from fraudstream_common.grpc_serving import GrpcAcceptors
 from fraudstream_common.kafka import DeliveryError
 from fraudstream_common.schemas.v1 import ingest_service_pb2, ingest_service_pb2_grpc
 from fraudstream_ingest import metrics
@@ -57,29 +58,13 @@ def _count_refusal(outcome: str) -> None:
     metrics.REQUESTS.labels("grpc", outcome).inc()
 
 
-class GrpcServer:
-    name = "grpc"
-
-    def __init__(self, core: IngestCore, keys: ApiKeys | None, port: int, host: str) -> None:
-        max_bytes = core.settings.max_http_body_bytes
-        self._server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", max_bytes),
-                ("grpc.max_send_message_length", max_bytes),
-            ]
-        )
-        ingest_service_pb2_grpc.add_IngestServiceServicer_to_server(IngestServicer(core, keys), self._server)
-        self.health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
-        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self._server)
-        self._server.add_insecure_port(f"{host}:{port}")
-
-    async def run(self) -> None:
-        await self._server.start()
-        await self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
-        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
-        await self._server.wait_for_termination()
-
-    async def stop(self) -> None:
-        await self.health.enter_graceful_shutdown()
-        await self._server.stop(grace=5)
+def grpc_server(core: IngestCore, keys: ApiKeys | None) -> GrpcAcceptors:
+    settings = core.settings
+    return GrpcAcceptors(
+        host=settings.http_host,
+        port=settings.grpc_port,
+        service_name=SERVICE_NAME,
+        register=partial(ingest_service_pb2_grpc.add_IngestServiceServicer_to_server, IngestServicer(core, keys)),
+        acceptors=settings.grpc_acceptors,
+        max_message_bytes=settings.max_http_body_bytes,
+    )

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from fraudstream_common.settings import ApiKeyRules, ProcessingGuarantee, ServiceSettings, TransactionRules
+from fraudstream_common.settings import (
+    ApiKeyRules,
+    GrpcServing,
+    ProcessingGuarantee,
+    ServiceSettings,
+    TransactionRules,
+)
 
 
-class IngestSettings(ServiceSettings, TransactionRules, ApiKeyRules):
+class IngestSettings(ServiceSettings, TransactionRules, ApiKeyRules, GrpcServing):
     http_host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
     http_port: int = Field(default=8081, description="HTTP port: /v1/transactions, /healthz, /readyz, /metrics.")
     grpc_port: int = Field(default=50052, description="gRPC port of fraudstream.v1.IngestService.")
