@@ -3,12 +3,11 @@ heap a service builds at start-up kept out of its reach.
 
 A service imports Feast, pandas, ONNX Runtime, gRPC and protobuf before it serves: some
 250,000 objects that live as long as the process. CPython's full collection walks every one of
-them each time: 100 ms on this project's 2-core machine, about once in 25 seconds under the
-inference benchmark (benchmarks/inference_latency.py prints the pauses), and a request that
-arrives meanwhile waits for it. `freeze_startup_heap` moves what exists once the service is built into the
-collector's permanent generation (gc.freeze), so full collections walk only what the service
-allocated since; the frozen objects are still freed by reference counting.
-"""
+them each time: 100 ms on this project's 2-core machine, about once in 30 to 45 seconds under
+the inference benchmark (benchmarks/inference_latency.py prints the pauses), and a request
+that arrives meanwhile waits for it. `freeze_startup_heap` moves what exists once the service
+is built into the collector's permanent generation (gc.freeze), so full collections walk only
+what the service allocated since; the frozen objects are still freed by reference counting."""
 
 from __future__ import annotations
 
