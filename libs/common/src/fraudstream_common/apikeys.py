@@ -19,6 +19,8 @@ import grpc
 import redis
 import redis.asyncio as aioredis
 
+from fraudstream_common.settings import ApiKeyRules
+
 KEY_PREFIX = "fsk_"
 
 
@@ -133,6 +135,15 @@ class ApiKeys:
             return False
         bucket.tokens -= 1
         return True
+
+
+def api_keys(client: aioredis.Redis, rules: ApiKeyRules, *, namespace: str) -> ApiKeys | None:
+    """The key check a service's settings ask for: None when `auth_enabled` is off."""
+    if not rules.auth_enabled:
+        return None
+    return ApiKeys(
+        client, rate_per_second=rules.rate_limit_per_second, burst=rules.rate_limit_burst, namespace=namespace
+    )
 
 
 async def authorize_grpc(

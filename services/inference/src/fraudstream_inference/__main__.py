@@ -14,7 +14,7 @@ from typing import cast
 import redis.asyncio as aioredis
 import uvloop
 
-from fraudstream_common.apikeys import ApiKeys
+from fraudstream_common.apikeys import api_keys
 from fraudstream_common.health import Readiness
 from fraudstream_common.http import HttpServer
 from fraudstream_common.lifecycle import Component, ServiceRunner
@@ -59,13 +59,7 @@ async def serve(settings: InferenceSettings) -> int:
         max_pass_rows=settings.max_pass_rows,
         max_passes_in_flight=settings.max_passes_in_flight,
     )
-    keys = (
-        ApiKeys(
-            client, rate_per_second=settings.rate_limit_per_second, burst=settings.rate_limit_burst, namespace=prefix
-        )
-        if settings.auth_enabled
-        else None
-    )
+    keys = api_keys(client, settings, namespace=prefix)
     follower = ModelFollower(settings, rollout, topic_name(Topic.MODELS_PUBLISHED, prefix))
 
     readiness = Readiness()

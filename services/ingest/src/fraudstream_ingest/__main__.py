@@ -8,7 +8,7 @@ import sys
 import redis
 import redis.asyncio as aioredis
 
-from fraudstream_common.apikeys import ApiKeys
+from fraudstream_common.apikeys import api_keys
 from fraudstream_common.health import Readiness
 from fraudstream_common.http import HttpServer
 from fraudstream_common.kafka import AsyncProducer, producer_config
@@ -53,16 +53,7 @@ async def serve(settings: IngestSettings) -> int:
     )
     core = IngestCore(settings, deduplicator, raw_producer)
     keys_client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
-    keys = (
-        ApiKeys(
-            keys_client,
-            rate_per_second=settings.rate_limit_per_second,
-            burst=settings.rate_limit_burst,
-            namespace=settings.topic_prefix,
-        )
-        if settings.auth_enabled
-        else None
-    )
+    keys = api_keys(keys_client, settings, namespace=settings.topic_prefix)
     stream = StreamProcessor(settings, core)
 
     readiness = Readiness()
