@@ -6,10 +6,10 @@ as a floor under benchmarks/inference_latency.py's gRPC / HTTP comparison.
 Two servers that answer a fixed PredictResponse and do nothing else, on the stacks inference
 runs: uvicorn on uvloop with a plain ASGI app that reads and parses the JSON body (as
 `/v1/predict` does), and grpc.aio on uvloop serving `InferenceService.Predict` (the request
-parsed by grpcio) served as inference serves it (fraudstream_common.grpc_serving, its default
-acceptors). Each
-round, for each, 8 clients in a closed loop for `--seconds` from the same Go load generators
-(vegeta, ghz over 8 connections), and the CPU time each request cost the server's process.
+parsed by grpcio) as inference serves it (fraudstream_common.grpc_serving with its default
+acceptors, on the engine fraudstream_common.grpc_engine chooses). Each round, for each, 8
+clients in a closed loop for `--seconds` from the same Go load generators (vegeta, ghz over 8
+connections), and the CPU time each request cost the server's process.
 Prints each round, the medians and the ratio gRPC / HTTP.
 """
 
@@ -107,6 +107,10 @@ async def _serve_grpc(port: int) -> None:
 
 def serve(transport: str, port: int) -> None:
     import uvloop
+
+    from fraudstream_common.grpc_engine import prefer_poll_engine
+
+    prefer_poll_engine()  # as inference's entry point does
 
     uvloop.run(_serve_http(port) if transport == "http" else _serve_grpc(port))
 
