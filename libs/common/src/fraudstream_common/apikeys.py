@@ -1,13 +1,24 @@
 """API keys: created once by `fraudstream apikey create --scope SCOPE`, shown once, stored only
 as their SHA-256 in Redis with their scopes; sent as `Authorization: Bearer KEY` (HTTP) or as
 `authorization` metadata (gRPC). A key is checked against Redis at most every `cache_seconds`
-per replica; a revoked key stops working within that time. Each key has a token-bucket rate
-limit per replica.
+per replica; a revoked key stops working within that time.
+
+A key's rate limit holds across replicas and worker processes. Each process checks its own
+token bucket per key on every call, with no round trip, and every `report_seconds` debits what
+it let through from the key's bucket in Redis that all of them share (refilled by Redis's clock;
+`_SPEND`). When that bucket is in debt, the process refuses the key until the debt is refilled,
+so over any stretch longer than a report a key gets its rate, however many replicas it calls;
+between two reports each replica may let through up to its own bucket. When Redis cannot be
+reached the processes go on with their own buckets (a key then gets its rate from each), as
+scoring goes on without Redis.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +33,23 @@ import redis.asyncio as aioredis
 from fraudstream_common.settings import ApiKeyRules
 
 KEY_PREFIX = "fsk_"
+log = logging.getLogger(__name__)
+
+# KEYS[1]: the key's shared bucket; ARGV: rate per second, burst, tokens spent since the
+# caller's last report. Redis's clock, so that replicas' clocks do not matter. Returns the
+# tokens left, negative for a debt (a string: Redis truncates a script's numbers to integers).
+_SPEND = """
+local rate, burst, spent = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or burst
+local at = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + (now - at) * rate) - spent
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 60)
+return tostring(tokens)
+"""
 
 
 class Scope(StrEnum):
@@ -52,6 +80,10 @@ def _redis_key(namespace: str, digest: str) -> str:
     return f"fraudstream:{namespace}apikey:{digest}"
 
 
+def _bucket_key(namespace: str, digest: str) -> str:
+    return f"fraudstream:{namespace}apikey-rate:{digest}"
+
+
 def digest_of(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -77,6 +109,11 @@ class _Bucket:
 
 
 class ApiKeys:
+    """The key check, and a component of the service runner: `run` reports what each key spent
+    to the bucket the replicas share (module docstring)."""
+
+    name = "api-keys"
+
     def __init__(
         self,
         client: aioredis.Redis,
@@ -85,14 +122,21 @@ class ApiKeys:
         burst: float,
         namespace: str = "",
         cache_seconds: float = 30.0,
+        report_seconds: float = 0.1,
     ) -> None:
         self._client = client
         self._namespace = namespace
         self._rate = rate_per_second
         self._burst = burst
         self._cache_seconds = cache_seconds
+        self._report_seconds = report_seconds
         self._known: dict[str, tuple[frozenset[str], float]] = {}
         self._buckets: dict[str, _Bucket] = {}
+        self._unreported: dict[str, int] = {}
+        self._in_debt_until: dict[str, float] = {}
+        self._spend = client.register_script(_SPEND)
+        self._stopping = asyncio.Event()
+        self._reporting_failed = False
 
     async def authorize(self, header: str | None, scope: Scope) -> str:
         """The key's digest when `header` ("Bearer KEY") may call with `scope`; AuthError otherwise."""
@@ -109,6 +153,7 @@ class ApiKeys:
             raise AuthError(403, f"this API key lacks the {scope.value} scope")
         if not self._take_token(digest):
             raise AuthError(429, f"rate limit of {self._rate:g} requests/s for this key exceeded")
+        self._unreported[digest] = self._unreported.get(digest, 0) + 1
         return digest
 
     async def _scopes(self, digest: str) -> frozenset[str] | None:
@@ -126,6 +171,8 @@ class ApiKeys:
 
     def _take_token(self, digest: str) -> bool:
         now = time.monotonic()
+        if now < self._in_debt_until.get(digest, 0.0):
+            return False
         bucket = self._buckets.get(digest)
         if bucket is None:
             bucket = self._buckets[digest] = _Bucket(self._burst, now)
@@ -136,13 +183,59 @@ class ApiKeys:
         bucket.tokens -= 1
         return True
 
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._report_seconds)
+            await self.report()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def report(self) -> None:
+        """Debits what each key spent here since the last report from its shared bucket, and
+        refuses a key here for as long as its bucket takes to refill a debt."""
+        spent, self._unreported = self._unreported, {}
+        if not spent:
+            return
+        digests = list(spent)
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for digest in digests:
+                    await self._spend(
+                        keys=[_bucket_key(self._namespace, digest)],
+                        args=[self._rate, self._burst, spent[digest]],
+                        client=pipe,
+                    )
+                left = await pipe.execute()
+        except (redis.RedisError, OSError) as error:
+            # What was spent meanwhile is not owed later: a key is not refused for an outage.
+            if not self._reporting_failed:
+                log.warning("api keys: cannot report spent rate to Redis, each process limits alone: %s", error)
+            self._reporting_failed = True
+            return
+        if self._reporting_failed:
+            log.info("api keys: reporting spent rate to Redis again")
+            self._reporting_failed = False
+        now = time.monotonic()
+        for digest, tokens in zip(digests, left, strict=True):
+            debt = -float(tokens)
+            if debt > 0:
+                self._in_debt_until[digest] = now + debt / self._rate
+            else:
+                self._in_debt_until.pop(digest, None)
+
 
 def api_keys(client: aioredis.Redis, rules: ApiKeyRules, *, namespace: str) -> ApiKeys | None:
     """The key check a service's settings ask for: None when `auth_enabled` is off."""
     if not rules.auth_enabled:
         return None
     return ApiKeys(
-        client, rate_per_second=rules.rate_limit_per_second, burst=rules.rate_limit_burst, namespace=namespace
+        client,
+        rate_per_second=rules.rate_limit_per_second,
+        burst=rules.rate_limit_burst,
+        namespace=namespace,
+        report_seconds=rules.rate_limit_report_ms / 1000,
     )
 
 

@@ -73,8 +73,16 @@ class ApiKeyRules(BaseModel):
     auth_enabled: bool = Field(
         default=True, description="Require an API key with the service's scope (predict, ingest) on HTTP and gRPC."
     )
-    rate_limit_per_second: float = Field(default=2000.0, gt=0, description="Requests per second one API key may send.")
+    rate_limit_per_second: float = Field(
+        default=2000.0, gt=0, description="Requests per second one API key may send, to all replicas together."
+    )
     rate_limit_burst: float = Field(default=4000.0, gt=0, description="Requests one API key may send at once.")
+    rate_limit_report_ms: float = Field(
+        default=100.0,
+        gt=0,
+        description="How often each process reports what each key spent to the key's bucket in Redis that all "
+        "replicas share; between two reports each process may let a key through up to its own bucket.",
+    )
 
 
 class GrpcServing(BaseModel):

@@ -79,12 +79,15 @@ async def serve(settings: InferenceSettings) -> int:
     readiness.add("kafka", kafka_reachable)
     app = create_app(core, keys, settings, readiness)
 
-    # Stop order: the transports (no new requests), the stream (finishes and commits its batch),
-    # the model follower, then the prediction log (flushes what the requests logged).
+    # Stop order: the transports (no new requests), the key check's reports, the stream
+    # (finishes and commits its batch), the model follower, then the prediction log (flushes
+    # what the requests logged).
     components: list[Component] = [
         HttpServer(app, settings.http_host, settings.http_port, reuse_port=is_worker()),
         grpc_server(core, keys, settings, reuse_port=is_worker()),
     ]
+    if keys is not None:
+        components.append(keys)
     if settings.stream_scoring:
         components.append(
             StreamScorer(
@@ -111,9 +114,6 @@ def main() -> None:
         sys.exit(Supervisor(settings).run())
     if is_worker():
         follow_the_supervisor()
-        # Each worker takes its share of every key's rate (a key's connections spread over them).
-        share = settings.rate_limit_per_second / settings.workers
-        settings = settings.model_copy(update={"rate_limit_per_second": share})
     if settings.event_loop is EventLoop.UVLOOP:
         sys.exit(uvloop.run(serve(settings)))
     sys.exit(asyncio.run(serve(settings)))

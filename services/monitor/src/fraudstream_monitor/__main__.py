@@ -77,9 +77,13 @@ async def serve(settings: MonitorSettings) -> int:
         readiness,
     )
 
-    # Stop order: the console (no new admin actions), the consumer (finishes its batch, sends
-    # its outputs, commits), the published-model follower; then the producers flush.
-    components: list[Component] = [HttpServer(app, settings.http_host, settings.http_port), consumer, follower]
+    # Stop order: the console (no new admin actions), the key check's reports, the consumer
+    # (finishes its batch, sends its outputs, commits), the published-model follower; then the
+    # producers flush.
+    components: list[Component] = [HttpServer(app, settings.http_host, settings.http_port)]
+    if keys is not None:
+        components.append(keys)
+    components += [consumer, follower]
     try:
         return await ServiceRunner(components).run()
     finally:
