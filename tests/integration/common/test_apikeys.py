@@ -28,16 +28,19 @@ def anyio_backend() -> str:
 
 
 async def calls_let_through(check: ApiKeys, key: str, seconds: float) -> int:
-    """Calls every 5 ms (200/s, ten times the key's rate) for `seconds`; how many passed."""
+    """Calls every 5 ms (200/s, ten times the key's rate) for `seconds`; how many passed. Any
+    refusal but 429 fails the test."""
     passed = 0
+    refusals: set[int] = set()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
             await check.authorize(f"Bearer {key}", Scope.PREDICT)
             passed += 1
         except AuthError as refused:
-            assert refused.status == 429
+            refusals.add(refused.status)
         await asyncio.sleep(0.005)
+    assert refusals <= {429}
     return passed
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import grpc
@@ -16,6 +17,8 @@ from fraudstream_common.schemas.v1 import ingest_service_pb2, ingest_service_pb2
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
 from fraudstream_common.topics import Topic
 from tests.platform import PLATFORM, ServiceProcess, Topics, drain
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
 
 pytestmark = pytest.mark.integration
 
@@ -111,10 +114,11 @@ def test_http_contract(running: ServiceProcess, topics: Topics, keys: Keys) -> N
 
 def test_grpc_contract(running: ServiceProcess, topics: Topics, keys: Keys) -> None:
     with grpc.insecure_channel(f"127.0.0.1:{running.grpc_port}") as channel:
-        health = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service="fraudstream.v1.IngestService"), timeout=5
-        )
-        assert health.status == health_pb2.HealthCheckResponse.SERVING
+        checked = health_pb2.HealthCheckRequest(service="fraudstream.v1.IngestService")
+        deadline = time.monotonic() + 10  # gRPC's health looks at readiness every second
+        while health_pb2_grpc.HealthStub(channel).Check(checked, timeout=5).status != SERVING:
+            assert time.monotonic() < deadline, "gRPC health never said SERVING while /readyz did"
+            time.sleep(0.1)
 
         stub = ingest_service_pb2_grpc.IngestServiceStub(channel)
         bearer = [("authorization", f"Bearer {keys.ingest}")]

@@ -12,6 +12,7 @@ connections are taken several at a time. Measured with benchmarks/inference_late
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import Callable
 
@@ -19,13 +20,19 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-READINESS_POLL_SECONDS = 0.2
+from fraudstream_common.health import Readiness
+
+HEALTH_REFRESH_SECONDS = 1.0
+log = logging.getLogger(__name__)
 
 
 class GrpcAcceptors:
     """The component: `acceptors` servers on `host:port`, each with the services `register`
     adds to it (once per server; they may share one servicer), health and reflection. Health
-    says SERVING for the whole server at start and for `service_name` once `ready()` holds."""
+    says SERVING for the whole server (""; the process serves, as /healthz) from the start, and
+    for `service_name` while every check of `readiness` (the checks behind /readyz) passes,
+    looked at every HEALTH_REFRESH_SECONDS: a client or balancer watching it stops sending to a
+    replica that /readyz would take out."""
 
     name = "grpc"
 
@@ -38,7 +45,7 @@ class GrpcAcceptors:
         register: Callable[[grpc.aio.Server], None],
         acceptors: int = 1,
         max_message_bytes: int = 4 * 1024 * 1024,
-        ready: Callable[[], bool] = lambda: True,
+        readiness: Readiness | None = None,
         reuse_port: bool = False,
     ) -> None:
         """With `reuse_port`, processes of one service share the port. Without, a port another
@@ -53,7 +60,7 @@ class GrpcAcceptors:
         ]
         self._health = health.aio.HealthServicer()
         self._service_name = service_name
-        self._ready = ready
+        self._readiness = readiness
         self._servers: list[grpc.aio.Server] = []
         for _ in range(acceptors):
             server = grpc.aio.server(options=options)
@@ -67,19 +74,26 @@ class GrpcAcceptors:
         for server in self._servers:
             await server.start()
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
-        if not self._ready():
-            await self._health.set(self._service_name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        serving = asyncio.create_task(self._serving_once_ready())
+        following = asyncio.create_task(self._follow_readiness())
         try:
             await asyncio.gather(*(server.wait_for_termination() for server in self._servers))
         finally:
-            serving.cancel()
+            following.cancel()
 
-    async def _serving_once_ready(self) -> None:
-        # What makes a service ready (a model loaded by another thread) knows no event loop: look, often.
-        while not self._ready():  # noqa: ASYNC110
-            await asyncio.sleep(READINESS_POLL_SECONDS)
-        await self._health.set(self._service_name, health_pb2.HealthCheckResponse.SERVING)
+    async def _follow_readiness(self) -> None:
+        # What makes a service ready (a model loaded by another thread, a dependency reachable)
+        # has no event to wait on: look again, every so often.
+        serving: bool | None = None
+        while True:
+            ready = self._readiness is None or all((await self._readiness.evaluate()).values())
+            if ready != serving:
+                status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+                await self._health.set(self._service_name, status)
+                log.info("gRPC health of %s: %s", self._service_name, "SERVING" if ready else "NOT_SERVING")
+                serving = ready
+            if self._readiness is None:
+                return
+            await asyncio.sleep(HEALTH_REFRESH_SECONDS)
 
     async def stop(self) -> None:
         await self._health.enter_graceful_shutdown()

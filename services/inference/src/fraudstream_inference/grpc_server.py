@@ -12,6 +12,7 @@ import grpc
 
 from fraudstream_common.apikeys import ApiKeys, Scope, authorize_grpc
 from fraudstream_common.grpc_serving import GrpcAcceptors
+from fraudstream_common.health import Readiness
 from fraudstream_common.schemas.v1 import inference_service_pb2 as pb
 from fraudstream_common.schemas.v1 import inference_service_pb2_grpc as pb_grpc
 from fraudstream_common.schemas.v1.prediction_pb2 import Transport
@@ -108,10 +109,15 @@ def _response(answer: Answer) -> pb.PredictResponse:
 
 
 def grpc_server(
-    core: InferenceCore, keys: ApiKeys | None, settings: InferenceSettings, *, reuse_port: bool = False
+    core: InferenceCore,
+    keys: ApiKeys | None,
+    settings: InferenceSettings,
+    readiness: Readiness,
+    *,
+    reuse_port: bool = False,
 ) -> GrpcAcceptors:
-    """The service's gRPC component; its health says SERVING once a model is loaded. With
-    `reuse_port`, worker processes share the port."""
+    """The service's gRPC component; its health follows `readiness` (a model loaded, Redis and
+    Kafka reachable). With `reuse_port`, worker processes share the port."""
     servicer = InferenceServicer(core, keys, settings)
     return GrpcAcceptors(
         host=settings.http_host,
@@ -120,6 +126,6 @@ def grpc_server(
         register=partial(pb_grpc.add_InferenceServiceServicer_to_server, servicer),
         acceptors=settings.grpc_acceptors,
         max_message_bytes=settings.max_http_body_bytes,
-        ready=lambda: core.ready,
+        readiness=readiness,
         reuse_port=reuse_port,
     )

@@ -84,7 +84,7 @@ async def serve(settings: InferenceSettings) -> int:
     # what the requests logged).
     components: list[Component] = [
         HttpServer(app, settings.http_host, settings.http_port, reuse_port=is_worker()),
-        grpc_server(core, keys, settings, reuse_port=is_worker()),
+        grpc_server(core, keys, settings, readiness, reuse_port=is_worker()),
     ]
     if keys is not None:
         components.append(keys)

@@ -14,6 +14,7 @@ import grpc
 
 from fraudstream_common.apikeys import ApiKeys, Scope, authorize_grpc
 from fraudstream_common.grpc_serving import GrpcAcceptors
+from fraudstream_common.health import Readiness
 from fraudstream_common.kafka import DeliveryError
 from fraudstream_common.schemas.v1 import ingest_service_pb2, ingest_service_pb2_grpc
 from fraudstream_ingest import metrics
@@ -58,7 +59,9 @@ def _count_refusal(outcome: str) -> None:
     metrics.REQUESTS.labels("grpc", outcome).inc()
 
 
-def grpc_server(core: IngestCore, keys: ApiKeys | None) -> GrpcAcceptors:
+def grpc_server(core: IngestCore, keys: ApiKeys | None, readiness: Readiness) -> GrpcAcceptors:
+    """The service's gRPC component; its health follows `readiness` (Redis and Kafka reachable,
+    the stream consuming)."""
     settings = core.settings
     return GrpcAcceptors(
         host=settings.http_host,
@@ -67,4 +70,5 @@ def grpc_server(core: IngestCore, keys: ApiKeys | None) -> GrpcAcceptors:
         register=partial(ingest_service_pb2_grpc.add_IngestServiceServicer_to_server, IngestServicer(core, keys)),
         acceptors=settings.grpc_acceptors,
         max_message_bytes=settings.max_http_body_bytes,
+        readiness=readiness,
     )
