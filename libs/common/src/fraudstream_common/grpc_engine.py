@@ -6,8 +6,8 @@ which wakes the event loop. With EventEngine off for the listener and the endpoi
 older poll engine (iomgr) does the reads and writes on the thread that polls the completion
 queue: one hand-off between threads fewer an event. Measured on 2 cores (README, "gRPC"):
 futex calls in the server 1.9 a call with EventEngine against 0.34 without (strace -c);
-benchmarks/transport_floor.py's gRPC server 0.093 against 0.074 ms of CPU a call; a scored
-Predict 0.230 against 0.211 ms.
+benchmarks/transport_floor.py's gRPC server 0.093 against 0.074 ms of CPU a call. In a scored
+Predict the gain is smaller than the spread between benchmark runs.
 
 gRPC reads GRPC_EXPERIMENTS once, when grpc is imported: a service's entry point calls
 `prefer_poll_engine` before it imports anything that imports grpc. An operator's own
