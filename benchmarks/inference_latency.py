@@ -23,7 +23,10 @@ server, from a separate load process (so the client does not share the servers' 
   from the processes' CPU counters over the run. On a machine this size the load generator,
   Redis and the broker share the cores with the server, so the throughput moves with whatever
   else runs; the CPU per request moves less. Few clients leave a server that waits on I/O
-  between calls idle: the throughput is then bounded by latency, not capacity.
+  between calls idle: the throughput is then bounded by latency, not capacity. For fraudstream
+  also the calls a scoring pass held on average (`fraudstream_inference_pass_rows`): calls that
+  arrive together share a pass's Redis round trips and model run, so fewer calls a pass cost
+  more CPU each, whatever the transport.
 gRPC's clients share `--grpc-connections` HTTP/2 connections (8), as several client processes
 would; each HTTP client has its own connection.
 fraudstream's request is a transaction (its features read from Feast at request time); mlflow's
@@ -239,19 +242,34 @@ def _children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def gc_pauses(http_port: int) -> dict[str, tuple[float, float]]:
-    """fraudstream's garbage-collector pauses so far: (count, seconds) by generation, from its
-    /metrics (every worker's, summed)."""
+def histogram(http_port: int, name: str, label: str = "") -> dict[str, tuple[float, float]]:
+    """One of fraudstream's histograms so far, from its /metrics (every worker's, summed): (count,
+    sum) by the value of `label` ("" for a histogram without labels)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=5) as response:
         text = response.read().decode()
     totals: dict[str, list[float]] = {}
     for line in text.splitlines():
         for field, slot in (("_count", 0), ("_sum", 1)):
-            prefix = f'fraudstream_gc_pause_seconds{field}{{generation="'
+            prefix = f'{name}{field}{{{label}="' if label else f"{name}{field} "
             if line.startswith(prefix):
-                generation = line[len(prefix) : line.index('"', len(prefix))]
-                totals.setdefault(generation, [0.0, 0.0])[slot] = float(line.rsplit(" ", 1)[1])
-    return {generation: (count, seconds) for generation, (count, seconds) in sorted(totals.items())}
+                value = line[len(prefix) : line.index('"', len(prefix))] if label else ""
+                totals.setdefault(value, [0.0, 0.0])[slot] = float(line.rsplit(" ", 1)[1])
+    return {value: (count, total) for value, (count, total) in sorted(totals.items())}
+
+
+def gc_pauses(http_port: int) -> dict[str, tuple[float, float]]:
+    """fraudstream's garbage-collector pauses so far: (count, seconds) by generation."""
+    return histogram(http_port, "fraudstream_gc_pause_seconds", "generation")
+
+
+def pass_rows(http_port: int) -> tuple[float, float]:
+    """fraudstream's scoring passes so far and the calls they held (HTTP and gRPC together)."""
+    return histogram(http_port, "fraudstream_inference_pass_rows").get("", (0.0, 0.0))
+
+
+def rows_a_pass(before: tuple[float, float], after: tuple[float, float]) -> str:
+    passes, rows = after[0] - before[0], after[1] - before[1]
+    return f", {rows / passes:.1f} calls a scoring pass" if passes else ""
 
 
 def gc_pauses_between(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]) -> str:
@@ -550,14 +568,16 @@ def drive(
                 print(f"round {n} {kind:<7} at {rate:g}/s: {at_rate}, errors {latency['errors']}{statuses}")
                 by_clients = {}
                 for count in clients:
+                    passes = pass_rows(http_port) if kind != "mlflow" else None
                     throughput = with_cpu(meters[kind], seconds, closed_loop(kind, count, f"t{count}-"))
                     by_clients[count] = throughput
                     statuses = f" {throughput['statuses']}" if throughput.get("statuses") else ""
+                    batching = rows_a_pass(passes, pass_rows(http_port)) if passes is not None else ""
                     print(
                         f"round {n} {kind:<7} {count} clients: throughput {throughput['per_second']:.0f}/s, "
                         f"errors {throughput['errors']}{statuses}, CPU per request {throughput['cpu_ms']:.3f} ms "
                         f"(Redis + Kafka {throughput['platform_cpu_ms']:.3f} ms, "
-                        f"load generator {throughput['client_cpu_ms']:.3f} ms)"
+                        f"load generator {throughput['client_cpu_ms']:.3f} ms){batching}"
                     )
                 if kind != "mlflow":
                     pauses = gc_pauses_between(collected, gc_pauses(http_port))
