@@ -89,10 +89,11 @@ class GrpcServing(BaseModel):
     """How a service with a gRPC port serves it (fraudstream_common.grpc_serving)."""
 
     grpc_acceptors: int = Field(
-        default=4,
+        default=8,
         ge=1,
         description="gRPC servers on the gRPC port in each process (SO_REUSEPORT): grpc.aio takes one call at "
-        "a time per server, so under load calls on several connections are taken several at a time.",
+        "a time per server, so under load calls on several connections are taken several at a time, and more "
+        "of them share a scoring pass.",
     )
 
 
