@@ -22,11 +22,6 @@ REPORT_SECONDS = 0.05
 SECONDS = 3.0
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def calls_let_through(check: ApiKeys, key: str, seconds: float) -> int:
     """Calls every 5 ms (200/s, ten times the key's rate) for `seconds`; how many passed. Any
     refusal but 429 fails the test."""

@@ -22,11 +22,6 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def until(health: health_pb2_grpc.HealthStub, service: str, status: int) -> None:
     name = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
     deadline = time.monotonic() + 5

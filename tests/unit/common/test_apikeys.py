@@ -12,11 +12,6 @@ KEY = "fsk_test"
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class FakePipeline:
     def __init__(self, redis_: FakeRedis) -> None:
         self._redis = redis_

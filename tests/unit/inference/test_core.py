@@ -26,11 +26,6 @@ from tests.unit.inference.models import stand_in_model
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class AmountSession:
     """Scores each row by its amount column; counts its runs."""
 
