@@ -6,6 +6,12 @@ ARG SERVICE
 # For inference on GPU nodes: --build-arg ONNXRUNTIME=onnxruntime-gpu (same module, CUDA provider).
 ARG ONNXRUNTIME=onnxruntime
 COPY --from=ghcr.io/astral-sh/uv:0.9 /uv /usr/local/bin/uv
+# gRPC serving (libs/grpc-bridge) is a Rust extension, built here: the toolchain and a C linker,
+# in this stage only.
+COPY --from=rust:1-slim-bookworm /usr/local/cargo /usr/local/cargo
+COPY --from=rust:1-slim-bookworm /usr/local/rustup /usr/local/rustup
+ENV CARGO_HOME=/usr/local/cargo RUSTUP_HOME=/usr/local/rustup PATH=/usr/local/cargo/bin:$PATH
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PROJECT_ENVIRONMENT=/opt/venv
 COPY . .

@@ -14,6 +14,7 @@ PHONY_DOCS := docs docs-check
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@command -v cargo >/dev/null || { echo "cargo not found: gRPC serving (libs/grpc-bridge) is built with Rust; install it with rustup (https://rustup.rs)"; exit 1; }
 	$(UV) sync --frozen --all-packages --all-extras
 
 proto: install
@@ -33,9 +34,12 @@ docs: install
 docs-check: install
 	$(RUN) python scripts/settings_reference.py --check
 
+BRIDGE := --manifest-path libs/grpc-bridge/Cargo.toml
 lint: install
 	$(RUN) ruff format --check .
 	$(RUN) ruff check .
+	cargo fmt $(BRIDGE) --check
+	cargo clippy $(BRIDGE) --release --locked -- -D warnings
 
 typecheck: install
 	$(RUN) mypy

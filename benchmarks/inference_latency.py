@@ -311,7 +311,7 @@ def main() -> None:
         type=int,
         default=GHZ_CONNECTIONS,
         help="HTTP/2 connections ghz spreads its clients over, as that many gRPC clients would (vegeta "
-        "opens one per client); the kernel hands each to one of fraudstream's gRPC acceptors",
+        "opens one per client)",
     )
     args = parser.parse_args()
     drive(

@@ -5,9 +5,9 @@ as a floor under benchmarks/inference_latency.py's gRPC / HTTP comparison.
 
 Two servers that answer a fixed PredictResponse and do nothing else, on the stacks inference
 runs: uvicorn on uvloop with a plain ASGI app that reads and parses the JSON body (as
-`/v1/predict` does), and grpc.aio on uvloop serving `InferenceService.Predict` (the request
-parsed by grpcio) as inference serves it (fraudstream_common.grpc_serving with its default
-acceptors, on the engine fraudstream_common.grpc_engine chooses). Each round, for each, 8
+`/v1/predict` does), and fraudstream_common.grpc_serving on uvloop serving
+`InferenceService.Predict` (the request parsed, the answer serialized) as inference serves it,
+with its default threads. Each round, for each, 8
 clients in a closed loop for `--seconds` from the same Go load generators (vegeta, ghz over 8
 connections), and the CPU time each request cost the server's process.
 Prints each round, the medians and the ratio gRPC / HTTP.
@@ -28,7 +28,7 @@ from typing import Any
 from fraudstream_inference.settings import InferenceSettings
 
 CLIENTS = 8
-ACCEPTORS = InferenceSettings.model_fields["grpc_acceptors"].default
+GRPC_THREADS = InferenceSettings.model_fields["grpc_threads"].default
 REQUEST = {
     "transaction_id": "tx-1",
     "customer_id": "c-1",
@@ -73,44 +73,34 @@ async def _serve_http(port: int) -> None:
 
 
 async def _serve_grpc(port: int) -> None:
-    import grpc
-
-    from fraudstream_common.grpc_serving import GrpcAcceptors
+    from fraudstream_common.grpc_serving import CallContext, GrpcServer
     from fraudstream_common.schemas.v1 import inference_service_pb2 as pb
-    from fraudstream_common.schemas.v1 import inference_service_pb2_grpc as pb_grpc
     from fraudstream_common.schemas.v1.prediction_pb2 import Decision
 
     answer = pb.PredictResponse(
         transaction_id="tx-1", score=0.01, decision=Decision.DECISION_APPROVE, model_version="1", latency_ms=0.5
     )
 
-    class Servicer(pb_grpc.InferenceServiceServicer):
-        async def Predict(  # noqa: N802 - the generated interface's name
-            self, request: pb.PredictRequest, context: grpc.aio.ServicerContext
-        ) -> pb.PredictResponse:
+    class Servicer:
+        async def Predict(self, request: pb.PredictRequest, context: CallContext) -> pb.PredictResponse:  # noqa: N802
             return answer
 
         async def PredictBatch(  # noqa: N802
-            self, request: pb.PredictBatchRequest, context: grpc.aio.ServicerContext
+            self, request: pb.PredictBatchRequest, context: CallContext
         ) -> pb.PredictBatchResponse:
             return pb.PredictBatchResponse(responses=[answer for _ in request.requests])
 
-    servicer = Servicer()
-    await GrpcAcceptors(
+    await GrpcServer(
         host="127.0.0.1",
         port=port,
-        service_name=pb.DESCRIPTOR.services_by_name["InferenceService"].full_name,
-        register=partial(pb_grpc.add_InferenceServiceServicer_to_server, servicer),
-        acceptors=ACCEPTORS,
+        service=pb.DESCRIPTOR.services_by_name["InferenceService"],
+        servicer=Servicer(),
+        threads=GRPC_THREADS,
     ).run()
 
 
 def serve(transport: str, port: int) -> None:
     import uvloop
-
-    from fraudstream_common.grpc_engine import prefer_poll_engine
-
-    prefer_poll_engine()  # as inference's entry point does
 
     uvloop.run(_serve_http(port) if transport == "http" else _serve_grpc(port))
 

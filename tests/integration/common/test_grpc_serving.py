@@ -1,25 +1,144 @@
-"""gRPC serving (fraudstream_common.grpc_serving) on real sockets: its health follows the
-service's readiness both ways, as /readyz does."""
+"""gRPC serving (fraudstream_common.grpc_serving over fraudstream_grpc_bridge) on real sockets,
+with grpcio's own client: calls answered with their metadata, statuses as the servicer says,
+messages over the limit refused, health following the service's readiness both ways, reflection,
+and a stop that lets the calls in flight finish."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+from google.protobuf.descriptor_pool import DescriptorPool
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from fraudstream_common import grpc_serving
-from fraudstream_common.grpc_serving import GrpcAcceptors
+from fraudstream_common.grpc_serving import CallContext, GrpcServer
 from fraudstream_common.health import Readiness
+from fraudstream_common.schemas.v1 import inference_service_pb2 as pb
+from fraudstream_common.schemas.v1 import inference_service_pb2_grpc as pb_grpc
 from tests.platform import free_port
 
 pytestmark = pytest.mark.anyio
 
-SERVICE_NAME = "fraudstream.v1.InferenceService"
+SERVICE = pb.DESCRIPTOR.services_by_name["InferenceService"]
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+MAX_MESSAGE_BYTES = 4096
+
+
+class Servicer:
+    """Answers with what it was sent; a transaction id says what else to do."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.entered = asyncio.Event()
+
+    async def Predict(self, request: pb.PredictRequest, context: CallContext) -> pb.PredictResponse:  # noqa: N802
+        self.entered.set()
+        if request.transaction_id == "abort":
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "told to abort")
+        if request.transaction_id == "fail":
+            raise RuntimeError("a bug")
+        if request.transaction_id == "slow":
+            await self.release.wait()
+        caller = dict(context.invocation_metadata()).get("x-caller", "")
+        return pb.PredictResponse(transaction_id=request.transaction_id, model_version=caller, score=request.amount)
+
+    async def PredictBatch(  # noqa: N802
+        self, request: pb.PredictBatchRequest, context: CallContext
+    ) -> pb.PredictBatchResponse:
+        return pb.PredictBatchResponse(
+            responses=[pb.PredictResponse(transaction_id=r.transaction_id) for r in request.requests]
+        )
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[tuple[GrpcServer, Servicer, int]]:
+    servicer = Servicer()
+    port = free_port()
+    server = GrpcServer(
+        host="127.0.0.1", port=port, service=SERVICE, servicer=servicer, max_message_bytes=MAX_MESSAGE_BYTES
+    )
+    running = asyncio.create_task(server.run())
+    try:
+        yield server, servicer, port
+    finally:
+        await server.stop()
+        await running
+
+
+async def test_calls_are_answered_with_their_metadata_and_statuses(
+    served: tuple[GrpcServer, Servicer, int],
+) -> None:
+    _, _, port = served
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = pb_grpc.InferenceServiceStub(channel)
+        answers = await asyncio.gather(
+            *(
+                stub.Predict(pb.PredictRequest(transaction_id=f"t{n}", amount=n), metadata=(("x-caller", f"c{n}"),))
+                for n in range(200)
+            )
+        )
+        assert [(a.transaction_id, a.model_version, a.score) for a in answers] == [
+            (f"t{n}", f"c{n}", n) for n in range(200)
+        ]
+        batch = await stub.PredictBatch(pb.PredictBatchRequest(requests=[pb.PredictRequest(transaction_id="b")]))
+        assert [r.transaction_id for r in batch.responses] == ["b"]
+
+        with pytest.raises(grpc.aio.AioRpcError) as aborted:
+            await stub.Predict(pb.PredictRequest(transaction_id="abort"))
+        assert aborted.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert aborted.value.details() == "told to abort"
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await stub.Predict(pb.PredictRequest(transaction_id="fail"))
+        assert failed.value.code() == grpc.StatusCode.UNKNOWN
+        with pytest.raises(grpc.aio.AioRpcError) as too_big:
+            await stub.Predict(pb.PredictRequest(transaction_id="x" * MAX_MESSAGE_BYTES))
+        assert too_big.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        unknown = channel.unary_unary("/fraudstream.v1.InferenceService/Explain")
+        with pytest.raises(grpc.aio.AioRpcError) as unimplemented:
+            await unknown(b"")
+        assert unimplemented.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        unreadable = channel.unary_unary("/fraudstream.v1.InferenceService/Predict")
+        with pytest.raises(grpc.aio.AioRpcError) as invalid:
+            await unreadable(b"\xff\xff\xff")
+        assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        # After all that, the server still answers.
+        assert (await stub.Predict(pb.PredictRequest(transaction_id="after"))).transaction_id == "after"
+
+
+async def test_reflection_serves_the_service_and_what_it_imports(served: tuple[GrpcServer, Servicer, int]) -> None:
+    _, _, port = served
+    # grpcio's reflection client is synchronous: it runs beside the loop that serves.
+    await asyncio.to_thread(reflect, port)
+
+
+def reflect(port: int) -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        database = ProtoReflectionDescriptorDatabase(channel)
+        assert {SERVICE.full_name, "grpc.health.v1.Health"} <= set(database.get_services())
+        method = DescriptorPool(database).FindServiceByName(SERVICE.full_name).FindMethodByName("Predict")
+        assert method.input_type.full_name == "fraudstream.v1.PredictRequest"
+        assert "timestamp" in method.input_type.fields_by_name  # google/protobuf/timestamp.proto served too
+
+
+async def test_stop_lets_calls_in_flight_finish(served: tuple[GrpcServer, Servicer, int]) -> None:
+    server, servicer, port = served
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = pb_grpc.InferenceServiceStub(channel)
+        in_flight = asyncio.ensure_future(stub.Predict(pb.PredictRequest(transaction_id="slow"), timeout=10))
+        await asyncio.wait_for(servicer.entered.wait(), 10)
+        stopping = asyncio.create_task(server.stop())
+        await asyncio.sleep(0.2)
+        assert not stopping.done(), "the stop waits for the call in flight"
+        servicer.release.set()
+        assert (await in_flight).transaction_id == "slow"
+        await stopping
 
 
 async def until(health: health_pb2_grpc.HealthStub, service: str, status: int) -> None:
@@ -48,24 +167,27 @@ async def test_health_follows_readiness_both_ways(monkeypatch: pytest.MonkeyPatc
     readiness = Readiness()
     readiness.add("dependency", dependency_reachable)
     port = free_port()
-    acceptors = GrpcAcceptors(
-        host="127.0.0.1",
-        port=port,
-        service_name=SERVICE_NAME,
-        register=lambda server: None,
-        acceptors=2,
-        readiness=readiness,
-    )
-    serving = asyncio.create_task(acceptors.run())
+    server = GrpcServer(host="127.0.0.1", port=port, service=SERVICE, servicer=Servicer(), readiness=readiness)
+    serving = asyncio.create_task(server.run())
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             health = health_pb2_grpc.HealthStub(channel)
             await until(health, "", SERVING)  # the process serves, whatever its dependencies
-            await until(health, SERVICE_NAME, NOT_SERVING)
+            await until(health, SERVICE.full_name, NOT_SERVING)
             dependency["up"] = True
-            await until(health, SERVICE_NAME, SERVING)
+            await until(health, SERVICE.full_name, SERVING)
             dependency["up"] = False
-            await until(health, SERVICE_NAME, NOT_SERVING)
+            await until(health, SERVICE.full_name, NOT_SERVING)
     finally:
-        await acceptors.stop()
+        await server.stop()
         await serving
+
+
+async def test_a_port_in_use_is_refused() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        server = GrpcServer(host="127.0.0.1", port=port, service=SERVICE, servicer=Servicer())
+        with pytest.raises(OSError, match="in use"):
+            await server.run()

@@ -24,13 +24,16 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import grpc
 import redis
 import redis.asyncio as aioredis
 
 from fraudstream_common.settings import ApiKeyRules
+
+if TYPE_CHECKING:
+    from fraudstream_common.grpc_serving import CallContext
 
 KEY_PREFIX = "fsk_"
 log = logging.getLogger(__name__)
@@ -239,9 +242,7 @@ def api_keys(client: aioredis.Redis, rules: ApiKeyRules, *, namespace: str) -> A
     )
 
 
-async def authorize_grpc(
-    keys: ApiKeys, context: grpc.aio.ServicerContext, scope: Scope, refused: Callable[[str], None]
-) -> None:
+async def authorize_grpc(keys: ApiKeys, context: CallContext, scope: Scope, refused: Callable[[str], None]) -> None:
     """Checks the key a gRPC call sends in its `authorization` metadata ("Bearer KEY"); a refused
     call is counted by `refused` (with its outcome) and aborted with the status that says why."""
     header = dict(context.invocation_metadata() or ()).get("authorization")

@@ -1,38 +1,114 @@
-"""gRPC serving that every service shares: grpc.aio servers on one port, grpc.health.v1 and
-server reflection, as a component of the service runner (fraudstream_common.lifecycle).
+"""gRPC serving that every service shares: unary methods, grpc.health.v1 and server reflection on
+one port, as a component of the service runner (fraudstream_common.lifecycle).
 
-grpc.aio asks gRPC's core for one call at a time per server, the next only after the event
-loop has taken the last: under load, calls wait in the core between the loop's turns. So a
-service runs `acceptors` servers on its port (SO_REUSEPORT), sharing its servicers, the health
-status and the loop; the kernel hands each connection to one of them, and calls on several
-connections are taken several at a time. Measured with benchmarks/inference_latency.py
-(README, "gRPC").
+HTTP/2, gRPC's framing, health and reflection run in fraudstream_grpc_bridge (tonic, in Rust, on
+Tokio threads outside the GIL); here each call's message is parsed, handled by the servicer and
+its answer serialized, on the event loop. The bridge wakes the loop once for all the calls that
+arrived since it last looked, and they are started together: the calls of a busy server share
+the loop's turns (and inference's scoring passes). grpc.aio, which served until this, woke the
+loop twice a call from a poller thread and cost four times the CPU a call of an HTTP request on
+uvicorn; measured with benchmarks/transport_floor.py (README, "gRPC").
+
+A servicer is a plain object with one `async def Method(request, context)` per unary method of
+its service (streaming methods are refused when the server is built); `context` is a
+`CallContext`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from fraudstream_grpc_bridge import Server
+from google.protobuf import descriptor_pb2
+from google.protobuf.descriptor import FileDescriptor, ServiceDescriptor
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.message_factory import GetMessageClass
 
 from fraudstream_common.health import Readiness
 
 HEALTH_REFRESH_SECONDS = 1.0
+STOP_GRACE_SECONDS = 5.0
 log = logging.getLogger(__name__)
 
 
-class GrpcAcceptors:
-    """The component: `acceptors` servers on `host:port`, each with the services `register`
-    adds to it (once per server; they may share one servicer), health and reflection. Health
-    says SERVING for the whole server (""; the process serves, as /healthz) from the start, and
-    for `service_name` while every check of `readiness` (the checks behind /readyz) passes,
-    looked at every HEALTH_REFRESH_SECONDS: a client or balancer watching it stops sending to a
-    replica that /readyz would take out."""
+class AbortError(Exception):
+    """Ends a call with `code` and `details` (raised by `CallContext.abort`)."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+
+
+class CallContext:
+    """What a servicer gets with each call: the part of grpc's ServicerContext fraudstream's
+    servicers use."""
+
+    __slots__ = ("_metadata",)
+
+    def __init__(self, metadata: Iterable[tuple[str, str]]) -> None:
+        self._metadata = tuple(metadata)
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        """The call's ASCII metadata, keys in lower case (binary `-bin` entries are left out)."""
+        return self._metadata
+
+    async def abort(self, code: grpc.StatusCode, details: str = "") -> NoReturn:
+        raise AbortError(code, details)
+
+
+@dataclass(frozen=True)
+class UnaryMethod:
+    path: str
+    request_type: type[Message]
+    handle: Callable[[Any, CallContext], Awaitable[Message]]
+
+
+def unary_methods(service: ServiceDescriptor, servicer: object) -> list[UnaryMethod]:
+    """One entry per method of `service`, each handled by the servicer's method of its name."""
+    methods = []
+    for method in service.methods:
+        if method.client_streaming or method.server_streaming:
+            raise ValueError(f"{service.full_name}.{method.name} streams: only unary methods are served")
+        methods.append(
+            UnaryMethod(
+                path=f"/{service.full_name}/{method.name}",
+                request_type=GetMessageClass(method.input_type),
+                handle=getattr(servicer, method.name),
+            )
+        )
+    return methods
+
+
+def file_descriptor_set(files: Iterable[FileDescriptor]) -> bytes:
+    """`files` and every file they import, serialized, for reflection."""
+    found = descriptor_pb2.FileDescriptorSet()
+    seen: set[str] = set()
+
+    def add(file: FileDescriptor) -> None:
+        if file.name in seen:
+            return
+        seen.add(file.name)
+        for dependency in file.dependencies:
+            add(dependency)
+        file.CopyToProto(found.file.add())
+
+    for file in files:
+        add(file)
+    return found.SerializeToString()
+
+
+class GrpcServer:
+    """The component: `service` (served by `servicer`), health and reflection on `host:port`.
+    Health says SERVING for the server as a whole ("": the process serves, as /healthz) from the
+    start, and for the service while every check of `readiness` (the checks behind /readyz)
+    passes, looked at every HEALTH_REFRESH_SECONDS: a client or balancer watching it stops
+    sending to a replica that /readyz would take out."""
 
     name = "grpc"
 
@@ -41,54 +117,67 @@ class GrpcAcceptors:
         *,
         host: str,
         port: int,
-        service_name: str,
-        register: Callable[[grpc.aio.Server], None],
-        acceptors: int = 1,
+        service: ServiceDescriptor,
+        servicer: object,
+        threads: int = 1,
         max_message_bytes: int = 4 * 1024 * 1024,
         readiness: Readiness | None = None,
         reuse_port: bool = False,
     ) -> None:
-        """With `reuse_port`, processes of one service share the port. Without, a port another
-        process holds is refused, although this process's own acceptors share it."""
-        shares_port = reuse_port or acceptors > 1
-        if shares_port and not reuse_port:
-            _refuse_a_port_in_use(host, port)
-        options = [
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.so_reuseport", int(shares_port)),
-        ]
-        self._health = health.aio.HealthServicer()
-        self._service_name = service_name
+        """`threads`: the Tokio threads that run HTTP/2 beside the event loop. With
+        `reuse_port`, processes of one service share the port."""
+        self._methods = unary_methods(service, servicer)
+        self._server = Server([m.path for m in self._methods], file_descriptor_set([service.file]), max_message_bytes)
+        self._host, self._port, self._threads, self._reuse_port = host, port, threads, reuse_port
+        self._service_name = service.full_name
         self._readiness = readiness
-        self._servers: list[grpc.aio.Server] = []
-        for _ in range(acceptors):
-            server = grpc.aio.server(options=options)
-            register(server)
-            health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-            reflection.enable_server_reflection((service_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-            port = server.add_insecure_port(f"{host}:{port}")  # port 0: the first one's for the rest
-            self._servers.append(server)
+        self._calls: set[asyncio.Task[None]] = set()
+        self._stopped = asyncio.Event()
+        self._stopping = False
+        self.port: int | None = None
 
     async def run(self) -> None:
-        for server in self._servers:
-            await server.start()
-        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        loop = asyncio.get_running_loop()
+        self.port = self._server.start(self._host, self._port, self._threads, self._reuse_port, [self._service_name])
+        loop.add_reader(self._server.wake_fd(), self._start_calls)
+        log.info("gRPC serving %s on %s:%d", self._service_name, self._host, self.port)
         following = asyncio.create_task(self._follow_readiness())
         try:
-            await asyncio.gather(*(server.wait_for_termination() for server in self._servers))
+            await self._stopped.wait()
         finally:
             following.cancel()
+            loop.remove_reader(self._server.wake_fd())
+
+    def _start_calls(self) -> None:
+        for call_id, method, metadata, message in self._server.take():
+            task = asyncio.create_task(self._answer(call_id, self._methods[method], metadata, message))
+            self._calls.add(task)
+            task.add_done_callback(self._calls.discard)
+
+    async def _answer(self, call_id: int, method: UnaryMethod, metadata: list[tuple[str, str]], message: bytes) -> None:
+        try:
+            request = method.request_type.FromString(message)
+        except DecodeError as error:
+            self._server.respond(call_id, grpc.StatusCode.INVALID_ARGUMENT.value[0], f"unreadable request: {error}")
+            return
+        try:
+            response = await method.handle(request, CallContext(metadata))
+        except AbortError as abort:
+            self._server.respond(call_id, abort.code.value[0], abort.details)
+        except Exception:
+            log.exception("gRPC %s failed", method.path)
+            self._server.respond(call_id, grpc.StatusCode.UNKNOWN.value[0], "the server failed to answer; see its log")
+        else:
+            self._server.respond(call_id, 0, "", response.SerializeToString())
 
     async def _follow_readiness(self) -> None:
         # What makes a service ready (a model loaded by another thread, a dependency reachable)
         # has no event to wait on: look again, every so often.
         serving: bool | None = None
-        while True:
+        while not self._stopping:
             ready = self._readiness is None or all((await self._readiness.evaluate()).values())
-            if ready != serving:
-                status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
-                await self._health.set(self._service_name, status)
+            if ready != serving and not self._stopping:
+                self._server.set_serving(self._service_name, ready)
                 log.info("gRPC health of %s: %s", self._service_name, "SERVING" if ready else "NOT_SERVING")
                 serving = ready
             if self._readiness is None:
@@ -96,18 +185,19 @@ class GrpcAcceptors:
             await asyncio.sleep(HEALTH_REFRESH_SECONDS)
 
     async def stop(self) -> None:
-        await self._health.enter_graceful_shutdown()
-        await asyncio.gather(*(server.stop(grace=5) for server in self._servers))
-
-
-def _refuse_a_port_in_use(host: str, port: int) -> None:
-    """SO_REUSEPORT would let this process share a port another one listens on, silently; a
-    plain bind first finds out (SO_REUSEADDR only passes connections closing on the port)."""
-    if port == 0:
-        return
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        """Health says NOT_SERVING; new calls are refused (GOAWAY) while those in flight finish,
+        for up to STOP_GRACE_SECONDS; then the port closes."""
+        if self._stopping:
+            return
+        self._stopping = True
         try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise RuntimeError(f"gRPC port {host}:{port} is in use: {error}") from None
+            if self.port is None:  # never started
+                return
+            for service in ("", self._service_name):
+                self._server.set_serving(service, False)
+            self._server.begin_stop()
+            # The loop goes on answering the calls in flight while a thread waits for the end.
+            await asyncio.to_thread(self._server.wait_stopped, STOP_GRACE_SECONDS)
+        finally:
+            self._server.close()
+            self._stopped.set()

@@ -88,12 +88,11 @@ class ApiKeyRules(BaseModel):
 class GrpcServing(BaseModel):
     """How a service with a gRPC port serves it (fraudstream_common.grpc_serving)."""
 
-    grpc_acceptors: int = Field(
-        default=8,
+    grpc_threads: int = Field(
+        default=1,
         ge=1,
-        description="gRPC servers on the gRPC port in each process (SO_REUSEPORT): grpc.aio takes one call at "
-        "a time per server, so under load calls on several connections are taken several at a time, and more "
-        "of them share a scoring pass.",
+        description="Threads in each process that run gRPC's HTTP/2 (Tokio, outside the GIL) beside the "
+        "event loop that answers the calls; one keeps up with the loop on 2 cores.",
     )
 
 

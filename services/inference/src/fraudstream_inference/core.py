@@ -79,10 +79,10 @@ class InferenceCore:
 
     At most `max_passes_in_flight` passes run at once; calls that arrive meanwhile wait for
     the first of them to finish and then go together. Without the cap a transport that hands
-    over one call per loop turn (grpc.aio accepts calls one at a time) would get a pass per
-    call, each with its own Redis round trips and model run; with it, the calls that arrive
-    while a pass waits on Redis share the next. What it gains under concurrency: the README's
-    inference figures (benchmarks/inference_latency.py)."""
+    over one call per loop turn would get a pass per call, each with its own Redis round trips
+    and model run; with it, the calls that arrive while a pass waits on Redis share the next.
+    What it gains under concurrency: the README's inference figures
+    (benchmarks/inference_latency.py)."""
 
     def __init__(
         self,

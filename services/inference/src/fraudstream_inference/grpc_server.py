@@ -6,15 +6,13 @@ INVALID_ARGUMENT (with the reason), UNAVAILABLE before a model is loaded."""
 from __future__ import annotations
 
 import time
-from functools import partial
 
 import grpc
 
 from fraudstream_common.apikeys import ApiKeys, Scope, authorize_grpc
-from fraudstream_common.grpc_serving import GrpcAcceptors
+from fraudstream_common.grpc_serving import CallContext, GrpcServer
 from fraudstream_common.health import Readiness
 from fraudstream_common.schemas.v1 import inference_service_pb2 as pb
-from fraudstream_common.schemas.v1 import inference_service_pb2_grpc as pb_grpc
 from fraudstream_common.schemas.v1.prediction_pb2 import Transport
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
 from fraudstream_common.validation import Rejection, TransactionValidator
@@ -22,10 +20,10 @@ from fraudstream_inference import metrics
 from fraudstream_inference.core import Answer, InferenceCore, NotReadyError
 from fraudstream_inference.settings import InferenceSettings
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["InferenceService"].full_name
+SERVICE = pb.DESCRIPTOR.services_by_name["InferenceService"]
 
 
-class InferenceServicer(pb_grpc.InferenceServiceServicer):
+class InferenceServicer:
     def __init__(self, core: InferenceCore, keys: ApiKeys | None, settings: InferenceSettings) -> None:
         self._core = core
         self._keys = keys
@@ -33,7 +31,7 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
         self._validator = TransactionValidator(settings)
 
     async def Predict(  # noqa: N802 - the generated interface's name
-        self, request: pb.PredictRequest, context: grpc.aio.ServicerContext
+        self, request: pb.PredictRequest, context: CallContext
     ) -> pb.PredictResponse:
         with metrics.REQUEST_SECONDS.labels("grpc").time():
             await self._authorize(context)
@@ -42,7 +40,7 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
             return _response(answer)
 
     async def PredictBatch(  # noqa: N802
-        self, request: pb.PredictBatchRequest, context: grpc.aio.ServicerContext
+        self, request: pb.PredictBatchRequest, context: CallContext
     ) -> pb.PredictBatchResponse:
         with metrics.REQUEST_SECONDS.labels("grpc").time():
             await self._authorize(context)
@@ -55,13 +53,11 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
             metrics.REQUESTS.labels("grpc", "ok").inc()
             return pb.PredictBatchResponse(responses=[_response(a) for a in answers])
 
-    async def _authorize(self, context: grpc.aio.ServicerContext) -> None:
+    async def _authorize(self, context: CallContext) -> None:
         if self._keys is not None:
             await authorize_grpc(self._keys, context, Scope.PREDICT, _count_refusal)
 
-    async def _answer(
-        self, requests: list[pb.PredictRequest], explain: bool, context: grpc.aio.ServicerContext
-    ) -> list[Answer]:
+    async def _answer(self, requests: list[pb.PredictRequest], explain: bool, context: CallContext) -> list[Answer]:
         now = time.time()
         transactions: list[Transaction] = []
         for index, request in enumerate(requests):
@@ -115,16 +111,15 @@ def grpc_server(
     readiness: Readiness,
     *,
     reuse_port: bool = False,
-) -> GrpcAcceptors:
+) -> GrpcServer:
     """The service's gRPC component; its health follows `readiness` (a model loaded, Redis and
     Kafka reachable). With `reuse_port`, worker processes share the port."""
-    servicer = InferenceServicer(core, keys, settings)
-    return GrpcAcceptors(
+    return GrpcServer(
         host=settings.http_host,
         port=settings.grpc_port,
-        service_name=SERVICE_NAME,
-        register=partial(pb_grpc.add_InferenceServiceServicer_to_server, servicer),
-        acceptors=settings.grpc_acceptors,
+        service=SERVICE,
+        servicer=InferenceServicer(core, keys, settings),
+        threads=settings.grpc_threads,
         max_message_bytes=settings.max_http_body_bytes,
         readiness=readiness,
         reuse_port=reuse_port,

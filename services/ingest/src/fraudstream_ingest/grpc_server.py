@@ -8,28 +8,26 @@ PERMISSION_DENIED and RESOURCE_EXHAUSTED as they apply.
 
 from __future__ import annotations
 
-from functools import partial
-
 import grpc
 
 from fraudstream_common.apikeys import ApiKeys, Scope, authorize_grpc
-from fraudstream_common.grpc_serving import GrpcAcceptors
+from fraudstream_common.grpc_serving import CallContext, GrpcServer
 from fraudstream_common.health import Readiness
 from fraudstream_common.kafka import DeliveryError
-from fraudstream_common.schemas.v1 import ingest_service_pb2, ingest_service_pb2_grpc
+from fraudstream_common.schemas.v1 import ingest_service_pb2
 from fraudstream_ingest import metrics
 from fraudstream_ingest.core import IngestCore
 
-SERVICE_NAME = ingest_service_pb2.DESCRIPTOR.services_by_name["IngestService"].full_name
+SERVICE = ingest_service_pb2.DESCRIPTOR.services_by_name["IngestService"]
 
 
-class IngestServicer(ingest_service_pb2_grpc.IngestServiceServicer):
+class IngestServicer:
     def __init__(self, core: IngestCore, keys: ApiKeys | None) -> None:
         self._core = core
         self._keys = keys
 
     async def Ingest(  # noqa: N802 - the generated interface's name
-        self, request: ingest_service_pb2.IngestRequest, context: grpc.aio.ServicerContext
+        self, request: ingest_service_pb2.IngestRequest, context: CallContext
     ) -> ingest_service_pb2.IngestResponse:
         if self._keys is not None:
             await authorize_grpc(self._keys, context, Scope.INGEST, _count_refusal)
@@ -59,16 +57,16 @@ def _count_refusal(outcome: str) -> None:
     metrics.REQUESTS.labels("grpc", outcome).inc()
 
 
-def grpc_server(core: IngestCore, keys: ApiKeys | None, readiness: Readiness) -> GrpcAcceptors:
+def grpc_server(core: IngestCore, keys: ApiKeys | None, readiness: Readiness) -> GrpcServer:
     """The service's gRPC component; its health follows `readiness` (Redis and Kafka reachable,
     the stream consuming)."""
     settings = core.settings
-    return GrpcAcceptors(
+    return GrpcServer(
         host=settings.http_host,
         port=settings.grpc_port,
-        service_name=SERVICE_NAME,
-        register=partial(ingest_service_pb2_grpc.add_IngestServiceServicer_to_server, IngestServicer(core, keys)),
-        acceptors=settings.grpc_acceptors,
+        service=SERVICE,
+        servicer=IngestServicer(core, keys),
+        threads=settings.grpc_threads,
         max_message_bytes=settings.max_http_body_bytes,
         readiness=readiness,
     )

@@ -67,13 +67,11 @@ async def serve(settings: IngestSettings) -> int:
     readiness.add("stream", stream_consuming)
 
     http = HttpServer(create_app(core, keys, readiness), settings.http_host, settings.http_port)
-    grpc_acceptors = grpc_server(core, keys, readiness)
+    grpc = grpc_server(core, keys, readiness)
     # Stop order: transports first (no new calls), the key check's reports, then the stream
     # (finishes and commits its batch), then the clients they share.
     key_reports = [keys] if keys is not None else []
-    runner = ServiceRunner(
-        [http, grpc_acceptors, *key_reports, stream, SharedClients(raw_producer, redis_client, keys_client)]
-    )
+    runner = ServiceRunner([http, grpc, *key_reports, stream, SharedClients(raw_producer, redis_client, keys_client)])
     return await runner.run()
 
 
