@@ -71,15 +71,19 @@ class UnaryMethod:
 
 def unary_methods(service: ServiceDescriptor, servicer: object) -> list[UnaryMethod]:
     """One entry per method of `service`, each handled by the servicer's method of its name."""
+    streaming = [m.name for m in service.methods if m.client_streaming or m.server_streaming]
+    if streaming:
+        raise ValueError(f"{service.full_name} streams in {', '.join(streaming)}: only unary methods are served")
     methods = []
     for method in service.methods:
-        if method.client_streaming or method.server_streaming:
-            raise ValueError(f"{service.full_name}.{method.name} streams: only unary methods are served")
+        handle = getattr(servicer, method.name, None)
+        if handle is None:
+            raise TypeError(f"{type(servicer).__name__} has no {method.name} for {service.full_name}")
         methods.append(
             UnaryMethod(
                 path=f"/{service.full_name}/{method.name}",
                 request_type=GetMessageClass(method.input_type),
-                handle=getattr(servicer, method.name),
+                handle=handle,
             )
         )
     return methods
