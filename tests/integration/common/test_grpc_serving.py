@@ -46,6 +46,8 @@ class Servicer:
             raise RuntimeError("a bug")
         if request.transaction_id == "slow":
             await self.release.wait()
+        if request.transaction_id == "hold the loop":
+            time.sleep(0.5)  # noqa: ASYNC251 - the point: the loop can take nothing meanwhile
         caller = dict(context.invocation_metadata()).get("x-caller", "")
         return pb.PredictResponse(transaction_id=request.transaction_id, model_version=caller, score=request.amount)
 
@@ -110,6 +112,46 @@ async def test_calls_are_answered_with_their_metadata_and_statuses(
         assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         # After all that, the server still answers.
         assert (await stub.Predict(pb.PredictRequest(transaction_id="after"))).transaction_id == "after"
+
+
+async def test_calls_that_arrive_while_the_loop_is_busy_are_taken_together(
+    served: tuple[GrpcServer, Servicer, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, _, port = served
+    bridge = server._server
+    taken: list[int] = []
+    take = bridge.take
+
+    def counted() -> list[tuple[int, int, list[tuple[str, str]], bytes]]:
+        calls = take()
+        taken.append(len(calls))
+        return calls
+
+    monkeypatch.setattr(server, "_server", _Counting(bridge, counted))
+
+    def call_while_the_loop_is_held() -> list[str]:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.InferenceServiceStub(channel)
+            holding = stub.Predict.future(pb.PredictRequest(transaction_id="hold the loop"), timeout=10)
+            time.sleep(0.1)  # the held call is running
+            others = [stub.Predict.future(pb.PredictRequest(transaction_id=f"t{n}"), timeout=10) for n in range(20)]
+            return [holding.result().transaction_id] + [f.result().transaction_id for f in others]
+
+    answered = await asyncio.to_thread(call_while_the_loop_is_held)
+    assert answered == ["hold the loop"] + [f"t{n}" for n in range(20)]
+    # The 20 arrived while the loop slept: one wake-up took them all.
+    assert max(taken) == 20, taken
+
+
+class _Counting:
+    """The bridge, with `take` replaced."""
+
+    def __init__(self, bridge: object, take: object) -> None:
+        self._bridge = bridge
+        self.take = take
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._bridge, name)
 
 
 async def test_reflection_serves_the_service_and_what_it_imports(served: tuple[GrpcServer, Servicer, int]) -> None:
