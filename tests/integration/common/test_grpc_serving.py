@@ -102,6 +102,10 @@ async def test_calls_are_answered_with_their_metadata_and_statuses(
         with pytest.raises(grpc.aio.AioRpcError) as too_big:
             await stub.Predict(pb.PredictRequest(transaction_id="x" * MAX_MESSAGE_BYTES))
         assert too_big.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        with pytest.raises(grpc.aio.AioRpcError) as answer_too_big:
+            # The answer echoes the caller's metadata: a small request, an answer over the limit.
+            await stub.Predict(pb.PredictRequest(transaction_id="t"), metadata=(("x-caller", "c" * MAX_MESSAGE_BYTES),))
+        assert answer_too_big.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         unknown = channel.unary_unary("/fraudstream.v1.InferenceService/Explain")
         with pytest.raises(grpc.aio.AioRpcError) as unimplemented:
             await unknown(b"")
