@@ -29,7 +29,7 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 use tokio::sync::oneshot;
 use tokio_stream::StreamExt;
 use tonic::body::Body;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::KeyAndValueRef;
 use tonic::server::{Grpc, UnaryService};
 use tonic::{Code, Status};
@@ -180,7 +180,11 @@ impl tower::Service<http::Request<axum::body::Body>> for Dispatch {
             let Some(method) = method else {
                 return Ok(Status::unimplemented("no such method").into_http());
             };
-            let mut grpc = Grpc::new(RawCodec).max_decoding_message_size(limit).max_encoding_message_size(limit);
+            let mut grpc = Grpc::new(RawCodec)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Deflate)
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit);
             let reached = Arc::new(AtomicBool::new(false));
             let to_python = ToPython { exchange, method, reached: reached.clone() };
             let mut response = grpc.unary(to_python, request).await;

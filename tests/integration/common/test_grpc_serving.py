@@ -89,6 +89,9 @@ async def test_calls_are_answered_with_their_metadata_and_statuses(
         assert [(a.transaction_id, a.model_version, a.score) for a in answers] == [
             (f"t{n}", f"c{n}", n) for n in range(200)
         ]
+        for compression in (grpc.Compression.Gzip, grpc.Compression.Deflate):
+            squeezed = await stub.Predict(pb.PredictRequest(transaction_id="z" * 1000), compression=compression)
+            assert squeezed.transaction_id == "z" * 1000
         batch = await stub.PredictBatch(pb.PredictBatchRequest(requests=[pb.PredictRequest(transaction_id="b")]))
         assert [r.transaction_id for r in batch.responses] == ["b"]
 
@@ -102,6 +105,11 @@ async def test_calls_are_answered_with_their_metadata_and_statuses(
         with pytest.raises(grpc.aio.AioRpcError) as too_big:
             await stub.Predict(pb.PredictRequest(transaction_id="x" * MAX_MESSAGE_BYTES))
         assert too_big.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        with pytest.raises(grpc.aio.AioRpcError) as inflated_too_big:  # small on the wire, over the limit unpacked
+            await stub.Predict(
+                pb.PredictRequest(transaction_id="x" * MAX_MESSAGE_BYTES), compression=grpc.Compression.Gzip
+            )
+        assert inflated_too_big.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         with pytest.raises(grpc.aio.AioRpcError) as answer_too_big:
             # The answer echoes the caller's metadata: a small request, an answer over the limit.
             await stub.Predict(pb.PredictRequest(transaction_id="t"), metadata=(("x-caller", "c" * MAX_MESSAGE_BYTES),))
