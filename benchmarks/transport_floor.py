@@ -7,9 +7,9 @@ Two servers that answer a fixed PredictResponse and do nothing else, on the stac
 runs: uvicorn on uvloop with a plain ASGI app that reads and parses the JSON body (as
 `/v1/predict` does), and fraudstream_common.grpc_serving on uvloop serving
 `InferenceService.Predict` (the request parsed, the answer serialized) as inference serves it,
-with its default threads. Each round, for each, 8
-clients in a closed loop for `--seconds` from the same Go load generators (vegeta, ghz over 8
-connections), and the CPU time each request cost the server's process.
+with its default threads. Each round, for each, 8 clients in a closed loop for `--seconds` from
+the same Go load generators (vegeta, ghz over 8 connections), and the CPU time each request cost
+the server's process.
 Prints each round, the medians and the ratio gRPC / HTTP.
 """
 

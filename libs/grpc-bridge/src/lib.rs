@@ -125,6 +125,7 @@ impl Decoder for RawCoder {
 struct ToPython {
     exchange: Arc<Exchange>,
     method: usize,
+    max_message_bytes: usize,
     reached: Arc<AtomicBool>,
 }
 
@@ -145,8 +146,14 @@ impl UnaryService<Bytes> for ToPython {
             })
             .collect();
         let answer = self.exchange.submit(self.method, metadata, request.into_inner());
+        let limit = self.max_message_bytes;
         Box::pin(async move {
             match answer.await {
+                // tonic's own limit on answers would say OUT_OF_RANGE; the same status as requests.
+                Ok(Ok(message)) if message.len() > limit => Err(Status::resource_exhausted(format!(
+                    "the response is {} bytes, over the limit of {limit}",
+                    message.len()
+                ))),
                 Ok(Ok(message)) => Ok(tonic::Response::new(message)),
                 Ok(Err(status)) => Err(status),
                 Err(_) => Err(Status::unavailable("the server stopped before answering")),
@@ -183,10 +190,9 @@ impl tower::Service<http::Request<axum::body::Body>> for Dispatch {
             let mut grpc = Grpc::new(RawCodec)
                 .accept_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Deflate)
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit);
+                .max_decoding_message_size(limit);
             let reached = Arc::new(AtomicBool::new(false));
-            let to_python = ToPython { exchange, method, reached: reached.clone() };
+            let to_python = ToPython { exchange, method, max_message_bytes: limit, reached: reached.clone() };
             let mut response = grpc.unary(to_python, request).await;
             if !reached.load(Ordering::Relaxed) {
                 resource_exhausted_when_too_large(&mut response);

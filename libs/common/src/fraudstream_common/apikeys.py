@@ -245,9 +245,9 @@ def api_keys(client: aioredis.Redis, rules: ApiKeyRules, *, namespace: str) -> A
 async def authorize_grpc(keys: ApiKeys, context: CallContext, scope: Scope, refused: Callable[[str], None]) -> None:
     """Checks the key a gRPC call sends in its `authorization` metadata ("Bearer KEY"); a refused
     call is counted by `refused` (with its outcome) and aborted with the status that says why."""
-    header = dict(context.invocation_metadata() or ()).get("authorization")
+    header = dict(context.invocation_metadata()).get("authorization")
     try:
-        await keys.authorize(header if isinstance(header, str) else None, scope)
+        await keys.authorize(header, scope)
     except AuthError as refusal:
         refused(REFUSAL_OUTCOMES[refusal.status])
         await context.abort(GRPC_STATUS[refusal.status], refusal.reason)

@@ -132,7 +132,6 @@ class GrpcServer:
         `reuse_port`, processes of one service share the port."""
         self._methods = unary_methods(service, servicer)
         self._server = Server([m.path for m in self._methods], file_descriptor_set([service.file]), max_message_bytes)
-        self._max_message_bytes = max_message_bytes
         self._host, self._port, self._threads, self._reuse_port = host, port, threads, reuse_port
         self._service_name = service.full_name
         self._readiness = readiness
@@ -173,15 +172,7 @@ class GrpcServer:
             log.exception("gRPC %s failed", method.path)
             self._server.respond(call_id, grpc.StatusCode.UNKNOWN.value[0], "the server failed to answer; see its log")
         else:
-            answer = response.SerializeToString()
-            if len(answer) > self._max_message_bytes:  # as the bridge's limit on requests says it
-                self._server.respond(
-                    call_id,
-                    grpc.StatusCode.RESOURCE_EXHAUSTED.value[0],
-                    f"the response is {len(answer)} bytes, over the limit of {self._max_message_bytes}",
-                )
-            else:
-                self._server.respond(call_id, 0, "", answer)
+            self._server.respond(call_id, 0, "", response.SerializeToString())
 
     async def _follow_readiness(self) -> None:
         # What makes a service ready (a model loaded by another thread, a dependency reachable)
