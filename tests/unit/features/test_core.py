@@ -14,7 +14,7 @@ from fraudstream_common.schemas.v1.deadletter_pb2 import DeadLetter
 from fraudstream_common.schemas.v1.label_pb2 import Label
 from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction, Transaction
 from fraudstream_features.core import FeaturesCore, Invalid, LabelInput, TransactionInput
-from fraudstream_features.merge import RANK_INVALID, RANK_LABEL, RANK_TRANSACTION
+from fraudstream_features.merge import RANK_INVALID, RANK_LABEL, RANK_TRANSACTION, Timing
 
 
 @dataclass
@@ -73,7 +73,7 @@ def test_transactions_enriched_with_the_replay_vector_and_labels_applied() -> No
     ]
     decoded = [core.decode(m) for m in inputs]
     assert [d.rank for d in decoded] == [RANK_TRANSACTION, RANK_LABEL, RANK_TRANSACTION]
-    outputs = [core.apply(d.decoded, late=False) for d in decoded]
+    outputs = [core.apply(d.decoded) for d in decoded]
     assert outputs[1] is None
     last = outputs[2]
     assert last is not None
@@ -98,7 +98,7 @@ def test_changed_states_round_trip_through_the_changelog() -> None:
     ):
         sortable = core.decode(message)
         assert isinstance(sortable.decoded, TransactionInput)
-        core.apply(sortable.decoded, late=n == 1)
+        core.apply(sortable.decoded, timing=Timing.LATE if n == 1 else Timing.IN_ORDER)
     assert core.changed_count == 3
     changed = core.take_changed()
     assert core.changed_count == 0
@@ -119,7 +119,7 @@ def test_bad_input_goes_to_the_dead_letter_topic_with_its_reason() -> None:
     assert missing.decoded.reason == "missing customer_id, terminal_id"
     unlabelled = core.decode(Message("labels", Label(transaction_id="x", terminal_id="t").SerializeToString()))
     assert isinstance(unlabelled.decoded, Invalid)
-    output = core.apply(missing.decoded, late=False)
+    output = core.apply(missing.decoded)
     assert output is not None
     assert output.topic == "deadletter"
     letter = DeadLetter.FromString(output.value)
@@ -138,7 +138,7 @@ def test_genuine_labels_change_no_state() -> None:
     )
     decoded = core.decode(Message("labels", label.SerializeToString())).decoded
     assert isinstance(decoded, LabelInput)
-    core.apply(decoded, late=False)
+    core.apply(decoded)
     assert core.changed_count == 0
 
 
@@ -146,7 +146,7 @@ def test_terminals_changed_only_by_recent_transactions_are_pushed_online_later()
     core = FeaturesCore()
     start = 1_600_000_000
     for message in (transaction("a", "c1", "t1", start, 5.0), transaction("b", "c2", "t2", start + 3 * DAY, 7.0)):
-        core.apply(core.decode(message).decoded, late=False)
+        core.apply(core.decode(message).decoded)
     changed = core.take_changed()
     assert set(changed.terminals) == {"t1", "t2"}  # the changelog has every change
     online = core.take_online(changed, watermark=start + 3 * DAY)
@@ -161,12 +161,12 @@ def test_terminals_changed_only_by_recent_transactions_are_pushed_online_later()
         is_fraud=True,
         label_time=Timestamp(seconds=start + 4 * DAY),
     )
-    core.apply(core.decode(Message("labels", fraud.SerializeToString())).decoded, late=False)
+    core.apply(core.decode(Message("labels", fraud.SerializeToString())).decoded)
     assert set(core.take_online(core.take_changed(), watermark=start + 4 * DAY).terminals) == {"t2"}
     assert not core.has_deferred
-    core.apply(core.decode(transaction("c", "c3", "t3", start + 5 * DAY, 1.0)).decoded, late=False)
+    core.apply(core.decode(transaction("c", "c3", "t3", start + 5 * DAY, 1.0)).decoded)
     assert set(core.take_online(core.take_changed(), watermark=0, everything=True).terminals) == {"t3"}
-    core.apply(core.decode(transaction("d", "c4", "t4", start + 5 * DAY, 1.0)).decoded, late=False)
+    core.apply(core.decode(transaction("d", "c4", "t4", start + 5 * DAY, 1.0)).decoded)
     waited_since = time.monotonic()
     assert set(core.take_online(core.take_changed(), watermark=0, deferred_before=waited_since).terminals) == {"t4"}
     assert core.longest_deferral(time.monotonic()) == 0.0

@@ -1,9 +1,9 @@
 """The event-time merger: one order out of many partitions, exact committable offsets, idle
-partitions, late events."""
+partitions, late events, and bounded waiting (early events)."""
 
 from __future__ import annotations
 
-from fraudstream_features.merge import RANK_INVALID, RANK_LABEL, RANK_TRANSACTION, EventTimeMerger
+from fraudstream_features.merge import RANK_INVALID, RANK_LABEL, RANK_TRANSACTION, EventTimeMerger, Timing
 
 TX = ("transactions", 0)
 TX1 = ("transactions", 1)
@@ -18,79 +18,195 @@ class Clock:
         return self.now
 
 
-def merger(clock: Clock, idle: float = 1.0) -> EventTimeMerger[str]:
-    m: EventTimeMerger[str] = EventTimeMerger(idle, clock)
+def merger(clock: Clock, idle: float = 1.0, max_wait: float = 10.0) -> EventTimeMerger[str]:
+    m: EventTimeMerger[str] = EventTimeMerger(idle, max_wait, clock)
     m.assign([TX, TX1, LB])
     return m
+
+
+def at_end(m: EventTimeMerger[str], *sources: tuple[str, int]) -> None:
+    for source in sources or (TX, TX1, LB):
+        m.reached_end(source)
 
 
 def test_releases_nothing_while_a_partition_may_still_deliver_earlier_events() -> None:
     m = merger(Clock())
     m.add(TX, 0, 10.0, RANK_TRANSACTION, "a")
+    m.add(TX, 1, 11.0, RANK_TRANSACTION, "a2")
     m.add(LB, 0, 5.0, RANK_LABEL, "l")
+    m.add(LB, 1, 6.0, RANK_LABEL, "l2")
     assert [r.item for r in m.release()] == []  # TX1 has said nothing yet
     m.add(TX1, 0, 7.0, RANK_TRANSACTION, "b")
-    assert [r.item for r in m.release()] == ["l"]  # then LB is empty again: "b" and "a" wait
+    m.add(TX1, 1, 8.0, RANK_TRANSACTION, "b2")
+    # Then LB holds one event, which may be ahead of what LB delivers next: the rest waits.
+    assert [r.item for r in m.release()] == ["l"]
 
 
 def test_labels_before_transactions_at_equal_times_and_time_order_across_partitions() -> None:
-    m = merger(Clock())
+    m = merger(Clock(), idle=0.0)
     m.add(TX, 0, 3.0, RANK_TRANSACTION, "t3")
     m.add(TX, 1, 9.0, RANK_TRANSACTION, "t9")
     m.add(TX1, 0, 1.0, RANK_TRANSACTION, "u1")
     m.add(TX1, 1, 20.0, RANK_TRANSACTION, "u20")
     m.add(LB, 0, 3.0, RANK_LABEL, "l3")
     m.add(LB, 1, 30.0, RANK_LABEL, "l30")
-    assert [r.item for r in m.release()] == ["u1", "l3", "t3", "t9"]
-    assert m.committable() == {TX: 2, TX1: 1, LB: 1}
-    assert len(m) == 2
-    assert m.watermark == 9.0
+    m.add(LB, 2, 31.0, RANK_LABEL, "l31")
+    at_end(m, TX, TX1)
+    assert [r.item for r in m.release()] == ["u1", "l3", "t3", "t9", "u20", "l30"]
+    assert m.committable() == {TX: 2, TX1: 2, LB: 2}
+    assert len(m) == 1  # l31, alone in a partition that has not said it is at its end
+    assert m.watermark == 30.0
 
 
 def test_an_idle_partition_stops_holding_time_back_after_the_grace_period() -> None:
     clock = Clock()
     m = merger(clock, idle=0.5)
     m.add(TX, 0, 3.0, RANK_TRANSACTION, "t3")
-    m.reached_end(TX1)
-    m.reached_end(LB)
+    at_end(m)
     assert list(m.release()) == []
     clock.now = 0.6
     assert [r.item for r in m.release()] == ["t3"]
     # It arrives later with an earlier time: released (not lost), flagged late.
     m.add(TX1, 0, 2.0, RANK_TRANSACTION, "u2")
-    m.reached_end(TX)
+    at_end(m, TX1)
     clock.now = 2.0
-    released = list(m.release())
-    assert [(r.item, r.late) for r in released] == [("u2", True)]
+    assert [(r.item, r.timing) for r in m.release()] == [("u2", Timing.LATE)]
     assert m.committable() == {TX: 1, TX1: 1}
 
 
-def test_out_of_order_within_a_partition_keeps_partition_order_and_flags_late() -> None:
-    clock = Clock()
-    m = merger(clock, idle=0.0)
+def test_an_event_ahead_of_its_own_partition_goes_early_and_holds_nothing_back() -> None:
+    """A live transaction inside a replay: waiting could never put it in order."""
+    m = merger(Clock(), idle=0.0)
+    m.add(TX, 0, 1.0, RANK_TRANSACTION, "replay1")
+    m.add(TX, 1, 9_000.0, RANK_TRANSACTION, "live")
+    m.add(TX, 2, 2.0, RANK_TRANSACTION, "replay2")
+    m.add(TX1, 0, 1.5, RANK_TRANSACTION, "u")
+    m.add(TX1, 1, 3.0, RANK_TRANSACTION, "u3")
+    m.add(LB, 0, 5.0, RANK_LABEL, "l")
+    at_end(m)
+    released = [(r.item, r.timing) for r in m.release()]
+    assert released == [
+        ("replay1", Timing.IN_ORDER),
+        ("live", Timing.EARLY),  # as soon as it is its partition's head
+        ("u", Timing.IN_ORDER),
+        ("replay2", Timing.IN_ORDER),
+        ("u3", Timing.IN_ORDER),
+        ("l", Timing.IN_ORDER),
+    ]
+    assert m.watermark == 5.0  # the early event did not move it: the replay is not late
+    assert m.committable() == {TX: 3, TX1: 2, LB: 1}
+
+
+def test_a_lone_head_is_not_taken_for_where_its_partition_stands() -> None:
+    """The live transaction is the last event read from its partition so far: what comes next
+    may be earlier than the other partitions' heads, so they wait for it."""
+    m = merger(Clock(), idle=0.0)
+    m.add(TX, 0, 1.0, RANK_TRANSACTION, "replay1")
+    m.add(TX, 1, 9_000.0, RANK_TRANSACTION, "live")
+    m.add(TX1, 0, 2.0, RANK_TRANSACTION, "u2")
+    m.add(TX1, 1, 4.0, RANK_TRANSACTION, "u4")
+    at_end(m, LB)
+    assert [r.item for r in m.release()] == ["replay1"]
+    m.add(TX, 2, 3.0, RANK_TRANSACTION, "replay3")
+    at_end(m, TX, TX1)
+    assert [(r.item, r.timing) for r in m.release()] == [
+        ("live", Timing.EARLY),
+        ("u2", Timing.IN_ORDER),
+        ("replay3", Timing.IN_ORDER),  # not late: nothing after 3.0 had been released in order
+        ("u4", Timing.IN_ORDER),
+    ]
+
+
+def test_out_of_order_within_a_partition_releases_the_earlier_event_in_order() -> None:
+    m = merger(Clock(), idle=0.0)
     m.add(TX, 0, 5.0, RANK_TRANSACTION, "t5")
     m.add(TX, 1, 4.0, RANK_TRANSACTION, "t4")
-    for source in (TX1, LB):
-        m.reached_end(source)
-    assert [(r.item, r.late, r.offset) for r in m.release()] == [("t5", False, 0), ("t4", True, 1)]
+    at_end(m)
+    assert [(r.item, r.timing, r.offset) for r in m.release()] == [("t5", Timing.EARLY, 0), ("t4", Timing.IN_ORDER, 1)]
 
 
-def test_invalid_input_is_released_first_and_never_moves_event_time() -> None:
+def test_a_partition_ahead_of_the_others_waits_at_most_max_wait_each_time() -> None:
+    """A producer whose clock runs ahead, alone on its partition, while the others replay."""
+    clock = Clock()
+    m = merger(clock, idle=0.0, max_wait=2.0)
+    at_end(m, LB)
+    m.add(TX, 0, 100.0, RANK_TRANSACTION, "ahead100")
+    m.add(TX, 1, 101.0, RANK_TRANSACTION, "ahead101")
+    m.add(TX1, 0, 1.0, RANK_TRANSACTION, "u1")
+    m.add(TX1, 1, 2.0, RANK_TRANSACTION, "u2")
+    assert [r.item for r in m.release()] == ["u1"]
+    clock.now = 1.0
+    m.add(TX1, 2, 3.0, RANK_TRANSACTION, "u3")
+    assert [r.item for r in m.release()] == ["u2"]  # TX waits: TX1 may still hold older events
+    clock.now = 2.5
+    assert [(r.item, r.timing) for r in m.release()] == [("ahead100", Timing.EARLY), ("ahead101", Timing.EARLY)]
+    m.add(TX, 2, 102.0, RANK_TRANSACTION, "ahead102")
+    m.add(TX, 3, 103.0, RANK_TRANSACTION, "ahead103")
+    assert list(m.release()) == []  # it waits again, at most as long
+    clock.now = 4.6
+    assert [r.item for r in m.release()] == ["ahead102", "ahead103"]
+    assert m.watermark == 2.0
+    # The others catch up with it: its events are in the order again.
+    m.add(TX1, 3, 160.0, RANK_TRANSACTION, "u160")
+    m.add(TX1, 4, 170.0, RANK_TRANSACTION, "u170")
+    m.add(TX, 4, 150.0, RANK_TRANSACTION, "t150")
+    m.add(TX, 5, 155.0, RANK_TRANSACTION, "t155")
+    assert [(r.item, r.timing) for r in m.release()] == [("u3", Timing.IN_ORDER), ("t150", Timing.IN_ORDER)]
+
+
+def waiting_on_a_lagging_partition(clock: Clock) -> EventTimeMerger[str]:
+    """TX holds t50 and t51; TX1 released u10 and holds u11 alone: the order waits on TX1."""
+    m = merger(clock, idle=0.0, max_wait=2.0)
+    at_end(m, LB)
+    m.add(TX, 0, 50.0, RANK_TRANSACTION, "t50")
+    m.add(TX, 1, 51.0, RANK_TRANSACTION, "t51")
+    m.add(TX1, 0, 10.0, RANK_TRANSACTION, "u10")
+    m.add(TX1, 1, 11.0, RANK_TRANSACTION, "u11")
+    assert [r.item for r in m.release()] == ["u10"]
+    return m
+
+
+def test_a_partition_the_order_waits_on_is_not_itself_waiting() -> None:
+    """Only a partition that could release but for the others is bounded by max_wait: one with
+    a lone head is what the others wait for, and goes on waiting for its next event."""
+    clock = Clock()
+    m = waiting_on_a_lagging_partition(clock)
+    clock.now = 8.0
+    assert [(r.item, r.timing) for r in m.release()] == [("t50", Timing.EARLY), ("t51", Timing.EARLY)]
+    m.add(TX1, 2, 12.0, RANK_TRANSACTION, "u12")
+    at_end(m, TX)
+    assert [(r.item, r.timing) for r in m.release()] == [("u11", Timing.IN_ORDER)]
+
+
+def test_invalid_input_is_released_at_once_and_never_moves_event_time() -> None:
     m = merger(Clock())
     m.add(TX, 0, 0.0, RANK_INVALID, "bad")
     m.add(TX, 1, 8.0, RANK_TRANSACTION, "t8")
+    m.add(TX, 2, 8.5, RANK_TRANSACTION, "t8b")
     m.add(TX1, 0, 9.0, RANK_TRANSACTION, "u9")
+    assert [r.item for r in m.release()] == ["bad"]
+    m.add(TX1, 1, 10.0, RANK_TRANSACTION, "u10")
     m.add(LB, 0, 9.5, RANK_LABEL, "l")
+    m.add(LB, 1, 11.0, RANK_LABEL, "l2")
     released = list(m.release())
-    assert [r.item for r in released] == ["bad", "t8"]
+    assert [r.item for r in released] == ["t8"]
     assert not released[0].late
     assert m.watermark == 8.0
 
 
-def test_ahead_names_partitions_with_waiting_events_and_assign_starts_over() -> None:
+def test_queued_counts_each_partition_and_assign_starts_over() -> None:
     m = merger(Clock())
     m.add(TX, 0, 1.0, RANK_TRANSACTION, "t")
-    assert m.ahead() == [TX]
+    assert m.queued() == {TX: 1, TX1: 0, LB: 0}
     m.assign([TX])
     assert len(m) == 0
     assert m.committable() == {}
+
+
+def test_time_the_reader_was_held_back_does_not_count_as_waiting() -> None:
+    clock = Clock()
+    m = waiting_on_a_lagging_partition(clock)
+    clock.now = 30.0  # the online store was down, the consumer paused
+    m.restart_waits()
+    m.add(TX1, 2, 12.0, RANK_TRANSACTION, "u12")
+    assert [(r.item, r.timing) for r in m.release()] == [("u11", Timing.IN_ORDER)]

@@ -21,7 +21,7 @@ from fraudstream_common.schemas.v1.label_pb2 import Label
 from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction, Transaction
 from fraudstream_common.timestamps import seconds_of, timestamp_of
 from fraudstream_common.topics import Topic, topic_name
-from fraudstream_features.merge import RANK_INVALID, RANK_LABEL, RANK_TRANSACTION
+from fraudstream_features.merge import RANK_INVALID, RANK_LABEL, RANK_TRANSACTION, Timing
 
 SERVICE = "features"
 # A terminal's deferred transactions are pushed online a day before they could matter to a request.
@@ -123,7 +123,7 @@ class FeaturesCore:
 
     # Processing, in event order
 
-    def apply(self, decoded: Decoded, *, late: bool) -> Output | None:
+    def apply(self, decoded: Decoded, *, timing: Timing = Timing.IN_ORDER) -> Output | None:
         """Applies one event; returns what to produce for it (enriched transaction, dead letter)."""
         if isinstance(decoded, Invalid):
             return dead_letter(
@@ -152,7 +152,8 @@ class FeaturesCore:
             feature_names=FEATURE_NAMES,
             feature_values=[vector[name] for name in FEATURE_NAMES],
             enriched_time=timestamp_of(time.time()),
-            late=late,
+            late=timing is Timing.LATE,
+            early=timing is Timing.EARLY,
             customer_state_time=timestamp_of(customer_time),
             terminal_state_time=timestamp_of(terminal_time),
             input_time=timestamp_of(decoded.produced_at),

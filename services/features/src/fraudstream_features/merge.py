@@ -1,16 +1,23 @@
-"""One event-time order out of many Kafka partitions.
+"""One event-time order out of many Kafka partitions, with bounded waiting.
 
 The features service reads every partition of `transactions` and `labels`. Each partition is
-in event-time order (ingest keeps a customer's transactions in order; labels are produced as
-they become known), but the partitions are not in step with one another. To apply events in
-the order the feature semantics assume (fraudstream_common.features.history.in_event_order),
-the merger keeps a queue per partition and releases the earliest head only while every
-partition either has an event waiting (so nothing earlier can still come from it) or has been
-idle at its end for `idle_seconds`. Events are released in partition order, so what has been
-processed is a prefix of every partition: its committable offset is exact.
+mostly in event-time order, but the partitions are not in step with one another. To apply
+events in the order the feature semantics assume (fraudstream_common.features.history), the
+merger keeps a queue per partition and releases the earliest head while every partition is
+settled: it holds two events or more (so its head is not ahead of what follows it), or it
+has been idle at its end for `idle_seconds`.
 
-An event earlier than one already released (out of order within its partition, or arriving
-after its partition went idle) is released late, flagged, and applied where it falls in time.
+Waiting is bounded; the policy (also in fraudstream_common.features.definitions):
+- An event ahead of the events queued behind it in its own partition (a live transaction in a
+  replay, a producer whose clock runs ahead) cannot be put in order by waiting: it is released
+  at once, flagged early, and does not move the watermark.
+- A partition whose head has waited for the others for `max_wait_seconds` (they hold older
+  events: a replay, a backfill, a lagging partition) releases what it has queued, flagged
+  early, and waits again with what comes next. So no event waits longer than that for
+  another partition.
+- An event behind the watermark (the latest event time released in order) is released late.
+Events are released in partition order, so what has been processed is a prefix of every
+partition: its committable offset is exact.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
@@ -29,6 +37,14 @@ RANK_LABEL = 0
 RANK_TRANSACTION = 1
 # Undecodable input sorts first: it changes no state and goes straight to the dead-letter topic.
 RANK_INVALID = -1
+
+
+class Timing(Enum):
+    """How a released event stands to the watermark."""
+
+    IN_ORDER = "in_order"  # released in event-time order: its vector is the backfill's
+    EARLY = "early"  # released before the other partitions reached its time
+    LATE = "late"  # released after the watermark had passed its time
 
 
 @dataclass(frozen=True)
@@ -42,8 +58,32 @@ class Pending(Generic[Item]):
 @dataclass
 class _Partition(Generic[Item]):
     queue: deque[Pending[Item]] = field(default_factory=deque)
+    # The queue's valid events whose time is below every later one: minima[0] is the queue's earliest.
+    minima: deque[Pending[Item]] = field(default_factory=deque)
     next_offset: int | None = None  # after the last released event
     at_end_since: float | None = None
+    waiting_since: float | None = None  # when its head started waiting for other partitions
+
+    def push(self, event: Pending[Item]) -> None:
+        self.queue.append(event)
+        if event.rank != RANK_INVALID:
+            while self.minima and self.minima[-1].event_time > event.event_time:
+                self.minima.pop()
+            self.minima.append(event)
+
+    def pop(self) -> Pending[Item]:
+        event = self.queue.popleft()
+        if self.minima and self.minima[0] is event:
+            self.minima.popleft()
+        self.next_offset = event.offset + 1
+        if not self.queue:
+            self.waiting_since = None
+        return event
+
+    def head_is_ahead(self) -> bool:
+        """Whether an event queued behind the head is earlier than it."""
+        head = self.queue[0]
+        return head.rank != RANK_INVALID and head.event_time > self.minima[0].event_time
 
 
 @dataclass(frozen=True)
@@ -51,16 +91,30 @@ class Released(Generic[Item]):
     source: Source
     offset: int
     item: Item
-    late: bool
+    timing: Timing
+
+    @property
+    def late(self) -> bool:
+        return self.timing is Timing.LATE
+
+    @property
+    def early(self) -> bool:
+        return self.timing is Timing.EARLY
 
 
 class EventTimeMerger(Generic[Item]):
-    def __init__(self, idle_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        idle_seconds: float,
+        max_wait_seconds: float = float("inf"),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._idle_seconds = idle_seconds
+        self._max_wait_seconds = max_wait_seconds
         self._clock = clock
         self._partitions: dict[Source, _Partition[Item]] = {}
         self._buffered = 0
-        self.watermark = float("-inf")  # latest event time released
+        self.watermark = float("-inf")  # latest event time released in order
 
     def assign(self, sources: Iterable[Source]) -> None:
         """Starts over with these partitions (after a rebalance or a recovery)."""
@@ -69,9 +123,15 @@ class EventTimeMerger(Generic[Item]):
 
     def add(self, source: Source, offset: int, event_time: float, rank: int, item: Item) -> None:
         partition = self._partitions[source]
-        partition.queue.append(Pending(event_time, rank, offset, item))
+        partition.push(Pending(event_time, rank, offset, item))
         partition.at_end_since = None
         self._buffered += 1
+
+    def restart_waits(self) -> None:
+        """The reader was held back (the online store was down): no partition is to blame for
+        the time that passed, so waiting counts from now."""
+        for partition in self._partitions.values():
+            partition.waiting_since = None
 
     def reached_end(self, source: Source) -> None:
         """The consumer has read everything the partition holds for now."""
@@ -80,27 +140,61 @@ class EventTimeMerger(Generic[Item]):
             partition.at_end_since = self._clock()
 
     def release(self) -> Iterator[Released[Item]]:
-        """Every event that can be released now, in event-time order."""
+        """Every event that can be released now: in event-time order where waiting is bounded,
+        early where it is not (see the module's policy)."""
         now = self._clock()
         partitions = list(self._partitions.items())
         while True:
             best: tuple[Source, _Partition[Item]] | None = None
+            complete = True  # no partition may still deliver something earlier
             for source, partition in partitions:
-                if partition.queue:
-                    if best is None or _order(partition.queue[0]) < _order(best[1].queue[0]):
-                        best = (source, partition)
-                elif partition.at_end_since is None or now - partition.at_end_since < self._idle_seconds:
-                    return  # it may still deliver something earlier
-            if best is None:
+                while partition.queue and (partition.queue[0].rank == RANK_INVALID or partition.head_is_ahead()):
+                    yield self._pop(source, partition, in_order=False)
+                if not self._settled(partition, now):
+                    complete = False
+                if not partition.queue:
+                    continue
+                if best is None or _order(partition.queue[0]) < _order(best[1].queue[0]):
+                    best = (source, partition)
+            if best is not None and complete:
+                yield self._pop(*best, in_order=True)
+                continue
+            drained = False
+            for source, partition in partitions:
+                if not partition.queue or not self._settled(partition, now):
+                    partition.waiting_since = None  # it is what the others wait for
+                    continue
+                if partition.waiting_since is None:
+                    partition.waiting_since = now
+                elif now - partition.waiting_since >= self._max_wait_seconds:
+                    while partition.queue:
+                        yield self._pop(source, partition, in_order=False)
+                    drained = True
+            if not drained:
                 return
-            source, partition = best
-            event = partition.queue.popleft()
-            self._buffered -= 1
-            partition.next_offset = event.offset + 1
-            late = event.rank != RANK_INVALID and event.event_time < self.watermark
-            if event.rank != RANK_INVALID:
-                self.watermark = max(self.watermark, event.event_time)
-            yield Released(source, event.offset, event.item, late)
+
+    def _settled(self, partition: _Partition[Item], now: float) -> bool:
+        """Whether the partition can deliver nothing earlier than its head: it holds two events
+        (a head ahead of what follows it has been released early), or it has been idle at its
+        end for `idle_seconds`. A lone head may be ahead of what the partition delivers next."""
+        if len(partition.queue) >= 2:
+            return True
+        return partition.at_end_since is not None and now - partition.at_end_since >= self._idle_seconds
+
+    def _pop(self, source: Source, partition: _Partition[Item], *, in_order: bool) -> Released[Item]:
+        event = partition.pop()
+        self._buffered -= 1
+        if event.rank == RANK_INVALID:
+            return Released(source, event.offset, event.item, Timing.IN_ORDER)
+        if event.event_time < self.watermark:
+            timing = Timing.LATE
+        elif in_order:
+            timing = Timing.IN_ORDER
+            self.watermark = event.event_time
+            partition.waiting_since = None
+        else:
+            timing = Timing.EARLY
+        return Released(source, event.offset, event.item, timing)
 
     def committable(self) -> dict[Source, int]:
         """For each partition, the offset up to which everything has been released."""
@@ -112,9 +206,9 @@ class EventTimeMerger(Generic[Item]):
                 offsets[source] = partition.next_offset
         return offsets
 
-    def ahead(self) -> list[Source]:
-        """Partitions with events waiting: pausing them lets the ones holding time back catch up."""
-        return [source for source, partition in self._partitions.items() if partition.queue]
+    def queued(self) -> dict[Source, int]:
+        """How many events wait in each partition's queue."""
+        return {source: len(partition.queue) for source, partition in self._partitions.items()}
 
     def __len__(self) -> int:
         return self._buffered

@@ -10,6 +10,11 @@ EVENTS = Counter(
 LATE_EVENTS = Counter(
     "fraudstream_features_late_events_total", "Events applied after the stream's event time had passed them."
 )
+EARLY_EVENTS = Counter(
+    "fraudstream_features_early_events_total",
+    "Events applied before the stream's event time reached them (ahead of their partition, or their "
+    "partition waited too long for the others).",
+)
 ROWS_PUSHED = Counter("fraudstream_features_rows_pushed_total", "States written to Feast's online store.", ["view"])
 PUSH_SECONDS = Histogram(
     "fraudstream_features_push_duration_seconds",
@@ -28,6 +33,9 @@ BATCH_SECONDS = Histogram(
 )
 LAG = Gauge("fraudstream_features_consumer_lag_messages", "Messages not yet committed, per input topic.", ["topic"])
 BUFFERED = Gauge("fraudstream_features_buffered_events", "Events read and waiting for event time to reach them.")
+BUFFERED_MAX = Gauge(
+    "fraudstream_features_buffered_events_max", "The most events that have waited at once since the start."
+)
 WATERMARK = Gauge("fraudstream_features_event_time_seconds", "Event time the stream has reached (epoch seconds).")
 TRANSACTION_ABORTS = Counter(
     "fraudstream_features_transaction_aborts_total", "Micro-batches aborted and recovered from the changelog."

@@ -40,9 +40,19 @@ class FeaturesSettings(ServiceSettings, FeatureStoreSettings):
             "events that then arrive for it with earlier times are processed late."
         ),
     )
+    max_wait_seconds: float = Field(
+        default=10.0,
+        description=(
+            "Longest time a partition's events wait for the other partitions to reach their event time; "
+            "then they are applied, flagged early."
+        ),
+    )
     max_buffered_events: int = Field(
         default=200_000,
-        description="Partitions ahead in event time are paused when this many events wait for the others.",
+        description=(
+            "Bound on events waiting for event time: a partition holding more than its share is paused, "
+            "and at the bound only the partitions the order waits on are read."
+        ),
     )
     redis_retry_max_seconds: float = Field(
         default=5.0, description="Longest backoff between push attempts while the online store is unreachable."

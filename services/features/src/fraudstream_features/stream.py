@@ -57,11 +57,14 @@ class FeaturesStream(BlockingLoop):
         self._settings = settings
         self._core = core
         self._store = store
-        self._merger: EventTimeMerger[Decoded] = EventTimeMerger(settings.partition_idle_seconds)
+        self._merger: EventTimeMerger[Decoded] = EventTimeMerger(
+            settings.partition_idle_seconds, settings.max_wait_seconds
+        )
         self._outputs: list[Output] = []
         self._produced_at: list[float] = []
+        self._buffered_max = 0
         self._batch_started: float | None = None
-        self._paused: list[TopicPartition] = []
+        self._paused: set[tuple[str, int]] = set()
         self._assignment: list[TopicPartition] = []
 
     # The loop
@@ -91,8 +94,12 @@ class FeaturesStream(BlockingLoop):
                 on_revoke=self._on_revoke,
             )
             while not self._stopping.is_set():
+                room = settings.max_buffered_events - len(self._merger)
                 self._read(
-                    consumer, consumer.consume(settings.batch_max_messages, timeout=settings.poll_timeout_seconds)
+                    consumer,
+                    consumer.consume(
+                        max(1, min(settings.batch_max_messages, room)), timeout=settings.poll_timeout_seconds
+                    ),
                 )
                 self._apply_released()
                 self._hold_back_partitions_ahead(consumer)
@@ -127,7 +134,7 @@ class FeaturesStream(BlockingLoop):
     def _apply_released(self) -> None:
         for released in self._merger.release():
             decoded = released.item
-            output = self._core.apply(decoded, late=released.late)
+            output = self._core.apply(decoded, timing=released.timing)
             if output is not None:
                 self._outputs.append(output)
             if isinstance(decoded, TransactionInput):
@@ -139,20 +146,33 @@ class FeaturesStream(BlockingLoop):
                 metrics.EVENTS.labels("invalid").inc()
             if released.late:
                 metrics.LATE_EVENTS.inc()
+            elif released.early:
+                metrics.EARLY_EVENTS.inc()
             if self._batch_started is None:
                 self._batch_started = time.monotonic()
         metrics.BUFFERED.set(len(self._merger))
+        if len(self._merger) > self._buffered_max:
+            self._buffered_max = len(self._merger)
+            metrics.BUFFERED_MAX.set(self._buffered_max)
         if self._merger.watermark > 0:
             metrics.WATERMARK.set(self._merger.watermark)
 
     def _hold_back_partitions_ahead(self, consumer: Consumer) -> None:
-        limit = self._settings.max_buffered_events
-        if not self._paused and len(self._merger) > limit:
-            self._paused = [TopicPartition(topic, partition) for topic, partition in self._merger.ahead()]
-            consumer.pause(self._paused)
-        elif self._paused and len(self._merger) < limit // 2:
-            consumer.resume(self._paused)
-            self._paused = []
+        """Backpressure. A partition is paused while it holds more than its share of
+        `max_buffered_events`, or, once they are all taken, while it holds enough for the order
+        not to wait on it (two events): then only the partitions the order waits on are read,
+        one event at a time, and the buffer stays within a few events of its bound."""
+        queued = self._merger.queued()
+        share = max(1, self._settings.max_buffered_events // max(1, len(queued)))
+        full = len(self._merger) >= self._settings.max_buffered_events
+        held = {source for source, n in queued.items() if n > share or (full and n >= 2)}
+        resume = self._paused - held
+        if resume:
+            consumer.resume([TopicPartition(*source) for source in resume])
+        pause = held - self._paused
+        if pause:
+            consumer.pause([TopicPartition(*source) for source in pause])
+        self._paused = held
 
     def _batch_due(self) -> bool:
         if self._batch_started is None:
@@ -229,7 +249,8 @@ class FeaturesStream(BlockingLoop):
         if paused:
             logger.info("online store reachable again, consuming")
             consumer.resume(self._assignment)
-            self._paused = []
+            self._paused.clear()
+            self._merger.restart_waits()
             self._ready.set()
             metrics.READY.set(1)
 
@@ -263,7 +284,7 @@ class FeaturesStream(BlockingLoop):
     def _on_revoke(self, _consumer: Consumer, _partitions: list[TopicPartition]) -> None:
         # An uncommitted batch cannot be committed any more; the next assignment restores.
         self._clear_batch()
-        self._paused = []
+        self._paused.clear()
 
     def _restore(self) -> None:
         started = time.perf_counter()

@@ -85,9 +85,15 @@ class EnrichedTransaction(_message.Message):
     CUSTOMER_STATE_TIME_FIELD_NUMBER: _builtins.int
     TERMINAL_STATE_TIME_FIELD_NUMBER: _builtins.int
     INPUT_TIME_FIELD_NUMBER: _builtins.int
+    EARLY_FIELD_NUMBER: _builtins.int
     late: _builtins.bool
     """True when the transaction arrived after the stream's event-time watermark had passed its
     time: its vector misses nothing earlier, but later-timed events were already applied.
+    """
+    early: _builtins.bool
+    """True when the transaction was applied before the stream's event time reached it (it was
+    ahead of its own partition, or its partition stopped waiting for the others): its vector
+    may lack labels and transactions of other partitions that came later.
     """
     @_builtins.property
     def transaction(self) -> Global___Transaction: ...
@@ -124,10 +130,11 @@ class EnrichedTransaction(_message.Message):
         customer_state_time: _timestamp_pb2.Timestamp | None = ...,
         terminal_state_time: _timestamp_pb2.Timestamp | None = ...,
         input_time: _timestamp_pb2.Timestamp | None = ...,
+        early: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["customer_state_time", b"customer_state_time", "enriched_time", b"enriched_time", "input_time", b"input_time", "terminal_state_time", b"terminal_state_time", "transaction", b"transaction"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_state_time", b"customer_state_time", "enriched_time", b"enriched_time", "feature_names", b"feature_names", "feature_values", b"feature_values", "input_time", b"input_time", "late", b"late", "terminal_state_time", b"terminal_state_time", "transaction", b"transaction"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_state_time", b"customer_state_time", "early", b"early", "enriched_time", b"enriched_time", "feature_names", b"feature_names", "feature_values", b"feature_values", "input_time", b"input_time", "late", b"late", "terminal_state_time", b"terminal_state_time", "transaction", b"transaction"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

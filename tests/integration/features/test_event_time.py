@@ -1,0 +1,145 @@
+"""Event time with bounded waiting, on the real broker: a replay of history with live-time
+transactions and a producer five minutes ahead mixed into it. Before the bounded merger, the
+first live transaction at a partition's head stopped that partition for as long as the replay
+ran (issue 20)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fraudstream_cli.backfill import backfill, label_events, transaction_events
+from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_common.schemas.v1.label_pb2 import Label
+from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction, Transaction
+from fraudstream_common.timestamps import timestamp_of
+from fraudstream_common.topics import Topic
+from tests.integration.features.streams import feature_store, features_service, simulated_history
+from tests.platform import Topics, drain, producer
+from tests.unit.common.features.test_one_definition import assert_same
+
+pytestmark = pytest.mark.integration
+
+MAX_BUFFERED = 3000
+BATCH = 500
+LIVE_EVERY = 40  # one live and one ahead transaction per this many replayed events
+
+
+Message = tuple[Topic, bytes, bytes]  # topic, key, value
+
+
+def mixed_stream(history: pd.DataFrame, labels: pd.DataFrame) -> tuple[list[Message], pd.DataFrame]:
+    """The replay's transactions and labels in event order, with a live-time transaction (now)
+    and one from a producer whose clock runs 5 minutes ahead after every LIVE_EVERY of them:
+    the messages to produce, and every transaction as a frame for the backfill."""
+    timed: list[tuple[float, int, Message]] = [
+        (
+            label.label_time,
+            0,
+            (
+                Topic.LABELS,
+                label.transaction_id.encode(),
+                Label(
+                    transaction_id=label.transaction_id,
+                    terminal_id=label.terminal_id,
+                    transaction_time=timestamp_of(label.transaction_time),
+                    is_fraud=label.is_fraud,
+                    label_time=timestamp_of(label.label_time),
+                ).SerializeToString(),
+            ),
+        )
+        for label in label_events(labels)
+    ]
+    timed += [
+        (tx.event_time, 1, _transaction(tx.transaction_id, tx.customer_id, tx.terminal_id, tx.event_time, tx.amount))
+        for tx in transaction_events(history)
+    ]
+    timed.sort(key=lambda event: (event[0], event[1]))
+    now = float(int(time.time()))  # whole seconds, as the backfill reads them
+    messages: list[Message] = []
+    mixed_in: list[dict[str, object]] = []
+    for n, (_, _, message) in enumerate(timed):
+        messages.append(message)
+        if n % LIVE_EVERY:
+            continue
+        k = n // LIVE_EVERY
+        for kind, at in (("live", now + k), ("ahead", now + 300 + k)):
+            tx_id, customer, terminal = f"{kind}-{k}", f"{kind}-c{k % 7}", f"{kind}-t{k % 5}"
+            messages.append(_transaction(tx_id, customer, terminal, at, 20.0))
+            mixed_in.append(
+                {
+                    "transaction_id": tx_id,
+                    "customer_id": customer,
+                    "terminal_id": terminal,
+                    "event_time": pd.Timestamp(at, unit="s", tz="UTC"),
+                    "amount": 20.0,
+                }
+            )
+    columns = ["transaction_id", "customer_id", "terminal_id", "event_time", "amount"]
+    return messages, pd.concat([history[columns], pd.DataFrame(mixed_in)], ignore_index=True)
+
+
+def _transaction(transaction_id: str, customer_id: str, terminal_id: str, at: float, amount: float) -> Message:
+    value = Transaction(
+        transaction_id=transaction_id,
+        customer_id=customer_id,
+        terminal_id=terminal_id,
+        amount=float(amount),
+        currency="EUR",
+        event_time=timestamp_of(at),
+    ).SerializeToString()
+    return (Topic.TRANSACTIONS, customer_id.encode(), value)
+
+
+def test_a_replay_with_live_and_ahead_transactions_mixed_in_never_stalls(topics: Topics, tmp_path: Path) -> None:
+    history = simulated_history()
+    feature_store(tmp_path)
+    messages, transactions = mixed_stream(history.transactions, history.labels)
+    expected = backfill(transactions, history.labels).set_index("transaction_id")
+    kafka = producer()
+    for topic, key, value in messages:
+        kafka.produce(topics(topic), value, key)
+        kafka.poll(0)
+    assert kafka.flush(60) == 0
+
+    service = features_service(
+        topics,
+        tmp_path,
+        FRAUDSTREAM_MAX_BUFFERED_EVENTS=str(MAX_BUFFERED),
+        FRAUDSTREAM_BATCH_MAX_MESSAGES=str(BATCH),
+        FRAUDSTREAM_WRITE_OFFLINE="false",
+    )
+    service.start()
+    try:
+        records = drain(topics(Topic.TRANSACTIONS_ENRICHED), expected=len(expected), timeout=300)
+        buffered_max = service.metric("fraudstream_features_buffered_events_max")
+        early = service.metric("fraudstream_features_early_events_total")
+        late = service.metric("fraudstream_features_late_events_total")
+    finally:
+        assert service.terminate() == 0
+
+    flags: dict[str, tuple[bool, bool]] = {}
+    rows = {}
+    for record in records:
+        enriched = EnrichedTransaction.FromString(record.value)
+        tx_id = enriched.transaction.transaction_id
+        assert tx_id not in rows, f"{tx_id} enriched twice"
+        rows[tx_id] = list(enriched.feature_values)
+        flags[tx_id] = (enriched.early, enriched.late)
+    assert set(rows) == set(expected.index), "a transaction was never enriched"
+    streamed = pd.DataFrame.from_dict(rows, orient="index", columns=list(FEATURE_NAMES))
+
+    # The bound: once it is reached, only partitions the order waits on (at most two events each) are read.
+    assert 0 < buffered_max <= MAX_BUFFERED + 2 * 8, (buffered_max, early, late)
+    # The policy: every live and ahead transaction that stood before replayed ones in its
+    # partition went early; none of the replay is late, and every vector not flagged equals
+    # the backfill's (here the early ones too: no history they missed touches their windows).
+    early_ids = {t for t, (is_early, _) in flags.items() if is_early}
+    late_ids = {t for t, (_, is_late) in flags.items() if is_late}
+    assert early == len(early_ids) > 0
+    assert late == len(late_ids) == 0
+    assert all(t.startswith(("live-", "ahead-")) for t in early_ids)
+    assert_same(streamed.loc[expected.index], expected, list(FEATURE_NAMES))
