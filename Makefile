@@ -10,7 +10,7 @@ RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
 PHONY_DOCS := docs docs-check
-.PHONY: $(PHONY_DOCS) install proto proto-check lint typecheck unit integration platform-up platform-down up down demo test bench buf-lint
+.PHONY: $(PHONY_DOCS) install proto proto-check lint typecheck unit integration scale platform-up platform-down up down demo test bench buf-lint
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -54,7 +54,12 @@ platform-down:
 	-$(RUN) fraudstream down
 
 integration: install
-	$(RUN) pytest tests/integration tests/e2e -q $(PYTEST_ARGS)
+	$(RUN) pytest tests/integration tests/e2e -q -m "not scale" $(PYTEST_ARGS)
+
+# Replicas sharing partitions, one killed mid-stream. Not in `make test` yet: one run in three
+# still gave some vectors that differ from the backfill without flagging them (issue 20).
+scale: install platform-up
+	$(RUN) pytest tests/integration -q -m scale $(PYTEST_ARGS)
 
 up: install
 	$(RUN) fraudstream up

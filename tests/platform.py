@@ -119,10 +119,14 @@ class ServiceProcess:
 
     def metric(self, name: str) -> float:
         """The sum of a Prometheus metric's samples (over all labels)."""
+        return sum(self.metric_samples(name).values())
+
+    def metric_samples(self, name: str) -> dict[str, float]:
+        """A Prometheus metric's samples, by their labels as written."""
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=2) as response:
             text = response.read().decode()
-        pattern = rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$"
-        return sum(float(v) for v in re.findall(pattern, text, re.M))
+        pattern = rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$"
+        return {labels: float(value) for labels, value in re.findall(pattern, text, re.M)}
 
     def readiness(self) -> int | None:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +12,7 @@ import typer
 
 from fraudstream_cli.platform.manager import Platform, Status
 from fraudstream_cli.platform.processes import PlatformError
+from fraudstream_cli.platform.services import parse_replicas
 from fraudstream_cli.platform.settings import PlatformSettings
 from fraudstream_simulator.config import DriftSpec
 
@@ -26,8 +28,8 @@ features_app = typer.Typer(
 app.add_typer(features_app, name="features")
 
 
-def _platform() -> Platform:
-    return Platform(PlatformSettings())
+def _platform(replicas: Mapping[str, int] | None = None) -> Platform:
+    return Platform(PlatformSettings(), replicas)
 
 
 def _say(line: str) -> None:
@@ -109,9 +111,17 @@ def platform_topics(
 
 
 @app.command("up")
-def up() -> None:
+def up(
+    replicas: Annotated[
+        list[str] | None,
+        typer.Option(help="SERVICE=N: run N replicas of a scalable service (features), e.g. --replicas features=2."),
+    ] = None,
+) -> None:
     """Start the platform and every fraudstream service."""
-    platform = _platform()
+    try:
+        platform = _platform(parse_replicas(replicas or []))
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--replicas") from error
     try:
         platform.up(_say)
         platform.services_up(_say)

@@ -38,17 +38,17 @@ def events_applied(service: ServiceProcess) -> float:
 
 
 def changelog_states(topics: Topics) -> FeatureStates:
-    latest: dict[bytes, bytes] = {}
-    for record in drain(topics(Topic.FEATURES_STATE), quiet=2.0):
-        if record.key is not None:
-            latest[record.key] = record.value
     states = FeatureStates()
-    for key, value in latest.items():
-        kind, entity = key.decode().split(":", 1)
-        if kind == "c":
-            states.customers[entity] = CustomerState.from_json(value.decode())
-        else:
-            states.terminals[entity] = TerminalState.from_json(value.decode())
+    for topic, states_of, kind in (
+        (Topic.FEATURES_CUSTOMER_STATE, states.customers, CustomerState),
+        (Topic.FEATURES_TERMINAL_STATE, states.terminals, TerminalState),
+    ):
+        latest: dict[bytes, bytes] = {}
+        for record in drain(topics(topic), quiet=2.0):
+            if record.key is not None:
+                latest[record.key] = record.value
+        for key, value in latest.items():
+            states_of[key.decode()] = kind.from_json(value.decode())  # type: ignore[assignment]
     return states
 
 
@@ -115,7 +115,7 @@ def test_online_store_outage_holds_the_stream_back(topics: Topics, tmp_path: Pat
     private_redis.kill()
 
     deadline = time.monotonic() + 30
-    while service.checks()["stream"]:
+    while service.checks()["customers"]:
         assert time.monotonic() < deadline, "the stream went on without its online store"
         time.sleep(0.05)
     assert service.readiness() == 503
@@ -125,7 +125,7 @@ def test_online_store_outage_holds_the_stream_back(topics: Topics, tmp_path: Pat
     assert events_applied(service) == held_at, "the stream went on consuming without pushing"
     assert service.process is not None
     assert service.process.poll() is None, "the service crashed when Redis went away"
-    assert service.metric("fraudstream_features_online_store_unavailable_total") >= 1
+    assert service.metric("fraudstream_stream_store_unavailable_total") >= 1
 
     private_redis.start()
     service.wait_ready(timeout=30)

@@ -131,12 +131,12 @@ def test_compose_dependencies_exist_and_ports_match_the_settings() -> None:
     assert IngestSettings().http_port == int(ingest_env["FRAUDSTREAM_HTTP_PORT"])
 
 
-def test_features_runs_one_worker_that_never_overlaps_its_successor() -> None:
-    [deployment] = [d for d in of_kind("Deployment") if d["metadata"]["name"] == "features"]
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
-    [container] = deployment["spec"]["template"]["spec"]["containers"]
-    instance = {e["name"]: e.get("value") for e in container["env"]}["FRAUDSTREAM_INSTANCE_ID"]
-    assert instance, "a fixed transactional id lets a restarted worker fence the old one"
+def test_features_runs_replicas_with_stable_transactional_ids() -> None:
+    [features] = [d for d in of_kind("StatefulSet") if d["metadata"]["name"] == "features"]
+    assert features["spec"]["replicas"] >= 1
+    [container] = features["spec"]["template"]["spec"]["containers"]
+    instance = {e["name"]: e for e in container["env"]}["FRAUDSTREAM_INSTANCE_ID"]
+    # The pod's stable name: a restarted replica fences its predecessor's transactions.
+    assert instance["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["features"]
     assert FeaturesSettings().http_port == int(compose["environment"]["FRAUDSTREAM_HTTP_PORT"])

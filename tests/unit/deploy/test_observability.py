@@ -21,6 +21,7 @@ METRIC = re.compile(r"\bfraudstream_[a-z_]+\b")
 
 def exported() -> set[str]:
     importlib.import_module("fraudstream_common.garbage")  # every service's collector pauses
+    importlib.import_module("fraudstream_common.stream")  # the stream runtime's, by stage
     for service in SERVICES:
         importlib.import_module(f"fraudstream_{service}.metrics")
     names: set[str] = set()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from fraudstream_cli.platform.kafka import KafkaBroker
 from fraudstream_cli.platform.mlflow_server import MlflowServer
 from fraudstream_cli.platform.processes import port_open
 from fraudstream_cli.platform.redis_server import RedisServer
-from fraudstream_cli.platform.services import SERVICES, LocalService
+from fraudstream_cli.platform.services import MAX_REPLICAS, SERVICES, LocalService, local_services
 from fraudstream_cli.platform.settings import PlatformSettings
 
 Report = Callable[[str], None]
@@ -26,12 +26,12 @@ class Status:
 
 
 class Platform:
-    def __init__(self, settings: PlatformSettings) -> None:
+    def __init__(self, settings: PlatformSettings, replicas: Mapping[str, int] | None = None) -> None:
         self.settings = settings
         self.kafka = KafkaBroker(settings)
         self.redis = RedisServer(settings)
         self.mlflow = MlflowServer(settings)
-        self.services = [LocalService(spec, settings) for spec in SERVICES]
+        self.services = local_services(settings, replicas)
 
     def up(self, report: Report) -> None:
         report(f"kafka: {self.kafka.start()} on {self.settings.kafka_bootstrap}")
@@ -57,13 +57,25 @@ class Platform:
     def services_up(self, report: Report) -> None:
         for service in self.services:
             if service.installed:
-                report(f"{service.spec.name}: {service.start()} on http://127.0.0.1:{service.spec.http_port}")
+                report(f"{service.name}: {service.start()} on http://127.0.0.1:{service.http_port}")
             else:
-                report(f"{service.spec.name}: not installed, skipped")
+                report(f"{service.name}: not installed, skipped")
 
     def services_down(self, report: Report) -> None:
-        for service in reversed(self.services):
-            report(f"{service.spec.name}: {'stopped' if service.stop() else 'was not running'}")
+        for service in reversed(self._running_replicas()):
+            report(f"{service.name}: {'stopped' if service.stop() else 'was not running'}")
+
+    def _running_replicas(self) -> list[LocalService]:
+        """The services asked for, and any replica a `fraudstream up --replicas` left running."""
+        known = {service.name for service in self.services}
+        extra = [
+            replica
+            for spec in SERVICES
+            if spec.scalable
+            for n in range(1, MAX_REPLICAS)
+            if (replica := LocalService(spec, self.settings, n)).name not in known and replica.process.pid() is not None
+        ]
+        return [*self.services, *extra]
 
     def status(self, with_services: bool) -> list[Status]:
         parts = [
@@ -73,20 +85,13 @@ class Platform:
         ]
         rows = [Status(name, pid is not None, pid, port, port_open(port)) for name, pid, port in parts]
         if with_services:
-            for service in self.services:
+            for service in self._running_replicas():
                 pid = service.process.pid()
                 state = service.readiness() if pid is not None else None
                 detail = (
                     "" if state is None else ("ready" if state.get("ready") else f"not ready: {state.get('checks')}")
                 )
                 rows.append(
-                    Status(
-                        service.spec.name,
-                        pid is not None,
-                        pid,
-                        service.spec.http_port,
-                        port_open(service.spec.http_port),
-                        detail,
-                    )
+                    Status(service.name, pid is not None, pid, service.http_port, port_open(service.http_port), detail)
                 )
         return rows

@@ -42,12 +42,13 @@ class Output:
     key: bytes | None
     value: bytes
     headers: HeaderList
+    partition: int | None = None  # None: the producer's partitioner chooses by key
 
 
 def produce_outputs(producer: Producer, outputs: Iterable[Output], on_delivery: DeliveryCallback | None = None) -> None:
     """Produces each output with its key and headers, waiting on a full local queue."""
     for output in outputs:
-        produce_waiting(producer, output.topic, output.value, output.key, output.headers, on_delivery)
+        produce_waiting(producer, output.topic, output.value, output.key, output.headers, on_delivery, output.partition)
 
 
 def dead_letter(

@@ -146,12 +146,18 @@ def produce_waiting(
     key: bytes | None = None,
     headers: Headers | None = None,
     on_delivery: DeliveryCallback | None = None,
+    partition: int | None = None,
 ) -> None:
     """`producer.produce`, serving delivery reports while the local queue is full instead of
-    failing: back-pressure from the broker slows the caller down, it never drops a message."""
+    failing: back-pressure from the broker slows the caller down, it never drops a message.
+    `partition` None lets the partitioner choose by key."""
+    items = header_items(headers)
     while True:
         try:
-            producer.produce(topic, value, key, headers=header_items(headers), on_delivery=on_delivery)
+            if partition is None:
+                producer.produce(topic, value, key, headers=items, on_delivery=on_delivery)
+            else:
+                producer.produce(topic, value, key, partition, headers=items, on_delivery=on_delivery)
             return
         except BufferError:
             producer.poll(0.05)

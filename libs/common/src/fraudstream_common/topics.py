@@ -20,7 +20,9 @@ class Topic(StrEnum):
     RETRAIN_REQUESTS = "retrain.requests"
     MODELS_PUBLISHED = "models.published"
     MODELS_ROLLOUT = "models.rollout"
-    FEATURES_STATE = "features.state"
+    FEATURES_BY_TERMINAL = "features.by-terminal"
+    FEATURES_CUSTOMER_STATE = "features.customer-state"
+    FEATURES_TERMINAL_STATE = "features.terminal-state"
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class TopicSpec:
 
 
 _DAY_MS = 24 * 3600 * 1000
+_COMPACT = {"cleanup.policy": "compact"}
 
 TOPIC_SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(Topic.TRANSACTIONS_RAW, 4, "any (producer's choice)"),
@@ -44,8 +47,11 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(Topic.RETRAIN_REQUESTS, 1, "model name"),
     TopicSpec(Topic.MODELS_PUBLISHED, 1, "model name", {"retention.ms": "-1"}),
     TopicSpec(Topic.MODELS_ROLLOUT, 1, "model name", {"retention.ms": str(90 * _DAY_MS)}),
-    # The features service's state changelog: the latest state of every customer and terminal.
-    TopicSpec(Topic.FEATURES_STATE, 4, "c:customer_id or t:terminal_id", {"cleanup.policy": "compact"}),
+    # The features service's stages: the customer stage repartitions by terminal for the terminal
+    # stage; each logs its state to a compacted changelog co-partitioned with its input.
+    TopicSpec(Topic.FEATURES_BY_TERMINAL, 4, "terminal_id"),
+    TopicSpec(Topic.FEATURES_CUSTOMER_STATE, 4, "customer_id (partition of its transactions)", _COMPACT),
+    TopicSpec(Topic.FEATURES_TERMINAL_STATE, 4, "terminal_id (partition of features.by-terminal)", _COMPACT),
 )
 
 

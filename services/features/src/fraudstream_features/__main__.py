@@ -1,4 +1,7 @@
-"""Run the features service: `python -m fraudstream_features` (or `fraudstream-features`)."""
+"""Run the features service: `python -m fraudstream_features` (or `fraudstream-features`).
+
+Two stages, each one exactly-once stream in its own consumer group, so that any number of
+replicas share the partitions: customers (customers.py) and terminals (terminals.py)."""
 
 from __future__ import annotations
 
@@ -7,47 +10,92 @@ import gc
 import sys
 
 import redis
+from confluent_kafka.admin import AdminClient
 from fastapi import FastAPI
 
-from fraudstream_common.health import Readiness
+from fraudstream_common.health import Check, Readiness
 from fraudstream_common.http import HttpServer, add_health_routes
 from fraudstream_common.lifecycle import Component, ServiceRunner
 from fraudstream_common.logging import configure_logging
-from fraudstream_features.core import FeaturesCore
+from fraudstream_common.stream import ExactlyOnceStream
+from fraudstream_common.topics import Topic, topic_name
+from fraudstream_features.customers import CustomerStage
 from fraudstream_features.offline import offline_writer
 from fraudstream_features.settings import FeaturesSettings
-from fraudstream_features.stream import FeaturesStream
+from fraudstream_features.terminals import TerminalStage
+
+GROUP_ID = "features"
+
+
+def topic_partitions(settings: FeaturesSettings) -> dict[str, int]:
+    """How many partitions the topics the stages partition by have, as created."""
+    names = [
+        topic_name(t, settings.topic_prefix) for t in (Topic.TRANSACTIONS, Topic.LABELS, Topic.FEATURES_BY_TERMINAL)
+    ]
+    metadata = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}).list_topics(timeout=30)
+    missing = [name for name in names if name not in metadata.topics or not metadata.topics[name].partitions]
+    if missing:
+        raise RuntimeError(f"topics missing: {', '.join(missing)} (`fraudstream platform up` creates them)")
+    return {name: len(metadata.topics[name].partitions) for name in names}
+
+
+def streams(settings: FeaturesSettings) -> list[ExactlyOnceStream]:
+    store = settings.state_store()
+    partitions = topic_partitions(settings)
+    stages: list[CustomerStage | TerminalStage] = [
+        CustomerStage(settings, store, partitions),
+        TerminalStage(settings, store, partitions),
+    ]
+    return [
+        ExactlyOnceStream(
+            settings,
+            stage,
+            group_id=f"{GROUP_ID}-{stage.name}",
+            transactional_id=f"features-{stage.name}-{settings.instance_id}",
+            max_messages=settings.batch_max_messages,
+            poll_timeout_seconds=settings.poll_timeout_seconds,
+            store_retry_max_seconds=settings.redis_retry_max_seconds,
+            consumer_overrides={
+                "session.timeout.ms": int(settings.session_timeout_seconds * 1000),
+                "heartbeat.interval.ms": int(settings.session_timeout_seconds * 1000 / 3),
+            },
+        )
+        for stage in stages
+    ]
 
 
 async def serve(settings: FeaturesSettings) -> int:
-    core = FeaturesCore(settings.topic_prefix)
-    stream = FeaturesStream(settings, core, settings.state_store())
+    stages = streams(settings)
     online_store = redis.Redis.from_url(
         settings.feature_store_redis_url, socket_timeout=2.0, socket_connect_timeout=2.0
     )
-
     readiness = Readiness()
-
-    async def stream_consuming() -> bool:
-        return stream.ready
+    for stage in stages:
+        readiness.add(stage.name, _consuming(stage))
 
     async def online_store_reachable() -> bool:
         return bool(await asyncio.to_thread(online_store.ping))
 
-    readiness.add("stream", stream_consuming)
     readiness.add("online_store", online_store_reachable)
     app = FastAPI(title="fraudstream features", version="0.1.0")
     add_health_routes(app, readiness)
 
-    # Stop order: the HTTP server, then the stream (pushes and commits its open micro-batch),
-    # then the offline writer (writes what the stream committed last).
-    components: list[Component] = [HttpServer(app, settings.http_host, settings.http_port), stream]
+    # Stop order: the HTTP server, the customer stage (commits what it forwarded), the terminal
+    # stage (commits what it enriched), then the offline writer (writes what was committed last).
+    components: list[Component] = [HttpServer(app, settings.http_host, settings.http_port), *stages]
     if settings.write_offline:
-        components.append(offline_writer(settings, core.enriched_topic))
+        components.append(offline_writer(settings, topic_name(Topic.TRANSACTIONS_ENRICHED, settings.topic_prefix)))
     try:
         return await ServiceRunner(components).run()
     finally:
         online_store.close()
+
+
+def _consuming(stage: ExactlyOnceStream) -> Check:
+    async def check() -> bool:
+        return stage.ready
+
+    return check
 
 
 def main() -> None:

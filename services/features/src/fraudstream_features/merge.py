@@ -1,6 +1,6 @@
 """One event-time order out of many Kafka partitions, with bounded waiting.
 
-The features service reads every partition of `transactions` and `labels`. Each partition is
+The customer stage reads its partitions of `transactions` and `labels`. Each partition is
 mostly in event-time order, but the partitions are not in step with one another. To apply
 events in the order the feature semantics assume (fraudstream_common.features.history), the
 merger keeps a queue per partition and releases the earliest head while every partition is
@@ -205,6 +205,20 @@ class EventTimeMerger(Generic[Item]):
             elif partition.next_offset is not None:
                 offsets[source] = partition.next_offset
         return offsets
+
+    def sources(self) -> list[Source]:
+        return list(self._partitions)
+
+    def idle(self) -> list[Source]:
+        """Partitions idle at their end for `idle_seconds`: they hold no time back."""
+        now = self._clock()
+        return [
+            source
+            for source, partition in self._partitions.items()
+            if not partition.queue
+            and partition.at_end_since is not None
+            and now - partition.at_end_since >= self._idle_seconds
+        ]
 
     def queued(self) -> dict[Source, int]:
         """How many events wait in each partition's queue."""

@@ -13,7 +13,14 @@ class FeaturesSettings(ServiceSettings, FeatureStoreSettings):
     http_port: int = Field(default=8083, description="HTTP port: /healthz, /readyz, /metrics.")
     instance_id: str = Field(
         default="features-0",
-        description="Name of this worker; its Kafka transactional id. Run one worker (see the README).",
+        description="Name of this replica, unique among the replicas; its stages' Kafka transactional ids.",
+    )
+    session_timeout_seconds: float = Field(
+        default=6.0,
+        description=(
+            "A replica silent this long leaves the consumer groups and its partitions move to the others "
+            "(Kafka's session timeout); keep it below max_wait_seconds, so that a failover holds nothing early."
+        ),
     )
     batch_max_messages: int = Field(default=5000, description="Most input messages taken from Kafka at once.")
     poll_timeout_seconds: float = Field(
@@ -36,22 +43,21 @@ class FeaturesSettings(ServiceSettings, FeatureStoreSettings):
     partition_idle_seconds: float = Field(
         default=0.1,
         description=(
-            "A partition with nothing left to read stops holding back event time after this long; "
-            "events that then arrive for it with earlier times are processed late."
+            "An input partition with nothing left to read stops holding back event time after this long; "
+            "what then arrives for it with earlier times may have missed transactions it should have seen."
         ),
     )
     max_wait_seconds: float = Field(
         default=10.0,
         description=(
-            "Longest time a partition's events wait for the other partitions to reach their event time; "
-            "then they are applied, flagged early."
+            "Longest time a transaction is held for the labels and transactions its terminal features "
+            "need; then it is enriched with what has arrived, flagged early."
         ),
     )
     max_buffered_events: int = Field(
         default=200_000,
         description=(
-            "Bound on events waiting for event time: a partition holding more than its share is paused, "
-            "and at the bound only the partitions the order waits on are read."
+            "Most transactions held at once by the terminal stage; past it the longest-held goes, flagged early."
         ),
     )
     redis_retry_max_seconds: float = Field(

@@ -32,17 +32,17 @@ its place in time order. History older than the longest window (30 days, and 37 
 terminals) is dropped; an event older than that relative to the newest one seen cannot
 change any window any more and is not added. Labels may arrive in any order.
 
-The stream path must apply every label with label_time <= t before the transaction at t
-(the features service holds transactions back until the label stream has passed their time);
-with that, the stream, the backfill and a request give the same vector for the same history.
+The stream path must apply every label with label_time <= t before the transaction at t,
+and every transaction of the terminal up to t - LABEL_DELAY_DAYS (the features service's
+terminal stage holds a transaction until watermarks say so); with that, the stream, the
+backfill and a request give the same vector for the same history.
 
-That holding back is bounded, and the stream says when it cut it short (the policy is
-fraudstream_features.merge's): an event applied before the other partitions reached its time
-(it was ahead of its own partition, or its partition stopped waiting for the others) is
-flagged `early`, and one applied after the stream had passed its time is flagged `late`. The
-vector of an event flagged neither equals the backfill's; a flagged one is computed from the
-history that had arrived, as above. The offline training rows are the stream's own, so
-training and serving agree in every case.
+That holding back is bounded, and the stream says when it cut it short (the policy is in
+fraudstream_features.terminals): a transaction enriched before what its terminal features
+need had arrived is flagged `early`, and one that arrived after a later transaction of its
+customer is flagged `late`. The vector of a transaction flagged neither equals the
+backfill's; a flagged one is computed from the history that had arrived, as above. The
+offline training rows are the stream's own, so training and serving agree in every case.
 """
 
 from __future__ import annotations

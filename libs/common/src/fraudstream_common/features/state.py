@@ -165,6 +165,15 @@ class TerminalState(Versioned):
         self.transaction_ids.insert(position, transaction_id)
         self._trim()
 
+    def has(self, transaction_id: str, event_time: float) -> bool:
+        """Whether the transaction has been added (and is still within the horizon)."""
+        position = bisect.bisect_left(self.times, event_time)
+        while position < len(self.times) and self.times[position] == event_time:
+            if self.transaction_ids[position] == transaction_id:
+                return True
+            position += 1
+        return False
+
     def label(self, transaction_id: str, is_fraud: bool, label_time: float, transaction_time: float) -> bool:
         """Record a label; returns whether the state changed (a genuine label, a repeated report
         or one too old for any window changes nothing). Order-free: the earliest report wins."""

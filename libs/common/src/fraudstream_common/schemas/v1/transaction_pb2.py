@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n fraudstream/v1/transaction.proto\x12\x0e\x66raudstream.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd2\x01\n\x0bTransaction\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x13\n\x0bterminal_id\x18\x03 \x01(\t\x12\x0e\n\x06\x61mount\x18\x04 \x01(\x01\x12\x10\n\x08\x63urrency\x18\x05 \x01(\t\x12.\n\nevent_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bingest_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe8\x02\n\x13\x45nrichedTransaction\x12\x30\n\x0btransaction\x18\x01 \x01(\x0b\x32\x1b.fraudstream.v1.Transaction\x12\x15\n\rfeature_names\x18\x02 \x03(\t\x12\x16\n\x0e\x66\x65\x61ture_values\x18\x03 \x03(\x01\x12\x31\n\renriched_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04late\x18\x05 \x01(\x08\x12\x37\n\x13\x63ustomer_state_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13terminal_state_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ninput_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x65\x61rly\x18\t \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n fraudstream/v1/transaction.proto\x12\x0e\x66raudstream.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd2\x01\n\x0bTransaction\x12\x16\n\x0etransaction_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12\x13\n\x0bterminal_id\x18\x03 \x01(\t\x12\x0e\n\x06\x61mount\x18\x04 \x01(\x01\x12\x10\n\x08\x63urrency\x18\x05 \x01(\t\x12.\n\nevent_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bingest_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe8\x02\n\x13\x45nrichedTransaction\x12\x30\n\x0btransaction\x18\x01 \x01(\x0b\x32\x1b.fraudstream.v1.Transaction\x12\x15\n\rfeature_names\x18\x02 \x03(\t\x12\x16\n\x0e\x66\x65\x61ture_values\x18\x03 \x03(\x01\x12\x31\n\renriched_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04late\x18\x05 \x01(\x08\x12\x37\n\x13\x63ustomer_state_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13terminal_state_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\ninput_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x65\x61rly\x18\t \x01(\x08\"q\n\x0fStreamWatermark\x12\r\n\x05topic\x18\x01 \x01(\t\x12\x11\n\tpartition\x18\x02 \x01(\x05\x12.\n\nevent_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04idle\x18\x04 \x01(\x08\"G\n\x10StreamWatermarks\x12\x33\n\nwatermarks\x18\x01 \x03(\x0b\x32\x1f.fraudstream.v1.StreamWatermarkb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,4 +36,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRANSACTION']._serialized_end=296
   _globals['_ENRICHEDTRANSACTION']._serialized_start=299
   _globals['_ENRICHEDTRANSACTION']._serialized_end=659
+  _globals['_STREAMWATERMARK']._serialized_start=661
+  _globals['_STREAMWATERMARK']._serialized_end=774
+  _globals['_STREAMWATERMARKS']._serialized_start=776
+  _globals['_STREAMWATERMARKS']._serialized_end=847
 # @@protoc_insertion_point(module_scope)

@@ -87,13 +87,12 @@ class EnrichedTransaction(_message.Message):
     INPUT_TIME_FIELD_NUMBER: _builtins.int
     EARLY_FIELD_NUMBER: _builtins.int
     late: _builtins.bool
-    """True when the transaction arrived after the stream's event-time watermark had passed its
-    time: its vector misses nothing earlier, but later-timed events were already applied.
+    """True when the transaction arrived after a later transaction of its customer had been
+    applied: its vector misses nothing earlier, but that later one's vector missed it.
     """
     early: _builtins.bool
-    """True when the transaction was applied before the stream's event time reached it (it was
-    ahead of its own partition, or its partition stopped waiting for the others): its vector
-    may lack labels and transactions of other partitions that came later.
+    """True when the transaction was enriched before the labels and terminal transactions its
+    features need had all arrived (it waited as long as it may): its vector may lack some.
     """
     @_builtins.property
     def transaction(self) -> Global___Transaction: ...
@@ -139,3 +138,63 @@ class EnrichedTransaction(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___EnrichedTransaction: _TypeAlias = EnrichedTransaction  # noqa: Y015
+
+@_typing.final
+class StreamWatermark(_message.Message):
+    """How far one input partition of the features service's customer stage has been forwarded:
+    every event of that partition with an earlier event time has been written before the record
+    that carries this, unless `idle` (the partition has nothing to read, and holds no time back).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOPIC_FIELD_NUMBER: _builtins.int
+    PARTITION_FIELD_NUMBER: _builtins.int
+    EVENT_TIME_FIELD_NUMBER: _builtins.int
+    IDLE_FIELD_NUMBER: _builtins.int
+    topic: _builtins.str
+    partition: _builtins.int
+    idle: _builtins.bool
+    @_builtins.property
+    def event_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        topic: _builtins.str = ...,
+        partition: _builtins.int = ...,
+        event_time: _timestamp_pb2.Timestamp | None = ...,
+        idle: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_time", b"event_time", "idle", b"idle", "partition", b"partition", "topic", b"topic"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamWatermark: _TypeAlias = StreamWatermark  # noqa: Y015
+
+@_typing.final
+class StreamWatermarks(_message.Message):
+    """The watermarks of the input partitions one customer-stage replica reads, written to every
+    partition of its repartition topic `features.by-terminal` (header fraudstream-kind:
+    watermark) between the records they cover; the terminal stage holds a transaction until the
+    labels and transactions that its features need have arrived on its own partition.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WATERMARKS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def watermarks(self) -> _containers.RepeatedCompositeFieldContainer[Global___StreamWatermark]: ...
+    def __init__(
+        self,
+        *,
+        watermarks: _abc.Iterable[Global___StreamWatermark] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["watermarks", b"watermarks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamWatermarks: _TypeAlias = StreamWatermarks  # noqa: Y015

@@ -1,0 +1,357 @@
+"""The exactly-once stream runtime: consume, transform, produce and commit, with state
+partitioned like the input and restored from a changelog when partitions move.
+
+A service provides a `Stage` (its transform, with the state of the partitions it is given);
+the runtime owns the Kafka clients, the consumer group's rebalances, the commit order, the
+online-store retry and readiness.
+
+Commit order, and why. A checkpoint closes when the stage says it is due:
+1. The stage hands over what its checkpoint commits: the outputs (changelog records among
+   them, on the changelog partition of the input partition the state belongs to) and, for
+   each input partition, the offset before which everything has been applied.
+2. The stage's side effect on a store outside Kafka (a Feast push) runs. Until it succeeds
+   nothing is committed: while the store is unreachable every input partition is paused and
+   the side effect is retried with backoff, so the stage stops, it never skips. Writes to
+   that store must be idempotent (a write repeated after a crash changes nothing).
+3. One Kafka transaction: the outputs and the input offsets, visible together or not at all.
+A crash anywhere before 3 completes loses nothing and counts nothing twice: the partitions'
+next owner restores their state from the changelog (read_committed: an aborted checkpoint's
+records are not there) and resumes from the committed offsets. An abortable Kafka error takes
+the same path in process.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import redis
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from prometheus_client import Counter, Gauge, Histogram
+
+from fraudstream_common.deadletter import Output, produce_outputs
+from fraudstream_common.kafka import consumer_config, producer_config
+from fraudstream_common.lifecycle import BlockingLoop
+from fraudstream_common.settings import ServiceSettings
+
+logger = logging.getLogger(__name__)
+
+Source = tuple[str, int]  # (topic, partition)
+
+COMMIT_SECONDS = Histogram(
+    "fraudstream_stream_commit_duration_seconds",
+    "Time to commit one checkpoint (outputs, changelog and offsets) to Kafka, by stage.",
+    ["stage"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+ABORTS = Counter("fraudstream_stream_transaction_aborts_total", "Checkpoints aborted and recovered.", ["stage"])
+STORE_UNAVAILABLE = Counter(
+    "fraudstream_stream_store_unavailable_total",
+    "Side-effect attempts that failed: the store did not answer.",
+    ["stage"],
+)
+LAG = Gauge(
+    "fraudstream_stream_consumer_lag_messages", "Messages not yet committed, per input topic.", ["stage", "topic"]
+)
+READY = Gauge("fraudstream_stream_ready", "1 while consuming, 0 while restoring or held back by a store.", ["stage"])
+RESTORE_SECONDS = Histogram(
+    "fraudstream_stream_restore_duration_seconds", "Time to restore the state of an assignment.", ["stage"]
+)
+
+TRANSACTION_TIMEOUT_MS = 10_000
+STORE_ERRORS: tuple[type[Exception], ...] = (redis.RedisError, OSError)
+
+
+@dataclass
+class Checkpoint:
+    """What one checkpoint commits."""
+
+    outputs: list[Output] = field(default_factory=list)
+    offsets: dict[Source, int] = field(default_factory=dict)
+
+
+class Stage(Protocol):
+    """A stateful transform, partitioned like its first input topic."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def input_topics(self) -> Sequence[str]:
+        """The topics read; the state is partitioned like the first."""
+
+    @property
+    def changelog_topic(self) -> str | None: ...
+
+    def restore(self, assignment: Sequence[Source], changelog: Mapping[bytes, bytes]) -> None:
+        """Start over with these input partitions and the latest changelog record of each key
+        of their state."""
+
+    def add(self, message: Message) -> None:
+        """Take one input message (apply it, or hold it until it can be)."""
+
+    def reached_end(self, source: Source) -> None:
+        """The consumer has read everything the partition holds for now."""
+
+    def due(self) -> bool:
+        """Whether a checkpoint should close now."""
+
+    def held_back(self) -> Collection[Source]:
+        """The input partitions to pause now (backpressure); the others are read."""
+
+    def read_limit(self) -> int:
+        """The most messages the next read may bring."""
+
+    def resumed(self) -> None:
+        """Reading starts again after the store was unreachable (the time paused was nobody's
+        input's fault)."""
+
+    def checkpoint(self, *, final: bool) -> Checkpoint:
+        """The outputs and offsets the next transaction commits (`final`: the stage stops)."""
+
+    def store(self) -> None:
+        """The side effect that must succeed before the checkpoint commits; raises one of
+        STORE_ERRORS while the store is unreachable."""
+
+    def committed(self) -> None:
+        """The checkpoint is committed (or was abandoned by a rebalance)."""
+
+
+class _StopRequestedError(Exception):
+    """Shutdown was asked for while restoring or while the store was unreachable."""
+
+
+class ExactlyOnceStream(BlockingLoop):
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        stage: Stage,
+        *,
+        group_id: str,
+        transactional_id: str,
+        max_messages: int = 5000,
+        poll_timeout_seconds: float = 0.02,
+        store_retry_max_seconds: float = 5.0,
+        consumer_overrides: Mapping[str, object] | None = None,
+    ) -> None:
+        super().__init__()
+        self.name = stage.name
+        self._settings = settings
+        self._stage = stage
+        self._group_id = group_id
+        self._transactional_id = transactional_id
+        self._max_messages = max_messages
+        self._poll_timeout = poll_timeout_seconds
+        self._store_retry_max = store_retry_max_seconds
+        self._consumer_overrides = dict(consumer_overrides or {})
+        self._assignment: list[TopicPartition] = []
+        self._paused: set[Source] = set()  # by backpressure
+
+    def _loop(self) -> None:
+        client = f"{self._transactional_id}"
+        consumer = Consumer(
+            consumer_config(
+                self._settings,
+                group_id=self._group_id,
+                client_id=f"{client}-consumer",
+                overrides={"enable.partition.eof": True, **self._consumer_overrides},
+            )
+        )
+        producer = Producer(
+            producer_config(
+                self._settings,
+                client_id=f"{client}-producer",
+                transactional_id=self._transactional_id,
+                # As Kafka Streams' exactly-once: a replica that died with a transaction open
+                # holds read_committed readers of its outputs back this long at most.
+                overrides={"transaction.timeout.ms": TRANSACTION_TIMEOUT_MS},
+            )
+        )
+        try:
+            producer.init_transactions(30)  # fences an earlier incarnation, aborts its open transaction
+            consumer.subscribe(list(self._stage.input_topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
+            while not self._stopping.is_set():
+                limit = max(1, min(self._max_messages, self._stage.read_limit()))
+                self._read(consumer, consumer.consume(limit, timeout=self._poll_timeout))
+                self._hold_back(consumer)
+                if self._stage.due():
+                    self._commit(consumer, producer)
+            self._commit(consumer, producer, final=True)
+        except _StopRequestedError:
+            logger.warning(
+                "stopped while restoring or while its store was unreachable; the open checkpoint will be replayed"
+            )
+        finally:
+            self._set_ready(False)
+            consumer.close()
+            logger.info("stream stopped", extra={"stage": self.name})
+
+    def _read(self, consumer: Consumer, messages: Sequence[Message]) -> None:
+        for message in messages:
+            topic, partition = message.topic(), message.partition()
+            if topic is None or partition is None:
+                continue
+            error = message.error()
+            if error is None:
+                self._stage.add(message)
+            elif error.code() == KafkaError._PARTITION_EOF:
+                self._stage.reached_end((topic, partition))
+            else:
+                logger.warning("consumer error: %s", error)
+
+    def _hold_back(self, consumer: Consumer) -> None:
+        wanted = set(self._stage.held_back())
+        if wanted == self._paused:
+            return
+        if resume := self._paused - wanted:
+            consumer.resume([TopicPartition(*source) for source in resume])
+        if pause := wanted - self._paused:
+            consumer.pause([TopicPartition(*source) for source in pause])
+        self._paused = wanted
+
+    # One checkpoint: the side effect, then one Kafka transaction
+
+    def _commit(self, consumer: Consumer, producer: Producer, *, final: bool = False) -> None:
+        checkpoint = self._stage.checkpoint(final=final)
+        self._store(consumer)
+        if not checkpoint.outputs and not checkpoint.offsets:
+            self._stage.committed()
+            return
+        started = time.perf_counter()
+        offsets = [TopicPartition(t, p, o) for (t, p), o in checkpoint.offsets.items()]
+        try:
+            producer.begin_transaction()
+            produce_outputs(producer, checkpoint.outputs)
+            producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
+            producer.commit_transaction(60)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if not (error.txn_requires_abort() or error.retriable()):
+                raise  # fatal, e.g. fenced by a newer worker with our transactional id
+            ABORTS.labels(self.name).inc()
+            logger.warning("checkpoint aborted, recovering from the changelog: %s", error)
+            producer.abort_transaction(30)
+            self._recover(consumer)
+            return
+        COMMIT_SECONDS.labels(self.name).observe(time.perf_counter() - started)
+        self._stage.committed()
+        self._record_lag(consumer, offsets)
+
+    def _store(self, consumer: Consumer) -> None:
+        """Runs the stage's side effect until it succeeds; meanwhile every input partition is paused."""
+        backoff = 0.1
+        paused = False
+        while True:
+            try:
+                self._stage.store()
+                break
+            except STORE_ERRORS as exc:
+                STORE_UNAVAILABLE.labels(self.name).inc()
+                if not paused:
+                    logger.warning("store unreachable, consumption paused: %s", exc)
+                    self._set_ready(False)
+                    consumer.pause(self._assignment)
+                    paused = True
+                if self._stopping.wait(backoff):
+                    raise _StopRequestedError from exc
+                backoff = min(backoff * 2, self._store_retry_max)
+                # Keeps the consumer in its group; paused partitions deliver nothing new.
+                self._read(consumer, consumer.consume(self._max_messages, timeout=0))
+        if paused:
+            logger.info("store reachable again, consuming")
+            consumer.resume(self._assignment)
+            self._paused = set()
+            self._stage.resumed()
+            self._set_ready(True)
+
+    def _record_lag(self, consumer: Consumer, committed: list[TopicPartition]) -> None:
+        positions = {(tp.topic, tp.partition): tp.offset for tp in committed}
+        lag: dict[str, int] = {}
+        for tp in self._assignment:
+            _low, high = consumer.get_watermark_offsets(tp, cached=True)
+            position = positions.get((tp.topic, tp.partition))
+            if high >= 0 and position is not None and position >= 0:
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - position)
+        for topic, messages in lag.items():
+            LAG.labels(self.name, topic).set(messages)
+
+    # State: restored from the changelog whenever partitions are (re)assigned
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._set_ready(False)
+        self._assignment = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+        self._paused = set()
+        self._restore()
+        logger.info("assigned %d partitions; state restored", len(partitions), extra={"stage": self.name})
+        self._set_ready(True)
+
+    def _on_revoke(self, _consumer: Consumer, _partitions: list[TopicPartition]) -> None:
+        # An open checkpoint cannot be committed any more; the next assignment restores.
+        self._stage.committed()
+
+    def _restore(self) -> None:
+        started = time.perf_counter()
+        assignment = [(tp.topic, tp.partition) for tp in self._assignment]
+        changelog: dict[bytes, bytes] = {}
+        topic = self._stage.changelog_topic
+        if topic is not None:
+            keyed_by = self._stage.input_topics[0]
+            changelog = self._read_changelog(topic, sorted(p for t, p in assignment if t == keyed_by))
+        self._stage.restore(assignment, changelog)
+        RESTORE_SECONDS.labels(self.name).observe(time.perf_counter() - started)
+
+    def _recover(self, consumer: Consumer) -> None:
+        self._restore()
+        for tp in consumer.committed(self._assignment, timeout=30):
+            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+
+    def _read_changelog(self, topic: str, partitions: Sequence[int]) -> dict[bytes, bytes]:
+        """The latest committed record of every key in these partitions of the changelog."""
+        reader = Consumer(
+            consumer_config(
+                self._settings,
+                group_id=f"{self._group_id}-restore-{uuid.uuid4().hex}",
+                client_id=f"{self._transactional_id}-restore",
+                overrides={"enable.partition.eof": True},
+            )
+        )
+        records: dict[bytes, bytes] = {}
+        try:
+            pending = set()
+            for partition in partitions:
+                low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
+                if high > low:
+                    pending.add(partition)
+            reader.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in pending])
+            while pending:
+                if self._stopping.is_set():
+                    raise _StopRequestedError
+                for message in reader.consume(10000, timeout=1.0):
+                    error = message.error()
+                    if error is not None:
+                        if error.code() != KafkaError._PARTITION_EOF:
+                            raise KafkaException(error)
+                        pending.discard(message.partition())
+                        continue
+                    key, value = message.key(), message.value()
+                    if key is None:
+                        continue
+                    if value is None:
+                        records.pop(key, None)
+                    else:
+                        records[key] = value
+        finally:
+            reader.close()
+        return records
+
+    def _set_ready(self, ready: bool) -> None:
+        if ready:
+            self._ready.set()
+        else:
+            self._ready.clear()
+        READY.labels(self.name).set(1 if ready else 0)

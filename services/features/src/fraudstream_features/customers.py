@@ -1,0 +1,265 @@
+"""The customer stage: per-customer state, partitioned like `transactions` (by customer).
+
+Its input partitions (of `transactions` and `labels`) are merged into one event-time order
+with bounded waiting (merge.py). Each transaction gets its transaction and customer features
+from its customer's state, joins that state, and goes on to the terminal stage through
+`features.by-terminal`, keyed by terminal, with its features so far; labels are forwarded
+there keyed by terminal too. Between them, the stage writes to every partition of that topic
+the watermark of each of its input partitions: how far it has been forwarded, which the
+terminal stage waits on (terminals.py).
+
+The state of a customer goes to the changelog partition of its transactions' partition, so
+that whichever replica is given the partition restores exactly its customers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+
+from confluent_kafka import Message
+
+from fraudstream_common.deadletter import Output
+from fraudstream_common.features.definitions import CUSTOMER_FEATURES, TRANSACTION_FEATURES, transaction_features
+from fraudstream_common.features.state import CustomerState, Snapshot
+from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction, StreamWatermark, StreamWatermarks
+from fraudstream_common.stream import Checkpoint, Source
+from fraudstream_common.timestamps import timestamp_of
+from fraudstream_common.topics import Topic, topic_name
+from fraudstream_feature_store.store import FeatureStateStore
+from fraudstream_features import metrics
+from fraudstream_features.merge import RANK_INVALID, RANK_LABEL, RANK_TRANSACTION, EventTimeMerger, Timing
+from fraudstream_features.records import (
+    KIND_LABEL,
+    KIND_TRANSACTION,
+    KIND_WATERMARK,
+    Invalid,
+    decode_label,
+    decode_transaction,
+    invalid_output,
+    kind_headers,
+)
+from fraudstream_features.settings import FeaturesSettings
+
+CUSTOMER_STAGE_FEATURES = (*TRANSACTION_FEATURES, *CUSTOMER_FEATURES)
+# Watermarks go out at most this often while records are forwarded (and with every checkpoint).
+MARK_INTERVAL_SECONDS = 0.02
+
+
+class CustomerStage:
+    name = "customers"
+
+    def __init__(
+        self,
+        settings: FeaturesSettings,
+        store: FeatureStateStore,
+        topic_partitions: Mapping[str, int],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        prefix = settings.topic_prefix
+        self._settings = settings
+        self._store = store
+        self._clock = clock
+        self.transactions_topic = topic_name(Topic.TRANSACTIONS, prefix)
+        self.labels_topic = topic_name(Topic.LABELS, prefix)
+        self.input_topics = (self.transactions_topic, self.labels_topic)
+        self.changelog_topic: str | None = topic_name(Topic.FEATURES_CUSTOMER_STATE, prefix)
+        self.by_terminal_topic = topic_name(Topic.FEATURES_BY_TERMINAL, prefix)
+        self.deadletter_topic = topic_name(Topic.DEADLETTER, prefix)
+        self.by_terminal_partitions = topic_partitions[self.by_terminal_topic]
+        self.customers: dict[str, CustomerState] = {}
+        self._merger: EventTimeMerger[Message] = EventTimeMerger(
+            settings.partition_idle_seconds, settings.max_wait_seconds, clock
+        )
+        self._paused: set[Source] = set()
+        self._buffered_max = 0
+        self._outputs: list[Output] = []
+        self._changed: dict[str, int] = {}  # customer -> its partition
+        self._online: dict[str, Snapshot] = {}
+        self._produced_at: list[float] = []
+        self._batch_started: float | None = None
+        self._marks_at = 0.0
+        self._marks_sent: tuple[float, frozenset[Source]] | None = None
+        self._forwarded_since_marks = False
+
+    # Stage
+
+    def restore(self, assignment: Sequence[Source], changelog: Mapping[bytes, bytes]) -> None:
+        self.customers = {key.decode(): CustomerState.from_json(value.decode()) for key, value in changelog.items()}
+        self._merger.assign(assignment)
+        self._paused = set()
+        self._marks_sent = None
+        self.committed()
+        self._online.clear()
+
+    def add(self, message: Message) -> None:
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        if topic is None or partition is None or offset is None:
+            return
+        if topic == self.labels_topic:
+            decoded_label = decode_label(message)
+            if isinstance(decoded_label, Invalid):
+                self._merger.add((topic, partition), offset, 0.0, RANK_INVALID, message)
+            else:
+                self._merger.add((topic, partition), offset, decoded_label.label_time, RANK_LABEL, message)
+            return
+        decoded = decode_transaction(message)
+        event_time = 0.0 if isinstance(decoded, Invalid) else decoded[0].event_time
+        rank = RANK_INVALID if isinstance(decoded, Invalid) else RANK_TRANSACTION
+        self._merger.add((topic, partition), offset, event_time, rank, message)
+
+    def reached_end(self, source: Source) -> None:
+        self._merger.reached_end(source)
+
+    def held_back(self) -> Collection[Source]:
+        """A partition holding more than its share of `max_buffered_events`, or, once they are
+        all taken, enough for the order not to wait on it (two events): then only the
+        partitions the order waits on are read, and the merger stays near its bound."""
+        queued = self._merger.queued()
+        share = max(1, self._settings.max_buffered_events // max(1, len(queued)))
+        full = len(self._merger) >= self._settings.max_buffered_events
+        self._paused = {source for source, n in queued.items() if n > share or (full and n >= 2)}
+        return self._paused
+
+    def read_limit(self) -> int:
+        return self._settings.max_buffered_events - len(self._merger)
+
+    def resumed(self) -> None:
+        self._merger.restart_waits()
+
+    def due(self) -> bool:
+        if len(self._merger) > self._buffered_max:
+            self._buffered_max = len(self._merger)
+            metrics.BUFFERED_MAX.labels(self.name).set(self._buffered_max)
+        self._apply_released()
+        now = self._clock()
+        if self._forwarded_since_marks and now - self._marks_at >= MARK_INTERVAL_SECONDS:
+            # Watermarks between the records they cover, not only at the checkpoint's end: the
+            # terminal stage holds no more than what came since the last ones.
+            self._outputs.extend(self._watermarks())
+        if self._batch_started is not None:
+            return (
+                len(self._changed) >= self._settings.push_max_rows
+                or now - self._batch_started >= self._settings.push_interval_seconds
+            )
+        # Nothing read: still tell the terminal stage when a partition turns idle.
+        return now - self._marks_at >= self._settings.push_interval_seconds and self._marks_sent != self._marks_now()
+
+    def checkpoint(self, *, final: bool) -> Checkpoint:
+        outputs = self._outputs
+        for customer_id, partition in self._changed.items():
+            snapshot = self.customers[customer_id].snapshot()
+            self._online[customer_id] = snapshot
+            outputs.append(
+                Output(self.changelog_topic or "", customer_id.encode(), snapshot.json.encode(), [], partition)
+            )
+        outputs.extend(self._watermarks())
+        return Checkpoint(outputs, dict(self._merger.committable()))
+
+    def store(self) -> None:
+        if not self._online:
+            return
+        started = time.perf_counter()
+        self._store.push(self._online, {})
+        metrics.PUSH_SECONDS.observe(time.perf_counter() - started)
+        metrics.ROWS_PUSHED.labels("customer_state").inc(len(self._online))
+        pushed_at = time.time()
+        for produced_at in self._produced_at:
+            metrics.FRESHNESS_SECONDS.observe(max(0.0, pushed_at - produced_at))
+        self._online.clear()
+
+    def committed(self) -> None:
+        self._outputs = []
+        self._changed.clear()
+        self._produced_at.clear()
+        self._batch_started = None
+
+    # Processing, in event order
+
+    def _apply_released(self) -> None:
+        for released in self._merger.release():
+            message = released.item
+            if released.source[0] == self.labels_topic:
+                self._forward_label(message)
+            else:
+                self._apply_transaction(message, released.source, released.timing)
+            if self._batch_started is None:
+                self._batch_started = self._clock()
+        metrics.BUFFERED.labels(self.name).set(len(self._merger))
+
+    def _apply_transaction(self, message: Message, source: Source, timing: Timing) -> None:
+        decoded = decode_transaction(message)
+        if isinstance(decoded, Invalid):
+            self._dead_letter(decoded)
+            return
+        event, tx, produced_at = decoded
+        customer = self.customers.setdefault(event.customer_id, CustomerState())
+        late = timing is Timing.LATE or event.event_time < customer.as_of
+        state_time = customer.as_of
+        vector = {
+            **transaction_features(event.amount, event.event_time),
+            **customer.features(event.event_time, event.amount, event.terminal_id),
+        }
+        customer.add(event.event_time, event.amount, event.terminal_id)
+        self._changed[event.customer_id] = source[1]
+        partial = EnrichedTransaction(
+            transaction=tx,
+            feature_names=CUSTOMER_STAGE_FEATURES,
+            feature_values=[vector[name] for name in CUSTOMER_STAGE_FEATURES],
+            late=late,
+            early=timing is Timing.EARLY,
+            customer_state_time=timestamp_of(state_time),
+            input_time=timestamp_of(produced_at),
+        )
+        self._forward(event.terminal_id, partial.SerializeToString(), KIND_TRANSACTION)
+        self._produced_at.append(produced_at)
+        metrics.EVENTS.labels("transaction").inc()
+        if late:
+            metrics.LATE_EVENTS.inc()
+        elif timing is Timing.EARLY:
+            metrics.EARLY_EVENTS.labels(self.name).inc()
+
+    def _forward_label(self, message: Message) -> None:
+        decoded = decode_label(message)
+        if isinstance(decoded, Invalid):
+            self._dead_letter(decoded)
+            return
+        self._forward(decoded.terminal_id, message.value() or b"", KIND_LABEL)
+        metrics.EVENTS.labels("label").inc()
+
+    def _forward(self, terminal_id: str, value: bytes, kind: str) -> None:
+        self._outputs.append(Output(self.by_terminal_topic, terminal_id.encode(), value, kind_headers(kind)))
+        self._forwarded_since_marks = True
+
+    def _dead_letter(self, invalid: Invalid) -> None:
+        self._outputs.append(invalid_output(self.deadletter_topic, invalid))
+        metrics.EVENTS.labels("invalid").inc()
+
+    # Watermarks
+
+    def _marks_now(self) -> tuple[float, frozenset[Source]]:
+        """The merger's watermark (every event earlier than it, on every partition not idle, has
+        been applied), and the partitions that are idle."""
+        return (self._merger.watermark, frozenset(self._merger.idle()))
+
+    def _watermarks(self) -> list[Output]:
+        self._marks_at = self._clock()
+        self._forwarded_since_marks = False
+        watermark, idle = self._marks_sent = self._marks_now()
+        marks = StreamWatermarks(
+            watermarks=[
+                StreamWatermark(
+                    topic=topic,
+                    partition=partition,
+                    event_time=timestamp_of(max(watermark, 0.0)),
+                    idle=(topic, partition) in idle,
+                )
+                for topic, partition in self._merger.sources()
+            ]
+        )
+        value = marks.SerializeToString()
+        return [
+            Output(self.by_terminal_topic, None, value, kind_headers(KIND_WATERMARK), target)
+            for target in range(self.by_terminal_partitions)
+        ]

@@ -1,0 +1,61 @@
+"""The features service scales out on Kafka partitions: two replicas share both stages'
+partitions and state; one is killed mid-stream, the other takes its partitions over, restores
+their state from the changelogs, and every transaction is enriched exactly once, equal to the
+backfill."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from fraudstream_cli.backfill import backfill
+from fraudstream_common.features.definitions import FEATURE_NAMES
+from tests.integration.features.streams import feature_store, features_service, produce_history, simulated_history
+from tests.integration.features.test_one_definition import enriched_frame
+from tests.integration.features.test_recovery import SMALL_BATCHES, changelog_states, events_applied
+from tests.platform import ServiceProcess, Topics
+from tests.unit.common.features.test_one_definition import assert_same
+
+pytestmark = [pytest.mark.integration, pytest.mark.scale]
+
+
+def replica(topics: Topics, tmp_path: Path, name: str) -> ServiceProcess:
+    service = features_service(
+        topics,
+        tmp_path,
+        FRAUDSTREAM_INSTANCE_ID=name,
+        # A held transaction may wait out the failover (session timeout, then the restore).
+        FRAUDSTREAM_MAX_WAIT_SECONDS="30",
+        **SMALL_BATCHES,
+    )
+    service.log_dir = tmp_path / name
+    service.log_dir.mkdir()
+    return service
+
+
+def test_two_replicas_one_killed_mid_stream(topics: Topics, tmp_path: Path) -> None:
+    history = simulated_history()
+    feature_store(tmp_path)
+    expected = backfill(history.transactions, history.labels).set_index("transaction_id")
+    total_events = len(history.transactions) + len(history.labels)
+    produce_history(topics, history)
+
+    first, second = replica(topics, tmp_path, "features-a"), replica(topics, tmp_path, "features-b")
+    first.start(wait_ready=False)
+    second.start(wait_ready=False)
+    first.wait_ready()
+    second.wait_ready()
+    deadline = time.monotonic() + 120
+    while events_applied(second) < total_events / 6:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert events_applied(first) > 0, "the first replica was given no partition"
+    second.kill()
+
+    streamed = enriched_frame(topics, len(expected))  # fails on a duplicate or a gap
+    assert_same(streamed.loc[expected.index], expected, list(FEATURE_NAMES))
+    assert changelog_states(topics) == history.final_states()
+    assert first.metric("fraudstream_features_early_events_total") == 0
+    assert first.terminate() == 0

@@ -1,0 +1,177 @@
+"""The customer and terminal stages together, in memory: the vectors equal the replay's
+whatever the interleaving of partitions, a held transaction holds back no other, waiting is
+bounded and flagged, watermarks ignore an event far ahead, bad input is dead-lettered, and a
+restart from the changelog neither loses nor repeats a transaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from fraudstream_cli.backfill import label_events, transaction_events
+from fraudstream_common.features.definitions import DAY, FEATURE_NAMES
+from fraudstream_common.features.history import LabelEvent, TransactionEvent, replay
+from fraudstream_common.schemas.v1.deadletter_pb2 import DeadLetter
+from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction, StreamWatermarks
+from fraudstream_common.timestamps import seconds_of
+from fraudstream_common.topics import Topic
+from fraudstream_features.records import KIND_WATERMARK, kind_headers
+from fraudstream_features.settings import FeaturesSettings
+from fraudstream_simulator.config import SimulationConfig
+from fraudstream_simulator.simulation import simulate
+from tests.unit.features.pipeline import Pipeline
+
+START = 1_600_000_000.0
+
+
+@pytest.fixture(scope="module")
+def history() -> tuple[list[TransactionEvent], list[LabelEvent]]:
+    world = simulate(SimulationConfig(n_customers=60, n_terminals=80, nb_days=20))
+    return transaction_events(world.transactions), label_events(world.labels)
+
+
+def forward_everything(pipeline: Pipeline, *, with_watermarks: bool) -> None:
+    """The customer stage reads every input partition to its end and forwards all of it; the
+    terminal stage reads it (without the watermarks: it then holds all it can)."""
+    for message in pipeline.topics.of(Topic.TRANSACTIONS) + pipeline.topics.of(Topic.LABELS):
+        pipeline.customers.add(message)  # type: ignore[arg-type]
+    for topic in pipeline.customers.input_topics:
+        for partition in range(4):
+            pipeline.customers.reached_end((topic, partition))
+    pipeline.clock.now += 1.0
+    pipeline.customers.due()
+    for output in pipeline.customers.checkpoint(final=False).outputs:
+        if with_watermarks or output.headers != kind_headers(KIND_WATERMARK):
+            pipeline.topics.produce(output)
+    for message in pipeline.topics.of(Topic.FEATURES_BY_TERMINAL):
+        pipeline.terminals.add(message)  # type: ignore[arg-type]
+
+
+def vectors(pipeline: Pipeline) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for enriched in pipeline.enriched():
+        assert enriched.transaction.transaction_id not in out, "enriched twice"
+        assert list(enriched.feature_names) == list(FEATURE_NAMES)
+        out[enriched.transaction.transaction_id] = list(enriched.feature_values)
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_any_interleaving_of_partitions_gives_the_replays_vectors(
+    history: tuple[list[TransactionEvent], list[LabelEvent]], seed: int
+) -> None:
+    transactions, labels = history
+    pipeline = Pipeline(seed=seed)
+    pipeline.produce_history(transactions, labels)
+    pipeline.run(chunk=37)
+    expected = {tx.transaction_id: [vector[n] for n in FEATURE_NAMES] for tx, vector in replay(transactions, labels)}
+    assert vectors(pipeline) == expected
+    assert not any(e.early or e.late for e in pipeline.enriched())
+    assert pipeline.terminals.terminals.keys() == {tx.terminal_id for tx in transactions}
+
+
+def test_a_transaction_far_ahead_holds_back_no_other(history: tuple[list[TransactionEvent], list[LabelEvent]]) -> None:
+    transactions, labels = history
+    pipeline = Pipeline(seed=4)
+    middle = transactions[len(transactions) // 2].event_time
+    live = TransactionEvent("live-1", "live-c", "live-t", START * 2, 10.0)
+    pipeline.produce_history(
+        [tx for tx in transactions if tx.event_time < middle], [lb for lb in labels if lb.label_time < middle]
+    )
+    pipeline.produce_transaction(live)  # in the middle of its customer's partition
+    pipeline.produce_history(
+        [tx for tx in transactions if tx.event_time >= middle], [lb for lb in labels if lb.label_time >= middle]
+    )
+    pipeline.run(chunk=5)
+    enriched = {e.transaction.transaction_id: e for e in pipeline.enriched()}
+    assert len(enriched) == len(transactions) + 1
+    expected = {tx.transaction_id: [vector[n] for n in FEATURE_NAMES] for tx, vector in replay(transactions, labels)}
+    replayed = {t: e for t, e in enriched.items() if t != "live-1"}
+    assert {t: list(e.feature_values) for t, e in replayed.items()} == expected
+    assert not any(e.early or e.late for e in replayed.values())
+    assert enriched["live-1"].early  # ahead of what followed it in its partition
+
+
+def test_a_transaction_waits_at_most_max_wait_then_goes_early() -> None:
+    pipeline = Pipeline(settings=FeaturesSettings(max_wait_seconds=2.0))
+    pipeline.produce_transaction(TransactionEvent("t1", "c1", "m1", START, 1.0))
+    forward_everything(pipeline, with_watermarks=False)
+    pipeline.terminals.due()
+    assert not pipeline.terminals.checkpoint(final=False).outputs
+    pipeline.clock.now += 2.5
+    pipeline.terminals.due()
+    [released] = [
+        o for o in pipeline.terminals.checkpoint(final=False).outputs if o.topic == Topic.TRANSACTIONS_ENRICHED
+    ]
+    assert EnrichedTransaction.FromString(released.value).early
+
+
+def test_the_held_transactions_are_bounded() -> None:
+    pipeline = Pipeline(settings=FeaturesSettings(max_buffered_events=5, max_wait_seconds=1e9))
+    for n in range(20):
+        pipeline.produce_transaction(TransactionEvent(f"t{n}", f"c{n}", "m", START + n, 1.0))
+    forward_everything(pipeline, with_watermarks=False)
+    pipeline.terminals.due()
+    checkpoint = pipeline.terminals.checkpoint(final=False)
+    released = [
+        EnrichedTransaction.FromString(o.value) for o in checkpoint.outputs if o.topic == Topic.TRANSACTIONS_ENRICHED
+    ]
+    assert len(released) == 15  # of 20 held, at most 5 stay
+    assert all(e.early for e in released)
+    assert set(checkpoint.offsets.values()) == {15}  # the first still held, in its one partition
+
+
+def test_watermarks_reach_every_partition_and_say_when_a_source_is_idle() -> None:
+    pipeline = Pipeline()
+    pipeline.produce_transaction(TransactionEvent("t1", "c1", "m1", START, 1.0))
+    for message in pipeline.topics.of(Topic.TRANSACTIONS):
+        pipeline.customers.add(message)  # type: ignore[arg-type]
+    for source in ((Topic.TRANSACTIONS, p) for p in range(4)):
+        pipeline.customers.reached_end(source)
+    pipeline.clock.now = 1.0
+    pipeline.customers.due()
+    marks = [
+        (o.partition, mark)
+        for o in pipeline.customers.checkpoint(final=False).outputs
+        if o.headers == kind_headers(KIND_WATERMARK)
+        for mark in StreamWatermarks.FromString(o.value).watermarks
+    ]
+    assert len(marks) == 8 * 4  # each of 8 input partitions, to each of 4 partitions
+    holding = {(m.topic, m.partition) for m in [m for _, m in marks] if m.topic == Topic.TRANSACTIONS and not m.idle}
+    assert len(holding) == 1  # the partition of t1, which waits for the labels to say where they stand
+    assert not any(m.idle for _, m in marks if m.topic == Topic.LABELS)
+    assert {seconds_of(m.event_time) for _, m in marks} == {0.0}  # nothing applied in order yet
+
+
+def test_bad_input_goes_to_the_dead_letter_topic_and_nothing_else_stops(
+    history: tuple[list[TransactionEvent], list[LabelEvent]],
+) -> None:
+    transactions, labels = history
+    pipeline = Pipeline()
+    pipeline.topics.append(Topic.TRANSACTIONS, 0, b"x", b"\xff\xff\xff", [])
+    pipeline.topics.append(Topic.LABELS, 1, b"y", b"", [])
+    pipeline.produce_history(transactions[:200], labels[:50])
+    pipeline.run()
+    letters = [DeadLetter.FromString(m.value()) for m in pipeline.topics.of(Topic.DEADLETTER)]
+    assert sorted(letter.error_code for letter in letters) == ["invalid_protobuf", "missing_field"]
+    assert len(pipeline.enriched()) == 200
+
+
+def test_a_restart_from_the_changelog_repeats_no_transaction(
+    history: tuple[list[TransactionEvent], list[LabelEvent]],
+) -> None:
+    """The terminal stage committed offsets up to its first held transaction; those released
+    after it are read again after a restart, and skipped."""
+    transactions, labels = history
+    pipeline = Pipeline(seed=5)
+    pipeline.produce_history(transactions, labels)
+    pipeline.run(chunk=40)
+    first = vectors(pipeline)
+    changelog = {m.key(): m.value() for m in pipeline.topics.of(Topic.FEATURES_TERMINAL_STATE) if m.key() is not None}
+    restarted = pipeline.terminals
+    restarted.restore([(Topic.FEATURES_BY_TERMINAL, p) for p in range(4)], changelog)  # type: ignore[arg-type]
+    for message in pipeline.topics.of(Topic.FEATURES_BY_TERMINAL):
+        restarted.add(message)  # type: ignore[arg-type]
+    restarted.due()
+    assert not [o for o in restarted.checkpoint(final=True).outputs if o.topic == Topic.TRANSACTIONS_ENRICHED]
+    assert len(first) == len(transactions)
+    assert seconds_of(pipeline.enriched()[0].transaction.event_time) >= transactions[0].event_time - DAY
