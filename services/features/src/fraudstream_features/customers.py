@@ -72,7 +72,6 @@ class CustomerStage:
         self._merger: EventTimeMerger[Message] = EventTimeMerger(
             settings.partition_idle_seconds, settings.max_wait_seconds, clock
         )
-        self._paused: set[Source] = set()
         self._buffered_max = 0
         self._outputs: list[Output] = []
         self._changed: dict[str, int] = {}  # customer -> its partition
@@ -88,7 +87,6 @@ class CustomerStage:
     def restore(self, assignment: Sequence[Source], changelog: Mapping[bytes, bytes]) -> None:
         self.customers = {key.decode(): CustomerState.from_json(value.decode()) for key, value in changelog.items()}
         self._merger.assign(assignment)
-        self._paused = set()
         self._marks_sent = None
         self.committed()
         self._online.clear()
@@ -119,8 +117,7 @@ class CustomerStage:
         queued = self._merger.queued()
         share = max(1, self._settings.max_buffered_events // max(1, len(queued)))
         full = len(self._merger) >= self._settings.max_buffered_events
-        self._paused = {source for source, n in queued.items() if n > share or (full and n >= 2)}
-        return self._paused
+        return {source for source, n in queued.items() if n > share or (full and n >= 2)}
 
     def read_limit(self) -> int:
         return self._settings.max_buffered_events - len(self._merger)
