@@ -1,7 +1,7 @@
 """The features service scales out on Kafka partitions: two replicas share both stages'
-partitions and state; one is killed mid-stream, the other takes its partitions over, restores
-their state from the changelogs, and every transaction is enriched exactly once, equal to the
-backfill."""
+partitions and state; one is killed mid-stream, the other takes its partitions over and
+restores their state from the changelogs; a third joins later and is given some of them. Every
+transaction is enriched exactly once, equal to the backfill."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def replica(topics: Topics, tmp_path: Path, name: str) -> ServiceProcess:
     return service
 
 
-def test_two_replicas_one_killed_mid_stream(topics: Topics, tmp_path: Path) -> None:
+def test_two_replicas_one_killed_then_one_added_mid_stream(topics: Topics, tmp_path: Path) -> None:
     history = simulated_history()
     feature_store(tmp_path)
     expected = backfill(history.transactions, history.labels).set_index("transaction_id")
@@ -53,9 +53,20 @@ def test_two_replicas_one_killed_mid_stream(topics: Topics, tmp_path: Path) -> N
         time.sleep(0.02)
     assert events_applied(first) > 0, "the first replica was given no partition"
     second.kill()
+    while events_applied(first) < total_events / 3:
+        assert time.monotonic() < deadline + 120
+        time.sleep(0.05)
+    third = replica(topics, tmp_path, "features-c")
+    third.start()
+    while len([n for n in third.metric_samples("fraudstream_stream_assigned_partitions").values() if n > 0]) < 2:
+        assert time.monotonic() < deadline + 180, "the replica that joined was not given partitions of both stages"
+        time.sleep(0.1)
 
     streamed = enriched_frame(topics, len(expected))  # fails on a duplicate or a gap
     assert_same(streamed.loc[expected.index], expected, list(FEATURE_NAMES))
     assert changelog_states(topics) == history.final_states()
-    assert first.metric("fraudstream_features_early_events_total") == 0
+    for survivor in (first, third):
+        assert survivor.metric("fraudstream_features_early_events_total") == 0
+        assert survivor.metric("fraudstream_features_late_events_total") == 0
+    assert third.terminate() == 0
     assert first.terminate() == 0

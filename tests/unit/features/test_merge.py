@@ -203,6 +203,19 @@ def test_queued_counts_each_partition_and_assign_starts_over() -> None:
     assert m.committable() == {}
 
 
+def test_partitions_given_after_a_rebalance_are_not_late_by_those_that_went() -> None:
+    """The watermark of partitions this replica had says nothing about those it is given: a
+    slower replica's partition, taken over, starts earlier and is in order, not late."""
+    m = merger(Clock())
+    for offset, t in enumerate((100.0, 101.0)):
+        for source in (TX, TX1, LB):
+            m.add(source, offset, t, RANK_TRANSACTION, "ahead")
+    assert {r.timing for r in m.release()} == {Timing.IN_ORDER}
+    assert m.watermark == 100.0
+    m.assign([TX, TX1, LB, ("transactions", 2)])
+    assert m.watermark == float("-inf")
+
+
 def test_time_the_reader_was_held_back_does_not_count_as_waiting() -> None:
     clock = Clock()
     m = waiting_on_a_lagging_partition(clock)

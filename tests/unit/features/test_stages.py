@@ -11,10 +11,16 @@ from fraudstream_cli.backfill import label_events, transaction_events
 from fraudstream_common.features.definitions import DAY, FEATURE_NAMES
 from fraudstream_common.features.history import LabelEvent, TransactionEvent, replay
 from fraudstream_common.schemas.v1.deadletter_pb2 import DeadLetter
-from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction, StreamWatermarks
-from fraudstream_common.timestamps import seconds_of
+from fraudstream_common.schemas.v1.transaction_pb2 import (
+    EnrichedTransaction,
+    StreamWatermark,
+    StreamWatermarks,
+    Transaction,
+)
+from fraudstream_common.timestamps import seconds_of, timestamp_of
 from fraudstream_common.topics import Topic
-from fraudstream_features.records import KIND_WATERMARK, kind_headers
+from fraudstream_features.customers import CUSTOMER_STAGE_FEATURES
+from fraudstream_features.records import KIND_TRANSACTION, KIND_WATERMARK, kind_headers
 from fraudstream_features.settings import FeaturesSettings
 from fraudstream_simulator.config import SimulationConfig
 from fraudstream_simulator.simulation import simulate
@@ -175,3 +181,42 @@ def test_a_restart_from_the_changelog_repeats_no_transaction(
     assert not [o for o in restarted.checkpoint(final=True).outputs if o.topic == Topic.TRANSACTIONS_ENRICHED]
     assert len(first) == len(transactions)
     assert seconds_of(pipeline.enriched()[0].transaction.event_time) >= transactions[0].event_time - DAY
+
+
+def test_an_idle_source_does_not_move_where_the_terminal_stage_thinks_it_stands() -> None:
+    """A replica marks a source idle with its own watermark, which other partitions moved on.
+    When the source's partition moves to another replica, that one's marks say where the
+    source really stands; the idle mark must not have raised it."""
+    pipeline = Pipeline()
+    sources = [(str(topic), p) for topic in (Topic.LABELS, Topic.TRANSACTIONS) for p in range(4)]
+    moved = (str(Topic.TRANSACTIONS), 0)
+
+    def marks(at: float, *, idle: bool = False, moved_at: float | None = None) -> None:
+        value = StreamWatermarks(
+            watermarks=[
+                StreamWatermark(
+                    topic=topic,
+                    partition=partition,
+                    event_time=timestamp_of(moved_at if moved_at is not None and (topic, partition) == moved else at),
+                    idle=idle and (topic, partition) == moved,
+                )
+                for topic, partition in sources
+            ]
+        ).SerializeToString()
+        pipeline.topics.append(Topic.FEATURES_BY_TERMINAL, 0, None, value, kind_headers(KIND_WATERMARK))
+
+    marks(START + 100)
+    marks(START + 500, idle=True)  # the old owner's watermark, past where the source is
+    marks(START + 500, moved_at=START + 150)  # the new owner: the source at 150
+    partial = EnrichedTransaction(
+        transaction=Transaction(transaction_id="t1", terminal_id="m1", event_time=timestamp_of(START + 200)),
+        feature_names=CUSTOMER_STAGE_FEATURES,
+        feature_values=[0.0] * len(CUSTOMER_STAGE_FEATURES),
+    )
+    pipeline.topics.append(
+        Topic.FEATURES_BY_TERMINAL, 0, b"m1", partial.SerializeToString(), kind_headers(KIND_TRANSACTION)
+    )
+    for message in pipeline.topics.of(Topic.FEATURES_BY_TERMINAL):
+        pipeline.terminals.add(message)  # type: ignore[arg-type]
+    pipeline.terminals.due()
+    assert not [o for o in pipeline.terminals.checkpoint(final=False).outputs if o.topic == Topic.TRANSACTIONS_ENRICHED]

@@ -57,6 +57,7 @@ STORE_UNAVAILABLE = Counter(
 LAG = Gauge(
     "fraudstream_stream_consumer_lag_messages", "Messages not yet committed, per input topic.", ["stage", "topic"]
 )
+ASSIGNED = Gauge("fraudstream_stream_assigned_partitions", "Input partitions this replica holds.", ["stage"])
 READY = Gauge("fraudstream_stream_ready", "1 while consuming, 0 while restoring or held back by a store.", ["stage"])
 RESTORE_SECONDS = Histogram(
     "fraudstream_stream_restore_duration_seconds", "Time to restore the state of an assignment.", ["stage"]
@@ -284,14 +285,19 @@ class ExactlyOnceStream(BlockingLoop):
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._set_ready(False)
         self._assignment = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+        ASSIGNED.labels(self.name).set(len(partitions))
         self._paused = set()
         self._restore()
         logger.info("assigned %d partitions; state restored", len(partitions), extra={"stage": self.name})
         self._set_ready(True)
 
-    def _on_revoke(self, _consumer: Consumer, _partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # An open checkpoint cannot be committed any more; the next assignment restores.
         self._stage.committed()
+        # librdkafka keeps a partition paused through a rebalance that gives it back: it would
+        # never be read again, as the next assignment starts with nothing paused.
+        consumer.resume(partitions)
+        self._paused = set()
 
     def _restore(self) -> None:
         started = time.perf_counter()

@@ -120,6 +120,9 @@ class EventTimeMerger(Generic[Item]):
         """Starts over with these partitions (after a rebalance or a recovery)."""
         self._partitions = {source: _Partition() for source in sorted(sources)}
         self._buffered = 0
+        # Where the partitions it had stood says nothing of those it is given: an event of theirs
+        # earlier than it is not late, and a watermark sent for them must not claim it.
+        self.watermark = float("-inf")
 
     def add(self, source: Source, offset: int, event_time: float, rank: int, item: Item) -> None:
         partition = self._partitions[source]

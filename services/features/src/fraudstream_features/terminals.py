@@ -235,10 +235,15 @@ class TerminalStage:
             return
         for mark in marks.watermarks:
             source = (mark.topic, mark.partition)
-            reached = seconds_of(mark.event_time)
             known = partition.watermarks.get(source)
-            if known is not None:
-                reached = max(reached, known[0])  # a replay after a crash may repeat an older one
+            if mark.idle:
+                # An idle source's mark carries its replica's watermark, which the replica's other
+                # partitions moved: not where this source stands, should it move to another replica.
+                reached = known[0] if known is not None else float("-inf")
+            else:
+                reached = seconds_of(mark.event_time)
+                if known is not None:
+                    reached = max(reached, known[0])  # a replay after a crash may repeat an older one
             partition.watermarks[source] = (reached, mark.idle)
 
     def _add_label(self, partition_id: int, message: Message) -> None:
