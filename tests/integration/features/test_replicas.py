@@ -5,6 +5,7 @@ transaction is enriched exactly once, equal to the backfill."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -28,6 +29,9 @@ def replica(topics: Topics, tmp_path: Path, name: str) -> ServiceProcess:
         FRAUDSTREAM_INSTANCE_ID=name,
         # A held transaction may wait out the failover (session timeout, then the restore).
         FRAUDSTREAM_MAX_WAIT_SECONDS="30",
+        # The history is written while the replicas read it: a partition the writer has not
+        # reached for a moment is not idle.
+        FRAUDSTREAM_PARTITION_IDLE_SECONDS="5",
         **SMALL_BATCHES,
     )
     service.log_dir = tmp_path / name
@@ -35,33 +39,41 @@ def replica(topics: Topics, tmp_path: Path, name: str) -> ServiceProcess:
     return service
 
 
+def assigned(service: ServiceProcess) -> dict[str, int]:
+    samples = service.metric_samples("fraudstream_stream_assigned_partitions")
+    return {stage: int(samples.get(f'{{stage="{stage}"}}', 0)) for stage in ("customers", "terminals")}
+
+
 def test_two_replicas_one_killed_then_one_added_mid_stream(topics: Topics, tmp_path: Path) -> None:
     history = simulated_history()
     feature_store(tmp_path)
     expected = backfill(history.transactions, history.labels).set_index("transaction_id")
     total_events = len(history.transactions) + len(history.labels)
-    produce_history(topics, history)
-
     first, second = replica(topics, tmp_path, "features-a"), replica(topics, tmp_path, "features-b")
     first.start(wait_ready=False)
     second.start(wait_ready=False)
     first.wait_ready()
     second.wait_ready()
     deadline = time.monotonic() + 120
+    while not all(assigned(first).values()) or not all(assigned(second).values()):
+        assert time.monotonic() < deadline, "the two replicas did not share the partitions of both stages"
+        time.sleep(0.1)
+    producer = threading.Thread(target=produce_history, args=(topics, history))
+    producer.start()
     while events_applied(second) < total_events / 6:
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    assert events_applied(first) > 0, "the first replica was given no partition"
     second.kill()
-    while events_applied(first) < total_events / 3:
-        assert time.monotonic() < deadline + 120
-        time.sleep(0.05)
+    while assigned(first) != {"customers": 8, "terminals": 4}:
+        assert time.monotonic() < deadline + 60, "the partitions of the killed replica did not move"
+        time.sleep(0.1)
     third = replica(topics, tmp_path, "features-c")
     third.start()
-    while len([n for n in third.metric_samples("fraudstream_stream_assigned_partitions").values() if n > 0]) < 2:
-        assert time.monotonic() < deadline + 180, "the replica that joined was not given partitions of both stages"
+    while not all(assigned(third).values()):
+        assert time.monotonic() < deadline + 120, "the replica that joined was not given partitions of both stages"
         time.sleep(0.1)
 
+    producer.join()
     streamed = enriched_frame(topics, len(expected))  # fails on a duplicate or a gap
     assert_same(streamed.loc[expected.index], expected, list(FEATURE_NAMES))
     assert changelog_states(topics) == history.final_states()
