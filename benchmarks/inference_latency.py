@@ -338,49 +338,21 @@ def drive(
 ) -> None:
     import pandas as pd
     import redis
+    from published_model import publish_model
 
-    from fraudstream_cli.backfill import backfill_offline_store, final_states
-    from fraudstream_cli.platform.kafka import ensure_topics
+    from fraudstream_cli.backfill import final_states
     from fraudstream_cli.platform.settings import PlatformSettings
     from fraudstream_common.apikeys import Scope, create_key
     from fraudstream_common.features.definitions import FEATURE_NAMES
-    from fraudstream_common.topics import Topic, topic_name
-    from fraudstream_feature_store.store import FeatureStateStore, apply_repository, open_store
-    from fraudstream_registry.publisher import EventPublisher
+    from fraudstream_feature_store.store import FeatureStateStore, open_store
     from fraudstream_simulator.config import SimulationConfig
-    from fraudstream_simulator.simulation import simulate
-    from fraudstream_simulator.sinks import write_parquet
-    from fraudstream_trainer.pipeline import Trainer, TrainRequest
-    from fraudstream_trainer.settings import TrainerSettings
 
     platform = PlatformSettings()
     prefix = f"bench-{uuid.uuid4().hex[:6]}."
     scratch = Path(tempfile.mkdtemp(prefix="fraudstream-bench-inference-"))
-    online_url = platform.redis_url.rsplit("/", 1)[0] + "/3"
-    redis.Redis.from_url(online_url).flushdb()
-
-    ensure_topics(platform.kafka_bootstrap, prefix)
-
-    print("setting up: simulate, backfill, train, publish ...", file=sys.stderr)
-    world = simulate(SimulationConfig(n_customers=600, n_terminals=1200, nb_days=50))
-    write_parquet(world, scratch / "history")
-    feast = apply_repository(online_url, scratch / "registry.db", scratch / "offline")
-    backfill_offline_store(scratch / "history", scratch / "offline")
-    model_name = f"bench-{uuid.uuid4().hex[:6]}"
-    settings = TrainerSettings(
-        mlflow_tracking_uri=platform.mlflow_url,
-        mlflow_experiment=model_name,
-        registered_model=model_name,
-        min_rows=5000,
-        min_frauds=20,
-        kafka_bootstrap_servers=platform.kafka_bootstrap,
-        topic_prefix=prefix,
-    )
-    publisher = EventPublisher(settings, topic_name(Topic.MODELS_PUBLISHED, prefix), client_id="bench")
-    result = Trainer(settings, feast, lambda: world.labels, publisher, progress=False).handle(
-        TrainRequest("bench", "benchmark", force=True)
-    )
-    assert result.published is not None, result.reasons
+    history = SimulationConfig(n_customers=600, n_terminals=1200, nb_days=50)
+    published = publish_model(platform, prefix, scratch, history)
+    world, model_name, online_url = published.world, published.model_name, published.online_url
     states = final_states(world.transactions, world.labels)
     store = FeatureStateStore(open_store(online_url, scratch / "registry.db", scratch / "offline"))
     store.push(
@@ -419,7 +391,7 @@ def drive(
             "models",
             "serve",
             "-m",
-            f"models:/{model_name}/{result.version}",
+            f"models:/{model_name}/{published.version}",
             "--env-manager",
             "local",
             "-p",

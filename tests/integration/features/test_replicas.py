@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,17 @@ from tests.unit.common.features.test_one_definition import assert_same
 pytestmark = [pytest.mark.integration, pytest.mark.scale]
 
 
-def replica(topics: Topics, tmp_path: Path, name: str) -> ServiceProcess:
+@pytest.fixture
+def started() -> Iterator[list[ServiceProcess]]:
+    """The replicas a test starts; any still running when it ends (a failure) are killed."""
+    services: list[ServiceProcess] = []
+    yield services
+    for service in services:
+        if service.process is not None and service.process.poll() is None:
+            service.kill()
+
+
+def replica(topics: Topics, tmp_path: Path, name: str, started: list[ServiceProcess]) -> ServiceProcess:
     service = features_service(
         topics,
         tmp_path,
@@ -36,6 +47,7 @@ def replica(topics: Topics, tmp_path: Path, name: str) -> ServiceProcess:
     )
     service.log_dir = tmp_path / name
     service.log_dir.mkdir()
+    started.append(service)
     return service
 
 
@@ -44,12 +56,14 @@ def assigned(service: ServiceProcess) -> dict[str, int]:
     return {stage: int(samples.get(f'{{stage="{stage}"}}', 0)) for stage in ("customers", "terminals")}
 
 
-def test_two_replicas_one_killed_then_one_added_mid_stream(topics: Topics, tmp_path: Path) -> None:
+def test_two_replicas_one_killed_then_one_added_mid_stream(
+    topics: Topics, tmp_path: Path, started: list[ServiceProcess]
+) -> None:
     history = simulated_history()
     feature_store(tmp_path)
     expected = backfill(history.transactions, history.labels).set_index("transaction_id")
     total_events = len(history.transactions) + len(history.labels)
-    first, second = replica(topics, tmp_path, "features-a"), replica(topics, tmp_path, "features-b")
+    first, second = replica(topics, tmp_path, "features-a", started), replica(topics, tmp_path, "features-b", started)
     first.start(wait_ready=False)
     second.start(wait_ready=False)
     first.wait_ready()
@@ -67,7 +81,7 @@ def test_two_replicas_one_killed_then_one_added_mid_stream(topics: Topics, tmp_p
     while assigned(first) != {"customers": 8, "terminals": 4}:
         assert time.monotonic() < deadline + 60, "the partitions of the killed replica did not move"
         time.sleep(0.1)
-    third = replica(topics, tmp_path, "features-c")
+    third = replica(topics, tmp_path, "features-c", started)
     third.start()
     while not all(assigned(third).values()):
         assert time.monotonic() < deadline + 120, "the replica that joined was not given partitions of both stages"

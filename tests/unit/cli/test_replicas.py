@@ -23,6 +23,8 @@ def test_replicas_of_a_scalable_service_get_their_own_ports_and_instance_ids(tmp
     assert [s.environment()["FRAUDSTREAM_INSTANCE_ID"] for s in features] == ["features-0", "features-1", "features-2"]
     assert len({s.process.pid_file for s in services}) == len(services)
     assert [s.name for s in services if s.spec.name == "inference"] == ["inference"]
+    ingest = local_services(settings(tmp_path), parse_replicas(["ingest=2"]))
+    assert [(s.http_port, s.grpc_port) for s in ingest if s.spec.name == "ingest"] == [(8081, 50052), (8181, 50152)]
 
 
 @pytest.mark.parametrize(
@@ -31,7 +33,7 @@ def test_replicas_of_a_scalable_service_get_their_own_ports_and_instance_ids(tmp
         (["features"], "SERVICE=N"),
         (["features=x"], "SERVICE=N"),
         (["nosuch=2"], "no service called nosuch"),
-        (["inference=2"], "inference: 2 replicas"),
+        (["monitor=2"], "monitor: 2 replicas"),
         (["features=0"], "features: 0 replicas"),
     ],
 )

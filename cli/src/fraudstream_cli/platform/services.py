@@ -32,10 +32,10 @@ class ServiceSpec:
 
 
 SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec("ingest", "fraudstream_ingest", 8081, 50052),
+    ServiceSpec("ingest", "fraudstream_ingest", 8081, 50052, scalable=True),
     ServiceSpec("features", "fraudstream_features", 8083, scalable=True),
     ServiceSpec("trainer", "fraudstream_trainer", 8084),
-    ServiceSpec("inference", "fraudstream_inference", 8080, 50051, alive_is_enough=True),
+    ServiceSpec("inference", "fraudstream_inference", 8080, 50051, alive_is_enough=True, scalable=True),
     ServiceSpec("monitor", "fraudstream_monitor", 8082),
 )
 

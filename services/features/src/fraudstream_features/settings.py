@@ -27,7 +27,7 @@ class FeaturesSettings(ServiceSettings, FeatureStoreSettings):
         default=0.02, description="Longest wait for input in one poll; bounds the added latency at low traffic."
     )
     push_interval_seconds: float = Field(
-        default=0.2,
+        default=0.05,
         description="A micro-batch is pushed to Feast and committed at least this often while there is input.",
     )
     push_max_rows: int = Field(

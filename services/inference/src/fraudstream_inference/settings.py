@@ -79,6 +79,10 @@ class InferenceSettings(ServiceSettings, FeatureStoreSettings, TransactionRules,
     )
     stream_scoring: bool = Field(default=True, description="Score every record of transactions.enriched.")
     batch_max_messages: int = Field(default=2000, description="Most enriched records scored at once.")
+    batch_max_wait_seconds: float = Field(
+        default=0.01,
+        description="Longest wait for a stream batch to fill: what there is then is scored; bounds the added latency.",
+    )
     canary_share: float = Field(
         default=0.0, ge=0, le=1, description="Share of requests the challenger answers while one is published."
     )

@@ -62,7 +62,8 @@ class StreamScorer(BlockingLoop):
             consumer.subscribe([self._enriched_topic])
             self._ready.set()
             while not self._stopping.is_set():
-                messages = [m for m in consumer.consume(settings.batch_max_messages, timeout=0.2) if usable(m)]
+                batch = consumer.consume(settings.batch_max_messages, timeout=settings.batch_max_wait_seconds)
+                messages = [m for m in batch if usable(m)]
                 if messages and self._score(messages, deadletters):
                     consumer.commit(offsets=next_offsets(messages), asynchronous=False)
         finally:

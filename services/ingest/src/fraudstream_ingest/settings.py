@@ -33,7 +33,7 @@ class IngestSettings(ServiceSettings, TransactionRules, ApiKeyRules, GrpcServing
     )
     batch_max_messages: int = Field(default=5000, description="Most raw messages processed in one batch.")
     batch_max_wait_seconds: float = Field(
-        default=0.05, description="Longest wait for a batch to fill; bounds the added latency."
+        default=0.02, description="Longest wait for a batch to fill; bounds the added latency."
     )
     max_http_body_bytes: int = Field(
         default=1_048_576, description="Larger HTTP/gRPC requests get 413/RESOURCE_EXHAUSTED."

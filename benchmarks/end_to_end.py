@@ -1,0 +1,363 @@
+"""End to end: transactions per second from `transactions.raw` to `predictions` with the
+services on that path running, the latency from a transaction's event to its prediction at a
+fixed rate below it, and the CPU time each stage spends per transaction; with one and with two
+replicas of each scalable stage (ingest, features, inference).
+
+    uv run python benchmarks/end_to_end.py --rounds 3 --transactions 60000 --rate 2000 --seconds 30
+
+Each configuration of each round starts on a fresh topic prefix with a model the trainer
+trained and published (published_model.py); then ingest, features, inference (stream
+scoring) and the monitor run as processes, started as `fraudstream up --replicas` starts them
+(replica N with its own instance id). The trainer service is not started: nothing it does is
+on a transaction's path.
+
+- Throughput: once every process is ready, the simulator writes the first `--transactions`
+  transactions of the handbook's world (5,000 customers, 10,000 terminals), and the labels
+  reported before the last of them, to `transactions.raw` as fast as it can. The rate is that
+  of predictions over the middle 80% of them, by their Kafka timestamps, so that neither the
+  first batches nor the drain count.
+- Latency: then `--seconds` more of the same world at `--rate` transactions per second. For
+  each transaction, from its `transactions.raw` message's timestamp (the simulator's produce)
+  to its prediction's (inference's produce); and each hop on the way, by the timestamps of its
+  messages on `transactions` (ingest), `features.by-terminal` (the features' customer stage),
+  `transactions.enriched` (their terminal stage) and `predictions` (inference).
+- CPU: each process's user and system time over the throughput phase, per transaction, by
+  service (its replicas together); the broker's and Redis's apart. Throughput per CPU-second
+  counts the services only.
+
+The two-replica figures stand beside the one-replica ones of the same round. Writes
+`benchmarks/results/end_to_end.json` and prints a table of the medians over the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform as host
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import psutil
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from kafka_measure import delete_topics
+from published_model import PublishedModel, publish_model
+
+from fraudstream_cli.platform.processes import ManagedProcess
+from fraudstream_cli.platform.services import SERVICES, LocalService
+from fraudstream_cli.platform.settings import PlatformSettings
+from fraudstream_common.schemas.v1.prediction_pb2 import Prediction
+from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction, Transaction
+from fraudstream_common.settings import ServiceSettings
+from fraudstream_common.topics import Topic, topic_name
+from fraudstream_features.records import KIND_TRANSACTION, record_kind
+from fraudstream_simulator.config import SimulationConfig
+from fraudstream_simulator.simulation import Simulation, simulate
+from fraudstream_simulator.sinks import Pacing, replay_to_kafka
+
+PLATFORM = PlatformSettings()
+RESULTS = Path(__file__).parent / "results" / "end_to_end.json"
+ON_THE_PATH = ("ingest", "features", "inference", "monitor")
+SCALABLE = ("ingest", "features", "inference")
+# The handbook's world makes about 9,700 transactions a day.
+TRANSACTIONS_A_DAY = 9000
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclasses.dataclass
+class Running:
+    service: str
+    process: subprocess.Popen[bytes]
+    http_port: int
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/readyz", timeout=2) as response:
+                return bool(response.status == 200)
+        except (OSError, urllib.error.HTTPError):
+            return False
+
+
+def start_services(prefix: str, scratch: Path, model: PublishedModel, replicas: int) -> list[Running]:
+    settings = PlatformSettings(home=scratch / "home", topic_prefix=prefix)
+    running = []
+    for spec in SERVICES:
+        if spec.name not in ON_THE_PATH:
+            continue
+        for replica in range(replicas if spec.name in SCALABLE else 1):
+            http_port = free_port()
+            env = {
+                **os.environ,
+                **LocalService(spec, settings, replica).environment(),
+                "FRAUDSTREAM_HTTP_PORT": str(http_port),
+                "FRAUDSTREAM_GRPC_PORT": str(free_port()),
+                "FRAUDSTREAM_FEATURE_STORE_REDIS_URL": model.online_url,
+                "FRAUDSTREAM_FEATURE_REGISTRY": str(model.registry),
+                "FRAUDSTREAM_FEATURE_OFFLINE_DIR": str(model.offline),
+                "FRAUDSTREAM_REGISTERED_MODEL": model.model_name,
+                "FRAUDSTREAM_LOG_LEVEL": "WARNING",
+            }
+            log = (scratch / f"{spec.name}-{replica}.log").open("wb")
+            process = subprocess.Popen(
+                [sys.executable, "-m", spec.module], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+            running.append(Running(spec.name, process, http_port))
+    deadline = time.monotonic() + 240
+    while not all(r.ready() for r in running):
+        for r in running:
+            if r.process.poll() is not None:
+                raise SystemExit(f"{r.service} exited with {r.process.returncode}; see {scratch}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"not ready in 240 s: {[r.service for r in running if not r.ready()]}; see {scratch}")
+        time.sleep(0.5)
+    return running
+
+
+def stop_services(running: list[Running]) -> None:
+    for r in running:
+        r.process.terminate()
+    for r in running:
+        try:
+            r.process.wait(40)
+        except subprocess.TimeoutExpired:
+            r.process.kill()
+
+
+class CpuMeter:
+    """User and system CPU seconds of each service (its replicas together), the broker and Redis."""
+
+    def __init__(self, running: list[Running]) -> None:
+        self._processes: dict[str, list[psutil.Process]] = {}
+        for r in running:
+            self._processes.setdefault(r.service, []).append(psutil.Process(r.process.pid))
+        for name in ("kafka", "redis"):
+            pid = ManagedProcess(name, PLATFORM.home / "run").pid()
+            if pid is not None:
+                self._processes[name] = [psutil.Process(pid)]
+
+    def read(self) -> dict[str, float]:
+        seconds = {}
+        for name, processes in self._processes.items():
+            total = 0.0
+            for process in processes:
+                with process.oneshot():
+                    times = process.cpu_times()
+                    total += times.user + times.system
+                total += sum(c.cpu_times().user + c.cpu_times().system for c in process.children(recursive=True))
+            seconds[name] = total
+        return seconds
+
+
+class TopicReader:
+    """Every message of a topic from its start, as (transaction id -> Kafka timestamp in seconds)."""
+
+    def __init__(self, topic: str, decode: Callable[[Message], str | None]) -> None:
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": PLATFORM.kafka_bootstrap,
+                "group.id": f"bench-reader-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+            }
+        )
+        partitions = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        self._consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        self._decode = decode
+        self.stamps: dict[str, float] = {}
+
+    def until(self, ids: set[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        missing = len(ids - self.stamps.keys())
+        while missing:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{missing} of {len(ids)} never arrived in {timeout:.0f} s")
+            for message in self._consumer.consume(5000, timeout=0.5):
+                error = message.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        raise SystemExit(str(error))
+                    continue
+                transaction_id = self._decode(message)
+                if transaction_id is not None:
+                    self.stamps.setdefault(transaction_id, message.timestamp()[1] / 1000)
+            missing = len(ids - self.stamps.keys())
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def transaction_id(message: Message) -> str:
+    return Transaction.FromString(message.value() or b"").transaction_id
+
+
+def partial_transaction_id(message: Message) -> str | None:
+    if record_kind(message) != KIND_TRANSACTION:
+        return None  # a label or watermarks
+    return EnrichedTransaction.FromString(message.value() or b"").transaction.transaction_id
+
+
+def enriched_transaction_id(message: Message) -> str:
+    return EnrichedTransaction.FromString(message.value() or b"").transaction.transaction_id
+
+
+def prediction_transaction_id(message: Message) -> str:
+    return Prediction.FromString(message.value() or b"").transaction_id
+
+
+def window(world: Simulation, first: int, last: int) -> Simulation:
+    """Transactions first..last-1 of `world`, and the labels reported between their times."""
+    tx = world.transactions.iloc[first:last]
+    start = tx["event_time"].iloc[0] if first > 0 else pd.Timestamp.min.tz_localize("UTC")
+    end = world.transactions["event_time"].iloc[last] if last < len(world.transactions) else tx["event_time"].max()
+    labels = world.labels[(world.labels["label_time"] >= start) & (world.labels["label_time"] < end)]
+    return dataclasses.replace(world, transactions=tx, labels=labels)
+
+
+def one_configuration(
+    world: Simulation, replicas: int, transactions: int, rate: float, seconds: float
+) -> dict[str, Any]:
+    prefix = f"bench-e2e-{uuid.uuid4().hex[:6]}."
+    scratch = Path(tempfile.mkdtemp(prefix="fraudstream-bench-e2e-"))
+    model = publish_model(PLATFORM, prefix, scratch, SimulationConfig(n_customers=600, n_terminals=1200, nb_days=50))
+    running = start_services(prefix, scratch, model, replicas)
+    writer = ServiceSettings(kafka_bootstrap_servers=PLATFORM.kafka_bootstrap, topic_prefix=prefix)
+    hops = {
+        "raw": TopicReader(topic_name(Topic.TRANSACTIONS_RAW, prefix), transaction_id),
+        "ingest": TopicReader(topic_name(Topic.TRANSACTIONS, prefix), transaction_id),
+        "features_customers": TopicReader(topic_name(Topic.FEATURES_BY_TERMINAL, prefix), partial_transaction_id),
+        "features_terminals": TopicReader(topic_name(Topic.TRANSACTIONS_ENRICHED, prefix), enriched_transaction_id),
+        "inference": TopicReader(topic_name(Topic.PREDICTIONS, prefix), prediction_transaction_id),
+    }
+    predictions = hops["inference"]
+    try:
+        print(f"{replicas} replica(s): {len(running)} processes ready; throughput phase", file=sys.stderr)
+        meter = CpuMeter(running)
+        before = meter.read()
+        flood = window(world, 0, transactions)
+        replay_to_kafka(flood, writer, pacing=Pacing.fast())
+        ids = set(flood.transactions["transaction_id"])
+        predictions.until(ids, timeout=600)
+        after = meter.read()
+        stamps = np.sort(np.array([predictions.stamps[i] for i in ids]))
+        low, high = int(0.1 * len(stamps)), int(0.9 * len(stamps))
+        throughput = (high - low) / max(stamps[high] - stamps[low], 1e-3)
+        cpu = {name: after[name] - before[name] for name in after}
+        services_cpu = sum(cpu[name] for name in ON_THE_PATH)
+
+        paced = window(world, transactions, transactions + int(rate * seconds))
+        print(f"{replicas} replica(s): {throughput:,.0f}/s; latency phase at {rate:,.0f}/s", file=sys.stderr)
+        replay_to_kafka(paced, writer, pacing=Pacing(rate=rate))
+        paced_ids = set(paced.transactions["transaction_id"])
+        for reader in hops.values():
+            reader.until(paced_ids, timeout=300)
+        names = list(hops)
+        latency = {
+            hop: milliseconds(hops[hop].stamps, hops[names[i]].stamps, paced_ids) for i, hop in enumerate(names[1:])
+        }
+        latency["end_to_end"] = milliseconds(predictions.stamps, hops["raw"].stamps, paced_ids)
+        return {
+            "replicas": replicas,
+            "processes": len(running),
+            "throughput_per_second": throughput,
+            "cpu_ms_per_transaction": {name: 1000 * value / len(ids) for name, value in cpu.items()},
+            "transactions_per_cpu_second": len(ids) / services_cpu,
+            "latency_rate_per_second": rate,
+            "latency_ms": latency,
+        }
+    finally:
+        for reader in hops.values():
+            reader.close()
+        stop_services(running)
+        delete_topics(prefix)
+
+
+def milliseconds(later: dict[str, float], earlier: dict[str, float], ids: set[str]) -> dict[str, float]:
+    spans = np.array([later[i] - earlier[i] for i in ids]) * 1000
+    return {"p50": float(np.percentile(spans, 50)), "p99": float(np.percentile(spans, 99)), "max": float(spans.max())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--transactions", type=int, default=60_000, help="Written as fast as possible.")
+    parser.add_argument("--rate", type=float, default=2000.0, help="Transactions per second in the latency phase.")
+    parser.add_argument("--seconds", type=float, default=30.0, help="Length of the latency phase.")
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+
+    days = int((args.transactions + args.rate * args.seconds) / TRANSACTIONS_A_DAY) + 2
+    world = simulate(SimulationConfig(nb_days=days))
+    rounds: list[dict[str, Any]] = []
+    for n in range(args.rounds):
+        for replicas in args.replicas:
+            result = one_configuration(world, replicas, args.transactions, args.rate, args.seconds)
+            rounds.append({"round": n, **result})
+            print(json.dumps(rounds[-1]), file=sys.stderr)
+
+    medians: dict[int, dict[str, float]] = {}
+    for replicas in args.replicas:
+        mine = [r for r in rounds if r["replicas"] == replicas]
+        medians[replicas] = {
+            "throughput_per_second": statistics.median(r["throughput_per_second"] for r in mine),
+            "transactions_per_cpu_second": statistics.median(r["transactions_per_cpu_second"] for r in mine),
+            "latency_rate_per_second": statistics.median(r["latency_rate_per_second"] for r in mine),
+            **{
+                f"{hop}_{q}_ms": statistics.median(r["latency_ms"][hop][q] for r in mine)
+                for hop in mine[0]["latency_ms"]
+                for q in ("p50", "p99")
+            },
+            **{
+                f"cpu_ms_{name}": statistics.median(r["cpu_ms_per_transaction"][name] for r in mine)
+                for name in mine[0]["cpu_ms_per_transaction"]
+            },
+        }
+    ratios = {}
+    if 1 in medians:
+        for replicas, m in medians.items():
+            if replicas != 1:
+                ratios[f"{replicas}_over_1"] = {
+                    "throughput": m["throughput_per_second"] / medians[1]["throughput_per_second"],
+                    "per_cpu_second": m["transactions_per_cpu_second"] / medians[1]["transactions_per_cpu_second"],
+                }
+    report = {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": psutil.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30)},
+        "python": host.python_version(),
+        "rounds": rounds,
+        "medians": {str(k): v for k, v in medians.items()},
+        "ratios": ratios,
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    names = sorted({k for m in medians.values() for k in m})
+    print(f"| medians of {args.rounds} round(s) | " + " | ".join(f"{r} replica(s)" for r in medians) + " |")
+    print("|---|" + "---|" * len(medians))
+    for name in names:
+        print(f"| {name} | " + " | ".join(f"{m[name]:,.2f}" for m in medians.values()) + " |")
+    for name, ratio in ratios.items():
+        print(f"{name}: throughput {ratio['throughput']:.2f}, per CPU-second {ratio['per_cpu_second']:.2f}")
+    print(f"written to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
