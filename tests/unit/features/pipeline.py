@@ -23,42 +23,9 @@ from fraudstream_feature_store.store import FeatureStateStore
 from fraudstream_features.customers import CustomerStage
 from fraudstream_features.settings import FeaturesSettings
 from fraudstream_features.terminals import TerminalStage
+from tests.unit.kafka_fakes import FakeMessage
 
 PARTITIONS = 4
-
-
-@dataclass
-class Message:
-    _topic: str
-    _partition: int
-    _offset: int
-    _key: bytes | None
-    _value: bytes
-    _headers: HeaderList = field(default_factory=list)
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def key(self) -> bytes | None:
-        return self._key
-
-    def value(self) -> bytes:
-        return self._value
-
-    def headers(self) -> HeaderList:
-        return self._headers
-
-    def timestamp(self) -> tuple[int, int]:
-        return (1, 1_700_000_000_000)
-
-    def error(self) -> None:
-        return None
 
 
 class Clock:
@@ -89,17 +56,17 @@ class Topics:
     """Partitioned logs: what was produced, by topic and partition."""
 
     def __init__(self) -> None:
-        self.logs: dict[Source, list[Message]] = {}
+        self.logs: dict[Source, list[FakeMessage]] = {}
 
     def append(self, topic: str, partition: int, key: bytes | None, value: bytes, headers: HeaderList) -> None:
         log = self.logs.setdefault((topic, partition), [])
-        log.append(Message(topic, partition, len(log), key, value, headers))
+        log.append(FakeMessage(value, len(log), key, headers, topic, partition))
 
     def produce(self, output: Output) -> None:
         partition = output.partition if output.partition is not None else partition_of(output.key or b"")
         self.append(output.topic, partition, output.key, output.value, output.headers)
 
-    def of(self, topic: str) -> list[Message]:
+    def of(self, topic: str) -> list[FakeMessage]:
         return [m for (t, _), log in sorted(self.logs.items()) if t == topic for m in log]
 
 
@@ -116,8 +83,8 @@ class Pipeline:
         store: FeatureStateStore = self.store  # type: ignore[assignment]
         self.customers = CustomerStage(self.settings, store, partitions, clock=self.clock)
         self.terminals = TerminalStage(self.settings, store, partitions, clock=self.clock)
-        self.customers.restore([(t, p) for t in self.customers.input_topics for p in range(PARTITIONS)], {})
-        self.terminals.restore([(t, p) for t in self.terminals.input_topics for p in range(PARTITIONS)], {})
+        self.customers.restore([(t, p) for t in self.customers.input_topics for p in range(PARTITIONS)], {}, {})
+        self.terminals.restore([(t, p) for t in self.terminals.input_topics for p in range(PARTITIONS)], {}, {})
         self._read: dict[Source, int] = {}
         self._rng = random.Random(self.seed)
         self._turns: dict[str, int] = {}
@@ -165,7 +132,7 @@ class Pipeline:
                 return
 
     def enriched(self) -> list[EnrichedTransaction]:
-        return [EnrichedTransaction.FromString(m.value()) for m in self.topics.of(Topic.TRANSACTIONS_ENRICHED)]
+        return [EnrichedTransaction.FromString(m.value() or b"") for m in self.topics.of(Topic.TRANSACTIONS_ENRICHED)]
 
     def _step(self, stage: CustomerStage | TerminalStage, chunk: int) -> bool:
         waiting = [

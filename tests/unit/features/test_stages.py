@@ -157,7 +157,7 @@ def test_bad_input_goes_to_the_dead_letter_topic_and_nothing_else_stops(
     pipeline.topics.append(Topic.LABELS, 1, b"y", b"", [])
     pipeline.produce_history(transactions[:200], labels[:50])
     pipeline.run()
-    letters = [DeadLetter.FromString(m.value()) for m in pipeline.topics.of(Topic.DEADLETTER)]
+    letters = [DeadLetter.FromString(m.value() or b"") for m in pipeline.topics.of(Topic.DEADLETTER)]
     assert sorted(letter.error_code for letter in letters) == ["invalid_protobuf", "missing_field"]
     assert len(pipeline.enriched()) == 200
 
@@ -174,7 +174,7 @@ def test_a_restart_from_the_changelog_repeats_no_transaction(
     first = vectors(pipeline)
     changelog = {m.key(): m.value() for m in pipeline.topics.of(Topic.FEATURES_TERMINAL_STATE) if m.key() is not None}
     restarted = pipeline.terminals
-    restarted.restore([(Topic.FEATURES_BY_TERMINAL, p) for p in range(4)], changelog)  # type: ignore[arg-type]
+    restarted.restore([(Topic.FEATURES_BY_TERMINAL, p) for p in range(4)], changelog, {})  # type: ignore[arg-type]
     for message in pipeline.topics.of(Topic.FEATURES_BY_TERMINAL):
         restarted.add(message)  # type: ignore[arg-type]
     restarted.due()

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import orjson
 import pytest
@@ -11,34 +10,7 @@ from fraudstream_common.schemas.v1.deadletter_pb2 import DeadLetter
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
 from fraudstream_ingest.core import IngestCore
 from fraudstream_ingest.settings import IngestSettings
-
-
-@dataclass
-class FakeMessage:
-    _value: bytes | None
-    _offset: int
-    _key: bytes | None = b"k"
-    _headers: list[tuple[str, bytes]] | None = None
-    _topic: str = "transactions.raw"
-    _partition: int = 0
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return self._partition
-
-    def offset(self) -> int:
-        return self._offset
-
-    def key(self) -> bytes | None:
-        return self._key
-
-    def value(self) -> bytes | None:
-        return self._value
-
-    def headers(self) -> list[tuple[str, bytes]] | None:
-        return self._headers
+from tests.unit.kafka_fakes import FakeMessage
 
 
 class InMemoryDeduplicator:
@@ -98,7 +70,7 @@ def test_routes_valid_duplicates_and_rejects(core: IngestCore) -> None:
 
 def test_dead_letter_carries_reason_and_original_bytes(core: IngestCore) -> None:
     payload = raw("b", -5)
-    message = FakeMessage(payload, 41, _key=b"orig", _headers=[("content-type", b"application/json"), ("x", b"y")])
+    message = FakeMessage(payload, 41, key_=b"orig", headers_=[("content-type", b"application/json"), ("x", b"y")])
     [output] = core.transform([message]).outputs
     letter = DeadLetter.FromString(output.value)
     assert output.key == b"orig"

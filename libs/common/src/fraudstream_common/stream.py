@@ -1,23 +1,28 @@
-"""The exactly-once stream runtime: consume, transform, produce and commit, with state
-partitioned like the input and restored from a changelog when partitions move.
+"""The stream runtime every consume-transform-produce loop runs on: consume, transform,
+produce and commit, with state partitioned like the input and restored from a changelog when
+partitions move.
 
 A service provides a `Stage` (its transform, with the state of the partitions it is given);
 the runtime owns the Kafka clients, the consumer group's rebalances, the commit order, the
-online-store retry and readiness.
+delivery guarantee, the retry of an unreachable store, readiness and the lag metrics.
 
 Commit order, and why. A checkpoint closes when the stage says it is due:
 1. The stage hands over what its checkpoint commits: the outputs (changelog records among
    them, on the changelog partition of the input partition the state belongs to) and, for
    each input partition, the offset before which everything has been applied.
-2. The stage's side effect on a store outside Kafka (a Feast push) runs. Until it succeeds
-   nothing is committed: while the store is unreachable every input partition is paused and
-   the side effect is retried with backoff, so the stage stops, it never skips. Writes to
-   that store must be idempotent (a write repeated after a crash changes nothing).
-3. One Kafka transaction: the outputs and the input offsets, visible together or not at all.
-A crash anywhere before 3 completes loses nothing and counts nothing twice: the partitions'
-next owner restores their state from the changelog (read_committed: an aborted checkpoint's
-records are not there) and resumes from the committed offsets. An abortable Kafka error takes
-the same path in process.
+2. The stage's side effect on a store outside Kafka (a Feast push) runs.
+   While a store the stage needs in 1 or 2 is unreachable, nothing is committed: every input
+   partition is paused and the step is retried with backoff, so the stage stops, it never
+   skips. Writes to that store must be idempotent (a write repeated after a crash changes
+   nothing), and a checkpoint that raises must have changed nothing.
+3. exactly-once (the default): one Kafka transaction, the outputs and the input offsets,
+   visible together or not at all. A crash anywhere before it completes loses nothing and
+   counts nothing twice: the partitions' next owner restores their state from the changelog
+   (read_committed: an aborted checkpoint's records are not there) and resumes from the
+   committed offsets. An abortable Kafka error takes the same path in process.
+   at-least-once: the outputs are produced and flushed, and only once the broker acknowledged
+   every one are the offsets committed. A crash in between replays the checkpoint: outputs may
+   repeat, nothing is lost. An output not acknowledged takes the recovery path above.
 """
 
 from __future__ import annotations
@@ -25,22 +30,23 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from prometheus_client import Counter, Gauge, Histogram
 
 from fraudstream_common.deadletter import Output, produce_outputs
-from fraudstream_common.kafka import consumer_config, producer_config
+from fraudstream_common.kafka import consumer_config, next_offsets, producer_config
 from fraudstream_common.lifecycle import BlockingLoop
-from fraudstream_common.settings import ServiceSettings
+from fraudstream_common.settings import ProcessingGuarantee, ServiceSettings
 
 logger = logging.getLogger(__name__)
 
 Source = tuple[str, int]  # (topic, partition)
+T = TypeVar("T")
 
 COMMIT_SECONDS = Histogram(
     "fraudstream_stream_commit_duration_seconds",
@@ -48,7 +54,11 @@ COMMIT_SECONDS = Histogram(
     ["stage"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
-ABORTS = Counter("fraudstream_stream_transaction_aborts_total", "Checkpoints aborted and recovered.", ["stage"])
+ABORTS = Counter(
+    "fraudstream_stream_transaction_aborts_total",
+    "Checkpoints not committed (aborted, or outputs not acknowledged) and recovered from the last one.",
+    ["stage"],
+)
 STORE_UNAVAILABLE = Counter(
     "fraudstream_stream_store_unavailable_total",
     "Side-effect attempts that failed: the store did not answer.",
@@ -75,6 +85,41 @@ class Checkpoint:
     offsets: dict[Source, int] = field(default_factory=dict)
 
 
+class Batch:
+    """Input messages collected for one checkpoint of a stateless stage: due at `max_messages`,
+    or `max_wait_seconds` after the first (what bounds the latency it adds)."""
+
+    def __init__(
+        self, max_messages: int, max_wait_seconds: float, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._max_messages = max_messages
+        self._max_wait = max_wait_seconds
+        self._clock = clock
+        self.messages: list[Message] = []
+        self._started: float | None = None
+
+    def add(self, message: Message) -> None:
+        self.messages.append(message)
+        if self._started is None:
+            self._started = self._clock()
+
+    def due(self) -> bool:
+        if self._started is None:
+            return False
+        return len(self.messages) >= self._max_messages or self._clock() - self._started >= self._max_wait
+
+    def room(self) -> int:
+        return self._max_messages - len(self.messages)
+
+    def offsets(self) -> dict[Source, int]:
+        """For each partition, the offset after its last message."""
+        return {(tp.topic, tp.partition): tp.offset for tp in next_offsets(self.messages)}
+
+    def clear(self) -> None:
+        self.messages = []
+        self._started = None
+
+
 class Stage(Protocol):
     """A stateful transform, partitioned like its first input topic."""
 
@@ -88,9 +133,11 @@ class Stage(Protocol):
     @property
     def changelog_topic(self) -> str | None: ...
 
-    def restore(self, assignment: Sequence[Source], changelog: Mapping[bytes, bytes]) -> None:
-        """Start over with these input partitions and the latest changelog record of each key
-        of their state."""
+    def restore(
+        self, assignment: Sequence[Source], changelog: Mapping[bytes, bytes], committed: Mapping[Source, int]
+    ) -> None:
+        """Start over with these input partitions, the latest changelog record of each key of
+        their state, and the offset committed for each (negative: none yet)."""
 
     def add(self, message: Message) -> None:
         """Take one input message (apply it, or hold it until it can be)."""
@@ -112,7 +159,8 @@ class Stage(Protocol):
         input's fault)."""
 
     def checkpoint(self, *, final: bool) -> Checkpoint:
-        """The outputs and offsets the next transaction commits (`final`: the stage stops)."""
+        """The outputs and offsets the next commit holds (`final`: the stage stops); may raise
+        one of STORE_ERRORS, having changed nothing, while a store it reads is unreachable."""
 
     def store(self) -> None:
         """The side effect that must succeed before the checkpoint commits; raises one of
@@ -126,7 +174,12 @@ class _StopRequestedError(Exception):
     """Shutdown was asked for while restoring or while the store was unreachable."""
 
 
-class ExactlyOnceStream(BlockingLoop):
+class _NotCommittedError(Exception):
+    """The checkpoint was not committed (its transaction aborted, or an output or the offsets
+    not acknowledged); the stage goes back to the last one."""
+
+
+class StreamRuntime(BlockingLoop):
     def __init__(
         self,
         settings: ServiceSettings,
@@ -134,6 +187,7 @@ class ExactlyOnceStream(BlockingLoop):
         *,
         group_id: str,
         transactional_id: str,
+        guarantee: ProcessingGuarantee = ProcessingGuarantee.EXACTLY_ONCE,
         max_messages: int = 5000,
         poll_timeout_seconds: float = 0.02,
         store_retry_max_seconds: float = 5.0,
@@ -145,6 +199,7 @@ class ExactlyOnceStream(BlockingLoop):
         self._stage = stage
         self._group_id = group_id
         self._transactional_id = transactional_id
+        self._exactly_once = guarantee is ProcessingGuarantee.EXACTLY_ONCE
         self._max_messages = max_messages
         self._poll_timeout = poll_timeout_seconds
         self._store_retry_max = store_retry_max_seconds
@@ -166,14 +221,21 @@ class ExactlyOnceStream(BlockingLoop):
             producer_config(
                 self._settings,
                 client_id=f"{client}-producer",
-                transactional_id=self._transactional_id,
-                # As Kafka Streams' exactly-once: a replica that died with a transaction open
-                # holds read_committed readers of its outputs back this long at most.
-                overrides={"transaction.timeout.ms": TRANSACTION_TIMEOUT_MS},
+                transactional_id=self._transactional_id if self._exactly_once else None,
+                overrides=(
+                    # As Kafka Streams' exactly-once: a replica that died with a transaction open
+                    # holds read_committed readers of its outputs back this long at most.
+                    {"transaction.timeout.ms": TRANSACTION_TIMEOUT_MS}
+                    if self._exactly_once
+                    # A report for every output cost inference a tenth of its time under load;
+                    # flush() says when none is left unacknowledged, failures are reported.
+                    else {"delivery.report.only.error": True}
+                ),
             )
         )
         try:
-            producer.init_transactions(30)  # fences an earlier incarnation, aborts its open transaction
+            if self._exactly_once:
+                producer.init_transactions(30)  # fences an earlier incarnation, aborts its open transaction
             consumer.subscribe(list(self._stage.input_topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
             while not self._stopping.is_set():
                 limit = max(1, min(self._max_messages, self._stage.read_limit()))
@@ -217,38 +279,61 @@ class ExactlyOnceStream(BlockingLoop):
     # One checkpoint: the side effect, then one Kafka transaction
 
     def _commit(self, consumer: Consumer, producer: Producer, *, final: bool = False) -> None:
-        checkpoint = self._stage.checkpoint(final=final)
-        self._store(consumer)
+        checkpoint = self._until_reachable(consumer, lambda: self._stage.checkpoint(final=final))
+        self._until_reachable(consumer, self._stage.store)
         if not checkpoint.outputs and not checkpoint.offsets:
             self._stage.committed()
             return
         started = time.perf_counter()
         offsets = [TopicPartition(t, p, o) for (t, p), o in checkpoint.offsets.items()]
         try:
-            producer.begin_transaction()
-            produce_outputs(producer, checkpoint.outputs)
-            producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
-            producer.commit_transaction(60)
-        except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            if not (error.txn_requires_abort() or error.retriable()):
-                raise  # fatal, e.g. fenced by a newer worker with our transactional id
+            if self._exactly_once:
+                self._commit_transaction(consumer, producer, checkpoint.outputs, offsets)
+            else:
+                self._produce_then_commit(consumer, producer, checkpoint.outputs, offsets)
+        except _NotCommittedError as exc:
             ABORTS.labels(self.name).inc()
-            logger.warning("checkpoint aborted, recovering from the changelog: %s", error)
-            producer.abort_transaction(30)
+            logger.warning("checkpoint not committed, recovering from the last one: %s", exc)
             self._recover(consumer)
             return
         COMMIT_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         self._stage.committed()
         self._record_lag(consumer, offsets)
 
-    def _store(self, consumer: Consumer) -> None:
-        """Runs the stage's side effect until it succeeds; meanwhile every input partition is paused."""
+    def _commit_transaction(
+        self, consumer: Consumer, producer: Producer, outputs: list[Output], offsets: list[TopicPartition]
+    ) -> None:
+        try:
+            producer.begin_transaction()
+            produce_outputs(producer, outputs)
+            producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
+            producer.commit_transaction(60)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if not (error.txn_requires_abort() or error.retriable()):
+                raise  # fatal, e.g. fenced by a newer worker with our transactional id
+            producer.abort_transaction(30)
+            raise _NotCommittedError(str(error)) from exc
+
+    def _produce_then_commit(
+        self, consumer: Consumer, producer: Producer, outputs: list[Output], offsets: list[TopicPartition]
+    ) -> None:
+        failures: list[KafkaError] = []
+        produce_outputs(producer, outputs, lambda error, _m: failures.append(error) if error else None)
+        if producer.flush(60) or failures:
+            raise _NotCommittedError(f"outputs not acknowledged: {failures[:3]}")
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            raise _NotCommittedError(f"offsets not committed: {exc}") from exc
+
+    def _until_reachable(self, consumer: Consumer, step: Callable[[], T]) -> T:
+        """Runs a step of the checkpoint until its store answers; meanwhile every input partition is paused."""
         backoff = 0.1
         paused = False
         while True:
             try:
-                self._stage.store()
+                result = step()
                 break
             except STORE_ERRORS as exc:
                 STORE_UNAVAILABLE.labels(self.name).inc()
@@ -268,6 +353,7 @@ class ExactlyOnceStream(BlockingLoop):
             self._paused = set()
             self._stage.resumed()
             self._set_ready(True)
+        return result
 
     def _record_lag(self, consumer: Consumer, committed: list[TopicPartition]) -> None:
         positions = {(tp.topic, tp.partition): tp.offset for tp in committed}
@@ -282,12 +368,12 @@ class ExactlyOnceStream(BlockingLoop):
 
     # State: restored from the changelog whenever partitions are (re)assigned
 
-    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._set_ready(False)
         self._assignment = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
         ASSIGNED.labels(self.name).set(len(partitions))
         self._paused = set()
-        self._restore()
+        self._restore(consumer)
         logger.info("assigned %d partitions; state restored", len(partitions), extra={"stage": self.name})
         self._set_ready(True)
 
@@ -299,22 +385,23 @@ class ExactlyOnceStream(BlockingLoop):
         consumer.resume(partitions)
         self._paused = set()
 
-    def _restore(self) -> None:
+    def _restore(self, consumer: Consumer) -> dict[Source, int]:
+        """Restores the stage; the offsets committed for the assignment (negative: none)."""
         started = time.perf_counter()
         assignment = [(tp.topic, tp.partition) for tp in self._assignment]
+        committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(self._assignment, timeout=30)}
         changelog: dict[bytes, bytes] = {}
         topic = self._stage.changelog_topic
         if topic is not None:
             keyed_by = self._stage.input_topics[0]
             changelog = self._read_changelog(topic, sorted(p for t, p in assignment if t == keyed_by))
-        self._stage.restore(assignment, changelog)
+        self._stage.restore(assignment, changelog, committed)
         RESTORE_SECONDS.labels(self.name).observe(time.perf_counter() - started)
+        return committed
 
     def _recover(self, consumer: Consumer) -> None:
-        self._restore()
-        for tp in consumer.committed(self._assignment, timeout=30):
-            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-            consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+        for (topic, partition), offset in self._restore(consumer).items():
+            consumer.seek(TopicPartition(topic, partition, offset if offset >= 0 else OFFSET_BEGINNING))
 
     def _read_changelog(self, topic: str, partitions: Sequence[int]) -> dict[bytes, bytes]:
         """The latest committed record of every key in these partitions of the changelog."""

@@ -1,12 +1,13 @@
 """A Kafka topic into a folder of parquet parts, each named by the offsets it holds.
 
 Used for the offline stores: every enriched transaction (the features service) and every label
-(the trainer). The sink has its own consumer group and writes one part per input partition and
-flush. At-least-once, made exact by the names: a part is written (to a temporary name, then
-renamed) before its offsets are committed; a part written but never committed (a crash in
-between) starts at or after the committed offset, and is deleted when the partition is assigned
-again, then written anew. A record that does not decode is logged and skipped: the topic's
-producer already validated it, and a dead letter here would be a second copy of its mistake.
+(the trainer). The sink runs on the stream runtime in its own consumer group and writes one
+part per input partition and checkpoint. At-least-once, made exact by the names: a part is
+written (to a temporary name, then renamed) before its offsets are committed; a part written
+but never committed (a crash in between) starts at or after the committed offset, and is
+deleted when the partition is assigned again, then written anew. A record that does not decode
+is logged and skipped: the topic's producer already validated it, and a dead letter here would
+be a second copy of its mistake.
 """
 
 from __future__ import annotations
@@ -15,16 +16,15 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
 import pandas as pd
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Message
 
-from fraudstream_common.kafka import consumer_config, usable
-from fraudstream_common.lifecycle import BlockingLoop
-from fraudstream_common.settings import ServiceSettings
+from fraudstream_common.settings import ProcessingGuarantee, ServiceSettings
+from fraudstream_common.stream import Checkpoint, Source, StreamRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -44,90 +44,107 @@ def part_name(prefix: str, partition: int, first: int, last: int) -> str:
     return f"{prefix}-p{partition:04d}-{first:015d}-{last:015d}.parquet"
 
 
-class PartSink(BlockingLoop):
+class PartStage:
+    """A stage of the stream runtime with no output: its side effect is the parts."""
+
+    changelog_topic: str | None = None
+
     def __init__(
         self,
-        settings: ServiceSettings,
         *,
         name: str,
         topic: str,
-        group_id: str,
-        client_id: str,
         directory: Path,
         prefix: str,
         new_rows: Callable[[], Rows],
         max_rows: int,
         max_seconds: float,
-        batch_max_messages: int = 5000,
-        on_written: Callable[[int], None] = lambda _rows: None,
+        max_messages: int,
+        on_written: Callable[[int], None],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__()
         self.name = name
-        self._settings = settings
-        self._topic = topic
-        self._group_id = group_id
-        self._client_id = client_id
+        self.input_topics = (topic,)
         self._directory = directory
         self._prefix = prefix
         self._pattern = re.compile(rf"^{re.escape(prefix)}-p(?P<partition>\d+)-(?P<first>\d+)-(?P<last>\d+)\.parquet$")
         self._new_rows = new_rows
         self._max_rows = max_rows
         self._max_seconds = max_seconds
-        self._batch_max_messages = batch_max_messages
+        self._max_messages = max_messages
         self._on_written = on_written
+        self._clock = clock
         self._parts: dict[int, _Part] = {}
+        self._writing: dict[int, _Part] = {}
         self._since: float | None = None
 
-    def _loop(self) -> None:
-        consumer = Consumer(consumer_config(self._settings, group_id=self._group_id, client_id=self._client_id))
+    def restore(
+        self, assignment: Sequence[Source], changelog: Mapping[bytes, bytes], committed: Mapping[Source, int]
+    ) -> None:
+        """Deletes the parts of these partitions written but never committed: they start at or
+        after the committed offset, and are written anew."""
+        self.committed()
         self._directory.mkdir(parents=True, exist_ok=True)
+        topic = self.input_topics[0]
+        for path in self._directory.glob(f"{self._prefix}-p*.parquet"):
+            match = self._pattern.match(path.name)
+            if match is None:
+                continue
+            offset = committed.get((topic, int(match["partition"])))
+            if offset is not None and int(match["first"]) >= max(offset, 0):
+                logger.info("removing uncommitted part %s", path.name)
+                path.unlink()
+
+    def add(self, message: Message) -> None:
+        partition, offset = message.partition(), message.offset()
+        if partition is None or offset is None:
+            return
+        part = self._parts.get(partition)
+        if part is None:
+            part = self._parts[partition] = _Part(offset, self._new_rows())
         try:
-            consumer.subscribe([self._topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
-            self._ready.set()
-            while not self._stopping.is_set():
-                self._take(consumer.consume(self._batch_max_messages, timeout=0.5))
-                if self._flush_due():
-                    self._flush(consumer)
-            if self._parts:
-                self._flush(consumer)
-        finally:
-            consumer.close()
+            part.rows.add(message.value() or b"")
+        except Exception:
+            logger.exception("undecodable record at %s[%d]@%d skipped", self.input_topics[0], partition, offset)
+        part.last_offset = offset
+        if self._since is None:
+            self._since = self._clock()
 
-    def _take(self, messages: Sequence[Message]) -> None:
-        for message in messages:
-            if not usable(message):
-                continue
-            partition, offset = message.partition(), message.offset()
-            if partition is None or offset is None:
-                continue
-            part = self._parts.get(partition)
-            if part is None:
-                part = self._parts[partition] = _Part(offset, self._new_rows())
-            try:
-                part.rows.add(message.value() or b"")
-            except Exception:
-                logger.exception("undecodable record at %s[%d]@%d skipped", self._topic, partition, offset)
-            part.last_offset = offset
-            if self._since is None:
-                self._since = time.monotonic()
+    def reached_end(self, source: Source) -> None:
+        """Nothing waits on the end of a partition."""
 
-    def _flush_due(self) -> bool:
+    def due(self) -> bool:
         if self._since is None:
             return False
         if sum(len(part.rows) for part in self._parts.values()) >= self._max_rows:
             return True
-        return time.monotonic() - self._since >= self._max_seconds
+        return self._clock() - self._since >= self._max_seconds
 
-    def _flush(self, consumer: Consumer) -> None:
-        offsets = []
-        for partition, part in self._parts.items():
+    def held_back(self) -> Collection[Source]:
+        return ()
+
+    def read_limit(self) -> int:
+        return self._max_messages
+
+    def resumed(self) -> None:
+        """Nothing waits on time."""
+
+    def checkpoint(self, *, final: bool) -> Checkpoint:
+        self._writing = dict(self._parts)
+        offsets = {(self.input_topics[0], partition): part.last_offset + 1 for partition, part in self._parts.items()}
+        return Checkpoint([], offsets)
+
+    def store(self) -> None:
+        """Writes the checkpoint's parts; one written again after a failure is replaced whole."""
+        for partition, part in list(self._writing.items()):
             if len(part.rows):
                 self._write_part(partition, part)
                 self._on_written(len(part.rows))
-            offsets.append(TopicPartition(self._topic, partition, part.last_offset + 1))
-        if offsets:
-            consumer.commit(offsets=offsets, asynchronous=False)
+            del self._writing[partition]
+
+    def committed(self) -> None:
         self._parts = {}
+        self._writing = {}
         self._since = None
 
     def _write_part(self, partition: int, part: _Part) -> None:
@@ -138,20 +155,44 @@ class PartSink(BlockingLoop):
             os.fsync(written.fileno())
         temporary.replace(path)
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        committed = {tp.partition: tp.offset for tp in consumer.committed(partitions, timeout=30)}
-        for path in self._directory.glob(f"{self._prefix}-p*.parquet"):
-            match = self._pattern.match(path.name)
-            if match is None:
-                continue
-            partition = int(match["partition"])
-            if partition in committed and int(match["first"]) >= max(committed[partition], 0):
-                logger.info("removing uncommitted part %s", path.name)
-                path.unlink()
 
-    def _on_revoke(self, _consumer: Consumer, _partitions: list[TopicPartition]) -> None:
-        self._parts = {}
-        self._since = None
+def part_sink(
+    settings: ServiceSettings,
+    *,
+    name: str,
+    topic: str,
+    group_id: str,
+    client_id: str,
+    directory: Path,
+    prefix: str,
+    new_rows: Callable[[], Rows],
+    max_rows: int,
+    max_seconds: float,
+    batch_max_messages: int = 5000,
+    on_written: Callable[[int], None] = lambda _rows: None,
+) -> StreamRuntime:
+    """`topic` into parts under `directory`, on the stream runtime, at-least-once (the parts
+    are written before the offsets are committed)."""
+    stage = PartStage(
+        name=name,
+        topic=topic,
+        directory=directory,
+        prefix=prefix,
+        new_rows=new_rows,
+        max_rows=max_rows,
+        max_seconds=max_seconds,
+        max_messages=batch_max_messages,
+        on_written=on_written,
+    )
+    return StreamRuntime(
+        settings,
+        stage,
+        group_id=group_id,
+        transactional_id=client_id,
+        guarantee=ProcessingGuarantee.AT_LEAST_ONCE,
+        max_messages=batch_max_messages,
+        poll_timeout_seconds=0.1,
+    )
 
 
 class _Part:

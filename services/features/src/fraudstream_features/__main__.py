@@ -17,7 +17,7 @@ from fraudstream_common.health import Check, Readiness
 from fraudstream_common.http import HttpServer, add_health_routes
 from fraudstream_common.lifecycle import Component, ServiceRunner
 from fraudstream_common.logging import configure_logging
-from fraudstream_common.stream import ExactlyOnceStream
+from fraudstream_common.stream import StreamRuntime
 from fraudstream_common.topics import Topic, topic_name
 from fraudstream_features.customers import CustomerStage
 from fraudstream_features.offline import offline_writer
@@ -39,7 +39,7 @@ def topic_partitions(settings: FeaturesSettings) -> dict[str, int]:
     return {name: len(metadata.topics[name].partitions) for name in names}
 
 
-def streams(settings: FeaturesSettings) -> list[ExactlyOnceStream]:
+def streams(settings: FeaturesSettings) -> list[StreamRuntime]:
     store = settings.state_store()
     partitions = topic_partitions(settings)
     stages: list[CustomerStage | TerminalStage] = [
@@ -47,7 +47,7 @@ def streams(settings: FeaturesSettings) -> list[ExactlyOnceStream]:
         TerminalStage(settings, store, partitions),
     ]
     return [
-        ExactlyOnceStream(
+        StreamRuntime(
             settings,
             stage,
             group_id=f"{GROUP_ID}-{stage.name}",
@@ -91,7 +91,7 @@ async def serve(settings: FeaturesSettings) -> int:
         online_store.close()
 
 
-def _consuming(stage: ExactlyOnceStream) -> Check:
+def _consuming(stage: StreamRuntime) -> Check:
     async def check() -> bool:
         return stage.ready
 

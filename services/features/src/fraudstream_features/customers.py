@@ -84,7 +84,9 @@ class CustomerStage:
 
     # Stage
 
-    def restore(self, assignment: Sequence[Source], changelog: Mapping[bytes, bytes]) -> None:
+    def restore(
+        self, assignment: Sequence[Source], changelog: Mapping[bytes, bytes], committed: Mapping[Source, int]
+    ) -> None:
         self.customers = {key.decode(): CustomerState.from_json(value.decode()) for key, value in changelog.items()}
         self._merger.assign(assignment)
         self._marks_sent = None

@@ -1,6 +1,6 @@
 """Every enriched transaction into Feast's offline store, for training sets: parquet parts of
-the `transaction_features` source (fraudstream_feature_store.repository), written by a
-PartSink (fraudstream_feature_store.parts: named by offsets, exact across crashes)."""
+the `transaction_features` source (fraudstream_feature_store.repository), written by
+the part sink (fraudstream_feature_store.parts: named by offsets, exact across crashes)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pandas as pd
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction
+from fraudstream_common.stream import StreamRuntime
 from fraudstream_common.timestamps import seconds_of
-from fraudstream_feature_store.parts import PartSink
+from fraudstream_feature_store.parts import part_sink
 from fraudstream_feature_store.repository import (
     TRANSACTION_ID_COLUMNS,
     transaction_features_dir,
@@ -24,8 +25,8 @@ PART_PREFIX = "enriched"
 _FEATURE_NAMES = list(FEATURE_NAMES)  # a repeated field compares equal to a list, not a tuple
 
 
-def offline_writer(settings: FeaturesSettings, enriched_topic: str) -> PartSink:
-    return PartSink(
+def offline_writer(settings: FeaturesSettings, enriched_topic: str) -> StreamRuntime:
+    return part_sink(
         settings,
         name="offline-writer",
         topic=enriched_topic,

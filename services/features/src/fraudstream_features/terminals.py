@@ -138,7 +138,9 @@ class TerminalStage:
 
     # Stage
 
-    def restore(self, assignment: Sequence[Source], changelog: Mapping[bytes, bytes]) -> None:
+    def restore(
+        self, assignment: Sequence[Source], changelog: Mapping[bytes, bytes], committed: Mapping[Source, int]
+    ) -> None:
         self.terminals = {key.decode(): TerminalState.from_json(value.decode()) for key, value in changelog.items()}
         self._partitions = {partition: _Partition() for _topic, partition in assignment}
         self._held = 0

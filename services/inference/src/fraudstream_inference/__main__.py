@@ -28,7 +28,7 @@ from fraudstream_inference.http import create_app
 from fraudstream_inference.predictions import PredictionLog, RolloutEvents
 from fraudstream_inference.rollout import Rollout
 from fraudstream_inference.settings import EventLoop, InferenceSettings
-from fraudstream_inference.stream import StreamScorer
+from fraudstream_inference.stream import scoring_stream
 from fraudstream_inference.swap import ModelFollower
 from fraudstream_inference.workers import Supervisor, follow_the_supervisor, is_worker
 
@@ -88,16 +88,7 @@ async def serve(settings: InferenceSettings) -> int:
     if keys is not None:
         components.append(keys)
     if settings.stream_scoring:
-        components.append(
-            StreamScorer(
-                settings,
-                core,
-                asyncio.get_running_loop(),
-                enriched_topic=topic_name(Topic.TRANSACTIONS_ENRICHED, prefix),
-                predictions_topic=topic_name(Topic.PREDICTIONS, prefix),
-                deadletter_topic=topic_name(Topic.DEADLETTER, prefix),
-            )
-        )
+        components.append(scoring_stream(settings, core, asyncio.get_running_loop()))
     components += [follower, log]
     try:
         return await ServiceRunner(components).run()

@@ -25,7 +25,7 @@ from fraudstream_inference.decisions import DecisionCache, Taken
 from fraudstream_inference.explain import Contribution, contributions
 from fraudstream_inference.features import RequestFeatures, TransactionInput
 from fraudstream_inference.model import ScoringModel
-from fraudstream_inference.predictions import FeatureValues, PredictionLog
+from fraudstream_inference.predictions import FeatureValues, PredictionSink
 from fraudstream_inference.rollout import Rollout
 
 logger = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class InferenceCore:
         rollout: Rollout,
         features: RequestFeatures,
         decisions: DecisionCache,
-        log: PredictionLog | None,
+        log: PredictionSink | None,
         *,
         max_pass_rows: int = 256,
         max_passes_in_flight: int = 1,
@@ -194,7 +194,7 @@ class InferenceCore:
             )
         return answers
 
-    async def score_enriched(self, records: Sequence[EnrichedTransaction], log: PredictionLog) -> list[Answer]:
+    async def score_enriched(self, records: Sequence[EnrichedTransaction], log: PredictionSink) -> list[Answer]:
         """The stream path: each transaction with the vector the features service computed for
         it. Every record gets its prediction logged to `log`, a replayed one too (the stream may
         replay a batch whose predictions were never acknowledged), with the decision first taken."""
@@ -228,7 +228,7 @@ class InferenceCore:
         started: float,
         *,
         explain: Sequence[bool] = (),
-        log: PredictionLog | None = None,
+        log: PredictionSink | None = None,
         log_replays: bool = False,
     ) -> dict[str, tuple[Taken, list[Contribution]]]:
         """Scores, decides and remembers; a transaction decided before keeps that decision

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 from confluent_kafka import KafkaError, Message, Producer
@@ -85,6 +86,13 @@ def _varint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+class PredictionSink(Protocol):
+    """Where the core logs each prediction it makes."""
+
+    def log(self, transaction_id: str, record: bytes) -> None:
+        """`record`: a serialised Prediction, keyed by its transaction id."""
 
 
 class PredictionLog:

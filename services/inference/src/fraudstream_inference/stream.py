@@ -1,38 +1,49 @@
 """Stream scoring: every record of `transactions.enriched` (each transaction with the vector
-the features service computed for it) scored by the core, its prediction to `predictions`.
-
-At-least-once, in this order: consume a batch, score it, produce its predictions, wait until
-the broker acknowledged all of them, then commit the batch's offsets. A crash in between
-replays the batch: the decision cache answers each replayed transaction as it was first
-decided, and its prediction is logged again under the same key (consumers keep one per
-transaction id). An undecodable record goes to `deadletter` with its reason.
+the features service computed for it) scored by the core, its prediction to `predictions`, on
+the stream runtime (fraudstream_common.stream), at-least-once: the batch's offsets are
+committed once the broker acknowledged its predictions. A batch replayed after a crash is
+answered from the decision cache as it was first decided, and its predictions are logged again
+under the same keys (consumers keep one per transaction id). An undecodable record goes to
+`deadletter` with its reason. Until a model is loaded the input is paused: the records wait in
+Kafka, not in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
 
-from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka import Message
 from google.protobuf.message import DecodeError
 
-from fraudstream_common.deadletter import dead_letter, produce_outputs
-from fraudstream_common.kafka import consumer_config, next_offsets, producer_config, usable
-from fraudstream_common.lifecycle import BlockingLoop
+from fraudstream_common.deadletter import PROTOBUF_HEADERS, Output, dead_letter
 from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction
+from fraudstream_common.settings import ProcessingGuarantee
+from fraudstream_common.stream import Batch, Checkpoint, Source, StreamRuntime
+from fraudstream_common.topics import Topic, topic_name
 from fraudstream_inference import metrics
 from fraudstream_inference.core import InferenceCore
-from fraudstream_inference.predictions import PredictionLog
 from fraudstream_inference.settings import InferenceSettings
-
-logger = logging.getLogger(__name__)
 
 GROUP_ID = "inference"
 SERVICE = "inference"
 
 
-class StreamScorer(BlockingLoop):
-    name = "stream-scorer"
+class _Predictions:
+    """The predictions the core logs while it scores one batch, as outputs of its checkpoint."""
+
+    def __init__(self, topic: str) -> None:
+        self._topic = topic
+        self.outputs: list[Output] = []
+
+    def log(self, transaction_id: str, record: bytes) -> None:
+        self.outputs.append(Output(self._topic, transaction_id.encode(), record, PROTOBUF_HEADERS))
+
+
+class ScoringStage:
+    name = "scoring"
+    changelog_topic: str | None = None
 
     def __init__(
         self,
@@ -40,59 +51,81 @@ class StreamScorer(BlockingLoop):
         core: InferenceCore,
         loop: asyncio.AbstractEventLoop,
         *,
-        enriched_topic: str,
-        predictions_topic: str,
-        deadletter_topic: str,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__()
-        self._settings = settings
+        prefix = settings.topic_prefix
         self._core = core
         self._event_loop = loop
-        self._enriched_topic = enriched_topic
-        self._deadletter_topic = deadletter_topic
-        self._log = PredictionLog(settings, predictions_topic, client_id=f"{settings.instance_id}-stream")
+        self.input_topics = (topic_name(Topic.TRANSACTIONS_ENRICHED, prefix),)
+        self._predictions_topic = topic_name(Topic.PREDICTIONS, prefix)
+        self._deadletter_topic = topic_name(Topic.DEADLETTER, prefix)
+        self._assignment: list[Source] = []
+        self._batch = Batch(settings.batch_max_messages, settings.batch_max_wait_seconds, clock=clock)
 
-    def _loop(self) -> None:
-        settings = self._settings
-        consumer = Consumer(consumer_config(settings, group_id=GROUP_ID, client_id=f"{settings.instance_id}-stream"))
-        deadletters = Producer(producer_config(settings, client_id=f"{settings.instance_id}-deadletter"))
-        try:
-            while not self._core.ready and not self._stopping.wait(0.2):
-                pass  # nothing to score with yet: leave the records where they are
-            consumer.subscribe([self._enriched_topic])
-            self._ready.set()
-            while not self._stopping.is_set():
-                batch = consumer.consume(settings.batch_max_messages, timeout=settings.batch_max_wait_seconds)
-                messages = [m for m in batch if usable(m)]
-                if messages and self._score(messages, deadletters):
-                    consumer.commit(offsets=next_offsets(messages), asynchronous=False)
-        finally:
-            self._log.flush(30)
-            deadletters.flush(30)
-            consumer.close()
+    def restore(
+        self, assignment: Sequence[Source], changelog: Mapping[bytes, bytes], committed: Mapping[Source, int]
+    ) -> None:
+        self._assignment = list(assignment)
+        self._batch.clear()
 
-    def _score(self, messages: list[Message], deadletters: Producer) -> bool:
-        """Scores a batch; True when all its outputs were acknowledged (its offsets may go)."""
+    def add(self, message: Message) -> None:
+        self._batch.add(message)
+
+    def reached_end(self, source: Source) -> None:
+        """Nothing waits on the end of a partition."""
+
+    def due(self) -> bool:
+        return self._core.ready and self._batch.due()
+
+    def held_back(self) -> Collection[Source]:
+        return () if self._core.ready else self._assignment
+
+    def read_limit(self) -> int:
+        return self._batch.room()
+
+    def resumed(self) -> None:
+        """Nothing waits on time."""
+
+    def checkpoint(self, *, final: bool) -> Checkpoint:
+        if not self._batch.messages or not self._core.ready:
+            return Checkpoint()  # what was read is read again by the next owner
         records = []
-        letters = []
-        for message in messages:
+        outputs: list[Output] = []
+        for message in self._batch.messages:
             try:
                 record = EnrichedTransaction.FromString(message.value() or b"")
                 if not record.transaction.transaction_id or len(record.feature_values) != len(record.feature_names):
                     raise ValueError("no transaction id, or feature names and values of different lengths")
             except (DecodeError, ValueError) as invalid:
-                letters.append(
+                outputs.append(
                     dead_letter(self._deadletter_topic, SERVICE, message, code="invalid_enriched", reason=str(invalid))
                 )
                 continue
             records.append(record)
         if records:
-            future = asyncio.run_coroutine_threadsafe(self._core.score_enriched(records, self._log), self._event_loop)
-            future.result(timeout=60)
+            predictions = _Predictions(self._predictions_topic)
+            scoring = asyncio.run_coroutine_threadsafe(
+                self._core.score_enriched(records, predictions), self._event_loop
+            )
+            scoring.result(timeout=60)
+            outputs += predictions.outputs
         metrics.REQUESTS.labels("stream", "ok").inc(len(records))
-        produce_outputs(deadletters, letters)
-        if not self._log.flush(30) or deadletters.flush(30):
-            # Committing now would skip what was not acknowledged: stop, and replay from the
-            # last commit on the next start.
-            raise RuntimeError("predictions or dead letters not acknowledged; the batch will be replayed")
-        return True
+        return Checkpoint(outputs, self._batch.offsets())
+
+    def store(self) -> None:
+        """The decision cache is written while scoring, in `checkpoint`."""
+
+    def committed(self) -> None:
+        self._batch.clear()
+
+
+def scoring_stream(settings: InferenceSettings, core: InferenceCore, loop: asyncio.AbstractEventLoop) -> StreamRuntime:
+    return StreamRuntime(
+        settings,
+        ScoringStage(settings, core, loop),
+        group_id=GROUP_ID,
+        transactional_id=f"inference-{settings.instance_id}",
+        guarantee=ProcessingGuarantee.AT_LEAST_ONCE,
+        max_messages=settings.batch_max_messages,
+        poll_timeout_seconds=min(0.02, settings.batch_max_wait_seconds),
+    )

@@ -19,7 +19,7 @@ from fraudstream_ingest.dedupe import Deduplicator
 from fraudstream_ingest.grpc_server import grpc_server
 from fraudstream_ingest.http import create_app
 from fraudstream_ingest.settings import IngestSettings
-from fraudstream_ingest.stream import StreamProcessor
+from fraudstream_ingest.stream import ingest_stream
 
 
 class SharedClients:
@@ -54,7 +54,7 @@ async def serve(settings: IngestSettings) -> int:
     core = IngestCore(settings, deduplicator, raw_producer)
     keys_client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
     keys = api_keys(keys_client, settings, namespace=settings.topic_prefix)
-    stream = StreamProcessor(settings, core)
+    stream = ingest_stream(settings, core)
 
     readiness = Readiness()
     readiness.add("redis", lambda: asyncio.to_thread(deduplicator.ping))

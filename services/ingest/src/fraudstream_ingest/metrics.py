@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
 MESSAGES = Counter(
     "fraudstream_ingest_messages_total",
@@ -24,18 +24,8 @@ BATCH_SIZE = Histogram(
     "Messages per batch.",
     buckets=(1, 10, 100, 500, 1000, 2500, 5000),
 )
-TRANSACTION_ABORTS = Counter(
-    "fraudstream_ingest_transaction_aborts_total", "Batches whose output was aborted and replayed."
-)
-REDIS_UNAVAILABLE = Counter(
-    "fraudstream_ingest_redis_unavailable_total", "Batches held back because Redis did not answer."
-)
 REQUESTS = Counter(
     "fraudstream_ingest_requests_total",
     "HTTP and gRPC ingest calls, by transport and result.",
     ["transport", "result"],
-)
-STREAM_READY = Gauge(
-    "fraudstream_ingest_stream_ready",
-    "1 while the stream loop is consuming, 0 while it is held back.",
 )

@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 from fraudstream_common.schemas.v1.label_pb2 import Label
+from fraudstream_common.stream import StreamRuntime
 from fraudstream_common.timestamps import seconds_of
-from fraudstream_feature_store.parts import PartSink
+from fraudstream_feature_store.parts import part_sink
 from fraudstream_trainer import metrics
 from fraudstream_trainer.settings import TrainerSettings
 
@@ -23,8 +24,8 @@ def labels_dir(offline_dir: Path) -> Path:
     return offline_dir / "labels"
 
 
-def label_sink(settings: TrainerSettings, labels_topic: str) -> PartSink:
-    return PartSink(
+def label_sink(settings: TrainerSettings, labels_topic: str) -> StreamRuntime:
+    return part_sink(
         settings,
         name="label-sink",
         topic=labels_topic,
