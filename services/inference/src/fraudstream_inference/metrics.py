@@ -51,8 +51,11 @@ ROLLBACKS = Counter(
     "fraudstream_inference_rollbacks_total", "Challengers taken out of traffic automatically, by reason.", ["reason"]
 )
 PREDICTIONS_LOGGED = Counter(
-    "fraudstream_inference_predictions_logged_total", "Predictions acknowledged on the predictions topic."
+    "fraudstream_inference_predictions_logged_total",
+    "Predictions of HTTP and gRPC requests acknowledged on the predictions topic (the stream's are "
+    "committed with its checkpoints: fraudstream_stream_*).",
 )
 PREDICTION_LOG_ERRORS = Counter(
-    "fraudstream_inference_prediction_log_errors_total", "Predictions the predictions topic did not acknowledge."
+    "fraudstream_inference_prediction_log_errors_total",
+    "Predictions of HTTP and gRPC requests the predictions topic did not acknowledge.",
 )
