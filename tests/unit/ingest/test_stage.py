@@ -1,4 +1,4 @@
-"""The ingest stage on the stream runtime: a batch closes at its size or its wait, commits the
+"""The ingest stage on the stream runtime: a batch is what one read brought, commits the
 offsets after its last message per partition, and while Redis cannot decide it raises with its
 batch intact, so the runtime's retry loses nothing."""
 
@@ -14,36 +14,24 @@ from tests.unit.ingest.test_core import InMemoryDeduplicator, raw
 from tests.unit.kafka_fakes import FakeMessage
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+def stage(dedupe: InMemoryDeduplicator) -> IngestStage:
+    ingest = IngestSettings(topic_prefix="p.", batch_max_messages=3)
+    return IngestStage(ingest, IngestCore(ingest, dedupe))  # type: ignore[arg-type]
 
 
-def stage(dedupe: InMemoryDeduplicator, clock: Clock, **settings: object) -> IngestStage:
-    ingest = IngestSettings(topic_prefix="p.", batch_max_messages=3, batch_max_wait_seconds=0.02, **settings)  # type: ignore[arg-type]
-    return IngestStage(ingest, IngestCore(ingest, dedupe), clock=clock)  # type: ignore[arg-type]
-
-
-def test_a_batch_closes_at_its_size_or_its_wait() -> None:
-    clock = Clock()
-    ingest = stage(InMemoryDeduplicator(), clock)
+def test_what_one_read_brought_is_due_and_a_read_takes_no_more_than_the_batch() -> None:
+    ingest = stage(InMemoryDeduplicator())
     assert not ingest.due()
     ingest.add(FakeMessage(raw("a"), 0))  # type: ignore[arg-type]
-    assert not ingest.due()
-    clock.now = 0.02
-    assert ingest.due()
+    assert ingest.due()  # the read waited up to batch_max_wait_seconds (the poll timeout)
+    assert ingest.read_limit() == 2
     ingest.committed()
-    for offset, name in enumerate("bcd"):
-        ingest.add(FakeMessage(raw(name), offset))  # type: ignore[arg-type]
-    assert ingest.due()
-    assert ingest.read_limit() == 0
+    assert not ingest.due()
+    assert ingest.read_limit() == 3
 
 
 def test_the_checkpoint_commits_after_the_last_message_of_each_partition() -> None:
-    ingest = stage(InMemoryDeduplicator(), Clock())
+    ingest = stage(InMemoryDeduplicator())
     ingest.add(FakeMessage(raw("a"), 7, partition_=0))  # type: ignore[arg-type]
     ingest.add(FakeMessage(raw("b"), 3, partition_=1))  # type: ignore[arg-type]
     ingest.add(FakeMessage(raw("c"), 8, partition_=0))  # type: ignore[arg-type]
@@ -54,7 +42,7 @@ def test_the_checkpoint_commits_after_the_last_message_of_each_partition() -> No
 
 def test_redis_down_raises_and_keeps_the_batch_for_the_retry() -> None:
     dedupe = InMemoryDeduplicator()
-    ingest = stage(dedupe, Clock())
+    ingest = stage(dedupe)
     ingest.add(FakeMessage(raw("a"), 0))  # type: ignore[arg-type]
     dedupe.down = True
     with pytest.raises(redis.RedisError):

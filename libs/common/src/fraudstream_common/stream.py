@@ -86,27 +86,20 @@ class Checkpoint:
 
 
 class Batch:
-    """Input messages collected for one checkpoint of a stateless stage: due at `max_messages`,
-    or `max_wait_seconds` after the first (what bounds the latency it adds)."""
+    """Input messages collected for one checkpoint of a stateless stage, run with its batch
+    wait as the runtime's poll timeout: whatever one read brought (up to `max_messages`) is due
+    at once, as a read waits at most that long. Waiting again for the time since the first
+    message would add a second wait."""
 
-    def __init__(
-        self, max_messages: int, max_wait_seconds: float, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, max_messages: int) -> None:
         self._max_messages = max_messages
-        self._max_wait = max_wait_seconds
-        self._clock = clock
         self.messages: list[Message] = []
-        self._started: float | None = None
 
     def add(self, message: Message) -> None:
         self.messages.append(message)
-        if self._started is None:
-            self._started = self._clock()
 
     def due(self) -> bool:
-        if self._started is None:
-            return False
-        return len(self.messages) >= self._max_messages or self._clock() - self._started >= self._max_wait
+        return bool(self.messages)
 
     def room(self) -> int:
         return self._max_messages - len(self.messages)
@@ -117,7 +110,6 @@ class Batch:
 
     def clear(self) -> None:
         self.messages = []
-        self._started = None
 
 
 class Stage(Protocol):
@@ -208,7 +200,7 @@ class StreamRuntime(BlockingLoop):
         self._paused: set[Source] = set()  # by backpressure
 
     def _loop(self) -> None:
-        client = f"{self._transactional_id}"
+        client = self._transactional_id
         consumer = Consumer(
             consumer_config(
                 self._settings,
@@ -276,7 +268,7 @@ class StreamRuntime(BlockingLoop):
             consumer.pause([TopicPartition(*source) for source in pause])
         self._paused = wanted
 
-    # One checkpoint: the side effect, then one Kafka transaction
+    # One checkpoint: what it holds, the side effect, then the commit
 
     def _commit(self, consumer: Consumer, producer: Producer, *, final: bool = False) -> None:
         checkpoint = self._until_reachable(consumer, lambda: self._stage.checkpoint(final=final))

@@ -11,8 +11,7 @@ Kafka, not in memory.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from confluent_kafka import Message
 from google.protobuf.message import DecodeError
@@ -50,8 +49,6 @@ class ScoringStage:
         settings: InferenceSettings,
         core: InferenceCore,
         loop: asyncio.AbstractEventLoop,
-        *,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         prefix = settings.topic_prefix
         self._core = core
@@ -60,7 +57,7 @@ class ScoringStage:
         self._predictions_topic = topic_name(Topic.PREDICTIONS, prefix)
         self._deadletter_topic = topic_name(Topic.DEADLETTER, prefix)
         self._assignment: list[Source] = []
-        self._batch = Batch(settings.batch_max_messages, settings.batch_max_wait_seconds, clock=clock)
+        self._batch = Batch(settings.batch_max_messages)
 
     def restore(
         self, assignment: Sequence[Source], changelog: Mapping[bytes, bytes], committed: Mapping[Source, int]
@@ -127,5 +124,5 @@ def scoring_stream(settings: InferenceSettings, core: InferenceCore, loop: async
         transactional_id=f"inference-{settings.instance_id}",
         guarantee=ProcessingGuarantee.AT_LEAST_ONCE,
         max_messages=settings.batch_max_messages,
-        poll_timeout_seconds=min(0.02, settings.batch_max_wait_seconds),
+        poll_timeout_seconds=settings.batch_max_wait_seconds,
     )

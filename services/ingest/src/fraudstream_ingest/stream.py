@@ -11,7 +11,7 @@ is produced, and the runtime pauses the input and tries again: no message is ski
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from confluent_kafka import Message
 
@@ -27,12 +27,10 @@ class IngestStage:
     name = "ingest"
     changelog_topic: str | None = None
 
-    def __init__(
-        self, settings: IngestSettings, core: IngestCore, *, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, settings: IngestSettings, core: IngestCore) -> None:
         self._core = core
         self.input_topics = (core.raw_topic,)
-        self._batch = Batch(settings.batch_max_messages, settings.batch_max_wait_seconds, clock=clock)
+        self._batch = Batch(settings.batch_max_messages)
 
     def restore(
         self, assignment: Sequence[Source], changelog: Mapping[bytes, bytes], committed: Mapping[Source, int]
@@ -85,6 +83,6 @@ def ingest_stream(settings: IngestSettings, core: IngestCore) -> StreamRuntime:
         transactional_id=f"ingest-{settings.instance_id}",
         guarantee=settings.processing_guarantee,
         max_messages=settings.batch_max_messages,
-        poll_timeout_seconds=min(0.02, settings.batch_max_wait_seconds),
+        poll_timeout_seconds=settings.batch_max_wait_seconds,
         store_retry_max_seconds=settings.redis_retry_max_seconds,
     )
