@@ -114,7 +114,10 @@ def platform_topics(
 def up(
     replicas: Annotated[
         list[str] | None,
-        typer.Option(help="SERVICE=N: run N replicas of a scalable service (features), e.g. --replicas features=2."),
+        typer.Option(
+            help="SERVICE=N, or several joined by commas: replicas of a scalable service (ingest, features, "
+            "inference), e.g. --replicas features=2,ingest=2."
+        ),
     ] = None,
 ) -> None:
     """Start the platform and every fraudstream service."""

@@ -132,9 +132,9 @@ def local_services(settings: PlatformSettings, replicas: Mapping[str, int] | Non
 
 
 def parse_replicas(values: Sequence[str]) -> dict[str, int]:
-    """`["features=2"]` -> {"features": 2}."""
+    """`["features=2"]` or `["features=2,ingest=2"]` -> {"features": 2, ...}."""
     replicas = {}
-    for value in values:
+    for value in (part for given in values for part in given.split(",")):
         name, _, count = value.partition("=")
         if not count.isdigit():
             raise ValueError(f"--replicas takes SERVICE=N, not {value!r}")
