@@ -110,11 +110,7 @@ class PredictionLog:
         self._stopping = threading.Event()
         self._produced = 0
         self._acknowledged = 0
-        # The poll thread and the stream's thread (flush) both count: one at a time, or a
-        # difference would be added twice.
-        self._counting = threading.Lock()
         self._failed_total = 0
-        self._failed_since_flush = 0
 
     def log(self, transaction_id: str, record: bytes) -> None:
         """`record`: a serialised Prediction, keyed by its transaction id."""
@@ -128,29 +124,19 @@ class PredictionLog:
             return
         self._produced += 1
 
-    def flush(self, timeout: float) -> bool:
-        """Waits for every prediction logged so far; True when all were acknowledged (the
-        stream commits its offsets only then)."""
-        remaining = self._producer.flush(timeout)
-        self._count_acknowledged()
-        failed, self._failed_since_flush = self._failed_since_flush, 0
-        return remaining == 0 and failed == 0
-
     def _delivered(self, error: KafkaError | None, _message: Message) -> None:
         if error is not None:
             self._failed_total += 1
-            self._failed_since_flush += 1
             metrics.PREDICTION_LOG_ERRORS.inc()
             logger.error("prediction not logged: %s", error)
 
     def _count_acknowledged(self) -> None:
         # Read in this order, a record produced meanwhile can only make the figure low for a
         # moment, never high: it is counted once it has left the queue.
-        with self._counting:
-            acknowledged = self._produced - len(self._producer) - self._failed_total
-            if acknowledged > self._acknowledged:
-                metrics.PREDICTIONS_LOGGED.inc(acknowledged - self._acknowledged)
-                self._acknowledged = acknowledged
+        acknowledged = self._produced - len(self._producer) - self._failed_total
+        if acknowledged > self._acknowledged:
+            metrics.PREDICTIONS_LOGGED.inc(acknowledged - self._acknowledged)
+            self._acknowledged = acknowledged
 
     def serve(self) -> None:
         while not self._stopping.is_set():
