@@ -5,8 +5,9 @@
 Two measurements, each repeated `--rounds` times (medians printed):
 
 - core: serialized `Prediction` records (21 features, as inference logs them) decoded and handed
-  to `MonitorCore.predictions` in batches of 2,000, as the consumer hands them: label join,
-  drift counting against the version's reference, traffic figures, Prometheus counters.
+  to one input partition's `PartitionCounts` in batches of 2,000, as the counting stage hands
+  them (label join, drift counting against the version's reference, traffic figures, Prometheus
+  counters), and the partials it sends decoded and judged by `MonitorCore`.
   Its peer, in the same round: the same records decoded and fed one at a time to a River ADWIN
   per subject (each feature and the score), the design that updates a detector per prediction
   (and has no reference, no PSI, no quality); on a tenth of the records; the ratio.
@@ -33,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from fraudstream_common.schemas.v1.prediction_pb2 import Prediction  # noqa: E402
 from fraudstream_monitor.core import MonitorCore  # noqa: E402
+from fraudstream_monitor.counting import Partial, PartitionCounts  # noqa: E402
 from fraudstream_monitor.settings import MonitorSettings  # noqa: E402
 from tests.unit.monitor.fixtures import InMemoryVersions, columns, predictions, reference_of  # noqa: E402
 
@@ -49,10 +51,13 @@ def serialized(count: int, seed: int) -> list[bytes]:
 def core_rate(records: list[bytes]) -> float:
     versions = InMemoryVersions()
     versions.publish("1", reference_of(columns(np.random.default_rng(0), 50_000)))
-    core = MonitorCore(MonitorSettings(), versions)
+    settings = MonitorSettings()
+    core = MonitorCore(settings, versions, 1)
+    counts = PartitionCounts(0, settings, versions)
     started = time.perf_counter()
     for first in range(0, len(records), BATCH):
-        core.predictions([Prediction.FromString(r) for r in records[first : first + BATCH]])
+        for partial in counts.predictions([Prediction.FromString(r) for r in records[first : first + BATCH]]):
+            core.apply(Partial.decode(partial.encode()))
     return len(records) / (time.perf_counter() - started)
 
 

@@ -19,6 +19,7 @@ import mlflow
 import numpy as np
 import pytest
 import redis
+from google.protobuf.message import DecodeError
 from mlflow import MlflowClient
 
 from fraudstream_common.apikeys import Scope, create_key
@@ -61,12 +62,21 @@ class Watched:
             predicted_at=time.time(),
         )
 
-    def send(self, topic: Topic, records: list[bytes], key: bytes = b"k") -> None:
+    def send(self, topic: Topic, records: list[bytes], key: bytes | None = None) -> None:
+        """Keyed by transaction id, as the topics' contract says (`key` for every record instead)."""
         kafka = producer()
         for value in records:
-            kafka.produce(self.topics(topic), value, key)
+            kafka.produce(self.topics(topic), value, key if key is not None else _transaction_id(topic, value))
             kafka.poll(0)
         assert kafka.flush(30) == 0
+
+
+def _transaction_id(topic: Topic, value: bytes) -> bytes:
+    try:
+        record = Prediction.FromString(value) if topic == Topic.PREDICTIONS else Label.FromString(value)
+    except DecodeError:
+        return b"garbage"
+    return record.transaction_id.encode()
 
 
 def drifting_traffic(watched: Watched, rng: np.random.Generator) -> list[Prediction]:
@@ -81,7 +91,8 @@ def drifting_traffic(watched: Watched, rng: np.random.Generator) -> list[Predict
 
 def unranked_frauds_in_hour_0(rng: np.random.Generator) -> list[bytes]:
     """20 frauds among hour 0's predictions that the scores do not rank (random), reported
-    within the maturity; then a genuine label 4 hours on, by which hour 0's window has matured.
+    within the maturity; then genuine labels 4 hours on (in every partition of `labels`), by which
+    hour 0's window has matured.
     Its average precision is far below the holdout's 0.8."""
     frauds = rng.choice(600, 20, replace=False)
     labels = [
@@ -94,7 +105,10 @@ def unranked_frauds_in_hour_0(rng: np.random.Generator) -> list[bytes]:
         )
         for i in frauds
     ]
-    labels.append(Label(transaction_id="tx-2-1-0", is_fraud=False, label_time=timestamp_of(START + 4 * HOUR)))
+    labels += [
+        Label(transaction_id=f"tx-2-1-{i}", is_fraud=False, label_time=timestamp_of(START + 4 * HOUR))
+        for i in range(40)
+    ]
     return [label.SerializeToString() for label in labels]
 
 

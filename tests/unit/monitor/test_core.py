@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import zlib
+from collections.abc import Sequence
+
 import numpy as np
 
 from fraudstream_common.schemas.v1.label_pb2 import Label
-from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind
+from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert
+from fraudstream_common.schemas.v1.prediction_pb2 import Prediction
 from fraudstream_common.timestamps import timestamp_of
 from fraudstream_monitor.core import MonitorCore
+from fraudstream_monitor.counting import Partial, PartitionCounts
 from fraudstream_monitor.settings import MonitorSettings
+from fraudstream_monitor.versions import Versions
 from tests.unit.monitor.fixtures import HOUR, START, InMemoryVersions, columns, predictions, reference_of
 
 SETTINGS = MonitorSettings(
@@ -29,10 +35,41 @@ class Clock:
         return self.now
 
 
-def core_with_reference(clock: Clock) -> tuple[MonitorCore, InMemoryVersions]:
+class Monitor:
+    """The monitor without Kafka: input partitions counted apart (a transaction's partition by
+    its id, as the topics' keys place it), their partials handed to the judging core."""
+
+    def __init__(
+        self, versions: Versions, clock: Clock, partitions: int = 2, settings: MonitorSettings = SETTINGS
+    ) -> None:
+        self.core = MonitorCore(settings, versions, partitions, clock=clock)
+        self.partitions = [PartitionCounts(p, settings, versions) for p in range(partitions)]
+
+    def predictions(self, batch: Sequence[Prediction], *, live: bool = True) -> list[DriftAlert]:
+        return self._apply([(self._of(p.transaction_id), p) for p in batch], live)
+
+    def labels(self, batch: Sequence[Label], *, live: bool = True) -> list[DriftAlert]:
+        return self._apply([(self._of(label.transaction_id), label) for label in batch], live)
+
+    def idle(self, partition: int) -> list[DriftAlert]:
+        return self.core.apply(self.partitions[partition].mark(idle=True))
+
+    def _of(self, transaction_id: str) -> int:
+        return zlib.crc32(transaction_id.encode()) % len(self.partitions)
+
+    def _apply(self, records: Sequence[tuple[int, Prediction | Label]], live: bool) -> list[DriftAlert]:
+        partials: list[Partial] = []
+        for partition, record in records:
+            counts = self.partitions[partition]
+            partials += counts.predictions([record]) if isinstance(record, Prediction) else counts.labels([record])
+        partials += [counts.seen_partial(1_000_000.0) for counts in self.partitions]
+        return [alert for partial in partials for alert in self.core.apply(partial, live=live)]
+
+
+def core_with_reference(clock: Clock, partitions: int = 2) -> tuple[Monitor, InMemoryVersions]:
     versions = InMemoryVersions()
     versions.publish("1", reference_of(columns(np.random.default_rng(0), 20_000)))
-    return MonitorCore(SETTINGS, versions, clock=clock), versions
+    return Monitor(versions, clock, partitions), versions
 
 
 def test_a_shifted_amount_raises_one_drift_alert_and_after_the_debounce_one_request() -> None:
@@ -43,14 +80,14 @@ def test_a_shifted_amount_raises_one_drift_alert_and_after_the_debounce_one_requ
     alerts = core.predictions(predictions(rng, range(4, 7), 600, amount_scale=4.0) + predictions(rng, range(7, 8), 5))
     assert {(a.subject, a.detector) for a in alerts} >= {("tx_amount", "PSI")}
     assert all(a.kind == AlertKind.ALERT_KIND_INPUT_DRIFT for a in alerts)
-    assert core.due_request() is None  # debouncing
+    assert core.core.due_request() is None  # debouncing
     clock.now += 11
-    request = core.due_request()
+    request = core.core.due_request()
     assert request is not None
     assert request.reason == "drift"
     assert {a.alert_id for a in request.evidence} == {a.alert_id for a in alerts}
     clock.now += 11
-    assert core.due_request() is None
+    assert core.core.due_request() is None
 
 
 def test_replayed_records_rebuild_the_state_without_raising_alerts_again() -> None:
@@ -60,10 +97,10 @@ def test_replayed_records_rebuild_the_state_without_raising_alerts_again() -> No
     drifting = predictions(rng, range(0, 4), 600) + predictions(rng, range(4, 8), 600, amount_scale=4.0)
     assert core.predictions(drifting, live=False) == []
     clock.now += 60
-    assert core.due_request() is None
-    [version] = core.overview()["versions"]
+    assert core.core.due_request() is None
+    [version] = core.core.overview()["versions"]
     assert version["drift"]["tx_amount"]["psi"] > 0.2  # the state is there
-    assert len(core.alerts) > 0  # and the console knows what was raised
+    assert len(core.core.alerts) > 0  # and the console knows what was raised
 
 
 def test_a_version_without_reference_is_watched_for_quality_only() -> None:
@@ -71,17 +108,20 @@ def test_a_version_without_reference_is_watched_for_quality_only() -> None:
     clock = Clock()
     versions = InMemoryVersions()
     versions.publish("7", None)
-    core = MonitorCore(SETTINGS, versions, clock=clock)
+    core = Monitor(versions, clock)
     core.predictions(predictions(rng, range(0, 3), 300, version="7"))
     frauds = [f"tx-7-0-{i}" for i in range(0, 300, 30)]  # 10 frauds the scores do not rank
     labels = [Label(transaction_id=t, is_fraud=True, label_time=timestamp_of(START + HOUR)) for t in frauds]
-    labels.append(Label(transaction_id="x", is_fraud=False, label_time=timestamp_of(START + 4 * HOUR)))
+    # Genuine labels in every partition: each partition's label time passes the maturity.
+    labels += [
+        Label(transaction_id=f"x{i}", is_fraud=False, label_time=timestamp_of(START + 4 * HOUR)) for i in range(8)
+    ]
     alerts = core.labels(labels)
     [alert] = alerts
     assert alert.kind == AlertKind.ALERT_KIND_QUALITY
     assert alert.statistic < alert.threshold
     assert alert.details["frauds"] == "10"
-    [version] = core.overview()["versions"]
+    [version] = core.core.overview()["versions"]
     assert version["drift_watched"] is False
     assert version["quality"][0]["frauds"] == 10
     # The same window changed by a very late label does not alert twice.
@@ -94,11 +134,34 @@ def test_a_paused_loop_asks_nothing_but_an_operator_can_force() -> None:
     rng = np.random.default_rng(4)
     clock = Clock()
     core, _ = core_with_reference(clock)
-    core.pause(True)
+    core.core.pause(True)
     core.predictions(predictions(rng, range(0, 4), 600) + predictions(rng, range(4, 8), 600, amount_scale=4.0))
     clock.now += 60
-    assert core.due_request() is None
-    forced = core.force_request("key:abc")
+    assert core.core.due_request() is None
+    forced = core.core.force_request("key:abc")
     assert forced.force
     assert (forced.reason, forced.requested_by) == ("operator", "key:abc")
-    assert core.overview()["requests"][0]["request_id"] == forced.request_id
+    assert core.core.overview()["requests"][0]["request_id"] == forced.request_id
+
+
+def test_partitions_counted_apart_raise_what_one_stream_raises() -> None:
+    rng = np.random.default_rng(5)
+    drifting = predictions(rng, range(0, 4), 600) + predictions(rng, range(4, 8), 600, amount_scale=4.0)
+    alerts = {}
+    for partitions in (1, 3):
+        monitor, _ = core_with_reference(Clock(), partitions)
+        alerts[partitions] = sorted(
+            (a.alert_id, a.subject, a.detector, round(a.statistic, 9)) for a in monitor.predictions(drifting)
+        )
+    assert alerts[1]
+    assert alerts[3] == alerts[1]
+
+
+def test_an_hour_waits_for_every_partition_that_is_not_idle() -> None:
+    rng = np.random.default_rng(6)
+    monitor, _ = core_with_reference(Clock(), partitions=2)
+    drifting = predictions(rng, range(0, 4), 600) + predictions(rng, range(4, 8), 600, amount_scale=4.0)
+    only_first = [p for p in drifting if monitor._of(p.transaction_id) == 0]
+    assert monitor.predictions(only_first) == []  # partition 1 has said nothing: it may hold anything
+    alerts = monitor.idle(1)
+    assert {(a.subject, a.detector) for a in alerts} >= {("tx_amount", "PSI")}

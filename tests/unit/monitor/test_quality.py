@@ -8,9 +8,19 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from fraudstream_monitor.quality import LabelJoin, average_precision
+from fraudstream_monitor.quality import LabelJoin, WindowCounts, WindowQuality, average_precision
 
 DAY = 86400.0
+
+
+class Join(LabelJoin):
+    """The label join, its windows' counts turned into their figures."""
+
+    def prediction(self, transaction_id: str, event_time: float, score: float, alerted: bool) -> list[WindowQuality]:  # type: ignore[override]
+        return [c.quality() for c in super().prediction(transaction_id, event_time, score, alerted)]
+
+    def label(self, transaction_id: str, is_fraud: bool, label_time: float) -> list[WindowQuality]:  # type: ignore[override]
+        return [c.quality() for c in super().label(transaction_id, is_fraud, label_time)]
 
 
 def test_average_precision_matches_scikit_learn_with_ties() -> None:
@@ -21,7 +31,7 @@ def test_average_precision_matches_scikit_learn_with_ties() -> None:
 
 
 def test_windows_are_judged_once_mature_with_labels_in_any_order() -> None:
-    join = LabelJoin(window_seconds=DAY, maturity_seconds=8 * DAY)
+    join = Join(window_seconds=DAY, maturity_seconds=8 * DAY)
     # A fraud label before its prediction (out of order), then the predictions of day 0.
     assert join.label("t3", True, label_time=0.5 * DAY) == []
     join.prediction("t1", 0.1 * DAY, score=0.9, alerted=True)
@@ -48,7 +58,7 @@ def test_windows_are_judged_once_mature_with_labels_in_any_order() -> None:
 def test_a_window_waits_for_its_predictions_when_labels_run_ahead() -> None:
     """A replay reads labels faster than predictions: the label clock passes a window's
     maturity before its predictions are in; the window is judged once a later one begins."""
-    join = LabelJoin(window_seconds=DAY, maturity_seconds=8 * DAY)
+    join = Join(window_seconds=DAY, maturity_seconds=8 * DAY)
     join.prediction("t1", 0.1 * DAY, score=0.9, alerted=True)
     assert join.label("t2", True, label_time=2 * DAY) == []  # its prediction is not read yet
     assert join.label("x", False, label_time=10 * DAY) == []  # matured labels, day 0 still open
@@ -62,7 +72,7 @@ def test_a_window_waits_for_its_predictions_when_labels_run_ahead() -> None:
 
 
 def test_memory_follows_the_maturity_not_the_monitors_age() -> None:
-    join = LabelJoin(window_seconds=DAY, maturity_seconds=8 * DAY, late_seconds=7 * DAY)
+    join = Join(window_seconds=DAY, maturity_seconds=8 * DAY, late_seconds=7 * DAY)
     join.label("never-predicted", True, label_time=0.5 * DAY)  # its prediction was before the replay
     for day in range(60):
         for i in range(10):
@@ -81,3 +91,41 @@ def test_memory_follows_the_maturity_not_the_monitors_age() -> None:
     assert join.held[1] == 130
     join.label("x", False, label_time=80 * DAY)
     assert join.held[2] == 0
+
+
+def test_a_window_larger_than_its_sample_is_judged_on_the_sample_and_memory_stays_bounded() -> None:
+    rng = np.random.default_rng(1)
+    n = 20_000
+    truth = rng.random(n) < 0.05
+    scores = np.clip(rng.normal(0.3 + 0.4 * truth, 0.15), 0, 1)
+    whole, sampled = LabelJoin(sample_size=n), LabelJoin(sample_size=2_000)
+    for join in (whole, sampled):
+        for i in range(n):
+            join.prediction(f"t{i}", i, score=float(scores[i]), alerted=bool(scores[i] > 0.6))
+        for fraud in np.flatnonzero(truth).tolist():
+            join.label(f"t{fraud}", True, label_time=DAY)
+        join.prediction("next", 1.5 * DAY, score=0.1, alerted=False)
+    assert sampled.held[1] <= 2_000 + 1
+    [exact] = whole.label("x", False, label_time=10 * DAY)
+    [estimate] = sampled.label("x", False, label_time=10 * DAY)
+    assert exact.predictions == estimate.predictions == n
+    figures = exact.quality()
+    assert figures.average_precision == pytest.approx(average_precision_score(truth, np.round(scores * 1e4)), abs=1e-9)
+    assert estimate.quality().average_precision == pytest.approx(figures.average_precision, abs=0.05)
+    assert estimate.quality().alert_rate == pytest.approx(figures.alert_rate, abs=0.02)
+
+
+def test_window_counts_of_partitions_add_up_to_the_whole() -> None:
+    rng = np.random.default_rng(2)
+    scores, truth = rng.random(3000), rng.random(3000) < 0.1
+    joins = [LabelJoin(), LabelJoin(), LabelJoin()]
+    for i in range(3000):
+        for join in (joins[0], joins[1 + i % 2]):
+            join.prediction(f"t{i}", i, score=float(scores[i]), alerted=bool(scores[i] > 0.8))
+            if truth[i]:
+                join.label(f"t{i}", True, label_time=DAY)
+    for join in joins:
+        join.prediction("next", 1.5 * DAY, score=0.1, alerted=False)
+    whole, *parts = [join.label("x", False, label_time=10 * DAY)[0] for join in joins]
+    merged = WindowCounts.from_json(WindowCounts.merged(parts).to_json())
+    assert merged.quality() == whole.quality()

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from fraudstream_common.settings import ServiceSettings
 
@@ -70,6 +71,15 @@ def consumer_config(
     }
     config.update(overrides or {})
     return config
+
+
+def partition_counts(settings: ServiceSettings, names: Sequence[str]) -> dict[str, int]:
+    """How many partitions these topics have, as created; refuses topics that do not exist."""
+    metadata = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}).list_topics(timeout=30)
+    missing = [name for name in names if name not in metadata.topics or not metadata.topics[name].partitions]
+    if missing:
+        raise RuntimeError(f"topics missing: {', '.join(missing)} (`fraudstream platform up` creates them)")
+    return {name: len(metadata.topics[name].partitions) for name in names}
 
 
 def whole_topic_reader(settings: ServiceSettings, topic: str, *, client_id: str) -> tuple[Consumer, int]:

@@ -91,6 +91,10 @@ class BlockingLoop:
     def ready(self) -> bool:
         return self._ready.is_set()
 
+    def wait_ready(self, timeout: float) -> bool:
+        """Blocks until ready (True) or until `timeout` seconds passed (False)."""
+        return self._ready.wait(timeout)
+
     async def run(self) -> None:
         await asyncio.to_thread(self._loop)
 

@@ -28,11 +28,12 @@ Commit order, and why. A checkpoint closes when the stage says it is due:
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -160,6 +161,21 @@ class Stage(Protocol):
 
     def committed(self) -> None:
         """The checkpoint is committed (or was abandoned by a rebalance)."""
+
+
+@runtime_checkable
+class ReplayedStage(Stage, Protocol):
+    """A stage whose state is what its input brought lately: instead of a changelog, it is
+    restored by reading its input partitions again, from `replay_seconds` back (by record time;
+    infinite: from the beginning) up to the committed offsets, as Kafka Streams restores a
+    table from its source topic. A partition with no committed offset is history up to its end
+    (that end is committed), and reading goes on from there."""
+
+    @property
+    def replay_seconds(self) -> float: ...
+
+    def replay(self, message: Message) -> None:
+        """Take one message read again: it rebuilds the state, its outputs were committed."""
 
 
 class _StopRequestedError(Exception):
@@ -314,6 +330,8 @@ class StreamRuntime(BlockingLoop):
         produce_outputs(producer, outputs, lambda error, _m: failures.append(error) if error else None)
         if producer.flush(60) or failures:
             raise _NotCommittedError(f"outputs not acknowledged: {failures[:3]}")
+        if not offsets:
+            return  # outputs of no input (a timer's)
         try:
             consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
@@ -365,7 +383,9 @@ class StreamRuntime(BlockingLoop):
         self._assignment = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
         ASSIGNED.labels(self.name).set(len(partitions))
         self._paused = set()
-        self._restore(consumer)
+        starts = self._restore(consumer)
+        if isinstance(self._stage, ReplayedStage):
+            consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in starts.items()])
         logger.info("assigned %d partitions; state restored", len(partitions), extra={"stage": self.name})
         self._set_ready(True)
 
@@ -378,7 +398,8 @@ class StreamRuntime(BlockingLoop):
         self._paused = set()
 
     def _restore(self, consumer: Consumer) -> dict[Source, int]:
-        """Restores the stage; the offsets committed for the assignment (negative: none)."""
+        """Restores the stage; where reading goes on in each partition of the assignment: the
+        committed offset (negative: none, the beginning), or where a replay ended."""
         started = time.perf_counter()
         assignment = [(tp.topic, tp.partition) for tp in self._assignment]
         committed = {(tp.topic, tp.partition): tp.offset for tp in consumer.committed(self._assignment, timeout=30)}
@@ -388,6 +409,14 @@ class StreamRuntime(BlockingLoop):
             keyed_by = self._stage.input_topics[0]
             changelog = self._read_changelog(topic, sorted(p for t, p in assignment if t == keyed_by))
         self._stage.restore(assignment, changelog, committed)
+        if isinstance(self._stage, ReplayedStage):
+            starts = self._replay(self._stage, committed)
+            # What a partition with no commit held is history only once: its end is committed at
+            # once, or its next owner would take what arrived since as history too.
+            fresh = [TopicPartition(t, p, starts[(t, p)]) for (t, p), offset in committed.items() if offset < 0]
+            if fresh:
+                consumer.commit(offsets=fresh, asynchronous=False)
+            committed = starts
         RESTORE_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         return committed
 
@@ -395,9 +424,9 @@ class StreamRuntime(BlockingLoop):
         for (topic, partition), offset in self._restore(consumer).items():
             consumer.seek(TopicPartition(topic, partition, offset if offset >= 0 else OFFSET_BEGINNING))
 
-    def _read_changelog(self, topic: str, partitions: Sequence[int]) -> dict[bytes, bytes]:
-        """The latest committed record of every key in these partitions of the changelog."""
-        reader = Consumer(
+    def _reader(self) -> Consumer:
+        """A consumer outside the group, to read partitions again."""
+        return Consumer(
             consumer_config(
                 self._settings,
                 group_id=f"{self._group_id}-restore-{uuid.uuid4().hex}",
@@ -405,6 +434,50 @@ class StreamRuntime(BlockingLoop):
                 overrides={"enable.partition.eof": True},
             )
         )
+
+    def _replay(self, stage: ReplayedStage, committed: Mapping[Source, int]) -> dict[Source, int]:
+        """Hands the stage its input again, from its replay horizon up to the committed offsets;
+        where reading goes on."""
+        reader = self._reader()
+        try:
+            ends: dict[Source, int] = {}
+            firsts: dict[Source, int] = {}
+            for source, offset in committed.items():
+                low, high = reader.get_watermark_offsets(TopicPartition(*source), timeout=30)
+                ends[source], firsts[source] = (offset if offset >= 0 else high), low
+            if not math.isinf(stage.replay_seconds):
+                since_ms = int((time.time() - stage.replay_seconds) * 1000)
+                found = reader.offsets_for_times([TopicPartition(t, p, since_ms) for t, p in ends], timeout=30)
+                # Nothing produced since then: nothing to replay.
+                firsts = {
+                    (tp.topic, tp.partition): tp.offset if tp.offset >= 0 else ends[(tp.topic, tp.partition)]
+                    for tp in found
+                }
+            pending = {source for source, end in ends.items() if firsts[source] < end}
+            reader.assign([TopicPartition(t, p, firsts[(t, p)]) for t, p in pending])
+            while pending:
+                if self._stopping.is_set():
+                    raise _StopRequestedError
+                for message in reader.consume(10000, timeout=1.0):
+                    source = (message.topic() or "", message.partition() or 0)
+                    error = message.error()
+                    if error is not None:
+                        if error.code() != KafkaError._PARTITION_EOF:
+                            raise KafkaException(error)
+                        pending.discard(source)
+                    elif source in pending and (message.offset() or 0) < ends[source]:
+                        stage.replay(message)
+                        if (message.offset() or 0) + 1 >= ends[source]:
+                            pending.discard(source)
+                    else:
+                        pending.discard(source)
+        finally:
+            reader.close()
+        return ends
+
+    def _read_changelog(self, topic: str, partitions: Sequence[int]) -> dict[bytes, bytes]:
+        """The latest committed record of every key in these partitions of the changelog."""
+        reader = self._reader()
         records: dict[bytes, bytes] = {}
         try:
             pending = set()

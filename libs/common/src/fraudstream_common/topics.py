@@ -17,6 +17,7 @@ class Topic(StrEnum):
     PREDICTIONS = "predictions"
     DEADLETTER = "deadletter"
     MONITOR_ALERTS = "monitor.alerts"
+    MONITOR_PARTIALS = "monitor.partials"
     RETRAIN_REQUESTS = "retrain.requests"
     MODELS_PUBLISHED = "models.published"
     MODELS_ROLLOUT = "models.rollout"
@@ -44,6 +45,9 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(Topic.PREDICTIONS, 4, "transaction_id"),
     TopicSpec(Topic.DEADLETTER, 1, "original key", {"retention.ms": str(30 * _DAY_MS)}),
     TopicSpec(Topic.MONITOR_ALERTS, 1, "model name"),
+    # What each monitor replica counted of its input partitions, for the one that judges: one
+    # partition, kept for a quality window, its label maturity and its late labels.
+    TopicSpec(Topic.MONITOR_PARTIALS, 1, "kind|version|input partition|start", {"retention.ms": str(17 * _DAY_MS)}),
     TopicSpec(Topic.RETRAIN_REQUESTS, 1, "model name"),
     TopicSpec(Topic.MODELS_PUBLISHED, 1, "model name", {"retention.ms": "-1"}),
     TopicSpec(Topic.MODELS_ROLLOUT, 1, "model name", {"retention.ms": str(90 * _DAY_MS)}),

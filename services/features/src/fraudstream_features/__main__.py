@@ -10,11 +10,11 @@ import gc
 import sys
 
 import redis
-from confluent_kafka.admin import AdminClient
 from fastapi import FastAPI
 
 from fraudstream_common.health import Check, Readiness
 from fraudstream_common.http import HttpServer, add_health_routes
+from fraudstream_common.kafka import partition_counts
 from fraudstream_common.lifecycle import Component, ServiceRunner
 from fraudstream_common.logging import configure_logging
 from fraudstream_common.stream import StreamRuntime
@@ -27,21 +27,12 @@ from fraudstream_features.terminals import TerminalStage
 GROUP_ID = "features"
 
 
-def topic_partitions(settings: FeaturesSettings) -> dict[str, int]:
-    """How many partitions the topics the stages partition by have, as created."""
-    names = [
-        topic_name(t, settings.topic_prefix) for t in (Topic.TRANSACTIONS, Topic.LABELS, Topic.FEATURES_BY_TERMINAL)
-    ]
-    metadata = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}).list_topics(timeout=30)
-    missing = [name for name in names if name not in metadata.topics or not metadata.topics[name].partitions]
-    if missing:
-        raise RuntimeError(f"topics missing: {', '.join(missing)} (`fraudstream platform up` creates them)")
-    return {name: len(metadata.topics[name].partitions) for name in names}
-
-
 def streams(settings: FeaturesSettings) -> list[StreamRuntime]:
     store = settings.state_store()
-    partitions = topic_partitions(settings)
+    partitions = partition_counts(
+        settings,
+        [topic_name(t, settings.topic_prefix) for t in (Topic.TRANSACTIONS, Topic.LABELS, Topic.FEATURES_BY_TERMINAL)],
+    )
     stages: list[CustomerStage | TerminalStage] = [
         CustomerStage(settings, store, partitions),
         TerminalStage(settings, store, partitions),

@@ -2,6 +2,10 @@
 
 It watches `predictions` and `labels`, raises alerts on `monitor.alerts`, asks for new models
 on `retrain.requests`, and serves the ops console, /healthz, /readyz and /metrics.
+
+Two stages, each a stream in its own consumer group, so that any number of replicas share the
+work: counting (counting.py) splits the input partitions among them; the judge (judge.py)
+merges what they counted and runs in one replica at a time, the one whose console shows it.
 """
 
 from __future__ import annotations
@@ -16,13 +20,14 @@ import redis.asyncio as aioredis
 from fraudstream_common.apikeys import ApiKeys
 from fraudstream_common.health import Readiness
 from fraudstream_common.http import HttpServer
-from fraudstream_common.kafka import AsyncProducer, producer_config
+from fraudstream_common.kafka import AsyncProducer, partition_counts, producer_config
 from fraudstream_common.lifecycle import Component, ServiceRunner
 from fraudstream_common.logging import configure_logging
 from fraudstream_common.topics import Topic, topic_name
-from fraudstream_monitor.consumer import MonitorConsumer
 from fraudstream_monitor.core import MonitorCore
+from fraudstream_monitor.counting import CountingStage, counting_stream
 from fraudstream_monitor.http import PauseFlag, create_app
+from fraudstream_monitor.judge import JudgeStage, judge_stream
 from fraudstream_monitor.operations import Operations
 from fraudstream_monitor.settings import MonitorSettings
 from fraudstream_monitor.versions import PublishedFollower, VersionCatalogue
@@ -34,7 +39,10 @@ async def serve(settings: MonitorSettings) -> int:
     prefix = settings.topic_prefix
     client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
     catalogue = VersionCatalogue(settings.mlflow_tracking_uri)
-    core = MonitorCore(settings, catalogue)
+    predictions_topic = topic_name(Topic.PREDICTIONS, prefix)
+    partials_topic = topic_name(Topic.MONITOR_PARTIALS, prefix)
+    partitions = partition_counts(settings, [predictions_topic, topic_name(Topic.LABELS, prefix), partials_topic])
+    core = MonitorCore(settings, catalogue, partitions[predictions_topic])
     pause_flag = PauseFlag(client, f"{prefix}fraudstream:monitor:{settings.registered_model}:paused")
     core.pause(await pause_flag.read())
     publisher = EventPublisher(
@@ -45,21 +53,36 @@ async def serve(settings: MonitorSettings) -> int:
     )
     requests = AsyncProducer(producer_config(settings, client_id=f"{settings.instance_id}-operator"))
     follower = PublishedFollower(settings, catalogue, topic_name(Topic.MODELS_PUBLISHED, prefix))
-    consumer = MonitorConsumer(
+    deadletter_topic = topic_name(Topic.DEADLETTER, prefix)
+    counting = counting_stream(
         settings,
-        core,
-        predictions_topic=topic_name(Topic.PREDICTIONS, prefix),
-        labels_topic=topic_name(Topic.LABELS, prefix),
-        alerts_topic=topic_name(Topic.MONITOR_ALERTS, prefix),
-        requests_topic=topic_name(Topic.RETRAIN_REQUESTS, prefix),
-        deadletter_topic=topic_name(Topic.DEADLETTER, prefix),
+        CountingStage(
+            settings,
+            catalogue,
+            predictions_topic=predictions_topic,
+            labels_topic=topic_name(Topic.LABELS, prefix),
+            partials_topic=partials_topic,
+            deadletter_topic=deadletter_topic,
+            catalogue_ready=follower.wait_ready,
+        ),
+    )
+    judge = judge_stream(
+        settings,
+        JudgeStage(
+            settings,
+            core,
+            partials_topic=partials_topic,
+            alerts_topic=topic_name(Topic.MONITOR_ALERTS, prefix),
+            requests_topic=topic_name(Topic.RETRAIN_REQUESTS, prefix),
+            deadletter_topic=deadletter_topic,
+        ),
     )
     keys = ApiKeys(client, rate_per_second=50.0, burst=100.0, namespace=prefix) if settings.auth_enabled else None
 
     readiness = Readiness()
 
     async def consuming() -> bool:
-        return consumer.ready and follower.ready
+        return counting.ready and follower.ready
 
     async def redis_reachable() -> bool:
         return bool(await asyncio.wait_for(cast(Awaitable[bool], client.ping()), 2.0))
@@ -77,13 +100,12 @@ async def serve(settings: MonitorSettings) -> int:
         readiness,
     )
 
-    # Stop order: the console (no new admin actions), the key check's reports, the consumer
-    # (finishes its batch, sends its outputs, commits), the published-model follower; then the
-    # producers flush.
+    # Stop order: the console (no new admin actions), the key check's reports, the stages
+    # (each sends its outputs and commits), the published-model follower; then the producers flush.
     components: list[Component] = [HttpServer(app, settings.http_host, settings.http_port)]
     if keys is not None:
         components.append(keys)
-    components += [consumer, follower]
+    components += [counting, judge, follower]
     try:
         return await ServiceRunner(components).run()
     finally:

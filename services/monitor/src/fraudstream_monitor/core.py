@@ -1,16 +1,24 @@
-"""The monitor's one core: every transport (the Kafka consumer, the console's API) calls it.
+"""The monitor's one core, the judge: every transport (the judge's stream, the console's API)
+calls it.
 
-Per model version it keeps the label-free drift of inputs and score (`drift.DriftMonitor`,
-against the version's reference) and, apart from it, quality from delayed labels
-(`quality.LabelJoin`); alerts from either go to the retrainer (`retrain.Retrainer`), which
+It merges what the input partitions counted (`counting.Partial`) and judges it. Per model
+version it keeps the label-free drift of inputs and score (`drift.DriftMonitor`, against the
+version's reference) and, apart from it, quality from delayed labels (matured windows of
+`quality.WindowCounts`); alerts from either go to the retrainer (`retrain.Retrainer`), which
 decides when to ask for a new model. It also keeps what the console shows: traffic, latency,
 the statistics over time, the alerts and the requests.
+
+When: an hour is judged once every input partition has moved past it (its `mark`) or is idle,
+so that the same inputs give the same alerts however many replicas counted them; hours are
+judged in order, and counts that come after their hour was judged are late (counted, not
+used). A quality window is judged once every partition that is not idle sent it, and again
+when one sends it changed by a late label.
 
 Time: drift and quality run on event time (the transactions' and the labels'); the debounce
 and cooldown of retrain requests, and the traffic figures, run on wall time.
 
-Alerts raised while the consumer replays records it had already read before a restart
-(`live=False`) rebuild the state only: they were sent the first time.
+Alerts raised while the judge reads again what it had read before a restart (`live=False`)
+rebuild the state only: they were sent the first time.
 """
 
 from __future__ import annotations
@@ -19,103 +27,106 @@ import dataclasses
 import hashlib
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from fraudstream_common.reference import SCORE, Reference
-from fraudstream_common.schemas.v1.label_pb2 import Label
 from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert, RetrainRequest, Severity
-from fraudstream_common.schemas.v1.prediction_pb2 import Decision, ModelRole, Prediction
 from fraudstream_common.timestamps import seconds_of, timestamp_of
 from fraudstream_monitor import metrics
-from fraudstream_monitor.drift import DriftMonitor
-from fraudstream_monitor.quality import LabelJoin, WindowQuality
+from fraudstream_monitor.counting import TRAFFIC_BUCKET_SECONDS, TRAFFIC_BUCKETS, Partial
+from fraudstream_monitor.drift import DriftMonitor, HourCounts
+from fraudstream_monitor.quality import WindowCounts, WindowQuality
 from fraudstream_monitor.retrain import Retrainer
 from fraudstream_monitor.settings import MonitorSettings
-from fraudstream_monitor.versions import Version
-
-HOUR = 3600.0
-TRAFFIC_BUCKET_SECONDS = 10
-TRAFFIC_BUCKETS = 60
-ALERTED = (Decision.DECISION_REVIEW, Decision.DECISION_DECLINE)
-ROLE_NAMES = {
-    ModelRole.MODEL_ROLE_CHAMPION: "champion",
-    ModelRole.MODEL_ROLE_CANARY: "canary",
-    ModelRole.MODEL_ROLE_SHADOW: "shadow",
-}
-
-
-class Versions(Protocol):
-    """What the core needs to know of the published versions (`versions.VersionCatalogue`)."""
-
-    def get(self, version: str) -> Version | None: ...
-
-    def reference(self, version: str) -> Reference | None: ...
-
-
-@dataclass
-class _TrafficBucket:
-    predictions: int = 0
-    degraded: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
+from fraudstream_monitor.versions import Versions
 
 
 @dataclass
 class _VersionState:
     drift: DriftMonitor | None
-    quality: LabelJoin
-    predictions: int = 0
     reference_settled: bool = False
+    # Hour start -> partition -> its counts, for hours not judged yet.
+    hours: dict[float, dict[int, HourCounts]] = field(default_factory=dict)
+    judged_through: float = float("-inf")
+    # Window start -> partition -> its counts, for windows some partition matured.
+    windows: dict[float, dict[int, WindowCounts]] = field(default_factory=dict)
     quality_alerted: set[str] = field(default_factory=set)
     drift_history: deque[tuple[float, dict[str, float]]] = field(default_factory=lambda: deque(maxlen=24 * 14))
     quality_history: deque[WindowQuality] = field(default_factory=lambda: deque(maxlen=365))
 
 
+@dataclass
+class _Mark:
+    open: float
+    idle: bool
+
+
 class MonitorCore:
     def __init__(
-        self, settings: MonitorSettings, catalogue: Versions, *, clock: Callable[[], float] = time.time
+        self,
+        settings: MonitorSettings,
+        catalogue: Versions,
+        partitions: int,
+        *,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`partitions`: how many partitions `predictions` (and `labels`) have."""
         self._settings = settings
         self._catalogue = catalogue
+        self._partitions = partitions
         self._clock = clock
         self._lock = threading.Lock()
         self._versions: dict[str, _VersionState] = {}
+        self._marks: dict[int, _Mark] = {}
+        self._seen: dict[int, dict[str, Any]] = {}
         self._retrainer = Retrainer(settings.registered_model, settings.retrain_policy())
-        self._traffic: dict[int, _TrafficBucket] = {}
         self.alerts: deque[DriftAlert] = deque(maxlen=500)
         self.requests: deque[RetrainRequest] = deque(maxlen=100)
-        self.labels_seen = 0
+        self.judging = False
 
-    # --- what the consumer hands in -------------------------------------------------------
+    # --- what the judge's stream hands in -------------------------------------------------
 
-    def predictions(self, batch: Sequence[Prediction], *, live: bool = True) -> list[DriftAlert]:
-        """A batch of predictions in arrival order; returns the alerts to send."""
-        by_version: dict[str, list[Prediction]] = {}
-        for prediction in batch:
-            by_version.setdefault(prediction.model_version, []).append(prediction)
-        alerts: list[DriftAlert] = []
+    def apply(self, partial: Partial, *, live: bool = True) -> list[DriftAlert]:
+        """One partition's counts; returns the alerts to send."""
         with self._lock:
-            for version, predictions in by_version.items():
-                alerts += self._observe_version(version, predictions)
-            self._count_traffic(batch)
+            alerts: list[DriftAlert] = []
+            if partial.kind == "seen":
+                self._seen[partial.partition] = partial.body
+            elif partial.kind == "mark":
+                self._marks[partial.partition] = _Mark(float(partial.body["open"]), bool(partial.body["idle"]))
+                for version in list(self._versions):
+                    alerts += self._judge_hours(version)
+            elif partial.kind == "hour":
+                state = self._state(partial.version)
+                if partial.start <= state.judged_through:
+                    metrics.LATE_PARTIALS.labels("hour").inc()
+                else:
+                    state.hours.setdefault(partial.start, {})[partial.partition] = HourCounts.from_json(partial.body)
+                    alerts += self._judge_hours(partial.version)
+            elif partial.kind == "window":
+                state = self._state(partial.version)
+                state.windows.setdefault(partial.start, {})[partial.partition] = WindowCounts.from_json(partial.body)
+                alerts += self._judge_window(partial.version, state, partial.start)
             return self._raised(alerts, live)
 
-    def labels(self, batch: Sequence[Label], *, live: bool = True) -> list[DriftAlert]:
-        """A batch of labels; returns the alerts (on quality) to send."""
-        alerts: list[DriftAlert] = []
+    def reset(self, *, judging: bool) -> None:
+        """Forgets everything judged (the judge reads it all again), but the operator's pause."""
         with self._lock:
-            for label in batch:
-                label_time = seconds_of(label.label_time)
-                for version, state in self._versions.items():
-                    for window in state.quality.label(label.transaction_id, label.is_fraud, label_time):
-                        alerts += self._judge_quality(version, state, window)
-            self.labels_seen += len(batch)
-            metrics.LABELS.inc(len(batch))
-            return self._raised(alerts, live)
+            paused = self._retrainer.paused
+            self._versions, self._marks, self._seen = {}, {}, {}
+            self._retrainer = Retrainer(self._settings.registered_model, self._settings.retrain_policy())
+            self._retrainer.paused = paused
+            self.alerts.clear()
+            self.requests.clear()
+            self.judging = judging
+
+    def request_due(self) -> bool:
+        with self._lock:
+            return self._retrainer.debounced(self._clock())
 
     def due_request(self) -> RetrainRequest | None:
         """The retrain request to send now, if one is due (debounced, outside the cooldown and
@@ -148,39 +159,50 @@ class MonitorCore:
     def overview(self) -> dict[str, Any]:
         now = self._clock()
         with self._lock:
+            predictions: dict[str, int] = {}
+            buckets: dict[int, list[Any]] = {}
+            for seen in self._seen.values():
+                for version, count in seen["versions"].items():
+                    predictions[version] = predictions.get(version, 0) + int(count)
+                for bucket_id, (count, degraded, latencies) in seen["traffic"].items():
+                    bucket = buckets.setdefault(int(bucket_id), [0, 0, []])
+                    bucket[0] += count
+                    bucket[1] += degraded
+                    bucket[2] += latencies
             latest = int(now // TRAFFIC_BUCKET_SECONDS)
             traffic = []
             for bucket_id in range(latest - TRAFFIC_BUCKETS + 1, latest + 1):
-                bucket = self._traffic.get(bucket_id, _TrafficBucket())
-                latencies = np.asarray(bucket.latencies_ms)
+                count, degraded, latencies = buckets.get(bucket_id, [0, 0, []])
                 traffic.append(
                     {
                         "at": bucket_id * TRAFFIC_BUCKET_SECONDS,
-                        "per_second": bucket.predictions / TRAFFIC_BUCKET_SECONDS,
-                        "degraded": bucket.degraded,
-                        "p50_ms": float(np.quantile(latencies, 0.5)) if len(latencies) else None,
-                        "p99_ms": float(np.quantile(latencies, 0.99)) if len(latencies) else None,
+                        "per_second": count / TRAFFIC_BUCKET_SECONDS,
+                        "degraded": degraded,
+                        "p50_ms": float(np.quantile(latencies, 0.5)) if latencies else None,
+                        "p99_ms": float(np.quantile(latencies, 0.99)) if latencies else None,
                     }
                 )
             versions = []
-            for version, state in self._versions.items():
-                drift = state.drift
+            for version in sorted(set(self._versions) | set(predictions)):
+                state = self._versions.get(version)
+                drift = state.drift if state is not None else None
                 versions.append(
                     {
                         "version": version,
-                        "predictions": state.predictions,
+                        "predictions": predictions.get(version, 0),
                         "drift_watched": drift is not None,
                         "drift": drift.statistics if drift is not None else {},
                         "drift_judged_at": drift.judged_at if drift is not None else None,
-                        "drift_history": [{"at": at, "psi": values} for at, values in state.drift_history],
-                        "quality": [dataclasses.asdict(w) for w in state.quality_history],
+                        "drift_history": [{"at": at, "psi": v} for at, v in state.drift_history] if state else [],
+                        "quality": [dataclasses.asdict(w) for w in state.quality_history] if state else [],
                     }
                 )
             return {
                 "model_name": self._settings.registered_model,
+                "judging": self.judging,
                 "paused": self._retrainer.paused,
                 "cooling": self._retrainer.cooling(now),
-                "labels_seen": self.labels_seen,
+                "labels_seen": sum(int(seen.get("labels", 0)) for seen in self._seen.values()),
                 "traffic": traffic,
                 "versions": versions,
                 "alerts": [_alert_json(a) for a in reversed(self.alerts)],
@@ -192,17 +214,9 @@ class MonitorCore:
     def _state(self, version: str) -> _VersionState:
         state = self._versions.get(version)
         if state is None:
-            settings = self._settings
-            state = self._versions[version] = _VersionState(
-                drift=None,
-                quality=LabelJoin(
-                    window_seconds=settings.quality_window_hours * HOUR,
-                    maturity_seconds=settings.label_maturity_hours * HOUR,
-                    late_seconds=settings.late_label_hours * HOUR,
-                ),
-            )
+            state = self._versions[version] = _VersionState(drift=None)
         if state.drift is None and not state.reference_settled:
-            # Until the version's record is read, its reference is asked for again each batch.
+            # Until the version's record is read, its reference is asked for again.
             reference = self._catalogue.reference(version)
             state.reference_settled = self._catalogue.get(version) is not None
             if reference is not None:
@@ -210,42 +224,45 @@ class MonitorCore:
                 state.drift = DriftMonitor(settings.registered_model, version, reference, settings.drift_policy())
         return state
 
-    def _observe_version(self, version: str, predictions: list[Prediction]) -> list[DriftAlert]:
+    def _frontier(self) -> float:
+        """Hours starting before this are complete: every partition moved past them or is idle."""
+        opens = [self._marks[p].open for p in range(self._partitions) if p in self._marks and not self._marks[p].idle]
+        if any(p not in self._marks for p in range(self._partitions)):
+            opens.append(float("-inf"))  # not heard of yet: it may hold anything
+        return min(opens, default=float("inf"))
+
+    def _judge_hours(self, version: str) -> list[DriftAlert]:
         state = self._state(version)
-        state.predictions += len(predictions)
+        frontier = self._frontier()
         alerts: list[DriftAlert] = []
-        times = np.empty(len(predictions))
-        scores = np.empty(len(predictions))
-        roles: Counter[ModelRole.ValueType] = Counter()
-        for i, prediction in enumerate(predictions):
-            event_time = seconds_of(prediction.transaction_time)
-            times[i], scores[i] = event_time, prediction.score
-            for window in state.quality.prediction(
-                prediction.transaction_id, event_time, prediction.score, prediction.decision in ALERTED
+        for start in sorted(s for s in state.hours if s < frontier):
+            parts = state.hours.pop(start)
+            state.judged_through = start
+            drift = state.drift
+            if drift is None:
+                continue
+            alerts += drift.judge_hour(HourCounts.merged([parts[p] for p in sorted(parts)]))
+            if drift.judged_at is not None and (
+                not state.drift_history or state.drift_history[-1][0] != drift.judged_at
             ):
-                alerts += self._judge_quality(version, state, window)
-            roles[prediction.model_role] += 1
-        for role, count in roles.items():
-            metrics.PREDICTIONS.labels(version, ROLE_NAMES.get(role, "unknown")).inc(count)
-        for held, count in zip(("windows", "predictions", "waiting_labels"), state.quality.held, strict=True):
-            metrics.QUALITY_HELD.labels(version, held).set(count)
-        drift = state.drift
-        if drift is None:
-            return alerts
-        names = [f.name for f in predictions[0].features]
-        kept = np.asarray([len(p.features) == len(names) for p in predictions], dtype=bool)
-        complete = [p for p, whole in zip(predictions, kept, strict=True) if whole]
-        values = np.asarray([[f.value for f in p.features] for p in complete])
-        columns = {name: values[:, i] for i, name in enumerate(names)} if len(values) else {}
-        columns[SCORE] = scores[kept]
-        cards, terminals = [p.customer_id for p in complete], [p.terminal_id for p in complete]
-        alerts += drift.observe_batch(times[kept], columns, cards, terminals)
-        if drift.judged_at is not None and (not state.drift_history or state.drift_history[-1][0] != drift.judged_at):
-            state.drift_history.append((drift.judged_at, {n: s["psi"] for n, s in drift.statistics.items()}))
-            for subject, statistics in drift.statistics.items():
-                for statistic, value in statistics.items():
-                    metrics.DRIFT.labels(version, subject, statistic).set(value)
+                state.drift_history.append((drift.judged_at, {n: s["psi"] for n, s in drift.statistics.items()}))
+                for subject, statistics in drift.statistics.items():
+                    for statistic, value in statistics.items():
+                        metrics.DRIFT.labels(version, subject, statistic).set(value)
         return alerts
+
+    def _judge_window(self, version: str, state: _VersionState, start: float) -> list[DriftAlert]:
+        parts = state.windows[start]
+        waiting = [
+            p for p in range(self._partitions) if p not in parts and not (p in self._marks and self._marks[p].idle)
+        ]
+        if waiting:
+            return []
+        window = WindowCounts.merged([parts[p] for p in sorted(parts)]).quality()
+        horizon = start - (self._settings.label_maturity_hours + self._settings.late_label_hours) * 3600
+        for old in [s for s in state.windows if s < horizon]:
+            del state.windows[old]
+        return self._judge_quality(version, state, window)
 
     def _judge_quality(self, version: str, state: _VersionState, window: WindowQuality) -> list[DriftAlert]:
         state.quality_history.append(window)
@@ -299,20 +316,6 @@ class MonitorCore:
     def _requested(self, request: RetrainRequest) -> None:
         self.requests.append(request)
         metrics.RETRAIN_REQUESTS.labels(request.reason).inc()
-
-    def _count_traffic(self, batch: Sequence[Prediction]) -> None:
-        for prediction in batch:
-            bucket_id = int(seconds_of(prediction.predicted_at) // TRAFFIC_BUCKET_SECONDS)
-            bucket = self._traffic.get(bucket_id)
-            if bucket is None:
-                bucket = self._traffic[bucket_id] = _TrafficBucket()
-            bucket.predictions += 1
-            bucket.degraded += prediction.degraded
-            if len(bucket.latencies_ms) < 5000:
-                bucket.latencies_ms.append(prediction.latency_ms)
-        oldest = int(self._clock() // TRAFFIC_BUCKET_SECONDS) - TRAFFIC_BUCKETS
-        for bucket_id in [b for b in self._traffic if b <= oldest]:
-            del self._traffic[bucket_id]
 
 
 def _alert_json(alert: DriftAlert) -> dict[str, Any]:

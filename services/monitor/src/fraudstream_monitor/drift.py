@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from river import drift
@@ -60,19 +61,121 @@ class DriftPolicy:
 
 
 @dataclass
-class _Hour:
+class HourCounts:
+    """One hour of event time of one version's predictions: counted on one input partition,
+    or merged over all of them. Everything in it adds up, so that partitions counted by
+    different replicas merge into what one process would have counted."""
+
     start: float
     counts: dict[str, np.ndarray]
     outside: dict[str, int] = field(default_factory=dict)
     cell_rows: np.ndarray | None = None
-    sightings: HourSightings | None = None
+    sightings: list[HourSightings] = field(default_factory=list)
     score_sum: float = 0.0
     n: int = 0
+
+    @staticmethod
+    def merged(parts: Sequence[HourCounts]) -> HourCounts:
+        first = parts[0]
+        cell_rows = [p.cell_rows for p in parts if p.cell_rows is not None]
+        return HourCounts(
+            start=first.start,
+            counts={name: np.sum([p.counts[name] for p in parts], axis=0) for name in first.counts},
+            outside={
+                name: sum(p.outside.get(name, 0) for p in parts) for name in {n for p in parts for n in p.outside}
+            },
+            cell_rows=np.sum(cell_rows, axis=0) if cell_rows else None,
+            sightings=[s for p in parts for s in p.sightings],
+            score_sum=sum(p.score_sum for p in parts),
+            n=sum(p.n for p in parts),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "start": self.start,
+            "counts": {name: counts.astype(int).tolist() for name, counts in self.counts.items()},
+            "outside": self.outside,
+            "score_sum": self.score_sum,
+            "n": self.n,
+            "sightings": [s.to_json() for s in self.sightings],
+        }
+        if self.cell_rows is not None:
+            cells = np.flatnonzero(self.cell_rows)
+            document["cell_rows"] = {
+                "size": len(self.cell_rows),
+                "cells": cells.tolist(),
+                "rows": self.cell_rows[cells].astype(int).tolist(),
+            }
+        return document
+
+    @staticmethod
+    def from_json(document: Mapping[str, Any]) -> HourCounts:
+        cell_rows = None
+        if (sparse := document.get("cell_rows")) is not None:
+            cell_rows = np.zeros(sparse["size"], dtype=np.int64)
+            cell_rows[np.asarray(sparse["cells"], dtype=np.int64)] = sparse["rows"]
+        return HourCounts(
+            start=float(document["start"]),
+            counts={name: np.asarray(counts, dtype=np.float64) for name, counts in document["counts"].items()},
+            outside={name: int(n) for name, n in document["outside"].items()},
+            cell_rows=cell_rows,
+            sightings=[HourSightings.from_json(s) for s in document["sightings"]],
+            score_sum=float(document["score_sum"]),
+            n=int(document["n"]),
+        )
+
+
+class HourCounter:
+    """Counts one version's predictions into the hour of event time that is open; the caller
+    decides when it closes."""
+
+    def __init__(self, reference: Reference, regions: RegionPolicy | None) -> None:
+        self.reference = reference
+        self._regions = joint_regions(reference, regions)
+        self.current: HourCounts | None = None
+
+    def count(
+        self,
+        start: float,
+        columns: Mapping[str, np.ndarray],
+        entities: tuple[Sequence[str], Sequence[str]] | None,
+    ) -> None:
+        """Rows of the hour beginning at `start` (the open one, or the first after a close)."""
+        current = self.current
+        if current is None:
+            current = self.current = HourCounts(
+                start, {n: np.zeros(len(e) + 1) for n, e in self.reference.edges.items()}
+            )
+        reference = self.reference
+        for name, edges in reference.edges.items():
+            values = columns.get(name)
+            if values is None or not len(values):
+                continue
+            counts = current.counts[name]
+            counts += np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(counts))
+            outside = int(np.count_nonzero((values < reference.lows[name]) | (values > reference.highs[name])))
+            if outside:
+                current.outside[name] = current.outside.get(name, 0) + outside
+        if self._regions is not None and entities is not None:
+            cell_rows = self._regions.count(columns, *entities)
+            if cell_rows is not None:
+                current.cell_rows = cell_rows if current.cell_rows is None else current.cell_rows + cell_rows
+        scores = columns.get(SCORE)
+        if scores is not None:
+            current.score_sum += float(scores.sum())
+            current.n += len(scores)
+
+    def close(self) -> HourCounts | None:
+        """The open hour, counted; none is open after it."""
+        hour, self.current = self.current, None
+        if hour is not None and self._regions is not None:
+            hour.sightings = [self._regions.close_hour()]
+        return hour
 
 
 @dataclass
 class DriftMonitor:
-    """Watches one model version's predictions."""
+    """Judges one model version's predictions, an hour at a time."""
 
     model_name: str
     model_version: str
@@ -80,17 +183,13 @@ class DriftMonitor:
     policy: DriftPolicy = field(default_factory=DriftPolicy)
 
     def __post_init__(self) -> None:
-        self._hours: deque[_Hour] = deque()
-        self._current: _Hour | None = None
+        self._hours: deque[HourCounts] = deque()
+        self._open = OpenHours()
+        self._open.counters[self.model_version] = HourCounter(self.reference, self.policy.regions)
         self._quiet_until: dict[str, float] = {}
         self._adwin = drift.ADWIN(delta=self.policy.adwin_delta)  # type: ignore[no-untyped-call]  # River is untyped here
         self._page_hinkley = drift.PageHinkley(threshold=self.policy.page_hinkley_threshold, mode="up")
-        reference, regions = self.reference, self.policy.regions
-        self._regions = (
-            JointRegions(reference.joint, reference.joint_shares, regions)
-            if reference.joint is not None and reference.joint_shares is not None and regions is not None
-            else None
-        )
+        self._regions = joint_regions(self.reference, self.policy.regions)
         # The statistics of the last judged window, per subject: {"psi": ..., "out_of_range": ...}.
         self.statistics: dict[str, dict[str, float]] = {}
         self.judged_at: float | None = None
@@ -113,56 +212,23 @@ class DriftMonitor:
         cards: Sequence[str] | None = None,
         terminals: Sequence[str] | None = None,
     ) -> list[DriftAlert]:
-        """Predictions in arrival order: their event times, per subject (features, and SCORE)
-        their values, and their cards and terminals (without them, joint regions are not
-        watched). Returns the alerts that the hours they complete raise. Counting is done per
-        run of predictions in the same hour, a handful of array operations per run, so that one
-        prediction costs about a microsecond per subject."""
-        starts = event_times - event_times % HOUR
-        boundaries = np.flatnonzero(np.diff(starts)) + 1
-        alerts: list[DriftAlert] = []
-        for first, last in zip(np.r_[0, boundaries], np.r_[boundaries, len(starts)], strict=True):
+        """Predictions of one stream in arrival order (the monitor service counts each input
+        partition apart and judges the merged hours with `judge_hour`): their event times, per
+        subject (features, and SCORE) their values, and their cards and terminals (without them,
+        joint regions are not watched). Returns the alerts that the hours they complete raise."""
+        counter = self._open.counters[self.model_version]
+
+        def count_run(start: float, first: int, last: int) -> None:
             entities = None if cards is None or terminals is None else (cards[first:last], terminals[first:last])
-            alerts += self._count(float(starts[first]), {n: c[first:last] for n, c in columns.items()}, entities)
-        return alerts
+            counter.count(start, {n: c[first:last] for n, c in columns.items()}, entities)
 
-    def _count(
-        self,
-        start: float,
-        columns: Mapping[str, np.ndarray],
-        entities: tuple[Sequence[str], Sequence[str]] | None,
-    ) -> list[DriftAlert]:
         alerts: list[DriftAlert] = []
-        current = self._current
-        if current is None or start > current.start:
-            if current is not None:
-                alerts = self._close(current)
-            current = self._current = _Hour(start, {n: np.zeros(len(e) + 1) for n, e in self.reference.edges.items()})
-        elif start < current.start:
-            return []  # late for its hour, which was judged already: not counted
-        reference = self.reference
-        for name, edges in reference.edges.items():
-            values = columns.get(name)
-            if values is None or not len(values):
-                continue
-            counts = current.counts[name]
-            counts += np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(counts))
-            outside = int(np.count_nonzero((values < reference.lows[name]) | (values > reference.highs[name])))
-            if outside:
-                current.outside[name] = current.outside.get(name, 0) + outside
-        if self._regions is not None and entities is not None:
-            cell_rows = self._regions.count(columns, *entities)
-            if cell_rows is not None:
-                current.cell_rows = cell_rows if current.cell_rows is None else current.cell_rows + cell_rows
-        scores = columns.get(SCORE)
-        if scores is not None:
-            current.score_sum += float(scores.sum())
-            current.n += len(scores)
+        for _, hour in self._open.count(event_times, count_run):
+            alerts += self.judge_hour(hour)
         return alerts
 
-    def _close(self, hour: _Hour) -> list[DriftAlert]:
-        if self._regions is not None:
-            hour.sightings = self._regions.close_hour()
+    def judge_hour(self, hour: HourCounts) -> list[DriftAlert]:
+        """A complete hour, later than any judged before: the alerts of the window it ends."""
         self._hours.append(hour)
         while len(self._hours) > self.policy.window_hours:
             self._hours.popleft()
@@ -196,14 +262,11 @@ class DriftMonitor:
         return alerts
 
     def _judge_regions(self, end: float, window_n: int) -> list[DriftAlert]:
-        counted = [
-            (h.cell_rows, h.sightings) for h in self._hours if h.cell_rows is not None and h.sightings is not None
-        ]
-        if self._regions is None or not counted:
+        counted = [h for h in self._hours if h.cell_rows is not None]
+        rows = [h.cell_rows for h in counted if h.cell_rows is not None]
+        if self._regions is None or not rows:
             return []
-        finding = self._regions.judge(
-            window_n, np.sum([rows for rows, _ in counted], axis=0), [sightings for _, sightings in counted]
-        )
+        finding = self._regions.judge(window_n, np.sum(rows, axis=0), [s for h in counted for s in h.sightings])
         if finding is None:
             return []
         details = {
@@ -254,3 +317,46 @@ class DriftMonitor:
                 details=details,
             )
         ]
+
+
+class OpenHours:
+    """The hour of event time open on one stream of predictions (an input partition), for every
+    version on it: a prediction of a later hour closes it, one of an earlier hour is late and
+    not counted. Rows are taken in arrival order, so that the hours closed do not depend on how
+    the stream was cut into batches."""
+
+    def __init__(self) -> None:
+        self.start = float("-inf")
+        self.counters: dict[str, HourCounter] = {}
+        self.late = 0
+
+    def count(
+        self, event_times: np.ndarray, count_run: Callable[[float, int, int], None]
+    ) -> list[tuple[str, HourCounts]]:
+        """`count_run(start, first, last)` counts rows `first:last` (all of the hour beginning at
+        `start`) into `counters`. Returns the hours closed, with their versions. Counting per
+        run of rows in the same hour is a handful of array operations, so that one prediction
+        costs about a microsecond per subject."""
+        starts = event_times - event_times % HOUR
+        boundaries = np.flatnonzero(np.diff(starts)) + 1
+        closed: list[tuple[str, HourCounts]] = []
+        for first, last in zip(np.r_[0, boundaries], np.r_[boundaries, len(starts)], strict=True):
+            start = float(starts[first])
+            if start < self.start:
+                self.late += int(last - first)
+                continue
+            if start > self.start:
+                closed += self.close()
+                self.start = start
+            count_run(start, int(first), int(last))
+        return closed
+
+    def close(self) -> list[tuple[str, HourCounts]]:
+        """Closes the open hour of every version."""
+        return [(version, hour) for version, counter in self.counters.items() if (hour := counter.close()) is not None]
+
+
+def joint_regions(reference: Reference, policy: RegionPolicy | None) -> JointRegions | None:
+    if reference.joint is None or reference.joint_shares is None or policy is None:
+        return None
+    return JointRegions(reference.joint, reference.joint_shares, policy)

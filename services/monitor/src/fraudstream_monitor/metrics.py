@@ -19,11 +19,16 @@ QUALITY = Gauge(
 )
 QUALITY_HELD = Gauge(
     "fraudstream_monitor_quality_held",
-    "What the label join holds in memory, per version: windows, predictions, fraud labels waiting for a prediction.",
-    ["model_version", "what"],
+    "What the label join holds in memory, per version and input partition: windows, predictions (the windows' "
+    "samples), fraud labels waiting for a prediction.",
+    ["model_version", "partition", "what"],
 )
 ALERTS = Counter("fraudstream_monitor_alerts_total", "Alerts raised and sent.", ["kind", "subject"])
 RETRAIN_REQUESTS = Counter("fraudstream_monitor_retrain_requests_total", "Retrain requests sent.", ["reason"])
 PAUSED = Gauge("fraudstream_monitor_loop_paused", "1 while an operator has paused the retrain loop.")
 DEADLETTERS = Counter("fraudstream_monitor_deadletters_total", "Records sent to the dead-letter topic.", ["topic"])
-REPLAYING = Gauge("fraudstream_monitor_replaying", "1 while the consumer reads again what it read before a restart.")
+LATE_PARTIALS = Counter(
+    "fraudstream_monitor_late_partials_total",
+    "Counts of an input partition that reached the judge after it had judged their hour or window without them.",
+    ["kind"],
+)

@@ -16,13 +16,15 @@ watched. A watched cell is evidence when, over the window, it holds
 Memory is bounded: per watched cell and hour, the distinct cards and terminals seen, up to
 `max_entities` each (as 64-bit hashes); a cell that had that many in an hour is no longer
 clustered on a few entities, and its rows count instead. Counting is vectorized: the only
-per-prediction Python is hashing its card and terminal.
+per-prediction Python is hashing the card and terminal of a row in a watched cell.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.special import gammainc
@@ -60,11 +62,34 @@ class Sightings:
     entities: np.ndarray
     saturated: np.ndarray  # bool per cell of the grid
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cells": self.cells.tolist(),
+            "entities": self.entities.tolist(),
+            "size": len(self.saturated),
+            "saturated": np.flatnonzero(self.saturated).tolist(),
+        }
+
+    @staticmethod
+    def from_json(document: Mapping[str, Any]) -> Sightings:
+        saturated = np.zeros(document["size"], dtype=bool)
+        saturated[np.asarray(document["saturated"], dtype=np.int64)] = True
+        return Sightings(
+            np.asarray(document["cells"], dtype=np.int64), np.asarray(document["entities"], dtype=np.int64), saturated
+        )
+
 
 @dataclass(frozen=True)
 class HourSightings:
     cards: Sightings
     terminals: Sightings
+
+    def to_json(self) -> dict[str, Any]:
+        return {"cards": self.cards.to_json(), "terminals": self.terminals.to_json()}
+
+    @staticmethod
+    def from_json(document: Mapping[str, Any]) -> HourSightings:
+        return HourSightings(Sightings.from_json(document["cards"]), Sightings.from_json(document["terminals"]))
 
 
 class JointRegions:
@@ -91,8 +116,8 @@ class JointRegions:
         rows, pairs = np.nonzero(self._watched[cells])
         hits = cells[rows, pairs]
         self._cells.append(hits)
-        self._cards.append(_hashes(cards)[rows])
-        self._terminals.append(_hashes(terminals)[rows])
+        self._cards.append(_hashes([cards[i] for i in rows.tolist()]))
+        self._terminals.append(_hashes([terminals[i] for i in rows.tolist()]))
         return np.bincount(hits, minlength=self.grid.size)
 
     def close_hour(self) -> HourSightings:
@@ -156,7 +181,16 @@ class JointRegions:
 
 
 def _hashes(names: Sequence[str]) -> np.ndarray:
-    return np.fromiter(map(hash, names), dtype=np.int64, count=len(names))
+    """Hashes that every process gives alike (Python's own `hash` of a string is salted per
+    process), so that replicas' sightings of one card are one entity."""
+    return np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little", signed=True)
+            for name in names
+        ),
+        dtype=np.int64,
+        count=len(names),
+    )
 
 
 def _pair_keys(cells: np.ndarray, entities: np.ndarray) -> np.ndarray:

@@ -39,9 +39,13 @@ class Retrainer:
             self._first_at = now
         self._pending.append(alert)
 
+    def debounced(self, now: float) -> bool:
+        """Whether `due` has something to decide now."""
+        return self._first_at is not None and now - self._first_at >= self.policy.debounce_seconds
+
     def due(self, now: float) -> RetrainRequest | None:
         """The request to send now, if one is due."""
-        if self._first_at is None or now - self._first_at < self.policy.debounce_seconds:
+        if not self.debounced(now):
             return None
         if self.paused or self.cooling(now):
             # Not asked: the evidence is dropped, a lasting drift raises new alerts.

@@ -31,7 +31,19 @@ class MonitorSettings(ServiceSettings):
             "(alerts they raise were raised before and are not sent again). Covers a quality window and its maturity."
         ),
     )
-    batch_size: int = Field(default=2000, ge=1, description="Most records the consumer takes at once.")
+    batch_size: int = Field(default=2000, ge=1, description="Most records a stage takes at once.")
+    commit_interval_seconds: float = Field(
+        default=1.0, gt=0, description="Longest a stage holds what it read before committing it with its outputs."
+    )
+    partition_idle_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "An input partition with nothing new this long is idle: hours and quality windows are judged without "
+            "waiting for it. Longer than a replica takes to be replaced, or a lost replica's partitions are judged "
+            "without."
+        ),
+    )
     window_hours: int = Field(
         default=DriftPolicy.window_hours, ge=1, description="Hours of predictions a PSI compares."
     )
@@ -104,6 +116,14 @@ class MonitorSettings(ServiceSettings):
         gt=0,
         lt=1,
         description="A matured window whose average precision is below the version's holdout one by this share alerts.",
+    )
+    quality_sample_size: int = Field(
+        default=25_000,
+        ge=100,
+        description=(
+            "Most predictions a quality window joins with their labels per input partition (those whose transaction "
+            "ids hash lowest); its figures are weighted up to the window's count. Bounds the label join's memory."
+        ),
     )
     quality_min_frauds: int = Field(
         default=20, ge=1, description="Fewest frauds a matured window needs for its quality to be judged."

@@ -15,6 +15,7 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import mlflow.artifacts
 from confluent_kafka import KafkaError
@@ -42,6 +43,14 @@ class Version:
     metrics: dict[str, float]
     review_threshold: float
     decline_threshold: float
+
+
+class Versions(Protocol):
+    """What the monitor needs to know of the published versions (`VersionCatalogue`)."""
+
+    def get(self, version: str) -> Version | None: ...
+
+    def reference(self, version: str) -> Reference | None: ...
 
 
 class VersionCatalogue:
