@@ -5,7 +5,6 @@ stream, raises: no more, no fewer."""
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from pathlib import Path
@@ -34,13 +33,7 @@ from tests.integration.monitor.service import monitor_service
 from tests.platform import PLATFORM, Topics, drain, eventually
 from tests.unit.monitor.test_core import Clock, Monitor
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.scale,
-    # Not passing yet: after the kill the survivor sends the three drift alerts but not the
-    # quality alert the single stream raises. Run it with `make scale`.
-    pytest.mark.skipif(not os.environ.get("FRAUDSTREAM_MONITOR_REPLICAS_TEST"), reason="not passing yet (issue 20)"),
-]
+pytestmark = [pytest.mark.integration, pytest.mark.scale]
 
 SETTINGS = {
     "window_hours": "2",
@@ -60,7 +53,7 @@ def single_stream_alerts(
     registry: Registry, predictions: list[Prediction], labels: list[bytes]
 ) -> set[tuple[str, str, str]]:
     """What one process raises, fed every record as one stream (the versions as registered)."""
-    settings = MonitorSettings(**SETTINGS)  # type: ignore[arg-type]
+    settings = MonitorSettings(registered_model=registry.model_name, **SETTINGS)  # type: ignore[arg-type]
     versions = VersionCatalogue(PLATFORM.mlflow_url)
     versions.published(registry.published_event("2", CHAMPION))
     monitor = Monitor(versions, Clock(), partitions=1, settings=settings)

@@ -165,3 +165,19 @@ def test_an_hour_waits_for_every_partition_that_is_not_idle() -> None:
     assert monitor.predictions(only_first) == []  # partition 1 has said nothing: it may hold anything
     alerts = monitor.idle(1)
     assert {(a.subject, a.detector) for a in alerts} >= {("tx_amount", "PSI")}
+
+
+def test_labels_read_before_their_versions_first_prediction_still_count() -> None:
+    """After a restart a partition's labels may be read before its predictions."""
+    rng = np.random.default_rng(3)
+    versions = InMemoryVersions()
+    versions.publish("7", None)
+    monitor = Monitor(versions, Clock())
+    frauds = [f"tx-7-0-{i}" for i in range(0, 300, 30)]
+    labels = [Label(transaction_id=t, is_fraud=True, label_time=timestamp_of(START + HOUR)) for t in frauds]
+    labels += [
+        Label(transaction_id=f"x{i}", is_fraud=False, label_time=timestamp_of(START + 4 * HOUR)) for i in range(8)
+    ]
+    assert monitor.labels(labels) == []
+    alerts = monitor.predictions(predictions(rng, range(0, 3), 300, version="7"))
+    assert [(a.kind, a.details["frauds"]) for a in alerts] == [(AlertKind.ALERT_KIND_QUALITY, "10")]

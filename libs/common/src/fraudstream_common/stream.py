@@ -258,7 +258,10 @@ class StreamRuntime(BlockingLoop):
             )
         finally:
             self._set_ready(False)
-            consumer.close()
+            try:
+                consumer.close()
+            except KafkaException as exc:  # leaving the group is the broker's business now
+                logger.warning("consumer close: %s", exc)
             logger.info("stream stopped", extra={"stage": self.name})
 
     def _read(self, consumer: Consumer, messages: Sequence[Message]) -> None:
@@ -379,6 +382,10 @@ class StreamRuntime(BlockingLoop):
     # State: restored from the changelog whenever partitions are (re)assigned
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self._stopping.is_set():
+            # A rebalance while closing (another replica left too): the partitions' next owner
+            # restores them; the client being torn down, it could not.
+            return
         self._set_ready(False)
         self._assignment = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
         ASSIGNED.labels(self.name).set(len(partitions))

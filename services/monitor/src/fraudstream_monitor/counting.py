@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,6 +112,9 @@ class PartitionCounts:
         self._settled: set[str] = set()  # versions whose reference was looked up for good
         self.seen: Counter[str] = Counter()
         self.labels_seen = 0
+        # The latest labels, for a version whose first prediction comes after them (labels and
+        # predictions are read side by side: after a restart, a partition's labels may come first).
+        self._recent_labels: deque[Label] = deque(maxlen=settings.quality_sample_size)
         self._traffic: dict[int, _Traffic] = {}
 
     def predictions(self, batch: Sequence[Prediction]) -> list[Partial]:
@@ -153,6 +156,7 @@ class PartitionCounts:
     def labels(self, batch: Sequence[Label]) -> list[Partial]:
         partials: list[Partial] = []
         for label in batch:
+            self._recent_labels.append(label)
             label_time = seconds_of(label.label_time)
             for version, join in self._joins.items():
                 partials += [
@@ -185,6 +189,8 @@ class PartitionCounts:
                 late_seconds=settings.late_label_hours * HOUR,
                 sample_size=settings.quality_sample_size,
             )
+            for label in self._recent_labels:  # no window of the version exists to mature yet
+                join.label(label.transaction_id, label.is_fraud, seconds_of(label.label_time))
         return join
 
     def _counter(self, version: str) -> HourCounter | None:
