@@ -59,7 +59,11 @@ def render() -> str:
         "| topic | partitions | key |",
         "| --- | --- | --- |",
     ]
-    lines += [f"| `{s.topic.value}` | {s.partitions} | {s.key} |" for s in TOPIC_SPECS]
+    lines += [
+        f"| `{s.topic.value}` | {f'`FRAUDSTREAM_STREAM_PARTITIONS` ({s.partitions})' if s.scales else s.partitions} "
+        f"| {s.key} |"
+        for s in TOPIC_SPECS
+    ]
     lines += ["", END]
     return "\n".join(lines)
 

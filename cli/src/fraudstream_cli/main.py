@@ -98,12 +98,20 @@ def platform_topics(
         str, typer.Option(envvar="FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS", help="Any Kafka cluster.")
     ] = "127.0.0.1:9092",
     topic_prefix: Annotated[str, typer.Option(envvar="FRAUDSTREAM_TOPIC_PREFIX", help="Topic name prefix.")] = "",
+    stream_partitions: Annotated[
+        int,
+        typer.Option(
+            envvar="FRAUDSTREAM_STREAM_PARTITIONS",
+            min=1,
+            help="Partitions of each shared stream: the most replicas of a stage that all have work.",
+        ),
+    ] = 4,
 ) -> None:
     """Create fraudstream's topics on any Kafka cluster (compose and Kubernetes run this once)."""
     from fraudstream_cli.platform.kafka import ensure_topics
 
     try:
-        created = ensure_topics(bootstrap_servers, topic_prefix)
+        created = ensure_topics(bootstrap_servers, topic_prefix, stream_partitions=stream_partitions)
     except PlatformError as error:
         _fail(error)
         return
@@ -116,7 +124,7 @@ def up(
         list[str] | None,
         typer.Option(
             help="SERVICE=N, or several joined by commas: replicas of a scalable service (ingest, features, "
-            "inference), e.g. --replicas features=2,ingest=2."
+            "inference, monitor), e.g. --replicas features=2,monitor=2."
         ),
     ] = None,
 ) -> None:

@@ -23,7 +23,12 @@ def test_replicas_of_a_scalable_service_get_their_own_ports_and_instance_ids(tmp
     assert [s.environment()["FRAUDSTREAM_INSTANCE_ID"] for s in features] == ["features-0", "features-1", "features-2"]
     assert len({s.process.pid_file for s in services}) == len(services)
     assert [s.name for s in services if s.spec.name == "inference"] == ["inference"]
-    assert parse_replicas(["features=2,ingest=3", "inference=2"]) == {"features": 2, "ingest": 3, "inference": 2}
+    assert parse_replicas(["features=2,ingest=3", "inference=2", "monitor=2"]) == {
+        "features": 2,
+        "ingest": 3,
+        "inference": 2,
+        "monitor": 2,
+    }
     ingest = local_services(settings(tmp_path), parse_replicas(["ingest=2"]))
     assert [(s.http_port, s.grpc_port) for s in ingest if s.spec.name == "ingest"] == [(8081, 50052), (8181, 50152)]
 
@@ -34,7 +39,7 @@ def test_replicas_of_a_scalable_service_get_their_own_ports_and_instance_ids(tmp
         (["features"], "SERVICE=N"),
         (["features=x"], "SERVICE=N"),
         (["nosuch=2"], "no service called nosuch"),
-        (["monitor=2"], "monitor: 2 replicas"),
+        (["trainer=2"], "trainer: 2 replicas"),
         (["features=0"], "features: 0 replicas"),
     ],
 )

@@ -27,7 +27,7 @@ from fraudstream_cli.platform.processes import (
     wait_until,
 )
 from fraudstream_cli.platform.settings import PlatformSettings
-from fraudstream_common.topics import TOPIC_SPECS, topic_name
+from fraudstream_common.topics import TOPIC_SPECS, topic_name, topic_partitions
 
 MINIMUM_JAVA = 17
 
@@ -207,10 +207,14 @@ class KafkaBroker:
         )
 
     def ensure_topics(self) -> list[str]:
-        return ensure_topics(self.settings.kafka_bootstrap, self.settings.topic_prefix)
+        return ensure_topics(
+            self.settings.kafka_bootstrap, self.settings.topic_prefix, stream_partitions=self.settings.stream_partitions
+        )
 
 
-def ensure_topics(bootstrap_servers: str, prefix: str = "", timeout: float = 60.0) -> list[str]:
+def ensure_topics(
+    bootstrap_servers: str, prefix: str = "", timeout: float = 60.0, *, stream_partitions: int = 4
+) -> list[str]:
     """Creates every fraudstream topic missing on the cluster and waits until each one is in the
     metadata with a leader for every partition; returns the names created.
 
@@ -221,13 +225,13 @@ def ensure_topics(bootstrap_servers: str, prefix: str = "", timeout: float = 60.
         existing = admin.list_topics(timeout=15).topics
     except KafkaException as exc:
         raise PlatformError(f"cannot reach Kafka at {bootstrap_servers}: {exc}") from exc
-    wanted = {topic_name(spec.topic, prefix): spec.partitions for spec in TOPIC_SPECS}
+    wanted = topic_partitions(prefix, stream_partitions)
     for name, partitions in wanted.items():
         if name in existing and len(existing[name].partitions) < partitions:
             found = len(existing[name].partitions)
             raise PlatformError(f"topic {name} has {found} partitions; fraudstream needs {partitions}")
     missing = [
-        NewTopic(name, num_partitions=spec.partitions, replication_factor=1, config=spec.config)
+        NewTopic(name, num_partitions=wanted[name], replication_factor=1, config=spec.config)
         for spec in TOPIC_SPECS
         if (name := topic_name(spec.topic, prefix)) not in existing
     ]

@@ -36,7 +36,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("features", "fraudstream_features", 8083, scalable=True),
     ServiceSpec("trainer", "fraudstream_trainer", 8084),
     ServiceSpec("inference", "fraudstream_inference", 8080, 50051, alive_is_enough=True, scalable=True),
-    ServiceSpec("monitor", "fraudstream_monitor", 8082),
+    ServiceSpec("monitor", "fraudstream_monitor", 8082, scalable=True),
 )
 
 

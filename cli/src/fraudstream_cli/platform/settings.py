@@ -30,6 +30,15 @@ class PlatformSettings(BaseSettings):
     redis_port: int = Field(default=6379, description="Redis port.")
     mlflow_port: int = Field(default=5000, description="MLflow tracking server port.")
     topic_prefix: str = Field(default="", description="Prefix of every topic name.")
+    stream_partitions: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description=(
+            "Partitions of each stream the services share by partition (transactions, labels, predictions and the "
+            "features' own): the most replicas of a stage that all have work. Set before the topics are created."
+        ),
+    )
     maven_args: str = Field(
         default="", description="Extra arguments for mvn when fetching Kafka (e.g. '-s settings.xml' for a mirror)."
     )

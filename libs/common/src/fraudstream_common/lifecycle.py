@@ -91,6 +91,9 @@ class BlockingLoop:
     def ready(self) -> bool:
         return self._ready.is_set()
 
+    def stop_requested(self) -> bool:
+        return self._stopping.is_set()
+
     def wait_ready(self, timeout: float) -> bool:
         """Blocks until ready (True) or until `timeout` seconds passed (False)."""
         return self._ready.wait(timeout)

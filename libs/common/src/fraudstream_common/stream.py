@@ -40,7 +40,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from prometheus_client import Counter, Gauge, Histogram
 
 from fraudstream_common.deadletter import Output, produce_outputs
-from fraudstream_common.kafka import consumer_config, next_offsets, producer_config
+from fraudstream_common.kafka import consumer_config, next_offsets, producer_config, whole_topic_reader
 from fraudstream_common.lifecycle import BlockingLoop
 from fraudstream_common.settings import ProcessingGuarantee, ServiceSettings
 
@@ -199,8 +199,11 @@ class StreamRuntime(BlockingLoop):
         max_messages: int = 5000,
         poll_timeout_seconds: float = 0.02,
         store_retry_max_seconds: float = 5.0,
+        retried: tuple[type[Exception], ...] = STORE_ERRORS,
         consumer_overrides: Mapping[str, object] | None = None,
     ) -> None:
+        """`retried`: the errors of the stage's checkpoint and store that mean a store is
+        unreachable (the step is retried with backoff); any other stops the stream."""
         super().__init__()
         self.name = stage.name
         self._settings = settings
@@ -211,6 +214,7 @@ class StreamRuntime(BlockingLoop):
         self._max_messages = max_messages
         self._poll_timeout = poll_timeout_seconds
         self._store_retry_max = store_retry_max_seconds
+        self._retried = retried
         self._consumer_overrides = dict(consumer_overrides or {})
         self._assignment: list[TopicPartition] = []
         self._paused: set[Source] = set()  # by backpressure
@@ -348,10 +352,10 @@ class StreamRuntime(BlockingLoop):
             try:
                 result = step()
                 break
-            except STORE_ERRORS as exc:
+            except self._retried as exc:
                 STORE_UNAVAILABLE.labels(self.name).inc()
                 if not paused:
-                    logger.warning("store unreachable, consumption paused: %s", exc)
+                    logger.warning("store unreachable, consumption paused: %s", exc, exc_info=True)
                     self._set_ready(False)
                     consumer.pause(self._assignment)
                     paused = True
@@ -520,3 +524,47 @@ class StreamRuntime(BlockingLoop):
         else:
             self._ready.clear()
         READY.labels(self.name).set(1 if ready else 0)
+
+
+class TopicFollower(BlockingLoop):
+    """Every replica reads all of a topic (`models.published`): from its first record, in no
+    consumer group of consequence and with no commits, so that each sees every record. What the
+    topic held at start goes to `_caught_up` at once (the subclass decides what of it counts);
+    the follower is ready after it, and hands each later record to `_follow`."""
+
+    def __init__(self, settings: ServiceSettings, topic: str, *, client_id: str) -> None:
+        super().__init__()
+        self._reader_settings = settings
+        self._topic = topic
+        self._client_id = client_id
+
+    def _caught_up(self, values: list[bytes]) -> None:
+        raise NotImplementedError
+
+    def _follow(self, value: bytes) -> None:
+        raise NotImplementedError
+
+    def _loop(self) -> None:
+        consumer, partitions = whole_topic_reader(self._reader_settings, self._topic, client_id=self._client_id)
+        try:
+            history: list[bytes] = []
+            at_end: set[int] = set()
+            while len(at_end) < partitions and not self._stopping.is_set():
+                message = consumer.poll(0.5)
+                if message is None:
+                    continue
+                error = message.error()
+                if error is None:
+                    history.append(message.value() or b"")
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    at_end.add(message.partition() or 0)
+                else:
+                    logger.warning("consumer error: %s", error)
+            self._caught_up(history)
+            self._ready.set()
+            while not self._stopping.is_set():
+                message = consumer.poll(0.5)
+                if message is not None and message.error() is None:
+                    self._follow(message.value() or b"")
+        finally:
+            consumer.close()

@@ -32,17 +32,20 @@ class TopicSpec:
     partitions: int
     key: str
     config: dict[str, str] = field(default_factory=dict)
+    # A stream that replicas share by partition: its count is the deployment's
+    # `stream_partitions` (the same for all of them, so that co-partitioned topics stay so).
+    scales: bool = False
 
 
 _DAY_MS = 24 * 3600 * 1000
 _COMPACT = {"cleanup.policy": "compact"}
 
 TOPIC_SPECS: tuple[TopicSpec, ...] = (
-    TopicSpec(Topic.TRANSACTIONS_RAW, 4, "any (producer's choice)"),
-    TopicSpec(Topic.TRANSACTIONS, 4, "customer_id"),
-    TopicSpec(Topic.TRANSACTIONS_ENRICHED, 4, "customer_id"),
-    TopicSpec(Topic.LABELS, 4, "transaction_id"),
-    TopicSpec(Topic.PREDICTIONS, 4, "transaction_id"),
+    TopicSpec(Topic.TRANSACTIONS_RAW, 4, "any (producer's choice)", scales=True),
+    TopicSpec(Topic.TRANSACTIONS, 4, "customer_id", scales=True),
+    TopicSpec(Topic.TRANSACTIONS_ENRICHED, 4, "customer_id", scales=True),
+    TopicSpec(Topic.LABELS, 4, "transaction_id", scales=True),
+    TopicSpec(Topic.PREDICTIONS, 4, "transaction_id", scales=True),
     TopicSpec(Topic.DEADLETTER, 1, "original key", {"retention.ms": str(30 * _DAY_MS)}),
     TopicSpec(Topic.MONITOR_ALERTS, 1, "model name"),
     # What each monitor replica counted of its input partitions, for the one that judges: one
@@ -53,11 +56,19 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(Topic.MODELS_ROLLOUT, 1, "model name", {"retention.ms": str(90 * _DAY_MS)}),
     # The features service's stages: the customer stage repartitions by terminal for the terminal
     # stage; each logs its state to a compacted changelog co-partitioned with its input.
-    TopicSpec(Topic.FEATURES_BY_TERMINAL, 4, "terminal_id"),
-    TopicSpec(Topic.FEATURES_CUSTOMER_STATE, 4, "customer_id (partition of its transactions)", _COMPACT),
-    TopicSpec(Topic.FEATURES_TERMINAL_STATE, 4, "terminal_id (partition of features.by-terminal)", _COMPACT),
+    TopicSpec(Topic.FEATURES_BY_TERMINAL, 4, "terminal_id", scales=True),
+    TopicSpec(Topic.FEATURES_CUSTOMER_STATE, 4, "customer_id (partition of its transactions)", _COMPACT, scales=True),
+    TopicSpec(
+        Topic.FEATURES_TERMINAL_STATE, 4, "terminal_id (partition of features.by-terminal)", _COMPACT, scales=True
+    ),
 )
 
 
 def topic_name(topic: Topic, prefix: str = "") -> str:
     return f"{prefix}{topic.value}"
+
+
+def topic_partitions(prefix: str = "", stream_partitions: int = 4) -> dict[str, int]:
+    """Every topic's name and partition count, for a deployment whose shared streams have
+    `stream_partitions` partitions (the most replicas of a stage that all have work)."""
+    return {topic_name(s.topic, prefix): stream_partitions if s.scales else s.partitions for s in TOPIC_SPECS}

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import logging
 
-from confluent_kafka import Consumer, KafkaError
 from google.protobuf.message import DecodeError
 
-from fraudstream_common.kafka import whole_topic_reader
-from fraudstream_common.lifecycle import BlockingLoop
 from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
+from fraudstream_common.stream import TopicFollower
 from fraudstream_inference import metrics
 from fraudstream_inference.model import ModelRefusedError, download, load
 from fraudstream_inference.rollout import CHAMPION, Rollout
@@ -27,47 +25,20 @@ from fraudstream_inference.settings import InferenceSettings
 logger = logging.getLogger(__name__)
 
 
-class ModelFollower(BlockingLoop):
+class ModelFollower(TopicFollower):
     name = "model-follower"
 
     def __init__(self, settings: InferenceSettings, rollout: Rollout, topic: str) -> None:
-        super().__init__()
+        super().__init__(settings, topic, client_id=f"{settings.instance_id}-models")
         self._settings = settings
         self._rollout = rollout
-        self._topic = topic
 
-    def _loop(self) -> None:
-        settings = self._settings
-        consumer, partitions = whole_topic_reader(settings, self._topic, client_id=f"{settings.instance_id}-models")
-        try:
-            for event in self._catch_up(consumer, partitions):
-                self._install(event)
-            self._ready.set()
-            while not self._stopping.is_set():
-                message = consumer.poll(0.5)
-                if message is None or message.error() is not None:
-                    continue
-                published = self._decode(message.value())
-                if published is not None:
-                    self._install(published)
-        finally:
-            consumer.close()
-
-    def _catch_up(self, consumer: Consumer, partitions: int) -> list[ModelPublished]:
-        """The records to load at start: the latest champion, and the latest challenger after it."""
+    def _caught_up(self, values: list[bytes]) -> None:
+        """Loads the latest champion, and the latest challenger published after it."""
         latest: dict[str, ModelPublished] = {}
         order: list[str] = []
-        at_end = 0
-        while at_end < partitions and not self._stopping.is_set():
-            message = consumer.poll(1.0)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    at_end += 1
-                continue
-            event = self._decode(message.value())
+        for value in values:
+            event = self._decode(value)
             if event is None:
                 continue
             latest[event.alias] = event
@@ -75,7 +46,14 @@ class ModelFollower(BlockingLoop):
             if event.alias == CHAMPION:
                 latest.pop("challenger", None)
                 order = [CHAMPION]
-        return [latest[alias] for alias in order if alias in latest]
+        for alias in order:
+            if alias in latest:
+                self._install(latest[alias])
+
+    def _follow(self, value: bytes) -> None:
+        published = self._decode(value)
+        if published is not None:
+            self._install(published)
 
     def _decode(self, value: bytes | None) -> ModelPublished | None:
         try:

@@ -18,14 +18,12 @@ from pathlib import Path
 from typing import Protocol
 
 import mlflow.artifacts
-from confluent_kafka import KafkaError
 from google.protobuf.message import DecodeError
 from mlflow.exceptions import MlflowException
 
-from fraudstream_common.kafka import whole_topic_reader
-from fraudstream_common.lifecycle import BlockingLoop
 from fraudstream_common.reference import Reference
 from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
+from fraudstream_common.stream import TopicFollower
 from fraudstream_common.timestamps import seconds_of
 from fraudstream_monitor.settings import MonitorSettings
 
@@ -119,41 +117,25 @@ class VersionCatalogue:
             return None
 
 
-class PublishedFollower(BlockingLoop):
+class PublishedFollower(TopicFollower):
     """Feeds the catalogue from `models.published`; ready once it has read what was there."""
 
     name = "published-follower"
 
     def __init__(self, settings: MonitorSettings, catalogue: VersionCatalogue, topic: str) -> None:
-        super().__init__()
-        self._settings = settings
+        super().__init__(settings, topic, client_id=f"{settings.instance_id}-models")
+        self._registered_model = settings.registered_model
         self._catalogue = catalogue
-        self._topic = topic
 
-    def _loop(self) -> None:
-        settings = self._settings
-        consumer, partitions = whole_topic_reader(settings, self._topic, client_id=f"{settings.instance_id}-models")
+    def _caught_up(self, values: list[bytes]) -> None:
+        for value in values:
+            self._follow(value)
+
+    def _follow(self, value: bytes) -> None:
         try:
-            at_end: set[int] = set()
-            while not self._stopping.is_set():
-                message = consumer.poll(0.5)
-                if message is None:
-                    continue
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        at_end.add(message.partition() or 0)
-                        if len(at_end) >= partitions:
-                            self._ready.set()
-                    else:
-                        logger.warning("consumer error: %s", error)
-                    continue
-                try:
-                    event = ModelPublished.FromString(message.value() or b"")
-                except DecodeError:
-                    logger.error("undecodable models.published record skipped")
-                    continue
-                if event.model_name == settings.registered_model:
-                    self._catalogue.published(event)
-        finally:
-            consumer.close()
+            event = ModelPublished.FromString(value)
+        except DecodeError:
+            logger.error("undecodable models.published record skipped")
+            return
+        if event.model_name == self._registered_model:
+            self._catalogue.published(event)

@@ -19,7 +19,7 @@ from fraudstream_common.lifecycle import Component, ServiceRunner
 from fraudstream_common.logging import configure_logging
 from fraudstream_common.topics import Topic, topic_name
 from fraudstream_registry.publisher import EventPublisher
-from fraudstream_trainer.consumer import RetrainConsumer
+from fraudstream_trainer.consumer import requests_stream
 from fraudstream_trainer.labels import label_sink, read_labels
 from fraudstream_trainer.pipeline import Trainer
 from fraudstream_trainer.settings import TrainerSettings
@@ -42,11 +42,8 @@ async def serve(settings: TrainerSettings) -> int:
             should_stop=should_stop,
         )
 
-    requests = RetrainConsumer(
-        settings,
-        trainer_for,
-        topic_name(Topic.RETRAIN_REQUESTS, prefix),
-        topic_name(Topic.DEADLETTER, prefix),
+    requests = requests_stream(
+        settings, trainer_for, topic_name(Topic.RETRAIN_REQUESTS, prefix), topic_name(Topic.DEADLETTER, prefix)
     )
     labels = label_sink(settings, topic_name(Topic.LABELS, prefix))
 

@@ -1,11 +1,14 @@
-"""The trainer's input: `retrain.requests`, and the optional schedule.
+"""The trainer's input: `retrain.requests`, and the optional schedule, as a stage of the
+shared stream runtime (at-least-once).
 
 One request at a time. Its offset is committed only after the request was answered (trained
 and decided, published where promoted) or deliberately skipped (a duplicate, within the
-cooldown, for another model); an invalid record goes to the dead-letter topic first. A crash
-mid-run leaves the offset where it was, and the request is redone (the pipeline's idempotency
-by request id makes a redone answered request a duplicate). A run can take minutes, so the
-consumer's poll interval allows `request_max_seconds` between polls.
+cooldown, for another model); an invalid record goes to the dead-letter topic with that commit.
+While answering fails (MLflow, Feast or Kafka failing, not the request), the runtime pauses the
+topic and tries the request again with backoff. A crash or a stop mid-run leaves the offset where
+it was, and the request is redone (the pipeline's idempotency by request id makes a redone
+answered request a duplicate). A run can take minutes, so the consumer's poll interval allows
+`request_max_seconds` between polls.
 """
 
 from __future__ import annotations
@@ -13,17 +16,18 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping, Sequence
 
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Message
 from google.protobuf.message import DecodeError
 
-from fraudstream_common.deadletter import dead_letter, produce_outputs
-from fraudstream_common.kafka import consumer_config, producer_config, usable
-from fraudstream_common.lifecycle import BlockingLoop
+from fraudstream_common.deadletter import Output, dead_letter
+from fraudstream_common.kafka import usable
 from fraudstream_common.schemas.v1.monitoring_pb2 import RetrainRequest
+from fraudstream_common.settings import ProcessingGuarantee
+from fraudstream_common.stream import Checkpoint, Source, StreamRuntime
 from fraudstream_trainer import metrics
-from fraudstream_trainer.pipeline import Outcome, RunAbandonedError, RunResult, Trainer, TrainRequest
+from fraudstream_trainer.pipeline import Outcome, Trainer, TrainRequest
 from fraudstream_trainer.settings import TrainerSettings
 
 logger = logging.getLogger(__name__)
@@ -32,101 +36,100 @@ GROUP_ID = "trainer"
 SERVICE = "trainer"
 
 
-class RetrainConsumer(BlockingLoop):
+class RequestStage:
     name = "retrain-requests"
+    changelog_topic = None
 
     def __init__(
         self,
         settings: TrainerSettings,
-        trainer_for: Callable[[Callable[[], bool]], Trainer],
+        trainer: Trainer,
         requests_topic: str,
         deadletter_topic: str,
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """`trainer_for(should_stop)`: the pipeline, told to abandon its run when we stop."""
-        super().__init__()
         self._settings = settings
-        self._trainer = trainer_for(self._stopping.is_set)
+        self._trainer = trainer
         self._requests_topic = requests_topic
         self._deadletter_topic = deadletter_topic
-        self.last_result: RunResult | None = None
         self._schedule = Schedule(settings.schedule_interval_seconds, clock)
-        self._retry_seconds = 0.0
+        self._pending: Message | None = None
 
-    def _loop(self) -> None:
-        settings = self._settings
-        consumer = Consumer(
-            consumer_config(
-                settings,
-                group_id=GROUP_ID,
-                client_id=f"{settings.instance_id}-requests",
-                overrides={"max.poll.interval.ms": settings.request_max_seconds * 1000},
-            )
-        )
-        deadletters = Producer(producer_config(settings, client_id=f"{settings.instance_id}-deadletter"))
-        try:
-            consumer.subscribe([self._requests_topic])
-            self._ready.set()
-            while not self._stopping.is_set():
-                message = consumer.poll(0.5)
-                try:
-                    if message is not None and self._take(message, deadletters):
-                        consumer.commit(message=message, asynchronous=False)
-                        self._retry_seconds = 0.0
-                    self._run_schedule()
-                except RunAbandonedError:
-                    raise
-                except Exception:
-                    # MLflow, Feast or Kafka failing, not the request: read it again after a pause.
-                    self._retry_seconds = min(max(2 * self._retry_seconds, 1.0), 60.0)
-                    logger.exception("retrain request failed; retrying in %.0fs", self._retry_seconds)
-                    if message is not None and message.error() is None:
-                        consumer.seek(
-                            TopicPartition(message.topic() or "", message.partition() or 0, message.offset() or 0)
-                        )
-                    self._stopping.wait(self._retry_seconds)
-        except RunAbandonedError:
-            logger.info("training run abandoned on stop; its request stays uncommitted")
-        finally:
-            deadletters.flush(30)
-            consumer.close()
+    @property
+    def input_topics(self) -> Sequence[str]:
+        return (self._requests_topic,)
 
-    def _take(self, message: Message, deadletters: Producer) -> bool:
-        """Answers one record; True once it may be committed."""
+    def restore(
+        self, assignment: Sequence[Source], changelog: Mapping[bytes, bytes], committed: Mapping[Source, int]
+    ) -> None:
+        self._pending = None
+
+    def add(self, message: Message) -> None:
+        self._pending = message
+
+    def reached_end(self, source: Source) -> None:
+        """Nothing waits on the end of a partition."""
+
+    def due(self) -> bool:
+        return self._pending is not None or self._schedule.due() is not None
+
+    def held_back(self) -> Collection[Source]:
+        return ()
+
+    def read_limit(self) -> int:
+        return 1
+
+    def resumed(self) -> None:
+        """Nothing waits on time."""
+
+    def checkpoint(self, *, final: bool) -> Checkpoint:
+        """Answers the request read (or the schedule's); raises while answering fails."""
+        if final:
+            return Checkpoint()  # no run starts on the way out; the request stays uncommitted
+        message = self._pending
+        if message is None:
+            request = self._schedule.due()
+            if request is not None:
+                self._answer(request)
+                self._schedule.done(request)
+            return Checkpoint()
+        outputs = self._take(message)
+        source = (message.topic() or "", message.partition() or 0)
+        return Checkpoint(outputs, {source: (message.offset() or 0) + 1})
+
+    def store(self) -> None:
+        """The pipeline wrote what it had to while answering."""
+
+    def committed(self) -> None:
+        self._pending = None
+
+    def _take(self, message: Message) -> list[Output]:
+        """Answers one record; the dead letter it makes, if it is invalid."""
         if not usable(message):
-            return False
+            return []
         try:
             request = RetrainRequest.FromString(message.value() or b"")
             if not request.request_id:
                 raise ValueError("request_id is empty: it is the request's idempotency key")
         except (DecodeError, ValueError) as invalid:
-            letter = dead_letter(
-                self._deadletter_topic, SERVICE, message, code="invalid_retrain_request", reason=str(invalid)
-            )
-            produce_outputs(deadletters, [letter])
-            if deadletters.flush(30):
-                raise RuntimeError("the dead-letter record was not acknowledged") from invalid
             metrics.REQUESTS.labels("invalid").inc()
-            return True
+            return [
+                dead_letter(
+                    self._deadletter_topic, SERVICE, message, code="invalid_retrain_request", reason=str(invalid)
+                )
+            ]
         if request.model_name and request.model_name != self._settings.registered_model:
             logger.info("retrain request for another model skipped", extra={"request_id": request.request_id})
             metrics.REQUESTS.labels("other_model").inc()
-            return True
+            return []
         self._answer(
             TrainRequest(request.request_id, request.reason or "unspecified", request.requested_by, force=request.force)
         )
-        return True
-
-    def _run_schedule(self) -> None:
-        request = self._schedule.due()
-        if request is not None:
-            self._answer(request)
-            self._schedule.done(request)
+        return []
 
     def _answer(self, request: TrainRequest) -> None:
         result = self._trainer.handle(request)
-        self.last_result = result
         if result.outcome in (Outcome.DUPLICATE, Outcome.COOLDOWN):
             metrics.REQUESTS.labels(result.outcome.value).inc()
         else:
@@ -164,3 +167,31 @@ class Schedule:
 
     def done(self, request: TrainRequest) -> None:
         self._answered = request.request_id
+
+
+def requests_stream(
+    settings: TrainerSettings,
+    trainer_for: Callable[[Callable[[], bool]], Trainer],
+    requests_topic: str,
+    deadletter_topic: str,
+) -> StreamRuntime:
+    """`trainer_for(should_stop)`: the pipeline, told to abandon its run when the stream stops."""
+    streams: list[StreamRuntime] = []
+    trainer = trainer_for(lambda: streams[0].stop_requested())  # noqa: PLW0108 (the stream comes later)
+    stream = StreamRuntime(
+        settings,
+        RequestStage(settings, trainer, requests_topic, deadletter_topic),
+        group_id=GROUP_ID,
+        transactional_id=f"trainer-{settings.instance_id}",
+        guarantee=ProcessingGuarantee.AT_LEAST_ONCE,
+        max_messages=1,
+        poll_timeout_seconds=0.5,
+        store_retry_max_seconds=60.0,
+        # Whatever fails while answering is retried: not the request's fault (an invalid one
+        # goes to the dead-letter topic without failing). A run abandoned on stop ends the
+        # retries with the stream, its request uncommitted.
+        retried=(Exception,),
+        consumer_overrides={"max.poll.interval.ms": settings.request_max_seconds * 1000},
+    )
+    streams.append(stream)
+    return stream
