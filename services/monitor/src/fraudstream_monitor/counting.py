@@ -122,16 +122,13 @@ class PartitionCounts:
         if not batch:
             return []
         partials: list[Partial] = []
-        for prediction in batch:
+        times = np.asarray([seconds_of(p.transaction_time) for p in batch])
+        for prediction, event_time in zip(batch, times.tolist(), strict=True):
             for window in self._join(prediction.model_version).prediction(
-                prediction.transaction_id,
-                seconds_of(prediction.transaction_time),
-                prediction.score,
-                prediction.decision in ALERTED,
+                prediction.transaction_id, event_time, prediction.score, prediction.decision in ALERTED
             ):
                 partials.append(self._window(prediction.model_version, window))
         opened = self._hours.start
-        times = np.asarray([seconds_of(p.transaction_time) for p in batch])
 
         def count_run(start: float, first: int, last: int) -> None:
             by_version: dict[str, list[Prediction]] = {}
