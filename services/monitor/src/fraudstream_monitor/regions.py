@@ -116,8 +116,10 @@ class JointRegions:
         rows, pairs = np.nonzero(self._watched[cells])
         hits = cells[rows, pairs]
         self._cells.append(hits)
-        self._cards.append(_hashes([cards[i] for i in rows.tolist()]))
-        self._terminals.append(_hashes([terminals[i] for i in rows.tolist()]))
+        # A row in several watched cells is hashed once.
+        seen, where = np.unique(rows, return_inverse=True)
+        self._cards.append(_hashes([cards[i] for i in seen.tolist()])[where])
+        self._terminals.append(_hashes([terminals[i] for i in seen.tolist()])[where])
         return np.bincount(hits, minlength=self.grid.size)
 
     def close_hour(self) -> HourSightings:
