@@ -16,14 +16,20 @@ on a transaction's path.
   reported before the last of them, to `transactions.raw` as fast as it can. The rate is that
   of predictions over the middle 80% of them, by their Kafka timestamps, so that neither the
   first batches nor the drain count.
-- Latency: then `--seconds` more of the same world at `--rate` transactions per second. For
-  each transaction, from its `transactions.raw` message's timestamp (the simulator's produce)
-  to its prediction's (inference's produce); and each hop on the way, by the timestamps of its
+- Latency: once every stage has committed all it read (the monitor works off the flood last),
+  `--seconds` more of the same world at `--rate` transactions per second. For each
+  transaction, from its `transactions.raw` message's timestamp (the simulator's produce) to its
+  prediction's (inference's produce); and each hop on the way, by the timestamps of its
   messages on `transactions` (ingest), `features.by-terminal` (the features' customer stage),
-  `transactions.enriched` (their terminal stage) and `predictions` (inference).
-- CPU: each process's user and system time over the throughput phase, per transaction, by
-  service (its replicas together); the broker's and Redis's apart. Throughput per CPU-second
-  counts the services only.
+  `transactions.enriched` (their terminal stage) and `predictions` (inference). Only
+  `predictions` is read while transactions flow; the other topics are read afterwards.
+- CPU: each process's user and system time, per transaction, by service (its replicas
+  together); the broker's, Redis's and this process's (the simulator) apart. Over the
+  throughput phase (throughput per CPU-second counts the services only), and over the latency
+  phase: at a fixed rate, checkpoints are smaller and each transaction carries more of their cost.
+
+The world's times are its own: at 2,000 transactions/s a simulated hour passes in about 0.2 s,
+so the monitor closes and judges hours about 18,000 times as often as live traffic makes it.
 
 The two-replica figures stand beside the one-replica ones of the same round. Writes
 `benchmarks/results/end_to_end.json` and prints a table of the medians over the rounds.
@@ -96,6 +102,29 @@ class Running:
         except (OSError, urllib.error.HTTPError):
             return False
 
+    def behind(self) -> float:
+        """Messages its stages have not committed yet, from /metrics, less one a partition: the
+        lag counts the commit marker that ends a transactional topic."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        totals = {"lag": 0.0, "assigned": 0.0}
+        for line in text.splitlines():
+            for name, metric in (("lag", "consumer_lag_messages"), ("assigned", "assigned_partitions")):
+                if line.startswith(f"fraudstream_stream_{metric}{{"):
+                    totals[name] += float(line.rsplit(" ", 1)[1])
+        return max(0.0, totals["lag"] - totals["assigned"])
+
+
+def drain(running: list[Running], timeout: float) -> None:
+    """Waits until every stage has committed all of its input: the latency phase starts from a
+    system in its steady state, not one still working off the throughput phase."""
+    deadline = time.monotonic() + timeout
+    while any(r.behind() > 0 for r in running):
+        if time.monotonic() > deadline:
+            behind = {r.service: r.behind() for r in running}
+            raise SystemExit(f"stages still behind after {timeout:.0f} s: {behind}")
+        time.sleep(0.5)
+
 
 def start_services(prefix: str, scratch: Path, model: PublishedModel, replicas: int) -> list[Running]:
     settings = PlatformSettings(home=scratch / "home", topic_prefix=prefix)
@@ -143,7 +172,8 @@ def stop_services(running: list[Running]) -> None:
 
 
 class CpuMeter:
-    """User and system CPU seconds of each service (its replicas together), the broker and Redis."""
+    """User and system CPU seconds of each service (its replicas together), the broker, Redis and
+    this process."""
 
     def __init__(self, running: list[Running]) -> None:
         self._processes: dict[str, list[psutil.Process]] = {}
@@ -153,6 +183,7 @@ class CpuMeter:
             pid = ManagedProcess(name, PLATFORM.home / "run").pid()
             if pid is not None:
                 self._processes[name] = [psutil.Process(pid)]
+        self._processes["benchmark"] = [psutil.Process()]  # the simulator's writes and the readers
 
     def read(self) -> dict[str, float]:
         seconds = {}
@@ -162,7 +193,8 @@ class CpuMeter:
                 with process.oneshot():
                     times = process.cpu_times()
                     total += times.user + times.system
-                total += sum(c.cpu_times().user + c.cpu_times().system for c in process.children(recursive=True))
+                if name != "benchmark":  # its children are the services
+                    total += sum(c.cpu_times().user + c.cpu_times().system for c in process.children(recursive=True))
             seconds[name] = total
         return seconds
 
@@ -240,14 +272,10 @@ def one_configuration(
     model = publish_model(PLATFORM, prefix, scratch, SimulationConfig(n_customers=600, n_terminals=1200, nb_days=50))
     running = start_services(prefix, scratch, model, replicas)
     writer = ServiceSettings(kafka_bootstrap_servers=PLATFORM.kafka_bootstrap, topic_prefix=prefix)
-    hops = {
-        "raw": TopicReader(topic_name(Topic.TRANSACTIONS_RAW, prefix), transaction_id),
-        "ingest": TopicReader(topic_name(Topic.TRANSACTIONS, prefix), transaction_id),
-        "features_customers": TopicReader(topic_name(Topic.FEATURES_BY_TERMINAL, prefix), partial_transaction_id),
-        "features_terminals": TopicReader(topic_name(Topic.TRANSACTIONS_ENRICHED, prefix), enriched_transaction_id),
-        "inference": TopicReader(topic_name(Topic.PREDICTIONS, prefix), prediction_transaction_id),
-    }
-    predictions = hops["inference"]
+    # Only the end of the path is read while transactions flow: the other hops' readers would
+    # fetch beside the services, on the same broker and cores. They read the topics afterwards.
+    predictions = TopicReader(topic_name(Topic.PREDICTIONS, prefix), prediction_transaction_id)
+    hops: dict[str, TopicReader] = {}
     try:
         print(f"{replicas} replica(s): {len(running)} processes ready; throughput phase", file=sys.stderr)
         meter = CpuMeter(running)
@@ -263,10 +291,22 @@ def one_configuration(
         cpu = {name: after[name] - before[name] for name in after}
         services_cpu = sum(cpu[name] for name in ON_THE_PATH)
 
+        drain(running, timeout=300)
         paced = window(world, transactions, transactions + int(rate * seconds))
         print(f"{replicas} replica(s): {throughput:,.0f}/s; latency phase at {rate:,.0f}/s", file=sys.stderr)
+        before = meter.read()
         replay_to_kafka(paced, writer, pacing=Pacing(rate=rate))
         paced_ids = set(paced.transactions["transaction_id"])
+        predictions.until(paced_ids, timeout=300)
+        after = meter.read()
+        paced_cpu = {name: after[name] - before[name] for name in after}
+        hops = {
+            "raw": TopicReader(topic_name(Topic.TRANSACTIONS_RAW, prefix), transaction_id),
+            "ingest": TopicReader(topic_name(Topic.TRANSACTIONS, prefix), transaction_id),
+            "features_customers": TopicReader(topic_name(Topic.FEATURES_BY_TERMINAL, prefix), partial_transaction_id),
+            "features_terminals": TopicReader(topic_name(Topic.TRANSACTIONS_ENRICHED, prefix), enriched_transaction_id),
+            "inference": predictions,
+        }
         for reader in hops.values():
             reader.until(paced_ids, timeout=300)
         names = list(hops)
@@ -282,9 +322,12 @@ def one_configuration(
             "transactions_per_cpu_second": len(ids) / services_cpu,
             "latency_rate_per_second": rate,
             "latency_ms": latency,
+            "latency_phase_cpu_ms_per_transaction": {
+                name: 1000 * value / len(paced_ids) for name, value in paced_cpu.items()
+            },
         }
     finally:
-        for reader in hops.values():
+        for reader in {*hops.values(), predictions}:
             reader.close()
         stop_services(running)
         delete_topics(prefix)
@@ -328,6 +371,12 @@ def main() -> None:
             **{
                 f"cpu_ms_{name}": statistics.median(r["cpu_ms_per_transaction"][name] for r in mine)
                 for name in mine[0]["cpu_ms_per_transaction"]
+            },
+            **{
+                f"latency_phase_cpu_ms_{name}": statistics.median(
+                    r["latency_phase_cpu_ms_per_transaction"][name] for r in mine
+                )
+                for name in mine[0]["latency_phase_cpu_ms_per_transaction"]
             },
         }
     ratios = {}
