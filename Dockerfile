@@ -25,7 +25,9 @@ FROM python:3.11-slim
 ARG SERVICE
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 FRAUDSTREAM_SERVICE=${SERVICE}
 COPY --from=build /opt/venv /opt/venv
-RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin fraudstream
+# A named volume starts as a copy of the image's directory, owner included: /feast is the user's.
+RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin fraudstream \
+ && mkdir -p /feast && chown 10001:10001 /feast
 USER 10001
 # The service module is fraudstream_<service>; the CLI image runs `fraudstream`.
 ENTRYPOINT ["/bin/sh", "-c", "if [ \"$FRAUDSTREAM_SERVICE\" = cli ]; then exec fraudstream \"$@\"; else exec python -m \"fraudstream_$FRAUDSTREAM_SERVICE\"; fi", "--"]

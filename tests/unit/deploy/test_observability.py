@@ -12,6 +12,8 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
+from . import compose_model as compose
+
 ROOT = Path(__file__).resolve().parents[3]
 DASHBOARDS = sorted((ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -64,11 +66,20 @@ def test_alerting_rules_use_exported_metrics_and_say_how_bad() -> None:
 
 
 def test_compose_provisions_the_dashboards_and_the_rules() -> None:
-    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
-    grafana = compose["services"]["grafana"]["volumes"]
-    assert "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana
-    assert "./deploy/grafana/dashboards:/var/lib/grafana/dashboards:ro" in grafana
-    assert compose["services"]["prometheus"]["volumes"] == ["./deploy/prometheus:/etc/prometheus:ro"]
+    services = compose.services()
+    mounts = {
+        name: {
+            (Path(v["source"]).relative_to(ROOT).as_posix(), v["target"], v.get("read_only", False))
+            for v in s["volumes"]
+        }
+        for name, s in services.items()
+        if name in ("grafana", "prometheus")
+    }
+    assert mounts["grafana"] == {
+        ("deploy/grafana/provisioning", "/etc/grafana/provisioning", True),
+        ("deploy/grafana/dashboards", "/var/lib/grafana/dashboards", True),
+    }
+    assert mounts["prometheus"] == {("deploy/prometheus", "/etc/prometheus", True)}
     config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
     assert config["rule_files"] == ["alerts.yml"]
     jobs = {job["job_name"] for job in config["scrape_configs"]}
