@@ -1,18 +1,19 @@
-"""The HTTP pieces every service shares: liveness, readiness and metrics routes, and a uvicorn
-server that leaves signal handling to the service runner (fraudstream_common.lifecycle)."""
+"""The HTTP pieces every service shares: liveness, readiness and metrics routes, a request body
+limit, and a uvicorn server that leaves signal handling to the service runner
+(fraudstream_common.lifecycle)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fraudstream_common.health import Readiness
 
@@ -33,6 +34,54 @@ def add_health_routes(app: FastAPI, readiness: Readiness) -> None:
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+class BodyLimit:
+    """ASGI middleware (`app.add_middleware(BodyLimit, limit=...)`): a request body over `limit`
+    bytes is answered 413 without being read: at once when its Content-Length says so, else
+    (chunked) as soon as what the app has read passes the limit. `refused` is called for each."""
+
+    def __init__(self, app: ASGIApp, limit: int, refused: Callable[[], None] | None = None) -> None:
+        self._app = app
+        self._limit = limit
+        self._refused = refused
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self._limit:
+            await self._too_large(send)
+            return
+        read = 0
+
+        async def limited() -> Message:
+            nonlocal read
+            message = await receive()
+            read += len(message.get("body", b""))
+            if read > self._limit:
+                raise _BodyTooLargeError
+            return message
+
+        try:
+            await self._app(scope, limited, send)
+        except _BodyTooLargeError:
+            await self._too_large(send)
+
+    async def _too_large(self, send: Send) -> None:
+        if self._refused is not None:
+            self._refused()
+        response = JSONResponse({"detail": f"request body larger than {self._limit} bytes"}, status_code=413)
+        await response({"type": "http"}, _nothing, send)
+
+
+async def _nothing() -> Message:
+    return {"type": "http.disconnect"}
 
 
 def _registry() -> CollectorRegistry:

@@ -3,7 +3,8 @@
 A call is atomic: every transaction valid, all written to `transactions.raw` before the 202;
 any invalid, none written, and a 422 names each one with its reason. Retrying a call is
 safe: the stream drops what was already ingested, by transaction id. `Authorization: Bearer
-KEY` with scope ingest; 401, 403 and 429 as they apply, before the body is read.
+KEY` with scope ingest; 401, 403 and 429 as they apply, before the body is read; 413 for a
+body over `max_http_body_bytes`, without reading the rest of it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 
 from fraudstream_common.apikeys import REFUSAL_OUTCOMES, ApiKeys, AuthError, Scope
 from fraudstream_common.health import Readiness
-from fraudstream_common.http import add_health_routes
+from fraudstream_common.http import BodyLimit, add_health_routes
 from fraudstream_common.kafka import DeliveryError
 from fraudstream_ingest import metrics
 from fraudstream_ingest.core import IngestCore
@@ -35,12 +36,7 @@ def create_app(core: IngestCore, keys: ApiKeys | None, readiness: Readiness) -> 
                 metrics.REQUESTS.labels("http", REFUSAL_OUTCOMES[refused.status]).inc()
                 challenge = {"www-authenticate": "Bearer"} if refused.status == 401 else None
                 return JSONResponse({"detail": refused.reason}, status_code=refused.status, headers=challenge)
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > settings.max_http_body_bytes:
-            return _too_large(settings.max_http_body_bytes)
-        body = await request.body()
-        if len(body) > settings.max_http_body_bytes:
-            return _too_large(settings.max_http_body_bytes)
+        body = await request.body()  # at most max_http_body_bytes: BodyLimit answers 413 past it
         try:
             document: Any = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -92,13 +88,13 @@ def create_app(core: IngestCore, keys: ApiKeys | None, readiness: Readiness) -> 
         return JSONResponse({"accepted": len(accepted)}, status_code=202)
 
     add_health_routes(app, readiness)
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_http_body_bytes,
+        refused=metrics.REQUESTS.labels("http", "too_large").inc,
+    )
     return app
 
 
 def _error(status: int, errors: list[dict[str, Any]]) -> JSONResponse:
     return JSONResponse({"detail": errors}, status_code=status)
-
-
-def _too_large(limit: int) -> JSONResponse:
-    metrics.REQUESTS.labels("http", "too_large").inc()
-    return JSONResponse({"detail": f"request body larger than {limit} bytes"}, status_code=413)

@@ -17,13 +17,16 @@ from redis import asyncio as aioredis
 from fraudstream_common.apikeys import ApiKeys, AuthError, Scope
 from fraudstream_common.deadletter import PROTOBUF_HEADERS
 from fraudstream_common.health import Readiness
-from fraudstream_common.http import add_health_routes
+from fraudstream_common.http import BodyLimit, add_health_routes
 from fraudstream_common.kafka import AsyncProducer
 from fraudstream_monitor.core import MonitorCore
 from fraudstream_monitor.operations import OperationError, Operations
 from fraudstream_monitor.versions import VersionCatalogue
 
 REGISTRY_CACHE_SECONDS = 5.0
+
+# The admin calls' bodies are a few fields; anything larger is refused before it is read.
+ADMIN_BODY_MAX_BYTES = 16_384
 
 
 class PauseBody(BaseModel):
@@ -63,6 +66,7 @@ def create_app(
 ) -> FastAPI:
     app = FastAPI(title="fraudstream monitor", version="0.1.0")
     add_health_routes(app, readiness)
+    app.add_middleware(BodyLimit, limit=ADMIN_BODY_MAX_BYTES)
     console = resources.files("fraudstream_monitor").joinpath("console.html").read_text()
     registry_view: dict[str, Any] = {"at": 0.0}
 
