@@ -1,7 +1,8 @@
 // compose-check loads a Compose file with compose-go, the loader `docker compose` uses: the
-// Compose specification's schema, interpolation, extends, profiles (all of them enabled) and
-// the references between services, networks and volumes. It prints the resolved model as JSON
-// for the tests to read, or the loader's error and exit status 1.
+// Compose specification's schema, interpolation (from the environment and the file's .env, as
+// docker compose reads them), extends, profiles (all of them enabled) and the references
+// between services, networks and volumes. It prints the resolved model as JSON for the tests
+// to read, or the loader's error and exit status 1.
 //
 //	go run ./tools/compose-check compose.yaml
 package main
@@ -27,6 +28,8 @@ func main() {
 	options, err := cli.NewProjectOptions(
 		[]string{file},
 		cli.WithWorkingDirectory(filepath.Dir(file)),
+		cli.WithOsEnv,
+		cli.WithDotEnv,
 		cli.WithProfiles([]string{"*"}),
 		cli.WithConsistency(true),
 	)

@@ -1,11 +1,13 @@
 """compose.yaml, as compose-go resolves it, holds what it needs to start and to run unattended:
 each service can write the volumes it is given, the model registry answers the services, Kafka
 keeps its topics, every long-running service has a health check, a restart policy and limits,
-nothing listens beyond this machine by default, and the `gpu` profile asks for a GPU."""
+nothing listens beyond this machine by default, secrets come from an uncommitted .env, and the
+`gpu` profile asks for a GPU."""
 
 from __future__ import annotations
 
 import re
+import shutil
 import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -98,3 +100,27 @@ def test_the_gpu_profile_reserves_a_gpu_and_requires_cuda() -> None:
     assert (
         gpu["environment"]["FRAUDSTREAM_INSTANCE_ID"] != services["inference"]["environment"]["FRAUDSTREAM_INSTANCE_ID"]
     )
+
+
+def test_secrets_come_from_the_environment_and_are_required(tmp_path: Path) -> None:
+    services = compose.services()
+    redis = services["redis"]
+    command = redis["command"]
+    password = command[command.index("--requirepass") + 1]
+    assert password == compose.secrets()["REDIS_PASSWORD"]
+    assert redis["environment"]["REDISCLI_AUTH"] == password  # its health check's redis-cli
+    for name, service in services.items():
+        for key, value in service.get("environment", {}).items():
+            if isinstance(value, str) and value.startswith("redis://"):
+                assert urlsplit(value).password == password, (name, key)
+    assert (
+        services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == compose.secrets()["GRAFANA_ADMIN_PASSWORD"]
+    )
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert "/.env" in ignored
+
+    # Without them (no .env beside the file, nothing in the environment), nothing starts.
+    shutil.copy(ROOT / "compose.yaml", tmp_path / "compose.yaml")
+    refused = compose.load(tmp_path / "compose.yaml", {})
+    assert refused.returncode == 1
+    assert "set REDIS_PASSWORD in .env" in refused.stderr
