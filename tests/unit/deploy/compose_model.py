@@ -1,4 +1,4 @@
-"""compose.yaml as `docker compose` would see it: loaded by compose-go (tools/compose-check),
+"""compose.yaml as `docker compose` would see it: loaded by compose-go (tools/checks/compose-check),
 which applies the Compose specification's schema, interpolation, merges, `extends` and the
 references between services and volumes, with every profile enabled, and the secrets of
 .env.example set to stand-ins."""
@@ -8,14 +8,13 @@ from __future__ import annotations
 import functools
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from . import go_tools
+
 ROOT = Path(__file__).resolve().parents[3]
-TOOL = ROOT / "tools" / "compose-check"
 
 
 def secrets() -> dict[str, str]:
@@ -28,19 +27,10 @@ def secrets() -> dict[str, str]:
     return {name: f"stand-in-{name.lower()}" for name in names}
 
 
-@functools.cache
-def tool() -> Path:
-    go = shutil.which("go")
-    assert go is not None, "compose.yaml is checked with compose-go: install Go (see README, Tests)"
-    binary = Path(tempfile.mkdtemp(prefix="compose-check-")) / "compose-check"
-    subprocess.run([go, "build", "-o", str(binary), "."], cwd=TOOL, check=True, timeout=600)
-    return binary
-
-
 def load(compose_file: Path, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """compose-go's answer for the file with this environment (and no other)."""
     return subprocess.run(
-        [str(tool()), str(compose_file)],
+        [str(go_tools.built("./compose-check")), str(compose_file)],
         capture_output=True,
         text=True,
         check=False,

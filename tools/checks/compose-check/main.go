@@ -4,7 +4,7 @@
 // between services, networks and volumes. It prints the resolved model as JSON for the tests
 // to read, or the loader's error and exit status 1.
 //
-//	go run ./tools/compose-check compose.yaml
+//	cd tools/checks && go run ./compose-check ../../compose.yaml
 package main
 
 import (
