@@ -41,7 +41,7 @@ def publish_model(platform: PlatformSettings, prefix: str, scratch: Path, config
     publishes the version on `prefix`'s topics (created here)."""
     online_url = platform.redis_url.rsplit("/", 1)[0] + f"/{ONLINE_DATABASE}"
     redis.Redis.from_url(online_url).flushdb()
-    ensure_topics(platform.kafka_bootstrap, prefix)
+    ensure_topics({"bootstrap.servers": platform.kafka_bootstrap}, prefix)
     print("setting up: simulate, backfill, train, publish ...", file=sys.stderr)
     world = simulate(config)
     write_parquet(world, scratch / "history")

@@ -107,12 +107,15 @@ def platform_topics(
         ),
     ] = 4,
 ) -> None:
-    """Create fraudstream's topics on any Kafka cluster (compose and Kubernetes run this once)."""
+    """Create fraudstream's topics on any Kafka cluster (compose and Kubernetes run this once);
+    TLS and SASL from the FRAUDSTREAM_KAFKA_* settings the services take."""
     from fraudstream_cli.platform.kafka import ensure_topics
+    from fraudstream_common.settings import ServiceSettings
 
     try:
-        created = ensure_topics(bootstrap_servers, topic_prefix, stream_partitions=stream_partitions)
-    except PlatformError as error:
+        client = ServiceSettings(kafka_bootstrap_servers=bootstrap_servers).kafka_client_config()
+        created = ensure_topics(client, topic_prefix, stream_partitions=stream_partitions)
+    except (PlatformError, ValueError) as error:  # ValueError: settings that cannot work together
         _fail(error)
         return
     typer.echo(f"{len(created)} topics created" + (f": {', '.join(created)}" if created else ", all present"))

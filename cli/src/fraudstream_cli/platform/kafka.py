@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import time
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -208,30 +209,38 @@ class KafkaBroker:
 
     def ensure_topics(self) -> list[str]:
         return ensure_topics(
-            self.settings.kafka_bootstrap, self.settings.topic_prefix, stream_partitions=self.settings.stream_partitions
+            {"bootstrap.servers": self.settings.kafka_bootstrap},
+            self.settings.topic_prefix,
+            stream_partitions=self.settings.stream_partitions,
         )
 
 
 def ensure_topics(
-    bootstrap_servers: str, prefix: str = "", timeout: float = 60.0, *, stream_partitions: int = 4
+    client_config: Mapping[str, str | int | float | bool],
+    prefix: str = "",
+    timeout: float = 60.0,
+    *,
+    stream_partitions: int = 4,
 ) -> list[str]:
-    """Creates every fraudstream topic missing on the cluster and waits until each one is in the
-    metadata with a leader for every partition; returns the names created.
+    """Creates every fraudstream topic missing on the cluster (`client_config`: librdkafka's
+    settings for reaching it, ServiceSettings.kafka_client_config) and waits until each one is
+    in the metadata with a leader for every partition; returns the names created. New topics
+    take the cluster's default replication factor.
 
     Fails when an existing topic has fewer partitions than fraudstream needs.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "socket.timeout.ms": 5000, "log_level": 0})
+    admin = AdminClient({**client_config, "socket.timeout.ms": 5000, "log_level": 0})
     try:
         existing = admin.list_topics(timeout=15).topics
     except KafkaException as exc:
-        raise PlatformError(f"cannot reach Kafka at {bootstrap_servers}: {exc}") from exc
+        raise PlatformError(f"cannot reach Kafka at {client_config['bootstrap.servers']}: {exc}") from exc
     wanted = topic_partitions(prefix, stream_partitions)
     for name, partitions in wanted.items():
         if name in existing and len(existing[name].partitions) < partitions:
             found = len(existing[name].partitions)
             raise PlatformError(f"topic {name} has {found} partitions; fraudstream needs {partitions}")
     missing = [
-        NewTopic(name, num_partitions=wanted[name], replication_factor=1, config=spec.config)
+        NewTopic(name, num_partitions=wanted[name], replication_factor=-1, config=spec.config)
         for spec in TOPIC_SPECS
         if (name := topic_name(spec.topic, prefix)) not in existing
     ]

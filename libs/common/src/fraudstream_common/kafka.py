@@ -39,7 +39,7 @@ def producer_config(
     overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        **settings.kafka_client_config(),
         "client.id": client_id,
         "enable.idempotence": True,
         "acks": "all",
@@ -64,7 +64,7 @@ def consumer_config(
     settings: ServiceSettings, *, group_id: str, client_id: str, overrides: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        **settings.kafka_client_config(),
         "group.id": f"{settings.topic_prefix}{group_id}",
         "client.id": client_id,
         "enable.auto.commit": False,
@@ -80,7 +80,7 @@ def consumer_config(
 
 def partition_counts(settings: ServiceSettings, names: Sequence[str]) -> dict[str, int]:
     """How many partitions these topics have, as created; refuses topics that do not exist."""
-    metadata = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}).list_topics(timeout=30)
+    metadata = AdminClient(settings.kafka_client_config()).list_topics(timeout=30)
     missing = [name for name in names if name not in metadata.topics or not metadata.topics[name].partitions]
     if missing:
         raise RuntimeError(f"topics missing: {', '.join(missing)} (`fraudstream platform up` creates them)")

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +38,21 @@ def secret(default: str, description: str) -> Any:
     return Field(default=default, description=description, json_schema_extra={"secret": True})
 
 
+class KafkaSecurityProtocol(StrEnum):
+    """librdkafka's security.protocol: how the clients reach the brokers."""
+
+    PLAINTEXT = "PLAINTEXT"
+    SSL = "SSL"
+    SASL_PLAINTEXT = "SASL_PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+
+class KafkaSaslMechanism(StrEnum):
+    PLAIN = "PLAIN"
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
+
+
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FRAUDSTREAM_", extra="ignore")
 
@@ -48,11 +63,65 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated."
     )
+    kafka_security_protocol: KafkaSecurityProtocol = Field(
+        default=KafkaSecurityProtocol.PLAINTEXT,
+        description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (managed Kafka offerings ask for SASL_SSL).",
+    )
+    kafka_sasl_mechanism: KafkaSaslMechanism | None = Field(
+        default=None, description="PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; required with a SASL protocol."
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user; required with a SASL protocol.")
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password; required with a SASL protocol. Never logged."
+    )
+    kafka_ssl_ca_location: str | None = Field(
+        default=None,
+        description="PEM file of the CA that signed the brokers' certificates; unset: the system's CAs.",
+    )
+    kafka_ssl_certificate_location: str | None = Field(
+        default=None, description="PEM file of this client's certificate, where the brokers ask for one (mTLS)."
+    )
+    kafka_ssl_key_location: str | None = Field(
+        default=None, description="PEM file of the key of kafka_ssl_certificate_location."
+    )
     topic_prefix: str = Field(
         default="", description="Prefix for every topic name, for shared clusters (e.g. 'team-a.')."
     )
     log_level: str = Field(default="INFO", description="Python log level name.")
     log_json: bool = Field(default=True, description="Log one JSON object per line.")
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Self:
+        if self.kafka_security_protocol.startswith("SASL_"):
+            missing = [
+                f"FRAUDSTREAM_{name.upper()}"
+                for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                raise ValueError(f"{self.kafka_security_protocol} needs {', '.join(missing)}")
+        return self
+
+    def kafka_client_config(self) -> dict[str, str | int | float | bool]:
+        """librdkafka's settings for reaching the brokers, shared by every client."""
+        config: dict[str, str | int | float | bool] = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol.value,
+        }
+        if self.kafka_sasl_mechanism is not None:
+            config["sasl.mechanism"] = self.kafka_sasl_mechanism.value
+        if self.kafka_sasl_username is not None:
+            config["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password is not None:
+            config["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        for key, value in (
+            ("ssl.ca.location", self.kafka_ssl_ca_location),
+            ("ssl.certificate.location", self.kafka_ssl_certificate_location),
+            ("ssl.key.location", self.kafka_ssl_key_location),
+        ):
+            if value is not None:
+                config[key] = value
+        return config
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Self:
