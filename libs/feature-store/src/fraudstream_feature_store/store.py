@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from feast import FeatureStore, FeatureView, RepoConfig
 from feast.infra.offline_stores.dask import DaskOfflineStoreConfig
@@ -25,17 +25,33 @@ from fraudstream_feature_store.repository import (
     ensure_offline_logs,
 )
 
+# Query parameters of a Redis URL that redis-py takes for TLS, passed on to Feast's client.
+TLS_PARAMETERS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname")
+
 
 def feast_redis_connection(redis_url: str, socket_timeout: float = 2.0) -> str:
-    """redis://host:port/db -> Feast's "host:port,db=N" (with password= when the URL has one)."""
-    url = urlparse(redis_url)
+    """A Redis URL as redis-py reads it (`rediss://` for TLS, an ACL user and password, the
+    database as its path, TLS files as query parameters) in Feast's form,
+    "host:port,db=N,key=value,...", so that Feast's client connects as ours does.
+
+    Feast splits that form on commas: a user, password or path holding one is refused."""
+    url = urlsplit(redis_url)
     parts = [f"{url.hostname or '127.0.0.1'}:{url.port or 6379}"]
-    db = (url.path or "/0").lstrip("/") or "0"
-    parts.append(f"db={db}")
+    options = {"db": (url.path or "/0").lstrip("/") or "0"}
+    if url.username:
+        options["username"] = unquote(url.username)
     if url.password:
-        parts.append(f"password={url.password}")
+        options["password"] = unquote(url.password)
     if url.scheme == "rediss":
-        parts.append("ssl=true")
+        options["ssl"] = "true"
+    query = parse_qs(url.query)
+    for name in TLS_PARAMETERS:
+        if name in query:
+            options[name] = query[name][-1]
+    for name, value in options.items():
+        if "," in value:
+            raise ValueError(f"the Redis URL's {name} holds a comma, which Feast's connection string cannot carry")
+        parts.append(f"{name}={value}")
     # Fail fast instead of hanging on a dead Redis: callers retry (the stream) or fall back (a request).
     parts.append(f"socket_timeout={socket_timeout:g}")
     parts.append(f"socket_connect_timeout={socket_timeout:g}")
