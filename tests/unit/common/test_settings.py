@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from fraudstream_common.settings import Environment, ServiceSettings, secret
+from fraudstream_common.settings import ApiKeyRules, Environment, ServiceSettings, secret
 
 
 class WithSecret(ServiceSettings):
@@ -27,3 +27,23 @@ def test_changed_secret_is_accepted_in_production(monkeypatch: pytest.MonkeyPatc
 def test_environment_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS", "broker:19092")
     assert ServiceSettings().kafka_bootstrap_servers == "broker:19092"
+
+
+class WithKeys(ServiceSettings, ApiKeyRules):
+    pass
+
+
+def test_production_refuses_to_serve_without_api_keys() -> None:
+    assert not WithKeys(auth_enabled=False).auth_enabled  # development: a choice
+    with pytest.raises(ValidationError, match="FRAUDSTREAM_AUTH_ENABLED"):
+        WithKeys(auth_enabled=False, environment=Environment.PRODUCTION)
+    assert WithKeys(environment=Environment.PRODUCTION).auth_enabled
+
+
+def test_an_empty_sasl_password_counts_as_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRAUDSTREAM_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    monkeypatch.setenv("FRAUDSTREAM_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512")
+    monkeypatch.setenv("FRAUDSTREAM_KAFKA_SASL_USERNAME", "fraudstream")
+    monkeypatch.setenv("FRAUDSTREAM_KAFKA_SASL_PASSWORD", "")
+    with pytest.raises(ValidationError, match="FRAUDSTREAM_KAFKA_SASL_PASSWORD"):
+        ServiceSettings()

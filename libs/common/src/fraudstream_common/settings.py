@@ -93,11 +93,12 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Self:
         if self.kafka_security_protocol.startswith("SASL_"):
-            missing = [
-                f"FRAUDSTREAM_{name.upper()}"
-                for name in ("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_sasl_password")
-                if getattr(self, name) is None
-            ]
+            given = {
+                "kafka_sasl_mechanism": self.kafka_sasl_mechanism is not None,
+                "kafka_sasl_username": bool(self.kafka_sasl_username),
+                "kafka_sasl_password": bool(self.kafka_sasl_password and self.kafka_sasl_password.get_secret_value()),
+            }
+            missing = [f"FRAUDSTREAM_{name.upper()}" for name, present in given.items() if not present]
             if missing:
                 raise ValueError(f"{self.kafka_security_protocol} needs {', '.join(missing)}")
         return self
@@ -140,7 +141,9 @@ class ApiKeyRules(BaseModel):
     scope predict, ingest with scope ingest."""
 
     auth_enabled: bool = Field(
-        default=True, description="Require an API key with the service's scope (predict, ingest) on HTTP and gRPC."
+        default=True,
+        description="Require an API key with the service's scope (predict, ingest) on HTTP and gRPC; "
+        "production refuses false.",
     )
     rate_limit_per_second: float = Field(
         default=2000.0, gt=0, description="Requests per second one API key may send, to all replicas together."
@@ -152,6 +155,12 @@ class ApiKeyRules(BaseModel):
         description="How often each process reports what each key spent to the key's bucket in Redis that all "
         "replicas share; between two reports each process may let a key through up to its own bucket.",
     )
+
+    @model_validator(mode="after")
+    def _production_needs_keys(self) -> Self:
+        if not self.auth_enabled and getattr(self, "environment", None) is Environment.PRODUCTION:
+            raise ValueError("FRAUDSTREAM_AUTH_ENABLED=false: production serves only callers with an API key")
+        return self
 
 
 class GrpcServing(BaseModel):
