@@ -39,8 +39,12 @@ class RegisteredModel:
     run_id: str
 
 
+class UnconfirmedError(ArtifactError):
+    """A `models.published` record the registry does not bear out."""
+
+
 class Registry:
-    def __init__(self, tracking_uri: str, model_name: str, experiment: str) -> None:
+    def __init__(self, tracking_uri: str, model_name: str, experiment: str = "") -> None:
         self.tracking_uri = tracking_uri
         self.model_name = model_name
         self.experiment = experiment
@@ -58,6 +62,27 @@ class Registry:
             features=tuple(version.tags.get("features", ",".join(FEATURE_NAMES)).split(",")),
             run_id=version.run_id or "",
         )
+
+    def confirmed_onnx(self, published: ModelPublished) -> bytes:
+        """The ONNX file of the version a `models.published` record names, from the registry's
+        own copy, only if the registry confirms the record: that version holds the record's
+        alias now and its checksum is the record's. Anyone who can write to the topic could
+        write the record; only the trainer and the operators move aliases in the registry."""
+        if published.model_name != self.model_name:
+            raise UnconfirmedError(f"version {published.version}: a record for model {published.model_name}")
+        try:
+            holder = self.client.get_model_version_by_alias(self.model_name, published.alias)
+        except MlflowException as error:
+            raise UnconfirmedError(
+                f"version {published.version}: the registry gives {published.alias} to no version ({error})"
+            ) from error
+        if str(holder.version) != published.version:
+            raise UnconfirmedError(
+                f"version {published.version}: the registry gives {published.alias} to version {holder.version}"
+            )
+        if holder.tags.get("sha256") != published.sha256:
+            raise UnconfirmedError(f"version {published.version}: the record's SHA-256 is not the registry's")
+        return self.onnx_model(published.version)
 
     def artifact_uri(self, version: str) -> str:
         uri: str = self.client.get_model_version_download_uri(self.model_name, version)

@@ -8,15 +8,11 @@ shrink it after each run, so that many swaps keep GPU memory flat.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import mlflow.artifacts
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -25,6 +21,7 @@ from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
 from fraudstream_common.schemas.v1.prediction_pb2 import Decision
 from fraudstream_inference.settings import Device
+from fraudstream_registry.registry import ArtifactError, Registry
 
 logger = logging.getLogger(__name__)
 
@@ -93,24 +90,16 @@ def session_for(onnx_model: bytes, device: Device, intra_op_threads: int) -> ort
     return ort.InferenceSession(onnx_model, sess_options=options, providers=providers_for(device))
 
 
-def download(event: ModelPublished, tracking_uri: str) -> bytes:
-    """The version's ONNX file, checked against the event's SHA-256."""
-    with tempfile.TemporaryDirectory() as scratch:
-        try:
-            local = Path(
-                mlflow.artifacts.download_artifacts(
-                    artifact_uri=event.artifact_uri, dst_path=scratch, tracking_uri=tracking_uri
-                )
-            )
-        except Exception as error:
-            raise ModelRefusedError(f"version {event.version}: artifact not downloadable: {error}") from error
-        files = [local] if local.is_file() else sorted(local.rglob("*.onnx"))
-        if len(files) != 1:
-            raise ModelRefusedError(f"version {event.version}: expected one .onnx file, found {len(files)}")
-        onnx_model = files[0].read_bytes()
-    if hashlib.sha256(onnx_model).hexdigest() != event.sha256:
-        raise ModelRefusedError(f"version {event.version}: the artifact does not match its SHA-256")
-    return onnx_model
+def confirmed(event: ModelPublished, registry: Registry) -> bytes:
+    """The version's ONNX file, from the registry, if the registry confirms the record (the
+    version holds the alias it claims, with its checksum): a record forged or replayed on the
+    topic installs nothing."""
+    try:
+        return registry.confirmed_onnx(event)
+    except ArtifactError as refused:
+        raise ModelRefusedError(str(refused)) from refused
+    except Exception as error:
+        raise ModelRefusedError(f"version {event.version}: the registry did not answer: {error}") from error
 
 
 def load(

@@ -2,8 +2,10 @@
 
 The topic keeps every record. A starting replica reads it from the beginning, with no consumer
 group (every replica must see every record) and no commits, and loads the latest champion,
-then the latest challenger published after it; then it follows new records. Each version is
-downloaded, checked (SHA-256, input signature, thresholds), warmed up, and installed by one
+then the latest challenger published after it; then it follows new records. A record is only
+a notice: the registry must confirm it (the version holds the record's alias there, with the
+record's checksum), and the file comes from the registry, not from the record's URI. Each
+version is downloaded, checked (SHA-256, input signature, thresholds), warmed up, and installed by one
 reference assignment in the rollout: requests in flight finish on the model they started with,
 the next ones take the new one, and the old session is released when the last one is done. An
 artifact that fails a check is refused: the current model keeps serving, a counter goes up.
@@ -18,9 +20,10 @@ from google.protobuf.message import DecodeError
 from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
 from fraudstream_common.stream import TopicFollower
 from fraudstream_inference import metrics
-from fraudstream_inference.model import ModelRefusedError, download, load
+from fraudstream_inference.model import ModelRefusedError, confirmed, load
 from fraudstream_inference.rollout import CHAMPION, Rollout
 from fraudstream_inference.settings import InferenceSettings
+from fraudstream_registry.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +35,7 @@ class ModelFollower(TopicFollower):
         super().__init__(settings, topic, client_id=f"{settings.instance_id}-models")
         self._settings = settings
         self._rollout = rollout
+        self._registry = Registry(settings.mlflow_tracking_uri, settings.registered_model)
 
     def _caught_up(self, values: list[bytes]) -> None:
         """Loads the latest champion, and the latest challenger published after it."""
@@ -68,7 +72,7 @@ class ModelFollower(TopicFollower):
     def _install(self, event: ModelPublished) -> None:
         settings = self._settings
         try:
-            onnx_model = download(event, settings.mlflow_tracking_uri)
+            onnx_model = confirmed(event, self._registry)
             model = load(
                 event,
                 onnx_model,
