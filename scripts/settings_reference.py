@@ -1,7 +1,7 @@
-"""Render the configuration reference in README.md from the settings classes, or check it.
+"""Render the configuration reference in docs/configuration.md from the settings classes, or check it.
 
-uv run python scripts/settings_reference.py           # rewrite the README section
-uv run python scripts/settings_reference.py --check   # exit 1 when README is out of date
+uv run python scripts/settings_reference.py           # rewrite the reference
+uv run python scripts/settings_reference.py --check   # exit 1 when it is out of date
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from fraudstream_ingest.settings import IngestSettings
 from fraudstream_monitor.settings import MonitorSettings
 from fraudstream_trainer.settings import TrainerSettings
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+REFERENCE = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
 # (title, settings, the settings it inherits and that another section lists)
 SECTIONS: list[tuple[str, type[BaseModel], tuple[type[BaseModel], ...]]] = [
@@ -72,16 +72,16 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
-    text = README.read_text()
+    text = REFERENCE.read_text()
     start, end = text.index(BEGIN), text.index(END) + len(END)
     updated = text[:start] + render() + text[end:]
     if args.check:
         if updated != text:
-            print("README.md configuration reference is out of date: run `make docs`", file=sys.stderr)
+            print("docs/configuration.md is out of date: run `make docs`", file=sys.stderr)
             return 1
-        print("README.md configuration reference is current")
+        print("docs/configuration.md is current")
         return 0
-    README.write_text(updated)
+    REFERENCE.write_text(updated)
     return 0
 
 

@@ -1,7 +1,7 @@
 """`fraudstream evaluate drift --json` on a small world (2,000 customers, ~25 s): the contract's
 keys per scenario, and card testing, which moves no single feature, found as a new region of a
 feature pair within a simulated day. False alarms are not judged here: the detectors' defaults
-are set for the default world (5,000 customers); the README has its figures."""
+are set for the default world (5,000 customers); docs/evaluation.md has its figures."""
 
 from __future__ import annotations
 

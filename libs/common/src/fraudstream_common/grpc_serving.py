@@ -7,7 +7,7 @@ its answer serialized, on the event loop. The bridge wakes the loop once for all
 arrived since it last looked, and they are started together: the calls of a busy server share
 the loop's turns (and inference's scoring passes). grpc.aio, which served until this, woke the
 loop twice a call from a poller thread and cost four times the CPU a call of an HTTP request on
-uvicorn; measured with benchmarks/transport_floor.py (README, "gRPC").
+uvicorn; measured with benchmarks/transport_floor.py (docs/benchmarks.md).
 
 A servicer is a plain object with one `async def Method(request, context)` per unary method of
 its service (streaming methods are refused when the server is built); `context` is a

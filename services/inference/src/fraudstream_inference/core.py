@@ -81,7 +81,7 @@ class InferenceCore:
     the first of them to finish and then go together. Without the cap a transport that hands
     over one call per loop turn would get a pass per call, each with its own Redis round trips
     and model run; with it, the calls that arrive while a pass waits on Redis share the next.
-    What it gains under concurrency: the README's inference figures
+    What it gains under concurrency: the inference figures in docs/benchmarks.md
     (benchmarks/inference_latency.py)."""
 
     def __init__(
