@@ -5,12 +5,15 @@ and the model session are stand-ins)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_common.health import Readiness
 from fraudstream_common.schemas.v1.prediction_pb2 import Transport
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
 from fraudstream_common.timestamps import timestamp_of
@@ -19,6 +22,7 @@ from fraudstream_inference.core import InferenceCore, NotReadyError
 from fraudstream_inference.decisions import Taken
 from fraudstream_inference.explain import Contribution
 from fraudstream_inference.features import TransactionInput, Vectors
+from fraudstream_inference.http import create_app
 from fraudstream_inference.rollout import Rollout
 from fraudstream_inference.settings import InferenceSettings
 from tests.unit.inference.models import stand_in_model
@@ -199,3 +203,38 @@ async def test_before_a_model_is_loaded_a_call_is_refused() -> None:
     core = InferenceCore(Rollout(InferenceSettings()), Features(), Decisions(), None)  # type: ignore[arg-type]
     with pytest.raises(NotReadyError):
         await core.predict([tx("a", 10)], Transport.TRANSPORT_HTTP)
+
+
+async def test_before_a_model_is_loaded_http_answers_503_with_retry_after_and_readyz_says_why() -> None:
+    settings = InferenceSettings(auth_enabled=False, not_ready_retry_after_seconds=17)
+    rollout = Rollout(settings)
+    core = InferenceCore(rollout, Features(), Decisions(), None)  # type: ignore[arg-type]
+    readiness = Readiness()
+
+    async def model_loaded() -> bool:
+        return core.ready
+
+    readiness.add("model", model_loaded)
+    readiness.waiting("model", rollout.waiting_for)
+    app = create_app(core, None, settings, readiness)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://inference") as client:
+        answer = await client.post(
+            "/v1/predict",
+            json={
+                "transaction_id": "a",
+                "customer_id": "1",
+                "terminal_id": "2",
+                "amount": 10.0,
+                "timestamp": datetime.now(UTC).isoformat(),
+            },
+        )
+        ready = await client.get("/readyz")
+        rollout.install(stand_in_model("1", "champion", AmountSession()))
+        ready_later = await client.get("/readyz")
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "17"
+    assert "first model" in answer.json()["detail"]
+    assert ready.status_code == 503
+    assert "fraud-detector" in ready.json()["waiting_for"]["model"]
+    assert ready_later.status_code == 200
+    assert ready_later.json()["waiting_for"] == {}

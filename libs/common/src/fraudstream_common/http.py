@@ -29,7 +29,8 @@ def add_health_routes(app: FastAPI, readiness: Readiness) -> None:
     async def readyz() -> Response:
         checks = await readiness.evaluate()
         ready = all(checks.values())
-        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+        body = {"ready": ready, "checks": checks, "waiting_for": readiness.waiting_for()}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:

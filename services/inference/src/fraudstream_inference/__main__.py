@@ -74,6 +74,7 @@ async def serve(settings: InferenceSettings) -> int:
         return follower.ready
 
     readiness.add("model", model_loaded)
+    readiness.waiting("model", rollout.waiting_for)
     readiness.add("redis", redis_reachable)
     readiness.add("kafka", kafka_reachable)
     app = create_app(core, keys, settings, readiness)

@@ -41,7 +41,8 @@ _ROLE_NAMES: dict[int, str] = {ModelRole.MODEL_ROLE_CHAMPION: "champion", ModelR
 
 
 class NotReadyError(Exception):
-    """No model has been loaded yet."""
+    """No model has been loaded yet; the message says what the replica waits for. The
+    transports answer it as retryable: HTTP 503 with Retry-After, gRPC UNAVAILABLE."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ class InferenceCore:
     ) -> list[Answer]:
         """Answers in the order asked. Raises NotReadyError before the first model is loaded."""
         if self.rollout.champion is None:
-            raise NotReadyError("no model loaded yet")
+            raise NotReadyError(f"no model loaded yet: waiting for {self.rollout.waiting_for()}")
         loop = asyncio.get_running_loop()
         call = _Call(transactions, transport, explain, time.perf_counter(), loop.create_future())
         if not self._queued and len(self._passes) < self._max_passes_in_flight:
@@ -237,7 +238,7 @@ class InferenceCore:
         rollout = self.rollout
         champion = rollout.champion
         if champion is None:
-            raise NotReadyError("no model loaded yet")
+            raise NotReadyError(f"no model loaded yet: waiting for {rollout.waiting_for()}")
         routed = [rollout.route(t.transaction_id) for t in transactions]
         champion_scores = champion.scores(values)
         scores = champion_scores.copy()

@@ -58,6 +58,7 @@ class ScoringRoutes:
         self._keys = keys
         self._limit = settings.max_http_body_bytes
         self._max_items = settings.max_batch_items
+        self._retry_after = settings.not_ready_retry_after_seconds
         self._validator = TransactionValidator(settings)
         self.routes: dict[str, Handler] = {"/v1/predict": self.predict, "/v1/predict/batch": self.predict_batch}
 
@@ -136,7 +137,8 @@ class ScoringRoutes:
         try:
             return await self._core.predict(transactions, Transport.TRANSPORT_HTTP, explain=explain)
         except NotReadyError as error:
-            raise RefusedError(503, str(error), "unavailable") from None
+            retry_after = str(self._retry_after).encode()
+            raise RefusedError(503, str(error), "unavailable", [(b"retry-after", retry_after)]) from None
 
     def _too_large(self) -> RefusedError:
         return RefusedError(413, f"request body larger than {self._limit} bytes", "too_large")

@@ -61,6 +61,7 @@ class Rollout:
         self._lock = threading.Lock()
         self.champion: ScoringModel | None = None
         self.challenger: ScoringModel | None = None
+        self._last_refusal: str | None = None
         self._reset_watch()
 
     def install(self, model: ScoringModel) -> None:
@@ -80,7 +81,18 @@ class Rollout:
 
     def refused(self, alias: str, version: str, reason: str) -> None:
         """A published version that failed its checks: the current model keeps serving."""
+        self._last_refusal = f"version {version} ({alias}) was refused: {reason}"
         self._step(RolloutStep("refused", alias, version, reason))
+
+    def waiting_for(self) -> str | None:
+        """What this replica waits for before it can answer; None once a champion serves."""
+        if self.champion is not None:
+            return None
+        waiting = (
+            f"a first model: no version of {self._settings.registered_model!r} has been published as {CHAMPION} "
+            "yet (the trainer publishes one once the labelled history covers its windows; its /readyz says until when)"
+        )
+        return waiting if self._last_refusal is None else f"{waiting}; {self._last_refusal}"
 
     def route(self, transaction_id: str) -> tuple[ScoringModel | None, int]:
         """The model that answers this transaction, and its role."""

@@ -63,6 +63,14 @@ class InferenceSettings(ServiceSettings, FeatureStoreSettings, TransactionRules,
     max_http_body_bytes: int = Field(
         default=1_048_576, description="Larger HTTP bodies get 413; larger gRPC messages RESOURCE_EXHAUSTED."
     )
+    not_ready_retry_after_seconds: int = Field(
+        default=30,
+        ge=1,
+        description=(
+            "Before a first model is loaded, HTTP calls are answered 503 with this Retry-After (gRPC: "
+            "UNAVAILABLE, which clients retry); /readyz says what the replica waits for."
+        ),
+    )
     max_batch_items: int = Field(default=1000, ge=1, description="Most transactions in one batch call.")
     max_pass_rows: int = Field(
         default=256,
