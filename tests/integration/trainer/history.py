@@ -25,7 +25,8 @@ def history_in_feast(config: SimulationConfig, directory: Path) -> tuple[Simulat
 
 def trainer_service(prefix: str, directory: Path, experiment: str, model: str, **settings: str) -> ServiceProcess:
     """The trainer service (not started) on the Feast store `history_in_feast` made in
-    `directory`, small enough for a test; `settings` adds or overrides FRAUDSTREAM_ variables."""
+    `directory`, small enough for a test; `settings` adds or overrides FRAUDSTREAM_ variables.
+    It trains only on request unless `first_model="true"`."""
     return ServiceProcess(
         prefix=prefix,
         log_dir=directory,
@@ -40,6 +41,7 @@ def trainer_service(prefix: str, directory: Path, experiment: str, model: str, *
             "FRAUDSTREAM_MIN_ROWS": "5000",
             "FRAUDSTREAM_MIN_FRAUDS": "20",
             "FRAUDSTREAM_LABEL_PART_MAX_SECONDS": "1",
+            "FRAUDSTREAM_FIRST_MODEL": "false",
             **{f"FRAUDSTREAM_{name.upper()}": value for name, value in settings.items()},
         },
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 import mlflow.artifacts
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.schemas.v1.model_pb2 import FeatureSpec, ModelPublished
@@ -25,6 +26,10 @@ CHALLENGER = "challenger"
 REQUEST_TAG = "retrain_request_id"
 OUTCOME_TAG = "outcome"
 METRIC_TAG_PREFIX = "metric."
+
+
+# What MLflow answers for a model, or an alias, that does not exist.
+_ABSENT = (ErrorCode.Name(RESOURCE_DOES_NOT_EXIST), ErrorCode.Name(INVALID_PARAMETER_VALUE))
 
 
 class ArtifactError(Exception):
@@ -49,6 +54,16 @@ class Registry:
         self.model_name = model_name
         self.experiment = experiment
         self.client = MlflowClient(tracking_uri)
+
+    def aliased_version(self, alias: str) -> str | None:
+        """The version that holds `alias`; None when the model or the alias does not exist.
+        Raises MlflowException when the registry cannot say (unreachable)."""
+        try:
+            return str(self.client.get_model_version_by_alias(self.model_name, alias).version)
+        except MlflowException as error:
+            if error.error_code in _ABSENT:
+                return None
+            raise
 
     def holder(self, alias: str) -> RegisteredModel | None:
         """The version that holds `alias`, its ONNX verified against the version's checksum."""

@@ -1,7 +1,8 @@
 """Run the trainer service: `python -m fraudstream_trainer` (or `fraudstream-trainer`).
 
-It answers `retrain.requests` (and the optional schedule) with training runs, keeps the label
-store filled from `labels`, and serves /healthz, /readyz and /metrics.
+It answers `retrain.requests` (the optional schedule, and the first model's request while no
+model exists) with training runs, keeps the label store filled from `labels`, and serves
+/healthz, /readyz (saying what a first model waits for) and /metrics.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from fraudstream_common.lifecycle import Component, ServiceRunner
 from fraudstream_common.logging import configure_logging
 from fraudstream_common.topics import Topic, topic_name
 from fraudstream_registry.publisher import EventPublisher
+from fraudstream_registry.registry import Registry
 from fraudstream_trainer.consumer import requests_stream
-from fraudstream_trainer.labels import label_sink, read_labels
+from fraudstream_trainer.first_model import FirstModel
+from fraudstream_trainer.labels import label_sink, label_span, read_labels
 from fraudstream_trainer.pipeline import Trainer
 from fraudstream_trainer.settings import TrainerSettings
 
@@ -42,8 +45,18 @@ async def serve(settings: TrainerSettings) -> int:
             should_stop=should_stop,
         )
 
+    registry = Registry(settings.mlflow_tracking_uri, settings.registered_model, settings.mlflow_experiment)
+    first_model = FirstModel(
+        settings,
+        lambda: registry.aliased_version(settings.publish_alias.value),
+        lambda: label_span(settings.feature_offline_dir),
+    )
     requests = requests_stream(
-        settings, trainer_for, topic_name(Topic.RETRAIN_REQUESTS, prefix), topic_name(Topic.DEADLETTER, prefix)
+        settings,
+        trainer_for,
+        topic_name(Topic.RETRAIN_REQUESTS, prefix),
+        topic_name(Topic.DEADLETTER, prefix),
+        first_model,
     )
     labels = label_sink(settings, topic_name(Topic.LABELS, prefix))
 
@@ -57,6 +70,7 @@ async def serve(settings: TrainerSettings) -> int:
 
     readiness.add("consumers", consuming)
     readiness.add("mlflow", mlflow_reachable)
+    readiness.waiting("first_model", first_model.waiting_for)
     app = FastAPI(title="fraudstream trainer", version="0.1.0")
     add_health_routes(app, readiness)
 

@@ -1,5 +1,6 @@
-"""The trainer's input: `retrain.requests`, and the optional schedule, as a stage of the
-shared stream runtime (at-least-once).
+"""The trainer's input: `retrain.requests`, the optional schedule and the first model's
+request (fraudstream_trainer.first_model), as a stage of the shared stream runtime
+(at-least-once).
 
 One request at a time. Its offset is committed only after the request was answered (trained
 and decided, published where promoted) or deliberately skipped (a duplicate, within the
@@ -27,6 +28,7 @@ from fraudstream_common.schemas.v1.monitoring_pb2 import RetrainRequest
 from fraudstream_common.settings import ProcessingGuarantee
 from fraudstream_common.stream import Checkpoint, Source, StreamRuntime
 from fraudstream_trainer import metrics
+from fraudstream_trainer.first_model import FirstModel
 from fraudstream_trainer.pipeline import Outcome, Trainer, TrainRequest
 from fraudstream_trainer.settings import TrainerSettings
 
@@ -47,6 +49,7 @@ class RequestStage:
         requests_topic: str,
         deadletter_topic: str,
         *,
+        first_model: FirstModel | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
@@ -54,6 +57,7 @@ class RequestStage:
         self._requests_topic = requests_topic
         self._deadletter_topic = deadletter_topic
         self._schedule = Schedule(settings.schedule_interval_seconds, clock)
+        self._first_model = first_model
         self._pending: Message | None = None
 
     @property
@@ -72,7 +76,7 @@ class RequestStage:
         """Nothing waits on the end of a partition."""
 
     def due(self) -> bool:
-        return self._pending is not None or self._schedule.due() is not None
+        return self._pending is not None or self._own_request() is not None
 
     def held_back(self) -> Collection[Source]:
         return ()
@@ -89,10 +93,12 @@ class RequestStage:
             return Checkpoint()  # no run starts on the way out; the request stays uncommitted
         message = self._pending
         if message is None:
-            request = self._schedule.due()
+            request = self._own_request()
             if request is not None:
                 self._answer(request)
                 self._schedule.done(request)
+                if self._first_model is not None:
+                    self._first_model.done(request)
             return Checkpoint()
         outputs = self._take(message)
         source = (message.topic() or "", message.partition() or 0)
@@ -103,6 +109,13 @@ class RequestStage:
 
     def committed(self) -> None:
         self._pending = None
+
+    def _own_request(self) -> TrainRequest | None:
+        """The schedule's request, else the first model's."""
+        request = self._schedule.due()
+        if request is None and self._first_model is not None:
+            request = self._first_model.due()
+        return request
 
     def _take(self, message: Message) -> list[Output]:
         """Answers one record; the dead letter it makes, if it is invalid."""
@@ -174,13 +187,14 @@ def requests_stream(
     trainer_for: Callable[[Callable[[], bool]], Trainer],
     requests_topic: str,
     deadletter_topic: str,
+    first_model: FirstModel | None = None,
 ) -> StreamRuntime:
     """`trainer_for(should_stop)`: the pipeline, told to abandon its run when the stream stops."""
     streams: list[StreamRuntime] = []
     trainer = trainer_for(lambda: streams[0].stop_requested())  # noqa: PLW0108 (the stream comes later)
     stream = StreamRuntime(
         settings,
-        RequestStage(settings, trainer, requests_topic, deadletter_topic),
+        RequestStage(settings, trainer, requests_topic, deadletter_topic, first_model=first_model),
         group_id=GROUP_ID,
         transactional_id=f"trainer-{settings.instance_id}",
         guarantee=ProcessingGuarantee.AT_LEAST_ONCE,

@@ -77,3 +77,16 @@ def read_labels(offline_dir: Path) -> pd.DataFrame:
     if not parts:
         return LabelRows().frame()
     return pd.concat([pd.read_parquet(part) for part in parts], ignore_index=True)
+
+
+def label_span(offline_dir: Path) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The history the stored labels cover: the earliest labelled transaction's time and the
+    latest label's time; None before any label is stored."""
+    parts = sorted(labels_dir(offline_dir).glob(f"{PART_PREFIX}-p*.parquet"))
+    if not parts:
+        return None
+    frames = [pd.read_parquet(part, columns=["transaction_time", "label_time"]) for part in parts]
+    span = pd.concat(frames, ignore_index=True)
+    if span.empty:
+        return None
+    return pd.Timestamp(span["transaction_time"].min()), pd.Timestamp(span["label_time"].max())

@@ -13,11 +13,15 @@ from enum import StrEnum
 
 from pydantic import Field
 
+from fraudstream_common.features.definitions import CUSTOMER_HORIZON, DAY, TERMINAL_HORIZON
 from fraudstream_common.settings import ServiceSettings
 from fraudstream_feature_store.settings import FeatureStoreSettings
 from fraudstream_trainer.checks import DataBounds
 from fraudstream_trainer.gate import GatePolicy
 from fraudstream_trainer.model import ModelParams
+
+# The longest window a feature looks back over: a terminal's 30 days, delayed by the label delay.
+FEATURE_WARMUP_DAYS = max(CUSTOMER_HORIZON, TERMINAL_HORIZON) // DAY
 
 
 class PublishAlias(StrEnum):
@@ -84,6 +88,24 @@ class TrainerSettings(ServiceSettings, FeatureStoreSettings):
         default=3600.0,
         ge=0,
         description="A retrain request within this long of the last run is skipped (unless forced).",
+    )
+    first_model: bool = Field(
+        default=True,
+        description=(
+            "While no version holds the publish alias, train one without a request as soon as the labelled "
+            "history allows a holdout after the feature warm-up."
+        ),
+    )
+    first_model_check_seconds: float = Field(
+        default=30.0, gt=0, description="How often the history is looked at while no model exists."
+    )
+    feature_warmup_days: int = Field(
+        default=FEATURE_WARMUP_DAYS,
+        ge=0,
+        description=(
+            "Days from the start of the history in which the longest feature windows are still filling; the "
+            "first model's holdout (its reference for the monitor) begins after them."
+        ),
     )
     schedule_interval_seconds: float = Field(
         default=0.0, ge=0, description="Retrain this often without a request; 0 turns the schedule off."
