@@ -143,6 +143,7 @@ def test_a_retrain_request_trains_registers_and_publishes(topics: Topics, tmp_pa
             json.loads(Path(client.download_artifacts(published.run_id, "reference.json", str(tmp_path))).read_text())
         )
         assert set(reference.edges) == {*FEATURE_NAMES, "score"}
+        assert reference.period_end == windows.holdout_end.timestamp()  # the monitor judges what comes after
         assert abs(sum(reference.shares["score"]) - 1) < 1e-9
         assert reference.joint is not None
         assert reference.joint.subjects == JOINT_SUBJECTS

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections.abc import Sequence
 
@@ -181,3 +182,27 @@ def test_labels_read_before_their_versions_first_prediction_still_count() -> Non
     assert monitor.labels(labels) == []
     alerts = monitor.predictions(predictions(rng, range(0, 3), 300, version="7"))
     assert [(a.kind, a.details["frauds"]) for a in alerts] == [(AlertKind.ALERT_KIND_QUALITY, "10")]
+
+
+def test_predictions_of_the_versions_own_period_are_not_judged() -> None:
+    """A first model scores the backlog that waited for it, back to the weeks in which the
+    feature windows were filling: those are its history, not drift. After its reference's
+    period ends, the same inputs are judged."""
+    rng = np.random.default_rng(9)
+    clock = Clock()
+    versions = InMemoryVersions()
+    reference = reference_of(columns(np.random.default_rng(0), 20_000))
+    versions.publish("1", dataclasses.replace(reference, period_end=START + 8 * HOUR))
+    core = Monitor(versions, clock)
+    warm_up = predictions(rng, range(0, 8), 600, amount_scale=4.0)
+    assert core.predictions(warm_up) == []
+    assert core.predictions(predictions(rng, range(8, 9), 5)) == []  # closes the last hour of the period
+    frauds = [p.transaction_id for p in warm_up[::20]]  # frauds the scores do not rank
+    labels = [Label(transaction_id=t, is_fraud=True, label_time=timestamp_of(START + 9 * HOUR)) for t in frauds]
+    assert core.labels(labels) == []
+    [version] = core.core.overview()["versions"]
+    assert version["quality"] == []
+
+    after = predictions(rng, range(9, 13), 600, amount_scale=4.0) + predictions(rng, range(13, 14), 5)
+    alerts = core.predictions(after)
+    assert {(a.subject, a.detector) for a in alerts} >= {("tx_amount", "PSI")}

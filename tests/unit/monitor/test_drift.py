@@ -4,6 +4,8 @@ caught by River's detectors; a reference survives its JSON form."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from fraudstream_common.reference import SCORE, Reference
@@ -94,3 +96,6 @@ def test_a_reference_survives_json() -> None:
         assert np.array_equal(original.edges[name], again.edges[name])
         assert np.array_equal(original.shares[name], again.shares[name])
         assert (original.lows[name], original.highs[name]) == (again.lows[name], again.highs[name])
+    assert again.period_end is None
+    ended = Reference.from_json(replace(original, period_end=1_530_000_000.0).as_json())
+    assert ended.period_end == 1_530_000_000.0

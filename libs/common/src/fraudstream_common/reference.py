@@ -15,7 +15,7 @@ Two views of it:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 from typing import Any
 
@@ -87,7 +87,9 @@ class Reference:
     """Per subject: the inner decile edges of its reference distribution, the share of the
     reference in each of the bins they make, and the range the reference covers (values outside
     it are ones the version never saw). Jointly (optional; references written before it have
-    none): the grid of feature pairs and the reference's share in each of its cells."""
+    none): the grid of feature pairs and the reference's share in each of its cells.
+    `period_end` (optional): the end of the period the reference describes (Unix seconds); a
+    version's predictions of earlier transactions are its own history, not traffic to judge."""
 
     edges: Mapping[str, np.ndarray]
     shares: Mapping[str, np.ndarray]
@@ -96,6 +98,7 @@ class Reference:
     joint: JointGrid | None = None
     joint_counts: np.ndarray | None = None  # reference rows per cell
     joint_rows: int = 0
+    period_end: float | None = None
 
     @property
     def joint_shares(self) -> np.ndarray | None:
@@ -135,6 +138,8 @@ class Reference:
                 "rows": self.joint_rows,
                 "counts": self.joint_counts.astype(np.int64).tolist(),
             }
+        if self.period_end is not None:
+            document["period_end"] = self.period_end
         return document
 
     @classmethod
@@ -158,6 +163,7 @@ class Reference:
             joint,
             joint_counts,
             joint_rows,
+            None if document.get("period_end") is None else float(document["period_end"]),
         )
 
 
@@ -166,7 +172,10 @@ class Reference:
 JOINT_SUBJECTS = tuple(name for name in FEATURE_NAMES if name != "tx_during_weekend")
 
 
-def version_reference(features: Mapping[str, np.ndarray], scores: np.ndarray) -> Reference:
+def version_reference(
+    features: Mapping[str, np.ndarray], scores: np.ndarray, period_end: float | None = None
+) -> Reference:
     """The reference stored with a model version: each feature and the score, and the pairs of
-    `JOINT_SUBJECTS`."""
-    return Reference.of({**features, SCORE: scores}, joint=JOINT_SUBJECTS)
+    `JOINT_SUBJECTS`, of the period that ends at `period_end`."""
+    reference = Reference.of({**features, SCORE: scores}, joint=JOINT_SUBJECTS)
+    return replace(reference, period_end=period_end)

@@ -110,6 +110,7 @@ class PartitionCounts:
         self._hours = OpenHours()
         self._joins: dict[str, LabelJoin] = {}
         self._settled: set[str] = set()  # versions whose reference was looked up for good
+        self._watched_since: dict[str, float] = {}
         self.seen: Counter[str] = Counter()
         self.labels_seen = 0
         # The latest labels, for a version whose first prediction comes after them (labels and
@@ -123,7 +124,10 @@ class PartitionCounts:
             return []
         partials: list[Partial] = []
         times = np.asarray([seconds_of(p.transaction_time) for p in batch])
-        for prediction, event_time in zip(batch, times.tolist(), strict=True):
+        watched = [t >= self._watched_from(p.model_version) for p, t in zip(batch, times.tolist(), strict=True)]
+        for prediction, event_time, judged in zip(batch, times.tolist(), watched, strict=True):
+            if not judged:
+                continue
             for window in self._join(prediction.model_version).prediction(
                 prediction.transaction_id, event_time, prediction.score, prediction.decision in ALERTED
             ):
@@ -132,8 +136,9 @@ class PartitionCounts:
 
         def count_run(start: float, first: int, last: int) -> None:
             by_version: dict[str, list[Prediction]] = {}
-            for prediction in batch[first:last]:
-                by_version.setdefault(prediction.model_version, []).append(prediction)
+            for prediction, judged in zip(batch[first:last], watched[first:last], strict=True):
+                if judged:
+                    by_version.setdefault(prediction.model_version, []).append(prediction)
             for version, predictions in by_version.items():
                 counter = self._counter(version)
                 if counter is not None:
@@ -189,6 +194,19 @@ class PartitionCounts:
             for label in self._recent_labels:  # no window of the version exists to mature yet
                 join.label(label.transaction_id, label.is_fraud, seconds_of(label.label_time))
         return join
+
+    def _watched_from(self, version: str) -> float:
+        """The event time from which the version's predictions are judged (drift and quality):
+        the end of its reference's period. Before it, the transactions are the version's own
+        history (a first model scoring the backlog that waited for it, the weeks in which the
+        feature windows were filling), not traffic that could have drifted from it."""
+        since = self._watched_since.get(version)
+        if since is None:
+            reference = self._catalogue.reference(version)
+            since = float("-inf") if reference is None or reference.period_end is None else reference.period_end
+            if self._catalogue.get(version) is not None:  # the record is read: the answer holds
+                self._watched_since[version] = since
+        return since
 
     def _counter(self, version: str) -> HourCounter | None:
         """The version's counter, once its reference is known (until the version's record is

@@ -266,7 +266,7 @@ class Trainer:
                 "champion_version": champion_version or "",
             },
             extra_metrics={f"champion_{k}": v for k, v in (champion or {}).items()},
-            documents={"gate": gate, "reference": _reference(holdout, challenger_scores)},
+            documents={"gate": gate, "reference": _reference(holdout, challenger_scores, windows.holdout_end)},
         )
         if logged.version is None:
             raise RuntimeError(f"run {logged.run_id}: MLflow registered no version")
@@ -332,11 +332,11 @@ class Trainer:
             raise RunAbandonedError("the trainer is stopping: the run is abandoned, its request will be redone")
 
 
-def _reference(holdout: pd.DataFrame, scores: np.ndarray) -> dict[str, dict[str, float | list[float]]]:
+def _reference(holdout: pd.DataFrame, scores: np.ndarray, holdout_end: pd.Timestamp) -> dict[str, Any]:
     """The version's reference distribution (its inputs and score on the holdout), which the
-    monitor compares live traffic with."""
+    monitor compares the traffic after the holdout with."""
     columns = {name: holdout[name].to_numpy(dtype=np.float64) for name in FEATURE_NAMES}
-    return version_reference(columns, scores).as_json()
+    return version_reference(columns, scores, holdout_end.timestamp()).as_json()
 
 
 # The holdout only has to be scorable: some rows and at least one fraud.
