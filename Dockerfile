@@ -3,7 +3,9 @@
 # Only the service's own dependencies are installed (uv sync --package), never the others'.
 FROM python:3.11-slim AS build
 ARG SERVICE
-# For inference on GPU nodes: --build-arg ONNXRUNTIME=onnxruntime-gpu (same module, CUDA provider).
+# For inference on GPU nodes: --build-arg ONNXRUNTIME=onnxruntime-gpu (same module, CUDA provider),
+# at the version the lock gives onnxruntime, with CUDA 12 and cuDNN 9 from PyPI (its cuda and
+# cudnn extras): the host needs only the NVIDIA driver and container toolkit, no CUDA base image.
 ARG ONNXRUNTIME=onnxruntime
 COPY --from=ghcr.io/astral-sh/uv:0.9 /uv /usr/local/bin/uv
 # gRPC serving (libs/grpc-bridge) is a Rust extension, built here: the toolchain and a C linker,
@@ -18,8 +20,9 @@ COPY . .
 RUN uv sync --frozen --no-dev --no-editable --package "fraudstream-${SERVICE}" \
  && if [ "${SERVICE}" = "cli" ]; then uv sync --frozen --no-dev --no-editable --package fraudstream-cli --extra platform; fi \
  && if [ "${ONNXRUNTIME}" = "onnxruntime-gpu" ]; then \
-      uv pip uninstall --python /opt/venv/bin/python onnxruntime \
-      && uv pip install --python /opt/venv/bin/python onnxruntime-gpu; fi
+      version="$(/opt/venv/bin/python -c 'import onnxruntime; print(onnxruntime.__version__)')" \
+      && uv pip uninstall --python /opt/venv/bin/python onnxruntime \
+      && uv pip install --python /opt/venv/bin/python "onnxruntime-gpu[cuda,cudnn]==${version}"; fi
 
 FROM python:3.11-slim
 ARG SERVICE

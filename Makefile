@@ -76,6 +76,7 @@ bench: install platform-up
 	$(RUN) python benchmarks/ingest_throughput.py
 	$(RUN) python benchmarks/features_throughput.py
 	$(RUN) python benchmarks/inference_latency.py
+	$(RUN) python benchmarks/tensor_graph.py --rounds 5
 	$(RUN) python benchmarks/transport_floor.py
 	$(RUN) python benchmarks/prediction_record.py
 	$(RUN) python benchmarks/monitor_throughput.py --service

@@ -4,16 +4,17 @@
     uv run --no-sync python benchmarks/gpu_path.py --swaps 50 --repeats 2000
 
 The trainer's default model (400 trees, depth 5) is trained on random rows of the service's
-width and exported to ONNX as the trainer exports it; inference loads it as a published version
-(fraudstream_inference.model.load: signature check, session, warm-up) on `cuda` and on `cpu`.
+width and exported to ONNX as the trainer exports it, both graphs; inference loads it as a
+published version (fraudstream_inference.model.load: signature check, sessions, warm-up) on
+`cuda` (batches on the tensor graph there) and on `cpu`. For the graphs by batch size, see
+tensor_graph.py.
 Prints:
 - the largest score difference between the two providers over 4,096 rows (must be under 1e-5:
   the trainer's parity tolerance);
 - scoring latency of one row and of a 64-row pass on each, medians of `--repeats`, and the
   ratio CUDA / CPU;
-- where ONNX Runtime placed the graph's nodes (a profiled run): a tree ensemble
-  (ai.onnx.ml's TreeEnsembleClassifier) may have no CUDA kernel and run on the CPU provider
-  inside a "CUDA" session, which the latency figures then explain;
+- where ONNX Runtime placed the tensor graph's nodes (a profiled run): all on CUDA is the aim
+  (the TreeEnsemble graph has no CUDA kernel, so inference runs it on the CPU);
 - GPU memory in use (nvidia-smi) before any session, with one, and with one again after
   `--swaps` more versions were loaded, warmed, scored and dropped as a hot-swap drops them:
   flat is the aim.
@@ -25,23 +26,22 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
-import json
 import shutil
 import statistics
 import subprocess
 import sys
 import time
-from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from tensor_graph import placement
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.schemas.v1.model_pb2 import FeatureSpec, ModelPublished
-from fraudstream_inference.model import ScoringModel, load, providers_for
+from fraudstream_inference.model import ScoringModel, load, tensor_min_rows_for
 from fraudstream_inference.settings import Device
 from fraudstream_trainer.model import ModelParams, to_onnx, train
+from fraudstream_trainer.tensor_graph import to_tensor_onnx
 
 PARITY_TOLERANCE = 1e-5
 
@@ -65,21 +65,6 @@ def published(onnx_model: bytes, version: int) -> ModelPublished:
         threshold=0.5,
         decline_threshold=0.9,
         input_signature=[FeatureSpec(name=name, dtype="float") for name in FEATURE_NAMES],
-    )
-
-
-def placement(onnx_model: bytes, rows: np.ndarray) -> dict[str, int]:
-    """Node runs by execution provider, from ONNX Runtime's profile of a few runs."""
-    options = ort.SessionOptions()
-    options.enable_profiling = True
-    session = ort.InferenceSession(onnx_model, sess_options=options, providers=providers_for(Device.CUDA))
-    for _ in range(3):
-        session.run(None, {session.get_inputs()[0].name: rows})
-    profile = Path(session.end_profiling())
-    events = json.loads(profile.read_text())
-    profile.unlink()
-    return dict(
-        Counter(e["args"]["provider"] for e in events if e.get("cat") == "Node" and "provider" in e.get("args", {}))
     )
 
 
@@ -109,13 +94,23 @@ def main() -> int:
     width = len(FEATURE_NAMES)
     features = rng.random((20_000, width), dtype=np.float32)
     labels = (features[:, 0] + 0.3 * rng.random(20_000) > 1.0).astype(np.int32)
-    onnx_model = to_onnx(train(features, labels, ModelParams()), width)
+    trained = train(features, labels, ModelParams())
+    onnx_model, tensor_model = to_onnx(trained, width), to_tensor_onnx(trained, width)
+    batches_from = tensor_min_rows_for(Device.CUDA, None)
     print(f"onnxruntime {ort.__version__}, providers {ort.get_available_providers()}, model {len(onnx_model):,} bytes")
 
     memory_before = gpu_memory_mib(nvidia_smi)
-    cuda = load(published(onnx_model, 1), onnx_model, device=Device.CUDA, intra_op_threads=1, warmup_rows=256)
+    cuda = load(
+        published(onnx_model, 1),
+        onnx_model,
+        device=Device.CUDA,
+        intra_op_threads=1,
+        warmup_rows=256,
+        tensor_model=tensor_model,
+        tensor_min_rows=batches_from,
+    )
     cpu = load(published(onnx_model, 1), onnx_model, device=Device.CPU, intra_op_threads=1, warmup_rows=256)
-    print(f"providers: {cuda.provider} and {cpu.provider}")
+    print(f"placement: {cuda.placement()}; against {cpu.placement()}")
     memory_first = gpu_memory_mib(nvidia_smi)
 
     rows = rng.random((4096, width), dtype=np.float32)
@@ -130,12 +125,18 @@ def main() -> int:
         on_cuda, on_cpu = median_ms(cuda, batch, args.repeats), median_ms(cpu, batch, args.repeats)
         print(f"{size:>3} row(s): CUDA {on_cuda:.3f} ms, CPU {on_cpu:.3f} ms, CUDA / CPU {on_cuda / on_cpu:.2f}")
 
-    print(f"nodes by provider in a CUDA session: {placement(onnx_model, rows[:64])}")
+    print(f"tensor graph nodes by provider in a CUDA session: {placement(tensor_model, rows[:64])}")
 
     current = cuda
     for version in range(2, args.swaps + 2):
         incoming = load(
-            published(onnx_model, version), onnx_model, device=Device.CUDA, intra_op_threads=1, warmup_rows=256
+            published(onnx_model, version),
+            onnx_model,
+            device=Device.CUDA,
+            intra_op_threads=1,
+            warmup_rows=256,
+            tensor_model=tensor_model,
+            tensor_min_rows=batches_from,
         )
         incoming.scores(rows[:64])
         current = incoming  # the old session's last reference goes, as in a hot-swap

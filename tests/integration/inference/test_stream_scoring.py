@@ -1,10 +1,14 @@
 """Stream scoring: every record of `transactions.enriched` scored with the vector the features
 service computed for it, its prediction on `predictions`; a record seen again keeps its first
-decision; an undecodable one goes to `deadletter` with its reason."""
+decision; an undecodable one goes to `deadletter` with its reason. Batches of 16 or more go to
+the version's tensor graph (from the registry, beside its TreeEnsemble graph), on the CPU here
+as it would go to a GPU: the scores are the native model's either way."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,10 +20,17 @@ from fraudstream_common.schemas.v1.prediction_pb2 import ModelRole, Prediction, 
 from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction, Transaction
 from fraudstream_common.timestamps import timestamp_of
 from fraudstream_common.topics import Topic
-from tests.integration.inference.serving import Served
-from tests.platform import Topics, drain, producer
+from tests.integration.inference.serving import Served, serve
+from tests.platform import PrivateRedis, Topics, drain, producer
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def served(topics: Topics, tmp_path: Path, private_redis: PrivateRedis) -> Iterator[Served]:
+    served = serve(topics, tmp_path, private_redis, FRAUDSTREAM_TENSOR_GRAPH_MIN_ROWS="16")
+    yield served
+    assert served.service.terminate() == 0
 
 
 def test_enriched_records_are_scored_once_each_and_bad_ones_dead_lettered(served: Served, topics: Topics) -> None:
@@ -68,6 +79,9 @@ def test_enriched_records_are_scored_once_each_and_bad_ones_dead_lettered(served
     rows = np.asarray([list(r.feature_values) for r in records])
     native = served.native_scores(rows)
     np.testing.assert_allclose([first[r.transaction.transaction_id].score for r in records], native, atol=1e-5)
+
+    runs = served.service.metric_samples("fraudstream_inference_scoring_runs_total")
+    assert runs.get('{graph="tensor",provider="CPUExecutionProvider"}', 0) > 0, runs
 
     (letter_record,) = drain(topics(Topic.DEADLETTER), expected=1, quiet=1)
     letter = DeadLetter.FromString(letter_record.value)

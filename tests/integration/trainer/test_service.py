@@ -27,6 +27,7 @@ from fraudstream_common.schemas.v1.monitoring_pb2 import RetrainRequest
 from fraudstream_common.settings import ServiceSettings
 from fraudstream_common.timestamps import timestamp_of
 from fraudstream_common.topics import Topic
+from fraudstream_registry.registry import Registry
 from fraudstream_simulator.config import SimulationConfig
 from fraudstream_simulator.sinks import Pacing, replay_to_kafka
 from fraudstream_trainer.dataset import fingerprint, training_set
@@ -154,6 +155,7 @@ def test_a_retrain_request_trains_registers_and_publishes(topics: Topics, tmp_pa
 
         # The parity: logged, and true again here on 10,000 rows between the logged native model and the ONNX.
         assert run.data.metrics["onnx_parity_max_abs_difference"] <= 1e-5
+        assert run.data.metrics["tensor_parity_max_abs_difference"] <= 1e-5
         native = Path(client.download_artifacts(published.run_id, "native/model.ubj", str(tmp_path)))
         booster = xgb.Booster()
         booster.load_model(bytearray(native.read_bytes()))
@@ -161,6 +163,11 @@ def test_a_retrain_request_trains_registers_and_publishes(topics: Topics, tmp_pa
         assert len(rows) == 10_000
         native_scores = booster.predict(xgb.DMatrix(rows))
         assert np.max(np.abs(native_scores - onnx_scores(onnx_model, rows))) <= 1e-5
+        # The tensor graph beside it, checked against its version tag by the registry.
+        tensor_model = Registry(PLATFORM.mlflow_url, model).tensor_onnx("1")
+        assert tensor_model is not None
+        assert hashlib.sha256(tensor_model).hexdigest() == version.tags["tensor_sha256"]
+        assert np.max(np.abs(native_scores - onnx_scores(tensor_model, rows))) <= 1e-5
 
         # The same request again is a duplicate; another within the cooldown is skipped.
         send_request(topics(Topic.RETRAIN_REQUESTS), "r-1", model)

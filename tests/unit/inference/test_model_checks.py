@@ -6,13 +6,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.schemas.v1.model_pb2 import FeatureSpec, ModelPublished
 from fraudstream_common.schemas.v1.prediction_pb2 import Decision
-from fraudstream_inference.model import ModelRefusedError, load
+from fraudstream_inference.model import (
+    ModelRefusedError,
+    cuda_unusable,
+    load,
+    resolve_device,
+    tensor_min_rows_for,
+)
 from fraudstream_inference.settings import Device
 from fraudstream_trainer.model import ModelParams, to_onnx, train
+from fraudstream_trainer.tensor_graph import to_tensor_onnx
 
 
 def onnx_of_width(width: int) -> bytes:
@@ -65,3 +73,61 @@ def test_a_model_that_cannot_serve_is_refused(published: ModelPublished, width: 
 def test_bytes_that_are_not_onnx_are_refused() -> None:
     with pytest.raises(ModelRefusedError, match="not a one-input ONNX model"):
         load_it(event(), b"not onnx")
+
+
+def runs(graph: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "fraudstream_inference_scoring_runs_total", {"graph": graph, "provider": "CPUExecutionProvider"}
+    )
+    return value or 0.0
+
+
+def test_batches_from_the_threshold_go_to_the_tensor_graph_with_the_same_scores() -> None:
+    width = len(FEATURE_NAMES)
+    rng = np.random.default_rng(0)
+    features = rng.random((2_000, width)).astype(np.float32)
+    trained = train(features, features[:, 0] + features[:, 1] > 1.2, ModelParams(n_estimators=30))
+    model = load(
+        event(),
+        to_onnx(trained, width),
+        device=Device.CPU,
+        intra_op_threads=1,
+        warmup_rows=8,
+        tensor_model=to_tensor_onnx(trained, width),
+        tensor_min_rows=4,
+    )
+    assert "from 4 rows: tensor on CPUExecutionProvider" in model.placement()
+    rows = rng.random((8, width)).astype(np.float32)
+    before = runs("tree_ensemble"), runs("tensor")
+    single = np.concatenate([model.scores(row[None, :]) for row in rows[:3]])
+    batch = model.scores(rows)
+    assert (runs("tree_ensemble") - before[0], runs("tensor") - before[1]) == (3, 1)
+    assert np.max(np.abs(single - batch[:3])) <= 1e-5
+
+
+def test_a_tensor_graph_that_disagrees_with_the_tree_ensemble_is_refused() -> None:
+    width = len(FEATURE_NAMES)
+    features = np.random.default_rng(1).random((2_000, width)).astype(np.float32)
+    trained = train(features, features[:, 0] > 0.5, ModelParams(n_estimators=30))
+    other = train(features, features[:, 1] > 0.5, ModelParams(n_estimators=30))
+    with pytest.raises(ModelRefusedError, match="tensor graph"):
+        load(
+            event(),
+            to_onnx(trained, width),
+            device=Device.CPU,
+            intra_op_threads=1,
+            warmup_rows=64,
+            tensor_model=to_tensor_onnx(other, width),
+            tensor_min_rows=2,
+        )
+
+
+def test_cuda_asked_for_where_it_is_not_usable_stops_the_service_and_auto_scores_on_the_cpu() -> None:
+    if cuda_unusable() is None:
+        pytest.skip("this machine has a usable CUDA provider")
+    with pytest.raises(RuntimeError, match="FRAUDSTREAM_DEVICE=cuda"):
+        resolve_device(Device.CUDA)
+    assert resolve_device(Device.AUTO) is Device.CPU
+    assert tensor_min_rows_for(Device.CPU, None) == 0  # the TreeEnsemble graph is faster there
+    assert tensor_min_rows_for(Device.CUDA, None) >= 1
+    assert tensor_min_rows_for(Device.CPU, 64) == 64

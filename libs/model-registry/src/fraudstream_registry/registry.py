@@ -26,6 +26,11 @@ CHALLENGER = "challenger"
 REQUEST_TAG = "retrain_request_id"
 OUTCOME_TAG = "outcome"
 METRIC_TAG_PREFIX = "metric."
+# The same trees as a tensor graph, beside the registered TreeEnsemble graph: a run artifact
+# (`tensor/model.onnx`) and its checksum as a version tag. Versions made before have neither.
+TENSOR_FOLDER = "tensor"
+TENSOR_FILE = "model.onnx"
+TENSOR_SHA256_TAG = "tensor_sha256"
 
 
 # What MLflow answers for a model, or an alias, that does not exist.
@@ -118,6 +123,27 @@ class Registry:
         if expected is None or hashlib.sha256(onnx_model).hexdigest() != expected:
             raise ArtifactError(f"version {version}: the ONNX file does not match its sha256 tag")
         return onnx_model
+
+    def tensor_onnx(self, version: str) -> bytes | None:
+        """The version's tensor graph, verified against its checksum tag; None for a version
+        registered without one."""
+        model_version = self.client.get_model_version(self.model_name, version)
+        expected = model_version.tags.get(TENSOR_SHA256_TAG)
+        if expected is None:
+            return None
+        with tempfile.TemporaryDirectory() as scratch:
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    run_id=model_version.run_id,
+                    artifact_path=f"{TENSOR_FOLDER}/{TENSOR_FILE}",
+                    dst_path=scratch,
+                    tracking_uri=self.tracking_uri,
+                )
+            )
+            tensor_model = local.read_bytes()
+        if hashlib.sha256(tensor_model).hexdigest() != expected:
+            raise ArtifactError(f"version {version}: the tensor graph does not match its {TENSOR_SHA256_TAG} tag")
+        return tensor_model
 
     def set_alias(self, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(self.model_name, alias, version)

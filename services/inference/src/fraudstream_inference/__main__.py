@@ -7,6 +7,7 @@ HTTP and gRPC scoring, stream scoring of `transactions.enriched`, hot-swap from
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Awaitable
 from typing import cast
@@ -25,6 +26,7 @@ from fraudstream_inference.decisions import DecisionCache
 from fraudstream_inference.features import RequestFeatures
 from fraudstream_inference.grpc_server import grpc_server
 from fraudstream_inference.http import create_app
+from fraudstream_inference.model import resolve_device, tensor_min_rows_for
 from fraudstream_inference.predictions import PredictionLog, RolloutEvents
 from fraudstream_inference.rollout import Rollout
 from fraudstream_inference.settings import EventLoop, InferenceSettings
@@ -32,8 +34,21 @@ from fraudstream_inference.stream import scoring_stream
 from fraudstream_inference.swap import ModelFollower
 from fraudstream_inference.workers import Supervisor, follow_the_supervisor, is_worker
 
+logger = logging.getLogger(__name__)
+
 
 async def serve(settings: InferenceSettings) -> int:
+    try:
+        device = resolve_device(settings.device)
+    except RuntimeError as unusable:
+        logger.error("%s: not starting (FRAUDSTREAM_DEVICE=auto or cpu scores on the CPU)", unusable)
+        return 2
+    tensor_min_rows = tensor_min_rows_for(device, settings.tensor_graph_min_rows)
+    logger.info(
+        "scoring on %s: the TreeEnsemble graph on the CPU%s",
+        device.value,
+        f", batches of {tensor_min_rows} rows or more on the tensor graph" if tensor_min_rows else "",
+    )
     prefix = settings.topic_prefix
     client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
     log = PredictionLog(
@@ -60,7 +75,7 @@ async def serve(settings: InferenceSettings) -> int:
         max_passes_in_flight=settings.max_passes_in_flight,
     )
     keys = api_keys(client, settings, namespace=prefix)
-    follower = ModelFollower(settings, rollout, topic_name(Topic.MODELS_PUBLISHED, prefix))
+    follower = ModelFollower(settings, rollout, topic_name(Topic.MODELS_PUBLISHED, prefix), device)
 
     readiness = Readiness()
 

@@ -59,3 +59,8 @@ PREDICTION_LOG_ERRORS = Counter(
     "fraudstream_inference_prediction_log_errors_total",
     "Predictions of HTTP and gRPC requests the predictions topic did not acknowledge.",
 )
+SCORING_RUNS = Counter(
+    "fraudstream_inference_scoring_runs_total",
+    "Model runs (one per scored batch) by graph (tree_ensemble, tensor) and ONNX Runtime provider.",
+    ["graph", "provider"],
+)

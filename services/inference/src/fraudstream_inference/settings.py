@@ -46,9 +46,24 @@ class InferenceSettings(ServiceSettings, FeatureStoreSettings, TransactionRules,
         default="http://127.0.0.1:5000", description="MLflow server the model artifacts are downloaded from."
     )
     registered_model: str = Field(default="fraud-detector", description="Registry model this service serves.")
-    device: Device = Field(default=Device.AUTO, description="auto, cpu or cuda: where ONNX Runtime scores.")
+    device: Device = Field(
+        default=Device.AUTO,
+        description=(
+            "auto, cpu or cuda: where ONNX Runtime runs the tensor graph (auto: CUDA where usable); cuda where "
+            "it is not usable stops the service at start."
+        ),
+    )
     intra_op_threads: int = Field(
         default=1, ge=1, description="ONNX Runtime threads per request: one row is fastest on one thread."
+    )
+    tensor_graph_min_rows: int | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Batches of at least this many rows are scored by the version's tensor graph, on the device; "
+            "smaller ones by its TreeEnsemble graph on the CPU. 0: never. Unset: never on the CPU (slower "
+            "there at every batch size), 2 on CUDA."
+        ),
     )
     warmup_rows: int = Field(default=256, ge=1, description="Rows scored by a new model before it serves.")
     feature_deadline_ms: float = Field(

@@ -20,9 +20,9 @@ from google.protobuf.message import DecodeError
 from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
 from fraudstream_common.stream import TopicFollower
 from fraudstream_inference import metrics
-from fraudstream_inference.model import ModelRefusedError, confirmed, load
+from fraudstream_inference.model import ModelRefusedError, confirmed, load, tensor_min_rows_for
 from fraudstream_inference.rollout import CHAMPION, Rollout
-from fraudstream_inference.settings import InferenceSettings
+from fraudstream_inference.settings import Device, InferenceSettings
 from fraudstream_registry.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -31,10 +31,13 @@ logger = logging.getLogger(__name__)
 class ModelFollower(TopicFollower):
     name = "model-follower"
 
-    def __init__(self, settings: InferenceSettings, rollout: Rollout, topic: str) -> None:
+    def __init__(self, settings: InferenceSettings, rollout: Rollout, topic: str, device: Device) -> None:
+        """`device`: cpu or cuda (model.resolve_device)."""
         super().__init__(settings, topic, client_id=f"{settings.instance_id}-models")
         self._settings = settings
         self._rollout = rollout
+        self._device = device
+        self._tensor_min_rows = tensor_min_rows_for(device, settings.tensor_graph_min_rows)
         self._registry = Registry(settings.mlflow_tracking_uri, settings.registered_model)
 
     def _caught_up(self, values: list[bytes]) -> None:
@@ -72,13 +75,15 @@ class ModelFollower(TopicFollower):
     def _install(self, event: ModelPublished) -> None:
         settings = self._settings
         try:
-            onnx_model = confirmed(event, self._registry)
+            onnx_model, tensor_model = confirmed(event, self._registry, tensor=self._tensor_min_rows > 0)
             model = load(
                 event,
                 onnx_model,
-                device=settings.device,
+                device=self._device,
                 intra_op_threads=settings.intra_op_threads,
                 warmup_rows=settings.warmup_rows,
+                tensor_model=tensor_model,
+                tensor_min_rows=self._tensor_min_rows,
             )
         except ModelRefusedError as refused:
             metrics.SWAPS.labels(event.alias, "refused").inc()
@@ -89,5 +94,5 @@ class ModelFollower(TopicFollower):
         metrics.SWAPS.labels(event.alias, "swapped").inc()
         logger.info(
             "model swapped in",
-            extra={"model_version": model.version, "alias": model.alias, "provider": model.provider},
+            extra={"model_version": model.version, "alias": model.alias, "placement": model.placement()},
         )

@@ -39,6 +39,7 @@ from fraudstream_trainer.gate import Decision, decide, review_threshold
 from fraudstream_trainer.model import ParityError, check_parity, onnx_scores, to_onnx, train
 from fraudstream_trainer.performance import performance
 from fraudstream_trainer.settings import TrainerSettings
+from fraudstream_trainer.tensor_graph import to_tensor_onnx
 from fraudstream_trainer.tracking import Lineage, TrainingRecord, log_refused_run, log_run
 
 logger = logging.getLogger(__name__)
@@ -221,9 +222,11 @@ class Trainer:
             model = train(training[names].to_numpy(), training["is_fraud"].to_numpy(), params, after_tree=after_tree)
         self._check_stop()
         onnx_model = to_onnx(model, len(names))
+        tensor_model = to_tensor_onnx(model, len(names))
         parity_rows = pd.concat([training[names], holdout[names]]).to_numpy()[: self.settings.parity_rows]
         try:
             parity = check_parity(model, onnx_model, parity_rows, self.settings.parity_tolerance)
+            tensor_parity = check_parity(model, tensor_model, parity_rows, self.settings.parity_tolerance)
         except ParityError as error:
             return self._refused(Outcome.PARITY_FAILED, [str(error)], lineage, tags)
 
@@ -235,7 +238,7 @@ class Trainer:
             bar.update()
         decision = decide(challenger, champion, self.settings.gate_policy())
 
-        record = TrainingRecord(lineage, summary, fingerprint(training), challenger, parity)
+        record = TrainingRecord(lineage, summary, fingerprint(training), challenger, parity, tensor_parity)
         gate = {
             "promote": decision.promote,
             "reasons": list(decision.reasons),
@@ -253,6 +256,7 @@ class Trainer:
             test_scores=challenger_scores,
             feature_importances=np.asarray(model.feature_importances_),
             onnx_model=onnx_model,
+            tensor_model=tensor_model,
             threshold=review_threshold(challenger_scores, self.settings.review_share),
             decline_threshold=review_threshold(challenger_scores, self.settings.decline_share),
             registered_model=self.settings.registered_model,

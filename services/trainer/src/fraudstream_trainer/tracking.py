@@ -26,6 +26,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_registry.registry import TENSOR_FILE, TENSOR_FOLDER, TENSOR_SHA256_TAG
 from fraudstream_trainer.model import ModelParams
 
 FEATURE_VIEWS = ("transaction_features",)
@@ -48,6 +49,7 @@ class TrainingRecord:
     data_fingerprint: str
     metrics: dict[str, float]
     parity_max_abs_difference: float
+    tensor_parity_max_abs_difference: float | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ def log_run(
     feature_importances: np.ndarray,
     onnx_model: bytes,
     threshold: float,
+    tensor_model: bytes | None = None,
     decline_threshold: float | None = None,
     registered_model: str | None = None,
     native_model: bytes | None = None,
@@ -78,7 +81,9 @@ def log_run(
     """Logs one run, the ONNX model as an MLflow model (onnx flavour, servable by `mlflow
     models serve`), and registers it under `registered_model` when given, with its checksum,
     thresholds, data fingerprint and metrics as version tags. `native_model` (XGBoost's UBJSON)
-    is kept beside it, so that the parity can be checked again; `documents` go in as JSON."""
+    is kept beside it, so that the parity can be checked again, and `tensor_model` (the same
+    trees as a tensor graph, fraudstream_trainer.tensor_graph) as `tensor/model.onnx`, its
+    checksum a version tag; `documents` go in as JSON."""
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
     with mlflow.start_run() as run, tempfile.TemporaryDirectory() as scratch:
@@ -88,6 +93,8 @@ def log_run(
         mlflow.log_metrics(record.metrics)
         mlflow.log_metrics(dict(extra_metrics or {}))
         mlflow.log_metric("onnx_parity_max_abs_difference", record.parity_max_abs_difference)
+        if record.tensor_parity_max_abs_difference is not None:
+            mlflow.log_metric("tensor_parity_max_abs_difference", record.tensor_parity_max_abs_difference)
         mlflow.log_metric("review_threshold", threshold)
         if decline_threshold is not None:
             mlflow.log_metric("decline_threshold", decline_threshold)
@@ -97,6 +104,9 @@ def log_run(
         if native_model is not None:
             (folder / "model.ubj").write_bytes(native_model)
             mlflow.log_artifact(str(folder / "model.ubj"), artifact_path="native")
+        if tensor_model is not None:
+            (folder / TENSOR_FILE).write_bytes(tensor_model)
+            mlflow.log_artifact(str(folder / TENSOR_FILE), artifact_path=TENSOR_FOLDER)
         for name, figure in _plots(test_labels, test_scores, feature_importances).items():
             figure.savefig(folder / f"{name}.png", dpi=80)
             plt.close(figure)
@@ -112,6 +122,7 @@ def log_run(
             client = MlflowClient(tracking_uri)
             tags = {
                 "sha256": hashlib.sha256(onnx_model).hexdigest(),
+                **({} if tensor_model is None else {TENSOR_SHA256_TAG: hashlib.sha256(tensor_model).hexdigest()}),
                 "review_threshold": repr(threshold),
                 **({} if decline_threshold is None else {"decline_threshold": repr(decline_threshold)}),
                 "data_fingerprint": record.data_fingerprint,
