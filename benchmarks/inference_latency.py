@@ -344,6 +344,7 @@ def drive(
     from fraudstream_cli.platform.settings import PlatformSettings
     from fraudstream_common.apikeys import Scope, create_key
     from fraudstream_common.features.definitions import FEATURE_NAMES
+    from fraudstream_common.settings import DEVELOPMENT_API_KEY_SECRET
     from fraudstream_feature_store.store import FeatureStateStore, open_store
     from fraudstream_simulator.config import SimulationConfig
 
@@ -358,7 +359,13 @@ def drive(
     store.push(
         {c: s.snapshot() for c, s in states.customers.items()}, {t: s.snapshot() for t, s in states.terminals.items()}
     )
-    key = create_key(redis.Redis.from_url(platform.redis_url), [Scope.PREDICT], "bench", namespace=prefix)
+    key = create_key(
+        redis.Redis.from_url(platform.redis_url),
+        [Scope.PREDICT],
+        "bench",
+        secret=DEVELOPMENT_API_KEY_SECRET,
+        namespace=prefix,
+    )
 
     http_port, grpc_port, mlflow_port = free_port(), free_port(), free_port()
     env = {

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sys
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -301,7 +303,6 @@ def train_command(
     """Train, gate and (if it passes) promote a model now, as the trainer service does on a
     retrain request: features from Feast's offline store, MLflow settings from FRAUDSTREAM_."""
     import contextlib
-    import json
     import uuid
 
     import pandas as pd
@@ -362,33 +363,91 @@ apikey_app = typer.Typer(help="API keys for inference (and the admin actions).",
 app.add_typer(apikey_app, name="apikey")
 
 
+def _apikey_settings() -> Any:
+    from fraudstream_common.settings import ApiKeySecret, ServiceSettings
+
+    class Settings(ServiceSettings, ApiKeySecret):
+        redis_url: str = "redis://127.0.0.1:6379/0"
+
+    return Settings()
+
+
 @apikey_app.command("create")
 def apikey_create(
     scope: Annotated[list[str], typer.Option(help="predict, ingest or admin; repeatable.")],
     name: Annotated[str, typer.Option(help="Who or what the key is for.")] = "",
+    expires_in_days: Annotated[float, typer.Option(min=0, help="Days the key is valid for; 0: until revoked.")] = 90.0,
 ) -> None:
-    """Create an API key and print it once: only its SHA-256 is stored (in Redis, FRAUDSTREAM_REDIS_URL)."""
+    """Create an API key and print it once: only its SHA-256 is stored (in Redis, FRAUDSTREAM_REDIS_URL),
+    in a record signed with FRAUDSTREAM_API_KEY_SECRET."""
     import redis
 
     from fraudstream_common.apikeys import Scope, create_key
-    from fraudstream_common.settings import ServiceSettings
-
-    class Settings(ServiceSettings):
-        redis_url: str = "redis://127.0.0.1:6379/0"
 
     try:
         scopes = [Scope(s) for s in scope]
     except ValueError as error:
         _fail(ValueError(f"{error}; scopes are {', '.join(s.value for s in Scope)}"))
         return
-    settings = Settings()
+    settings = _apikey_settings()
     client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    expires_at = time.time() + expires_in_days * 86400 if expires_in_days > 0 else None
     try:
-        key = create_key(client, scopes, name, namespace=settings.topic_prefix)
+        key = create_key(
+            client,
+            scopes,
+            name,
+            secret=settings.api_key_secret.get_secret_value(),
+            namespace=settings.topic_prefix,
+            expires_at=expires_at,
+        )
     except redis.RedisError as error:
         _fail(error)
         return
     typer.echo(key)
+
+
+@apikey_app.command("list")
+def apikey_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Every key's name, scopes, creation and expiry (never the key), and whether its record verifies:
+    one that does not was written to Redis without the secret and is refused by every service."""
+    import redis
+
+    from fraudstream_common.apikeys import list_keys
+
+    settings = _apikey_settings()
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    try:
+        records = list_keys(client, secret=settings.api_key_secret.get_secret_value(), namespace=settings.topic_prefix)
+    except redis.RedisError as error:
+        _fail(error)
+        return
+    now = time.time()
+
+    def when(seconds: float | None) -> str:
+        return "never" if seconds is None else datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M")
+
+    rows = [
+        {
+            "digest": record.digest[:12],
+            "name": record.name,
+            "scopes": ",".join(sorted(record.scopes)),
+            "created": when(record.created_at),
+            "expires": when(record.expires_at),
+            "state": "forged or unsigned" if not record.signed else "expired" if record.expired(now) else "valid",
+        }
+        for record in records
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=1))
+        return
+    for row in rows:
+        typer.echo("  ".join(f"{row[k]:<{w}}" for k, w in _KEY_COLUMNS.items()))
+
+
+_KEY_COLUMNS = {"digest": 13, "name": 20, "scopes": 22, "created": 17, "expires": 17, "state": 18}
 
 
 @apikey_app.command("revoke")
@@ -397,12 +456,8 @@ def apikey_revoke(key: Annotated[str, typer.Argument(help="The key to revoke.")]
     import redis
 
     from fraudstream_common.apikeys import revoke_key
-    from fraudstream_common.settings import ServiceSettings
 
-    class Settings(ServiceSettings):
-        redis_url: str = "redis://127.0.0.1:6379/0"
-
-    settings = Settings()
+    settings = _apikey_settings()
     if not revoke_key(redis.Redis.from_url(settings.redis_url, socket_timeout=5), key, namespace=settings.topic_prefix):
         _fail(KeyError("no such key"))
 
@@ -428,7 +483,6 @@ def evaluate_command(
     fraudstream's own definitions; print its figures beside the handbook's best."""
     if context.invoked_subcommand is not None:
         return
-    import json
 
     import pandas as pd
 
@@ -470,7 +524,6 @@ def evaluate_drift_command(
 ) -> None:
     """Run the simulator's drift scenarios through the monitor's drift detection: per scenario,
     the detection delay after the true start and the false alarms on stationary traffic."""
-    import json
 
     from fraudstream_cli.drift_evaluation import STATIONARY, evaluate_drift, table
     from fraudstream_simulator.drift import DRIFT_NAMES

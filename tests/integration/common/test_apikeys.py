@@ -12,6 +12,7 @@ import redis
 import redis.asyncio as aioredis
 
 from fraudstream_common.apikeys import ApiKeys, AuthError, Scope, create_key
+from fraudstream_common.settings import DEVELOPMENT_API_KEY_SECRET
 from tests.platform import PLATFORM
 
 pytestmark = pytest.mark.anyio
@@ -41,10 +42,19 @@ async def calls_let_through(check: ApiKeys, key: str, seconds: float) -> int:
 
 async def test_a_key_gets_its_rate_across_replicas_not_its_rate_from_each(redis_client: redis.Redis) -> None:
     namespace = f"it-{uuid.uuid4().hex[:8]}."
-    key = create_key(redis_client, [Scope.PREDICT], "two replicas", namespace=namespace)
+    key = create_key(
+        redis_client, [Scope.PREDICT], "two replicas", secret=DEVELOPMENT_API_KEY_SECRET, namespace=namespace
+    )
     clients = [aioredis.Redis.from_url(PLATFORM.redis_url) for _ in range(2)]
     replicas = [
-        ApiKeys(c, rate_per_second=RATE, burst=BURST, namespace=namespace, report_seconds=REPORT_SECONDS)
+        ApiKeys(
+            c,
+            secret=DEVELOPMENT_API_KEY_SECRET,
+            rate_per_second=RATE,
+            burst=BURST,
+            namespace=namespace,
+            report_seconds=REPORT_SECONDS,
+        )
         for c in clients
     ]
     reporting = [asyncio.create_task(r.run()) for r in replicas]

@@ -21,7 +21,7 @@ from fraudstream_common.apikeys import Scope, create_key
 from fraudstream_common.features.history import FeatureStates
 from fraudstream_common.schemas.v1 import inference_service_pb2 as pb
 from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
-from fraudstream_common.settings import ServiceSettings
+from fraudstream_common.settings import DEVELOPMENT_API_KEY_SECRET, ServiceSettings
 from fraudstream_common.topics import Topic
 from fraudstream_feature_store.store import FeatureStateStore, open_store
 from fraudstream_registry.publisher import EventPublisher
@@ -106,8 +106,8 @@ def serve(topics: Topics, directory: Path, online: PrivateRedis, *, always_promo
         {c: s.snapshot() for c, s in states.customers.items()}, {t: s.snapshot() for t, s in states.terminals.items()}
     )
     keys = redis.Redis.from_url(PLATFORM.redis_url)
-    predict_key = create_key(keys, [Scope.PREDICT], "test", namespace=topics.prefix)
-    ingest_key = create_key(keys, [Scope.INGEST], "test", namespace=topics.prefix)
+    predict_key = create_key(keys, [Scope.PREDICT], "test", secret=DEVELOPMENT_API_KEY_SECRET, namespace=topics.prefix)
+    ingest_key = create_key(keys, [Scope.INGEST], "test", secret=DEVELOPMENT_API_KEY_SECRET, namespace=topics.prefix)
     service = ServiceProcess(
         prefix=topics.prefix,
         log_dir=directory,

@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from fraudstream_common.apikeys import Scope, create_key
 from fraudstream_common.schemas.v1 import ingest_service_pb2, ingest_service_pb2_grpc
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
+from fraudstream_common.settings import DEVELOPMENT_API_KEY_SECRET
 from fraudstream_common.topics import Topic
 from tests.platform import PLATFORM, ServiceProcess, Topics, drain
 
@@ -45,8 +46,12 @@ class Keys:
 def keys(topics: Topics) -> Keys:
     client = redis.Redis.from_url(PLATFORM.redis_url)
     return Keys(
-        ingest=create_key(client, [Scope.INGEST], "it-ingest", namespace=topics.prefix),
-        predict_only=create_key(client, [Scope.PREDICT], "it-predict", namespace=topics.prefix),
+        ingest=create_key(
+            client, [Scope.INGEST], "it-ingest", secret=DEVELOPMENT_API_KEY_SECRET, namespace=topics.prefix
+        ),
+        predict_only=create_key(
+            client, [Scope.PREDICT], "it-predict", secret=DEVELOPMENT_API_KEY_SECRET, namespace=topics.prefix
+        ),
     )
 
 

@@ -26,7 +26,7 @@ from fraudstream_common.apikeys import Scope, create_key
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.schemas.v1.label_pb2 import Label
 from fraudstream_common.schemas.v1.prediction_pb2 import Prediction
-from fraudstream_common.settings import ServiceSettings
+from fraudstream_common.settings import DEVELOPMENT_API_KEY_SECRET, ServiceSettings
 from fraudstream_common.timestamps import timestamp_of
 from fraudstream_common.topics import Topic
 from fraudstream_registry.publisher import EventPublisher
@@ -156,8 +156,10 @@ def watched(topics: Topics, tmp_path: Path) -> Iterator[Watched]:
         publisher(registry.published_event(version, CHAMPION))
     publisher.close()
     keys = redis.Redis.from_url(PLATFORM.redis_url)
-    admin_key = create_key(keys, [Scope.ADMIN], "it-admin", namespace=topics.prefix)
-    predict_key = create_key(keys, [Scope.PREDICT], "it-predict", namespace=topics.prefix)
+    admin_key = create_key(keys, [Scope.ADMIN], "it-admin", secret=DEVELOPMENT_API_KEY_SECRET, namespace=topics.prefix)
+    predict_key = create_key(
+        keys, [Scope.PREDICT], "it-predict", secret=DEVELOPMENT_API_KEY_SECRET, namespace=topics.prefix
+    )
     monitor = monitor_service(
         topics.prefix,
         tmp_path,

@@ -3,7 +3,13 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from fraudstream_common.settings import ApiKeyRules, Environment, ServiceSettings, secret
+from fraudstream_common.settings import (
+    DEVELOPMENT_API_KEY_SECRET,
+    ApiKeyRules,
+    Environment,
+    ServiceSettings,
+    secret,
+)
 
 
 class WithSecret(ServiceSettings):
@@ -33,11 +39,20 @@ class WithKeys(ServiceSettings, ApiKeyRules):
     pass
 
 
-def test_production_refuses_to_serve_without_api_keys() -> None:
+def test_production_refuses_to_serve_without_api_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not WithKeys(auth_enabled=False).auth_enabled  # development: a choice
+    monkeypatch.setenv("FRAUDSTREAM_API_KEY_SECRET", "s3cret")
     with pytest.raises(ValidationError, match="FRAUDSTREAM_AUTH_ENABLED"):
         WithKeys(auth_enabled=False, environment=Environment.PRODUCTION)
     assert WithKeys(environment=Environment.PRODUCTION).auth_enabled
+
+
+def test_production_refuses_the_development_api_key_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert WithKeys().api_key_secret.get_secret_value() == DEVELOPMENT_API_KEY_SECRET
+    with pytest.raises(ValidationError, match="FRAUDSTREAM_API_KEY_SECRET"):
+        WithKeys(environment=Environment.PRODUCTION)
+    monkeypatch.setenv("FRAUDSTREAM_API_KEY_SECRET", "s3cret")
+    assert WithKeys(environment=Environment.PRODUCTION).api_key_secret.get_secret_value() == "s3cret"
 
 
 def test_an_empty_sasl_password_counts_as_none(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,7 +1,13 @@
 """API keys: created once by `fraudstream apikey create --scope SCOPE`, shown once, stored only
-as their SHA-256 in Redis with their scopes; sent as `Authorization: Bearer KEY` (HTTP) or as
-`authorization` metadata (gRPC). A key is checked against Redis at most every `cache_seconds`
-per replica; a revoked key stops working within that time.
+as their SHA-256 in Redis with their scopes, name and expiry; sent as `Authorization: Bearer
+KEY` (HTTP) or as `authorization` metadata (gRPC). A key is checked against Redis at most every
+`cache_seconds` per replica; a revoked key stops working within that time, an expired one at
+its expiry.
+
+Redis is not trusted with who may call: each record carries an HMAC-SHA256, under the
+`api_key_secret` the services and the CLI share, of its digest, scopes and expiry. A record
+that someone with write access to Redis made or changed without the secret (a new digest, an
+admin scope added, an expiry pushed back) does not verify, and its key is refused as unknown.
 
 A key's rate limit holds across replicas and worker processes. Each process checks its own
 token bucket per key on every call, with no round trip, and every `report_seconds` debits what
@@ -18,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import logging
 import secrets
 import time
@@ -91,14 +98,78 @@ def digest_of(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(client: redis.Redis, scopes: list[Scope], name: str, *, namespace: str = "") -> str:
-    """A new key with `scopes`; only its digest is stored. Returns the key (shown once)."""
+def _signature(secret: str, digest: str, scopes: str, expires_at: str) -> str:
+    message = f"{digest}|{scopes}|{expires_at}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """What Redis holds of a key, and whether the record verifies under the secret."""
+
+    digest: str
+    name: str
+    scopes: frozenset[str]
+    created_at: float
+    expires_at: float | None
+    signed: bool
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+
+def _record(digest: str, fields: dict[bytes, bytes], secret: str) -> KeyRecord:
+    text = {k.decode(): v.decode() for k, v in fields.items()}
+    scopes, expires = text.get("scopes", ""), text.get("expires_at", "")
+    signature = text.get("signature", "")
+    return KeyRecord(
+        digest=digest,
+        name=text.get("name", ""),
+        scopes=frozenset(scopes.split(",")) if scopes else frozenset(),
+        created_at=float(text.get("created_at") or 0.0),
+        expires_at=float(expires) if expires else None,
+        signed=hmac.compare_digest(signature, _signature(secret, digest, scopes, expires)),
+    )
+
+
+def create_key(
+    client: redis.Redis,
+    scopes: list[Scope],
+    name: str,
+    *,
+    secret: str,
+    namespace: str = "",
+    expires_at: float | None = None,
+) -> str:
+    """A new key with `scopes`, valid until `expires_at` (Unix seconds; None: until revoked);
+    only its digest is stored, in a record signed with `secret`. Returns the key (shown once)."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
+    digest = digest_of(key)
+    scope_text = ",".join(sorted(s.value for s in scopes))
+    expires = "" if expires_at is None else repr(float(expires_at))
     client.hset(
-        _redis_key(namespace, digest_of(key)),
-        mapping={"scopes": ",".join(sorted(s.value for s in scopes)), "name": name, "created_at": str(time.time())},
+        _redis_key(namespace, digest),
+        mapping={
+            "scopes": scope_text,
+            "name": name,
+            "created_at": repr(time.time()),
+            "expires_at": expires,
+            "signature": _signature(secret, digest, scope_text, expires),
+        },
     )
     return key
+
+
+def list_keys(client: redis.Redis, *, secret: str, namespace: str = "") -> list[KeyRecord]:
+    """Every key record of the namespace, oldest first, each saying whether it verifies."""
+    records = []
+    prefix = _redis_key(namespace, "")
+    for redis_key in client.scan_iter(match=f"{prefix}*", count=500):
+        name = redis_key.decode() if isinstance(redis_key, bytes) else str(redis_key)
+        fields = cast(dict[bytes, bytes], client.hgetall(redis_key))
+        if fields:
+            records.append(_record(name[len(prefix) :], fields, secret))
+    return sorted(records, key=lambda record: record.created_at)
 
 
 def revoke_key(client: redis.Redis, key: str, *, namespace: str = "") -> bool:
@@ -121,19 +192,24 @@ class ApiKeys:
         self,
         client: aioredis.Redis,
         *,
+        secret: str,
         rate_per_second: float,
         burst: float,
         namespace: str = "",
         cache_seconds: float = 30.0,
         report_seconds: float = 0.1,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
+        self._secret = secret
+        self._clock = clock
         self._namespace = namespace
         self._rate = rate_per_second
         self._burst = burst
         self._cache_seconds = cache_seconds
         self._report_seconds = report_seconds
-        self._known: dict[str, tuple[frozenset[str], float]] = {}
+        self._known: dict[str, tuple[KeyRecord, float]] = {}
+        self._unsigned_seen: set[str] = set()
         self._buckets: dict[str, _Bucket] = {}
         self._unreported: dict[str, int] = {}
         self._in_debt_until: dict[str, float] = {}
@@ -149,28 +225,40 @@ class ApiKeys:
         if kind.lower() != "bearer" or not key.strip():
             raise AuthError(401, "malformed Authorization header: expected Bearer KEY")
         digest = digest_of(key.strip())
-        scopes = await self._scopes(digest)
-        if scopes is None:
+        record = await self._record(digest)
+        if record is None:
             raise AuthError(401, "unknown API key")
-        if scope.value not in scopes:
+        if record.expired(self._clock()):
+            raise AuthError(401, "expired API key: create a new one (fraudstream apikey create)")
+        if scope.value not in record.scopes:
             raise AuthError(403, f"this API key lacks the {scope.value} scope")
         if not self._take_token(digest):
             raise AuthError(429, f"rate limit of {self._rate:g} requests/s for this key exceeded")
         self._unreported[digest] = self._unreported.get(digest, 0) + 1
         return digest
 
-    async def _scopes(self, digest: str) -> frozenset[str] | None:
+    async def _record(self, digest: str) -> KeyRecord | None:
+        """The key's record, if Redis has one that verifies under the secret."""
         now = time.monotonic()
         known = self._known.get(digest)
         if known is not None and now - known[1] < self._cache_seconds:
             return known[0]
-        raw = await cast(Awaitable[bytes | None], self._client.hget(_redis_key(self._namespace, digest), "scopes"))
-        if raw is None:
+        fields = await cast(Awaitable[dict[bytes, bytes]], self._client.hgetall(_redis_key(self._namespace, digest)))
+        record = _record(digest, fields, self._secret) if fields else None
+        if record is not None and not record.signed:
+            if digest not in self._unsigned_seen:
+                self._unsigned_seen.add(digest)
+                log.warning(
+                    "api keys: the record of key %s... in Redis does not verify under this service's secret "
+                    "(made or changed without it, or before keys were signed): refused",
+                    digest[:12],
+                )
+            record = None
+        if record is None:
             self._known.pop(digest, None)
             return None
-        scopes = frozenset((raw.decode() if isinstance(raw, bytes) else str(raw)).split(","))
-        self._known[digest] = (scopes, now)
-        return scopes
+        self._known[digest] = (record, now)
+        return record
 
     def _take_token(self, digest: str) -> bool:
         now = time.monotonic()
@@ -235,6 +323,7 @@ def api_keys(client: aioredis.Redis, rules: ApiKeyRules, *, namespace: str) -> A
         return None
     return ApiKeys(
         client,
+        secret=rules.api_key_secret.get_secret_value(),
         rate_per_second=rules.rate_limit_per_second,
         burst=rules.rate_limit_burst,
         namespace=namespace,

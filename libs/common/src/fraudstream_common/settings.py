@@ -34,8 +34,8 @@ class ProcessingGuarantee(StrEnum):
 
 
 def secret(default: str, description: str) -> Any:
-    """A field whose default is only acceptable in development."""
-    return Field(default=default, description=description, json_schema_extra={"secret": True})
+    """A field (str or SecretStr) whose default is only acceptable in development."""
+    return Field(default=default, description=description, json_schema_extra={"secret": True}, validate_default=True)
 
 
 class KafkaSecurityProtocol(StrEnum):
@@ -130,13 +130,30 @@ class ServiceSettings(BaseSettings):
             return self
         for name, field in type(self).model_fields.items():
             extra = field.json_schema_extra
-            if isinstance(extra, dict) and extra.get("secret") and getattr(self, name) == field.default:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if isinstance(extra, dict) and extra.get("secret") and value == field.default:
                 env_name = f"FRAUDSTREAM_{name.upper()}"
                 raise ValueError(f"{env_name} still has its development default; set it in {self.environment}")
         return self
 
 
-class ApiKeyRules(BaseModel):
+DEVELOPMENT_API_KEY_SECRET = "fraudstream-development-api-key-secret"  # noqa: S105 (refused outside development)
+
+
+class ApiKeySecret(BaseModel):
+    """The secret that signs API key records (fraudstream_common.apikeys), for every service
+    that checks keys and for the command that creates them."""
+
+    api_key_secret: SecretStr = secret(
+        DEVELOPMENT_API_KEY_SECRET,
+        "Signs every API key record in Redis: a record written without it (or with its scopes or expiry changed) "
+        "is refused. The same in every service that checks keys and in `fraudstream apikey`.",
+    )
+
+
+class ApiKeyRules(ApiKeySecret):
     """Who may call a service that takes API keys (fraudstream_common.apikeys): inference with
     scope predict, ingest with scope ingest."""
 

@@ -77,7 +77,17 @@ async def serve(settings: MonitorSettings) -> int:
             deadletter_topic=deadletter_topic,
         ),
     )
-    keys = ApiKeys(client, rate_per_second=50.0, burst=100.0, namespace=prefix) if settings.auth_enabled else None
+    keys = (
+        ApiKeys(
+            client,
+            secret=settings.api_key_secret.get_secret_value(),
+            rate_per_second=50.0,
+            burst=100.0,
+            namespace=prefix,
+        )
+        if settings.auth_enabled
+        else None
+    )
 
     readiness = Readiness()
 
