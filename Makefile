@@ -66,11 +66,13 @@ up: install
 down:
 	$(RUN) fraudstream down
 
-# The platform, the services, and the simulator replaying the handbook's world at one
-# simulated day per 30 seconds, with transaction ids of its own so a rerun is no duplicate
-# (Ctrl-C stops the replay; `make down` stops the rest).
+# The platform, the services, and the simulator replaying the handbook's world: its first 53
+# days as fast as they go (the history the trainer's first model needs: a holdout after the
+# features' 37-day warm-up), then one simulated day per 30 seconds, with a new fraud pattern
+# from day 60; transaction ids of its own, so a rerun is no duplicate (Ctrl-C stops the
+# replay; `make down` stops the rest).
 demo: up
-	$(RUN) fraudstream simulate --speedup 2880 --run-id demo$$(date +%s)
+	$(RUN) fraudstream simulate --history-days 53 --speedup 2880 --drift new-fraud-pattern:60 --run-id demo$$(date +%s)
 
 bench: install platform-up
 	$(RUN) python benchmarks/ingest_throughput.py

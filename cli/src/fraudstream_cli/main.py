@@ -181,6 +181,9 @@ def simulate(
     speedup: Annotated[float | None, typer.Option(help="Simulated seconds per wall-clock second.")] = None,
     rate: Annotated[float | None, typer.Option(help="Transactions per wall-clock second.")] = None,
     limit: Annotated[int | None, typer.Option(help="Replay only the first N transactions.")] = None,
+    history_days: Annotated[
+        float, typer.Option(min=0, help="Replay the first N days as fast as possible (a history), then pace the rest.")
+    ] = 0.0,
     raw_format: Annotated[
         str, typer.Option("--format", help="Encoding on transactions.raw: json or protobuf.")
     ] = "protobuf",
@@ -214,7 +217,7 @@ def simulate(
             seed=seed,
             drifts=drifts,
         )
-        pacing = Pacing(speedup=speedup, rate=rate)
+        pacing = Pacing(speedup=speedup, rate=rate, fast_days=history_days)
         encoding = RawFormat(raw_format)
     except ValueError as error:
         _fail(error)

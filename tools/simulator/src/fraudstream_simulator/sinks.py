@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -60,6 +61,8 @@ class RawFormat(StrEnum):
 class Pacing:
     speedup: float | None = None
     rate: float | None = None
+    # The replay's first days go as fast as they can (a recorded history), the rest paced.
+    fast_days: float = 0.0
 
     @classmethod
     def fast(cls) -> Pacing:
@@ -71,6 +74,29 @@ class Pacing:
         for value in (self.speedup, self.rate):
             if value is not None and value <= 0:
                 raise ValueError("speedup and rate must be positive")
+
+
+class Pace:
+    """When each transaction of a replay is due: at once during the pacing's fast days (and
+    with no speedup or rate), else at the wall time its pacing gives, counted from the first
+    paced transaction."""
+
+    def __init__(self, pacing: Pacing, event_start: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self._pacing = pacing
+        self._fast_until = event_start + pacing.fast_days * 86400
+        self._clock = clock
+        self._paced_from: tuple[float, int, int] | None = None  # wall, event seconds, index
+
+    def deadline(self, index: int, seconds: int) -> float | None:
+        pacing = self._pacing
+        if seconds < self._fast_until or (pacing.speedup is None and pacing.rate is None):
+            return None
+        if self._paced_from is None:
+            self._paced_from = (self._clock(), seconds, index)
+        wall, event, first = self._paced_from
+        if pacing.speedup is not None:
+            return wall + (seconds - event) / pacing.speedup
+        return wall + (index - first) / cast(float, pacing.rate)
 
 
 @dataclass
@@ -198,12 +224,12 @@ def replay_to_kafka(
             label_index += 1
             next_label = next(label_rows, None)
 
+    pace = Pace(pacing, event_start)
     for i, seconds in enumerate(tx_seconds.tolist()):
         emit_labels_until(seconds)
-        if pacing.speedup is not None:
-            _wait_until(wall_start + (seconds - event_start) / pacing.speedup)
-        elif pacing.rate is not None:
-            _wait_until(wall_start + i / pacing.rate)
+        deadline = pace.deadline(i, seconds)
+        if deadline is not None:
+            _wait_until(deadline)
         value = encode(tx_ids[i], tx_customers[i], tx_terminals[i], tx_amounts[i], tx_currencies[i], seconds)
         produce_waiting(producer, raw_topic, value, tx_customers[i].encode(), [(CONTENT_TYPE_HEADER, content_type)])
         stats.transactions += 1

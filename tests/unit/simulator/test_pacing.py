@@ -1,0 +1,30 @@
+"""A replay's pacing: a history's first days go at once, the rest at the speedup or rate,
+counted from the first paced transaction (not from the start of the history)."""
+
+from __future__ import annotations
+
+import pytest
+
+from fraudstream_simulator.sinks import Pace, Pacing
+
+DAY = 86400
+
+
+def test_the_fast_days_go_at_once_then_the_speedup_counts_from_the_first_paced() -> None:
+    pace = Pace(Pacing(speedup=100.0, fast_days=2), event_start=0, clock=lambda: 5000.0)
+    assert pace.deadline(0, 0) is None
+    assert pace.deadline(1, 2 * DAY - 1) is None
+    assert pace.deadline(2, 2 * DAY) == 5000.0
+    assert pace.deadline(3, 2 * DAY + 300) == pytest.approx(5003.0)
+
+
+def test_a_rate_counts_transactions_from_the_first_paced() -> None:
+    pace = Pace(Pacing(rate=10.0, fast_days=1), event_start=1000, clock=lambda: 7.0)
+    assert pace.deadline(0, 1000) is None
+    assert pace.deadline(50, 1000 + DAY) == 7.0
+    assert pace.deadline(60, 1000 + DAY + 1) == pytest.approx(8.0)
+
+
+def test_without_speedup_or_rate_everything_goes_at_once() -> None:
+    pace = Pace(Pacing.fast(), event_start=0)
+    assert pace.deadline(10, 10 * DAY) is None
