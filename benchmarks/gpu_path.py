@@ -96,19 +96,21 @@ def main() -> int:
     labels = (features[:, 0] + 0.3 * rng.random(20_000) > 1.0).astype(np.int32)
     trained = train(features, labels, ModelParams())
     onnx_model, tensor_model = to_onnx(trained, width), to_tensor_onnx(trained, width)
-    batches_from = tensor_min_rows_for(Device.CUDA, None)
     print(f"onnxruntime {ort.__version__}, providers {ort.get_available_providers()}, model {len(onnx_model):,} bytes")
 
+    def on_cuda(version: int) -> ScoringModel:
+        return load(
+            published(onnx_model, version),
+            onnx_model,
+            device=Device.CUDA,
+            intra_op_threads=1,
+            warmup_rows=256,
+            tensor_model=tensor_model,
+            tensor_min_rows=tensor_min_rows_for(Device.CUDA, None),
+        )
+
     memory_before = gpu_memory_mib(nvidia_smi)
-    cuda = load(
-        published(onnx_model, 1),
-        onnx_model,
-        device=Device.CUDA,
-        intra_op_threads=1,
-        warmup_rows=256,
-        tensor_model=tensor_model,
-        tensor_min_rows=batches_from,
-    )
+    cuda = on_cuda(1)
     cpu = load(published(onnx_model, 1), onnx_model, device=Device.CPU, intra_op_threads=1, warmup_rows=256)
     print(f"placement: {cuda.placement()}; against {cpu.placement()}")
     memory_first = gpu_memory_mib(nvidia_smi)
@@ -122,22 +124,14 @@ def main() -> int:
 
     for size in (1, 64):
         batch = rows[:size]
-        on_cuda, on_cpu = median_ms(cuda, batch, args.repeats), median_ms(cpu, batch, args.repeats)
-        print(f"{size:>3} row(s): CUDA {on_cuda:.3f} ms, CPU {on_cpu:.3f} ms, CUDA / CPU {on_cuda / on_cpu:.2f}")
+        cuda_ms, cpu_ms = median_ms(cuda, batch, args.repeats), median_ms(cpu, batch, args.repeats)
+        print(f"{size:>3} row(s): CUDA {cuda_ms:.3f} ms, CPU {cpu_ms:.3f} ms, CUDA / CPU {cuda_ms / cpu_ms:.2f}")
 
     print(f"tensor graph nodes by provider in a CUDA session: {placement(tensor_model, rows[:64])}")
 
     current = cuda
     for version in range(2, args.swaps + 2):
-        incoming = load(
-            published(onnx_model, version),
-            onnx_model,
-            device=Device.CUDA,
-            intra_op_threads=1,
-            warmup_rows=256,
-            tensor_model=tensor_model,
-            tensor_min_rows=batches_from,
-        )
+        incoming = on_cuda(version)
         incoming.scores(rows[:64])
         current = incoming  # the old session's last reference goes, as in a hot-swap
         gc.collect()

@@ -13,6 +13,7 @@ from fraudstream_common.schemas.v1.model_pb2 import FeatureSpec, ModelPublished
 from fraudstream_common.schemas.v1.prediction_pb2 import Decision
 from fraudstream_inference.model import (
     ModelRefusedError,
+    ScoringModel,
     cuda_unusable,
     load,
     resolve_device,
@@ -82,20 +83,24 @@ def runs(graph: str) -> float:
     return value or 0.0
 
 
+def with_tensor_graph(trees: bytes, tensor: bytes, tensor_min_rows: int, warmup_rows: int = 64) -> ScoringModel:
+    return load(
+        event(),
+        trees,
+        device=Device.CPU,
+        intra_op_threads=1,
+        warmup_rows=warmup_rows,
+        tensor_model=tensor,
+        tensor_min_rows=tensor_min_rows,
+    )
+
+
 def test_batches_from_the_threshold_go_to_the_tensor_graph_with_the_same_scores() -> None:
     width = len(FEATURE_NAMES)
     rng = np.random.default_rng(0)
     features = rng.random((2_000, width)).astype(np.float32)
     trained = train(features, features[:, 0] + features[:, 1] > 1.2, ModelParams(n_estimators=30))
-    model = load(
-        event(),
-        to_onnx(trained, width),
-        device=Device.CPU,
-        intra_op_threads=1,
-        warmup_rows=8,
-        tensor_model=to_tensor_onnx(trained, width),
-        tensor_min_rows=4,
-    )
+    model = with_tensor_graph(to_onnx(trained, width), to_tensor_onnx(trained, width), tensor_min_rows=4, warmup_rows=8)
     assert "from 4 rows: tensor on CPUExecutionProvider" in model.placement()
     rows = rng.random((8, width)).astype(np.float32)
     before = runs("tree_ensemble"), runs("tensor")
@@ -111,15 +116,7 @@ def test_a_tensor_graph_that_disagrees_with_the_tree_ensemble_is_refused() -> No
     trained = train(features, features[:, 0] > 0.5, ModelParams(n_estimators=30))
     other = train(features, features[:, 1] > 0.5, ModelParams(n_estimators=30))
     with pytest.raises(ModelRefusedError, match="tensor graph"):
-        load(
-            event(),
-            to_onnx(trained, width),
-            device=Device.CPU,
-            intra_op_threads=1,
-            warmup_rows=64,
-            tensor_model=to_tensor_onnx(other, width),
-            tensor_min_rows=2,
-        )
+        with_tensor_graph(to_onnx(trained, width), to_tensor_onnx(other, width), tensor_min_rows=2)
 
 
 def test_cuda_asked_for_where_it_is_not_usable_stops_the_service_and_auto_scores_on_the_cpu() -> None:
