@@ -62,6 +62,9 @@ def test_with_history_and_no_champion_the_first_model_comes_on_its_own(topics: T
                 f"the trainer saying it waits for labels up to {needed:%Y-%m-%d}",
             )
             assert http.get("/readyz").status_code == 200, "waiting for history is not being unready"
+            # The registry keeps the wait for the console (the model exists there with no version yet).
+            registry = MlflowClient(PLATFORM.mlflow_url)
+            assert f"{needed:%Y-%m-%d}" in registry.get_registered_model(model).tags["first_model.waiting_for"]
             assert drain(topics(Topic.MODELS_PUBLISHED), expected=0, timeout=3, quiet=3) == []
 
             # The rest of the history: the first model is trained and published with no request.
@@ -73,6 +76,10 @@ def test_with_history_and_no_champion_the_first_model_comes_on_its_own(topics: T
             published = ModelPublished.FromString(record.value)
             assert (published.model_name, published.version, published.alias) == (model, "1", "champion")
             eventually(lambda: http.get("/readyz").json()["waiting_for"] == {}, "the wait over")
+            eventually(
+                lambda: "first_model.waiting_for" not in registry.get_registered_model(model).tags,
+                "the registry's note of the wait removed",
+            )
 
         run = MlflowClient(PLATFORM.mlflow_url).get_run(published.run_id)
         assert run.data.tags["retrain_request_id"].startswith("first-model-")

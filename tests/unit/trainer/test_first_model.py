@@ -146,3 +146,27 @@ def test_turned_off_it_never_asks() -> None:
     world.span = (START, days_after_start(60))
     assert first.due() is None
     assert world.span_reads == 0
+
+
+def test_the_wait_is_recorded_when_it_changes_and_cleared_once_a_model_exists() -> None:
+    world = World()
+    notes: list[str | None] = []
+    first = FirstModel(
+        TrainerSettings(first_model_check_seconds=30.0),
+        world.aliased_version,
+        world.label_span,
+        on_wait=notes.append,
+        clock=lambda: world.now,
+    )
+    first.due()
+    world.now += 30
+    first.due()  # the same wait: not recorded again
+    world.span = (START, days_after_start(10))
+    world.now += 30
+    first.due()
+    world.version = "1"
+    world.now += 30
+    first.due()
+    assert [note is None for note in notes] == [False, False, True]
+    assert "labels" in (notes[0] or "")
+    assert "2018-05-23" in (notes[1] or "")

@@ -26,6 +26,8 @@ CHALLENGER = "challenger"
 REQUEST_TAG = "retrain_request_id"
 OUTCOME_TAG = "outcome"
 METRIC_TAG_PREFIX = "metric."
+# A registered-model tag: what the trainer's first model waits for, while it waits.
+FIRST_MODEL_WAIT_TAG = "first_model.waiting_for"
 # The same trees as a tensor graph, beside the registered TreeEnsemble graph: a run artifact
 # (`tensor/model.onnx`) and its checksum as a version tag. Versions made before have neither.
 TENSOR_FOLDER = "tensor"
@@ -144,6 +146,33 @@ class Registry:
         if hashlib.sha256(tensor_model).hexdigest() != expected:
             raise ArtifactError(f"version {version}: the tensor graph does not match its {TENSOR_SHA256_TAG} tag")
         return tensor_model
+
+    def set_model_note(self, key: str, value: str | None) -> None:
+        """A tag of the registered model (created, with no version, where it does not exist yet);
+        None removes it."""
+        if value is None:
+            try:
+                self.client.delete_registered_model_tag(self.model_name, key)
+            except MlflowException as error:
+                if error.error_code not in _ABSENT:
+                    raise
+            return
+        try:
+            self.client.set_registered_model_tag(self.model_name, key, value)
+        except MlflowException as error:
+            if error.error_code not in _ABSENT:
+                raise
+            self.client.create_registered_model(self.model_name, tags={key: value})
+
+    def model_notes(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The registered model's aliases (alias -> version) and tags; empty before it exists."""
+        try:
+            model = self.client.get_registered_model(self.model_name)
+        except MlflowException as error:
+            if error.error_code in _ABSENT:
+                return {}, {}
+            raise
+        return {alias: str(version) for alias, version in model.aliases.items()}, dict(model.tags)
 
     def set_alias(self, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(self.model_name, alias, version)

@@ -92,12 +92,13 @@ def create_app(
     @app.get("/api/overview")
     async def overview() -> dict[str, Any]:
         if time.monotonic() - registry_view["at"] > REGISTRY_CACHE_SECONDS:
-            aliases, runs = await asyncio.gather(
-                asyncio.to_thread(operations.aliases), asyncio.to_thread(operations.runs)
+            (aliases, first_model_wait), runs = await asyncio.gather(
+                asyncio.to_thread(operations.registry_state), asyncio.to_thread(operations.runs)
             )
-            registry_view.update(at=time.monotonic(), aliases=aliases, runs=runs)
+            registry_view.update(at=time.monotonic(), aliases=aliases, first_model_wait=first_model_wait, runs=runs)
         document = core.overview()
         document["aliases"] = registry_view["aliases"]
+        document["first_model_wait"] = registry_view["first_model_wait"]
         document["runs"] = registry_view["runs"]
         document["published"] = [
             {

@@ -12,7 +12,7 @@ from typing import Any
 from mlflow.exceptions import MlflowException
 
 from fraudstream_registry.publisher import EventPublisher
-from fraudstream_registry.registry import CHAMPION, OUTCOME_TAG, REQUEST_TAG, Registry
+from fraudstream_registry.registry import CHAMPION, FIRST_MODEL_WAIT_TAG, OUTCOME_TAG, REQUEST_TAG, Registry
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +66,16 @@ class Operations:
         return AliasMove(CHAMPION, move.version, champion)
 
     def aliases(self) -> dict[str, str]:
+        return self.registry_state()[0]
+
+    def registry_state(self) -> tuple[dict[str, str], str | None]:
+        """The aliases (alias -> version), and what the trainer's first model waits for while
+        there is none."""
         try:
-            model = self._registry.client.get_registered_model(self._registry.model_name)
+            aliases, tags = self._registry.model_notes()
         except MlflowException:
-            return {}
-        return {alias: str(version) for alias, version in model.aliases.items()}
+            return {}, None
+        return aliases, tags.get(FIRST_MODEL_WAIT_TAG)
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         """The trainer's latest runs: what each retrain request came to."""

@@ -20,7 +20,7 @@ from fraudstream_common.lifecycle import Component, ServiceRunner
 from fraudstream_common.logging import configure_logging
 from fraudstream_common.topics import Topic, topic_name
 from fraudstream_registry.publisher import EventPublisher
-from fraudstream_registry.registry import Registry
+from fraudstream_registry.registry import FIRST_MODEL_WAIT_TAG, Registry
 from fraudstream_trainer.consumer import requests_stream
 from fraudstream_trainer.first_model import FirstModel
 from fraudstream_trainer.labels import label_sink, label_span, read_labels
@@ -50,6 +50,7 @@ async def serve(settings: TrainerSettings) -> int:
         settings,
         lambda: registry.aliased_version(settings.publish_alias.value),
         lambda: label_span(settings.feature_offline_dir),
+        on_wait=lambda text: registry.set_model_note(FIRST_MODEL_WAIT_TAG, text),
     )
     requests = requests_stream(
         settings,

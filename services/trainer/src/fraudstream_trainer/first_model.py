@@ -49,10 +49,14 @@ class FirstModel:
         aliased_version: Callable[[], str | None],
         label_span: Callable[[], Span | None],
         *,
+        on_wait: Callable[[str | None], None] = lambda _text: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`aliased_version`: the version holding the publish alias (None: none; raises
-        MlflowException while the registry cannot say). `label_span`: the stored labels' span."""
+        MlflowException while the registry cannot say). `label_span`: the stored labels' span.
+        `on_wait`: told what the first model waits for whenever that changes, None once a
+        model exists (the registry keeps it for the console)."""
+        self._on_wait = on_wait
         self._settings = settings
         self._aliased_version = aliased_version
         self._label_span = label_span
@@ -91,9 +95,9 @@ class FirstModel:
             self._wait(now, f"the registry to answer whether a model exists ({error.message})")
             return
         if version is not None:
-            if not self._served:
-                logger.info("a model is published; the first-model wait is over", extra={"version": version})
-            self._served, self._request, self._waiting = True, None, None
+            logger.info("a model is published; no first model is waited for", extra={"version": version})
+            self._served, self._request = True, None
+            self._set_waiting(None, force=True)  # also clears a note a stopped trainer left
             return
         try:
             span = self._label_span()
@@ -108,7 +112,7 @@ class FirstModel:
         if latest.floor("D") < needed:
             self._wait(now, self._history_missing(now, start, latest, needed))
             return
-        self._waiting = None
+        self._set_waiting(None)
         self._request = TrainRequest(
             f"first-model-{latest:%Y-%m-%d}",
             f"first model: no version holds {self._settings.publish_alias.value}, and the labelled history "
@@ -141,8 +145,18 @@ class FirstModel:
         eta = (needed - latest).total_seconds() * wall / history
         return f"{text}; at the pace labels arrive, in about {_duration(eta)}"
 
+    def _set_waiting(self, waiting_for: str | None, *, force: bool = False) -> None:
+        changed = waiting_for != self._waiting
+        self._waiting = waiting_for
+        if changed or force:
+            try:
+                self._on_wait(waiting_for)
+            except MlflowException as error:
+                logger.warning("could not record what the first model waits for: %s", error.message)
+
     def _wait(self, now: float, waiting_for: str) -> None:
-        self._request, self._waiting = None, waiting_for
+        self._request = None
+        self._set_waiting(waiting_for)
         kind = waiting_for.split(" ", 1)[0]
         if self._logged is None or self._logged[0] != kind or now - self._logged[1] >= _LOG_EVERY_SECONDS:
             self._logged = (kind, now)
