@@ -27,6 +27,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fraudstream_common.apikeys import REFUSAL_OUTCOMES, ApiKeys, AuthError
 from fraudstream_common.apikeys import Scope as KeyScope
+from fraudstream_common.contracts import (
+    Invalid,
+    PredictBatchRequest,
+    PredictionOut,
+    PredictionsOut,
+    PredictRequest,
+    Refused,
+    document,
+    operation,
+)
 from fraudstream_common.health import Readiness
 from fraudstream_common.http import add_health_routes
 from fraudstream_common.schemas.v1.prediction_pb2 import Transport
@@ -147,6 +157,37 @@ class ScoringRoutes:
 def create_app(core: InferenceCore, keys: ApiKeys | None, settings: InferenceSettings, readiness: Readiness) -> ASGIApp:
     api = FastAPI(title="fraudstream inference", version="0.1.0")
     add_health_routes(api, readiness)
+    retry_after = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
+    not_ready = "No model loaded yet (the detail says what the replica waits for): retry after Retry-After"
+    document(
+        api,
+        {
+            "/v1/predict": {
+                "post": operation(
+                    "Score one transaction",
+                    PredictRequest,
+                    {
+                        "200": ("The prediction", PredictionOut),
+                        "422": ("Invalid: the code and reason", Invalid),
+                        "503": (not_ready, Refused),
+                    },
+                    headers={"503": retry_after},
+                )
+            },
+            "/v1/predict/batch": {
+                "post": operation(
+                    "Score 1 to max_batch_items transactions in one call",
+                    PredictBatchRequest,
+                    {
+                        "200": ("The predictions, in the order asked", PredictionsOut),
+                        "422": ("One or more invalid (each named); none is scored", Invalid),
+                        "503": (not_ready, Refused),
+                    },
+                    headers={"503": retry_after},
+                )
+            },
+        },
+    )
     scoring = ScoringRoutes(core, keys, settings)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:

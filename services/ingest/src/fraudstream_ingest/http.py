@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from fraudstream_common.apikeys import REFUSAL_OUTCOMES, ApiKeys, AuthError, Scope
+from fraudstream_common.contracts import Accepted, Invalid, Refused, TransactionIn, document, operation, reference
 from fraudstream_common.health import Readiness
 from fraudstream_common.http import BodyLimit, add_health_routes
 from fraudstream_common.kafka import DeliveryError
@@ -88,6 +89,23 @@ def create_app(core: IngestCore, keys: ApiKeys | None, readiness: Readiness) -> 
         return JSONResponse({"accepted": len(accepted)}, status_code=202)
 
     add_health_routes(app, readiness)
+    one_or_many = {"oneOf": [reference(TransactionIn), {"type": "array", "items": reference(TransactionIn)}]}
+    document(
+        app,
+        {
+            "/v1/transactions": {
+                "post": operation(
+                    "Write transactions to transactions.raw: all of them, or none when one is invalid",
+                    one_or_many,
+                    {
+                        "202": ("Every transaction written (a retried call is safe: duplicates are dropped)", Accepted),
+                        "422": ("One or more invalid (each named), or 0 or too many in the call", Invalid),
+                        "503": ("Kafka did not acknowledge the write: retry", Refused),
+                    },
+                )
+            }
+        },
+    )
     app.add_middleware(
         BodyLimit,
         limit=settings.max_http_body_bytes,
