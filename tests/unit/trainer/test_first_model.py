@@ -7,7 +7,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from fraudstream_trainer.first_model import FirstModel, Span
-from fraudstream_trainer.pipeline import Windows
+from fraudstream_trainer.pipeline import Outcome, Trainer, TrainRequest, Windows
 from fraudstream_trainer.settings import FEATURE_WARMUP_DAYS, TrainerSettings
 
 START = pd.Timestamp("2018-04-01 00:03", tz="UTC")
@@ -170,3 +170,47 @@ def test_the_wait_is_recorded_when_it_changes_and_cleared_once_a_model_exists() 
     assert [note is None for note in notes] == [False, False, True]
     assert "labels" in (notes[0] or "")
     assert "2018-05-23" in (notes[1] or "")
+
+
+def test_it_waits_for_the_features_of_the_holdout_when_labels_come_first() -> None:
+    """Labels reach the trainer straight from their topic; transactions go through ingest and
+    the features stage, so in a replayed history the offline store can be days behind."""
+    world = World()
+    written = [pd.Timestamp("2018-05-10", tz="UTC")]
+    first = FirstModel(
+        TrainerSettings(first_model_check_seconds=30.0),
+        world.aliased_version,
+        world.label_span,
+        lambda: written[0],
+        clock=lambda: world.now,
+    )
+    world.span = (START, pd.Timestamp("2018-05-24 03:00", tz="UTC"))
+    assert first.due() is None
+    assert "offline store up to 2018-05-17" in (first.waiting_for() or "")  # the holdout ends a delay before
+    written[0] = pd.Timestamp("2018-05-17 00:01", tz="UTC")
+    world.now += 30
+    assert first.due() is not None
+
+
+def test_a_run_whose_holdout_the_offline_store_does_not_hold_yet_is_refused_before_any_join() -> None:
+    labels = pd.DataFrame(
+        {
+            "transaction_id": ["a"],
+            "customer_id": ["c"],
+            "terminal_id": ["t"],
+            "transaction_time": [pd.Timestamp("2018-05-20", tz="UTC")],
+            "is_fraud": [False],
+            "label_time": [pd.Timestamp("2018-05-27", tz="UTC")],
+            "source": ["test"],
+        }
+    )
+    trainer = Trainer(
+        TrainerSettings(mlflow_tracking_uri="http://127.0.0.1:9"),
+        None,  # type: ignore[arg-type]
+        lambda: labels,
+        None,
+        features_until=lambda: pd.Timestamp("2018-05-12", tz="UTC"),
+    )
+    result = trainer.run(TrainRequest("r", "test"))
+    assert result.outcome is Outcome.DATA_CHECK_FAILED
+    assert "offline store holds features up to 2018-05-12" in result.reasons[0]

@@ -9,6 +9,7 @@ time, which increases with every event (see fraudstream_common.features.state.Ve
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from feast import Entity, FeatureView, Field, FileSource, PushSource, ValueType
 from feast.types import Float64, String
 
@@ -43,6 +46,40 @@ def offline_log(offline_dir: Path, view: str) -> Path:
 
 def transaction_features_dir(offline_dir: Path) -> Path:
     return offline_dir / TRANSACTION_VIEW
+
+
+def transaction_features_until(offline_dir: Path) -> pd.Timestamp | None:
+    """The event time up to which the offline store holds every transaction's features: the
+    latest time of a backfill file, or, where the stream's parts reach further, the least over
+    the input partitions of the latest time of each one's last part (a partition behind holds
+    the others' coverage back). None while the store holds nothing."""
+    directory = transaction_features_dir(offline_dir)
+    backfilled: pd.Timestamp | None = None
+    latest_part: dict[str, tuple[int, Path]] = {}
+    for path in directory.glob("*.parquet"):
+        part = _STREAM_PART.match(path.name)
+        if part is None:
+            latest = _latest_time(path)
+            if latest is not None and (backfilled is None or latest > backfilled):
+                backfilled = latest
+        elif int(part["last"]) > latest_part.get(part["partition"], (-1, path))[0]:
+            latest_part[part["partition"]] = (int(part["last"]), path)
+    streamed = [_latest_time(path) for _last, path in latest_part.values()]
+    stream_until = None if not streamed or None in streamed else min(t for t in streamed if t is not None)
+    candidates = [t for t in (backfilled, stream_until) if t is not None]
+    return max(candidates) if candidates else None
+
+
+# fraudstream_feature_store.parts names a part PREFIX-pPARTITION-FIRST-LAST.parquet.
+_STREAM_PART = re.compile(r"^.+-p(?P<partition>\d+)-(?P<first>\d+)-(?P<last>\d+)\.parquet$")
+
+
+def _latest_time(path: Path) -> pd.Timestamp | None:
+    times = pq.read_table(path, columns=[TIMESTAMP]).column(TIMESTAMP)
+    if len(times) == 0:
+        return None
+    latest = pc.max(times).as_py()
+    return None if latest is None else pd.Timestamp(latest)
 
 
 def transaction_features_frame(

@@ -19,6 +19,7 @@ from fraudstream_common.http import HttpServer, add_health_routes
 from fraudstream_common.lifecycle import Component, ServiceRunner
 from fraudstream_common.logging import configure_logging
 from fraudstream_common.topics import Topic, topic_name
+from fraudstream_feature_store.repository import transaction_features_until
 from fraudstream_registry.publisher import EventPublisher
 from fraudstream_registry.registry import FIRST_MODEL_WAIT_TAG, Registry
 from fraudstream_trainer.consumer import requests_stream
@@ -43,6 +44,7 @@ async def serve(settings: TrainerSettings) -> int:
             publisher,
             progress=False,
             should_stop=should_stop,
+            features_until=lambda: transaction_features_until(settings.feature_offline_dir),
         )
 
     registry = Registry(settings.mlflow_tracking_uri, settings.registered_model, settings.mlflow_experiment)
@@ -50,6 +52,7 @@ async def serve(settings: TrainerSettings) -> int:
         settings,
         lambda: registry.aliased_version(settings.publish_alias.value),
         lambda: label_span(settings.feature_offline_dir),
+        lambda: transaction_features_until(settings.feature_offline_dir),
         on_wait=lambda text: registry.set_model_note(FIRST_MODEL_WAIT_TAG, text),
     )
     requests = requests_stream(

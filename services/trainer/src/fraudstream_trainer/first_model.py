@@ -48,18 +48,22 @@ class FirstModel:
         settings: TrainerSettings,
         aliased_version: Callable[[], str | None],
         label_span: Callable[[], Span | None],
+        features_until: Callable[[], pd.Timestamp | None] = lambda: None,
         *,
         on_wait: Callable[[str | None], None] = lambda _text: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`aliased_version`: the version holding the publish alias (None: none; raises
         MlflowException while the registry cannot say). `label_span`: the stored labels' span.
+        `features_until`: how far the offline store holds every transaction's features (None:
+        not known, not waited for); the holdout must be in it.
         `on_wait`: told what the first model waits for whenever that changes, None once a
         model exists (the registry keeps it for the console)."""
         self._on_wait = on_wait
         self._settings = settings
         self._aliased_version = aliased_version
         self._label_span = label_span
+        self._features_until = features_until
         self._clock = clock
         self._checked_at: float | None = None
         self._request: TrainRequest | None = None
@@ -111,6 +115,16 @@ class FirstModel:
         needed = self._needed_latest_label(start)
         if latest.floor("D") < needed:
             self._wait(now, self._history_missing(now, start, latest, needed))
+            return
+        holdout_end = latest.floor("D") - self._settings.delay_days * _DAY
+        written = self._features_until()
+        if written is not None and written < holdout_end:
+            self._wait(
+                now,
+                f"features in the offline store up to {holdout_end:%Y-%m-%d}, where the holdout ends (the features "
+                f"service has written them up to {written:%Y-%m-%d %H:%M}; labels come faster than transactions "
+                "through ingest and the features stage)",
+            )
             return
         self._set_waiting(None)
         self._request = TrainRequest(

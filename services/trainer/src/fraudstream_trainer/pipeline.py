@@ -109,6 +109,10 @@ class Windows:
 Publish = Callable[[ModelPublished], None]
 
 
+class FeaturesBehindError(Exception):
+    """The offline store does not hold the features of the run's windows yet."""
+
+
 class RunAbandonedError(Exception):
     """The trainer was asked to stop in the middle of a run."""
 
@@ -124,12 +128,16 @@ class Trainer:
         clock: Callable[[], float] = time.time,
         progress: bool | None = None,
         should_stop: Callable[[], bool] = lambda: False,
+        features_until: Callable[[], pd.Timestamp | None] = lambda: None,
     ) -> None:
         """`labels`: reads the labels (COLUMNS of fraudstream_trainer.labels) when a run starts.
         `publish`: produces a `models.published` record and returns once it is acknowledged;
         None runs without publishing (an offline run: the alias still moves). `progress`:
         progress bars; None shows them on a terminal only. `should_stop`: asked between steps
-        and after every tree; True abandons the run (RunAbandonedError)."""
+        and after every tree; True abandons the run (RunAbandonedError). `features_until`: how
+        far the offline store holds every transaction's features (None: not known); a run whose
+        holdout ends later is refused, not joined against missing rows."""
+        self._features_until = features_until
         self.settings = settings
         self.registry = Registry(settings.mlflow_tracking_uri, settings.registered_model, settings.mlflow_experiment)
         self.store = store
@@ -158,7 +166,10 @@ class Trainer:
 
     def run(self, request: TrainRequest) -> RunResult:
         """One run, whatever came before it."""
-        sets = self.datasets(request)
+        try:
+            sets = self.datasets(request)
+        except FeaturesBehindError as behind:
+            return RunResult(Outcome.DATA_CHECK_FAILED, (str(behind),))
         if sets is None:
             return RunResult(Outcome.DATA_CHECK_FAILED, ("no labels stored yet: nothing to train on",))
         return self.train_and_decide(sets)
@@ -176,6 +187,12 @@ class Trainer:
             delay_days=self.settings.delay_days,
             holdout_days=self.settings.holdout_days,
         )
+        written = self._features_until()
+        if written is not None and written < windows.holdout_end:
+            raise FeaturesBehindError(
+                f"the offline store holds features up to {written.isoformat()}; the holdout ends "
+                f"{windows.holdout_end.isoformat()} (labels are ahead of the features stage)"
+            )
         with self._bar(2, "training set and holdout", "set") as bar:
             training = training_set(
                 self.store,
