@@ -1,4 +1,5 @@
-"""Every HTTP API users call, fuzzed from its own OpenAPI document (Schemathesis): bodies that
+"""Every HTTP API users call (ingest, scoring, the monitor's admin actions), fuzzed from its own
+OpenAPI document (Schemathesis): bodies that
 fit the schema and bodies that do not, odd types, huge numbers, unicode, missing fields. Each
 answer must be no server error and must be what the document says (status, content type,
 schema, headers). The apps run in process on their real routes, validation and core, with
@@ -32,10 +33,17 @@ from fraudstream_inference.settings import Device, InferenceSettings
 from fraudstream_ingest.core import IngestCore
 from fraudstream_ingest.http import create_app as ingest_app
 from fraudstream_ingest.settings import IngestSettings
+from fraudstream_monitor.core import MonitorCore
+from fraudstream_monitor.http import PauseFlag
+from fraudstream_monitor.http import create_app as monitor_app
+from fraudstream_monitor.operations import AliasMove, OperationError
+from fraudstream_monitor.settings import MonitorSettings
+from fraudstream_monitor.versions import VersionCatalogue
 from fraudstream_trainer.model import ModelParams, to_onnx, train
 from tests.unit.common.test_apikeys import SECRET, FakeRedis
 from tests.unit.inference.test_core import Decisions, Features
 from tests.unit.inference.test_model_checks import event
+from tests.unit.monitor.fixtures import InMemoryVersions
 
 
 class AcknowledgingProducer:
@@ -50,7 +58,7 @@ class AcknowledgingProducer:
 
 # One key with both scopes, in a stand-in for Redis, checked as the services check keys.
 KEYS = FakeRedis()
-KEY = create_key(KEYS, [Scope.PREDICT, Scope.INGEST], "fuzz", secret=SECRET)  # type: ignore[arg-type]
+KEY = create_key(KEYS, [Scope.PREDICT, Scope.INGEST, Scope.ADMIN], "fuzz", secret=SECRET)  # type: ignore[arg-type]
 BEARER = {"Authorization": f"Bearer {KEY}"}
 
 
@@ -90,8 +98,56 @@ def now_for_half(case: schemathesis.Case[Any]) -> None:
             item["timestamp"] = datetime.now(UTC).isoformat()
 
 
+class Registry:
+    """The monitor's registry operations: version 1 exists; nothing to roll back to."""
+
+    def promote(self, version: str, by: str) -> AliasMove:
+        if version != "1":
+            raise OperationError(f"no version {version}")
+        return AliasMove("champion", version, None)
+
+    def roll_back(self, by: str) -> AliasMove:
+        raise OperationError("champion version 1 replaced no earlier version")
+
+    def registry_state(self) -> tuple[dict[str, str], str | None]:
+        return {"champion": "1"}, None
+
+    def runs(self) -> list[dict[str, Any]]:
+        return []
+
+
+class Flag:
+    def __init__(self) -> None:
+        self.value: str | None = None
+
+    async def get(self, key: str) -> str | None:
+        return self.value
+
+    async def set(self, key: str, value: str) -> None:
+        self.value = value
+
+    async def delete(self, key: str) -> None:
+        self.value = None
+
+
+def monitor() -> Any:
+    settings = MonitorSettings()
+    core = MonitorCore(settings, InMemoryVersions(), 1)
+    return monitor_app(
+        core,
+        VersionCatalogue("http://127.0.0.1:9"),
+        Registry(),  # type: ignore[arg-type]
+        AcknowledgingProducer(),  # type: ignore[arg-type]
+        "retrain.requests",
+        PauseFlag(Flag(), "paused"),  # type: ignore[arg-type]
+        key_check(),
+        Readiness(),
+    )
+
+
 SCORING = schemathesis.openapi.from_asgi("/openapi.json", scoring())
 INGEST = schemathesis.openapi.from_asgi("/openapi.json", ingest())
+MONITOR = schemathesis.openapi.from_asgi("/openapi.json", monitor())
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 
 
@@ -106,6 +162,12 @@ def test_scoring_answers_every_body_as_its_document_says(case: schemathesis.Case
 @FUZZ
 def test_ingest_answers_every_body_as_its_document_says(case: schemathesis.Case[Any]) -> None:
     now_for_half(case)
+    case.call_and_validate(headers=BEARER, excluded_checks=[positive_data_acceptance])
+
+
+@MONITOR.include(path_regex="^/api/admin/").parametrize()
+@FUZZ
+def test_the_admin_actions_answer_every_body_as_their_document_says(case: schemathesis.Case[Any]) -> None:
     case.call_and_validate(headers=BEARER, excluded_checks=[positive_data_acceptance])
 
 

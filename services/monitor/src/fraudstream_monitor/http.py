@@ -9,12 +9,13 @@ import time
 from importlib import resources
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from redis import asyncio as aioredis
 
 from fraudstream_common.apikeys import ApiKeys, AuthError, Scope
+from fraudstream_common.contracts import Refused
 from fraudstream_common.deadletter import PROTOBUF_HEADERS
 from fraudstream_common.health import Readiness
 from fraudstream_common.http import BodyLimit, add_health_routes
@@ -30,11 +31,44 @@ ADMIN_BODY_MAX_BYTES = 16_384
 
 
 class PauseBody(BaseModel):
+    # Strict: 0 or "no" is not taken for false on a call that pauses production's loop.
+    model_config = ConfigDict(strict=True)
+
     paused: bool = Field(description="True pauses the retrain loop; false resumes it.")
 
 
 class PromoteBody(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     version: str = Field(min_length=1, max_length=20, pattern=r"^[0-9]+$", description="Version to make champion.")
+
+
+class Paused(BaseModel):
+    paused: bool
+
+
+class Retrain(BaseModel):
+    request_id: str
+    force: bool
+
+
+class Moved(BaseModel):
+    alias: str
+    version: str
+    previous: str | None = Field(description="The version that held the alias before, if any.")
+
+
+ADMIN_REFUSALS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Refused, "description": "The body is not JSON."},
+    401: {"model": Refused, "description": "No API key, an unknown or expired one."},
+    403: {"model": Refused, "description": "The key lacks the admin scope."},
+    409: {
+        "model": Refused,
+        "description": "The registry's state does not allow it (no such version, nothing to roll back).",
+    },
+    413: {"model": Refused, "description": "The body is larger than 16 KiB."},
+    429: {"model": Refused, "description": "The key's rate limit is exceeded."},
+}
 
 
 class PauseFlag:
@@ -71,7 +105,8 @@ def create_app(
     registry_view: dict[str, Any] = {"at": 0.0}
 
     async def admin(request: Request) -> str:
-        """The caller's name for the record; AuthError unless it holds the admin scope."""
+        """The caller's name for the record; AuthError unless it holds the admin scope. A
+        dependency of every admin route, so the key is checked before the body is looked at."""
         if keys is None:
             return "anonymous"
         digest = await keys.authorize(request.headers.get("authorization"), Scope.ADMIN)
@@ -113,16 +148,14 @@ def create_app(
         ]
         return document
 
-    @app.post("/api/admin/pause")
-    async def pause(body: PauseBody, request: Request) -> dict[str, Any]:
-        await admin(request)
+    @app.post("/api/admin/pause", responses=ADMIN_REFUSALS)
+    async def pause(body: PauseBody, _by: str = Depends(admin)) -> Paused:
         await pause_flag.write(body.paused)
         core.pause(body.paused)
-        return {"paused": body.paused}
+        return Paused(paused=body.paused)
 
-    @app.post("/api/admin/retrain")
-    async def retrain(request: Request) -> dict[str, Any]:
-        by = await admin(request)
+    @app.post("/api/admin/retrain", responses=ADMIN_REFUSALS)
+    async def retrain(by: str = Depends(admin)) -> Retrain:
         retrain_request = core.force_request(by)
         await requests.produce(
             requests_topic,
@@ -130,20 +163,18 @@ def create_app(
             retrain_request.model_name.encode(),
             PROTOBUF_HEADERS,
         )
-        return {"request_id": retrain_request.request_id, "force": True}
+        return Retrain(request_id=retrain_request.request_id, force=True)
 
-    @app.post("/api/admin/promote")
-    async def promote(body: PromoteBody, request: Request) -> dict[str, Any]:
-        by = await admin(request)
+    @app.post("/api/admin/promote", responses=ADMIN_REFUSALS)
+    async def promote(body: PromoteBody, by: str = Depends(admin)) -> Moved:
         move = await asyncio.to_thread(operations.promote, body.version, by)
         registry_view["at"] = 0.0
-        return {"alias": move.alias, "version": move.version, "previous": move.previous}
+        return Moved(alias=move.alias, version=move.version, previous=move.previous)
 
-    @app.post("/api/admin/rollback")
-    async def rollback(request: Request) -> dict[str, Any]:
-        by = await admin(request)
+    @app.post("/api/admin/rollback", responses=ADMIN_REFUSALS)
+    async def rollback(by: str = Depends(admin)) -> Moved:
         move = await asyncio.to_thread(operations.roll_back, by)
         registry_view["at"] = 0.0
-        return {"alias": move.alias, "version": move.version, "previous": move.previous}
+        return Moved(alias=move.alias, version=move.version, previous=move.previous)
 
     return app
