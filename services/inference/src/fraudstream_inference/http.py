@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 from fastapi import FastAPI
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fraudstream_common.apikeys import REFUSAL_OUTCOMES, ApiKeys, AuthError
@@ -157,35 +158,21 @@ class ScoringRoutes:
 def create_app(core: InferenceCore, keys: ApiKeys | None, settings: InferenceSettings, readiness: Readiness) -> ASGIApp:
     api = FastAPI(title="fraudstream inference", version="0.1.0")
     add_health_routes(api, readiness)
-    retry_after = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
-    not_ready = "No model loaded yet (the detail says what the replica waits for): retry after Retry-After"
     document(
         api,
         {
-            "/v1/predict": {
-                "post": operation(
-                    "Score one transaction",
-                    PredictRequest,
-                    {
-                        "200": ("The prediction", PredictionOut),
-                        "422": ("Invalid: the code and reason", Invalid),
-                        "503": (not_ready, Refused),
-                    },
-                    headers={"503": retry_after},
-                )
-            },
-            "/v1/predict/batch": {
-                "post": operation(
-                    "Score 1 to max_batch_items transactions in one call",
-                    PredictBatchRequest,
-                    {
-                        "200": ("The predictions, in the order asked", PredictionsOut),
-                        "422": ("One or more invalid (each named); none is scored", Invalid),
-                        "503": (not_ready, Refused),
-                    },
-                    headers={"503": retry_after},
-                )
-            },
+            "/v1/predict": _scoring_operation(
+                "Score one transaction",
+                PredictRequest,
+                ("The prediction", PredictionOut),
+                "Invalid: the code and reason",
+            ),
+            "/v1/predict/batch": _scoring_operation(
+                "Score 1 to max_batch_items transactions in one call",
+                PredictBatchRequest,
+                ("The predictions, in the order asked", PredictionsOut),
+                "One or more invalid (each named); none is scored",
+            ),
         },
     )
     scoring = ScoringRoutes(core, keys, settings)
@@ -200,6 +187,19 @@ def create_app(core: InferenceCore, keys: ApiKeys | None, settings: InferenceSet
             await scoring(handler, scope, receive, send)
 
     return app
+
+
+def _scoring_operation(
+    summary: str, request: type[BaseModel], answer: tuple[str, type[BaseModel]], invalid: str
+) -> dict[str, Any]:
+    not_ready = "No model loaded yet (the detail says what the replica waits for): retry after Retry-After"
+    retry_after = {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}}
+    answers: dict[str, tuple[str, type[BaseModel]]] = {
+        "200": answer,
+        "422": (invalid, Invalid),
+        "503": (not_ready, Refused),
+    }
+    return {"post": operation(summary, request, answers, headers={"503": retry_after})}
 
 
 async def _respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
