@@ -122,7 +122,10 @@ class CustomerStage:
         return {source for source, n in queued.items() if n > share or (full and n >= 2)}
 
     def read_limit(self) -> int:
-        return self._settings.max_buffered_events - len(self._merger)
+        """Up to a batch past `max_buffered_events`: with the merger full only the partitions
+        its order waits on are read, and librdkafka drops what it had fetched for a partition
+        when it is paused, so reading them a message at a time would cost a fetch each."""
+        return self._settings.max_buffered_events + self._settings.batch_max_messages - len(self._merger)
 
     def resumed(self) -> None:
         self._merger.restart_waits()

@@ -57,7 +57,9 @@ class FeaturesSettings(ServiceSettings, FeatureStoreSettings):
     max_buffered_events: int = Field(
         default=200_000,
         description=(
-            "Most transactions held at once by the terminal stage; past it the longest-held goes, flagged early."
+            "Most events held at once by each stage. The terminal stage then releases its longest-held "
+            "transaction, flagged early; the customer stage reads only the partitions its event-time order "
+            "waits on, and may go over by a read of batch_max_messages (and two events per partition)."
         ),
     )
     redis_retry_max_seconds: float = Field(
