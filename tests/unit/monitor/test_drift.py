@@ -69,6 +69,8 @@ def test_a_rising_score_is_caught_by_rivers_detectors() -> None:
             alerts += monitor.observe(time, values)
     assert {a.detector for a in alerts} & {"ADWIN", "PageHinkley"}
     assert {a.subject for a in alerts} == {SCORE}
+    # PageHinkley reports the statistic its threshold applies to, not the hour's mean score.
+    assert all(a.statistic > a.threshold for a in alerts if a.detector == "PageHinkley")
     assert min(seconds_of(a.window_end) for a in alerts) - 20 * DAY <= DAY
 
 

@@ -258,7 +258,15 @@ class DriftMonitor:
                 alerts += self._alert(SCORE, "ADWIN", mean, self.policy.adwin_delta, end, hour.n)
             self._page_hinkley.update(mean)  # type: ignore[no-untyped-call]
             if self._page_hinkley.drift_detected:
-                alerts += self._alert(SCORE, "PageHinkley", mean, self.policy.page_hinkley_threshold, end, hour.n)
+                alerts += self._alert(
+                    SCORE,
+                    "PageHinkley",
+                    page_hinkley_statistic(self._page_hinkley),
+                    self.policy.page_hinkley_threshold,
+                    end,
+                    hour.n,
+                    {"hour_mean_score": f"{mean:.4f}"},
+                )
         return alerts
 
     def _judge_regions(self, end: float, window_n: int) -> list[DriftAlert]:
@@ -317,6 +325,12 @@ class DriftMonitor:
                 details=details,
             )
         ]
+
+
+def page_hinkley_statistic(detector: drift.PageHinkley) -> float:
+    """What PageHinkley (mode up) compared with its threshold: the cumulative deviation above
+    its running minimum. River keeps it private (checked against River 0.26)."""
+    return float(detector._sum_increase - detector._min_increase)
 
 
 class OpenHours:
