@@ -385,7 +385,8 @@ def apikey_create(
     in a record signed with FRAUDSTREAM_API_KEY_SECRET."""
     import redis
 
-    from fraudstream_common.apikeys import Scope, create_key
+    from fraudstream_common.apikeys import Scope, create_key, digest_of, revoke_key
+    from fraudstream_common.audit import Action, NotAuditedError, record_from_command_line
 
     try:
         scopes = [Scope(s) for s in scope]
@@ -406,6 +407,18 @@ def apikey_create(
         )
     except redis.RedisError as error:
         _fail(error)
+        return
+    details = {
+        "key": f"key:{digest_of(key)[:12]}",
+        "name": name,
+        "scopes": ",".join(sorted(s.value for s in scopes)),
+        "expires_at": "never" if expires_at is None else datetime.fromtimestamp(expires_at, UTC).isoformat(),
+    }
+    try:
+        record_from_command_line(settings, Action.KEY_CREATED, details)
+    except NotAuditedError as error:
+        revoke_key(client, key, namespace=settings.topic_prefix)  # no key without its record
+        _fail(ValueError(f"{error}; the key was revoked again"))
         return
     typer.echo(key)
 
@@ -458,11 +471,17 @@ def apikey_revoke(key: Annotated[str, typer.Argument(help="The key to revoke.")]
     """Revoke an API key (replicas stop accepting it within 30 s)."""
     import redis
 
-    from fraudstream_common.apikeys import revoke_key
+    from fraudstream_common.apikeys import digest_of, revoke_key
+    from fraudstream_common.audit import Action, NotAuditedError, record_from_command_line
 
     settings = _apikey_settings()
     if not revoke_key(redis.Redis.from_url(settings.redis_url, socket_timeout=5), key, namespace=settings.topic_prefix):
         _fail(KeyError("no such key"))
+        return
+    try:
+        record_from_command_line(settings, Action.KEY_REVOKED, {"key": f"key:{digest_of(key)[:12]}"})
+    except NotAuditedError as error:
+        _fail(error)
 
 
 evaluate_app = typer.Typer(help="Measure the model (default) or the drift detection (`drift`).")

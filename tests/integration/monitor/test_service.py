@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import redis
 
+from fraudstream_common.schemas.v1.audit_pb2 import AdminAction
 from fraudstream_common.schemas.v1.deadletter_pb2 import DeadLetter
 from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
 from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert, RetrainRequest
@@ -107,7 +108,7 @@ def test_drift_and_quality_alerts_one_request_admin_actions_and_a_replayed_resta
     assert requests[-1].request_id == forced["request_id"]
     assert requests[-1].force
     assert requests[-1].reason == "operator"
-    assert requests[-1].requested_by.startswith("key:")
+    assert requests[-1].requested_by.startswith("it-admin (key:")
 
     status, moved = post(f"{monitor.url}/api/admin/rollback", {}, watched.admin_key)
     assert (status, moved) == (200, {"alias": "champion", "version": "1", "previous": "2"})
@@ -115,6 +116,23 @@ def test_drift_and_quality_alerts_one_request_admin_actions_and_a_replayed_resta
     published = [ModelPublished.FromString(r.value) for r in drain(topics(Topic.MODELS_PUBLISHED), expected=3)]
     assert (published[-1].version, published[-1].alias) == ("1", CHAMPION)
     assert post(f"{monitor.url}/api/admin/promote", {"version": "99"}, watched.admin_key)[0] == 409
+
+    # Every act that took effect is on the audit topic, by the key's name (never the key), and
+    # in the console.
+    acts = [AdminAction.FromString(r.value) for r in drain(topics(Topic.AUDIT), expected=3)]
+    assert [a.action for a in acts] == ["loop_paused", "retrain_forced", "version_rolled_back"]
+    assert all(a.actor.startswith("it-admin (key:") for a in acts)
+    assert dict(acts[1].details) == {"request_id": forced["request_id"]}
+    assert dict(acts[2].details) == {"alias": "champion", "version": "1", "previous": "2"}
+    assert not any(watched.admin_key in a.SerializeToString().decode(errors="replace") for a in acts)
+    eventually(
+        lambda: (
+            [a["action"] for a in overview(monitor)["audit"]]
+            == ["version_rolled_back", "retrain_forced", "loop_paused"]
+        ),
+        "the console lists the acts, newest first",
+        timeout=30,
+    )
 
     # Restart: the windows come back by replay, nothing is sent again, the pause holds.
     alerts_before = len(drain(topics(Topic.MONITOR_ALERTS), quiet=2))

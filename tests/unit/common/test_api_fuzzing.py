@@ -23,6 +23,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from starlette.testclient import TestClient
 
 from fraudstream_common.apikeys import ApiKeys, Scope, create_key
+from fraudstream_common.audit import AuditLog, AuditTrail
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.health import Readiness
 from fraudstream_inference.core import InferenceCore
@@ -142,6 +143,8 @@ def monitor() -> Any:
         PauseFlag(Flag(), "paused"),  # type: ignore[arg-type]
         key_check(),
         Readiness(),
+        AuditLog(AcknowledgingProducer(), "audit", "test"),  # type: ignore[arg-type]
+        AuditTrail(settings, client_id="test"),
     )
 
 

@@ -237,6 +237,12 @@ class ApiKeys:
         self._unreported[digest] = self._unreported.get(digest, 0) + 1
         return digest
 
+    def actor(self, digest: str) -> str:
+        """Who holds an authorized key, for an audit record: its name and digest prefix."""
+        known = self._known.get(digest)
+        name = known[0].name if known is not None else ""
+        return f"{name or 'unnamed'} (key:{digest[:12]})"
+
     async def _record(self, digest: str) -> KeyRecord | None:
         """The key's record, if Redis has one that verifies under the secret."""
         now = time.monotonic()

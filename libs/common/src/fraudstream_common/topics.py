@@ -21,6 +21,7 @@ class Topic(StrEnum):
     RETRAIN_REQUESTS = "retrain.requests"
     MODELS_PUBLISHED = "models.published"
     MODELS_ROLLOUT = "models.rollout"
+    AUDIT = "audit"
     FEATURES_BY_TERMINAL = "features.by-terminal"
     FEATURES_CUSTOMER_STATE = "features.customer-state"
     FEATURES_TERMINAL_STATE = "features.terminal-state"
@@ -54,6 +55,8 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
     TopicSpec(Topic.RETRAIN_REQUESTS, 1, "model name"),
     TopicSpec(Topic.MODELS_PUBLISHED, 1, "model name", {"retention.ms": "-1"}),
     TopicSpec(Topic.MODELS_ROLLOUT, 1, "model name", {"retention.ms": str(90 * _DAY_MS)}),
+    # Administrative acts, kept as long as the cluster: an audit trail is not pruned by age.
+    TopicSpec(Topic.AUDIT, 1, "action", {"retention.ms": "-1"}),
     # The features service's stages: the customer stage repartitions by terminal for the terminal
     # stage; each logs its state to a compacted changelog co-partitioned with its input.
     TopicSpec(Topic.FEATURES_BY_TERMINAL, 4, "terminal_id", scales=True),

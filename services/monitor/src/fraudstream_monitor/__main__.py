@@ -18,6 +18,7 @@ from typing import cast
 import redis.asyncio as aioredis
 
 from fraudstream_common.apikeys import ApiKeys
+from fraudstream_common.audit import AuditLog, AuditTrail
 from fraudstream_common.health import Readiness
 from fraudstream_common.http import HttpServer
 from fraudstream_common.kafka import AsyncProducer, partition_counts, producer_config
@@ -52,6 +53,8 @@ async def serve(settings: MonitorSettings) -> int:
         Registry(settings.mlflow_tracking_uri, settings.registered_model, settings.mlflow_experiment), publisher
     )
     requests = AsyncProducer(producer_config(settings, client_id=f"{settings.instance_id}-operator"))
+    audit = AuditLog(requests, topic_name(Topic.AUDIT, prefix), origin=f"monitor ({settings.instance_id})")
+    trail = AuditTrail(settings, client_id=f"{settings.instance_id}-audit")
     follower = PublishedFollower(settings, catalogue, topic_name(Topic.MODELS_PUBLISHED, prefix))
     deadletter_topic = topic_name(Topic.DEADLETTER, prefix)
     counting = counting_stream(
@@ -108,14 +111,17 @@ async def serve(settings: MonitorSettings) -> int:
         pause_flag,
         keys,
         readiness,
+        audit,
+        trail,
     )
 
     # Stop order: the console (no new admin actions), the key check's reports, the stages
-    # (each sends its outputs and commits), the published-model follower; then the producers flush.
+    # (each sends its outputs and commits), the published-model follower and the audit trail; then
+    # the producers flush.
     components: list[Component] = [HttpServer(app, settings.http_host, settings.http_port)]
     if keys is not None:
         components.append(keys)
-    components += [counting, judge, follower]
+    components += [counting, judge, follower, trail]
     try:
         return await ServiceRunner(components).run()
     finally:

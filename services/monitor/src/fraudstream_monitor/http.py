@@ -15,13 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from redis import asyncio as aioredis
 
 from fraudstream_common.apikeys import ApiKeys, AuthError, Scope
+from fraudstream_common.audit import Action, AuditLog, AuditTrail, NotAuditedError
 from fraudstream_common.contracts import Refused
 from fraudstream_common.deadletter import PROTOBUF_HEADERS
 from fraudstream_common.health import Readiness
 from fraudstream_common.http import BodyLimit, add_health_routes
 from fraudstream_common.kafka import AsyncProducer
 from fraudstream_monitor.core import MonitorCore
-from fraudstream_monitor.operations import OperationError, Operations
+from fraudstream_monitor.operations import AliasMove, OperationError, Operations
 from fraudstream_monitor.versions import VersionCatalogue
 
 REGISTRY_CACHE_SECONDS = 5.0
@@ -97,6 +98,8 @@ def create_app(
     pause_flag: PauseFlag,
     keys: ApiKeys | None,
     readiness: Readiness,
+    audit: AuditLog,
+    trail: AuditTrail,
 ) -> FastAPI:
     app = FastAPI(title="fraudstream monitor", version="0.1.0")
     add_health_routes(app, readiness)
@@ -108,9 +111,8 @@ def create_app(
         """The caller's name for the record; AuthError unless it holds the admin scope. A
         dependency of every admin route, so the key is checked before the body is looked at."""
         if keys is None:
-            return "anonymous"
-        digest = await keys.authorize(request.headers.get("authorization"), Scope.ADMIN)
-        return f"key:{digest[:12]}"
+            return "anonymous (auth disabled)"
+        return keys.actor(await keys.authorize(request.headers.get("authorization"), Scope.ADMIN))
 
     @app.exception_handler(AuthError)
     async def refused(_request: Request, error: AuthError) -> Response:
@@ -119,6 +121,10 @@ def create_app(
     @app.exception_handler(OperationError)
     async def impossible(_request: Request, error: OperationError) -> Response:
         return JSONResponse({"detail": str(error)}, status_code=409)
+
+    @app.exception_handler(NotAuditedError)
+    async def not_audited(_request: Request, error: NotAuditedError) -> Response:
+        return JSONResponse({"detail": str(error)}, status_code=500)
 
     @app.get("/", response_class=HTMLResponse)
     async def ops_console() -> str:
@@ -135,6 +141,7 @@ def create_app(
         document["aliases"] = registry_view["aliases"]
         document["first_model_wait"] = registry_view["first_model_wait"]
         document["runs"] = registry_view["runs"]
+        document["audit"] = trail.latest()
         document["published"] = [
             {
                 "version": v.version,
@@ -149,9 +156,10 @@ def create_app(
         return document
 
     @app.post("/api/admin/pause", responses=ADMIN_REFUSALS)
-    async def pause(body: PauseBody, _by: str = Depends(admin)) -> Paused:
+    async def pause(body: PauseBody, by: str = Depends(admin)) -> Paused:
         await pause_flag.write(body.paused)
         core.pause(body.paused)
+        await audit.record(Action.LOOP_PAUSED if body.paused else Action.LOOP_RESUMED, by)
         return Paused(paused=body.paused)
 
     @app.post("/api/admin/retrain", responses=ADMIN_REFUSALS)
@@ -163,18 +171,25 @@ def create_app(
             retrain_request.model_name.encode(),
             PROTOBUF_HEADERS,
         )
+        await audit.record(Action.RETRAIN_FORCED, by, request_id=retrain_request.request_id)
         return Retrain(request_id=retrain_request.request_id, force=True)
 
     @app.post("/api/admin/promote", responses=ADMIN_REFUSALS)
     async def promote(body: PromoteBody, by: str = Depends(admin)) -> Moved:
         move = await asyncio.to_thread(operations.promote, body.version, by)
         registry_view["at"] = 0.0
+        await audit.record(Action.VERSION_PROMOTED, by, **_moved(move))
         return Moved(alias=move.alias, version=move.version, previous=move.previous)
 
     @app.post("/api/admin/rollback", responses=ADMIN_REFUSALS)
     async def rollback(by: str = Depends(admin)) -> Moved:
         move = await asyncio.to_thread(operations.roll_back, by)
         registry_view["at"] = 0.0
+        await audit.record(Action.VERSION_ROLLED_BACK, by, **_moved(move))
         return Moved(alias=move.alias, version=move.version, previous=move.previous)
 
     return app
+
+
+def _moved(move: AliasMove) -> dict[str, str]:
+    return {"alias": move.alias, "version": move.version, "previous": move.previous or ""}
