@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -488,6 +489,11 @@ evaluate_app = typer.Typer(help="Measure the model (default) or the drift detect
 app.add_typer(evaluate_app, name="evaluate")
 
 
+class LabelSetting(StrEnum):
+    reported = "reported"
+    handbook = "handbook"
+
+
 @evaluate_app.callback(invoke_without_command=True)
 def evaluate_command(
     context: typer.Context,
@@ -500,6 +506,28 @@ def evaluate_command(
         str, typer.Option(help="First day the latest fold trains on; the handbook's test folds: 2018-08-15.")
     ] = "2018-08-15",
     folds: Annotated[int, typer.Option(min=2, help="Folds, each 7 days before the next.")] = 4,
+    labels_setting: Annotated[
+        LabelSetting,
+        typer.Option(
+            "--labels",
+            help="reported: each label known when it was reported; handbook: every label known exactly 7 days "
+            "after its transaction, as the handbook's protocol assumes.",
+        ),
+    ] = LabelSetting.reported,
+    select: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Choose the model's parameters first with this many trials on validation folds before the test "
+            "folds (0: the saved selection's).",
+        ),
+    ] = 0,
+    save_selection: Annotated[
+        bool, typer.Option(help="Save what --select chose as the trainer's default parameters.")
+    ] = False,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="An MLflow server to record the selection and its trials in.")
+    ] = None,
 ) -> None:
     """Train and test the model on the handbook's prequential folds, with features from
     fraudstream's own definitions; print its figures beside the handbook's best."""
@@ -511,9 +539,15 @@ def evaluate_command(
     from fraudstream_cli.backfill import backfill
     from fraudstream_simulator.config import SimulationConfig
     from fraudstream_simulator.simulation import simulate
-    from fraudstream_trainer.evaluation import evaluate, labelled
+    from fraudstream_trainer.evaluation import Evaluation, evaluate, handbook_labels, labelled
+    from fraudstream_trainer.model import ModelParams
     from fraudstream_trainer.protocol import prequential_folds
+    from fraudstream_trainer.selection import Search, log_selection, write_selection
+    from fraudstream_trainer.selection import select as select_params
 
+    if save_selection and not select:
+        _fail(ValueError("--save-selection saves what --select chooses: give --select N"))
+        return
     try:
         fold_list = prequential_folds(datetime.strptime(train_start, "%Y-%m-%d").date(), n_folds=folds)
     except ValueError as error:
@@ -525,8 +559,41 @@ def evaluate_command(
     else:
         transactions = pd.read_parquet(history / "transactions.parquet")
         labels = pd.read_parquet(history / "labels.parquet")
-    evaluation = evaluate(labelled(backfill(transactions, labels), labels), folds=fold_list)
-    typer.echo(json.dumps(evaluation.as_json(), indent=2) if as_json else evaluation.table())
+    if labels_setting is LabelSetting.handbook:
+        labels = handbook_labels(labels)
+    frame = labelled(backfill(transactions, labels), labels)
+    selection = None
+    if select:
+
+        def progress(n: int, _params: ModelParams, trial: Evaluation) -> None:
+            figures = ", ".join(f"{name} {value:.3f}" for name, value in trial.mean().items())
+            typer.echo(f"trial {n + 1}/{select} on the validation folds: {figures}", err=True)
+
+        search = Search(trials=select)
+        selection = select_params(frame, fold_list, search, on_trial=progress)
+    evaluation = evaluate(frame, selection.params if selection else None, folds=fold_list)
+    result: dict[str, Any] = {**evaluation.as_json(), "labels": labels_setting.value}
+    if selection is not None:
+        chosen_on = {
+            "history": str(history) if history else "the handbook's simulated run",
+            "labels": labels_setting.value,
+            "test_folds_train_from": train_start,
+            "trials": search.trials,
+            "search_seed": search.seed,
+        }
+        result["selection"] = selection.as_json()
+        if save_selection:
+            result["selection"]["saved_to"] = str(write_selection(selection, chosen_on))
+        if tracking_uri:
+            run_id = log_selection(selection, evaluation, chosen_on, tracking_uri=tracking_uri)
+            result["selection"]["mlflow_run_id"] = run_id
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        typer.echo(f"labels: {labels_setting.value}")
+        if selection is not None:
+            typer.echo(f"selected on validation folds (mean AP {selection.value:.3f}): {selection.params}")
+        typer.echo(evaluation.table())
 
 
 @evaluate_app.command("drift")

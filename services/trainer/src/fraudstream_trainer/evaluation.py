@@ -9,9 +9,9 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_common.features.definitions import FEATURE_NAMES, LABEL_DELAY_DAYS
 from fraudstream_trainer.dataset import latest_labels
-from fraudstream_trainer.model import ModelParams, scores, train
+from fraudstream_trainer.model import ModelParams, scores, selected_params, train
 from fraudstream_trainer.performance import performance
 from fraudstream_trainer.protocol import Fold, prequential_folds, train_test_split
 
@@ -67,16 +67,41 @@ def labelled(features: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+@dataclass(frozen=True)
+class FoldData:
+    fold: Fold
+    training: pd.DataFrame
+    test: pd.DataFrame
+
+
+def fold_data(frame: pd.DataFrame, folds: list[Fold]) -> list[FoldData]:
+    """Each fold's training and test rows of `labelled` feature rows."""
+    return [FoldData(fold, *train_test_split(frame, fold)) for fold in folds]
+
+
 def evaluate(
     frame: pd.DataFrame,
     params: ModelParams | None = None,
     folds: list[Fold] | None = None,
 ) -> Evaluation:
-    """Train and test on each fold; `frame` is `labelled` feature rows."""
-    evaluation = Evaluation(folds or prequential_folds(HANDBOOK_TEST_TRAIN_START))
+    """Train and test on each fold (default: the handbook's test folds); `frame` is `labelled`
+    feature rows; `params` default to the saved selection."""
+    return score(fold_data(frame, folds or prequential_folds(HANDBOOK_TEST_TRAIN_START)), params)
+
+
+def score(data: list[FoldData], params: ModelParams | None = None) -> Evaluation:
+    evaluation = Evaluation([d.fold for d in data])
     names = list(FEATURE_NAMES)
-    for fold in evaluation.folds:
-        training, test = train_test_split(frame, fold)
-        model = train(training[names].to_numpy(), training["is_fraud"].to_numpy(), params or ModelParams())
-        evaluation.results.append(performance(test, scores(model, test[names].to_numpy())))
+    chosen = params or selected_params()
+    for d in data:
+        model = train(d.training[names].to_numpy(), d.training["is_fraud"].to_numpy(), chosen)
+        evaluation.results.append(performance(d.test, scores(model, d.test[names].to_numpy())))
     return evaluation
+
+
+def handbook_labels(labels: pd.DataFrame) -> pd.DataFrame:
+    """Every label known exactly LABEL_DELAY_DAYS after its transaction, as the handbook's
+    protocol assumes (instead of when it was reported)."""
+    delayed = labels.copy()
+    delayed["label_time"] = delayed["transaction_time"] + pd.Timedelta(days=LABEL_DELAY_DAYS)
+    return delayed

@@ -3,8 +3,10 @@ refuses an ONNX model that disagrees with the native one."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -15,6 +17,8 @@ from onnxmltools.convert.common.data_types import FloatTensorType
 
 ONNX_INPUT = "features"
 ONNX_OPSET = 15
+# The saved model selection (fraudstream_trainer.selection): the trainer's default parameters.
+SELECTED_PARAMS_FILE = "selected_params.json"
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,14 @@ class ModelParams:
     # Frauds are under 1% of transactions: weight them up (1 = no weighting).
     scale_pos_weight: float = 1.0
     random_state: int = 0
+
+
+def selected_params() -> ModelParams:
+    """The parameters of the saved selection, with what they were chosen on beside them in
+    the file; ModelParams' own defaults are the hand-chosen ones it started from."""
+    saved = json.loads(resources.files(__package__ or "fraudstream_trainer").joinpath(SELECTED_PARAMS_FILE).read_text())
+    known = {f.name for f in fields(ModelParams)}
+    return ModelParams(**{name: value for name, value in saved["params"].items() if name in known})
 
 
 class ParityError(Exception):

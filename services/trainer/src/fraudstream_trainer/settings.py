@@ -18,10 +18,13 @@ from fraudstream_common.settings import ServiceSettings
 from fraudstream_feature_store.settings import FeatureStoreSettings
 from fraudstream_trainer.checks import DataBounds
 from fraudstream_trainer.gate import GatePolicy
-from fraudstream_trainer.model import ModelParams
+from fraudstream_trainer.model import ModelParams, selected_params
 
 # The longest window a feature looks back over: a terminal's 30 days, delayed by the label delay.
 FEATURE_WARMUP_DAYS = max(CUSTOMER_HORIZON, TERMINAL_HORIZON) // DAY
+
+
+SELECTED = selected_params()
 
 
 class PublishAlias(StrEnum):
@@ -60,18 +63,19 @@ class TrainerSettings(ServiceSettings, FeatureStoreSettings):
     gate_card_precision_margin: float = Field(
         default=0.0, ge=0, description="How far below the champion's card precision@100 a challenger may be."
     )
-    n_estimators: int = Field(default=ModelParams.n_estimators, ge=1, description="Trees in the model.")
-    max_depth: int = Field(default=ModelParams.max_depth, ge=1, description="Depth of each tree.")
-    learning_rate: float = Field(default=ModelParams.learning_rate, gt=0, description="Boosting learning rate.")
-    subsample: float = Field(default=ModelParams.subsample, gt=0, le=1, description="Rows sampled per tree.")
+    # The model's defaults are the saved model selection's (`fraudstream evaluate --select`).
+    n_estimators: int = Field(default=SELECTED.n_estimators, ge=1, description="Trees in the model.")
+    max_depth: int = Field(default=SELECTED.max_depth, ge=1, description="Depth of each tree.")
+    learning_rate: float = Field(default=SELECTED.learning_rate, gt=0, description="Boosting learning rate.")
+    subsample: float = Field(default=SELECTED.subsample, gt=0, le=1, description="Rows sampled per tree.")
     colsample_bytree: float = Field(
-        default=ModelParams.colsample_bytree, gt=0, le=1, description="Features sampled per tree."
+        default=SELECTED.colsample_bytree, gt=0, le=1, description="Features sampled per tree."
     )
-    min_child_weight: float = Field(default=ModelParams.min_child_weight, ge=0, description="Least weight per leaf.")
+    min_child_weight: float = Field(default=SELECTED.min_child_weight, ge=0, description="Least weight per leaf.")
     scale_pos_weight: float = Field(
-        default=ModelParams.scale_pos_weight, gt=0, description="Weight of a fraud against a genuine transaction."
+        default=SELECTED.scale_pos_weight, gt=0, description="Weight of a fraud against a genuine transaction."
     )
-    random_state: int = Field(default=ModelParams.random_state, description="Seed of the model's sampling.")
+    random_state: int = Field(default=SELECTED.random_state, description="Seed of the model's sampling.")
     min_rows: int = Field(default=DataBounds.min_rows, ge=1, description="Fewest rows a training set may have.")
     max_rows: int = Field(default=DataBounds.max_rows, ge=1, description="Most rows a training set may have.")
     min_frauds: int = Field(default=DataBounds.min_frauds, ge=1, description="Fewest frauds a training set may have.")
