@@ -5,6 +5,7 @@ inference swaps it in and answers with it. Every hop is a Kafka topic or a share
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from mlflow import MlflowClient
 
 from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
 from fraudstream_common.schemas.v1.monitoring_pb2 import RetrainRequest
+from fraudstream_common.settings import DEVELOPMENT_API_KEY_SECRET
 from fraudstream_common.topics import Topic
 from fraudstream_simulator.sinks import Pacing, replay_to_kafka
 from tests.integration.inference.serving import Served, serve, settings_for
@@ -121,3 +123,14 @@ def test_drift_seen_by_the_monitor_ends_in_a_new_model_served_with_no_human_step
     finally:
         assert monitor.terminate() == 0
         assert trainer.terminate() == 0
+
+    # Nothing secret in any service's log: no key, no key secret, no card (customer) id.
+    logs = {path.name: path.read_text(errors="replace") for path in tmp_path.glob("*.log")}
+    assert {"inference", "monitor", "trainer"} <= {name.split("-")[0] for name in logs}
+    secrets = [served.predict_key, served.ingest_key, DEVELOPMENT_API_KEY_SECRET]
+    cards = {
+        row["customer_id"] for hour in range(HOURS_OF_SHIFTED_TRAFFIC + 2) for row in shifted_traffic(served, hour)
+    }
+    for name, text in logs.items():
+        assert not [s for s in secrets if s in text], f"a key or secret in {name}"
+        assert not [c for c in cards if re.search(rf"\b{re.escape(c)}\b", text)], f"a card id in {name}"

@@ -24,7 +24,9 @@ from fraudstream_common.reference import JOINT_SUBJECTS, Reference
 from fraudstream_common.schemas.v1.deadletter_pb2 import DeadLetter
 from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
 from fraudstream_common.schemas.v1.monitoring_pb2 import RetrainRequest
+from fraudstream_common.settings import DEVELOPMENT_RETRAIN_REQUEST_SECRET as DEVELOPMENT_SECRET
 from fraudstream_common.settings import ServiceSettings
+from fraudstream_common.signing import sign_request
 from fraudstream_common.timestamps import timestamp_of
 from fraudstream_common.topics import Topic
 from fraudstream_registry.registry import Registry
@@ -41,7 +43,10 @@ pytestmark = pytest.mark.integration
 WORLD = SimulationConfig(n_customers=600, n_terminals=1200, nb_days=50)
 
 
-def send_request(topic: str, request_id: str, model: str, *, force: bool = False) -> None:
+def send_request(
+    topic: str, request_id: str, model: str, *, force: bool = False, secret: str | None = DEVELOPMENT_SECRET
+) -> None:
+    """A retrain request, signed as the monitor signs them (unless `secret` is None)."""
     request = RetrainRequest(
         request_id=request_id,
         model_name=model,
@@ -50,6 +55,8 @@ def send_request(topic: str, request_id: str, model: str, *, force: bool = False
         requested_by="test",
         force=force,
     )
+    if secret is not None:
+        sign_request(request, secret)
     kafka = producer()
     kafka.produce(topic, request.SerializeToString(), model.encode())
     assert kafka.flush(10) == 0
@@ -76,14 +83,21 @@ def test_a_retrain_request_trains_registers_and_publishes(topics: Topics, tmp_pa
         kafka = producer()
         kafka.produce(topics(Topic.RETRAIN_REQUESTS), b"\x08\x96not a request", model.encode())
         assert kafka.flush(10) == 0
+        send_request(topics(Topic.RETRAIN_REQUESTS), "forged-1", model, force=True, secret=None)
+        send_request(topics(Topic.RETRAIN_REQUESTS), "forged-2", model, force=True, secret="not-the-secret")  # noqa: S106
         send_request(topics(Topic.RETRAIN_REQUESTS), "r-1", model)
         (record,) = drain(topics(Topic.MODELS_PUBLISHED), expected=1, timeout=300, quiet=1)
         published = ModelPublished.FromString(record.value)
 
-        # The invalid record went to the dead-letter topic with its reason.
-        (letter_record,) = drain(topics(Topic.DEADLETTER), expected=1, quiet=1)
-        letter = DeadLetter.FromString(letter_record.value)
-        assert (letter.service, letter.error_code) == ("trainer", "invalid_retrain_request")
+        # The invalid record and the two forged requests went to the dead-letter topic with their
+        # reasons; only the signed request was trained on.
+        letters = [DeadLetter.FromString(r.value) for r in drain(topics(Topic.DEADLETTER), expected=3, quiet=1)]
+        assert [(letter.service, letter.error_code) for letter in letters] == [
+            ("trainer", "invalid_retrain_request"),
+            ("trainer", "unsigned_retrain_request"),
+            ("trainer", "unsigned_retrain_request"),
+        ]
+        assert service.metric_samples("fraudstream_trainer_retrain_requests_total")['{outcome="refused"}'] == 2
 
         # The event: the registered version, as champion, with its checksum, threshold and input signature.
         assert (published.model_name, published.version, published.alias) == (model, "1", "champion")
@@ -173,8 +187,8 @@ def test_a_retrain_request_trains_registers_and_publishes(topics: Topics, tmp_pa
         send_request(topics(Topic.RETRAIN_REQUESTS), "r-1", model)
         send_request(topics(Topic.RETRAIN_REQUESTS), "r-2", model)
         eventually(
-            lambda: service.metric("fraudstream_trainer_retrain_requests_total") == 4,
-            "four requests answered (invalid, trained, duplicate, cooldown)",
+            lambda: service.metric("fraudstream_trainer_retrain_requests_total") == 6,
+            "six requests answered (invalid, two refused, trained, duplicate, cooldown)",
         )
         # A forced one trains again, judged against the champion on the same holdout.
         send_request(topics(Topic.RETRAIN_REQUESTS), "r-3", model, force=True)

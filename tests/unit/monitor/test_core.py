@@ -9,6 +9,8 @@ import numpy as np
 from fraudstream_common.schemas.v1.label_pb2 import Label
 from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert
 from fraudstream_common.schemas.v1.prediction_pb2 import Prediction
+from fraudstream_common.settings import DEVELOPMENT_RETRAIN_REQUEST_SECRET
+from fraudstream_common.signing import verify_request
 from fraudstream_common.timestamps import timestamp_of
 from fraudstream_monitor.core import MonitorCore
 from fraudstream_monitor.counting import Partial, PartitionCounts
@@ -87,6 +89,7 @@ def test_a_shifted_amount_raises_one_drift_alert_and_after_the_debounce_one_requ
     assert request is not None
     assert request.reason == "drift"
     assert {a.alert_id for a in request.evidence} == {a.alert_id for a in alerts}
+    assert verify_request(request, DEVELOPMENT_RETRAIN_REQUEST_SECRET)  # the trainer answers only signed ones
     clock.now += 11
     assert core.core.due_request() is None
 

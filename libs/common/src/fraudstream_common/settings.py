@@ -153,6 +153,20 @@ class ApiKeySecret(BaseModel):
     )
 
 
+DEVELOPMENT_RETRAIN_REQUEST_SECRET = "fraudstream-development-retrain-request-secret"  # noqa: S105 (as above)
+
+
+class RetrainRequestSecret(BaseModel):
+    """The secret that signs retrain requests (fraudstream_common.signing): those who may ask
+    for a model (the monitor) and the trainer that answers share it."""
+
+    retrain_request_secret: SecretStr = secret(
+        DEVELOPMENT_RETRAIN_REQUEST_SECRET,
+        "Signs every request on `retrain.requests`: the trainer refuses (dead letter, counted, logged) one "
+        "not signed with it. The same in the monitor and the trainer; no other service needs it.",
+    )
+
+
 class ApiKeyRules(ApiKeySecret):
     """Who may call a service that takes API keys (fraudstream_common.apikeys): inference with
     scope predict, ingest with scope ingest."""

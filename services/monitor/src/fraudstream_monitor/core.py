@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert, RetrainRequest, Severity
+from fraudstream_common.signing import sign_request
 from fraudstream_common.timestamps import seconds_of, timestamp_of
 from fraudstream_monitor import metrics
 from fraudstream_monitor.counting import TRAFFIC_BUCKET_SECONDS, TRAFFIC_BUCKETS, Partial
@@ -314,6 +315,7 @@ class MonitorCore:
         return alerts
 
     def _requested(self, request: RetrainRequest) -> None:
+        sign_request(request, self._settings.retrain_request_secret.get_secret_value())
         self.requests.append(request)
         metrics.RETRAIN_REQUESTS.labels(request.reason).inc()
 

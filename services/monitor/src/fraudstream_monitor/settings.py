@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from fraudstream_common.settings import ApiKeySecret, ServiceSettings
+from fraudstream_common.settings import ApiKeySecret, RetrainRequestSecret, ServiceSettings
 from fraudstream_monitor.drift import DriftPolicy
 from fraudstream_monitor.regions import RegionPolicy
 from fraudstream_monitor.retrain import RetrainPolicy
 
 
-class MonitorSettings(ServiceSettings, ApiKeySecret):
+class MonitorSettings(ServiceSettings, ApiKeySecret, RetrainRequestSecret):
     http_host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
     http_port: int = Field(
         default=8082, description="HTTP port: the ops console, its API, /healthz, /readyz, /metrics."

@@ -26,6 +26,7 @@ from fraudstream_common.deadletter import Output, dead_letter
 from fraudstream_common.kafka import usable
 from fraudstream_common.schemas.v1.monitoring_pb2 import RetrainRequest
 from fraudstream_common.settings import ProcessingGuarantee
+from fraudstream_common.signing import verify_request
 from fraudstream_common.stream import Checkpoint, Source, StreamRuntime
 from fraudstream_trainer import metrics
 from fraudstream_trainer.first_model import FirstModel
@@ -130,6 +131,21 @@ class RequestStage:
             return [
                 dead_letter(
                     self._deadletter_topic, SERVICE, message, code="invalid_retrain_request", reason=str(invalid)
+                )
+            ]
+        if not verify_request(request, self._settings.retrain_request_secret.get_secret_value()):
+            metrics.REQUESTS.labels("refused").inc()
+            logger.warning(
+                "retrain request refused: not signed with the retrain request secret",
+                extra={"request_id": request.request_id, "requested_by": request.requested_by},
+            )
+            return [
+                dead_letter(
+                    self._deadletter_topic,
+                    SERVICE,
+                    message,
+                    code="unsigned_retrain_request",
+                    reason="not signed with FRAUDSTREAM_RETRAIN_REQUEST_SECRET: only the monitor may ask for a model",
                 )
             ]
         if request.model_name and request.model_name != self._settings.registered_model:

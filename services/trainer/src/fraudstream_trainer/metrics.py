@@ -11,7 +11,7 @@ RUNS = Counter(
 )
 REQUESTS = Counter(
     "fraudstream_trainer_retrain_requests_total",
-    "Retrain requests by what became of them: trained, duplicate, cooldown, other_model, invalid.",
+    "Retrain requests by what became of them: trained, duplicate, cooldown, other_model, invalid, refused (unsigned).",
     ["outcome"],
 )
 RUN_SECONDS = Histogram(

@@ -14,7 +14,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from fraudstream_common.features.definitions import CUSTOMER_HORIZON, DAY, TERMINAL_HORIZON
-from fraudstream_common.settings import ServiceSettings
+from fraudstream_common.settings import RetrainRequestSecret, ServiceSettings
 from fraudstream_feature_store.settings import FeatureStoreSettings
 from fraudstream_trainer.checks import DataBounds
 from fraudstream_trainer.gate import GatePolicy
@@ -35,7 +35,7 @@ class PublishAlias(StrEnum):
     CHALLENGER = "challenger"
 
 
-class TrainerSettings(ServiceSettings, FeatureStoreSettings):
+class TrainerSettings(ServiceSettings, FeatureStoreSettings, RetrainRequestSecret):
     http_host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
     http_port: int = Field(default=8084, description="HTTP port: /healthz, /readyz, /metrics.")
     instance_id: str = Field(default="trainer-0", description="Name of this trainer in Kafka client ids.")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x66raudstream/v1/monitoring.proto\x12\x0e\x66raudstream.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x03\n\nDriftAlert\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\'\n\x04kind\x18\x02 \x01(\x0e\x32\x19.fraudstream.v1.AlertKind\x12*\n\x08severity\x18\x03 \x01(\x0e\x32\x18.fraudstream.v1.Severity\x12\x12\n\nmodel_name\x18\x04 \x01(\t\x12\x15\n\rmodel_version\x18\x05 \x01(\t\x12\x0f\n\x07subject\x18\x06 \x01(\t\x12\x10\n\x08\x64\x65tector\x18\x07 \x01(\t\x12\x11\n\tstatistic\x18\x08 \x01(\x01\x12\x11\n\tthreshold\x18\t \x01(\x01\x12\x30\n\x0cwindow_start\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bwindow_size\x18\x0c \x01(\x03\x12-\n\traised_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x07\x64\x65tails\x18\x0e \x03(\x0b\x32\'.fraudstream.v1.DriftAlert.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xcd\x01\n\x0eRetrainRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x30\n\x0crequested_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x14\n\x0crequested_by\x18\x05 \x01(\t\x12,\n\x08\x65vidence\x18\x06 \x03(\x0b\x32\x1a.fraudstream.v1.DriftAlert\x12\r\n\x05\x66orce\x18\x07 \x01(\x08*w\n\tAlertKind\x12\x1a\n\x16\x41LERT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41LERT_KIND_INPUT_DRIFT\x10\x01\x12\x1a\n\x16\x41LERT_KIND_SCORE_DRIFT\x10\x02\x12\x16\n\x12\x41LERT_KIND_QUALITY\x10\x03*d\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x14\n\x10SEVERITY_WARNING\x10\x02\x12\x15\n\x11SEVERITY_CRITICAL\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1f\x66raudstream/v1/monitoring.proto\x12\x0e\x66raudstream.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x03\n\nDriftAlert\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\'\n\x04kind\x18\x02 \x01(\x0e\x32\x19.fraudstream.v1.AlertKind\x12*\n\x08severity\x18\x03 \x01(\x0e\x32\x18.fraudstream.v1.Severity\x12\x12\n\nmodel_name\x18\x04 \x01(\t\x12\x15\n\rmodel_version\x18\x05 \x01(\t\x12\x0f\n\x07subject\x18\x06 \x01(\t\x12\x10\n\x08\x64\x65tector\x18\x07 \x01(\t\x12\x11\n\tstatistic\x18\x08 \x01(\x01\x12\x11\n\tthreshold\x18\t \x01(\x01\x12\x30\n\x0cwindow_start\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bwindow_size\x18\x0c \x01(\x03\x12-\n\traised_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x38\n\x07\x64\x65tails\x18\x0e \x03(\x0b\x32\'.fraudstream.v1.DriftAlert.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xe0\x01\n\x0eRetrainRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x12\n\nmodel_name\x18\x02 \x01(\t\x12\x30\n\x0crequested_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x14\n\x0crequested_by\x18\x05 \x01(\t\x12,\n\x08\x65vidence\x18\x06 \x03(\x0b\x32\x1a.fraudstream.v1.DriftAlert\x12\r\n\x05\x66orce\x18\x07 \x01(\x08\x12\x11\n\tsignature\x18\x08 \x01(\t*w\n\tAlertKind\x12\x1a\n\x16\x41LERT_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x41LERT_KIND_INPUT_DRIFT\x10\x01\x12\x1a\n\x16\x41LERT_KIND_SCORE_DRIFT\x10\x02\x12\x16\n\x12\x41LERT_KIND_QUALITY\x10\x03*d\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x11\n\rSEVERITY_INFO\x10\x01\x12\x14\n\x10SEVERITY_WARNING\x10\x02\x12\x15\n\x11SEVERITY_CRITICAL\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,14 +34,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DRIFTALERT_DETAILSENTRY']._loaded_options = None
   _globals['_DRIFTALERT_DETAILSENTRY']._serialized_options = b'8\001'
-  _globals['_ALERTKIND']._serialized_start=798
-  _globals['_ALERTKIND']._serialized_end=917
-  _globals['_SEVERITY']._serialized_start=919
-  _globals['_SEVERITY']._serialized_end=1019
+  _globals['_ALERTKIND']._serialized_start=817
+  _globals['_ALERTKIND']._serialized_end=936
+  _globals['_SEVERITY']._serialized_start=938
+  _globals['_SEVERITY']._serialized_end=1038
   _globals['_DRIFTALERT']._serialized_start=85
   _globals['_DRIFTALERT']._serialized_end=588
   _globals['_DRIFTALERT_DETAILSENTRY']._serialized_start=542
   _globals['_DRIFTALERT_DETAILSENTRY']._serialized_end=588
   _globals['_RETRAINREQUEST']._serialized_start=591
-  _globals['_RETRAINREQUEST']._serialized_end=796
+  _globals['_RETRAINREQUEST']._serialized_end=815
 # @@protoc_insertion_point(module_scope)

@@ -159,6 +159,7 @@ class RetrainRequest(_message.Message):
     REQUESTED_BY_FIELD_NUMBER: _builtins.int
     EVIDENCE_FIELD_NUMBER: _builtins.int
     FORCE_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key: a trainer acts on each request id at most once."""
     model_name: _builtins.str
@@ -167,6 +168,11 @@ class RetrainRequest(_message.Message):
     requested_by: _builtins.str
     force: _builtins.bool
     """Set by an operator: skip the trainer's cooldown."""
+    signature: _builtins.str
+    """HMAC-SHA256 (hex) of this request serialized deterministically with this field empty, under
+    the secret only those who may ask share (FRAUDSTREAM_RETRAIN_REQUEST_SECRET); the trainer
+    refuses a request without a valid one.
+    """
     @_builtins.property
     def requested_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -181,10 +187,11 @@ class RetrainRequest(_message.Message):
         requested_by: _builtins.str = ...,
         evidence: _abc.Iterable[Global___DriftAlert] | None = ...,
         force: _builtins.bool = ...,
+        signature: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["requested_at", b"requested_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "force", b"force", "model_name", b"model_name", "reason", b"reason", "request_id", b"request_id", "requested_at", b"requested_at", "requested_by", b"requested_by"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evidence", b"evidence", "force", b"force", "model_name", b"model_name", "reason", b"reason", "request_id", b"request_id", "requested_at", b"requested_at", "requested_by", b"requested_by", "signature", b"signature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
