@@ -27,16 +27,22 @@ def test_a_signed_request_verifies_only_under_its_secret() -> None:
 
 
 def test_any_change_to_a_signed_request_breaks_it() -> None:
-    changes = [
-        lambda r: setattr(r, "force", True),
-        lambda r: setattr(r, "model_name", "another-model"),
-        lambda r: setattr(r, "request_id", "drift-2"),
-        lambda r: r.evidence.add(alert_id="a2"),
-    ]
-    for change in changes:
+    def forced(r: RetrainRequest) -> None:
+        r.force = True
+
+    def renamed(r: RetrainRequest) -> None:
+        r.model_name = "another-model"
+
+    def renumbered(r: RetrainRequest) -> None:
+        r.request_id = "drift-2"
+
+    def more_evidence(r: RetrainRequest) -> None:
+        r.evidence.add(alert_id="a2")
+
+    for change in (forced, renamed, renumbered, more_evidence):
         tampered = sign_request(request(), SECRET)
         change(tampered)
-        assert not verify_request(tampered, SECRET)
+        assert not verify_request(tampered, SECRET), change.__name__
     # A field this reader does not know, appended to the signed bytes (field 99, varint 1).
     extended = RetrainRequest.FromString(sign_request(request(), SECRET).SerializeToString() + b"\x98\x06\x01")
     assert not verify_request(extended, SECRET)
