@@ -4,11 +4,12 @@ dead-letter record of an input it could not use (with its reason)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from confluent_kafka import Producer
+from google.protobuf.message import Message
 
 from fraudstream_common.kafka import (
     CONTENT_TYPE_HEADER,
@@ -23,6 +24,20 @@ from fraudstream_common.schemas.v1.deadletter_pb2 import DeadLetter
 from fraudstream_common.timestamps import timestamp_of
 
 PROTOBUF_HEADERS: HeaderList = [(CONTENT_TYPE_HEADER, CONTENT_TYPE_PROTOBUF.encode())]
+
+
+def missing_fields(record: Message, required: Sequence[str]) -> list[str]:
+    """The required fields a decoded record lacks: protobuf decodes empty bytes, and often a
+    record of another type, into a record with every field unset."""
+    return [
+        name
+        for name in required
+        if not (
+            record.HasField(name)
+            if record.DESCRIPTOR.fields_by_name[name].message_type is not None
+            else getattr(record, name)
+        )
+    ]
 
 
 class RawMessage(Protocol):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
-from fraudstream_common.deadletter import Output, RawMessage, dead_letter
+from fraudstream_common.deadletter import Output, RawMessage, dead_letter, missing_fields
 from fraudstream_common.features.history import LabelEvent, TransactionEvent
 from fraudstream_common.kafka import HeaderList, header_value
 from fraudstream_common.schemas.v1.label_pb2 import Label
@@ -50,9 +50,8 @@ def decode_transaction(message: RawMessage) -> DecodedTransaction | Invalid:
         tx = Transaction.FromString(message.value() or b"")
     except DecodeError as exc:
         return Invalid(message, "invalid_protobuf", f"not a protobuf message: {exc}")
-    missing = [name for name in ("transaction_id", "customer_id", "terminal_id") if not getattr(tx, name)]
-    if missing or not tx.HasField("event_time"):
-        return Invalid(message, "missing_field", f"missing {', '.join(missing or ['event_time'])}")
+    if missing := missing_fields(tx, ("transaction_id", "customer_id", "terminal_id", "event_time")):
+        return Invalid(message, "missing_field", f"missing {', '.join(missing)}")
     event = TransactionEvent(tx.transaction_id, tx.customer_id, tx.terminal_id, seconds_of(tx.event_time), tx.amount)
     return event, tx, _produced_at(message)
 
@@ -62,9 +61,8 @@ def decode_label(message: RawMessage) -> LabelEvent | Invalid:
         label = Label.FromString(message.value() or b"")
     except DecodeError as exc:
         return Invalid(message, "invalid_protobuf", f"not a protobuf message: {exc}")
-    missing = [name for name in ("transaction_id", "terminal_id") if not getattr(label, name)]
-    if missing or not label.HasField("label_time") or not label.HasField("transaction_time"):
-        return Invalid(message, "missing_field", f"missing {', '.join(missing or ['label_time or transaction_time'])}")
+    if missing := missing_fields(label, ("transaction_id", "terminal_id", "transaction_time", "label_time")):
+        return Invalid(message, "missing_field", f"missing {', '.join(missing)}")
     return LabelEvent(
         label.transaction_id,
         label.terminal_id,

@@ -34,7 +34,7 @@ import numpy as np
 from confluent_kafka import Message
 from google.protobuf.message import DecodeError
 
-from fraudstream_common.deadletter import Output, dead_letter
+from fraudstream_common.deadletter import Output, dead_letter, missing_fields
 from fraudstream_common.kafka import CONTENT_TYPE_HEADER, CONTENT_TYPE_JSON
 from fraudstream_common.reference import SCORE
 from fraudstream_common.schemas.v1.label_pb2 import Label
@@ -52,6 +52,9 @@ logger = logging.getLogger(__name__)
 
 GROUP_ID = "monitor"
 SERVICE = "monitor"
+# Without these a record cannot be counted: it goes to the dead-letter topic.
+REQUIRED_PREDICTION = ("transaction_id", "model_version", "transaction_time")
+REQUIRED_LABEL = ("transaction_id", "label_time")
 ALERTED = (Decision.DECISION_REVIEW, Decision.DECISION_DECLINE)
 ROLE_NAMES = {
     ModelRole.MODEL_ROLE_CHAMPION: "champion",
@@ -373,7 +376,10 @@ class CountingStage:
                 if kind == "predictions"
                 else Label.FromString(message.value() or b"")
             )
-        except DecodeError as invalid:
+            missing = missing_fields(record, REQUIRED_PREDICTION if kind == "predictions" else REQUIRED_LABEL)
+            if missing:
+                raise ValueError(f"missing {', '.join(missing)}")
+        except (DecodeError, ValueError) as invalid:
             if not live:
                 return  # sent to the dead-letter topic when first read
             self._outputs.append(
