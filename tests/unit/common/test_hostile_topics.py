@@ -6,6 +6,7 @@ the valid records around them. Random bytes come from Hypothesis."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import hypothesis.strategies as st
@@ -17,11 +18,13 @@ from fraudstream_cli.backfill import label_events, transaction_events
 from fraudstream_common.schemas.v1.deadletter_pb2 import DeadLetter
 from fraudstream_common.schemas.v1.label_pb2 import Label
 from fraudstream_common.schemas.v1.monitoring_pb2 import DriftAlert, RetrainRequest
-from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
+from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction, Transaction
 from fraudstream_common.settings import DEVELOPMENT_RETRAIN_REQUEST_SECRET
 from fraudstream_common.signing import sign_request
 from fraudstream_common.timestamps import timestamp_of
 from fraudstream_common.topics import Topic
+from fraudstream_inference.settings import InferenceSettings
+from fraudstream_inference.stream import ScoringStage
 from fraudstream_ingest.core import IngestCore
 from fraudstream_ingest.settings import IngestSettings
 from fraudstream_ingest.stream import IngestStage
@@ -175,3 +178,22 @@ def test_the_monitor_dead_letters_every_hostile_prediction_and_label_and_counts_
     assert len(letters) == 2 * len(HOSTILE)
     assert all(letter.error_code and letter.reason for letter in letters)
     assert any(o.topic == "monitor.partials" for o in checkpoint.outputs)  # the valid ones were counted
+
+
+def test_inference_dead_letters_every_hostile_enriched_record() -> None:
+    class Core:
+        ready = True
+
+    loop = asyncio.new_event_loop()
+    try:
+        stage = ScoringStage(InferenceSettings(), Core(), loop)  # type: ignore[arg-type]
+        half = EnrichedTransaction(transaction=Transaction(transaction_id="tx-1")).SerializeToString()
+        for offset, value in enumerate([*HOSTILE, half]):
+            stage.add(FakeMessage(value, offset, topic_="transactions.enriched"))  # type: ignore[arg-type]
+        checkpoint = stage.checkpoint(final=False)
+    finally:
+        loop.close()
+    letters = [DeadLetter.FromString(o.value) for o in checkpoint.outputs]
+    assert [letter.error_code for letter in letters] == ["invalid_enriched"] * (len(HOSTILE) + 1)
+    assert "missing transaction.customer_id" in letters[-1].reason
+    assert checkpoint.offsets == {("transactions.enriched", 0): len(HOSTILE) + 1}

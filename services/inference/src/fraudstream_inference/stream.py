@@ -16,7 +16,7 @@ from collections.abc import Collection, Mapping, Sequence
 from confluent_kafka import Message
 from google.protobuf.message import DecodeError
 
-from fraudstream_common.deadletter import PROTOBUF_HEADERS, Output, dead_letter
+from fraudstream_common.deadletter import PROTOBUF_HEADERS, Output, dead_letter, missing_fields
 from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction
 from fraudstream_common.settings import ProcessingGuarantee
 from fraudstream_common.stream import Batch, Checkpoint, Source, StreamRuntime
@@ -27,6 +27,8 @@ from fraudstream_inference.settings import InferenceSettings
 
 GROUP_ID = "inference"
 SERVICE = "inference"
+# A prediction names these; a record without them goes to the dead-letter topic.
+REQUIRED_TRANSACTION = ("transaction_id", "customer_id", "terminal_id", "event_time")
 
 
 class _Predictions:
@@ -91,8 +93,10 @@ class ScoringStage:
         for message in self._batch.messages:
             try:
                 record = EnrichedTransaction.FromString(message.value() or b"")
-                if not record.transaction.transaction_id or len(record.feature_values) != len(record.feature_names):
-                    raise ValueError("no transaction id, or feature names and values of different lengths")
+                if missing := missing_fields(record.transaction, REQUIRED_TRANSACTION):
+                    raise ValueError(f"missing transaction.{', transaction.'.join(missing)}")
+                if len(record.feature_values) != len(record.feature_names):
+                    raise ValueError("feature names and values of different lengths")
             except (DecodeError, ValueError) as invalid:
                 outputs.append(
                     dead_letter(self._deadletter_topic, SERVICE, message, code="invalid_enriched", reason=str(invalid))
