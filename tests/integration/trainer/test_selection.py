@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_selection_and_its_trials_are_recorded_in_mlflow() -> None:
-    world = simulate(SimulationConfig(n_customers=300, n_terminals=600, nb_days=50))
+    world = simulate(SimulationConfig(n_customers=300, n_terminals=600, nb_days=60))
     frame = labelled(backfill(world.transactions, world.labels), world.labels)
     test_folds = prequential_folds(date(2018, 5, 8), n_folds=2)
     selection = select(frame, test_folds, Search(trials=2, seed=5))
