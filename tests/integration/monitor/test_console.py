@@ -96,7 +96,11 @@ def test_the_console_shows_what_the_monitor_saw_and_its_admin_buttons_act(browse
     expect(page.locator("#admin-status")).to_contain_text("retrain: done")
     requests = [RetrainRequest.FromString(r.value) for r in drain(watched.topics(Topic.RETRAIN_REQUESTS), expected=2)]
     assert requests[-1].force
-    assert requests[-1].requested_by.startswith("key:")
+    assert requests[-1].requested_by.startswith("it-admin (key:")
+    # Both acts in the audit log's table, newest first, by the key's name.
+    expect(page.locator("#audit-body tbody tr").first).to_contain_text("retrain forced")
+    expect(page.locator("#audit-body")).to_contain_text("loop paused")
+    expect(page.locator("#audit-body")).to_contain_text("it-admin (key:")
 
     png = page.screenshot(full_page=True)
     (watched.monitor.log_dir / "console.png").write_bytes(png)
