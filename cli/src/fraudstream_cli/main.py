@@ -583,7 +583,8 @@ def evaluate_command(
         }
         result["selection"] = selection.as_json()
         if save_selection:
-            result["selection"]["saved_to"] = str(write_selection(selection, chosen_on))
+            saved = write_selection(selection, chosen_on)
+            typer.echo(f"the trainer's defaults are now this selection: {saved}", err=True)
         if tracking_uri:
             run_id = log_selection(selection, evaluation, chosen_on, tracking_uri=tracking_uri)
             result["selection"]["mlflow_run_id"] = run_id
