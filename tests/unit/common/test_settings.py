@@ -7,6 +7,7 @@ from fraudstream_common.settings import (
     DEVELOPMENT_API_KEY_SECRET,
     ApiKeyRules,
     Environment,
+    RetrainRequestSecret,
     ServiceSettings,
     secret,
 )
@@ -28,6 +29,24 @@ def test_default_secret_is_refused_in_production() -> None:
 def test_changed_secret_is_accepted_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FRAUDSTREAM_API_TOKEN", "s3cret")
     assert WithSecret(environment=Environment.PRODUCTION).api_token == "s3cret"
+
+
+def test_an_empty_or_blank_secret_is_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    for empty in ("", "   "):
+        monkeypatch.setenv("FRAUDSTREAM_API_TOKEN", empty)
+        with pytest.raises(ValidationError, match="FRAUDSTREAM_API_TOKEN is empty"):
+            WithSecret(environment=Environment.PRODUCTION)
+
+
+class WithRetrainSecret(ServiceSettings, RetrainRequestSecret):
+    pass
+
+
+def test_production_refuses_the_development_retrain_request_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValidationError, match="FRAUDSTREAM_RETRAIN_REQUEST_SECRET still has its development default"):
+        WithRetrainSecret(environment=Environment.PRODUCTION)
+    monkeypatch.setenv("FRAUDSTREAM_RETRAIN_REQUEST_SECRET", "s3cret")
+    assert WithRetrainSecret(environment=Environment.PRODUCTION).retrain_request_secret.get_secret_value() == "s3cret"
 
 
 def test_environment_prefix(monkeypatch: pytest.MonkeyPatch) -> None:

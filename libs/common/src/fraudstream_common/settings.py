@@ -133,9 +133,10 @@ class ServiceSettings(BaseSettings):
             value = getattr(self, name)
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
-            if isinstance(extra, dict) and extra.get("secret") and value == field.default:
+            if isinstance(extra, dict) and extra.get("secret") and (value == field.default or not str(value).strip()):
                 env_name = f"FRAUDSTREAM_{name.upper()}"
-                raise ValueError(f"{env_name} still has its development default; set it in {self.environment}")
+                state = "is empty" if not str(value).strip() else "still has its development default"
+                raise ValueError(f"{env_name} {state}; set it in {self.environment}")
         return self
 
 
