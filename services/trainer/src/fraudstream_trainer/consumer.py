@@ -30,7 +30,7 @@ from fraudstream_common.signing import verify_request
 from fraudstream_common.stream import Checkpoint, Source, StreamRuntime
 from fraudstream_trainer import metrics
 from fraudstream_trainer.first_model import FirstModel
-from fraudstream_trainer.pipeline import Outcome, Trainer, TrainRequest
+from fraudstream_trainer.pipeline import Outcome, RunAbandonedError, Trainer, TrainRequest
 from fraudstream_trainer.settings import TrainerSettings
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,9 @@ class RequestStage:
         self._deadletter_topic = deadletter_topic
         self._schedule = Schedule(settings.schedule_interval_seconds, clock)
         self._first_model = first_model
+        self._clock = clock
         self._pending: Message | None = None
+        self._failing: tuple[str, float] | None = None  # the request whose answer fails, since when
 
     @property
     def input_topics(self) -> Sequence[str]:
@@ -96,7 +98,8 @@ class RequestStage:
         if message is None:
             request = self._own_request()
             if request is not None:
-                self._answer(request)
+                if self._answered_or_given_up(request) is not None:
+                    logger.error("own request given up", extra={"request_id": request.request_id})
                 self._schedule.done(request)
                 if self._first_model is not None:
                     self._first_model.done(request)
@@ -152,10 +155,39 @@ class RequestStage:
             logger.info("retrain request for another model skipped", extra={"request_id": request.request_id})
             metrics.REQUESTS.labels("other_model").inc()
             return []
-        self._answer(
-            TrainRequest(request.request_id, request.reason or "unspecified", request.requested_by, force=request.force)
+        train_request = TrainRequest(
+            request.request_id, request.reason or "unspecified", request.requested_by, force=request.force
         )
-        return []
+        error = self._answered_or_given_up(train_request)
+        if error is None:
+            return []
+        return [dead_letter(self._deadletter_topic, SERVICE, message, code="retrain_failed", reason=error)]
+
+    def _answered_or_given_up(self, request: TrainRequest) -> str | None:
+        """Answers the request; None once answered. While answering fails it raises (the
+        runtime tries again with backoff) until the request has failed for
+        `request_give_up_seconds`: then the last error, and the request is given up."""
+        try:
+            self._answer(request)
+        except RunAbandonedError:
+            raise
+        except Exception as exc:
+            now = self._clock()
+            if self._failing is None or self._failing[0] != request.request_id:
+                self._failing = (request.request_id, now)
+            if now - self._failing[1] < self._settings.request_give_up_seconds:
+                raise
+            self._failing = None
+            metrics.REQUESTS.labels("failed").inc()
+            logger.error(
+                "retrain request given up after failing for %.0f s",
+                self._settings.request_give_up_seconds,
+                extra={"request_id": request.request_id},
+                exc_info=True,
+            )
+            return f"{type(exc).__name__}: {exc}"[:2000]
+        self._failing = None
+        return None
 
     def _answer(self, request: TrainRequest) -> None:
         result = self._trainer.handle(request)
@@ -217,9 +249,10 @@ def requests_stream(
         max_messages=1,
         poll_timeout_seconds=0.5,
         store_retry_max_seconds=60.0,
-        # Whatever fails while answering is retried: not the request's fault (an invalid one
-        # goes to the dead-letter topic without failing). A run abandoned on stop ends the
-        # retries with the stream, its request uncommitted.
+        # Whatever fails while answering is retried with backoff, until the stage gives the
+        # request up (request_give_up_seconds); an invalid one goes to the dead-letter topic
+        # without failing. A run abandoned on stop ends the retries with the stream, its request
+        # uncommitted.
         retried=(Exception,),
         consumer_overrides={"max.poll.interval.ms": settings.request_max_seconds * 1000},
     )

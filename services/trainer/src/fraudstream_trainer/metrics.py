@@ -11,7 +11,8 @@ RUNS = Counter(
 )
 REQUESTS = Counter(
     "fraudstream_trainer_retrain_requests_total",
-    "Retrain requests by what became of them: trained, duplicate, cooldown, other_model, invalid, refused (unsigned).",
+    "Retrain requests by what became of them: trained, duplicate, cooldown, other_model, invalid, "
+    "refused (unsigned), failed (given up).",
     ["outcome"],
 )
 RUN_SECONDS = Histogram(

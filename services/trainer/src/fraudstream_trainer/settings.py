@@ -114,6 +114,15 @@ class TrainerSettings(ServiceSettings, FeatureStoreSettings, RetrainRequestSecre
     schedule_interval_seconds: float = Field(
         default=0.0, ge=0, description="Retrain this often without a request; 0 turns the schedule off."
     )
+    request_give_up_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description=(
+            "A request whose answer keeps failing this long (MLflow or Feast down, or a fault of the run "
+            "itself) goes to the dead-letter topic with its last error, so that the requests behind it are "
+            "answered; the monitor asks again after its cooldown."
+        ),
+    )
     request_max_seconds: int = Field(
         default=3600, ge=60, description="Longest a training run may take before Kafka hands its request to another."
     )
