@@ -71,8 +71,15 @@ down:
 # features' 37-day warm-up), then one simulated day per 30 seconds, with a new fraud pattern
 # from day 60; transaction ids of its own, so a rerun is no duplicate (Ctrl-C stops the
 # replay; `make down` stops the rest).
+# The simulator in the background (its log in .platform/run/simulator.log), `fraudstream watch`
+# in front: a line every 10 s, then the report (also in .platform/run/demo-report.txt).
 demo: up
-	$(RUN) fraudstream simulate --history-days 53 --speedup 2880 --drift new-fraud-pattern:60 --run-id demo$$(date +%s)
+	@mkdir -p .platform/run
+	$(RUN) fraudstream simulate --days 90 --history-days 53 --speedup 2880 --drift new-fraud-pattern:60 \
+		--run-id demo$$(date +%s) > .platform/run/simulator.log 2>&1 & simulator=$$!; \
+	trap 'kill $$simulator 2>/dev/null' INT TERM; \
+	$(RUN) fraudstream watch --while-pid $$simulator --report-file .platform/run/demo-report.txt; \
+	wait $$simulator
 
 bench: install platform-up
 	$(RUN) python benchmarks/ingest_throughput.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -164,6 +165,48 @@ def status() -> None:
     _print_status(rows)
     if not all(r.running for r in rows):
         raise typer.Exit(3)
+
+
+@app.command("watch")
+def watch(
+    console: Annotated[str, typer.Option(help="The ops console (the monitor's HTTP).")] = "http://127.0.0.1:8082",
+    interval: Annotated[float, typer.Option(min=0.5, help="Seconds between two lines.")] = 10.0,
+    while_pid: Annotated[
+        int | None, typer.Option(help="Stop, and print the report, once this process (the simulator) has exited.")
+    ] = None,
+    report_file: Annotated[Path | None, typer.Option(help="Also write the final report here.")] = None,
+) -> None:
+    """Follow the loop from the ops console: a line per interval (simulated time, traffic,
+    versions serving, alerts, requests, the trainer's last run), then a report of what it did
+    (when the process given exits, or on Ctrl-C)."""
+    from fraudstream_cli.watch import fetch, report, status_line
+
+    try:
+        while True:
+            typer.echo(status_line(fetch(console), time.time()))
+            if while_pid is not None and not _alive(while_pid):
+                break
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+    final = fetch(console)
+    if final is None:
+        _fail(ConnectionError(f"the console at {console} does not answer: no report"))
+        return
+    text = report(final)
+    typer.echo(text)
+    if report_file is not None:
+        report_file.write_text(text + "\n")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @app.command("simulate")
