@@ -4,7 +4,7 @@ stops them and an operator's force goes through."""
 from __future__ import annotations
 
 from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert
-from fraudstream_monitor.retrain import Retrainer, RetrainPolicy
+from fraudstream_monitor.retrain import LoopClock, Retrainer, RetrainPolicy
 
 
 def alert(alert_id: str, kind: AlertKind.ValueType = AlertKind.ALERT_KIND_INPUT_DRIFT) -> DriftAlert:
@@ -60,3 +60,30 @@ def test_a_pause_stops_requests_and_a_force_goes_through() -> None:
     forced = monitor.force("ops@example.com", now=800)
     assert (forced.reason, forced.requested_by, forced.force) == ("operator", "ops@example.com", True)
     assert monitor.force("ops@example.com", now=900).request_id != forced.request_id
+
+
+def test_the_loop_clock_runs_at_the_faster_of_wall_and_event_time() -> None:
+    wall = [1000.0]
+    clock = LoopClock(lambda: wall[0])
+    start = clock()
+    clock.event_time(float("-inf"))  # nothing judged yet: ignored
+    clock.event_time(1_500_000_000.0)  # the first judged hour sets where event time stands
+    wall[0] += 10
+    assert clock() == start + 10  # wall time only
+    clock.event_time(1_500_000_000.0 + 6 * 3600)  # a replay judged 6 hours in a second
+    wall[0] += 1
+    assert clock() == start + 10 + 6 * 3600
+    clock.event_time(1_500_000_000.0)  # event time never goes back
+    wall[0] += 2
+    assert clock() == start + 12 + 6 * 3600
+
+
+def test_a_replayed_drift_is_asked_for_in_event_time() -> None:
+    wall = [0.0]
+    clock = LoopClock(lambda: wall[0])
+    monitor = retrainer()
+    clock.event_time(0.0)
+    monitor.alert(alert("r1"), now=clock())
+    clock.event_time(601.0)  # ten simulated minutes later, a fraction of a second of wall time
+    wall[0] += 0.2
+    assert monitor.due(now=clock()) is not None

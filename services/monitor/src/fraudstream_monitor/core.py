@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 import threading
 import time
 from collections import deque
@@ -41,7 +42,7 @@ from fraudstream_monitor import metrics
 from fraudstream_monitor.counting import TRAFFIC_BUCKET_SECONDS, TRAFFIC_BUCKETS, Partial
 from fraudstream_monitor.drift import DriftMonitor, HourCounts
 from fraudstream_monitor.quality import WindowCounts, WindowQuality
-from fraudstream_monitor.retrain import Retrainer
+from fraudstream_monitor.retrain import LoopClock, Retrainer
 from fraudstream_monitor.settings import MonitorSettings
 from fraudstream_monitor.versions import Versions
 
@@ -85,6 +86,7 @@ class MonitorCore:
         self._marks: dict[int, _Mark] = {}
         self._seen: dict[int, dict[str, Any]] = {}
         self._retrainer = Retrainer(settings.registered_model, settings.retrain_policy())
+        self._loop_clock = LoopClock(clock)
         self.alerts: deque[DriftAlert] = deque(maxlen=500)
         self.requests: deque[RetrainRequest] = deque(maxlen=100)
         self.judging = False
@@ -112,6 +114,9 @@ class MonitorCore:
                 state = self._state(partial.version)
                 state.windows.setdefault(partial.start, {})[partial.partition] = WindowCounts.from_json(partial.body)
                 alerts += self._judge_window(partial.version, state, partial.start)
+            judged = [s.judged_through for s in self._versions.values() if math.isfinite(s.judged_through)]
+            if judged:
+                self._loop_clock.event_time(max(judged))
             return self._raised(alerts, live)
 
     def reset(self, *, judging: bool) -> None:
@@ -127,13 +132,13 @@ class MonitorCore:
 
     def request_due(self) -> bool:
         with self._lock:
-            return self._retrainer.debounced(self._clock())
+            return self._retrainer.debounced(self._loop_clock())
 
     def due_request(self) -> RetrainRequest | None:
         """The retrain request to send now, if one is due (debounced, outside the cooldown and
         not paused)."""
         with self._lock:
-            request = self._retrainer.due(self._clock())
+            request = self._retrainer.due(self._loop_clock())
             if request is not None:
                 self._requested(request)
             return request
@@ -151,7 +156,7 @@ class MonitorCore:
 
     def force_request(self, requested_by: str) -> RetrainRequest:
         with self._lock:
-            request = self._retrainer.force(requested_by, self._clock())
+            request = self._retrainer.force(requested_by, self._loop_clock())
             self._requested(request)
             return request
 
@@ -202,7 +207,7 @@ class MonitorCore:
                 "model_name": self._settings.registered_model,
                 "judging": self.judging,
                 "paused": self._retrainer.paused,
-                "cooling": self._retrainer.cooling(now),
+                "cooling": self._retrainer.cooling(self._loop_clock()),
                 "labels_seen": sum(int(seen.get("labels", 0)) for seen in self._seen.values()),
                 "traffic": traffic,
                 "versions": versions,
@@ -308,7 +313,7 @@ class MonitorCore:
         self.alerts.extend(alerts)
         if not live:
             return []
-        now = self._clock()
+        now = self._loop_clock()
         for alert in alerts:
             metrics.ALERTS.labels(AlertKind.Name(alert.kind), alert.subject).inc()
             self._retrainer.alert(alert, now)

@@ -1,6 +1,6 @@
 """Retrain requests: what the monitor asks of the trainer, and when.
 
-An alert does not ask at once. Requests are debounced: alerts within `debounce_seconds` of
+An alert does not ask at once (times here are LoopClock's). Requests are debounced: alerts within `debounce_seconds` of
 the first one are gathered into one request carrying all of them as evidence; after a request,
 nothing is asked for `cooldown_seconds` (the trainer needs time to train, gate and publish,
 and inference to swap). An operator can pause the loop (alerts are still raised, no request
@@ -12,10 +12,40 @@ again, and the trainer acts on it once.
 from __future__ import annotations
 
 import hashlib
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert, RetrainRequest
 from fraudstream_common.timestamps import timestamp_of
+
+
+class LoopClock:
+    """The time the debounce and the cooldown count in: it runs at the faster of wall time and
+    event time (how far the monitor has judged its predictions). In production the two run
+    together; a replay or a demo at 2,880 times real time debounces and cools down in
+    simulated hours, not in 2,880 times as many; with no traffic, wall time still runs."""
+
+    def __init__(self, wall: Callable[[], float]) -> None:
+        self._wall = wall
+        self._now = self._last_wall = wall()
+        self._event: float | None = None
+        self._event_step = 0.0
+
+    def event_time(self, reached: float) -> None:
+        """Event time has reached `reached` (it never goes back)."""
+        if not math.isfinite(reached):
+            return
+        if self._event is not None and reached > self._event:
+            self._event_step += reached - self._event
+        if self._event is None or reached > self._event:
+            self._event = reached
+
+    def __call__(self) -> float:
+        wall = self._wall()
+        self._now += max(wall - self._last_wall, self._event_step, 0.0)
+        self._last_wall, self._event_step = wall, 0.0
+        return self._now
 
 
 @dataclass
