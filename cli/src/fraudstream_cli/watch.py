@@ -98,9 +98,12 @@ def report(overview: Overview) -> str:
     ]
     lines += ["", "quality on matured labels, per window and version:"]
     windows = sorted(
-        (w["start"], version["version"], w)
-        for version in overview.get("versions", [])
-        for w in version.get("quality", [])
+        (
+            (w["start"], version["version"], w)
+            for version in overview.get("versions", [])
+            for w in version.get("quality", [])
+        ),
+        key=lambda entry: (entry[0], entry[1]),
     )
     if not windows:
         lines.append("  no window matured yet")

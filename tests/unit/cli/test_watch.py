@@ -73,3 +73,9 @@ def test_the_report_lists_detection_request_decision_and_quality_per_version() -
     assert "2018-06-04 00:00  drift  evidence: x|y/JointRegion" in text
     assert "2018-06-04 00:01  drift-abc  promoted  holdout AP 0.740" in text
     assert "2018-06-03 00:00  v1  AP 0.710" in text
+
+
+def test_windows_of_the_same_start_and_version_do_not_break_the_report() -> None:
+    twice = overview()
+    twice["versions"][0]["quality"] = [_window(DAY_60, 0.7), _window(DAY_60, 0.6)]
+    assert report(twice).count("2018-06-04 00:00  v1  AP") == 2
