@@ -97,14 +97,13 @@ def report(overview: Overview) -> str:
         for r in runs
     ]
     lines += ["", "quality on matured labels, per window and version:"]
-    windows = sorted(
-        (
-            (w["start"], version["version"], w)
-            for version in overview.get("versions", [])
-            for w in version.get("quality", [])
-        ),
-        key=lambda entry: (entry[0], entry[1]),
-    )
+    # A window is judged again as late labels arrive: its latest figures stand.
+    latest = {
+        (w["start"], version["version"]): w
+        for version in overview.get("versions", [])
+        for w in version.get("quality", [])
+    }
+    windows = [(start, version, latest[(start, version)]) for start, version in sorted(latest)]
     if not windows:
         lines.append("  no window matured yet")
     lines += [
