@@ -22,7 +22,7 @@ from confluent_kafka import Producer
 from google.protobuf.message import DecodeError
 
 from fraudstream_common.deadletter import PROTOBUF_HEADERS
-from fraudstream_common.kafka import AsyncProducer, header_items, producer_config
+from fraudstream_common.kafka import AsyncProducer, DeliveryError, produce_acknowledged, producer_config
 from fraudstream_common.schemas.v1.audit_pb2 import AdminAction
 from fraudstream_common.settings import ServiceSettings
 from fraudstream_common.stream import TopicFollower
@@ -96,17 +96,13 @@ def record_from_command_line(
     """Writes the record of an act done by a command, waiting for the broker's acknowledgement."""
     entry = admin_action(action, command_line_actor(), details, "cli")
     producer = Producer(producer_config(settings, client_id="fraudstream-cli-audit"))
-    failures: list[str] = []
-    producer.produce(
-        topic_name(Topic.AUDIT, settings.topic_prefix),
-        value=entry.SerializeToString(),
-        key=action.value.encode(),
-        headers=header_items(PROTOBUF_HEADERS),
-        on_delivery=lambda error, _message: failures.append(str(error)) if error is not None else None,
-    )
-    if producer.flush(timeout) or failures:
-        reason = failures[0] if failures else f"no acknowledgement within {timeout:g} s"
-        raise NotAuditedError(f"{action.value} done, but its audit record was not written: {reason}")
+    topic = topic_name(Topic.AUDIT, settings.topic_prefix)
+    try:
+        produce_acknowledged(
+            producer, topic, entry.SerializeToString(), action.value.encode(), PROTOBUF_HEADERS, timeout
+        )
+    except DeliveryError as exc:
+        raise NotAuditedError(f"{action.value} done, but its audit record was not written: {exc}") from exc
     return _logged(entry)
 
 

@@ -182,6 +182,26 @@ class DeliveryError(Exception):
     """The broker did not acknowledge a produced message."""
 
 
+def produce_acknowledged(
+    producer: Producer, topic: str, value: bytes, key: bytes | None, headers: Headers | None, timeout: float
+) -> None:
+    """Produces one message and returns once the broker acknowledged it; DeliveryError when it
+    refused it or did not answer within `timeout` seconds."""
+    failures: list[KafkaError] = []
+    delivered: list[Message] = []
+
+    def on_delivery(error: KafkaError | None, message: Message) -> None:
+        if error is None:
+            delivered.append(message)
+        else:
+            failures.append(error)
+
+    produce_waiting(producer, topic, value, key, headers, on_delivery)
+    producer.flush(timeout)
+    if failures or not delivered:
+        raise DeliveryError(str(failures[0]) if failures else f"no acknowledgement within {timeout:g} s")
+
+
 class AsyncProducer:
     """A confluent-kafka producer whose `produce` can be awaited until the broker acknowledges.
 

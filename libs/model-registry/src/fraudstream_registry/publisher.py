@@ -3,10 +3,10 @@ producer; `publish` returns only once the broker acknowledged it."""
 
 from __future__ import annotations
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import Producer
 
 from fraudstream_common.deadletter import PROTOBUF_HEADERS
-from fraudstream_common.kafka import DeliveryError, produce_waiting, producer_config
+from fraudstream_common.kafka import DeliveryError, produce_acknowledged, producer_config
 from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
 from fraudstream_common.settings import ServiceSettings
 
@@ -18,27 +18,17 @@ class EventPublisher:
         self._timeout = timeout
 
     def __call__(self, event: ModelPublished) -> None:
-        failures: list[KafkaError] = []
-        delivered: list[Message] = []
-
-        def on_delivery(error: KafkaError | None, message: Message) -> None:
-            if error is None:
-                delivered.append(message)
-            else:
-                failures.append(error)
-
-        produce_waiting(
-            self._producer,
-            self._topic,
-            event.SerializeToString(),
-            event.model_name.encode(),
-            PROTOBUF_HEADERS,
-            on_delivery,
-        )
-        self._producer.flush(self._timeout)
-        if failures or not delivered:
-            reason = str(failures[0]) if failures else f"no acknowledgement within {self._timeout}s"
-            raise DeliveryError(f"models.published for version {event.version}: {reason}")
+        try:
+            produce_acknowledged(
+                self._producer,
+                self._topic,
+                event.SerializeToString(),
+                event.model_name.encode(),
+                PROTOBUF_HEADERS,
+                self._timeout,
+            )
+        except DeliveryError as exc:
+            raise DeliveryError(f"models.published for version {event.version}: {exc}") from exc
 
     def close(self) -> None:
         self._producer.flush(self._timeout)
