@@ -13,11 +13,20 @@ import pandas as pd
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.features.history import FeatureStates, LabelEvent, TransactionEvent, in_event_order, replay
 from fraudstream_feature_store.repository import transaction_features_dir, transaction_features_frame
-from fraudstream_simulator.sinks import epoch_seconds
+from fraudstream_simulator.sinks import EPOCH
+
+
+def stream_seconds(times: pd.Series) -> list[float]:
+    """Seconds since the epoch of a tz-aware datetime column, as the stream reads a protobuf
+    Timestamp (seconds + nanos / 1e9): a sub-second time falls in the same windows online and
+    offline, to the last bit."""
+    nanoseconds = ((times - EPOCH) // pd.Timedelta(nanoseconds=1)).to_numpy(np.int64)
+    whole, nanos = np.divmod(nanoseconds, 1_000_000_000)
+    return [int(w) + int(n) / 1e9 for w, n in zip(whole.tolist(), nanos.tolist(), strict=True)]
 
 
 def transaction_events(transactions: pd.DataFrame) -> list[TransactionEvent]:
-    times = epoch_seconds(transactions["event_time"]).astype(float).tolist()
+    times = stream_seconds(transactions["event_time"])
     return [
         TransactionEvent(transaction_id, customer_id, terminal_id, time, amount)
         for transaction_id, customer_id, terminal_id, time, amount in zip(
@@ -37,9 +46,9 @@ def label_events(labels: pd.DataFrame) -> list[LabelEvent]:
         for transaction_id, terminal_id, transaction_time, is_fraud, label_time in zip(
             labels["transaction_id"].tolist(),
             labels["terminal_id"].tolist(),
-            epoch_seconds(labels["transaction_time"]).astype(float).tolist(),
+            stream_seconds(labels["transaction_time"]),
             labels["is_fraud"].astype(bool).tolist(),
-            epoch_seconds(labels["label_time"]).astype(float).tolist(),
+            stream_seconds(labels["label_time"]),
             strict=True,
         )
     ]
@@ -99,7 +108,7 @@ def backfill_offline_store(history: Path, offline_dir: Path) -> tuple[int, Path]
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"backfill-{digest.hexdigest()[:16]}.parquet"
     frame = transaction_features_frame(
-        features, epoch_seconds(features["event_time"]).astype(float), features[list(FEATURE_NAMES)].to_numpy()
+        features, np.asarray(stream_seconds(features["event_time"])), features[list(FEATURE_NAMES)].to_numpy()
     )
     temporary = path.with_name(f".{path.name}.tmp")
     frame.to_parquet(temporary, index=False)
