@@ -71,6 +71,8 @@ def consumer_config(
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "isolation.level": "read_committed",
+        "session.timeout.ms": int(settings.kafka_session_timeout_seconds * 1000),
+        "heartbeat.interval.ms": int(settings.kafka_session_timeout_seconds * 1000 / 3),
         "fetch.min.bytes": 1,
         "queued.max.messages.kbytes": 65536,
     }

@@ -84,6 +84,16 @@ class ServiceSettings(BaseSettings):
     kafka_ssl_key_location: str | None = Field(
         default=None, description="PEM file of the key of kafka_ssl_certificate_location."
     )
+    kafka_session_timeout_seconds: float = Field(
+        default=6.0,
+        ge=1,
+        description=(
+            "A consumer silent this long leaves its group and its partitions move on (Kafka's session "
+            "timeout; the broker's group.min.session.timeout.ms, 6 s by default, is the least it takes). "
+            "After a crash, a restarted replica's partitions wait this long for the old member to go; for "
+            "the features service keep it below max_wait_seconds, so that a failover holds nothing early."
+        ),
+    )
     topic_prefix: str = Field(
         default="", description="Prefix for every topic name, for shared clusters (e.g. 'team-a.')."
     )

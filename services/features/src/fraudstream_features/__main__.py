@@ -46,10 +46,6 @@ def streams(settings: FeaturesSettings) -> list[StreamRuntime]:
             max_messages=settings.batch_max_messages,
             poll_timeout_seconds=settings.poll_timeout_seconds,
             store_retry_max_seconds=settings.redis_retry_max_seconds,
-            consumer_overrides={
-                "session.timeout.ms": int(settings.session_timeout_seconds * 1000),
-                "heartbeat.interval.ms": int(settings.session_timeout_seconds * 1000 / 3),
-            },
         )
         for stage in stages
     ]

@@ -15,13 +15,6 @@ class FeaturesSettings(ServiceSettings, FeatureStoreSettings):
         default="features-0",
         description="Name of this replica, unique among the replicas; its stages' Kafka transactional ids.",
     )
-    session_timeout_seconds: float = Field(
-        default=6.0,
-        description=(
-            "A replica silent this long leaves the consumer groups and its partitions move to the others "
-            "(Kafka's session timeout); keep it below max_wait_seconds, so that a failover holds nothing early."
-        ),
-    )
     batch_max_messages: int = Field(default=5000, description="Most input messages taken from Kafka at once.")
     poll_timeout_seconds: float = Field(
         default=0.02, description="Longest wait for input in one poll; bounds the added latency at low traffic."
