@@ -10,7 +10,7 @@ RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
 PHONY_DOCS := docs docs-check
-.PHONY: $(PHONY_DOCS) install proto proto-check lint typecheck unit integration scale platform-up platform-down up down demo test bench buf-lint
+.PHONY: $(PHONY_DOCS) install proto proto-check lint typecheck unit integration scale chaos platform-up platform-down up down demo test bench buf-lint
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -54,7 +54,12 @@ platform-down:
 	-$(RUN) fraudstream down
 
 integration: install
-	$(RUN) pytest tests/integration tests/e2e -q $(PYTEST_ARGS)
+	$(RUN) pytest tests/integration tests/e2e tests/chaos -q -m "not chaos_slow" $(PYTEST_ARGS)
+
+# Every fault of the chaos suite under load (it kills the platform's broker), then its table
+# (also in .platform/run/chaos-report.json).
+chaos: install platform-up
+	FRAUDSTREAM_CHAOS_REPORT=.platform/run/chaos-report.json $(RUN) pytest tests/chaos -q $(PYTEST_ARGS)
 
 # Only the tests of replicas sharing partitions, one killed mid-stream (also in `make test`).
 scale: install platform-up

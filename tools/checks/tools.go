@@ -1,7 +1,11 @@
 //go:build tools
 
-// Package tools pins the Go programs `make test` builds to check what no engine runs here:
-// compose-check (this module) and actionlint, for .github/workflows.
+// Package tools pins the Go programs the tests build: compose-check (this module) and
+// actionlint, which check what no engine runs here, and Toxiproxy, through which the chaos
+// suite slows and cuts the services' connections.
 package tools
 
-import _ "github.com/rhysd/actionlint/cmd/actionlint"
+import (
+	_ "github.com/Shopify/toxiproxy/v2/cmd/server"
+	_ "github.com/rhysd/actionlint/cmd/actionlint"
+)
