@@ -25,7 +25,7 @@ class FakePipeline:
 
     async def execute(self) -> list[str]:
         if self._redis.down:
-            raise redis.ConnectionError("Redis is down")
+            raise self._redis.outage
         self._redis.reports.append(dict(self.spent))
         return [self._redis.tokens_left for _ in self.spent]
 
@@ -43,6 +43,7 @@ class FakeRedis:
         self.hashes: dict[str, dict[bytes, bytes]] = {}
         self.tokens_left = "100"
         self.down = False
+        self.outage: Exception = redis.ConnectionError("Redis is down")
         self.reports: list[dict[str, float]] = []
         self.key = create_key(self, [Scope.PREDICT], "test", secret=SECRET)  # type: ignore[arg-type]
 
@@ -50,6 +51,8 @@ class FakeRedis:
         self.hashes[name] = {k.encode(): v.encode() for k, v in mapping.items()}
 
     async def hgetall(self, name: str) -> dict[bytes, bytes]:
+        if self.down:
+            raise self.outage
         return dict(self.hashes.get(name, {}))
 
     def register_script(self, script: str) -> FakeScript:
@@ -135,6 +138,7 @@ async def test_a_shared_debt_refuses_the_key_here_until_refilled() -> None:
 async def test_without_redis_each_process_limits_alone_and_owes_nothing_after() -> None:
     client = FakeRedis()
     check = keys(client, rate=10.0, burst=100.0)
+    await check.authorize(f"Bearer {client.key}", Scope.PREDICT)
     client.down = True
     for _ in range(5):
         await check.authorize(f"Bearer {client.key}", Scope.PREDICT)
@@ -145,6 +149,34 @@ async def test_without_redis_each_process_limits_alone_and_owes_nothing_after() 
     client.down = False
     await check.report()
     assert list(client.reports[0].values()) == [1]
+
+
+# What uvloop raises when redis-py writes on a connection a proxy closed under it.
+CLOSED_UNDER_UVLOOP = RuntimeError(
+    "unable to perform operation on <TCPTransport closed=True reading=False 0x55ef6ef0e870>; the handler is closed"
+)
+
+
+@pytest.mark.parametrize("outage", [redis.ConnectionError("Redis is down"), CLOSED_UNDER_UVLOOP])
+async def test_a_redis_outage_lets_known_keys_through_and_refuses_the_others_with_503(outage: Exception) -> None:
+    client = FakeRedis()
+    other = create_key(client, [Scope.PREDICT], "other", secret=SECRET)  # type: ignore[arg-type]
+    check = ApiKeys(client, secret=SECRET, rate_per_second=10, burst=100, cache_seconds=0)  # type: ignore[arg-type]
+    await check.authorize(f"Bearer {client.key}", Scope.PREDICT)
+    client.down, client.outage = True, outage
+
+    await check.authorize(f"Bearer {client.key}", Scope.PREDICT)  # read before the outage
+    assert await refusal(check, f"Bearer {other}") == 503
+    assert await refusal(check, f"Bearer {client.key}", Scope.INGEST) == 403  # its record still rules
+    await check.report()  # counted alone meanwhile; does not raise
+
+
+async def test_a_bug_is_not_taken_for_an_outage() -> None:
+    client = FakeRedis()
+    check = keys(client)
+    client.down, client.outage = True, RuntimeError("a bug")
+    with pytest.raises(RuntimeError, match="a bug"):
+        await check.authorize(f"Bearer {client.key}", Scope.PREDICT)
 
 
 async def test_a_record_written_to_redis_without_the_secret_is_refused() -> None:

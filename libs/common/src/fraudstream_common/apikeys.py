@@ -69,7 +69,8 @@ class Scope(StrEnum):
 
 
 class AuthError(Exception):
-    """Why a call is refused: `status` is 401 (no or unknown key), 403 (scope) or 429 (rate)."""
+    """Why a call is refused: `status` is 401 (no or unknown key), 403 (scope), 429 (rate) or
+    503 (Redis cannot be asked about a key this process has not seen)."""
 
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
@@ -77,13 +78,23 @@ class AuthError(Exception):
         self.reason = reason
 
 
-REFUSAL_OUTCOMES = {401: "unauthorized", 403: "forbidden", 429: "rate_limited"}
+REFUSAL_OUTCOMES = {401: "unauthorized", 403: "forbidden", 429: "rate_limited", 503: "unavailable"}
 """The outcome a refusal's status is counted as, in every service's requests metric."""
 GRPC_STATUS = {
     401: grpc.StatusCode.UNAUTHENTICATED,
     403: grpc.StatusCode.PERMISSION_DENIED,
     429: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    503: grpc.StatusCode.UNAVAILABLE,
 }
+
+
+def _unreachable(error: Exception) -> bool:
+    """Whether `error` means Redis could not be asked (nothing was decided): redis-py's and the
+    OS's connection errors, and the RuntimeError uvloop raises for a write on a connection that
+    closed under redis-py (MagicStack/uvloop#506), which redis-py lets through."""
+    if isinstance(error, redis.RedisError | OSError):
+        return True
+    return isinstance(error, RuntimeError) and "handler is closed" in str(error)
 
 
 def _redis_key(namespace: str, digest: str) -> str:
@@ -249,7 +260,16 @@ class ApiKeys:
         known = self._known.get(digest)
         if known is not None and now - known[1] < self._cache_seconds:
             return known[0]
-        fields = await cast(Awaitable[dict[bytes, bytes]], self._client.hgetall(_redis_key(self._namespace, digest)))
+        try:
+            fields = await cast(
+                Awaitable[dict[bytes, bytes]], self._client.hgetall(_redis_key(self._namespace, digest))
+            )
+        except Exception as error:
+            if not _unreachable(error):
+                raise
+            if known is not None:
+                return known[0]  # the last record read: nothing can revoke it while Redis is away
+            raise AuthError(503, "API keys cannot be checked now (their store is unreachable): retry") from None
         record = _record(digest, fields, self._secret) if fields else None
         if record is not None and not record.signed:
             if digest not in self._unsigned_seen:
@@ -305,7 +325,9 @@ class ApiKeys:
                         client=pipe,
                     )
                 left = await pipe.execute()
-        except (redis.RedisError, OSError) as error:
+        except Exception as error:
+            if not _unreachable(error):
+                raise
             # What was spent meanwhile is not owed later: a key is not refused for an outage.
             if not self._reporting_failed:
                 log.warning("api keys: cannot report spent rate to Redis, each process limits alone: %s", error)
