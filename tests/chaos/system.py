@@ -308,6 +308,12 @@ class System:
             s.process is not None and s.process.poll() is None and s.readiness() == 200 for s in self.services.values()
         )
 
+    def restart_exited(self) -> None:
+        """Starts again what an earlier fault left dead (that fault has failed already), so that
+        each fault is judged on its own."""
+        for name in self.exited():
+            self.services[name].start()
+
     def exited(self) -> list[str]:
         return [name for name, s in self.services.items() if s.process is not None and s.process.poll() is not None]
 

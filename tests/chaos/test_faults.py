@@ -194,6 +194,7 @@ def test_fault_loses_nothing_and_duplicates_nothing(
 ) -> None:
     segment = segments[[param.values[0] for param in FAULTS].index(fault)]
     assert system.clients is not None
+    system.restart_exited()
     assert system.all_ready(), f"a service was not ready before the fault: {system.exited()}"
     system.clients.reset()
     stream = system.stream(segment)
