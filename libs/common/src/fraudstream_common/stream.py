@@ -76,6 +76,8 @@ RESTORE_SECONDS = Histogram(
 
 TRANSACTION_TIMEOUT_MS = 10_000
 STORE_ERRORS: tuple[type[Exception], ...] = (redis.RedisError, OSError)
+FENCED = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
+REFENCED_SECONDS = 60.0
 
 
 @dataclass
@@ -184,7 +186,12 @@ class _StopRequestedError(Exception):
 
 class _NotCommittedError(Exception):
     """The checkpoint was not committed (its transaction aborted, or an output or the offsets
-    not acknowledged); the stage goes back to the last one."""
+    not acknowledged); the stage goes back to the last one. `producer_unusable`: the producer
+    is left in a fatal state; a new one (same transactional id) takes over."""
+
+    def __init__(self, reason: str, *, producer_unusable: bool = False) -> None:
+        super().__init__(reason)
+        self.producer_unusable = producer_unusable
 
 
 class StreamRuntime(BlockingLoop):
@@ -218,6 +225,7 @@ class StreamRuntime(BlockingLoop):
         self._consumer_overrides = dict(consumer_overrides or {})
         self._assignment: list[TopicPartition] = []
         self._paused: set[Source] = set()  # by backpressure
+        self._fenced_at = float("-inf")
 
     def _loop(self) -> None:
         client = self._transactional_id
@@ -229,6 +237,32 @@ class StreamRuntime(BlockingLoop):
                 overrides={"enable.partition.eof": True, **self._consumer_overrides},
             )
         )
+        try:
+            producer = self._producer()
+            consumer.subscribe(list(self._stage.input_topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
+            while not self._stopping.is_set():
+                limit = max(1, min(self._max_messages, self._stage.read_limit()))
+                self._read(consumer, consumer.consume(limit, timeout=self._poll_timeout))
+                self._hold_back(consumer)
+                if self._stage.due():
+                    producer = self._commit(consumer, producer)
+            self._commit(consumer, producer, final=True)
+        except _StopRequestedError:
+            logger.warning(
+                "stopped while restoring or while its store was unreachable; the open checkpoint will be replayed"
+            )
+        finally:
+            self._set_ready(False)
+            try:
+                consumer.close()
+            except KafkaException as exc:  # leaving the group is the broker's business now
+                logger.warning("consumer close: %s", exc)
+            logger.info("stream stopped", extra={"stage": self.name})
+
+    def _producer(self) -> Producer:
+        """A producer of this stage's outputs; with exactly-once, its transactions initialised,
+        which fences an earlier incarnation and aborts its open transaction."""
+        client = self._transactional_id
         producer = Producer(
             producer_config(
                 self._settings,
@@ -245,28 +279,9 @@ class StreamRuntime(BlockingLoop):
                 ),
             )
         )
-        try:
-            if self._exactly_once:
-                producer.init_transactions(30)  # fences an earlier incarnation, aborts its open transaction
-            consumer.subscribe(list(self._stage.input_topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
-            while not self._stopping.is_set():
-                limit = max(1, min(self._max_messages, self._stage.read_limit()))
-                self._read(consumer, consumer.consume(limit, timeout=self._poll_timeout))
-                self._hold_back(consumer)
-                if self._stage.due():
-                    self._commit(consumer, producer)
-            self._commit(consumer, producer, final=True)
-        except _StopRequestedError:
-            logger.warning(
-                "stopped while restoring or while its store was unreachable; the open checkpoint will be replayed"
-            )
-        finally:
-            self._set_ready(False)
-            try:
-                consumer.close()
-            except KafkaException as exc:  # leaving the group is the broker's business now
-                logger.warning("consumer close: %s", exc)
-            logger.info("stream stopped", extra={"stage": self.name})
+        if self._exactly_once:
+            producer.init_transactions(30)
+        return producer
 
     def _read(self, consumer: Consumer, messages: Sequence[Message]) -> None:
         for message in messages:
@@ -293,12 +308,14 @@ class StreamRuntime(BlockingLoop):
 
     # One checkpoint: what it holds, the side effect, then the commit
 
-    def _commit(self, consumer: Consumer, producer: Producer, *, final: bool = False) -> None:
+    def _commit(self, consumer: Consumer, producer: Producer, *, final: bool = False) -> Producer:
+        """Commits the stage's checkpoint, or recovers from the last one; returns the producer
+        to go on with (a new one when the transaction left the old one unusable)."""
         checkpoint = self._until_reachable(consumer, lambda: self._stage.checkpoint(final=final))
         self._until_reachable(consumer, self._stage.store)
         if not checkpoint.outputs and not checkpoint.offsets:
             self._stage.committed()
-            return
+            return producer
         started = time.perf_counter()
         offsets = [TopicPartition(t, p, o) for (t, p), o in checkpoint.offsets.items()]
         try:
@@ -309,11 +326,14 @@ class StreamRuntime(BlockingLoop):
         except _NotCommittedError as exc:
             ABORTS.labels(self.name).inc()
             logger.warning("checkpoint not committed, recovering from the last one: %s", exc)
-            self._recover(consumer)
-            return
+            if exc.producer_unusable:
+                producer = self._until_reachable(consumer, self._producer, retried=(KafkaException,))
+            self._until_reachable(consumer, lambda: self._recover(consumer), retried=(KafkaException,))
+            return producer
         COMMIT_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         self._stage.committed()
         self._record_lag(consumer, offsets)
+        return producer
 
     def _commit_transaction(
         self, consumer: Consumer, producer: Producer, outputs: list[Output], offsets: list[TopicPartition]
@@ -325,9 +345,22 @@ class StreamRuntime(BlockingLoop):
             producer.commit_transaction(60)
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
-            if not (error.txn_requires_abort() or error.retriable()):
-                raise  # fatal, e.g. fenced by a newer worker with our transactional id
-            producer.abort_transaction(30)
+            if error.code() in FENCED:
+                # A broker that restarted can bump the producer's epoch and fence it, with no
+                # other worker about: a new producer takes over, as Kafka Streams does. Fenced
+                # again soon after, another worker does run with this transactional id.
+                now = time.monotonic()
+                if now - self._fenced_at < REFENCED_SECONDS:
+                    raise
+                self._fenced_at = now
+                raise _NotCommittedError(str(error), producer_unusable=True) from exc
+            if error.fatal():
+                raise _NotCommittedError(str(error), producer_unusable=True) from exc
+            try:
+                producer.abort_transaction(30)
+            except KafkaException as abort_exc:
+                # A broker that restarted mid-transaction can leave it unable even to abort.
+                raise _NotCommittedError(f"{error}; abort: {abort_exc}", producer_unusable=True) from exc
             raise _NotCommittedError(str(error)) from exc
 
     def _produce_then_commit(
@@ -344,15 +377,19 @@ class StreamRuntime(BlockingLoop):
         except KafkaException as exc:
             raise _NotCommittedError(f"offsets not committed: {exc}") from exc
 
-    def _until_reachable(self, consumer: Consumer, step: Callable[[], T]) -> T:
-        """Runs a step of the checkpoint until its store answers; meanwhile every input partition is paused."""
+    def _until_reachable(
+        self, consumer: Consumer, step: Callable[[], T], retried: tuple[type[Exception], ...] | None = None
+    ) -> T:
+        """Runs a step until what it needs answers (the stage's store; with `retried`, those
+        errors: the broker, for a recovery); meanwhile every input partition is paused."""
+        errors = retried if retried is not None else self._retried
         backoff = 0.1
         paused = False
         while True:
             try:
                 result = step()
                 break
-            except self._retried as exc:
+            except errors as exc:
                 STORE_UNAVAILABLE.labels(self.name).inc()
                 if not paused:
                     logger.warning("store unreachable, consumption paused: %s", exc, exc_info=True)
