@@ -25,7 +25,7 @@ import grpc
 import httpx
 import pandas as pd
 import redis
-from confluent_kafka import Consumer, KafkaError
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from fraudstream_cli.platform.kafka import KafkaBroker
@@ -110,11 +110,17 @@ class Tally(threading.Thread):
                 "log_level": 0,
             }
         )
-        consumer.subscribe([self.topic])
+        partitions = consumer.list_topics(self.topic, timeout=10).topics[self.topic].partitions
+        # Assigned, not subscribed: a group that lost its coordinator (a broker restart) would
+        # start again from the earliest offset and count everything twice.
+        consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
+        seen: set[tuple[int | None, int | None]] = set()
         try:
             while not self.stopping.is_set():
                 batch = consumer.consume(1000, timeout=0.2)
-                keys = [self.key_of(m.value() or b"") for m in batch if m.error() is None]
+                fresh = [m for m in batch if m.error() is None and (m.partition(), m.offset()) not in seen]
+                seen.update((m.partition(), m.offset()) for m in fresh)
+                keys = [self.key_of(m.value() or b"") for m in fresh]
                 with self.lock:
                     self.counts.update(keys)
                 for message in batch:
