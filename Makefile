@@ -10,7 +10,7 @@ RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
 PHONY_DOCS := docs docs-check
-.PHONY: $(PHONY_DOCS) install proto proto-check lint typecheck unit integration scale chaos platform-up platform-down up down demo test bench buf-lint
+.PHONY: $(PHONY_DOCS) install proto proto-check lint typecheck unit integration scale chaos fuzz platform-up platform-down up down demo test bench buf-lint
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -60,6 +60,10 @@ integration: install
 # (also in .platform/run/chaos-report.json).
 chaos: install platform-up
 	FRAUDSTREAM_CHAOS_REPORT=.platform/run/chaos-report.json $(RUN) pytest tests/chaos -q $(PYTEST_ARGS)
+
+# The atheris fuzz targets (tests/fuzz), five minutes each; `make test` gives each 15 s.
+fuzz: install
+	FRAUDSTREAM_FUZZ_SECONDS=300 $(RUN) pytest tests/unit/common/test_fuzzing.py -q $(PYTEST_ARGS)
 
 # Only the tests of replicas sharing partitions, one killed mid-stream (also in `make test`).
 scale: install platform-up

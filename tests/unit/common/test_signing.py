@@ -46,3 +46,10 @@ def test_any_change_to_a_signed_request_breaks_it() -> None:
     # A field this reader does not know, appended to the signed bytes (field 99, varint 1).
     extended = RetrainRequest.FromString(sign_request(request(), SECRET).SerializeToString() + b"\x98\x06\x01")
     assert not verify_request(extended, SECRET)
+
+
+def test_a_signature_with_non_ascii_characters_is_refused_not_an_error() -> None:
+    # Found by the atheris target tests/fuzz/targets.py::retrain_request.
+    forged = request()
+    forged.signature = "é" * 64
+    assert not verify_request(forged, SECRET)

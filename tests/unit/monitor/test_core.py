@@ -5,6 +5,7 @@ import zlib
 from collections.abc import Sequence
 
 import numpy as np
+import pytest
 
 from fraudstream_common.schemas.v1.label_pb2 import Label
 from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert
@@ -209,3 +210,16 @@ def test_predictions_of_the_versions_own_period_are_not_judged() -> None:
     after = predictions(rng, range(9, 13), 600, amount_scale=4.0) + predictions(rng, range(13, 14), 5)
     alerts = core.predictions(after)
     assert {(a.subject, a.detector) for a in alerts} >= {("tx_amount", "PSI")}
+
+
+def test_a_partial_that_is_not_one_is_refused_with_an_error_the_judge_handles() -> None:
+    # Found by the atheris target tests/fuzz/targets.py::monitor_partial: Python's JSON reads
+    # Infinity, and int() of it raised OverflowError, which stopped the judge.
+    for value in (
+        b'{"kind":"hour","partition":Infinity,"version":"1","start":0,"body":{}}',
+        b'{"kind":"hour","partition":NaN,"version":"1","start":0,"body":{}}',
+        b'{"kind":"hour","partition":[1],"version":"1","start":0,"body":{}}',
+        b'["hour"]',
+    ):
+        with pytest.raises((ValueError, KeyError, TypeError)):
+            Partial.decode(value)

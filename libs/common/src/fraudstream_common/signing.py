@@ -28,4 +28,8 @@ def sign_request(request: RetrainRequest, secret: str) -> RetrainRequest:
 
 
 def verify_request(request: RetrainRequest, secret: str) -> bool:
-    return bool(request.signature) and hmac.compare_digest(request.signature, _digest(request, secret))
+    """Whether the request carries the secret's signature; False for any other (compared as
+    bytes: a signature with non-ASCII characters is refused, not an error)."""
+    return bool(request.signature) and hmac.compare_digest(
+        request.signature.encode(), _digest(request, secret).encode()
+    )

@@ -86,13 +86,16 @@ class Partial:
 
     @staticmethod
     def decode(value: bytes) -> Partial:
+        """The partial `value` holds; raises ValueError, KeyError or TypeError for anything else."""
         document = json.loads(value)
         kind = document["kind"]
         if kind not in ("hour", "window", "mark", "seen") or not isinstance(document["body"], dict):
             raise ValueError(f"not a monitor partial: {kind!r}")
-        return Partial(
-            kind, int(document["partition"]), document["body"], str(document["version"]), float(document["start"])
-        )
+        try:
+            partition = int(document["partition"])
+        except OverflowError as exc:  # JSON as Python reads it allows Infinity
+            raise ValueError(f"partition {document['partition']!r} is not a partition") from exc
+        return Partial(kind, partition, document["body"], str(document["version"]), float(document["start"]))
 
 
 @dataclass
