@@ -84,6 +84,7 @@ class ServiceProcess:
     log_dir: Path
     module: str = "fraudstream_ingest"
     redis_url: str = PLATFORM.redis_url
+    kafka_bootstrap: str = PLATFORM.kafka_bootstrap
     extra_env: dict[str, str] = field(default_factory=dict)
     http_port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)
@@ -102,7 +103,7 @@ class ServiceProcess:
         self.starts += 1
         env = {
             **os.environ,
-            "FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS": PLATFORM.kafka_bootstrap,
+            "FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
             "FRAUDSTREAM_REDIS_URL": self.redis_url,
             "FRAUDSTREAM_TOPIC_PREFIX": self.prefix,
             "FRAUDSTREAM_HTTP_PORT": str(self.http_port),
@@ -299,3 +300,13 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     yield server
     if server.process is not None and server.process.poll() is None:
         server.kill()
+
+
+def feast_env(online_url: str, stores: Path) -> dict[str, str]:
+    """A service's Feast settings: the online store's Redis, the registry and offline store
+    under `stores`."""
+    return {
+        "FRAUDSTREAM_FEATURE_STORE_REDIS_URL": online_url,
+        "FRAUDSTREAM_FEATURE_REGISTRY": str(stores / "registry.db"),
+        "FRAUDSTREAM_FEATURE_OFFLINE_DIR": str(stores / "offline"),
+    }

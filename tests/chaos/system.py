@@ -50,10 +50,10 @@ from fraudstream_feature_store.store import apply_repository
 from fraudstream_simulator.simulation import Simulation
 from fraudstream_simulator.sinks import Pacing, replay_to_kafka
 from tests.integration.features.streams import History, features_service, simulated_history
-from tests.integration.inference.serving import grpc_request, train_and_publish
+from tests.integration.inference.serving import grpc_request, inference_service, train_and_publish
 from tests.integration.monitor.service import monitor_service
 from tests.integration.trainer.history import trainer_service
-from tests.platform import PLATFORM, PrivateRedis, ServiceProcess, Topics, drain, free_port, producer
+from tests.platform import PLATFORM, PrivateRedis, ServiceProcess, Topics, drain, feast_env, free_port, producer
 from tests.unit.deploy import go_tools
 
 RATE = 100  # transactions per second into transactions.raw
@@ -137,15 +137,16 @@ class Tally(threading.Thread):
 
 class Toxiproxy:
     """A Toxiproxy server (pinned in tools/checks) with one proxy, `name`, in front of a local
-    port: the services connect through it, so that the suite can slow or cut their connections."""
+    port: the services connect through it, so that the suite can slow or cut their connections.
+    `port`: where the proxy listens (None: any free port)."""
 
-    def __init__(self, log_dir: Path, name: str, upstream_port: int) -> None:
+    def __init__(self, log_dir: Path, name: str, upstream_port: int, port: int | None = None) -> None:
         self.name = name
         self.api = f"http://127.0.0.1:{free_port()}"
-        self.port = free_port()
+        self.port = port if port is not None else free_port()
         binary = go_tools.built("github.com/Shopify/toxiproxy/v2/cmd/server")
         host, api_port = self.api.removeprefix("http://").split(":")
-        with (log_dir / "toxiproxy.log").open("wb") as log:
+        with (log_dir / f"toxiproxy-{name}.log").open("wb") as log:
             self.process = subprocess.Popen([str(binary), "-host", host, "-port", api_port], stdout=log, stderr=log)
         deadline = time.monotonic() + 20
         while True:
@@ -247,6 +248,7 @@ class System:
     topics: Topics
     redis: PrivateRedis
     redis_proxy: Toxiproxy
+    kafka_proxy: Toxiproxy
     history: History
     model_name: str
     predict_key: str
@@ -413,6 +415,10 @@ def running_system(directory: Path) -> Iterator[System]:
     logs = directory / "logs"
     logs.mkdir()
     proxy = Toxiproxy(logs, "redis", private.port)
+    # The broker's second listener advertises the proxy's port, so that the services stay behind
+    # the proxy after they bootstrap (the first listener advertises itself).
+    platform = PlatformSettings()
+    kafka_proxy = Toxiproxy(logs, "kafka", platform.kafka_proxied_port, port=platform.kafka_proxy_port)
     through_proxy = f"redis://127.0.0.1:{proxy.port}/0"
     online_store = f"redis://127.0.0.1:{proxy.port}/1"
     stores = directory / "stores"
@@ -420,22 +426,9 @@ def running_system(directory: Path) -> Iterator[System]:
     keys = redis.Redis.from_url(private.url)
     predict_key = create_key(keys, [Scope.PREDICT], "chaos", secret=DEVELOPMENT_API_KEY_SECRET, namespace=prefix)
     ingest_key = create_key(keys, [Scope.INGEST], "chaos", secret=DEVELOPMENT_API_KEY_SECRET, namespace=prefix)
-    store_env = {
-        "FRAUDSTREAM_FEATURE_STORE_REDIS_URL": online_store,
-        "FRAUDSTREAM_FEATURE_REGISTRY": str(stores / "registry.db"),
-        "FRAUDSTREAM_FEATURE_OFFLINE_DIR": str(stores / "offline"),
-    }
+    store_env = feast_env(online_store, stores)
     features = features_service(topics, logs, **store_env)
-    inference = ServiceProcess(
-        prefix=prefix,
-        log_dir=logs,
-        module="fraudstream_inference",
-        extra_env={
-            "FRAUDSTREAM_MLFLOW_TRACKING_URI": PLATFORM.mlflow_url,
-            "FRAUDSTREAM_REGISTERED_MODEL": model_name,
-            **store_env,
-        },
-    )
+    inference = inference_service(prefix, logs, model_name, store_env)
     monitor = monitor_service(prefix, logs, model_name, model_name)
     ingest = ServiceProcess(prefix=prefix, log_dir=logs)
     # On the features service's stores, as in production; small windows, and a gate that lets
@@ -462,12 +455,14 @@ def running_system(directory: Path) -> Iterator[System]:
     }
     for service in services.values():
         service.redis_url = through_proxy
+        service.kafka_bootstrap = f"127.0.0.1:{kafka_proxy.port}"
         service.start()
     system = System(
         directory,
         topics,
         private,
         proxy,
+        kafka_proxy,
         simulated_history(),
         model_name,
         predict_key,
@@ -490,6 +485,7 @@ def running_system(directory: Path) -> Iterator[System]:
             if service.process is not None and service.process.poll() is None:
                 service.terminate()
         proxy.stop()
+        kafka_proxy.stop()
         admin = KafkaBroker(PlatformSettings()).admin()
         names = [n for n in admin.list_topics(timeout=10).topics if n.startswith(prefix)]
         for future in admin.delete_topics(names, operation_timeout=30).values():

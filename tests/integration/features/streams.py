@@ -22,7 +22,7 @@ from fraudstream_feature_store.store import FeatureStateStore, apply_repository
 from fraudstream_simulator.config import SimulationConfig
 from fraudstream_simulator.simulation import Simulation, simulate
 from fraudstream_simulator.sinks import Pacing, replay_to_kafka
-from tests.platform import PLATFORM, ServiceProcess, Topics
+from tests.platform import PLATFORM, ServiceProcess, Topics, feast_env
 
 WORLD = SimulationConfig(n_customers=300, n_terminals=600, nb_days=45)  # 25,298 transactions
 
@@ -82,9 +82,7 @@ def features_service(topics: Topics, directory: Path, **env: str) -> ServiceProc
         log_dir=directory,
         module="fraudstream_features",
         extra_env={
-            "FRAUDSTREAM_FEATURE_STORE_REDIS_URL": PLATFORM.feature_store_redis_url,
-            "FRAUDSTREAM_FEATURE_REGISTRY": str(directory / "registry.db"),
-            "FRAUDSTREAM_FEATURE_OFFLINE_DIR": str(directory / "offline"),
+            **feast_env(PLATFORM.feature_store_redis_url, directory),
             "FRAUDSTREAM_OFFLINE_PART_MAX_SECONDS": "1",
             **env,
         },

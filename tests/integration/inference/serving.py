@@ -5,6 +5,7 @@ service against them: what the inference tests share."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from fraudstream_simulator.simulation import Simulation
 from fraudstream_trainer.pipeline import Datasets, Outcome, Trainer, TrainRequest
 from fraudstream_trainer.settings import PublishAlias, TrainerSettings
 from tests.integration.trainer.history import history_in_feast
-from tests.platform import PLATFORM, PrivateRedis, ServiceProcess, Topics
+from tests.platform import PLATFORM, PrivateRedis, ServiceProcess, Topics, feast_env
 
 WORLD = SimulationConfig(n_customers=600, n_terminals=1200, nb_days=50)
 
@@ -108,23 +109,27 @@ def serve(topics: Topics, directory: Path, online: PrivateRedis, *, always_promo
     keys = redis.Redis.from_url(PLATFORM.redis_url)
     predict_key = create_key(keys, [Scope.PREDICT], "test", secret=DEVELOPMENT_API_KEY_SECRET, namespace=topics.prefix)
     ingest_key = create_key(keys, [Scope.INGEST], "test", secret=DEVELOPMENT_API_KEY_SECRET, namespace=topics.prefix)
-    service = ServiceProcess(
-        prefix=topics.prefix,
-        log_dir=directory,
-        module="fraudstream_inference",
-        redis_url=PLATFORM.redis_url,
-        extra_env={
-            "FRAUDSTREAM_MLFLOW_TRACKING_URI": PLATFORM.mlflow_url,
-            "FRAUDSTREAM_REGISTERED_MODEL": model_name,
-            "FRAUDSTREAM_FEATURE_STORE_REDIS_URL": online.url,
-            "FRAUDSTREAM_FEATURE_REGISTRY": str(directory / "registry.db"),
-            "FRAUDSTREAM_FEATURE_OFFLINE_DIR": str(directory / "offline"),
-            **env,
-        },
-    )
+    service = inference_service(topics.prefix, directory, model_name, feast_env(online.url, directory), **env)
     service.start()
     return Served(
         world, states, store, model_name, events[0], service, predict_key, ingest_key, trainer, datasets, events
+    )
+
+
+def inference_service(
+    prefix: str, log_dir: Path, model_name: str, feast: Mapping[str, str], **env: str
+) -> ServiceProcess:
+    """Inference serving `model_name` from the platform's MLflow, not started."""
+    return ServiceProcess(
+        prefix=prefix,
+        log_dir=log_dir,
+        module="fraudstream_inference",
+        extra_env={
+            "FRAUDSTREAM_MLFLOW_TRACKING_URI": PLATFORM.mlflow_url,
+            "FRAUDSTREAM_REGISTERED_MODEL": model_name,
+            **feast,
+            **env,
+        },
     )
 
 

@@ -12,7 +12,7 @@ from fraudstream_feature_store.store import apply_repository
 from fraudstream_simulator.config import SimulationConfig
 from fraudstream_simulator.simulation import Simulation, simulate
 from fraudstream_simulator.sinks import write_parquet
-from tests.platform import PLATFORM, ServiceProcess
+from tests.platform import PLATFORM, ServiceProcess, feast_env
 
 
 def history_in_feast(config: SimulationConfig, directory: Path) -> tuple[Simulation, FeatureStore]:
@@ -35,9 +35,7 @@ def trainer_service(prefix: str, directory: Path, experiment: str, model: str, *
             "FRAUDSTREAM_MLFLOW_TRACKING_URI": PLATFORM.mlflow_url,
             "FRAUDSTREAM_MLFLOW_EXPERIMENT": experiment,
             "FRAUDSTREAM_REGISTERED_MODEL": model,
-            "FRAUDSTREAM_FEATURE_STORE_REDIS_URL": PLATFORM.feature_store_redis_url,
-            "FRAUDSTREAM_FEATURE_REGISTRY": str(directory / "registry.db"),
-            "FRAUDSTREAM_FEATURE_OFFLINE_DIR": str(directory / "offline"),
+            **feast_env(PLATFORM.feature_store_redis_url, directory),
             "FRAUDSTREAM_MIN_ROWS": "5000",
             "FRAUDSTREAM_MIN_FRAUDS": "20",
             "FRAUDSTREAM_LABEL_PART_MAX_SECONDS": "1",

@@ -78,6 +78,7 @@ class KafkaBroker:
             return "already running"
         require_free_port(self.settings.kafka_port, "Kafka")
         require_free_port(self.settings.kafka_controller_port, "the Kafka controller")
+        require_free_port(self.settings.kafka_proxied_port, "Kafka's listener for a proxy")
         java = _java()
         lib = self.ensure_jars()
         self.home.mkdir(parents=True, exist_ok=True)
@@ -185,10 +186,11 @@ class KafkaBroker:
                 "process.roles=broker,controller",
                 "node.id=1",
                 f"controller.quorum.voters=1@127.0.0.1:{s.kafka_controller_port}",
-                f"listeners=PLAINTEXT://127.0.0.1:{s.kafka_port},CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{s.kafka_port}",
+                f"listeners=PLAINTEXT://127.0.0.1:{s.kafka_port},PROXIED://127.0.0.1:{s.kafka_proxied_port},"
+                f"CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{s.kafka_port},PROXIED://127.0.0.1:{s.kafka_proxy_port}",
                 "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,PROXIED:PLAINTEXT,CONTROLLER:PLAINTEXT",
                 "inter.broker.listener.name=PLAINTEXT",
                 f"log.dirs={self.data_dir}",
                 "num.partitions=1",

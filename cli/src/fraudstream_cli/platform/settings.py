@@ -26,6 +26,15 @@ class PlatformSettings(BaseSettings):
     )
     kafka_port: int = Field(default=9092, description="Kafka broker port (PLAINTEXT, 127.0.0.1).")
     kafka_controller_port: int = Field(default=9093, description="KRaft controller port.")
+    kafka_proxied_port: int = Field(
+        default=9094,
+        description="A second PLAINTEXT listener, for a proxy in front of the broker: it advertises "
+        "kafka_proxy_port, so that clients that bootstrap through the proxy stay behind it (the chaos suite's "
+        "Toxiproxy slows and cuts their connections there).",
+    )
+    kafka_proxy_port: int = Field(
+        default=9095, description="Where the proxy in front of kafka_proxied_port listens; nothing, without one."
+    )
     kafka_heap: str = Field(default="768m", description="Broker JVM heap (-Xmx).")
     redis_port: int = Field(default=6379, description="Redis port.")
     mlflow_port: int = Field(default=5000, description="MLflow tracking server port.")

@@ -205,6 +205,17 @@ class ApiKeyRules(ApiKeySecret):
         return self
 
 
+class StreamDelivery(BaseModel):
+    """The delivery guarantee of a stateless stage whose outputs leave the system (ingest's
+    transactions, inference's predictions)."""
+
+    processing_guarantee: ProcessingGuarantee = Field(
+        default=ProcessingGuarantee.EXACTLY_ONCE,
+        description="exactly-once (Kafka transactions: every output once) or at-least-once (flush, "
+        "then commit offsets: an output may repeat after a fault, for a shorter commit).",
+    )
+
+
 class GrpcServing(BaseModel):
     """How a service with a gRPC port serves it (fraudstream_common.grpc_serving)."""
 

@@ -19,7 +19,9 @@ Commit order, and why. A checkpoint closes when the stage says it is due:
    visible together or not at all. A crash anywhere before it completes loses nothing and
    counts nothing twice: the partitions' next owner restores their state from the changelog
    (read_committed: an aborted checkpoint's records are not there) and resumes from the
-   committed offsets. An abortable Kafka error takes the same path in process.
+   committed offsets. A checkpoint not committed takes the same path in process: the replica
+   starts over with a new consumer and producer (as Kafka Streams closes its tasks dirty and
+   rejoins the group), so no client state a broker fault left behind outlives it.
    at-least-once: the outputs are produced and flushed, and only once the broker acknowledged
    every one are the offsets committed. A crash in between replays the checkpoint: outputs may
    repeat, nothing is lost. An output not acknowledged takes the recovery path above.
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -65,6 +68,11 @@ STORE_UNAVAILABLE = Counter(
     "Side-effect attempts that failed: the store did not answer.",
     ["stage"],
 )
+STARTS_OVER = Counter(
+    "fraudstream_stream_starts_over_total",
+    "Times a replica started over from its last committed checkpoint with new Kafka clients.",
+    ["stage"],
+)
 LAG = Gauge(
     "fraudstream_stream_consumer_lag_messages", "Messages not yet committed, per input topic.", ["stage", "topic"]
 )
@@ -78,6 +86,8 @@ TRANSACTION_TIMEOUT_MS = 10_000
 STORE_ERRORS: tuple[type[Exception], ...] = (redis.RedisError, OSError)
 FENCED = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
 REFENCED_SECONDS = 60.0
+SEND_OFFSETS_SECONDS = 30
+SEND_OFFSETS_GIVE_UP_SECONDS = 40.0
 
 
 @dataclass
@@ -184,14 +194,39 @@ class _StopRequestedError(Exception):
     """Shutdown was asked for while restoring or while the store was unreachable."""
 
 
-class _NotCommittedError(Exception):
-    """The checkpoint was not committed (its transaction aborted, or an output or the offsets
-    not acknowledged); the stage goes back to the last one. `producer_unusable`: the producer
-    is left in a fatal state; a new one (same transactional id) takes over."""
+class _StartOverError(Exception):
+    """The replica cannot go on with its Kafka clients: a checkpoint was not committed (its
+    transaction aborted, or an output or the offsets not acknowledged), or an assignment could
+    not be restored. It starts over from the last committed checkpoint with new ones.
+    `producer_busy`: a call is still blocked in the producer, which is left alone, not closed."""
 
-    def __init__(self, reason: str, *, producer_unusable: bool = False) -> None:
+    def __init__(self, reason: str, *, producer_busy: bool = False) -> None:
         super().__init__(reason)
-        self.producer_unusable = producer_unusable
+        self.producer_busy = producer_busy
+
+
+def _within(seconds: float, call: Callable[[], None], what: str) -> None:
+    """Runs a client call that can block past its own timeout in a thread of its own, and gives
+    up on it after `seconds` (_StartOverError, producer_busy). librdkafka's
+    send_offsets_to_transaction waits for a group coordinator that restarted for as long as
+    nothing else re-triggers its request (confluentinc/librdkafka#5456, #5511): minutes, in the
+    chaos suite's broker restart."""
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # handed to the caller
+            failures.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=what, daemon=True).start()
+    if not done.wait(seconds):
+        raise _StartOverError(f"{what} did not return within {seconds:.0f} s", producer_busy=True)
+    if failures:
+        raise failures[0]
 
 
 class StreamRuntime(BlockingLoop):
@@ -226,8 +261,36 @@ class StreamRuntime(BlockingLoop):
         self._assignment: list[TopicPartition] = []
         self._paused: set[Source] = set()  # by backpressure
         self._fenced_at = float("-inf")
+        self._progressed = False  # a checkpoint committed since the last start
 
     def _loop(self) -> None:
+        backoff = 0.0
+        first = True
+        while not self._stopping.is_set():
+            self._progressed = False
+            try:
+                self._run(first=first)
+                return
+            except _StartOverError as exc:
+                STARTS_OVER.labels(self.name).inc()
+                # Straight away after a checkpoint went through; with backoff while nothing does.
+                backoff = 0.0 if self._progressed else min(max(0.1, backoff * 2), self._store_retry_max)
+                logger.warning(
+                    "starting over from the last committed checkpoint in %.1f s: %s",
+                    backoff,
+                    exc,
+                    exc_info=exc,
+                    extra={"stage": self.name},
+                )
+            first = False
+            if self._stopping.wait(backoff):
+                return
+
+    def _run(self, *, first: bool) -> None:
+        """One incarnation: its own consumer in the group and its own producer, until stopped,
+        or until it raises _StartOverError. Kafka unreachable at the first start stops the
+        stream (a wrong address or credentials must not look like an outage); after that, it
+        is waited for."""
         client = self._transactional_id
         consumer = Consumer(
             consumer_config(
@@ -237,27 +300,48 @@ class StreamRuntime(BlockingLoop):
                 overrides={"enable.partition.eof": True, **self._consumer_overrides},
             )
         )
+        producer: Producer | None = None
         try:
-            producer = self._producer()
+            try:
+                producer = self._producer()
+            except KafkaException as exc:
+                if first:
+                    raise
+                raise _StartOverError(f"producer: {exc}") from exc
             consumer.subscribe(list(self._stage.input_topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
             while not self._stopping.is_set():
                 limit = max(1, min(self._max_messages, self._stage.read_limit()))
                 self._read(consumer, consumer.consume(limit, timeout=self._poll_timeout))
                 self._hold_back(consumer)
                 if self._stage.due():
-                    producer = self._commit(consumer, producer)
+                    self._commit(consumer, producer)
             self._commit(consumer, producer, final=True)
         except _StopRequestedError:
             logger.warning(
                 "stopped while restoring or while its store was unreachable; the open checkpoint will be replayed"
             )
+        except _StartOverError as exc:
+            self._forget()
+            if exc.producer_busy:
+                # Its blocked call keeps it alive; the next producer's init_transactions fences it.
+                producer = None
+            elif producer is not None:
+                producer.purge()  # nothing of the abandoned checkpoint is sent by close()
+            raise
         finally:
             self._set_ready(False)
+            self._assignment = []
+            self._paused = set()
             try:
                 consumer.close()
             except KafkaException as exc:  # leaving the group is the broker's business now
                 logger.warning("consumer close: %s", exc)
-            logger.info("stream stopped", extra={"stage": self.name})
+            if producer is not None:
+                try:
+                    producer.close()
+                except KafkaException as exc:  # its open transaction: the next producer aborts it
+                    logger.warning("producer close: %s", exc)
+            logger.info("consumer and producer closed", extra={"stage": self.name})
 
     def _producer(self) -> Producer:
         """A producer of this stage's outputs; with exactly-once, its transactions initialised,
@@ -308,14 +392,13 @@ class StreamRuntime(BlockingLoop):
 
     # One checkpoint: what it holds, the side effect, then the commit
 
-    def _commit(self, consumer: Consumer, producer: Producer, *, final: bool = False) -> Producer:
-        """Commits the stage's checkpoint, or recovers from the last one; returns the producer
-        to go on with (a new one when the transaction left the old one unusable)."""
+    def _commit(self, consumer: Consumer, producer: Producer, *, final: bool = False) -> None:
+        """Commits the stage's checkpoint, or raises _StartOverError."""
         checkpoint = self._until_reachable(consumer, lambda: self._stage.checkpoint(final=final))
         self._until_reachable(consumer, self._stage.store)
         if not checkpoint.outputs and not checkpoint.offsets:
             self._stage.committed()
-            return producer
+            return
         started = time.perf_counter()
         offsets = [TopicPartition(t, p, o) for (t, p), o in checkpoint.offsets.items()]
         try:
@@ -323,17 +406,13 @@ class StreamRuntime(BlockingLoop):
                 self._commit_transaction(consumer, producer, checkpoint.outputs, offsets)
             else:
                 self._produce_then_commit(consumer, producer, checkpoint.outputs, offsets)
-        except _NotCommittedError as exc:
+        except _StartOverError:
             ABORTS.labels(self.name).inc()
-            logger.warning("checkpoint not committed, recovering from the last one: %s", exc)
-            if exc.producer_unusable:
-                producer = self._until_reachable(consumer, self._producer, retried=(KafkaException,))
-            self._until_reachable(consumer, lambda: self._recover(consumer), retried=(KafkaException,))
-            return producer
+            raise
         COMMIT_SECONDS.labels(self.name).observe(time.perf_counter() - started)
+        self._progressed = True
         self._stage.committed()
         self._record_lag(consumer, offsets)
-        return producer
 
     def _commit_transaction(
         self, consumer: Consumer, producer: Producer, outputs: list[Output], offsets: list[TopicPartition]
@@ -341,7 +420,12 @@ class StreamRuntime(BlockingLoop):
         try:
             producer.begin_transaction()
             produce_outputs(producer, outputs)
-            producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), 30)
+            metadata = consumer.consumer_group_metadata()
+            _within(
+                SEND_OFFSETS_GIVE_UP_SECONDS,
+                lambda: producer.send_offsets_to_transaction(offsets, metadata, SEND_OFFSETS_SECONDS),
+                "send_offsets_to_transaction",
+            )
             producer.commit_transaction(60)
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
@@ -353,15 +437,9 @@ class StreamRuntime(BlockingLoop):
                 if now - self._fenced_at < REFENCED_SECONDS:
                     raise
                 self._fenced_at = now
-                raise _NotCommittedError(str(error), producer_unusable=True) from exc
-            if error.fatal():
-                raise _NotCommittedError(str(error), producer_unusable=True) from exc
-            try:
-                producer.abort_transaction(30)
-            except KafkaException as abort_exc:
-                # A broker that restarted mid-transaction can leave it unable even to abort.
-                raise _NotCommittedError(f"{error}; abort: {abort_exc}", producer_unusable=True) from exc
-            raise _NotCommittedError(str(error)) from exc
+            # Not aborted here: a broker that restarted mid-transaction can leave the producer
+            # unable even to abort. The next producer's init_transactions aborts it.
+            raise _StartOverError(f"transaction: {error}") from exc
 
     def _produce_then_commit(
         self, consumer: Consumer, producer: Producer, outputs: list[Output], offsets: list[TopicPartition]
@@ -369,27 +447,24 @@ class StreamRuntime(BlockingLoop):
         failures: list[KafkaError] = []
         produce_outputs(producer, outputs, lambda error, _m: failures.append(error) if error else None)
         if producer.flush(60) or failures:
-            raise _NotCommittedError(f"outputs not acknowledged: {failures[:3]}")
+            raise _StartOverError(f"outputs not acknowledged: {failures[:3]}")
         if not offsets:
             return  # outputs of no input (a timer's)
         try:
             consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
-            raise _NotCommittedError(f"offsets not committed: {exc}") from exc
+            raise _StartOverError(f"offsets not committed: {exc}") from exc
 
-    def _until_reachable(
-        self, consumer: Consumer, step: Callable[[], T], retried: tuple[type[Exception], ...] | None = None
-    ) -> T:
-        """Runs a step until what it needs answers (the stage's store; with `retried`, those
-        errors: the broker, for a recovery); meanwhile every input partition is paused."""
-        errors = retried if retried is not None else self._retried
+    def _until_reachable(self, consumer: Consumer, step: Callable[[], T]) -> T:
+        """Runs a step of the stage until the store it needs answers; meanwhile every input
+        partition is paused."""
         backoff = 0.1
         paused = False
         while True:
             try:
                 result = step()
                 break
-            except errors as exc:
+            except self._retried as exc:
                 STORE_UNAVAILABLE.labels(self.name).inc()
                 if not paused:
                     logger.warning("store unreachable, consumption paused: %s", exc, exc_info=True)
@@ -431,19 +506,30 @@ class StreamRuntime(BlockingLoop):
         self._assignment = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
         ASSIGNED.labels(self.name).set(len(partitions))
         self._paused = set()
-        starts = self._restore(consumer)
+        try:
+            starts = self._restore(consumer)
+        except KafkaException as exc:  # the coordinator or a partition leader is moving
+            raise _StartOverError(f"restoring the assignment: {exc}") from exc
         if isinstance(self._stage, ReplayedStage):
             consumer.assign([TopicPartition(t, p, offset) for (t, p), offset in starts.items()])
         logger.info("assigned %d partitions; state restored", len(partitions), extra={"stage": self.name})
         self._set_ready(True)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # An open checkpoint cannot be committed any more; the next assignment restores.
-        self._stage.committed()
+        self._forget()
         # librdkafka keeps a partition paused through a rebalance that gives it back: it would
         # never be read again, as the next assignment starts with nothing paused.
         consumer.resume(partitions)
         self._paused = set()
+
+    def _forget(self) -> None:
+        """Drops the open checkpoint and the state with it: what the stage applied since the last
+        commit is not committed, and must not be. Until the next assignment restores it, the
+        stage holds nothing: a commit of its own in between (a consumer that lost its session,
+        or has not joined yet, commits with no generation, which the broker does not fence)
+        would mark as done what it applied without the outputs the abandoned checkpoint held."""
+        self._stage.committed()
+        self._stage.restore([], {}, {})
 
     def _restore(self, consumer: Consumer) -> dict[Source, int]:
         """Restores the stage; where reading goes on in each partition of the assignment: the
@@ -467,10 +553,6 @@ class StreamRuntime(BlockingLoop):
             committed = starts
         RESTORE_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         return committed
-
-    def _recover(self, consumer: Consumer) -> None:
-        for (topic, partition), offset in self._restore(consumer).items():
-            consumer.seek(TopicPartition(topic, partition, offset if offset >= 0 else OFFSET_BEGINNING))
 
     def _reader(self) -> Consumer:
         """A consumer outside the group, to read partitions again."""

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from fraudstream_common.settings import ApiKeyRules, GrpcServing, ServiceSettings, TransactionRules
+from fraudstream_common.settings import ApiKeyRules, GrpcServing, ServiceSettings, StreamDelivery, TransactionRules
 from fraudstream_feature_store.settings import FeatureStoreSettings
 
 
@@ -23,7 +23,9 @@ class EventLoop(StrEnum):
     ASYNCIO = "asyncio"
 
 
-class InferenceSettings(ServiceSettings, FeatureStoreSettings, TransactionRules, ApiKeyRules, GrpcServing):
+class InferenceSettings(
+    ServiceSettings, FeatureStoreSettings, TransactionRules, ApiKeyRules, GrpcServing, StreamDelivery
+):
     http_host: str = Field(default="127.0.0.1", description="Address the HTTP and gRPC servers bind.")
     http_port: int = Field(default=8080, description="HTTP port: /v1/predict, /healthz, /readyz, /metrics.")
     grpc_port: int = Field(default=50051, description="gRPC port of fraudstream.v1.InferenceService.")
@@ -38,7 +40,10 @@ class InferenceSettings(ServiceSettings, FeatureStoreSettings, TransactionRules,
         description="Processes serving the same HTTP and gRPC ports (SO_REUSEPORT), one per core to use; "
         "in Kubernetes keep 1 and scale with replicas.",
     )
-    instance_id: str = Field(default="inference-0", description="Name of this replica in Kafka client ids.")
+    instance_id: str = Field(
+        default="inference-0",
+        description="Name of this replica: its Kafka client ids and transactional id. Give each replica its own.",
+    )
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0", description="Redis holding API keys and the decisions taken."
     )

@@ -1,9 +1,10 @@
 """Stream scoring: every record of `transactions.enriched` (each transaction with the vector
 the features service computed for it) scored by the core, its prediction to `predictions`, on
-the stream runtime (fraudstream_common.stream), at-least-once: the batch's offsets are
-committed once the broker acknowledged its predictions. A batch replayed after a crash is
-answered from the decision cache as it was first decided, and its predictions are logged again
-under the same keys (consumers keep one per transaction id). An undecodable record goes to
+the stream runtime (fraudstream_common.stream) with the guarantee `processing_guarantee`.
+Exactly-once (the default): a batch's predictions and its offsets commit in one transaction,
+so each transaction has one prediction per model version that scored it. A batch replayed after
+a fault is answered from the decision cache as it was first decided; at-least-once, its
+predictions may then be logged twice under the same keys. An undecodable record goes to
 `deadletter` with its reason. Until a model is loaded the input is paused: the records wait in
 Kafka, not in memory.
 """
@@ -18,7 +19,6 @@ from google.protobuf.message import DecodeError
 
 from fraudstream_common.deadletter import PROTOBUF_HEADERS, Output, dead_letter, missing_fields
 from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction
-from fraudstream_common.settings import ProcessingGuarantee
 from fraudstream_common.stream import Batch, Checkpoint, Source, StreamRuntime
 from fraudstream_common.topics import Topic, topic_name
 from fraudstream_inference import metrics
@@ -126,7 +126,7 @@ def scoring_stream(settings: InferenceSettings, core: InferenceCore, loop: async
         ScoringStage(settings, core, loop),
         group_id=GROUP_ID,
         transactional_id=f"inference-{settings.instance_id}",
-        guarantee=ProcessingGuarantee.AT_LEAST_ONCE,
+        guarantee=settings.processing_guarantee,
         max_messages=settings.batch_max_messages,
         poll_timeout_seconds=settings.batch_max_wait_seconds,
     )

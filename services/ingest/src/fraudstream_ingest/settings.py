@@ -7,13 +7,13 @@ from pydantic import Field
 from fraudstream_common.settings import (
     ApiKeyRules,
     GrpcServing,
-    ProcessingGuarantee,
     ServiceSettings,
+    StreamDelivery,
     TransactionRules,
 )
 
 
-class IngestSettings(ServiceSettings, TransactionRules, ApiKeyRules, GrpcServing):
+class IngestSettings(ServiceSettings, TransactionRules, ApiKeyRules, GrpcServing, StreamDelivery):
     http_host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
     http_port: int = Field(default=8081, description="HTTP port: /v1/transactions, /healthz, /readyz, /metrics.")
     grpc_port: int = Field(default=50052, description="gRPC port of fraudstream.v1.IngestService.")
@@ -23,10 +23,6 @@ class IngestSettings(ServiceSettings, TransactionRules, ApiKeyRules, GrpcServing
     instance_id: str = Field(
         default="ingest-0",
         description="Stable name of this replica; its Kafka transactional id. Give each replica its own.",
-    )
-    processing_guarantee: ProcessingGuarantee = Field(
-        default=ProcessingGuarantee.EXACTLY_ONCE,
-        description="exactly-once (Kafka transactions) or at-least-once (flush, then commit offsets).",
     )
     dedupe_ttl_seconds: int = Field(
         default=14 * 24 * 3600, description="How long a transaction id is remembered for dedupe."
