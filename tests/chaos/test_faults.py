@@ -8,6 +8,7 @@ end, the feature state equals a rebuild from the source topics.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,9 +22,11 @@ from fraudstream_cli.backfill import backfill, final_states
 from fraudstream_cli.platform.kafka import KafkaBroker
 from fraudstream_cli.platform.mlflow_server import MlflowServer
 from fraudstream_cli.platform.settings import PlatformSettings
+from fraudstream_common.apikeys import KEY_PREFIX, digest_of
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.features.history import FeatureStates
 from fraudstream_common.features.state import CustomerState, TerminalState
+from fraudstream_common.settings import DEVELOPMENT_API_KEY_SECRET
 from tests.chaos import report
 from tests.chaos.system import RATE, Segment, System, Toxiproxy, kill_platform_part, running_system, transaction_body
 from tests.integration.features.test_one_definition import enriched_frame
@@ -308,3 +311,19 @@ def test_feature_state_equals_a_rebuild_from_the_source_topics(system: System) -
         )
     }
     assert states == expected_states, f"changelog (streamed) against rebuilt, first differences: {differing}"
+
+
+def test_no_key_material_in_any_log(system: System) -> None:
+    """After every fault, with keys sent on every request: no service logged a key, a key's
+    digest, or the secret the key records are signed with."""
+    secrets = [system.predict_key, system.ingest_key, DEVELOPMENT_API_KEY_SECRET]
+    secrets += [digest_of(key) for key in (system.predict_key, system.ingest_key)]
+    logs = sorted((system.directory / "logs").glob("*.log"))
+    assert logs
+    any_key = re.compile(re.escape(KEY_PREFIX) + r"[A-Za-z0-9_-]{16}")
+    leaks = []
+    for log in logs:
+        text = log.read_text(errors="replace")
+        leaks += [(log.name, secret[:6]) for secret in secrets if secret in text]
+        leaks += [(log.name, found.group()[:6]) for found in any_key.finditer(text)]
+    assert not leaks, f"key material in logs: {leaks}"

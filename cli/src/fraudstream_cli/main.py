@@ -528,6 +528,47 @@ def apikey_revoke(key: Annotated[str, typer.Argument(help="The key to revoke.")]
         _fail(error)
 
 
+@apikey_app.command("rotate")
+def apikey_rotate(
+    key: Annotated[str, typer.Argument(help="The key to replace.")],
+    overlap_hours: Annotated[
+        float, typer.Option(min=0, help="Hours the old key keeps working, for its users to switch.")
+    ] = 24.0,
+) -> None:
+    """Print a new key with the old one's name, scopes and lifetime; the old one expires after
+    the overlap (or sooner, as it would have)."""
+    import redis
+
+    from fraudstream_common.apikeys import digest_of, rotate_key
+    from fraudstream_common.audit import Action, NotAuditedError, record_from_command_line
+
+    settings = _apikey_settings()
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5)
+    try:
+        new_key, old = rotate_key(
+            client,
+            key,
+            secret=settings.api_key_secret.get_secret_value(),
+            namespace=settings.topic_prefix,
+            overlap_seconds=overlap_hours * 3600,
+        )
+    except (KeyError, redis.RedisError) as error:
+        _fail(error)
+        return
+    details = {
+        "key": f"key:{digest_of(key)[:12]}",
+        "new_key": f"key:{digest_of(new_key)[:12]}",
+        "name": old.name,
+        "old_key_expires_at": datetime.fromtimestamp(old.expires_at or 0, UTC).isoformat(),
+    }
+    try:
+        record_from_command_line(settings, Action.KEY_ROTATED, details)
+    except NotAuditedError as error:
+        _fail(ValueError(f"{error}; the new key works, and the old one expires as printed"))
+        return
+    typer.echo(new_key)
+
+
 evaluate_app = typer.Typer(help="Measure the model (default) or the drift detection (`drift`).")
 app.add_typer(evaluate_app, name="evaluate")
 

@@ -1,11 +1,21 @@
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 import redis
 
-from fraudstream_common.apikeys import ApiKeys, AuthError, Scope, _redis_key, create_key, digest_of, list_keys
+from fraudstream_common.apikeys import (
+    ApiKeys,
+    AuthError,
+    Scope,
+    _redis_key,
+    create_key,
+    digest_of,
+    list_keys,
+    rotate_key,
+)
 
 SECRET = "unit-test-secret"
 
@@ -48,7 +58,7 @@ class FakeRedis:
         self.key = create_key(self, [Scope.PREDICT], "test", secret=SECRET)  # type: ignore[arg-type]
 
     def hset(self, name: str, mapping: dict[str, str]) -> None:
-        self.hashes[name] = {k.encode(): v.encode() for k, v in mapping.items()}
+        self.hashes.setdefault(name, {}).update({k.encode(): v.encode() for k, v in mapping.items()})
 
     async def hgetall(self, name: str) -> dict[bytes, bytes]:
         if self.down:
@@ -73,6 +83,9 @@ class SyncRedis:
 
     def hgetall(self, name: str) -> dict[bytes, bytes]:
         return self._hashes.get(name, {})
+
+    def hset(self, name: str, mapping: dict[str, str]) -> None:
+        self._hashes.setdefault(name, {}).update({k.encode(): v.encode() for k, v in mapping.items()})
 
 
 def keys(client: FakeRedis, rate: float = 10.0, burst: float = 3.0, clock: float = 1e9) -> ApiKeys:
@@ -215,3 +228,30 @@ def test_the_list_says_which_records_verify() -> None:
     listed = {record.name: record for record in list_keys(SyncRedis(client), secret=SECRET)}  # type: ignore[arg-type]
     assert (listed["test"].signed, listed["planted"].signed) == (True, False)
     assert listed["test"].scopes == frozenset({"predict"})
+
+
+async def test_a_rotated_key_works_through_the_overlap_then_only_its_successor_does() -> None:
+    client = FakeRedis()
+    now = time.time()
+    lasting = create_key(client, [Scope.PREDICT, Scope.INGEST], "billing", secret=SECRET, expires_at=now + 90 * 86400)  # type: ignore[arg-type]
+    new, old = rotate_key(SyncRedis(client), lasting, secret=SECRET, overlap_seconds=3600, now=now)  # type: ignore[arg-type]
+
+    assert old.expires_at == now + 3600
+    during, after = keys(client, clock=now + 3599), keys(client, clock=now + 3600)
+    for check in (during, after):
+        await check.authorize(f"Bearer {new}", Scope.INGEST)  # the name's scopes, kept
+        assert await refusal(check, f"Bearer {new}", Scope.ADMIN) == 403
+    await during.authorize(f"Bearer {lasting}", Scope.PREDICT)
+    assert await refusal(after, f"Bearer {lasting}") == 401
+    listed = {r.digest: r for r in list_keys(SyncRedis(client), secret=SECRET)}  # type: ignore[arg-type]
+    assert listed[digest_of(lasting)].signed  # the shortened record is signed again
+    assert listed[digest_of(new)].name == "billing"
+    assert listed[digest_of(new)].expires_at == pytest.approx(now + 90 * 86400, abs=5)  # as long again
+
+
+def test_only_a_genuine_key_can_be_rotated() -> None:
+    client = FakeRedis()
+    client.hashes[_redis_key("", digest_of("fsk_planted"))] = {b"scopes": b"admin", b"name": b"planted"}
+    for key in ("fsk_unknown", "fsk_planted"):
+        with pytest.raises(KeyError):
+            rotate_key(SyncRedis(client), key, secret=SECRET, overlap_seconds=60)  # type: ignore[arg-type]

@@ -29,7 +29,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, cast
 
@@ -181,6 +181,37 @@ def list_keys(client: redis.Redis, *, secret: str, namespace: str = "") -> list[
         if fields:
             records.append(_record(name[len(prefix) :], fields, secret))
     return sorted(records, key=lambda record: record.created_at)
+
+
+def rotate_key(
+    client: redis.Redis, key: str, *, secret: str, namespace: str = "", overlap_seconds: float, now: float | None = None
+) -> tuple[str, KeyRecord]:
+    """A new key with the old one's name and scopes, valid as long from now as the old one was
+    from its creation; the old key then expires `overlap_seconds` from now (or sooner, as it
+    would have), so that its users can switch. Returns the new key and the old key's record as
+    it now stands. KeyError: no such key, or its record does not verify under `secret`."""
+    now = time.time() if now is None else now
+    fields = cast(dict[bytes, bytes], client.hgetall(_redis_key(namespace, digest_of(key))))
+    old = _record(digest_of(key), fields, secret) if fields else None
+    if old is None or not old.signed or old.expired(now):
+        raise KeyError("no such key, or it expired, or its record does not verify")
+    lifetime = None if old.expires_at is None else old.expires_at - old.created_at
+    new_key = create_key(
+        client,
+        [Scope(s) for s in sorted(old.scopes)],
+        old.name,
+        secret=secret,
+        namespace=namespace,
+        expires_at=None if lifetime is None else now + lifetime,
+    )
+    ends = now + overlap_seconds if old.expires_at is None else min(old.expires_at, now + overlap_seconds)
+    expires = repr(float(ends))
+    scope_text = ",".join(sorted(old.scopes))
+    client.hset(
+        _redis_key(namespace, old.digest),
+        mapping={"expires_at": expires, "signature": _signature(secret, old.digest, scope_text, expires)},
+    )
+    return new_key, replace(old, expires_at=ends)
 
 
 def revoke_key(client: redis.Redis, key: str, *, namespace: str = "") -> bool:

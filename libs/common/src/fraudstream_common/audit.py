@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 class Action(StrEnum):
     KEY_CREATED = "key_created"
     KEY_REVOKED = "key_revoked"
+    KEY_ROTATED = "key_rotated"
     LOOP_PAUSED = "loop_paused"
     LOOP_RESUMED = "loop_resumed"
     RETRAIN_FORCED = "retrain_forced"
