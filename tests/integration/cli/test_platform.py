@@ -68,6 +68,7 @@ def elsewhere(tmp_path: Path, **extra: str) -> dict[str, str]:
         "FRAUDSTREAM_HOME": str(tmp_path),
         "FRAUDSTREAM_KAFKA_PORT": str(free_port()),
         "FRAUDSTREAM_KAFKA_CONTROLLER_PORT": str(free_port()),
+        "FRAUDSTREAM_KAFKA_PROXIED_PORT": str(free_port()),
         **extra,
     }
 
