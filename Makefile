@@ -28,11 +28,15 @@ buf-lint:
 	@if [ -n "$(BUF)" ]; then cd proto && $(BUF) lint && echo "buf lint: ok"; \
 	 else echo "buf not installed (go install github.com/bufbuild/buf/cmd/buf@v1.59.0): skipping buf lint"; fi
 
+# The settings reference, and the Kubernetes resources that repeat the topics table and the
+# alerting rules.
 docs: install
 	$(RUN) python scripts/settings_reference.py
+	$(RUN) python scripts/k8s_resources.py
 
 docs-check: install
 	$(RUN) python scripts/settings_reference.py --check
+	$(RUN) python scripts/k8s_resources.py --check
 
 BRIDGE := --manifest-path libs/grpc-bridge/Cargo.toml
 lint: install

@@ -54,14 +54,15 @@ def render() -> str:
             lines.append(f"| `FRAUDSTREAM_{name.upper()}` | {default} | {field.description} |")
         lines.append("")
     lines += [
-        "**Topics** (each name takes `FRAUDSTREAM_TOPIC_PREFIX` in front)",
+        "**Topics** (each name takes `FRAUDSTREAM_TOPIC_PREFIX` in front; on a cluster with ACLs only its",
+        "writers may write to a topic: see k8s/overlays/dev/kafka-users.yaml)",
         "",
-        "| topic | partitions | key |",
-        "| --- | --- | --- |",
+        "| topic | partitions | key | writers |",
+        "| --- | --- | --- | --- |",
     ]
     lines += [
         f"| `{s.topic.value}` | {f'`FRAUDSTREAM_STREAM_PARTITIONS` ({s.partitions})' if s.scales else s.partitions} "
-        f"| {s.key} |"
+        f"| {s.key} | {', '.join(sorted(w.value for w in s.writers))} |"
         for s in TOPIC_SPECS
     ]
     lines += ["", END]

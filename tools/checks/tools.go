@@ -1,7 +1,7 @@
 //go:build tools
 
-// Package tools pins the Go programs the tests build: compose-check (this module) and
-// actionlint, which check what no engine runs here, and Toxiproxy, through which the chaos
+// Package tools pins the Go programs the tests build: compose-check and k8s-check (this
+// module) and actionlint, which check what no engine or cluster runs here, and Toxiproxy, through which the chaos
 // suite slows and cuts the services' connections.
 package tools
 

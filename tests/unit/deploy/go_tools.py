@@ -1,5 +1,5 @@
-"""The Go programs the tests run (tools/checks: compose-check, and actionlint and Toxiproxy
-pinned there), built once per test session with the Go toolchain `make test` needs."""
+"""The Go programs the tests run (tools/checks: compose-check and k8s-check, and actionlint and
+Toxiproxy pinned there), built once per test session with the Go toolchain `make test` needs."""
 
 from __future__ import annotations
 
