@@ -1,5 +1,6 @@
 """BodyLimit refuses a body over the limit without reading it: by its Content-Length before the
-app runs, and a chunked one as soon as what was read passes the limit."""
+app runs, and a chunked one as soon as what was read passes the limit. /metrics reports the
+process's metrics wherever prometheus_client keeps them."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import json
 from collections.abc import MutableMapping
 from typing import Any
 
+import pytest
 from fastapi import FastAPI, Request
+from fastapi.testclient import TestClient
+from prometheus_client import Counter
 
-from fraudstream_common.http import BodyLimit
+from fraudstream_common.health import Readiness
+from fraudstream_common.http import BodyLimit, add_health_routes
 
 LIMIT = 1_000
 CHUNK = 100
@@ -85,3 +90,17 @@ def test_a_declared_length_over_the_limit_is_refused_before_the_app_reads() -> N
     status, _, taken = call(limited_app(refusals), chunks=10_000, declared=1_000_000)
     assert (status, taken) == (413, 0)
     assert refusals == [1]
+
+
+def test_metrics_stay_reported_when_a_library_sets_the_multiprocess_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # What importing Feast does in a running service (MLflow's artifact download imports it).
+    app = FastAPI()
+    add_health_routes(app, Readiness())
+    counted = Counter("fraudstream_test_metrics_counted", "A metric of this process.")
+    counted.inc()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setenv("PROMETHEUS_MULTIPROCESS_DIR", str(tmp_path))
+    text = TestClient(app).get("/metrics").text
+    assert "fraudstream_test_metrics_counted_total 1.0" in text

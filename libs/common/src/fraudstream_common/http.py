@@ -5,14 +5,13 @@ limit, and a uvicorn server that leaves signal handling to the service runner
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 from collections.abc import Callable, Iterator
 
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess, values
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fraudstream_common.health import Readiness
@@ -86,9 +85,11 @@ async def _nothing() -> Message:
 
 
 def _registry() -> CollectorRegistry:
-    """This process's metrics; with worker processes (PROMETHEUS_MULTIPROC_DIR set), every live
-    worker's, summed."""
-    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    """This process's metrics; where their values are kept in files (worker processes, started
+    with PROMETHEUS_MULTIPROC_DIR), every live worker's, summed. The variable alone says
+    nothing: importing Feast sets it in a running process (MLflow's artifact download imports
+    Feast), whose values stay in memory."""
+    if values.ValueClass is values.MutexValue:
         return REGISTRY
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
