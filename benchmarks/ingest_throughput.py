@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient, NewTopic
 from kafka_measure import delete_topics, output_rate
 
 from fraudstream_cli.platform.kafka import KafkaBroker

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from fraudstream_cli.platform.processes import (
     ManagedProcess,
@@ -79,7 +79,7 @@ class KafkaBroker:
         require_free_port(self.settings.kafka_port, "Kafka")
         require_free_port(self.settings.kafka_controller_port, "the Kafka controller")
         require_free_port(self.settings.kafka_proxied_port, "Kafka's listener for a proxy")
-        java = _java()
+        java = find_java()
         lib = self.ensure_jars()
         self.home.mkdir(parents=True, exist_ok=True)
         properties = self.home / "server.properties"
@@ -271,7 +271,7 @@ def ensure_topics(
         time.sleep(0.2)
 
 
-def _java() -> str:
+def find_java() -> str:
     java = shutil.which("java")
     if java is None:
         raise PlatformError(
