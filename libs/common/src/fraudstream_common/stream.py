@@ -86,8 +86,10 @@ TRANSACTION_TIMEOUT_MS = 10_000
 STORE_ERRORS: tuple[type[Exception], ...] = (redis.RedisError, OSError)
 FENCED = frozenset({KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH})
 REFENCED_SECONDS = 60.0
-SEND_OFFSETS_SECONDS = 30
-SEND_OFFSETS_GIVE_UP_SECONDS = 40.0
+SEND_OFFSETS_SECONDS = TRANSACTION_TIMEOUT_MS // 1000
+# The coordinator aborts a transaction open longer than its timeout: waiting longer for
+# send_offsets_to_transaction gains nothing, and the stage stands still while it waits.
+SEND_OFFSETS_GIVE_UP_SECONDS = TRANSACTION_TIMEOUT_MS / 1000 + 5.0
 
 
 @dataclass
