@@ -246,6 +246,20 @@ def redis_client() -> redis.Redis:
     return redis.Redis.from_url(PLATFORM.redis_url)
 
 
+def wait_for_redis(url: str, process: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """Until the Redis at `url` answers PING; fails when `process`, its server, exits first."""
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if client.ping():
+                return
+        except redis.ConnectionError:
+            assert process.poll() is None, f"redis-server exited with {process.returncode}"
+            assert time.monotonic() < deadline, f"Redis did not answer within {timeout:.0f} s"
+            time.sleep(0.1)
+
+
 class PrivateRedis:
     def __init__(self, directory: Path) -> None:
         self.port = free_port()
@@ -276,16 +290,7 @@ class PrivateRedis:
             ],
             stdout=subprocess.DEVNULL,
         )
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if client.ping():
-                    return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        wait_for_redis(self.url, self.process)
 
     def kill(self) -> None:
         assert self.process is not None

@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (
     AdminClient,
@@ -29,7 +28,7 @@ from fraudstream_cli.platform.acls import acl_bindings, kafka_user
 from fraudstream_cli.platform.kafka import KafkaBroker, ensure_topics, find_java
 from fraudstream_cli.platform.settings import PlatformSettings
 from fraudstream_common.topics import Writer
-from tests.platform import free_port
+from tests.platform import free_port, wait_for_redis
 
 
 @dataclass(frozen=True)
@@ -259,16 +258,7 @@ class TlsRedis:
             stdout=(self.directory / "redis.log").open("wb"),
             stderr=subprocess.STDOUT,
         )
-        client = redis.Redis.from_url(self.url(0))
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if client.ping():
-                    return
-            except redis.ConnectionError:
-                assert self.process.poll() is None, f"redis-server exited; see {self.directory / 'redis.log'}"
-                assert time.monotonic() < deadline, "TLS Redis did not answer"
-                time.sleep(0.1)
+        wait_for_redis(self.url(0), self.process)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

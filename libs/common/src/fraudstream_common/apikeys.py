@@ -156,19 +156,22 @@ def create_key(
     only its digest is stored, in a record signed with `secret`. Returns the key (shown once)."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     digest = digest_of(key)
-    scope_text = ",".join(sorted(s.value for s in scopes))
-    expires = "" if expires_at is None else repr(float(expires_at))
     client.hset(
         _redis_key(namespace, digest),
         mapping={
-            "scopes": scope_text,
             "name": name,
             "created_at": repr(time.time()),
-            "expires_at": expires,
-            "signature": _signature(secret, digest, scope_text, expires),
+            **_signed(secret, digest, {s.value for s in scopes}, expires_at),
         },
     )
     return key
+
+
+def _signed(secret: str, digest: str, scopes: set[str], expires_at: float | None) -> dict[str, str]:
+    """The fields of a key record that its signature covers, and the signature."""
+    scope_text = ",".join(sorted(scopes))
+    expires = "" if expires_at is None else repr(float(expires_at))
+    return {"scopes": scope_text, "expires_at": expires, "signature": _signature(secret, digest, scope_text, expires)}
 
 
 def list_keys(client: redis.Redis, *, secret: str, namespace: str = "") -> list[KeyRecord]:
@@ -191,8 +194,9 @@ def rotate_key(
     would have), so that its users can switch. Returns the new key and the old key's record as
     it now stands. KeyError: no such key, or its record does not verify under `secret`."""
     now = time.time() if now is None else now
-    fields = cast(dict[bytes, bytes], client.hgetall(_redis_key(namespace, digest_of(key))))
-    old = _record(digest_of(key), fields, secret) if fields else None
+    digest = digest_of(key)
+    fields = cast(dict[bytes, bytes], client.hgetall(_redis_key(namespace, digest)))
+    old = _record(digest, fields, secret) if fields else None
     if old is None or not old.signed or old.expired(now):
         raise KeyError("no such key, or it expired, or its record does not verify")
     lifetime = None if old.expires_at is None else old.expires_at - old.created_at
@@ -205,12 +209,7 @@ def rotate_key(
         expires_at=None if lifetime is None else now + lifetime,
     )
     ends = now + overlap_seconds if old.expires_at is None else min(old.expires_at, now + overlap_seconds)
-    expires = repr(float(ends))
-    scope_text = ",".join(sorted(old.scopes))
-    client.hset(
-        _redis_key(namespace, old.digest),
-        mapping={"expires_at": expires, "signature": _signature(secret, old.digest, scope_text, expires)},
-    )
+    client.hset(_redis_key(namespace, digest), mapping=_signed(secret, digest, set(old.scopes), ends))
     return new_key, replace(old, expires_at=ends)
 
 
