@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from fraudstream_cli.platform.acls import acl_bindings, kafka_user
-from fraudstream_cli.platform.kafka import KafkaBroker, ensure_topics, find_java
+from fraudstream_cli.platform.kafka import KafkaBroker, ensure_topics, find_java, format_storage
 from fraudstream_cli.platform.settings import PlatformSettings
 from fraudstream_common.topics import Writer
 from tests.platform import free_port, wait_for_redis
@@ -120,15 +120,7 @@ class SecuredKafka:
         properties.write_text(self._properties())
         java = find_java()
         classpath = f"{KafkaBroker(PlatformSettings()).ensure_jars()}/*"
-        storage = ["kafka.tools.StorageTool"]
-        cluster_id = subprocess.run(
-            [java, "-cp", classpath, *storage, "random-uuid"], capture_output=True, text=True, check=True
-        ).stdout.split()[-1]
-        subprocess.run(
-            [java, "-cp", classpath, *storage, "format", "-t", cluster_id, "-c", str(properties)],
-            capture_output=True,
-            check=True,
-        )
+        format_storage(java, classpath, properties)
         log = (self.directory / "kafka.log").open("wb")
         self.process = subprocess.Popen(
             [java, "-Xmx512m", "-cp", classpath, "kafka.Kafka", str(properties)], stdout=log, stderr=subprocess.STDOUT

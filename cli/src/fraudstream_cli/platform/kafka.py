@@ -88,7 +88,7 @@ class KafkaBroker:
         log_config.write_text(LOG4J2)
         classpath = f"{lib}/*"
         if not (self.data_dir / "meta.properties").exists():
-            self._format(java, classpath, properties)
+            format_storage(java, classpath, properties)
         self.process.start(
             [
                 java,
@@ -170,14 +170,6 @@ class KafkaBroker:
             )
         marker.write_text("ok\n")
         return lib
-
-    def _format(self, java: str, classpath: str, properties: Path) -> None:
-        cluster_id = _run_java(java, classpath, ["kafka.tools.StorageTool", "random-uuid"]).strip().splitlines()[-1]
-        _run_java(
-            java,
-            classpath,
-            ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)],
-        )
 
     def _server_properties(self) -> str:
         s = self.settings
@@ -284,6 +276,12 @@ def find_java() -> str:
         if major < MINIMUM_JAVA:
             raise PlatformError(f"Kafka 4 needs Java {MINIMUM_JAVA}+, found Java {major} at {java}")
     return java
+
+
+def format_storage(java: str, classpath: str, properties: Path) -> None:
+    """Formats the log directories of a new KRaft node (`properties`) with a new cluster id."""
+    cluster_id = _run_java(java, classpath, ["kafka.tools.StorageTool", "random-uuid"]).strip().splitlines()[-1]
+    _run_java(java, classpath, ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)])
 
 
 def _run_java(java: str, classpath: str, args: list[str]) -> str:
