@@ -721,6 +721,70 @@ def evaluate_drift_command(
         typer.echo(table(results))
 
 
+class ServedModelChoice(StrEnum):
+    """The trainer's ServedModel, without importing the trainer when the command line starts."""
+
+    refit = "refit"
+    judged = "judged"
+
+
+@evaluate_app.command("loop")
+def evaluate_loop_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    customers: Annotated[int, typer.Option(min=100, help="Customers in each simulated world.")] = 5000,
+    terminals: Annotated[int, typer.Option(min=100, help="Terminals in each simulated world.")] = 10000,
+    drift_day: Annotated[
+        int, typer.Option(help="Day the drift starts (the first model is trained 14 days before; 65 or later).")
+    ] = 70,
+    days_after: Annotated[int, typer.Option(min=8, help="Days simulated after the drift starts.")] = 28,
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(help="new-fraud-pattern, amount-shift or new-terminals; repeatable (default: all)."),
+    ] = None,
+    served_model: Annotated[
+        ServedModelChoice,
+        typer.Option(
+            help="What a promoted run publishes, as the trainer's setting: refit (the judged recipe trained again "
+            "on the latest matured labels) or judged (the model the gate judged)."
+        ),
+    ] = ServedModelChoice.refit,
+    seed: Annotated[int, typer.Option(help="The simulator's seed (0: the handbook's world).")] = 0,
+) -> None:
+    """Replay the closed loop offline in event time: the monitor's drift detection, the
+    trainer's windows and gate, labels only once known; per scenario the loop's quality per day
+    beside a model never retrained and one retrained every day, and whether it recovered."""
+
+    from fraudstream_cli.loop_evaluation import LoopPolicy, evaluate_loop, table
+    from fraudstream_simulator.drift import DRIFT_NAMES
+    from fraudstream_trainer.settings import ServedModel
+
+    chosen = tuple(scenario or DRIFT_NAMES)
+    unknown = [name for name in chosen if name not in DRIFT_NAMES]
+    if unknown:
+        _fail(ValueError(f"unknown scenario {unknown[0]!r}; choose from {', '.join(DRIFT_NAMES)}"))
+        return
+    try:
+        results = evaluate_loop(
+            n_customers=customers,
+            n_terminals=terminals,
+            drift_day=drift_day,
+            days_after=days_after,
+            scenarios=chosen,
+            seed=seed,
+            policy=LoopPolicy(served_model=ServedModel(served_model.value)),
+        )
+    except ValueError as error:
+        _fail(error)
+        return
+    if as_json:
+        typer.echo(
+            json.dumps({"served_model": served_model.value, **{r.scenario: r.as_json() for r in results}}, indent=2)
+        )
+    else:
+        typer.echo(f"served model: {served_model.value}")
+        typer.echo(table(results))
+
+
 def _drift_spec(text: str) -> DriftSpec:
     name, _, day = text.partition(":")
     if not day.isdigit():

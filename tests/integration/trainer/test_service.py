@@ -122,18 +122,24 @@ def test_a_retrain_request_trains_registers_and_publishes(topics: Topics, tmp_pa
         assert version.tags["sha256"] == published.sha256
         assert float(version.tags["review_threshold"]) == published.threshold
 
-        # The lineage: the windows laid out from the latest label, the training data's hash
-        # (recomputed here from Feast), the feature views, the request that caused it.
+        # The lineage: the windows laid out from the latest label; the served model is the judged
+        # recipe refit on the holdout, with the labels known at the cutoff; the training data's
+        # hash (recomputed here from Feast), the feature views, the request that caused it.
         windows = Windows.ending_at(
             pd.Timestamp(world.labels["label_time"].max()), train_days=7, delay_days=7, holdout_days=7
         )
         training = training_set(
-            feast, world.labels, start=windows.train_start, end=windows.train_end, labels_known_at=windows.holdout_start
+            feast, world.labels, start=windows.holdout_start, end=windows.holdout_end, labels_known_at=windows.cutoff
         )
         run = client.get_run(published.run_id)
-        assert run.data.params["train_start"] == windows.train_start.isoformat()
-        assert run.data.params["train_end"] == windows.train_end.isoformat()
-        assert run.data.params["labels_known_at"] == windows.holdout_start.isoformat()
+        assert run.data.params["train_start"] == windows.holdout_start.isoformat()
+        assert run.data.params["train_end"] == windows.holdout_end.isoformat()
+        assert run.data.params["labels_known_at"] == windows.cutoff.isoformat()
+        gate_document = json.loads(
+            Path(client.download_artifacts(published.run_id, "gate.json", str(tmp_path))).read_text()
+        )
+        assert gate_document["served"] == "refit"
+        assert gate_document["judged_trained_on"] == [windows.train_start.isoformat(), windows.train_end.isoformat()]
         assert run.data.params["feature_views"] == "transaction_features"
         assert run.data.params["features"] == ",".join(FEATURE_NAMES)
         assert run.data.tags["data_fingerprint"] == fingerprint(training)
@@ -182,6 +188,11 @@ def test_a_retrain_request_trains_registers_and_publishes(topics: Topics, tmp_pa
         assert tensor_model is not None
         assert hashlib.sha256(tensor_model).hexdigest() == version.tags["tensor_sha256"]
         assert np.max(np.abs(native_scores - onnx_scores(tensor_model, rows))) <= 1e-5
+        # The model the gate judged is kept beside it, for later gates, and is another model.
+        judged_model = Registry(PLATFORM.mlflow_url, model).judged_onnx("1")
+        assert judged_model is not None
+        assert hashlib.sha256(judged_model).hexdigest() == version.tags["judged_sha256"]
+        assert np.max(np.abs(native_scores - onnx_scores(judged_model, rows))) > 1e-3
 
         # The same request again is a duplicate; another within the cooldown is skipped.
         send_request(topics(Topic.RETRAIN_REQUESTS), "r-1", model)
@@ -198,7 +209,7 @@ def test_a_retrain_request_trains_registers_and_publishes(topics: Topics, tmp_pa
         gated = client.get_run(second.run_id)
         assert gated.data.tags["champion_version"] == "1"
         assert "against the champion's" in gated.data.tags["gate.reasons"]
-        # The same data and seed give the same model: no worse, promoted, and a roll back knows where to go.
+        # The same data and seed give the same judged model: no worse, promoted, and a roll back knows where to go.
         assert gated.data.metrics["champion_average_precision"] == pytest.approx(run.data.metrics["average_precision"])
         assert client.get_model_version(model, "2").tags["replaces"] == "1"
         assert client.get_model_version_by_alias(model, "champion").version == "2"

@@ -13,7 +13,7 @@ from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_simulator.config import SimulationConfig
 from fraudstream_simulator.simulation import simulate
 from fraudstream_trainer.evaluation import labelled
-from fraudstream_trainer.gate import GatePolicy, decide, review_threshold
+from fraudstream_trainer.gate import GatePolicy, decide, judge, review_threshold
 from fraudstream_trainer.model import ModelParams, scores, train
 from fraudstream_trainer.performance import performance
 from fraudstream_trainer.protocol import Fold, train_test_split
@@ -58,3 +58,25 @@ def test_the_review_threshold_sends_the_budgeted_share_to_review() -> None:
     assert (scores_ >= threshold).mean() == pytest.approx(0.01, abs=1e-4)
     with pytest.raises(ValueError, match="between 0 and 1"):
         review_threshold(scores_, 1.0)
+
+
+def test_the_gate_refuses_only_a_shortfall_beyond_the_holdouts_noise(
+    split: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    training, test = split
+    names = list(FEATURE_NAMES)
+    labels = training["is_fraud"].to_numpy()
+    champion = scores(train(training[names].to_numpy(), labels, ModelParams()), test[names].to_numpy())
+    # The same ranking, blurred a little: worse on this holdout by a point estimate, not beyond its noise.
+    blurred = champion + np.random.default_rng(3).normal(0, 0.01, len(champion))
+    by_points = decide(performance(test, blurred), performance(test, champion), GatePolicy())
+    assert not by_points.promote, "the blur must lose by the point estimates for this test to mean anything"
+    judged = judge(test, blurred, champion, GatePolicy())
+    assert judged.decision.promote, judged.decision.reasons
+    assert all("95% bound on the shortfall" in reason for reason in judged.decision.reasons)
+
+    shuffled = np.random.default_rng(0).permutation(labels)
+    worse = scores(train(training[names].to_numpy(), shuffled, ModelParams()), test[names].to_numpy())
+    refused = judge(test, worse, champion, GatePolicy())
+    assert not refused.decision.promote
+    assert refused.champion == performance(test, champion)

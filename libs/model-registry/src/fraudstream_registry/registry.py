@@ -31,8 +31,12 @@ FIRST_MODEL_WAIT_TAG = "first_model.waiting_for"
 # The same trees as a tensor graph, beside the registered TreeEnsemble graph: a run artifact
 # (`tensor/model.onnx`) and its checksum as a version tag. Versions made before have neither.
 TENSOR_FOLDER = "tensor"
-TENSOR_FILE = "model.onnx"
 TENSOR_SHA256_TAG = "tensor_sha256"
+# The model the gate judged, where the version serves the same recipe refit on later data: a
+# run artifact (`judged/model.onnx`) and its checksum as a version tag.
+JUDGED_FOLDER = "judged"
+JUDGED_SHA256_TAG = "judged_sha256"
+ONNX_FILE = "model.onnx"
 
 
 # What MLflow answers for a model, or an alias, that does not exist.
@@ -129,23 +133,32 @@ class Registry:
     def tensor_onnx(self, version: str) -> bytes | None:
         """The version's tensor graph, verified against its checksum tag; None for a version
         registered without one."""
+        return self._run_onnx(version, TENSOR_FOLDER, TENSOR_SHA256_TAG)
+
+    def judged_onnx(self, version: str) -> bytes | None:
+        """The model the gate judged when the version was made, where the version serves another
+        (the same recipe refit on later data), verified against its checksum tag; None where
+        the gate judged the served model itself."""
+        return self._run_onnx(version, JUDGED_FOLDER, JUDGED_SHA256_TAG)
+
+    def _run_onnx(self, version: str, folder: str, tag: str) -> bytes | None:
         model_version = self.client.get_model_version(self.model_name, version)
-        expected = model_version.tags.get(TENSOR_SHA256_TAG)
+        expected = model_version.tags.get(tag)
         if expected is None:
             return None
         with tempfile.TemporaryDirectory() as scratch:
             local = Path(
                 mlflow.artifacts.download_artifacts(
                     run_id=model_version.run_id,
-                    artifact_path=f"{TENSOR_FOLDER}/{TENSOR_FILE}",
+                    artifact_path=f"{folder}/{ONNX_FILE}",
                     dst_path=scratch,
                     tracking_uri=self.tracking_uri,
                 )
             )
-            tensor_model = local.read_bytes()
-        if hashlib.sha256(tensor_model).hexdigest() != expected:
-            raise ArtifactError(f"version {version}: the tensor graph does not match its {TENSOR_SHA256_TAG} tag")
-        return tensor_model
+            onnx_model = local.read_bytes()
+        if hashlib.sha256(onnx_model).hexdigest() != expected:
+            raise ArtifactError(f"version {version}: {folder}/{ONNX_FILE} does not match its {tag} tag")
+        return onnx_model
 
     def set_model_note(self, key: str, value: str | None) -> None:
         """A tag of the registered model (created, with no version, where it does not exist yet);

@@ -2,7 +2,11 @@
 
 A challenger is promoted only when, on the same later, held-out data as the champion, it is
 no worse by average precision (within `ap_margin`) and by card precision@100 (within
-`card_precision_margin`). Every decision carries its reasons, promote or reject.
+`card_precision_margin`), where worse means worse beyond the holdout's sampling noise: with
+`confidence`, by a paired bootstrap of the holdout's cards (`performance.shortfall_bounds`).
+A week of holdout holds a few hundred frauds, so two models of the same recipe trained a few
+days apart differ by more than the margins by chance; a point comparison would keep the older
+one as often as not. Every decision carries its reasons, promote or reject.
 
 The threshold turns scores into review decisions: analysts have a fixed capacity, so each
 version gets the threshold that sends `review_share` of transactions to review on the data it
@@ -11,15 +15,22 @@ was evaluated on, stored with the version, so a swap does not silently change th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
+
+from fraudstream_trainer.performance import performance, shortfall_bounds
 
 
 @dataclass(frozen=True)
 class GatePolicy:
     ap_margin: float = 0.005
     card_precision_margin: float = 0.0
+    # 0: compare the point estimates alone.
+    confidence: float = 0.95
+    bootstrap_rounds: int = 200
 
 
 @dataclass(frozen=True)
@@ -28,8 +39,42 @@ class Decision:
     reasons: tuple[str, ...]
 
 
-def decide(challenger: dict[str, float], champion: dict[str, float] | None, policy: GatePolicy) -> Decision:
-    """`challenger` and `champion`: metrics of each on the same held-out data (see performance.performance)."""
+@dataclass(frozen=True)
+class Judgement:
+    decision: Decision
+    challenger: dict[str, float]
+    champion: dict[str, float] | None
+
+
+def judge(
+    holdout: pd.DataFrame, challenger_scores: np.ndarray, champion_scores: np.ndarray | None, policy: GatePolicy
+) -> Judgement:
+    """The gate on one holdout (`performance.performance`'s frame) scored by both models."""
+    challenger = performance(holdout, challenger_scores)
+    if champion_scores is None:
+        return Judgement(decide(challenger, None, policy), challenger, None)
+    champion = performance(holdout, champion_scores)
+    shortfalls = None
+    if policy.confidence > 0:
+        shortfalls = shortfall_bounds(
+            holdout,
+            challenger_scores,
+            champion_scores,
+            confidence=policy.confidence,
+            rounds=policy.bootstrap_rounds,
+        )
+    return Judgement(decide(challenger, champion, policy, shortfalls), challenger, champion)
+
+
+def decide(
+    challenger: dict[str, float],
+    champion: dict[str, float] | None,
+    policy: GatePolicy,
+    shortfalls: Mapping[str, float] | None = None,
+) -> Decision:
+    """`challenger` and `champion`: metrics of each on the same held-out data (see
+    performance.performance). `shortfalls`: per metric, how far below the champion the
+    challenger is at least, with the policy's confidence; None: the difference of the metrics."""
     if champion is None:
         return Decision(True, ("no champion yet",))
     reasons = []
@@ -39,11 +84,13 @@ def decide(challenger: dict[str, float], champion: dict[str, float] | None, poli
         ("card_precision_at_100", policy.card_precision_margin),
     ):
         new, old = challenger[metric], champion[metric]
-        if new < old - margin:
+        shortfall = old - new if shortfalls is None else shortfalls[metric]
+        bound = "" if shortfalls is None else f", {policy.confidence:.0%} bound on the shortfall {shortfall:+.4f}"
+        if shortfall > margin:
             promote = False
-            reasons.append(f"{metric} {new:.4f} below the champion's {old:.4f} by more than {margin}")
+            reasons.append(f"{metric} {new:.4f} below the champion's {old:.4f} by more than {margin}{bound}")
         else:
-            reasons.append(f"{metric} {new:.4f} against the champion's {old:.4f} (margin {margin}): no worse")
+            reasons.append(f"{metric} {new:.4f} against the champion's {old:.4f} (margin {margin}{bound}): no worse")
     return Decision(promote, tuple(reasons))
 
 

@@ -3,7 +3,16 @@
 
     windows -> training set (Feast point-in-time join + labels known then) -> data checks
     -> fit -> ONNX + parity -> holdout scores of challenger and champion -> gate
-    -> MLflow run and registry version -> aliases -> `models.published`
+    -> (promoted: the same recipe refit on the holdout) -> MLflow run and registry version
+    -> aliases -> `models.published`
+
+What the gate judges and what serves: the gate judges the model trained on the window before
+the holdout, which meets the holdout as old as a model trained now meets the traffic after the
+cutoff (the label delay). A promoted run then serves the same recipe refit on the holdout, the
+latest window whose labels have matured (`served_model`), so that it serves as old as it was
+judged; publishing the judged model itself would serve it two label delays older than that.
+Later gates judge a champion by its judged model (kept with the version), so that both sides
+meet the holdout as they were trained: neither has seen it.
 
 Order of the last steps, and why: the version is registered (with the gate's decision on its
 run) before anything moves; on promotion the alias moves (`champion`, or `challenger` for a
@@ -25,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xgboost as xgb
 from tqdm import tqdm
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
@@ -35,10 +45,9 @@ from fraudstream_registry.registry import CHAMPION, REQUEST_TAG, Registry
 from fraudstream_trainer import metrics
 from fraudstream_trainer.checks import DataBounds, DataCheckError, check_training_set
 from fraudstream_trainer.dataset import fingerprint, training_set
-from fraudstream_trainer.gate import Decision, decide, review_threshold
+from fraudstream_trainer.gate import Decision, judge, review_threshold
 from fraudstream_trainer.model import ParityError, check_parity, onnx_scores, to_onnx, train
-from fraudstream_trainer.performance import performance
-from fraudstream_trainer.settings import TrainerSettings
+from fraudstream_trainer.settings import ServedModel, TrainerSettings
 from fraudstream_trainer.tensor_graph import to_tensor_onnx
 from fraudstream_trainer.tracking import Lineage, TrainingRecord, log_refused_run, log_run
 
@@ -85,6 +94,15 @@ class Datasets:
     windows: Windows
     training: pd.DataFrame
     holdout: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class _Exported:
+    model: xgb.XGBClassifier
+    onnx_model: bytes
+    tensor_model: bytes
+    parity: float
+    tensor_parity: float
 
 
 @dataclass(frozen=True)
@@ -230,32 +248,44 @@ class Trainer:
             return self._refused(Outcome.DATA_CHECK_FAILED, error.failures, lineage, tags)
 
         names = list(FEATURE_NAMES)
-        with self._bar(params.n_estimators, "fit", "tree") as trees:
-
-            def after_tree(_n: int) -> bool:
-                trees.update()
-                return self._should_stop()
-
-            model = train(training[names].to_numpy(), training["is_fraud"].to_numpy(), params, after_tree=after_tree)
-        self._check_stop()
-        onnx_model = to_onnx(model, len(names))
-        tensor_model = to_tensor_onnx(model, len(names))
         parity_rows = pd.concat([training[names], holdout[names]]).to_numpy()[: self.settings.parity_rows]
         try:
-            parity = check_parity(model, onnx_model, parity_rows, self.settings.parity_tolerance)
-            tensor_parity = check_parity(model, tensor_model, parity_rows, self.settings.parity_tolerance)
+            judged = self._fit(training, parity_rows, "fit")
         except ParityError as error:
             return self._refused(Outcome.PARITY_FAILED, [str(error)], lineage, tags)
 
         with self._bar(2, "gate", "model") as bar:
-            challenger_scores = onnx_scores(onnx_model, holdout[names].to_numpy())
-            challenger = performance(holdout, challenger_scores)
+            challenger_scores = onnx_scores(judged.onnx_model, holdout[names].to_numpy())
             bar.update()
-            champion_version, champion = self._champion_metrics(holdout)
+            champion_version, champion_scores = self._champion_scores(holdout)
             bar.update()
-        decision = decide(challenger, champion, self.settings.gate_policy())
+        judgement = judge(holdout, challenger_scores, champion_scores, self.settings.gate_policy())
+        decision, challenger, champion = judgement.decision, judgement.challenger, judgement.champion
 
-        record = TrainingRecord(lineage, summary, fingerprint(training), challenger, parity, tensor_parity)
+        served, training_of_served, refit_skipped = judged, training, None
+        if decision.promote and self.settings.served_model is ServedModel.REFIT:
+            try:
+                refit_summary = check_training_set(holdout, self.settings.data_bounds(), labels_known_at=windows.cutoff)
+            except DataCheckError as error:
+                # Too little to train on alone: the judged model serves, as judged.
+                refit_skipped = "; ".join(error.failures)
+                logger.warning("the holdout is no training set: the judged model serves", extra={"why": refit_skipped})
+            else:
+                lineage = Lineage(
+                    params,
+                    windows.holdout_start.isoformat(),
+                    windows.holdout_end.isoformat(),
+                    windows.cutoff.isoformat(),
+                )
+                try:
+                    served = self._fit(holdout, parity_rows, "refit on the holdout")
+                except ParityError as error:
+                    return self._refused(Outcome.PARITY_FAILED, [str(error)], lineage, tags)
+                summary, training_of_served = refit_summary, holdout
+
+        record = TrainingRecord(
+            lineage, summary, fingerprint(training_of_served), challenger, served.parity, served.tensor_parity
+        )
         gate = {
             "promote": decision.promote,
             "reasons": list(decision.reasons),
@@ -264,6 +294,9 @@ class Trainer:
             "champion": champion,
             "holdout": [windows.holdout_start.isoformat(), windows.holdout_end.isoformat()],
             "holdout_rows": len(holdout),
+            "judged_trained_on": [windows.train_start.isoformat(), windows.train_end.isoformat()],
+            "served": "judged" if served is judged else "refit",
+            **({} if refit_skipped is None else {"refit_skipped": refit_skipped}),
         }
         logged = log_run(
             self.settings.mlflow_tracking_uri,
@@ -271,13 +304,14 @@ class Trainer:
             record,
             test_labels=holdout["is_fraud"].to_numpy(),
             test_scores=challenger_scores,
-            feature_importances=np.asarray(model.feature_importances_),
-            onnx_model=onnx_model,
-            tensor_model=tensor_model,
+            feature_importances=np.asarray(served.model.feature_importances_),
+            onnx_model=served.onnx_model,
+            tensor_model=served.tensor_model,
+            judged_model=None if served is judged else judged.onnx_model,
             threshold=review_threshold(challenger_scores, self.settings.review_share),
             decline_threshold=review_threshold(challenger_scores, self.settings.decline_share),
             registered_model=self.settings.registered_model,
-            native_model=bytes(model.get_booster().save_raw("ubj")),
+            native_model=bytes(served.model.get_booster().save_raw("ubj")),
             run_tags={
                 **tags,
                 "gate.promote": str(decision.promote).lower(),
@@ -293,7 +327,24 @@ class Trainer:
             raise RuntimeError(f"run {logged.run_id}: MLflow registered no version")
         return self._decided(decision, logged.run_id, logged.version, champion_version, challenger, champion)
 
-    def _champion_metrics(self, holdout: pd.DataFrame) -> tuple[str | None, dict[str, float] | None]:
+    def _fit(self, rows: pd.DataFrame, parity_rows: np.ndarray, description: str) -> _Exported:
+        """A model of `rows`, as ONNX and as a tensor graph, each checked against it (ParityError)."""
+        params, names = self.settings.model_params(), list(FEATURE_NAMES)
+        with self._bar(params.n_estimators, description, "tree") as trees:
+
+            def after_tree(_n: int) -> bool:
+                trees.update()
+                return self._should_stop()
+
+            model = train(rows[names].to_numpy(), rows["is_fraud"].to_numpy(), params, after_tree=after_tree)
+        self._check_stop()
+        onnx_model = to_onnx(model, len(names))
+        tensor_model = to_tensor_onnx(model, len(names))
+        parity = check_parity(model, onnx_model, parity_rows, self.settings.parity_tolerance)
+        tensor_parity = check_parity(model, tensor_model, parity_rows, self.settings.parity_tolerance)
+        return _Exported(model, onnx_model, tensor_model, parity, tensor_parity)
+
+    def _champion_scores(self, holdout: pd.DataFrame) -> tuple[str | None, np.ndarray | None]:
         champion = self.registry.holder(CHAMPION)
         if champion is None:
             return None, None
@@ -302,8 +353,9 @@ class Trainer:
             # It cannot be scored on the holdout as it is: judge the challenger on its own.
             logger.warning("champion %s needs features the store lacks: %s", champion.version, missing)
             return champion.version, None
-        scores = onnx_scores(champion.onnx_model, holdout[list(champion.features)].to_numpy())
-        return champion.version, performance(holdout, scores)
+        # Judged as the gate judged it when it was made: the model trained before its holdout.
+        judged = self.registry.judged_onnx(champion.version) or champion.onnx_model
+        return champion.version, onnx_scores(judged, holdout[list(champion.features)].to_numpy())
 
     def _decided(
         self,

@@ -4,7 +4,8 @@ The windows follow the handbook's protocol, counted back from the cutoff (the la
 time the trainer knows, or the one a request names): the holdout is the `holdout_days` days
 that end `delay_days` before the cutoff (their labels have matured); the training period is the
 `train_days` days that end `delay_days` before the holdout, with the labels known when the
-holdout began. The model that the gate judges on the holdout is the one it publishes.
+holdout began. A promoted run publishes that recipe refit on the holdout (`served_model`;
+fraudstream_trainer.pipeline says why).
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ FEATURE_WARMUP_DAYS = max(CUSTOMER_HORIZON, TERMINAL_HORIZON) // DAY
 
 
 SELECTED = selected_params()
+
+
+class ServedModel(StrEnum):
+    """Which model a promoted run publishes."""
+
+    # The same recipe trained again on the holdout, the latest window whose labels have matured.
+    REFIT = "refit"
+    # The model the gate judged, trained on the window before the holdout.
+    JUDGED = "judged"
 
 
 class PublishAlias(StrEnum):
@@ -62,6 +72,25 @@ class TrainerSettings(ServiceSettings, FeatureStoreSettings, RetrainRequestSecre
     )
     gate_card_precision_margin: float = Field(
         default=0.0, ge=0, description="How far below the champion's card precision@100 a challenger may be."
+    )
+    served_model: ServedModel = Field(
+        default=ServedModel.REFIT,
+        description=(
+            "What a promoted run publishes: refit (the judged recipe trained again on the holdout, the latest "
+            "matured labels) or judged (the model the gate judged, a label delay older)."
+        ),
+    )
+    gate_confidence: float = Field(
+        default=GatePolicy.confidence,
+        ge=0,
+        lt=1,
+        description=(
+            "A challenger is refused only when it is below the champion by more than a margin with this "
+            "confidence (a paired bootstrap of the holdout's cards); 0 compares the point estimates."
+        ),
+    )
+    gate_bootstrap_rounds: int = Field(
+        default=GatePolicy.bootstrap_rounds, ge=20, description="Bootstrap rounds of the gate's confidence bound."
     )
     # The model's defaults are the saved model selection's (`fraudstream evaluate --select`).
     n_estimators: int = Field(default=SELECTED.n_estimators, ge=1, description="Trees in the model.")
@@ -154,4 +183,9 @@ class TrainerSettings(ServiceSettings, FeatureStoreSettings, RetrainRequestSecre
         )
 
     def gate_policy(self) -> GatePolicy:
-        return GatePolicy(ap_margin=self.gate_ap_margin, card_precision_margin=self.gate_card_precision_margin)
+        return GatePolicy(
+            ap_margin=self.gate_ap_margin,
+            card_precision_margin=self.gate_card_precision_margin,
+            confidence=self.gate_confidence,
+            bootstrap_rounds=self.gate_bootstrap_rounds,
+        )

@@ -26,7 +26,13 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
-from fraudstream_registry.registry import TENSOR_FILE, TENSOR_FOLDER, TENSOR_SHA256_TAG
+from fraudstream_registry.registry import (
+    JUDGED_FOLDER,
+    JUDGED_SHA256_TAG,
+    ONNX_FILE,
+    TENSOR_FOLDER,
+    TENSOR_SHA256_TAG,
+)
 from fraudstream_trainer.model import ModelParams
 
 FEATURE_VIEWS = ("transaction_features",)
@@ -71,6 +77,7 @@ def log_run(
     onnx_model: bytes,
     threshold: float,
     tensor_model: bytes | None = None,
+    judged_model: bytes | None = None,
     decline_threshold: float | None = None,
     registered_model: str | None = None,
     native_model: bytes | None = None,
@@ -83,7 +90,8 @@ def log_run(
     thresholds, data fingerprint and metrics as version tags. `native_model` (XGBoost's UBJSON)
     is kept beside it, so that the parity can be checked again, and `tensor_model` (the same
     trees as a tensor graph, fraudstream_trainer.tensor_graph) as `tensor/model.onnx`, its
-    checksum a version tag; `documents` go in as JSON."""
+    checksum a version tag; `judged_model`, the model the gate judged where another is served,
+    as `judged/model.onnx`, its checksum a version tag; `documents` go in as JSON."""
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
     with mlflow.start_run() as run, tempfile.TemporaryDirectory() as scratch:
@@ -104,9 +112,11 @@ def log_run(
         if native_model is not None:
             (folder / "model.ubj").write_bytes(native_model)
             mlflow.log_artifact(str(folder / "model.ubj"), artifact_path="native")
-        if tensor_model is not None:
-            (folder / TENSOR_FILE).write_bytes(tensor_model)
-            mlflow.log_artifact(str(folder / TENSOR_FILE), artifact_path=TENSOR_FOLDER)
+        for artifact_folder, artifact in ((TENSOR_FOLDER, tensor_model), (JUDGED_FOLDER, judged_model)):
+            if artifact is not None:
+                (folder / artifact_folder).mkdir()
+                (folder / artifact_folder / ONNX_FILE).write_bytes(artifact)
+                mlflow.log_artifact(str(folder / artifact_folder / ONNX_FILE), artifact_path=artifact_folder)
         for name, figure in _plots(test_labels, test_scores, feature_importances).items():
             figure.savefig(folder / f"{name}.png", dpi=80)
             plt.close(figure)
@@ -123,6 +133,7 @@ def log_run(
             tags = {
                 "sha256": hashlib.sha256(onnx_model).hexdigest(),
                 **({} if tensor_model is None else {TENSOR_SHA256_TAG: hashlib.sha256(tensor_model).hexdigest()}),
+                **({} if judged_model is None else {JUDGED_SHA256_TAG: hashlib.sha256(judged_model).hexdigest()}),
                 "review_threshold": repr(threshold),
                 **({} if decline_threshold is None else {"decline_threshold": repr(decline_threshold)}),
                 "data_fingerprint": record.data_fingerprint,
