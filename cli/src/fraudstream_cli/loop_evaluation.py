@@ -62,7 +62,7 @@ NAMES = list(FEATURE_NAMES)
 class LoopPolicy:
     """What the replay runs with: the services' own defaults unless a caller changes them."""
 
-    served_model: ServedModel = ServedModel.REFIT
+    served_model: ServedModel = ServedModel.JUDGED
     train_days: int = 7
     delay_days: int = 7
     holdout_days: int = 7

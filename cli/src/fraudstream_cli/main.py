@@ -702,10 +702,10 @@ def evaluate_drift_command(
     from fraudstream_cli.drift_evaluation import STATIONARY, evaluate_drift, table
     from fraudstream_simulator.drift import DRIFT_NAMES
 
-    chosen = tuple(scenario or (*DRIFT_NAMES, STATIONARY))
-    unknown = [name for name in chosen if name not in (*DRIFT_NAMES, STATIONARY)]
-    if unknown:
-        _fail(ValueError(f"unknown scenario {unknown[0]!r}; choose from {', '.join((*DRIFT_NAMES, STATIONARY))}"))
+    try:
+        chosen = _scenarios(scenario, (*DRIFT_NAMES, STATIONARY))
+    except ValueError as error:
+        _fail(error)
         return
     results = evaluate_drift(
         n_customers=customers,
@@ -747,7 +747,7 @@ def evaluate_loop_command(
             help="What a promoted run publishes, as the trainer's setting: refit (the judged recipe trained again "
             "on the latest matured labels) or judged (the model the gate judged)."
         ),
-    ] = ServedModelChoice.refit,
+    ] = ServedModelChoice.judged,
     seed: Annotated[int, typer.Option(help="The simulator's seed (0: the handbook's world).")] = 0,
 ) -> None:
     """Replay the closed loop offline in event time: the monitor's drift detection, the
@@ -758,18 +758,13 @@ def evaluate_loop_command(
     from fraudstream_simulator.drift import DRIFT_NAMES
     from fraudstream_trainer.settings import ServedModel
 
-    chosen = tuple(scenario or DRIFT_NAMES)
-    unknown = [name for name in chosen if name not in DRIFT_NAMES]
-    if unknown:
-        _fail(ValueError(f"unknown scenario {unknown[0]!r}; choose from {', '.join(DRIFT_NAMES)}"))
-        return
     try:
         results = evaluate_loop(
             n_customers=customers,
             n_terminals=terminals,
             drift_day=drift_day,
             days_after=days_after,
-            scenarios=chosen,
+            scenarios=_scenarios(scenario, DRIFT_NAMES),
             seed=seed,
             policy=LoopPolicy(served_model=ServedModel(served_model.value)),
         )
@@ -783,6 +778,14 @@ def evaluate_loop_command(
     else:
         typer.echo(f"served model: {served_model.value}")
         typer.echo(table(results))
+
+
+def _scenarios(given: list[str] | None, known: tuple[str, ...]) -> tuple[str, ...]:
+    """The scenarios asked for (all known ones when none is); ValueError names an unknown one."""
+    unknown = [name for name in given or () if name not in known]
+    if unknown:
+        raise ValueError(f"unknown scenario {unknown[0]!r}; choose from {', '.join(known)}")
+    return tuple(given or known)
 
 
 def _drift_spec(text: str) -> DriftSpec:

@@ -66,7 +66,7 @@ def test_a_retrain_request_trains_registers_and_publishes(topics: Topics, tmp_pa
     world, feast = history_in_feast(WORLD, tmp_path)
     experiment = f"it-{uuid.uuid4().hex[:8]}"
     model = f"fraud-detector-{experiment}"
-    service = trainer_service(topics.prefix, tmp_path, experiment, model, n_estimators="100")
+    service = trainer_service(topics.prefix, tmp_path, experiment, model, n_estimators="100", served_model="refit")
     service.start()
     try:
         # Labels arrive on their topic, as the label feed writes them.

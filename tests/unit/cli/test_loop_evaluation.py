@@ -18,7 +18,19 @@ KEYS = {"recovered", "days_to_recover", "ap_before", "ap_after", "ap_control_aft
 def test_the_loop_retrains_on_card_testing_and_ends_above_the_control() -> None:
     result = CliRunner().invoke(
         app,
-        ["evaluate", "loop", "--json", "--scenario", "new-fraud-pattern", "--customers", "1000", "--terminals", "2000"],
+        [
+            "evaluate",
+            "loop",
+            "--json",
+            "--served-model",
+            "refit",
+            "--scenario",
+            "new-fraud-pattern",
+            "--customers",
+            "1000",
+            "--terminals",
+            "2000",
+        ],
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output[result.output.index("{") :])
