@@ -3,16 +3,15 @@
 
     windows -> training set (Feast point-in-time join + labels known then) -> data checks
     -> fit -> ONNX + parity -> holdout scores of challenger and champion -> gate
-    -> (promoted: the same recipe refit on the holdout) -> MLflow run and registry version
-    -> aliases -> `models.published`
+    -> (promoted, `served_model` refit: the same recipe refit on the holdout)
+    -> MLflow run and registry version -> aliases -> `models.published`
 
 What the gate judges and what serves: the gate judges the model trained on the window before
 the holdout, which meets the holdout as old as a model trained now meets the traffic after the
-cutoff (the label delay). A promoted run then serves the same recipe refit on the holdout, the
-latest window whose labels have matured (`served_model`), so that it serves as old as it was
-judged; publishing the judged model itself would serve it two label delays older than that.
-Later gates judge a champion by its judged model (kept with the version), so that both sides
-meet the holdout as they were trained: neither has seen it.
+cutoff (the label delay). Served itself (`judged`), it meets the traffic two label delays older
+than that; refit on the holdout, the latest window whose labels have matured (`refit`), it
+serves as old as it was judged. Later gates judge a champion by its judged model (kept with the
+version), so that both sides meet the holdout as they were trained: neither has seen it.
 
 Order of the last steps, and why: the version is registered (with the gate's decision on its
 run) before anything moves; on promotion the alias moves (`champion`, or `challenger` for a
