@@ -62,7 +62,7 @@ NAMES = list(FEATURE_NAMES)
 class LoopPolicy:
     """What the replay runs with: the services' own defaults unless a caller changes them."""
 
-    served_model: ServedModel = ServedModel.JUDGED
+    served_model: ServedModel = ServedModel.REFIT
     train_days: int = 7
     delay_days: int = 7
     holdout_days: int = 7
@@ -235,13 +235,19 @@ class _Trainer:
         return self._version(windows, self._fit(training))
 
     def _version(self, windows: Windows, judged: xgb.XGBClassifier) -> Version:
-        """Its reference is the holdout scored by the judged model, in both recipes: what the
-        refit trained on, with scores out of sample."""
+        """Its reference, as the trainer's: the holdout's inputs, and the served model's scores
+        out of sample (the refit's on the judged model's training window)."""
         self.versions += 1
-        holdout = self._history.labelled(windows.holdout_start, windows.holdout_end, windows.cutoff)
-        reference = _reference(judged, holdout)
-        refit = self._policy.served_model is ServedModel.REFIT and not self._refused(holdout)
-        return Version(self.versions, self._fit(holdout) if refit else judged, reference, judged)
+        history = self._history
+        holdout = history.labelled(windows.holdout_start, windows.holdout_end, windows.cutoff)
+        if self._policy.served_model is ServedModel.REFIT and not self._refused(holdout):
+            served = self._fit(holdout)
+            training = history.labelled(windows.train_start, windows.train_end, windows.holdout_start)
+            served_scores = scores(served, training[NAMES].to_numpy())
+        else:
+            served, served_scores = judged, scores(judged, holdout[NAMES].to_numpy())
+        columns = {name: holdout[name].to_numpy(dtype=np.float64) for name in NAMES}
+        return Version(self.versions, served, version_reference(columns, served_scores), judged)
 
     def _refused(self, rows: pd.DataFrame) -> str:
         """Why the trainer's data checks refuse these rows as a training set ("" when not)."""
@@ -421,11 +427,6 @@ def _figures(result: dict[str, float]) -> dict[str, float]:
 
 def _monitor(version: Version, policy: LoopPolicy) -> DriftMonitor:
     return DriftMonitor("evaluation", str(version.number), version.reference, policy.drift)
-
-
-def _reference(model: xgb.XGBClassifier, rows: pd.DataFrame) -> Reference:
-    columns = {name: rows[name].to_numpy(dtype=np.float64) for name in NAMES}
-    return version_reference(columns, scores(model, rows[NAMES].to_numpy()))
 
 
 def _naive(timestamp: pd.Timestamp) -> np.datetime64:

@@ -747,7 +747,7 @@ def evaluate_loop_command(
             help="What a promoted run publishes, as the trainer's setting: refit (the judged recipe trained again "
             "on the latest matured labels) or judged (the model the gate judged)."
         ),
-    ] = ServedModelChoice.judged,
+    ] = ServedModelChoice.refit,
     seed: Annotated[int, typer.Option(help="The simulator's seed (0: the handbook's world).")] = 0,
 ) -> None:
     """Replay the closed loop offline in event time: the monitor's drift detection, the

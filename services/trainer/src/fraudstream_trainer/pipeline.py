@@ -320,7 +320,18 @@ class Trainer:
                 "champion_version": champion_version or "",
             },
             extra_metrics={f"champion_{k}": v for k, v in (champion or {}).items()},
-            documents={"gate": gate, "reference": _reference(holdout, challenger_scores, windows.holdout_end)},
+            documents={
+                "gate": gate,
+                "reference": _reference(
+                    holdout,
+                    # The served model's scores where it has not trained: the refit's on the judged
+                    # model's window, as far before its own as the traffic it meets is after it.
+                    challenger_scores
+                    if served is judged
+                    else onnx_scores(served.onnx_model, training[names].to_numpy()),
+                    windows.holdout_end,
+                ),
+            },
         )
         if logged.version is None:
             raise RuntimeError(f"run {logged.run_id}: MLflow registered no version")
@@ -405,8 +416,8 @@ class Trainer:
 
 
 def _reference(holdout: pd.DataFrame, scores: np.ndarray, holdout_end: pd.Timestamp) -> dict[str, Any]:
-    """The version's reference distribution (its inputs and score on the holdout), which the
-    monitor compares the traffic after the holdout with."""
+    """The version's reference distribution (its inputs on the holdout, and its scores out of
+    sample), which the monitor compares the traffic after the holdout with."""
     columns = {name: holdout[name].to_numpy(dtype=np.float64) for name in FEATURE_NAMES}
     return version_reference(columns, scores, holdout_end.timestamp()).as_json()
 

@@ -4,8 +4,8 @@ The windows follow the handbook's protocol, counted back from the cutoff (the la
 time the trainer knows, or the one a request names): the holdout is the `holdout_days` days
 that end `delay_days` before the cutoff (their labels have matured); the training period is the
 `train_days` days that end `delay_days` before the holdout, with the labels known when the
-holdout began. A promoted run publishes that model, or, with `served_model` refit, the same
-recipe refit on the holdout (fraudstream_trainer.pipeline says why).
+holdout began. A promoted run publishes the same recipe refit on the holdout (`served_model`;
+fraudstream_trainer.pipeline says why).
 """
 
 from __future__ import annotations
@@ -74,11 +74,10 @@ class TrainerSettings(ServiceSettings, FeatureStoreSettings, RetrainRequestSecre
         default=0.0, ge=0, description="How far below the champion's card precision@100 a challenger may be."
     )
     served_model: ServedModel = Field(
-        default=ServedModel.JUDGED,
+        default=ServedModel.REFIT,
         description=(
-            "What a promoted run publishes: judged (the model the gate judged) or refit (the judged recipe trained "
-            "again on the holdout, the latest matured labels; the monitor's score reference is still the judged "
-            "model's, see docs/evaluation.md)."
+            "What a promoted run publishes: refit (the judged recipe trained again on the holdout, the latest "
+            "matured labels) or judged (the model the gate judged, a label delay older)."
         ),
     )
     gate_confidence: float = Field(
