@@ -1,7 +1,8 @@
 """A canary that misbehaves is rolled back with no human step: a challenger trained on
-shuffled labels takes half the traffic; its scores, against the champion's on the same
-transactions, cross the PSI limit; the replica takes it out of traffic, says so on
-`models.rollout`, and the champion answers everything after."""
+shuffled labels (the holdout's too, which the served model is refit on) takes half the
+traffic; its scores, against the champion's on the same transactions, cross the PSI limit;
+the replica takes it out of traffic, says so on `models.rollout`, and the champion answers
+everything after."""
 
 from __future__ import annotations
 
@@ -42,9 +43,13 @@ def rollout_events(topics: Topics, expected: int) -> list[RolloutEvent]:
 
 def test_a_misbehaving_canary_is_rolled_back(served: Served, topics: Topics) -> None:
     sets = served.datasets
-    training = sets.training.copy()
-    training["is_fraud"] = np.random.default_rng(7).permutation(training["is_fraud"].to_numpy())
-    challenger = served.challenger_trainer().train_and_decide(dataclasses.replace(sets, training=training))
+    rng = np.random.default_rng(7)
+    training, holdout = sets.training.copy(), sets.holdout.copy()
+    for frame in (training, holdout):
+        frame["is_fraud"] = rng.permutation(frame["is_fraud"].to_numpy())
+    challenger = served.challenger_trainer().train_and_decide(
+        dataclasses.replace(sets, training=training, holdout=holdout)
+    )
     assert challenger.version == "2"
     events = rollout_events(topics, expected=2)
     assert [(e.step, e.alias, e.version) for e in events] == [
