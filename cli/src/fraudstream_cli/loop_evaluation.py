@@ -9,11 +9,11 @@ the drift, as the trainer lays out its windows. Then, an hour of event time at a
 - the monitor's `DriftMonitor` judges them against that version's reference;
 - its alerts go through the monitor's `Retrainer` (debounce, cooldown) and become requests;
 - a request is answered as the trainer answers it (its cooldown, its windows ending at the
-  latest label known by then, labels only once known, the data checks' minimum of frauds, the
-  gate `decide`), and a promoted version serves from the next hour on, with a monitor of its own.
+  latest label known by then, labels only once known, and its own `choose`: data checks, gate,
+  refit), and a promoted version serves from the next hour on, with a monitor of its own.
 
 The control keeps the first version; the upper bound is retrained every day at midnight with
-the same recipe and always promoted. Quality is measured per day on each day's transactions
+the same recipe and promoted with no gate (whenever its data checks pass). Quality is measured per day on each day's transactions
 with their final labels (average precision and card precision@100, the handbook's metrics).
 
 Recovery: `ap_before` is the loop's average precision over the `watch_days` before the drift.
@@ -46,12 +46,13 @@ from fraudstream_monitor.retrain import Retrainer, RetrainPolicy
 from fraudstream_simulator.config import DriftSpec, SimulationConfig
 from fraudstream_simulator.drift import DRIFT_NAMES
 from fraudstream_simulator.simulation import simulate
-from fraudstream_trainer.checks import DataBounds
-from fraudstream_trainer.gate import GatePolicy, judge
+from fraudstream_trainer.checks import DataBounds, DataCheckError
+from fraudstream_trainer.choice import choose
+from fraudstream_trainer.gate import GatePolicy
 from fraudstream_trainer.model import ModelParams, scores, selected_params, train
 from fraudstream_trainer.performance import performance
-from fraudstream_trainer.pipeline import Windows
 from fraudstream_trainer.settings import ServedModel
+from fraudstream_trainer.windows import Windows
 
 HOUR = pd.Timedelta(hours=1)
 DAY = pd.Timedelta(days=1)
@@ -190,6 +191,7 @@ class _Trainer:
     def __init__(self, history: _History, policy: LoopPolicy) -> None:
         self._history = history
         self._policy = policy
+        self._params = policy.params
         self._last_run: pd.Timestamp | None = None
         self.versions = 0
 
@@ -210,54 +212,33 @@ class _Trainer:
         return Retrain(now, cutoff, promoted, version.number if version else None, reasons), version
 
     def run(self, cutoff: pd.Timestamp, champion: Version | None) -> tuple[bool, tuple[str, ...], Version | None]:
+        """The trainer's decision at `cutoff` (its reasons), and the version it promotes."""
         windows = self.windows(cutoff)
         history = self._history
-        training = history.labelled(windows.train_start, windows.train_end, windows.holdout_start)
-        refused = self._refused(training)
-        if refused:
-            return False, (refused,), None
-        judged = self._fit(training)
         holdout = history.labelled(windows.holdout_start, windows.holdout_end, cutoff)
-        if not holdout["is_fraud"].any():
-            return False, ("no fraud in the holdout the gate can judge on",), None
-        features = holdout[NAMES].to_numpy()
-        judged_scores = scores(judged, features)
-        champion_scores = None if champion is None else scores(champion.judged, features)
-        decision = judge(holdout, judged_scores, champion_scores, self._policy.gate).decision
+        try:
+            choice = choose(
+                windows,
+                history.labelled(windows.train_start, windows.train_end, windows.holdout_start),
+                holdout,
+                fit=lambda rows, _purpose: train(rows[NAMES].to_numpy(), rows["is_fraud"].to_numpy(), self._params),
+                score=lambda model, rows: scores(model, rows[NAMES].to_numpy()),
+                champion_scores=lambda rows: (
+                    None if champion is None else scores(champion.judged, rows[NAMES].to_numpy())
+                ),
+                gate=self._policy.gate,
+                bounds=self._policy.data_bounds,
+                served_model=self._policy.served_model,
+            )
+        except DataCheckError as error:
+            return False, tuple(f"data check: {failure}" for failure in error.failures), None
+        decision = choice.judgement.decision
         if not decision.promote:
             return False, decision.reasons, None
-        return True, decision.reasons, self._version(windows, judged)
-
-    def always(self, cutoff: pd.Timestamp) -> Version:
-        """A version at `cutoff` with no gate (the upper bound's)."""
-        windows = self.windows(cutoff)
-        training = self._history.labelled(windows.train_start, windows.train_end, windows.holdout_start)
-        return self._version(windows, self._fit(training))
-
-    def _version(self, windows: Windows, judged: xgb.XGBClassifier) -> Version:
-        """Its reference, as the trainer's: the holdout's inputs, and the served model's scores
-        out of sample (the refit's on the judged model's training window)."""
         self.versions += 1
-        history = self._history
-        holdout = history.labelled(windows.holdout_start, windows.holdout_end, windows.cutoff)
-        if self._policy.served_model is ServedModel.REFIT and not self._refused(holdout):
-            served = self._fit(holdout)
-            training = history.labelled(windows.train_start, windows.train_end, windows.holdout_start)
-            served_scores = scores(served, training[NAMES].to_numpy())
-        else:
-            served, served_scores = judged, scores(judged, holdout[NAMES].to_numpy())
         columns = {name: holdout[name].to_numpy(dtype=np.float64) for name in NAMES}
-        return Version(self.versions, served, version_reference(columns, served_scores), judged)
-
-    def _refused(self, rows: pd.DataFrame) -> str:
-        """Why the trainer's data checks refuse these rows as a training set ("" when not)."""
-        bounds, frauds = self._policy.data_bounds, int(rows["is_fraud"].sum())
-        if len(rows) < bounds.min_rows or frauds < bounds.min_frauds:
-            return f"data check: {len(rows)} rows, {frauds} frauds"
-        return ""
-
-    def _fit(self, rows: pd.DataFrame) -> xgb.XGBClassifier:
-        return train(rows[NAMES].to_numpy(), rows["is_fraud"].to_numpy(), self._policy.params)
+        reference = version_reference(columns, choice.reference_scores)
+        return True, decision.reasons, Version(self.versions, choice.served, reference, choice.judged)
 
 
 def evaluate_loop(
@@ -308,21 +289,24 @@ def _replay(
 ) -> LoopResult:
     start = drift_start - watch_days * DAY
     trainer = _Trainer(history, policy)
-    first = trainer.run(history.latest_label(start), None)[2]
+    _, reasons, first = trainer.run(history.latest_label(start), None)
     if first is None:
-        raise ValueError(f"{scenario}: no first model at {start.isoformat()}; start the drift later")
+        raise ValueError(
+            f"{scenario}: no first model at {start.isoformat()} ({'; '.join(reasons)}); start the drift later"
+        )
     serving, monitor = first, _monitor(first, policy)
     retrainer = Retrainer("evaluation", policy.retrain)
     upper_trainer = _Trainer(history, policy)
     loop_scores, control_scores, upper_scores, versions = [], [], [], []
     retrains: list[Retrain] = []
     alert_ends: list[tuple[float, str]] = []
-    day_start, upper = start, upper_trainer.always(history.latest_label(start))
+    # The upper bound: the same recipe at every midnight, with no champion to beat (so no gate).
+    day_start, upper = start, first
     hour = start
     while hour < end:
         if hour >= day_start + DAY:
             day_start += DAY
-            upper = upper_trainer.always(history.latest_label(day_start))
+            upper = upper_trainer.run(history.latest_label(day_start), None)[2] or upper
         rows = history.between(hour, hour + HOUR)
         hour += HOUR
         if rows.empty:

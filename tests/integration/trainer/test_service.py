@@ -34,7 +34,7 @@ from fraudstream_simulator.config import SimulationConfig
 from fraudstream_simulator.sinks import Pacing, replay_to_kafka
 from fraudstream_trainer.dataset import fingerprint, training_set
 from fraudstream_trainer.model import onnx_scores
-from fraudstream_trainer.pipeline import Windows
+from fraudstream_trainer.windows import Windows
 from tests.integration.trainer.history import history_in_feast, trainer_service
 from tests.platform import PLATFORM, Topics, drain, eventually, producer
 

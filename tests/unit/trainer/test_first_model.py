@@ -7,8 +7,9 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 
 from fraudstream_trainer.first_model import FirstModel, Span
-from fraudstream_trainer.pipeline import Outcome, Trainer, TrainRequest, Windows
+from fraudstream_trainer.pipeline import Outcome, Trainer, TrainRequest
 from fraudstream_trainer.settings import FEATURE_WARMUP_DAYS, TrainerSettings
+from fraudstream_trainer.windows import Windows
 
 START = pd.Timestamp("2018-04-01 00:03", tz="UTC")
 

@@ -40,19 +40,19 @@ from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.reference import version_reference
 from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
 from fraudstream_feature_store import FeatureStore
-from fraudstream_registry.registry import CHAMPION, REQUEST_TAG, Registry
+from fraudstream_registry.registry import CHAMPION, REQUEST_TAG, RegisteredModel, Registry
 from fraudstream_trainer import metrics
-from fraudstream_trainer.checks import DataBounds, DataCheckError, check_training_set
+from fraudstream_trainer.checks import DataCheckError
+from fraudstream_trainer.choice import choose
 from fraudstream_trainer.dataset import fingerprint, training_set
-from fraudstream_trainer.gate import Decision, judge, review_threshold
+from fraudstream_trainer.gate import Decision, review_threshold
 from fraudstream_trainer.model import ParityError, check_parity, onnx_scores, to_onnx, train
-from fraudstream_trainer.settings import ServedModel, TrainerSettings
+from fraudstream_trainer.settings import TrainerSettings
 from fraudstream_trainer.tensor_graph import to_tensor_onnx
 from fraudstream_trainer.tracking import Lineage, TrainingRecord, log_refused_run, log_run
+from fraudstream_trainer.windows import Windows
 
 logger = logging.getLogger(__name__)
-
-_DAY = pd.Timedelta(days=1)
 
 
 class Outcome(StrEnum):
@@ -102,25 +102,6 @@ class _Exported:
     tensor_model: bytes
     parity: float
     tensor_parity: float
-
-
-@dataclass(frozen=True)
-class Windows:
-    """Half-open day ranges; see fraudstream_trainer.settings for how they are laid out."""
-
-    train_start: pd.Timestamp
-    train_end: pd.Timestamp
-    holdout_start: pd.Timestamp
-    holdout_end: pd.Timestamp
-    cutoff: pd.Timestamp
-
-    @classmethod
-    def ending_at(cls, cutoff: pd.Timestamp, *, train_days: int, delay_days: int, holdout_days: int) -> Windows:
-        cutoff = cutoff.tz_convert("UTC") if cutoff.tzinfo else cutoff.tz_localize("UTC")
-        holdout_end = cutoff.floor("D") - delay_days * _DAY
-        holdout_start = holdout_end - holdout_days * _DAY
-        train_end = holdout_start - delay_days * _DAY
-        return cls(train_end - train_days * _DAY, train_end, holdout_start, holdout_end, cutoff)
 
 
 Publish = Callable[[ModelPublished], None]
@@ -240,62 +221,54 @@ class Trainer:
         )
         request = sets.request
         tags = {REQUEST_TAG: request.request_id, "reason": request.reason, "requested_by": request.requested_by}
+        names = list(FEATURE_NAMES)
+
+        def parity_rows() -> np.ndarray:
+            return pd.concat([training[names], holdout[names]]).to_numpy()[: self.settings.parity_rows]
+
+        champion = self.registry.holder(CHAMPION)
         try:
-            summary = check_training_set(training, self.settings.data_bounds(), labels_known_at=windows.holdout_start)
-            check_training_set(holdout, _HOLDOUT_BOUNDS, labels_known_at=windows.cutoff)
+            choice = choose(
+                windows,
+                training,
+                holdout,
+                fit=lambda rows, purpose: self._fit(rows, parity_rows(), purpose),
+                score=lambda model, rows: onnx_scores(model.onnx_model, rows[names].to_numpy()),
+                champion_scores=lambda rows: self._champion_scores(champion, rows),
+                gate=self.settings.gate_policy(),
+                bounds=self.settings.data_bounds(),
+                served_model=self.settings.served_model,
+            )
         except DataCheckError as error:
             return self._refused(Outcome.DATA_CHECK_FAILED, error.failures, lineage, tags)
-
-        names = list(FEATURE_NAMES)
-        parity_rows = pd.concat([training[names], holdout[names]]).to_numpy()[: self.settings.parity_rows]
-        try:
-            judged = self._fit(training, parity_rows, "fit")
         except ParityError as error:
             return self._refused(Outcome.PARITY_FAILED, [str(error)], lineage, tags)
-
-        with self._bar(2, "gate", "model") as bar:
-            challenger_scores = onnx_scores(judged.onnx_model, holdout[names].to_numpy())
-            bar.update()
-            champion_version, champion_scores = self._champion_scores(holdout)
-            bar.update()
-        judgement = judge(holdout, challenger_scores, champion_scores, self.settings.gate_policy())
-        decision, challenger, champion = judgement.decision, judgement.challenger, judgement.champion
-
-        served, training_of_served, refit_skipped = judged, training, None
-        if decision.promote and self.settings.served_model is ServedModel.REFIT:
-            try:
-                refit_summary = check_training_set(holdout, self.settings.data_bounds(), labels_known_at=windows.cutoff)
-            except DataCheckError as error:
-                # Too little to train on alone: the judged model serves, as judged.
-                refit_skipped = "; ".join(error.failures)
-                logger.warning("the holdout is no training set: the judged model serves", extra={"why": refit_skipped})
-            else:
-                lineage = Lineage(
-                    params,
-                    windows.holdout_start.isoformat(),
-                    windows.holdout_end.isoformat(),
-                    windows.cutoff.isoformat(),
-                )
-                try:
-                    served = self._fit(holdout, parity_rows, "refit on the holdout")
-                except ParityError as error:
-                    return self._refused(Outcome.PARITY_FAILED, [str(error)], lineage, tags)
-                summary, training_of_served = refit_summary, holdout
+        judgement, served, challenger_scores = choice.judgement, choice.served, choice.judged_scores
+        decision, challenger, champion_metrics = judgement.decision, judgement.challenger, judgement.champion
+        champion_version = None if champion is None else champion.version
+        if choice.refit_skipped is not None:
+            logger.warning(
+                "the holdout is no training set: the judged model serves", extra={"why": choice.refit_skipped}
+            )
+        if choice.refit:
+            lineage = Lineage(
+                params, windows.holdout_start.isoformat(), windows.holdout_end.isoformat(), windows.cutoff.isoformat()
+            )
 
         record = TrainingRecord(
-            lineage, summary, fingerprint(training_of_served), challenger, served.parity, served.tensor_parity
+            lineage, choice.summary, fingerprint(choice.served_rows), challenger, served.parity, served.tensor_parity
         )
         gate = {
             "promote": decision.promote,
             "reasons": list(decision.reasons),
             "champion_version": champion_version,
             "challenger": challenger,
-            "champion": champion,
+            "champion": champion_metrics,
             "holdout": [windows.holdout_start.isoformat(), windows.holdout_end.isoformat()],
             "holdout_rows": len(holdout),
             "judged_trained_on": [windows.train_start.isoformat(), windows.train_end.isoformat()],
-            "served": "judged" if served is judged else "refit",
-            **({} if refit_skipped is None else {"refit_skipped": refit_skipped}),
+            "served": "refit" if choice.refit else "judged",
+            **({} if choice.refit_skipped is None else {"refit_skipped": choice.refit_skipped}),
         }
         logged = log_run(
             self.settings.mlflow_tracking_uri,
@@ -306,7 +279,7 @@ class Trainer:
             feature_importances=np.asarray(served.model.feature_importances_),
             onnx_model=served.onnx_model,
             tensor_model=served.tensor_model,
-            judged_model=None if served is judged else judged.onnx_model,
+            judged_model=choice.judged.onnx_model if choice.refit else None,
             threshold=review_threshold(challenger_scores, self.settings.review_share),
             decline_threshold=review_threshold(challenger_scores, self.settings.decline_share),
             registered_model=self.settings.registered_model,
@@ -319,23 +292,15 @@ class Trainer:
                 "holdout_end": windows.holdout_end.isoformat(),
                 "champion_version": champion_version or "",
             },
-            extra_metrics={f"champion_{k}": v for k, v in (champion or {}).items()},
+            extra_metrics={f"champion_{k}": v for k, v in (champion_metrics or {}).items()},
             documents={
                 "gate": gate,
-                "reference": _reference(
-                    holdout,
-                    # The served model's scores where it has not trained: the refit's on the judged
-                    # model's window, as far before its own as the traffic it meets is after it.
-                    challenger_scores
-                    if served is judged
-                    else onnx_scores(served.onnx_model, training[names].to_numpy()),
-                    windows.holdout_end,
-                ),
+                "reference": _reference(holdout, choice.reference_scores, windows.holdout_end),
             },
         )
         if logged.version is None:
             raise RuntimeError(f"run {logged.run_id}: MLflow registered no version")
-        return self._decided(decision, logged.run_id, logged.version, champion_version, challenger, champion)
+        return self._decided(decision, logged.run_id, logged.version, champion_version, challenger, champion_metrics)
 
     def _fit(self, rows: pd.DataFrame, parity_rows: np.ndarray, description: str) -> _Exported:
         """A model of `rows`, as ONNX and as a tensor graph, each checked against it (ParityError)."""
@@ -354,18 +319,17 @@ class Trainer:
         tensor_parity = check_parity(model, tensor_model, parity_rows, self.settings.parity_tolerance)
         return _Exported(model, onnx_model, tensor_model, parity, tensor_parity)
 
-    def _champion_scores(self, holdout: pd.DataFrame) -> tuple[str | None, np.ndarray | None]:
-        champion = self.registry.holder(CHAMPION)
+    def _champion_scores(self, champion: RegisteredModel | None, holdout: pd.DataFrame) -> np.ndarray | None:
         if champion is None:
-            return None, None
+            return None
         missing = [name for name in champion.features if name not in holdout.columns]
         if missing:
             # It cannot be scored on the holdout as it is: judge the challenger on its own.
             logger.warning("champion %s needs features the store lacks: %s", champion.version, missing)
-            return champion.version, None
+            return None
         # Judged as the gate judged it when it was made: the model trained before its holdout.
         judged = self.registry.judged_onnx(champion.version) or champion.onnx_model
-        return champion.version, onnx_scores(judged, holdout[list(champion.features)].to_numpy())
+        return onnx_scores(judged, holdout[list(champion.features)].to_numpy())
 
     def _decided(
         self,
@@ -420,7 +384,3 @@ def _reference(holdout: pd.DataFrame, scores: np.ndarray, holdout_end: pd.Timest
     sample), which the monitor compares the traffic after the holdout with."""
     columns = {name: holdout[name].to_numpy(dtype=np.float64) for name in FEATURE_NAMES}
     return version_reference(columns, scores, holdout_end.timestamp()).as_json()
-
-
-# The holdout only has to be scorable: some rows and at least one fraud.
-_HOLDOUT_BOUNDS = DataBounds(min_rows=1, min_frauds=1, max_fraud_share=1.0)
