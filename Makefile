@@ -83,20 +83,22 @@ down:
 
 # The platform, the services, and the simulator replaying the handbook's world: its first 53
 # days as fast as they go (the history the trainer's first model needs: a holdout after the
-# features' 37-day warm-up), then one simulated day per 30 seconds, with a new fraud pattern
-# from day 60; transaction ids of its own, so a rerun is no duplicate (Ctrl-C stops the
+# features' 37-day warm-up), then one simulated day per 24 seconds up to day 84, with a new fraud
+# pattern from day 56; transaction ids of its own, so a rerun is no duplicate (Ctrl-C stops the
 # replay; `make down` stops the rest).
 # The simulator in the background (its log in .platform/run/simulator.log), `fraudstream watch`
-# in front: a line every 10 s, then the report (also in .platform/run/demo-report.txt). The demo
-# runs at 2,880 times real time and the trainer's cooldown counts wall time: 2 minutes here
-# (about 4 simulated days), not an hour (120 simulated days), so a drift can be answered.
-demo: export FRAUDSTREAM_COOLDOWN_SECONDS = 120
+# in front: a line every 10 s, then the report (also in .platform/run/demo-report.txt), which
+# judges from the drift's start whether quality came back. The demo runs at 3,600 times real
+# time and the trainer's cooldown counts wall time: 96 seconds here (4 simulated days), not an
+# hour (150 simulated days), so a drift can be answered.
+DEMO_DRIFT = new-fraud-pattern:56
+demo: export FRAUDSTREAM_COOLDOWN_SECONDS = 96
 demo: up
 	@mkdir -p .platform/run
-	$(RUN) fraudstream simulate --days 90 --history-days 53 --speedup 2880 --drift new-fraud-pattern:60 \
+	$(RUN) fraudstream simulate --days 84 --history-days 53 --speedup 3600 --drift $(DEMO_DRIFT) \
 		--run-id demo$$(date +%s) > .platform/run/simulator.log 2>&1 & simulator=$$!; \
 	trap 'kill $$simulator 2>/dev/null' INT TERM; \
-	$(RUN) fraudstream watch --while-pid $$simulator --report-file .platform/run/demo-report.txt; \
+	$(RUN) fraudstream watch --while-pid $$simulator --drift $(DEMO_DRIFT) --report-file .platform/run/demo-report.txt; \
 	wait $$simulator
 
 bench: install platform-up

@@ -13,8 +13,9 @@ the drift, as the trainer lays out its windows. Then, an hour of event time at a
   refit), and a promoted version serves from the next hour on, with a monitor of its own.
 
 The control keeps the first version; the upper bound is retrained every day at midnight with
-the same recipe and promoted with no gate (whenever its data checks pass). Quality is measured per day on each day's transactions
-with their final labels (average precision and card precision@100, the handbook's metrics).
+the same recipe and promoted with no gate (whenever its data checks pass). Quality is measured
+per day on each day's transactions with their final labels (average precision and card
+precision@100, the handbook's metrics).
 
 Recovery: `ap_before` is the loop's average precision over the `watch_days` before the drift.
 The drift hurts the champion when the control's over the 14 days after its start is more than

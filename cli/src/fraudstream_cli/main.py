@@ -175,11 +175,26 @@ def watch(
         int | None, typer.Option(help="Stop, and print the report, once this process (the simulator) has exited.")
     ] = None,
     report_file: Annotated[Path | None, typer.Option(help="Also write the final report here.")] = None,
+    drift: Annotated[
+        str | None,
+        typer.Option(help="The simulator's drift (NAME:DAY): the report then judges whether quality came back."),
+    ] = None,
+    start_date: Annotated[str, typer.Option(help="The simulator's first day (UTC), for --drift.")] = "2018-04-01",
 ) -> None:
     """Follow the loop from the ops console: a line per interval (simulated time, traffic,
     versions serving, alerts, requests, the trainer's last run), then a report of what it did
     (when the process given exits, or on Ctrl-C)."""
-    from fraudstream_cli.watch import fetch, report, status_line
+    from fraudstream_cli.watch import DAY_SECONDS, fetch, report, status_line
+
+    drift_start = None
+    if drift is not None:
+        try:
+            spec = _drift_spec(drift)
+        except ValueError as error:
+            _fail(error)
+            return
+        first_day = datetime.strptime(start_date, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+        drift_start = first_day + spec.start_day * DAY_SECONDS
 
     try:
         while True:
@@ -193,7 +208,7 @@ def watch(
     if final is None:
         _fail(ConnectionError(f"the console at {console} does not answer: no report"))
         return
-    text = report(final)
+    text = report(final, drift_start)
     typer.echo(text)
     if report_file is not None:
         report_file.write_text(text + "\n")

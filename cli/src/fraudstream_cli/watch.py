@@ -2,7 +2,9 @@
 (`make demo` runs it beside the simulator), and a report at the end.
 
 It reads only the console's JSON (`/api/overview`): what the monitor judged, the versions and
-aliases in the registry, the alerts, the retrain requests and the trainer's runs.
+aliases in the registry, the alerts, the retrain requests and the trainer's runs. Given when a
+drift began, the report also judges the loop as `fraudstream evaluate loop` does: detection
+delay, alerts before it, and the day quality came back within a tolerance of its level before.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from statistics import median
+from statistics import mean, median
 from typing import Any
 
 Overview = dict[str, Any]
+DAY_SECONDS = 86400.0
 
 
 def fetch(console_url: str, timeout: float = 5.0) -> Overview | None:
@@ -71,10 +75,107 @@ def status_line(overview: Overview | None, now: float) -> str:
     )
 
 
-def report(overview: Overview) -> str:
+def daily_quality(overview: Overview) -> list[tuple[float, str, float]]:
+    """(window start, version, average precision) per matured quality window with frauds, oldest
+    first. Where a swap splits a window between versions, the one that scored most of it stands."""
+    latest = _latest_windows(overview)
+    chosen: dict[float, tuple[str, dict[str, Any]]] = {}
+    for (start, version), window in latest.items():
+        if start not in chosen or window["predictions"] > chosen[start][1]["predictions"]:
+            chosen[start] = (version, window)
+    return [(start, v, w["average_precision"]) for start, (v, w) in sorted(chosen.items()) if w["frauds"]]
+
+
+def _latest_windows(overview: Overview) -> dict[tuple[float, str], dict[str, Any]]:
+    """Each (window start, version)'s latest figures: a window is judged again as late labels arrive."""
+    return {
+        (window["start"], version["version"]): window
+        for version in overview.get("versions", [])
+        for window in version.get("quality", [])
+    }
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """The loop against a drift that began at `drift_start` (event time, seconds).
+
+    `before`: the mean of the daily average precision over the `span` windows before the drift.
+    `recovered_day`: the first day k (from the drift's start) from which the mean over `span`
+    windows is back within `tolerance` of `before` (None: not within the run)."""
+
+    drift_start: float
+    before: float | None
+    serving_at_drift: str | None
+    detection_hours: float | None
+    alerts_before: int
+    versions_after: tuple[str, ...]
+    recovered_day: int | None
+    tolerance: float
+    span: int
+
+    @property
+    def recovered(self) -> bool:
+        return self.recovered_day is not None
+
+
+def recovery(overview: Overview, drift_start: float, *, tolerance: float = 0.1, span: int = 7) -> Recovery:
+    days = daily_quality(overview)
+    before = [ap for start, _, ap in days if drift_start - span * DAY_SECONDS <= start < drift_start]
+    after = [(start, version, ap) for start, version, ap in days if start >= drift_start]
+    serving = [version for start, version, _ in days if start < drift_start]
+    ends = sorted(a["window_end"] for a in overview.get("alerts", []))
+    detected = [end for end in ends if end > drift_start]
+    level = mean(before) if before else None
+    recovered_day = None
+    if level is not None:
+        for k in range(len(after) - span + 1):
+            if mean(ap for _, _, ap in after[k : k + span]) >= (1 - tolerance) * level:
+                recovered_day = int((after[k][0] - drift_start) // DAY_SECONDS)
+                break
+    versions_after = tuple(dict.fromkeys(v for _, v, _ in after if not serving or v != serving[-1]))
+    return Recovery(
+        drift_start=drift_start,
+        before=level,
+        serving_at_drift=serving[-1] if serving else None,
+        detection_hours=(detected[0] - drift_start) / 3600 if detected else None,
+        alerts_before=sum(end <= drift_start for end in ends),
+        versions_after=versions_after,
+        recovered_day=recovered_day,
+        tolerance=tolerance,
+        span=span,
+    )
+
+
+def verdict(found: Recovery) -> list[str]:
+    """The recovery in a few lines of the report."""
+    detection = (
+        "not detected"
+        if found.detection_hours is None
+        else f"first alert on a window ending {found.detection_hours:.0f} simulated hours after it"
+    )
+    lines = [
+        f"drift from {_day(found.drift_start)}: {detection}; {found.alerts_before} alerts before it (false alarms)",
+        f"  quality before: mean daily AP {found.before:.3f} (v{found.serving_at_drift})"
+        if found.before is not None
+        else "  quality before: no matured window before the drift",
+        "  retrained versions serving after it: " + (", ".join(f"v{v}" for v in found.versions_after) or "none"),
+    ]
+    if found.recovered_day is None:
+        lines.append(f"  quality NOT back within {found.tolerance:.0%} of its level before, within this run")
+    else:
+        lines.append(
+            f"  quality back within {found.tolerance:.0%} of its level before from day {found.recovered_day}"
+            f" after the drift (mean daily AP over {found.span} matured windows)"
+        )
+    return lines
+
+
+def report(overview: Overview, drift_start: float | None = None) -> str:
     """What the loop did: the versions, what was detected and when, what was asked and what
     the trainer and its gate made of it, quality per matured window with its version, traffic."""
     lines = ["", "== fraudstream: what the loop did ==", f"serving: {_serving(overview)}", ""]
+    if drift_start is not None:
+        lines += [*verdict(recovery(overview, drift_start)), ""]
     alerts = list(reversed(overview.get("alerts", [])))
     lines.append(f"alerts ({len(alerts)}), oldest first:")
     for alert in alerts[:20]:
@@ -97,12 +198,7 @@ def report(overview: Overview) -> str:
         for r in runs
     ]
     lines += ["", "quality on matured labels, per window and version:"]
-    # A window is judged again as late labels arrive: its latest figures stand.
-    latest = {
-        (w["start"], version["version"]): w
-        for version in overview.get("versions", [])
-        for w in version.get("quality", [])
-    }
+    latest = _latest_windows(overview)
     windows = [(start, version, latest[(start, version)]) for start, version in sorted(latest)]
     if not windows:
         lines.append("  no window matured yet")

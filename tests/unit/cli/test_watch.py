@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fraudstream_cli.watch import report, simulated_time, status_line
+from fraudstream_cli.watch import DAY_SECONDS, daily_quality, recovery, report, simulated_time, status_line
 
 DAY_60 = 1_528_070_400.0  # 2018-06-04 00:00 UTC
 
@@ -81,3 +81,48 @@ def test_a_window_judged_again_is_reported_once_with_its_latest_figures() -> Non
     text = report(twice)
     assert text.count("2018-06-04 00:00  v1  AP") == 1
     assert "2018-06-04 00:00  v1  AP 0.600" in text
+
+
+def _drifted(after: list[tuple[str, float]]) -> dict[str, Any]:
+    """Seven days of version 1 at AP 0.8 before a drift at DAY_60, then `after` day by day; a
+    false alarm the day before the drift and an alert 10 hours into it."""
+    versions: dict[str, list[dict[str, Any]]] = {"1": [_window(DAY_60 - (7 - d) * DAY_SECONDS, 0.8) for d in range(7)]}
+    for d, (version, ap) in enumerate(after):
+        versions.setdefault(version, []).append(_window(DAY_60 + d * DAY_SECONDS, ap))
+    alerts = [
+        {**overview()["alerts"][0], "window_end": DAY_60 - 3600},
+        {**overview()["alerts"][0], "window_end": DAY_60 + 10 * 3600},
+    ]
+    return {
+        **overview(),
+        "versions": [{"version": v, "quality": windows} for v, windows in versions.items()],
+        "alerts": alerts,
+    }
+
+
+def test_the_report_judges_recovery_from_the_drift_start() -> None:
+    drifted = _drifted([("1", 0.5)] * 5 + [("2", 0.75)] * 9)
+    found = recovery(drifted, DAY_60)
+    assert found.before == 0.8
+    assert (found.detection_hours, found.alerts_before) == (10.0, 1)
+    assert (found.serving_at_drift, found.versions_after) == ("1", ("2",))
+    # A span holding a day at 0.5 is below 0.72 (90% of 0.8): from day 5 none does.
+    assert found.recovered_day == 5
+    text = report(drifted, DAY_60)
+    assert "drift from 2018-06-04 00:00: first alert on a window ending 10 simulated hours after it" in text
+    assert "quality back within 10% of its level before from day 5 after the drift" in text
+
+
+def test_a_loop_that_never_recovers_is_reported_as_such() -> None:
+    found = recovery(_drifted([("1", 0.5)] * 10), DAY_60)
+    assert found.recovered_day is None
+    assert found.versions_after == ()
+    assert "quality NOT back within 10%" in report(_drifted([("1", 0.5)] * 10), DAY_60)
+    assert "drift from" not in report(_drifted([("1", 0.5)] * 10))
+
+
+def test_a_window_split_by_a_swap_counts_for_the_version_that_scored_most_of_it() -> None:
+    split = overview()
+    split["versions"][0]["quality"] = [{**_window(DAY_60, 0.4), "predictions": 100}]
+    split["versions"][1]["quality"] = [_window(DAY_60, 0.9)]
+    assert daily_quality(split) == [(DAY_60, "2", 0.9)]
