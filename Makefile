@@ -10,7 +10,7 @@ RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
 PHONY_DOCS := docs docs-check
-.PHONY: $(PHONY_DOCS) install proto proto-check lint typecheck unit integration scale chaos fuzz platform-up platform-down up down demo test bench buf-lint
+.PHONY: $(PHONY_DOCS) install proto proto-check lint typecheck unit integration scale loop chaos fuzz platform-up platform-down up down demo test bench buf-lint
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -62,6 +62,11 @@ platform-down:
 integration: install
 	$(RUN) pytest tests/integration tests/e2e tests/chaos -q -m "not chaos_slow" $(PYTEST_ARGS)
 
+# The loop restoring quality on the demo's world (5,000 customers; `make test` runs 2,000).
+loop: install platform-up
+	FRAUDSTREAM_LOOP_CUSTOMERS=5000 FRAUDSTREAM_LOOP_SECONDS_PER_DAY=24 \
+		$(RUN) pytest tests/e2e/test_loop_restores_quality.py -q $(PYTEST_ARGS)
+
 # Every fault of the chaos suite under load (it kills the platform's broker), then its table
 # (also in .platform/run/chaos-report.json).
 chaos: install platform-up
@@ -83,9 +88,9 @@ down:
 
 # The platform, the services, and the simulator replaying the handbook's world: its first 53
 # days as fast as they go (the history the trainer's first model needs: a holdout after the
-# features' 37-day warm-up), then one simulated day per 24 seconds up to day 84, with a new fraud
-# pattern from day 56; transaction ids of its own, so a rerun is no duplicate (Ctrl-C stops the
-# replay; `make down` stops the rest).
+# features' 37-day warm-up), then, once the trainer has published that model, one simulated
+# day per 24 seconds up to day 84, with a new fraud pattern from day 56; transaction ids of its
+# own, so a rerun is no duplicate (Ctrl-C stops the replay; `make down` stops the rest).
 # The simulator in the background (its log in .platform/run/simulator.log), `fraudstream watch`
 # in front: a line every 10 s, then the report (also in .platform/run/demo-report.txt), which
 # judges from the drift's start whether quality came back. The demo runs at 3,600 times real
@@ -95,7 +100,7 @@ DEMO_DRIFT = new-fraud-pattern:56
 demo: export FRAUDSTREAM_COOLDOWN_SECONDS = 96
 demo: up
 	@mkdir -p .platform/run
-	$(RUN) fraudstream simulate --days 84 --history-days 53 --speedup 3600 --drift $(DEMO_DRIFT) \
+	$(RUN) fraudstream simulate --days 84 --history-days 53 --wait-for-model 1200 --speedup 3600 --drift $(DEMO_DRIFT) \
 		--run-id demo$$(date +%s) > .platform/run/simulator.log 2>&1 & simulator=$$!; \
 	trap 'kill $$simulator 2>/dev/null' INT TERM; \
 	$(RUN) fraudstream watch --while-pid $$simulator --drift $(DEMO_DRIFT) --report-file .platform/run/demo-report.txt; \

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,6 +19,9 @@ from fraudstream_cli.platform.processes import PlatformError
 from fraudstream_cli.platform.services import parse_replicas
 from fraudstream_cli.platform.settings import PlatformSettings
 from fraudstream_simulator.config import DriftSpec
+
+if TYPE_CHECKING:
+    from fraudstream_common.settings import ServiceSettings
 
 app = typer.Typer(help="fraudstream: a real-time fraud model kept alive in production.", no_args_is_help=True)
 platform_app = typer.Typer(
@@ -250,6 +253,14 @@ def simulate(
     run_id: Annotated[
         str, typer.Option(help="Prefix for transaction ids on Kafka, so a replay of the same world is not a duplicate.")
     ] = "",
+    wait_for_model: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="After the history, wait up to this many seconds for a model on models.published before pacing "
+            "the rest (0: do not wait).",
+        ),
+    ] = 0.0,
 ) -> None:
     """Simulate card transactions with known frauds (Fraud Detection Handbook rules), to Kafka or parquet.
 
@@ -314,11 +325,31 @@ def simulate(
             include_labels=labels,
             progress=progress,
             run_id=run_id,
+            after_history=(lambda: _await_a_model(ServiceSettings(), wait_for_model)) if wait_for_model else None,
         )
-    except RuntimeError as error:
+    except (RuntimeError, TimeoutError) as error:
         _fail(error)
         return
     typer.echo(f"replayed {stats.transactions} transactions and {stats.labels} labels in {stats.seconds:.1f}s")
+
+
+def _await_a_model(settings: ServiceSettings, timeout: float) -> None:
+    """Returns once `models.published` holds a version (TimeoutError after `timeout` seconds)."""
+    from fraudstream_common.kafka import usable, whole_topic_reader
+    from fraudstream_common.topics import Topic, topic_name
+
+    topic = topic_name(Topic.MODELS_PUBLISHED, settings.topic_prefix)
+    typer.echo(f"history replayed; waiting for a first model on {topic}...", err=True)
+    consumer, _partitions = whole_topic_reader(settings, topic, client_id="simulator-wait")
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < timeout:
+            if any(usable(message) for message in consumer.consume(100, timeout=1.0)):
+                typer.echo(f"a model is published after {time.monotonic() - started:.0f}s; pacing the rest", err=True)
+                return
+    finally:
+        consumer.close()
+    raise TimeoutError(f"no model published on {topic} within {timeout:.0f}s")
 
 
 @features_app.command("backfill")

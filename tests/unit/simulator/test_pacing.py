@@ -28,3 +28,19 @@ def test_a_rate_counts_transactions_from_the_first_paced() -> None:
 def test_without_speedup_or_rate_everything_goes_at_once() -> None:
     pace = Pace(Pacing.fast(), event_start=0)
     assert pace.deadline(10, 10 * DAY) is None
+
+
+def test_pacing_starts_once_the_wait_after_the_history_returns() -> None:
+    now = [100.0]
+    waits = []
+
+    def wait_for_a_model() -> None:
+        waits.append(now[0])
+        now[0] += 600.0
+
+    pace = Pace(Pacing(speedup=100.0, fast_days=1), event_start=0, clock=lambda: now[0], before_paced=wait_for_a_model)
+    assert pace.deadline(0, 0) is None
+    assert waits == []
+    assert pace.deadline(1, DAY) == 700.0
+    assert pace.deadline(2, DAY + 100) == pytest.approx(701.0)
+    assert waits == [100.0]

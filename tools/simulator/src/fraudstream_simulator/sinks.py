@@ -79,12 +79,19 @@ class Pacing:
 class Pace:
     """When each transaction of a replay is due: at once during the pacing's fast days (and
     with no speedup or rate), else at the wall time its pacing gives, counted from the first
-    paced transaction."""
+    paced transaction, once `before_paced` (if any) has returned."""
 
-    def __init__(self, pacing: Pacing, event_start: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        pacing: Pacing,
+        event_start: int,
+        clock: Callable[[], float] = time.monotonic,
+        before_paced: Callable[[], None] | None = None,
+    ) -> None:
         self._pacing = pacing
         self._fast_until = event_start + pacing.fast_days * 86400
         self._clock = clock
+        self._before_paced = before_paced
         self._paced_from: tuple[float, int, int] | None = None  # wall, event seconds, index
 
     def deadline(self, index: int, seconds: int) -> float | None:
@@ -92,6 +99,8 @@ class Pace:
         if seconds < self._fast_until or (pacing.speedup is None and pacing.rate is None):
             return None
         if self._paced_from is None:
+            if self._before_paced is not None:
+                self._before_paced()
             self._paced_from = (self._clock(), seconds, index)
         wall, event, first = self._paced_from
         if pacing.speedup is not None:
@@ -157,9 +166,12 @@ def replay_to_kafka(
     progress: Callable[[ReplayStats], None] | None = None,
     run_id: str = "",
     transactions_topic: Topic = Topic.TRANSACTIONS_RAW,
+    after_history: Callable[[], None] | None = None,
 ) -> ReplayStats:
     """Replays `simulation` to Kafka. A non-empty `run_id` prefixes every transaction id
     ("RUN-tx42"), so that replaying the same world again is not taken for duplicates.
+    `after_history` is called between the pacing's fast days and the paced rest, once what came
+    before (the labels reported by then too) is acknowledged; pacing starts when it returns.
     `transactions_topic=Topic.TRANSACTIONS` writes validated transactions straight to the
     features service's input, bypassing ingest (for its tests and benchmarks)."""
     if transactions_topic not in (Topic.TRANSACTIONS_RAW, Topic.TRANSACTIONS):
@@ -224,7 +236,14 @@ def replay_to_kafka(
             label_index += 1
             next_label = next(label_rows, None)
 
-    pace = Pace(pacing, event_start)
+    def history_delivered() -> None:
+        undelivered = producer.flush(60)
+        if undelivered:
+            raise RuntimeError(f"{undelivered} simulator messages were not acknowledged by Kafka")
+        if after_history is not None:
+            after_history()
+
+    pace = Pace(pacing, event_start, before_paced=None if after_history is None else history_delivered)
     for i, seconds in enumerate(tx_seconds.tolist()):
         emit_labels_until(seconds)
         deadline = pace.deadline(i, seconds)
