@@ -40,3 +40,12 @@ def test_a_backfill_counts_up_to_its_end_and_the_stream_beyond_it(tmp_path: Path
     assert transaction_features_until(tmp_path) == pd.Timestamp("2018-04-22", tz="UTC")
     write(parts, part_name("enriched", 1, 0, 9), "2018-04-19 00:00", "2018-04-19 12:00")
     assert transaction_features_until(tmp_path) == pd.Timestamp("2018-04-20", tz="UTC")  # the backfill's end
+
+
+def test_a_partition_with_no_part_yet_holds_the_stream_back(tmp_path: Path) -> None:
+    parts = transaction_features_dir(tmp_path)
+    write(parts, part_name("enriched", 0, 0, 9), "2018-04-01", "2018-04-09")
+    write(parts, part_name("enriched", 2, 0, 9), "2018-04-01", "2018-04-08")
+    assert transaction_features_until(tmp_path, partitions=3) is None
+    write(parts, part_name("enriched", 1, 0, 9), "2018-04-01", "2018-04-07")
+    assert transaction_features_until(tmp_path, partitions=3) == pd.Timestamp("2018-04-07", tz="UTC")

@@ -110,13 +110,45 @@ def test_a_first_run_answered_without_a_model_is_tried_again_a_day_of_history_la
     request = first.due()
     assert request is not None
     first.done(request)  # refused, say, by a data check: still no model
-    again = first.due()
-    assert again == request  # the same day: the pipeline answers it as a duplicate
-    first.done(again)
+    world.now += 30
+    assert first.due() is None  # the same data would be refused again
+    assert f"more labels or features than the refused first run {request.request_id}" in str(first.waiting_for())
     world.span = (START, days_after_start(61))
+    world.now += 30
     later = first.due()
     assert later is not None
     assert later.request_id != request.request_id
+
+
+def test_a_first_run_refused_while_features_were_landing_is_tried_again_once_more_are_written() -> None:
+    world = World()
+    written = [days_after_start(54)]
+    first = FirstModel(
+        TrainerSettings(first_model_check_seconds=30.0),
+        lambda: None,
+        lambda: world.span,
+        lambda: written[0],
+        clock=lambda: world.now,
+    )
+    world.span = (START, days_after_start(60))
+    request = first.due()
+    assert request is not None
+    first.done(request)
+    world.now += 30
+    assert first.due() is None
+    written[0] += pd.Timedelta(hours=2)
+    world.now += 30
+    again = first.due()
+    assert again is not None
+    assert again.request_id != request.request_id
+
+
+def test_an_offline_store_that_holds_no_features_yet_is_waited_for() -> None:
+    world = World()
+    first = FirstModel(TrainerSettings(first_model_check_seconds=30.0), lambda: None, lambda: world.span, lambda: None)
+    world.span = (START, days_after_start(60))
+    assert first.due() is None
+    assert "written none yet" in str(first.waiting_for())
 
 
 def test_once_a_model_exists_it_never_asks_nor_reads_the_history_again() -> None:

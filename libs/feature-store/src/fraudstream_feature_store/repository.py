@@ -48,11 +48,13 @@ def transaction_features_dir(offline_dir: Path) -> Path:
     return offline_dir / TRANSACTION_VIEW
 
 
-def transaction_features_until(offline_dir: Path) -> pd.Timestamp | None:
+def transaction_features_until(offline_dir: Path, partitions: int | None = None) -> pd.Timestamp | None:
     """The event time up to which the offline store holds every transaction's features: the
     latest time of a backfill file, or, where the stream's parts reach further, the least over
     the input partitions of the latest time of each one's last part (a partition behind holds
-    the others' coverage back). None while the store holds nothing."""
+    the others' coverage back). With `partitions` (the enriched topic's count), the stream
+    covers nothing until every partition has a part: one not written yet is furthest behind.
+    None while the store holds nothing."""
     directory = transaction_features_dir(offline_dir)
     backfilled: pd.Timestamp | None = None
     latest_part: dict[str, tuple[int, Path]] = {}
@@ -65,7 +67,8 @@ def transaction_features_until(offline_dir: Path) -> pd.Timestamp | None:
         elif int(part["last"]) > latest_part.get(part["partition"], (-1, path))[0]:
             latest_part[part["partition"]] = (int(part["last"]), path)
     streamed = [_latest_time(path) for _last, path in latest_part.values()]
-    stream_until = None if not streamed or None in streamed else min(t for t in streamed if t is not None)
+    unwritten = partitions is not None and len(latest_part) < partitions
+    stream_until = None if not streamed or None in streamed or unwritten else min(t for t in streamed if t is not None)
     candidates = [t for t in (backfilled, stream_until) if t is not None]
     return max(candidates) if candidates else None
 

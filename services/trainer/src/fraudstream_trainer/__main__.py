@@ -12,10 +12,12 @@ import sys
 import urllib.request
 from collections.abc import Callable
 
+import pandas as pd
 from fastapi import FastAPI
 
 from fraudstream_common.health import Readiness
 from fraudstream_common.http import HttpServer, add_health_routes
+from fraudstream_common.kafka import partition_counts
 from fraudstream_common.lifecycle import Component, ServiceRunner
 from fraudstream_common.logging import configure_logging
 from fraudstream_common.topics import Topic, topic_name
@@ -35,6 +37,11 @@ async def serve(settings: TrainerSettings) -> int:
         settings, topic_name(Topic.MODELS_PUBLISHED, prefix), client_id=f"{settings.instance_id}-published"
     )
     store = settings.feast()
+    enriched = topic_name(Topic.TRANSACTIONS_ENRICHED, prefix)
+    (enriched_partitions,) = partition_counts(settings, [enriched]).values()
+
+    def features_until() -> pd.Timestamp | None:
+        return transaction_features_until(settings.feature_offline_dir, enriched_partitions)
 
     def trainer_for(should_stop: Callable[[], bool]) -> Trainer:
         return Trainer(
@@ -44,7 +51,7 @@ async def serve(settings: TrainerSettings) -> int:
             publisher,
             progress=False,
             should_stop=should_stop,
-            features_until=lambda: transaction_features_until(settings.feature_offline_dir),
+            features_until=features_until,
         )
 
     registry = Registry(settings.mlflow_tracking_uri, settings.registered_model, settings.mlflow_experiment)
@@ -52,7 +59,7 @@ async def serve(settings: TrainerSettings) -> int:
         settings,
         lambda: registry.aliased_version(settings.publish_alias.value),
         lambda: label_span(settings.feature_offline_dir),
-        lambda: transaction_features_until(settings.feature_offline_dir),
+        features_until,
         on_wait=lambda text: registry.set_model_note(FIRST_MODEL_WAIT_TAG, text),
     )
     requests = requests_stream(

@@ -8,10 +8,11 @@ the version's reference with small counts that live traffic never shows again, a
 would raise drift on the windows filling, not on the world changing. Training rows may lie in
 the warm-up; the holdout, which the gate judges and the monitor compares with, may not.
 
-The request's id names the day of the latest label, so a restart on the same day asks nothing
-twice (the pipeline's idempotency by request id), and a first run the data checks refused is
-tried again a day of history later. Until then `waiting_for` says what is missing and, from the
-pace at which labels have arrived, about when it will be there.
+The request's id names the day of the latest label and how far the offline store holds
+features, so a restart asks nothing twice (the pipeline's idempotency by request id), and a
+first run the data checks refused is tried again once either has grown (not before: the same
+data would be refused again). Until then `waiting_for` says what is missing and, from the pace
+at which labels have arrived, about when it will be there.
 """
 
 from __future__ import annotations
@@ -48,15 +49,15 @@ class FirstModel:
         settings: TrainerSettings,
         aliased_version: Callable[[], str | None],
         label_span: Callable[[], Span | None],
-        features_until: Callable[[], pd.Timestamp | None] = lambda: None,
+        features_until: Callable[[], pd.Timestamp | None] | None = None,
         *,
         on_wait: Callable[[str | None], None] = lambda _text: None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`aliased_version`: the version holding the publish alias (None: none; raises
         MlflowException while the registry cannot say). `label_span`: the stored labels' span.
-        `features_until`: how far the offline store holds every transaction's features (None:
-        not known, not waited for); the holdout must be in it.
+        `features_until`: how far the offline store holds every transaction's features (it
+        returns None while it holds none; no callable: not waited for); the holdout must be in it.
         `on_wait`: told what the first model waits for whenever that changes, None once a
         model exists (the registry keeps it for the console)."""
         self._on_wait = on_wait
@@ -71,6 +72,7 @@ class FirstModel:
         self._logged: tuple[str, float] | None = None
         self._first_pace: _Pace | None = None
         self._served = False
+        self._answered: set[str] = set()
 
     def due(self) -> TrainRequest | None:
         """The first model's request when one should run now; checks at most every
@@ -84,10 +86,11 @@ class FirstModel:
         return self._request
 
     def done(self, request: TrainRequest) -> None:
-        """The request was answered (whatever the outcome); the next check decides again."""
+        """The request was answered (whatever the outcome); the next check decides again, and
+        asks again only with more labels or features than this one had."""
+        self._answered.add(request.request_id)
         if self._request == request:
             self._request = None
-            self._checked_at = None
 
     def waiting_for(self) -> str | None:
         return self._waiting
@@ -117,18 +120,23 @@ class FirstModel:
             self._wait(now, self._history_missing(now, start, latest, needed))
             return
         holdout_end = latest.floor("D") - self._settings.delay_days * _DAY
-        written = self._features_until()
-        if written is not None and written < holdout_end:
+        written = None if self._features_until is None else self._features_until()
+        if self._features_until is not None and (written is None or written < holdout_end):
+            held = "none yet" if written is None else f"them up to {written:%Y-%m-%d %H:%M}"
             self._wait(
                 now,
                 f"features in the offline store up to {holdout_end:%Y-%m-%d}, where the holdout ends (the features "
-                f"service has written them up to {written:%Y-%m-%d %H:%M}; labels come faster than transactions "
-                "through ingest and the features stage)",
+                f"service has written {held}; labels come faster than transactions through ingest and the "
+                "features stage)",
             )
+            return
+        request_id = f"first-model-{latest:%Y-%m-%d}" + ("" if written is None else f"-features-{written:%Y%m%dT%H%M}")
+        if request_id in self._answered:
+            self._wait(now, f"more labels or features than the refused first run {request_id} had")
             return
         self._set_waiting(None)
         self._request = TrainRequest(
-            f"first-model-{latest:%Y-%m-%d}",
+            request_id,
             f"first model: no version holds {self._settings.publish_alias.value}, and the labelled history "
             f"from {start:%Y-%m-%d} to {latest:%Y-%m-%d} covers the windows",
             "trainer",

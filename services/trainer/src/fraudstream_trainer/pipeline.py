@@ -126,15 +126,16 @@ class Trainer:
         clock: Callable[[], float] = time.time,
         progress: bool | None = None,
         should_stop: Callable[[], bool] = lambda: False,
-        features_until: Callable[[], pd.Timestamp | None] = lambda: None,
+        features_until: Callable[[], pd.Timestamp | None] | None = None,
     ) -> None:
         """`labels`: reads the labels (COLUMNS of fraudstream_trainer.labels) when a run starts.
         `publish`: produces a `models.published` record and returns once it is acknowledged;
         None runs without publishing (an offline run: the alias still moves). `progress`:
         progress bars; None shows them on a terminal only. `should_stop`: asked between steps
         and after every tree; True abandons the run (RunAbandonedError). `features_until`: how
-        far the offline store holds every transaction's features (None: not known); a run whose
-        holdout ends later is refused, not joined against missing rows."""
+        far the offline store holds every transaction's features (it returns None while it holds
+        none; no callable: not checked); a run whose holdout ends later is refused, not joined
+        against missing rows."""
         self._features_until = features_until
         self.settings = settings
         self.registry = Registry(settings.mlflow_tracking_uri, settings.registered_model, settings.mlflow_experiment)
@@ -185,10 +186,11 @@ class Trainer:
             delay_days=self.settings.delay_days,
             holdout_days=self.settings.holdout_days,
         )
-        written = self._features_until()
-        if written is not None and written < windows.holdout_end:
+        written = None if self._features_until is None else self._features_until()
+        if self._features_until is not None and (written is None or written < windows.holdout_end):
+            held = "no features" if written is None else f"features up to {written.isoformat()}"
             raise FeaturesBehindError(
-                f"the offline store holds features up to {written.isoformat()}; the holdout ends "
+                f"the offline store holds {held}; the holdout ends "
                 f"{windows.holdout_end.isoformat()} (labels are ahead of the features stage)"
             )
         with self._bar(2, "training set and holdout", "set") as bar:
