@@ -3,6 +3,8 @@ after the feature warm-up, never while a model exists, and meanwhile the wait is
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
@@ -23,6 +25,7 @@ class World:
         self.registry_error: str | None = None
         self.span: Span | None = None
         self.span_reads = 0
+        self.features_until: Callable[[], pd.Timestamp | None] | None = None  # None: not checked
 
     def aliased_version(self) -> str | None:
         if self.registry_error is not None:
@@ -38,6 +41,7 @@ class World:
             TrainerSettings(**{"first_model_check_seconds": 30.0, **settings}),  # type: ignore[arg-type]
             self.aliased_version,
             self.label_span,
+            self.features_until,
             clock=lambda: self.now,
         )
 
@@ -123,13 +127,8 @@ def test_a_first_run_answered_without_a_model_is_tried_again_a_day_of_history_la
 def test_a_first_run_refused_while_features_were_landing_is_tried_again_once_more_are_written() -> None:
     world = World()
     written = [days_after_start(54)]
-    first = FirstModel(
-        TrainerSettings(first_model_check_seconds=30.0),
-        lambda: None,
-        lambda: world.span,
-        lambda: written[0],
-        clock=lambda: world.now,
-    )
+    world.features_until = lambda: written[0]
+    first = world.first_model()
     world.span = (START, days_after_start(60))
     request = first.due()
     assert request is not None
@@ -145,7 +144,8 @@ def test_a_first_run_refused_while_features_were_landing_is_tried_again_once_mor
 
 def test_an_offline_store_that_holds_no_features_yet_is_waited_for() -> None:
     world = World()
-    first = FirstModel(TrainerSettings(first_model_check_seconds=30.0), lambda: None, lambda: world.span, lambda: None)
+    world.features_until = lambda: None
+    first = world.first_model()
     world.span = (START, days_after_start(60))
     assert first.due() is None
     assert "written none yet" in str(first.waiting_for())
