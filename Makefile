@@ -10,7 +10,7 @@ RUN := $(UV) run --frozen
 PYTEST_ARGS ?=
 
 PHONY_DOCS := docs docs-check
-.PHONY: $(PHONY_DOCS) install proto proto-check lint typecheck unit integration scale loop chaos fuzz platform-up platform-down up down demo test bench buf-lint
+.PHONY: $(PHONY_DOCS) install proto proto-check lint typecheck unit integration scale loop screenshot chaos fuzz platform-up platform-down up down demo test bench buf-lint
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -66,6 +66,11 @@ integration: install
 loop: install platform-up
 	FRAUDSTREAM_LOOP_CUSTOMERS=5000 FRAUDSTREAM_LOOP_SECONDS_PER_DAY=24 \
 		$(RUN) pytest tests/e2e/test_loop_restores_quality.py -q $(PYTEST_ARGS)
+
+# The README's picture of the ops console, as the console's test takes it.
+screenshot: install platform-up
+	FRAUDSTREAM_CONSOLE_SCREENSHOT=docs/images/console.png \
+		$(RUN) pytest tests/integration/monitor/test_console.py -q $(PYTEST_ARGS)
 
 # Every fault of the chaos suite under load (it kills the platform's broker), then its table
 # (also in .platform/run/chaos-report.json).

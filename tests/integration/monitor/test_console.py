@@ -5,8 +5,10 @@ it saw, the admin buttons act (and refuse without a key), and a screenshot is in
 from __future__ import annotations
 
 import io
+import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,6 +106,8 @@ def test_the_console_shows_what_the_monitor_saw_and_its_admin_buttons_act(browse
 
     png = page.screenshot(full_page=True)
     (watched.monitor.log_dir / "console.png").write_bytes(png)
+    if keep := os.environ.get("FRAUDSTREAM_CONSOLE_SCREENSHOT"):  # `make screenshot`: the README's
+        Path(keep).write_bytes(png)
     shot = Image.open(io.BytesIO(png))
     assert shot.width == 1400
     assert shot.height >= 1100
