@@ -101,7 +101,7 @@ def test_after_a_drift_the_loop_brings_quality_back_with_no_human_step(
         for service in services:
             service.terminate()
 
-    drift_start = pd.Timestamp(config.start_date).timestamp() + DRIFT.start_day * DAY_SECONDS
+    drift_start = DRIFT.starts_at(config.start_date).timestamp()
     found = recovery(overview, drift_start, tolerance=TOLERANCE, span=SPAN)
     verdict = report(overview, drift_start)
     print(verdict)  # in the test's captured output (`pytest -rP`), as the demo prints it

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import numpy as np
 import pandas as pd
@@ -192,7 +191,6 @@ class _Trainer:
     def __init__(self, history: _History, policy: LoopPolicy) -> None:
         self._history = history
         self._policy = policy
-        self._params = policy.params
         self._last_run: pd.Timestamp | None = None
         self.versions = 0
 
@@ -215,14 +213,14 @@ class _Trainer:
     def run(self, cutoff: pd.Timestamp, champion: Version | None) -> tuple[bool, tuple[str, ...], Version | None]:
         """The trainer's decision at `cutoff` (its reasons), and the version it promotes."""
         windows = self.windows(cutoff)
-        history = self._history
+        history, params = self._history, self._policy.params
         holdout = history.labelled(windows.holdout_start, windows.holdout_end, cutoff)
         try:
             choice = choose(
                 windows,
                 history.labelled(windows.train_start, windows.train_end, windows.holdout_start),
                 holdout,
-                fit=lambda rows, _purpose: train(rows[NAMES].to_numpy(), rows["is_fraud"].to_numpy(), self._params),
+                fit=lambda rows, _purpose: train(rows[NAMES].to_numpy(), rows["is_fraud"].to_numpy(), params),
                 score=lambda model, rows: scores(model, rows[NAMES].to_numpy()),
                 champion_scores=lambda rows: (
                     None if champion is None else scores(champion.judged, rows[NAMES].to_numpy())
@@ -270,7 +268,7 @@ def evaluate_loop(
             truth[["transaction_id", "is_fraud", "label_time"]], on="transaction_id", how="left"
         )
         frame["is_fraud"] = frame["is_fraud"].fillna(False).astype(bool)
-        drift_start = pd.Timestamp(config.start_date).tz_convert("UTC") + timedelta(days=drift_day)
+        drift_start = pd.Timestamp(config.drifts[0].starts_at(config.start_date)).tz_convert("UTC")
         results.append(
             _replay(
                 scenario, _History(frame), drift_start, drift_start + days_after * DAY, watch_days, tolerance, chosen

@@ -187,7 +187,7 @@ def watch(
     """Follow the loop from the ops console: a line per interval (simulated time, traffic,
     versions serving, alerts, requests, the trainer's last run), then a report of what it did
     (when the process given exits, or on Ctrl-C)."""
-    from fraudstream_cli.watch import DAY_SECONDS, fetch, report, status_line
+    from fraudstream_cli.watch import fetch, report, status_line
 
     drift_start = None
     if drift is not None:
@@ -196,8 +196,7 @@ def watch(
         except ValueError as error:
             _fail(error)
             return
-        first_day = datetime.strptime(start_date, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
-        drift_start = first_day + spec.start_day * DAY_SECONDS
+        drift_start = spec.starts_at(datetime.strptime(start_date, "%Y-%m-%d").replace(tzinfo=UTC)).timestamp()
 
     try:
         while True:

@@ -113,10 +113,6 @@ class Recovery:
     tolerance: float
     span: int
 
-    @property
-    def recovered(self) -> bool:
-        return self.recovered_day is not None
-
 
 def recovery(overview: Overview, drift_start: float, *, tolerance: float = 0.1, span: int = 7) -> Recovery:
     days = daily_quality(overview)

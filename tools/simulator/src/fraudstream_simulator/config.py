@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 @dataclass(frozen=True)
@@ -12,6 +12,10 @@ class DriftSpec:
 
     name: str
     start_day: int
+
+    def starts_at(self, start_date: datetime) -> datetime:
+        """When it begins, for a world that begins at `start_date`."""
+        return start_date + timedelta(days=self.start_day)
 
 
 @dataclass(frozen=True)

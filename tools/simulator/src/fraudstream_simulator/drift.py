@@ -20,7 +20,6 @@ set unchanged, and a run with drift differs from it only from the drift's start 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 import numpy as np
 
@@ -61,7 +60,7 @@ def apply_drift(
         raise ValueError(f"unknown drift scenario {spec.name!r}; choose from {', '.join(DRIFT_NAMES)}")
     if not 0 <= spec.start_day < config.nb_days:
         raise ValueError(f"drift {spec.name} starts on day {spec.start_day}, outside 0..{config.nb_days - 1}")
-    start_iso = (config.start_date + timedelta(days=spec.start_day)).isoformat()
+    start_iso = spec.starts_at(config.start_date).isoformat()
     if spec.name == "new-fraud-pattern":
         table, affected = _card_testing(table, spec, terminals, customers, config)
         description = "card-testing bursts: small night payments on far terminals, all fraud (scenario 4)"
