@@ -8,8 +8,10 @@ replicas of each scalable stage (ingest, features, inference).
 Each configuration of each round starts on a fresh topic prefix with a model the trainer
 trained and published (published_model.py); then ingest, features, inference (stream
 scoring) and the monitor run as processes, started as `fraudstream up --replicas` starts them
-(replica N with its own instance id). The trainer service is not started: nothing it does is
-on a transaction's path.
+(replica N with its own instance id), except that each features replica runs its two stages as
+two processes (`FRAUDSTREAM_STAGES`; `--features-processes one` runs them in one, as
+`fraudstream up` does). The trainer service is not started: nothing it does is on a
+transaction's path.
 
 - Throughput: once every process is ready, the simulator writes the first `--transactions`
   transactions of the handbook's world (5,000 customers, 10,000 terminals), and the labels
@@ -27,6 +29,10 @@ on a transaction's path.
   together); the broker's, Redis's and this process's (the simulator) apart. Over the
   throughput phase (throughput per CPU-second counts the services only), and over the latency
   phase: at a fixed rate, checkpoints are smaller and each transaction carries more of their cost.
+- In the latency phase, from the services' /metrics: checkpoints per second and the mean time
+  to commit one, per stage; transactions the features stages applied late or early (out of
+  event-time order: their vectors may differ from the backfill's), so that a latency bought
+  with disorder shows.
 
 The world's times are its own: at 2,000 transactions/s a simulated hour passes in about 0.2 s,
 so the monitor closes and judges hours about 18,000 times as often as live traffic makes it.
@@ -120,6 +126,36 @@ class Running:
                     totals[name] += float(line.rsplit(" ", 1)[1])
         return max(0.0, totals["lag"] - totals["assigned"])
 
+    def samples(self) -> dict[str, float]:
+        """Its /metrics, as {name with labels: value}."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        found = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                found[name] = float(value)
+        return found
+
+
+def stream_counters(running: list[Running]) -> dict[str, float]:
+    """Over every replica: per stage, checkpoints committed and the seconds their commits took;
+    events the features stages released late or early (not in event-time order)."""
+    totals: dict[str, float] = {}
+    for r in running:
+        for name, value in r.samples().items():
+            base, _, labels = name.partition("{")
+            stage = labels.split('stage="', 1)[1].split('"', 1)[0] if 'stage="' in labels else ""
+            key = {
+                "fraudstream_stream_commit_duration_seconds_count": f"{stage}.checkpoints",
+                "fraudstream_stream_commit_duration_seconds_sum": f"{stage}.commit_seconds",
+                "fraudstream_features_late_events_total": "features.late_events",
+                "fraudstream_features_early_events_total": f"{stage}.early_events",
+            }.get(base)
+            if key is not None:
+                totals[key] = totals.get(key, 0.0) + value
+    return totals
+
 
 def drain(running: list[Running], timeout: float) -> None:
     """Waits until every stage has committed all of its input: the latency phase starts from a
@@ -132,30 +168,43 @@ def drain(running: list[Running], timeout: float) -> None:
         time.sleep(0.5)
 
 
-def start_services(prefix: str, scratch: Path, model: PublishedModel, replicas: int) -> list[Running]:
+def start_services(
+    prefix: str, scratch: Path, model: PublishedModel, replicas: int, features_per_stage: bool
+) -> list[Running]:
+    """Each service on the path, `replicas` of each scalable one; with `features_per_stage`, each
+    replica of the features service as one process per stage (the offline writer beside the
+    terminal stage, whose output it reads)."""
     settings = PlatformSettings(home=scratch / "home", topic_prefix=prefix)
     running = []
     for spec in SERVICES:
         if spec.name not in ON_THE_PATH:
             continue
+        processes: list[dict[str, str]] = [{}]
+        if spec.name == "features" and features_per_stage:
+            processes = [
+                {"FRAUDSTREAM_STAGES": '["customers"]', "FRAUDSTREAM_WRITE_OFFLINE": "false"},
+                {"FRAUDSTREAM_STAGES": '["terminals"]'},
+            ]
         for replica in range(replicas if spec.name in SCALABLE else 1):
-            http_port = free_port()
-            env = {
-                **os.environ,
-                **LocalService(spec, settings, replica).environment(),
-                "FRAUDSTREAM_HTTP_PORT": str(http_port),
-                "FRAUDSTREAM_GRPC_PORT": str(free_port()),
-                "FRAUDSTREAM_FEATURE_STORE_REDIS_URL": model.online_url,
-                "FRAUDSTREAM_FEATURE_REGISTRY": str(model.registry),
-                "FRAUDSTREAM_FEATURE_OFFLINE_DIR": str(model.offline),
-                "FRAUDSTREAM_REGISTERED_MODEL": model.model_name,
-                "FRAUDSTREAM_LOG_LEVEL": "WARNING",
-            }
-            log = (scratch / f"{spec.name}-{replica}.log").open("wb")
-            process = subprocess.Popen(
-                [sys.executable, "-m", spec.module], env=env, stdout=log, stderr=subprocess.STDOUT
-            )
-            running.append(Running(spec.name, process, http_port))
+            for index, process_env in enumerate(processes):
+                http_port = free_port()
+                env = {
+                    **os.environ,
+                    **LocalService(spec, settings, replica).environment(),
+                    "FRAUDSTREAM_HTTP_PORT": str(http_port),
+                    "FRAUDSTREAM_GRPC_PORT": str(free_port()),
+                    "FRAUDSTREAM_FEATURE_STORE_REDIS_URL": model.online_url,
+                    "FRAUDSTREAM_FEATURE_REGISTRY": str(model.registry),
+                    "FRAUDSTREAM_FEATURE_OFFLINE_DIR": str(model.offline),
+                    "FRAUDSTREAM_REGISTERED_MODEL": model.model_name,
+                    "FRAUDSTREAM_LOG_LEVEL": "WARNING",
+                    **process_env,
+                }
+                log = (scratch / f"{spec.name}-{replica}-{index}.log").open("wb")
+                process = subprocess.Popen(
+                    [sys.executable, "-m", spec.module], env=env, stdout=log, stderr=subprocess.STDOUT
+                )
+                running.append(Running(spec.name, process, http_port))
     deadline = time.monotonic() + 240
     while not all(r.ready() for r in running):
         for r in running:
@@ -271,12 +320,19 @@ def window(world: Simulation, first: int, last: int) -> Simulation:
 
 
 def one_configuration(
-    world: Simulation, replicas: int, transactions: int, rate: float, seconds: float
+    world: Simulation,
+    replicas: int,
+    transactions: int,
+    rate: float,
+    seconds: float,
+    *,
+    features_per_stage: bool,
+    trace: Path | None,
 ) -> dict[str, Any]:
     prefix = f"bench-e2e-{uuid.uuid4().hex[:6]}."
     scratch = Path(tempfile.mkdtemp(prefix="fraudstream-bench-e2e-"))
     model = publish_model(PLATFORM, prefix, scratch, MODEL_HISTORY)
-    running = start_services(prefix, scratch, model, replicas)
+    running = start_services(prefix, scratch, model, replicas, features_per_stage)
     writer = ServiceSettings(kafka_bootstrap_servers=PLATFORM.kafka_bootstrap, topic_prefix=prefix)
     # Only the end of the path is read while transactions flow: the other hops' readers would
     # fetch beside the services, on the same broker and cores. They read the topics afterwards.
@@ -301,10 +357,14 @@ def one_configuration(
         paced = window(world, transactions, transactions + int(rate * seconds))
         print(f"{replicas} replica(s): {throughput:,.0f}/s; latency phase at {rate:,.0f}/s", file=sys.stderr)
         before = meter.read()
+        counters_before = stream_counters(running)
+        started = time.monotonic()
         replay_to_kafka(paced, writer, pacing=Pacing(rate=rate))
         paced_ids = set(paced.transactions["transaction_id"])
         predictions.until(paced_ids, timeout=300)
         after = meter.read()
+        elapsed = time.monotonic() - started
+        counters = {name: value - counters_before.get(name, 0.0) for name, value in stream_counters(running).items()}
         paced_cpu = {name: after[name] - before[name] for name in after}
         hops = {
             "raw": TopicReader(topic_name(Topic.TRANSACTIONS_RAW, prefix), transaction_id),
@@ -320,6 +380,11 @@ def one_configuration(
             hop: milliseconds(hops[hop].stamps, hops[names[i]].stamps, paced_ids) for i, hop in enumerate(names[1:])
         }
         latency["end_to_end"] = milliseconds(predictions.stamps, hops["raw"].stamps, paced_ids)
+        if trace is not None:
+            pd.DataFrame(
+                {hop: [reader.stamps[i] for i in sorted(paced_ids)] for hop, reader in hops.items()},
+                index=sorted(paced_ids),
+            ).sort_values("raw").to_csv(trace.with_name(f"{trace.stem}-{replicas}{trace.suffix}"))
         return {
             "replicas": replicas,
             "processes": len(running),
@@ -330,6 +395,18 @@ def one_configuration(
             "latency_ms": latency,
             "latency_phase_cpu_ms_per_transaction": {
                 name: 1000 * value / len(paced_ids) for name, value in paced_cpu.items()
+            },
+            "latency_phase_checkpoints": {
+                stage: {
+                    "per_second": counters[f"{stage}.checkpoints"] / elapsed,
+                    "commit_ms_mean": 1000
+                    * counters[f"{stage}.commit_seconds"]
+                    / max(counters[f"{stage}.checkpoints"], 1),
+                }
+                for stage in sorted({name.split(".")[0] for name in counters if name.endswith(".checkpoints")})
+            },
+            "latency_phase_out_of_order_events": {
+                name: counters[name] for name in sorted(counters) if name.endswith(("late_events", "early_events"))
             },
         }
     finally:
@@ -351,6 +428,17 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2000.0, help="Transactions per second in the latency phase.")
     parser.add_argument("--seconds", type=float, default=30.0, help="Length of the latency phase.")
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--features-processes",
+        choices=("per-stage", "one"),
+        default="per-stage",
+        help="Each features replica as one process per stage (FRAUDSTREAM_STAGES), or both stages in one.",
+    )
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        help="Also write each latency-phase transaction's timestamp on every hop to this CSV (-N: N replicas).",
+    )
     args = parser.parse_args()
 
     days = int((args.transactions + args.rate * args.seconds) / TRANSACTIONS_A_DAY) + 2
@@ -358,7 +446,15 @@ def main() -> None:
     rounds: list[dict[str, Any]] = []
     for n in range(args.rounds):
         for replicas in args.replicas:
-            result = one_configuration(world, replicas, args.transactions, args.rate, args.seconds)
+            result = one_configuration(
+                world,
+                replicas,
+                args.transactions,
+                args.rate,
+                args.seconds,
+                features_per_stage=args.features_processes == "per-stage",
+                trace=args.trace,
+            )
             rounds.append({"round": n, **result})
             print(json.dumps(rounds[-1]), file=sys.stderr)
 
@@ -383,6 +479,19 @@ def main() -> None:
                     r["latency_phase_cpu_ms_per_transaction"][name] for r in mine
                 )
                 for name in mine[0]["latency_phase_cpu_ms_per_transaction"]
+            },
+            **{
+                f"latency_phase_{stage}_{figure}": statistics.median(
+                    r["latency_phase_checkpoints"][stage][figure] for r in mine
+                )
+                for stage in mine[0]["latency_phase_checkpoints"]
+                for figure in ("per_second", "commit_ms_mean")
+            },
+            **{
+                f"latency_phase_{name}": statistics.median(
+                    r["latency_phase_out_of_order_events"].get(name, 0.0) for r in mine
+                )
+                for name in mine[0]["latency_phase_out_of_order_events"]
             },
         }
     ratios = {}

@@ -1,7 +1,8 @@
 """Run the features service: `python -m fraudstream_features` (or `fraudstream-features`).
 
 Two stages, each one exactly-once stream in its own consumer group, so that any number of
-replicas share the partitions: customers (customers.py) and terminals (terminals.py)."""
+replicas share the partitions: customers (customers.py) and terminals (terminals.py). A process
+runs the stages its settings name (`stages`): both, or one, with the other in another process."""
 
 from __future__ import annotations
 
@@ -33,10 +34,11 @@ def streams(settings: FeaturesSettings) -> list[StreamRuntime]:
         settings,
         [topic_name(t, settings.topic_prefix) for t in (Topic.TRANSACTIONS, Topic.LABELS, Topic.FEATURES_BY_TERMINAL)],
     )
-    stages: list[CustomerStage | TerminalStage] = [
-        CustomerStage(settings, store, partitions),
-        TerminalStage(settings, store, partitions),
-    ]
+    stages: list[CustomerStage | TerminalStage] = []
+    if "customers" in settings.stages:
+        stages.append(CustomerStage(settings, store, partitions))
+    if "terminals" in settings.stages:
+        stages.append(TerminalStage(settings, store, partitions))
     return [
         StreamRuntime(
             settings,

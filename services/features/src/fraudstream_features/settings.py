@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from fraudstream_common.settings import ServiceSettings
@@ -15,12 +17,22 @@ class FeaturesSettings(ServiceSettings, FeatureStoreSettings):
         default="features-0",
         description="Name of this replica, unique among the replicas; its stages' Kafka transactional ids.",
     )
+    stages: list[Literal["customers", "terminals"]] = Field(
+        default=["customers", "terminals"],
+        min_length=1,
+        description=(
+            'The stages this process runs, as a JSON list: both by default; ["customers"] and ["terminals"] '
+            "in two processes run them in parallel instead of in turn in one interpreter (lower latency "
+            "where there are cores to spare). Each stage is its own consumer group, so a deployment can "
+            "scale each on its own."
+        ),
+    )
     batch_max_messages: int = Field(default=5000, description="Most input messages taken from Kafka at once.")
     poll_timeout_seconds: float = Field(
         default=0.02, description="Longest wait for input in one poll; bounds the added latency at low traffic."
     )
     push_interval_seconds: float = Field(
-        default=0.05,
+        default=0.02,
         description="A micro-batch is pushed to Feast and committed at least this often while there is input.",
     )
     push_max_rows: int = Field(
