@@ -30,7 +30,8 @@ transaction's path.
   throughput phase (throughput per CPU-second counts the services only), and over the latency
   phase: at a fixed rate, checkpoints are smaller and each transaction carries more of their cost.
 - In the latency phase, from the services' /metrics: checkpoints per second and the mean time
-  to commit one, per stage; transactions the features stages applied late or early (out of
+  to commit one, per stage; the mean time an event waited in each features stage for
+  event-time order; transactions the features stages applied late or early (out of
   event-time order: their vectors may differ from the backfill's), so that a latency bought
   with disorder shows.
 
@@ -151,6 +152,8 @@ def stream_counters(running: list[Running]) -> dict[str, float]:
                 "fraudstream_stream_commit_duration_seconds_sum": f"{stage}.commit_seconds",
                 "fraudstream_features_late_events_total": "features.late_events",
                 "fraudstream_features_early_events_total": f"{stage}.early_events",
+                "fraudstream_features_event_time_wait_seconds_count": f"{stage}.order_waits",
+                "fraudstream_features_event_time_wait_seconds_sum": f"{stage}.order_wait_seconds",
             }.get(base)
             if key is not None:
                 totals[key] = totals.get(key, 0.0) + value
@@ -405,6 +408,10 @@ def one_configuration(
                 }
                 for stage in sorted({name.split(".")[0] for name in counters if name.endswith(".checkpoints")})
             },
+            "latency_phase_event_time_wait_ms_mean": {
+                stage: 1000 * counters[f"{stage}.order_wait_seconds"] / max(counters[f"{stage}.order_waits"], 1)
+                for stage in sorted({name.split(".")[0] for name in counters if name.endswith(".order_waits")})
+            },
             "latency_phase_out_of_order_events": {
                 name: counters[name] for name in sorted(counters) if name.endswith(("late_events", "early_events"))
             },
@@ -486,6 +493,12 @@ def main() -> None:
                 )
                 for stage in mine[0]["latency_phase_checkpoints"]
                 for figure in ("per_second", "commit_ms_mean")
+            },
+            **{
+                f"latency_phase_{stage}_event_time_wait_ms_mean": statistics.median(
+                    r["latency_phase_event_time_wait_ms_mean"][stage] for r in mine
+                )
+                for stage in mine[0]["latency_phase_event_time_wait_ms_mean"]
             },
             **{
                 f"latency_phase_{name}": statistics.median(

@@ -3,6 +3,8 @@ partitions, late events, and bounded waiting (early events)."""
 
 from __future__ import annotations
 
+import pytest
+
 from fraudstream_features.merge import RANK_INVALID, RANK_LABEL, RANK_TRANSACTION, EventTimeMerger, Timing
 
 TX = ("transactions", 0)
@@ -223,3 +225,17 @@ def test_time_the_reader_was_held_back_does_not_count_as_waiting() -> None:
     m.restart_waits()
     m.add(TX1, 2, 12.0, RANK_TRANSACTION, "u12")
     assert [(r.item, r.timing) for r in m.release()] == [("u11", Timing.IN_ORDER)]
+
+
+def test_a_released_event_says_how_long_it_waited_for_the_order() -> None:
+    clock = Clock()
+    m = merger(clock, idle=1.0)
+    m.add(TX, 0, 10.0, RANK_TRANSACTION, "a")
+    clock.now = 0.4
+    m.add(TX, 1, 11.0, RANK_TRANSACTION, "b")
+    at_end(m)
+    assert list(m.release()) == []  # TX1 and LB not idle long enough yet
+    clock.now = 1.5
+    released = list(m.release())
+    assert [r.item for r in released] == ["a", "b"]
+    assert [r.waited for r in released] == pytest.approx([1.5, 1.1])

@@ -180,7 +180,9 @@ class CustomerStage:
     # Processing, in event order
 
     def _apply_released(self) -> None:
+        waits = metrics.EVENT_TIME_WAIT_SECONDS.labels(self.name)
         for released in self._merger.release():
+            waits.observe(released.waited)
             message = released.item
             if released.source[0] == self.labels_topic:
                 self._forward_label(message)

@@ -53,6 +53,7 @@ class Pending(Generic[Item]):
     rank: int
     offset: int
     item: Item
+    added_at: float  # by the merger's clock
 
 
 @dataclass
@@ -92,6 +93,7 @@ class Released(Generic[Item]):
     offset: int
     item: Item
     timing: Timing
+    waited: float  # seconds between its add and its release
 
     @property
     def late(self) -> bool:
@@ -126,7 +128,7 @@ class EventTimeMerger(Generic[Item]):
 
     def add(self, source: Source, offset: int, event_time: float, rank: int, item: Item) -> None:
         partition = self._partitions[source]
-        partition.push(Pending(event_time, rank, offset, item))
+        partition.push(Pending(event_time, rank, offset, item, self._clock()))
         partition.at_end_since = None
         self._buffered += 1
 
@@ -152,7 +154,7 @@ class EventTimeMerger(Generic[Item]):
             complete = True  # no partition may still deliver something earlier
             for source, partition in partitions:
                 while partition.queue and (partition.queue[0].rank == RANK_INVALID or partition.head_is_ahead()):
-                    yield self._pop(source, partition, in_order=False)
+                    yield self._pop(source, partition, now, in_order=False)
                 if not self._settled(partition, now):
                     complete = False
                 if not partition.queue:
@@ -160,7 +162,7 @@ class EventTimeMerger(Generic[Item]):
                 if best is None or _order(partition.queue[0]) < _order(best[1].queue[0]):
                     best = (source, partition)
             if best is not None and complete:
-                yield self._pop(*best, in_order=True)
+                yield self._pop(*best, now, in_order=True)
                 continue
             drained = False
             for source, partition in partitions:
@@ -171,7 +173,7 @@ class EventTimeMerger(Generic[Item]):
                     partition.waiting_since = now
                 elif now - partition.waiting_since >= self._max_wait_seconds:
                     while partition.queue:
-                        yield self._pop(source, partition, in_order=False)
+                        yield self._pop(source, partition, now, in_order=False)
                     drained = True
             if not drained:
                 return
@@ -184,11 +186,12 @@ class EventTimeMerger(Generic[Item]):
             return True
         return partition.at_end_since is not None and now - partition.at_end_since >= self._idle_seconds
 
-    def _pop(self, source: Source, partition: _Partition[Item], *, in_order: bool) -> Released[Item]:
+    def _pop(self, source: Source, partition: _Partition[Item], now: float, *, in_order: bool) -> Released[Item]:
         event = partition.pop()
         self._buffered -= 1
+        waited = now - event.added_at
         if event.rank == RANK_INVALID:
-            return Released(source, event.offset, event.item, Timing.IN_ORDER)
+            return Released(source, event.offset, event.item, Timing.IN_ORDER, waited)
         if event.event_time < self.watermark:
             timing = Timing.LATE
         elif in_order:
@@ -197,7 +200,7 @@ class EventTimeMerger(Generic[Item]):
             partition.waiting_since = None
         else:
             timing = Timing.EARLY
-        return Released(source, event.offset, event.item, timing)
+        return Released(source, event.offset, event.item, timing, waited)
 
     def committable(self) -> dict[Source, int]:
         """For each partition, the offset up to which everything has been released."""

@@ -19,6 +19,12 @@ EARLY_EVENTS = Counter(
     "as they may be), by stage.",
     ["stage"],
 )
+EVENT_TIME_WAIT_SECONDS = Histogram(
+    "fraudstream_features_event_time_wait_seconds",
+    "From reading an event to applying it: the time it waited for event-time order, by stage.",
+    ["stage"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 ROWS_PUSHED = Counter("fraudstream_features_rows_pushed_total", "States written to Feast's online store.", ["view"])
 PUSH_SECONDS = Histogram(
     "fraudstream_features_push_duration_seconds",

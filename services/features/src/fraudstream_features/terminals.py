@@ -311,6 +311,7 @@ class TerminalStage:
         terminal = self.terminals.setdefault(tx.terminal_id, TerminalState())
         if terminal.has(tx.transaction_id, held.event_time):
             return  # released before a restart, with its output
+        metrics.EVENT_TIME_WAIT_SECONDS.labels(self.name).observe(self._clock() - held.arrived)
         if early:
             metrics.EARLY_EVENTS.labels(self.name).inc()
         else:
