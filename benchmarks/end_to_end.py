@@ -118,13 +118,11 @@ class Running:
     def behind(self) -> float:
         """Messages its stages have not committed yet, from /metrics, less one a partition: the
         lag counts the commit marker that ends a transactional topic."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=5) as response:
-            text = response.read().decode()
         totals = {"lag": 0.0, "assigned": 0.0}
-        for line in text.splitlines():
-            for name, metric in (("lag", "consumer_lag_messages"), ("assigned", "assigned_partitions")):
-                if line.startswith(f"fraudstream_stream_{metric}{{"):
-                    totals[name] += float(line.rsplit(" ", 1)[1])
+        for name, value in self.samples().items():
+            for total, metric in (("lag", "consumer_lag_messages"), ("assigned", "assigned_partitions")):
+                if name.startswith(f"fraudstream_stream_{metric}{{"):
+                    totals[total] += value
         return max(0.0, totals["lag"] - totals["assigned"])
 
     def samples(self) -> dict[str, float]:
@@ -139,24 +137,29 @@ class Running:
         return found
 
 
-def stream_counters(running: list[Running]) -> dict[str, float]:
-    """Over every replica: per stage, checkpoints committed and the seconds their commits took;
-    events the features stages released late or early (not in event-time order)."""
-    totals: dict[str, float] = {}
+# The counters read around the latency phase: metric -> what it counts, per stage.
+STREAM_COUNTERS = {
+    "fraudstream_stream_commit_duration_seconds_count": "checkpoints",
+    "fraudstream_stream_commit_duration_seconds_sum": "commit_seconds",
+    "fraudstream_features_late_events_total": "late_events",
+    "fraudstream_features_early_events_total": "early_events",
+    "fraudstream_features_event_time_wait_seconds_count": "order_waits",
+    "fraudstream_features_event_time_wait_seconds_sum": "order_wait_seconds",
+}
+
+
+def stream_counters(running: list[Running]) -> dict[tuple[str, str], float]:
+    """Over every replica, {(stage, what): total} of STREAM_COUNTERS: checkpoints committed and
+    the seconds their commits took; events the features stages waited for event-time order and
+    for how long, and those released late or early (late events carry no stage: "features")."""
+    totals: dict[tuple[str, str], float] = {}
     for r in running:
         for name, value in r.samples().items():
             base, _, labels = name.partition("{")
-            stage = labels.split('stage="', 1)[1].split('"', 1)[0] if 'stage="' in labels else ""
-            key = {
-                "fraudstream_stream_commit_duration_seconds_count": f"{stage}.checkpoints",
-                "fraudstream_stream_commit_duration_seconds_sum": f"{stage}.commit_seconds",
-                "fraudstream_features_late_events_total": "features.late_events",
-                "fraudstream_features_early_events_total": f"{stage}.early_events",
-                "fraudstream_features_event_time_wait_seconds_count": f"{stage}.order_waits",
-                "fraudstream_features_event_time_wait_seconds_sum": f"{stage}.order_wait_seconds",
-            }.get(base)
-            if key is not None:
-                totals[key] = totals.get(key, 0.0) + value
+            what = STREAM_COUNTERS.get(base)
+            if what is not None:
+                stage = labels.split('stage="', 1)[1].split('"', 1)[0] if 'stage="' in labels else "features"
+                totals[stage, what] = totals.get((stage, what), 0.0) + value
     return totals
 
 
@@ -367,7 +370,11 @@ def one_configuration(
         predictions.until(paced_ids, timeout=300)
         after = meter.read()
         elapsed = time.monotonic() - started
-        counters = {name: value - counters_before.get(name, 0.0) for name, value in stream_counters(running).items()}
+        counters = {key: value - counters_before.get(key, 0.0) for key, value in stream_counters(running).items()}
+
+        def stages_counting(what: str) -> list[str]:
+            return sorted(stage for stage, counted in counters if counted == what)
+
         paced_cpu = {name: after[name] - before[name] for name in after}
         hops = {
             "raw": TopicReader(topic_name(Topic.TRANSACTIONS_RAW, prefix), transaction_id),
@@ -384,9 +391,9 @@ def one_configuration(
         }
         latency["end_to_end"] = milliseconds(predictions.stamps, hops["raw"].stamps, paced_ids)
         if trace is not None:
+            traced = sorted(paced_ids)
             pd.DataFrame(
-                {hop: [reader.stamps[i] for i in sorted(paced_ids)] for hop, reader in hops.items()},
-                index=sorted(paced_ids),
+                {hop: [reader.stamps[i] for i in traced] for hop, reader in hops.items()}, index=traced
             ).sort_values("raw").to_csv(trace.with_name(f"{trace.stem}-{replicas}{trace.suffix}"))
         return {
             "replicas": replicas,
@@ -401,19 +408,19 @@ def one_configuration(
             },
             "latency_phase_checkpoints": {
                 stage: {
-                    "per_second": counters[f"{stage}.checkpoints"] / elapsed,
-                    "commit_ms_mean": 1000
-                    * counters[f"{stage}.commit_seconds"]
-                    / max(counters[f"{stage}.checkpoints"], 1),
+                    "per_second": counters[stage, "checkpoints"] / elapsed,
+                    "commit_ms_mean": 1000 * counters[stage, "commit_seconds"] / max(counters[stage, "checkpoints"], 1),
                 }
-                for stage in sorted({name.split(".")[0] for name in counters if name.endswith(".checkpoints")})
+                for stage in stages_counting("checkpoints")
             },
             "latency_phase_event_time_wait_ms_mean": {
-                stage: 1000 * counters[f"{stage}.order_wait_seconds"] / max(counters[f"{stage}.order_waits"], 1)
-                for stage in sorted({name.split(".")[0] for name in counters if name.endswith(".order_waits")})
+                stage: 1000 * counters[stage, "order_wait_seconds"] / max(counters[stage, "order_waits"], 1)
+                for stage in stages_counting("order_waits")
             },
             "latency_phase_out_of_order_events": {
-                name: counters[name] for name in sorted(counters) if name.endswith(("late_events", "early_events"))
+                f"{stage}.{what}": value
+                for (stage, what), value in sorted(counters.items())
+                if what in ("late_events", "early_events")
             },
         }
     finally:

@@ -61,6 +61,7 @@ class CustomerStage:
         self._settings = settings
         self._store = store
         self._clock = clock
+        self._order_waits = metrics.EVENT_TIME_WAIT_SECONDS.labels(self.name)
         self.transactions_topic = topic_name(Topic.TRANSACTIONS, prefix)
         self.labels_topic = topic_name(Topic.LABELS, prefix)
         self.input_topics = (self.transactions_topic, self.labels_topic)
@@ -180,9 +181,8 @@ class CustomerStage:
     # Processing, in event order
 
     def _apply_released(self) -> None:
-        waits = metrics.EVENT_TIME_WAIT_SECONDS.labels(self.name)
         for released in self._merger.release():
-            waits.observe(released.waited)
+            self._order_waits.observe(released.waited)
             message = released.item
             if released.source[0] == self.labels_topic:
                 self._forward_label(message)

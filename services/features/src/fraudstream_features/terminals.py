@@ -109,6 +109,7 @@ class TerminalStage:
         self._settings = settings
         self._store = store
         self._clock = clock
+        self._order_waits = metrics.EVENT_TIME_WAIT_SECONDS.labels(self.name)
         self.labels_topic = topic_name(Topic.LABELS, prefix)
         transactions_topic = topic_name(Topic.TRANSACTIONS, prefix)
         self._sources = [
@@ -285,11 +286,11 @@ class TerminalStage:
             while partition.by_time and partition.by_time[0][0] < threshold:
                 held = heapq.heappop(partition.by_time)[2]
                 if not held.released:
-                    self._apply(partition_id, held, early=False)
+                    self._apply(partition_id, held, now, early=False)
             while (
                 first := partition.first_held()
             ) is not None and now - first.arrived >= self._settings.max_wait_seconds:
-                self._apply(partition_id, first, early=True)
+                self._apply(partition_id, first, now, early=True)
         while self._held > self._settings.max_buffered_events:
             longest = min(
                 (
@@ -299,19 +300,19 @@ class TerminalStage:
                 ),
                 key=lambda entry: entry[0],
             )
-            self._apply(longest[1], longest[2], early=True)
+            self._apply(longest[1], longest[2], now, early=True)
         metrics.BUFFERED.labels(self.name).set(self._held)
         if self.watermark > 0:
             metrics.WATERMARK.set(self.watermark)
 
-    def _apply(self, partition_id: int, held: _Held, *, early: bool) -> None:
+    def _apply(self, partition_id: int, held: _Held, now: float, *, early: bool) -> None:
         held.released = True
         self._held -= 1
         tx = held.partial.transaction
         terminal = self.terminals.setdefault(tx.terminal_id, TerminalState())
         if terminal.has(tx.transaction_id, held.event_time):
             return  # released before a restart, with its output
-        metrics.EVENT_TIME_WAIT_SECONDS.labels(self.name).observe(self._clock() - held.arrived)
+        self._order_waits.observe(now - held.arrived)
         if early:
             metrics.EARLY_EVENTS.labels(self.name).inc()
         else:
