@@ -1,8 +1,8 @@
 //go:build tools
 
-// Package tools pins the Go programs the tests build: compose-check and k8s-check (this
-// module) and actionlint, which check what no engine or cluster runs here, and Toxiproxy, through which the chaos
-// suite slows and cuts the services' connections.
+// Package tools pins the Go programs the tests build: compose-check, dockerfile-check and
+// k8s-check (this module) and actionlint, which check what no engine or cluster runs here, and
+// Toxiproxy, through which the chaos suite slows and cuts the services' connections.
 package tools
 
 import (

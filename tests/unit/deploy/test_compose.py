@@ -13,17 +13,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from . import compose_model as compose
+from . import dockerfile_model as dockerfile
 
 ROOT = Path(__file__).resolve().parents[3]
 ONE_SHOT = {"topics", "feast-apply", "simulator"}
-
-
-def runtime_stage() -> tuple[str, list[str]]:
-    """The Dockerfile's last stage: its USER and its RUN commands, continuation lines joined."""
-    stage = (ROOT / "Dockerfile").read_text().rsplit("\nFROM ", 1)[1]
-    joined = stage.replace("\\\n", " ")
-    user = re.findall(r"^USER (\S+)", joined, re.M)[-1]
-    return user, re.findall(r"^RUN (.+)$", joined, re.M)
 
 
 def test_kafka_keeps_its_topics_on_its_volume() -> None:
@@ -34,10 +27,13 @@ def test_kafka_keeps_its_topics_on_its_volume() -> None:
 
 
 def test_services_own_the_volumes_they_write() -> None:
-    user, runs = runtime_stage()
     for name, service in compose.services().items():
         if not service["image"].startswith("fraudstream-"):
             continue
+        target = next(
+            s["build"]["target"] for s in compose.services().values() if s["image"] == service["image"] and "build" in s
+        )
+        user, runs = dockerfile.stages()[target]["user"], dockerfile.runs(target)
         for volume in service.get("volumes", []):
             if volume["type"] != "volume" or volume.get("read_only"):
                 continue
@@ -93,7 +89,7 @@ def test_the_gpu_profile_reserves_a_gpu_and_requires_cuda() -> None:
     [device] = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert "gpu" in device["capabilities"]
     assert gpu["environment"]["FRAUDSTREAM_DEVICE"] == "cuda"
-    assert gpu["build"]["args"]["ONNXRUNTIME"] == "onnxruntime-gpu"
+    assert gpu["build"]["target"] == "inference-gpu"
     # Its own ports beside the CPU replica's, and its own transactional identity.
     published = {p["published"] for s in ("inference", "inference-gpu") for p in services[s]["ports"]}
     assert len(published) == len(services["inference"]["ports"]) + len(gpu["ports"])

@@ -37,7 +37,7 @@ KNOWN_SETTINGS = {
         FeatureStoreSettings,
     )
     for name in settings.model_fields
-} | {"FRAUDSTREAM_SERVICE"}
+}
 SERVICES = ("ingest", "features", "inference", "monitor", "trainer")
 WORKLOADS = ("Deployment", "StatefulSet", "Job")
 

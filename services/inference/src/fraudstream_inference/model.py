@@ -122,8 +122,9 @@ def cuda_unusable() -> str | None:
     says which provider it really got."""
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         return f"this onnxruntime build has no CUDA provider ({', '.join(ort.get_available_providers())})"
-    # The GPU image installs CUDA and cuDNN from PyPI, outside the loader's path: ONNX Runtime
-    # loads them from there (with none installed, it looks where the loader does).
+    # CUDA and cuDNN installed from PyPI (nvidia-* wheels) are outside the loader's path: ONNX
+    # Runtime loads them from there; with none (the GPU image's come with its CUDA base), it
+    # looks where the loader does.
     ort.preload_dlls()
     probe = helper.make_model(
         helper.make_graph(
