@@ -1,7 +1,8 @@
-"""gRPC serving (fraudstream_common.grpc_serving over fraudstream_grpc_bridge) on real sockets,
-with grpcio's own client: calls answered with their metadata, statuses as the servicer says,
-messages over the limit refused, health following the service's readiness both ways, reflection,
-and a stop that lets the calls in flight finish."""
+"""gRPC serving (fraudstream_common.grpc_serving over fraudstream_grpc_bridge, and over grpc.aio
+where the bridge is not installed) on real sockets, with grpcio's own client: calls answered
+with their metadata, statuses as the servicer says, messages over the limit refused, health
+following the service's readiness both ways, reflection, and a stop that lets the calls in
+flight finish."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from fraudstream_common import grpc_serving
-from fraudstream_common.grpc_serving import CallContext, GrpcServer
+from fraudstream_common.grpc_serving import AioGrpcServer, CallContext, GrpcComponent, GrpcServer
 from fraudstream_common.health import Readiness
 from fraudstream_common.schemas.v1 import inference_service_pb2 as pb
 from fraudstream_common.schemas.v1 import inference_service_pb2_grpc as pb_grpc
@@ -29,6 +30,15 @@ SERVICE = pb.DESCRIPTOR.services_by_name["InferenceService"]
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 MAX_MESSAGE_BYTES = 4096
+SERVERS = [
+    pytest.param(
+        GrpcServer,
+        id="bridge",
+        marks=pytest.mark.skipif(not grpc_serving.BRIDGE_INSTALLED, reason="installed without the bridge (no Rust)"),
+    ),
+    pytest.param(AioGrpcServer, id="grpc.aio"),
+]
+ServerType = type[GrpcServer] | type[AioGrpcServer]
 
 
 class Servicer:
@@ -59,11 +69,11 @@ class Servicer:
         )
 
 
-@pytest.fixture
-async def served() -> AsyncIterator[tuple[GrpcServer, Servicer, int]]:
+@pytest.fixture(params=SERVERS)
+async def served(request: pytest.FixtureRequest) -> AsyncIterator[tuple[GrpcComponent, Servicer, int]]:
     servicer = Servicer()
     port = free_port()
-    server = GrpcServer(
+    server: GrpcComponent = request.param(
         host="127.0.0.1", port=port, service=SERVICE, servicer=servicer, max_message_bytes=MAX_MESSAGE_BYTES
     )
     running = asyncio.create_task(server.run())
@@ -75,7 +85,7 @@ async def served() -> AsyncIterator[tuple[GrpcServer, Servicer, int]]:
 
 
 async def test_calls_are_answered_with_their_metadata_and_statuses(
-    served: tuple[GrpcServer, Servicer, int],
+    served: tuple[GrpcComponent, Servicer, int],
 ) -> None:
     _, _, port = served
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -127,9 +137,11 @@ async def test_calls_are_answered_with_their_metadata_and_statuses(
 
 
 async def test_calls_that_arrive_while_the_loop_is_busy_are_taken_together(
-    served: tuple[GrpcServer, Servicer, int], monkeypatch: pytest.MonkeyPatch
+    served: tuple[GrpcComponent, Servicer, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server, _, port = served
+    if not isinstance(server, GrpcServer):
+        pytest.skip("the bridge's batching")
     bridge = server._server
     taken: list[int] = []
     take = bridge.take
@@ -166,7 +178,7 @@ class _Counting:
         return getattr(self._bridge, name)
 
 
-async def test_reflection_serves_the_service_and_what_it_imports(served: tuple[GrpcServer, Servicer, int]) -> None:
+async def test_reflection_serves_the_service_and_what_it_imports(served: tuple[GrpcComponent, Servicer, int]) -> None:
     _, _, port = served
     # grpcio's reflection client is synchronous: it runs beside the loop that serves.
     await asyncio.to_thread(reflect, port)
@@ -181,7 +193,7 @@ def reflect(port: int) -> None:
         assert "timestamp" in method.input_type.fields_by_name  # google/protobuf/timestamp.proto served too
 
 
-async def test_stop_lets_calls_in_flight_finish(served: tuple[GrpcServer, Servicer, int]) -> None:
+async def test_stop_lets_calls_in_flight_finish(served: tuple[GrpcComponent, Servicer, int]) -> None:
     server, servicer, port = served
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = pb_grpc.InferenceServiceStub(channel)
@@ -211,7 +223,8 @@ async def until(health: health_pb2_grpc.HealthStub, service: str, status: int) -
         await asyncio.sleep(0.02)
 
 
-async def test_health_follows_readiness_both_ways(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("server_type", SERVERS)
+async def test_health_follows_readiness_both_ways(server_type: ServerType, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(grpc_serving, "HEALTH_REFRESH_SECONDS", 0.05)
     dependency = {"up": False}
 
@@ -221,7 +234,7 @@ async def test_health_follows_readiness_both_ways(monkeypatch: pytest.MonkeyPatc
     readiness = Readiness()
     readiness.add("dependency", dependency_reachable)
     port = free_port()
-    server = GrpcServer(host="127.0.0.1", port=port, service=SERVICE, servicer=Servicer(), readiness=readiness)
+    server = server_type(host="127.0.0.1", port=port, service=SERVICE, servicer=Servicer(), readiness=readiness)
     serving = asyncio.create_task(server.run())
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -237,11 +250,12 @@ async def test_health_follows_readiness_both_ways(monkeypatch: pytest.MonkeyPatc
         await serving
 
 
-async def test_a_port_in_use_is_refused() -> None:
+@pytest.mark.parametrize("server_type", SERVERS)
+async def test_a_port_in_use_is_refused(server_type: ServerType) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        server = GrpcServer(host="127.0.0.1", port=port, service=SERVICE, servicer=Servicer())
+        server = server_type(host="127.0.0.1", port=port, service=SERVICE, servicer=Servicer())
         with pytest.raises(OSError, match="in use"):
             await server.run()

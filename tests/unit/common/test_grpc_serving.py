@@ -8,6 +8,7 @@ import pytest
 from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2
 
+from fraudstream_common import grpc_serving
 from fraudstream_common.grpc_serving import AbortError, CallContext, file_descriptor_set, unary_methods
 from fraudstream_common.schemas.v1 import inference_service_pb2 as pb
 
@@ -66,3 +67,22 @@ async def test_abort_ends_the_call_with_its_status() -> None:
     with pytest.raises(AbortError) as aborted:
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, "no")
     assert (aborted.value.code, aborted.value.details) == (grpc.StatusCode.PERMISSION_DENIED, "no")
+
+
+@pytest.mark.parametrize(
+    ("installed", "served_by"),
+    [
+        pytest.param(
+            True,
+            "GrpcServer",
+            marks=pytest.mark.skipif(not grpc_serving.BRIDGE_INSTALLED, reason="installed without the bridge"),
+        ),
+        (False, "AioGrpcServer"),
+    ],
+)
+def test_grpc_is_served_by_the_bridge_where_it_is_installed_else_by_grpc_aio(
+    installed: bool, served_by: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(grpc_serving, "BRIDGE_INSTALLED", installed)
+    server = grpc_serving.grpc_component(host="127.0.0.1", port=0, service=SERVICE, servicer=Servicer())
+    assert type(server).__name__ == served_by

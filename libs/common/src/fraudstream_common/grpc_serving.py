@@ -9,6 +9,10 @@ the loop's turns (and inference's scoring passes). grpc.aio, which served until 
 loop twice a call from a poller thread and cost four times the CPU a call of an HTTP request on
 uvicorn; measured with benchmarks/transport_floor.py (docs/benchmarks.md).
 
+Where the bridge is not installed (`make install` skips it when no Rust toolchain new enough
+can be had), grpc.aio serves the same methods, health and reflection instead, and says so at
+start: `grpc_component` chooses.
+
 A servicer is a plain object with one `async def Method(request, context)` per unary method of
 its service (streaming methods are refused when the server is built); `context` is a
 `CallContext`.
@@ -20,16 +24,22 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import grpc
-from fraudstream_grpc_bridge import Server
 from google.protobuf import descriptor_pb2
 from google.protobuf.descriptor import FileDescriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
 
 from fraudstream_common.health import Readiness
+
+try:
+    from fraudstream_grpc_bridge import Server
+except ImportError:  # installed without Rust: grpc_component serves with grpc.aio
+    BRIDGE_INSTALLED = False
+else:
+    BRIDGE_INSTALLED = True
 
 HEALTH_REFRESH_SECONDS = 1.0
 STOP_GRACE_SECONDS = 5.0
@@ -175,18 +185,10 @@ class GrpcServer:
             self._server.respond(call_id, 0, "", response.SerializeToString())
 
     async def _follow_readiness(self) -> None:
-        # What makes a service ready (a model loaded by another thread, a dependency reachable)
-        # has no event to wait on: look again, every so often.
-        serving: bool | None = None
-        while not self._stopping:
-            ready = self._readiness is None or all((await self._readiness.evaluate()).values())
-            if ready != serving and not self._stopping:
-                self._server.set_serving(self._service_name, ready)
-                log.info("gRPC health of %s: %s", self._service_name, "SERVING" if ready else "NOT_SERVING")
-                serving = ready
-            if self._readiness is None:
-                return
-            await asyncio.sleep(HEALTH_REFRESH_SECONDS)
+        async def set_serving(ready: bool) -> None:
+            self._server.set_serving(self._service_name, ready)
+
+        await follow_readiness(self._service_name, self._readiness, set_serving, lambda: self._stopping)
 
     async def stop(self) -> None:
         """Health says NOT_SERVING; new calls are refused (GOAWAY) while those in flight finish,
@@ -205,3 +207,155 @@ class GrpcServer:
         finally:
             self._server.close()
             self._stopped.set()
+
+
+async def follow_readiness(
+    service_name: str,
+    readiness: Readiness | None,
+    set_serving: Callable[[bool], Awaitable[None]],
+    stopping: Callable[[], bool],
+) -> None:
+    """Health of `service_name` as `readiness` says, until `stopping`."""
+    # What makes a service ready (a model loaded by another thread, a dependency reachable)
+    # has no event to wait on: look again, every so often.
+    serving: bool | None = None
+    while not stopping():
+        ready = readiness is None or all((await readiness.evaluate()).values())
+        if ready != serving and not stopping():
+            await set_serving(ready)
+            log.info("gRPC health of %s: %s", service_name, "SERVING" if ready else "NOT_SERVING")
+            serving = ready
+        if readiness is None:
+            return
+        await asyncio.sleep(HEALTH_REFRESH_SECONDS)
+
+
+class AioGrpcServer:
+    """GrpcServer's contract on grpc.aio, for where the bridge is not installed: the same
+    methods, statuses, health, reflection, limits and stop. `threads` is not used."""
+
+    name = "grpc"
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        service: ServiceDescriptor,
+        servicer: object,
+        threads: int = 1,
+        max_message_bytes: int = 4 * 1024 * 1024,
+        readiness: Readiness | None = None,
+        reuse_port: bool = False,
+    ) -> None:
+        self._methods = unary_methods(service, servicer)
+        self._host, self._port = host, port
+        self._options = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.so_reuseport", int(reuse_port)),
+        ]
+        self._service_name = service.full_name
+        self._readiness = readiness
+        self._server: grpc.aio.Server | None = None
+        self._health: Any = None
+        self._stopped = asyncio.Event()
+        self._stopping = False
+        self.port: int | None = None
+
+    async def run(self) -> None:
+        from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+        from grpc_reflection.v1alpha import reflection
+
+        server = grpc.aio.server(options=self._options)
+        handlers = {
+            method.path.rsplit("/", 1)[1]: grpc.unary_unary_rpc_method_handler(self._answerer(method))
+            for method in self._methods
+        }
+        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(self._service_name, handlers)])
+        self._health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            [self._service_name, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name], server
+        )
+        address = f"{self._host}:{self._port}"
+        try:
+            self.port = server.add_insecure_port(address)
+        except RuntimeError as error:  # grpcio says only that it failed to bind
+            raise OSError(f"gRPC port {address} in use or not available: {error}") from error
+        await server.start()
+        self._server = server
+        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        log.warning(
+            "gRPC serving %s on %s:%d with grpc.aio: the Rust bridge is not installed (make install needs Rust "
+            "1.85 or later for it); each call costs about four times the CPU",
+            self._service_name,
+            self._host,
+            self.port,
+        )
+
+        async def set_serving(ready: bool) -> None:
+            status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+            await self._health.set(self._service_name, status)
+
+        following = asyncio.create_task(
+            follow_readiness(self._service_name, self._readiness, set_serving, lambda: self._stopping)
+        )
+        try:
+            await self._stopped.wait()
+        finally:
+            following.cancel()
+
+    def _answerer(self, method: UnaryMethod) -> Callable[[bytes, grpc.aio.ServicerContext[Any, Any]], Awaitable[bytes]]:
+        async def answer(message: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+            try:
+                request = method.request_type.FromString(message)
+            except DecodeError as error:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unreadable request: {error}")
+            metadata = [
+                (key.lower(), value)
+                for key, value in context.invocation_metadata() or ()
+                if isinstance(value, str) and not key.endswith("-bin")
+            ]
+            try:
+                response = await method.handle(request, CallContext(metadata))
+            except AbortError as abort:
+                await context.abort(abort.code, abort.details)
+            except Exception:
+                log.exception("gRPC %s failed", method.path)
+                await context.abort(grpc.StatusCode.UNKNOWN, "the server failed to answer; see its log")
+            return response.SerializeToString()
+
+        return answer
+
+    async def stop(self) -> None:
+        """As GrpcServer.stop."""
+        if self._stopping:
+            return
+        self._stopping = True
+        try:
+            if self._server is None:  # never started
+                return
+            from grpc_health.v1 import health_pb2
+
+            for service in ("", self._service_name):
+                await self._health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+            await self._server.stop(STOP_GRACE_SECONDS)
+        finally:
+            self._stopped.set()
+
+
+class GrpcComponent(Protocol):
+    name: str
+    port: int | None
+
+    async def run(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def grpc_component(**options: Any) -> GrpcComponent:
+    """GrpcServer (the bridge) where the bridge is installed, AioGrpcServer where it is not; both
+    take GrpcServer's keyword arguments."""
+    server: type[GrpcServer] | type[AioGrpcServer] = GrpcServer if BRIDGE_INSTALLED else AioGrpcServer
+    return server(**options)

@@ -10,7 +10,7 @@ import time
 import grpc
 
 from fraudstream_common.apikeys import ApiKeys, Scope, authorize_grpc
-from fraudstream_common.grpc_serving import CallContext, GrpcServer
+from fraudstream_common.grpc_serving import CallContext, GrpcComponent, grpc_component
 from fraudstream_common.health import Readiness
 from fraudstream_common.schemas.v1 import inference_service_pb2 as pb
 from fraudstream_common.schemas.v1.prediction_pb2 import Transport
@@ -111,10 +111,10 @@ def grpc_server(
     readiness: Readiness,
     *,
     reuse_port: bool = False,
-) -> GrpcServer:
+) -> GrpcComponent:
     """The service's gRPC component; its health follows `readiness` (a model loaded, Redis and
     Kafka reachable). With `reuse_port`, worker processes share the port."""
-    return GrpcServer(
+    return grpc_component(
         host=settings.http_host,
         port=settings.grpc_port,
         service=SERVICE,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import grpc
 
 from fraudstream_common.apikeys import ApiKeys, Scope, authorize_grpc
-from fraudstream_common.grpc_serving import CallContext, GrpcServer
+from fraudstream_common.grpc_serving import CallContext, GrpcComponent, grpc_component
 from fraudstream_common.health import Readiness
 from fraudstream_common.kafka import DeliveryError
 from fraudstream_common.schemas.v1 import ingest_service_pb2
@@ -57,11 +57,11 @@ def _count_refusal(outcome: str) -> None:
     metrics.REQUESTS.labels("grpc", outcome).inc()
 
 
-def grpc_server(core: IngestCore, keys: ApiKeys | None, readiness: Readiness) -> GrpcServer:
+def grpc_server(core: IngestCore, keys: ApiKeys | None, readiness: Readiness) -> GrpcComponent:
     """The service's gRPC component; its health follows `readiness` (Redis and Kafka reachable,
     the stream consuming)."""
     settings = core.settings
-    return GrpcServer(
+    return grpc_component(
         host=settings.http_host,
         port=settings.grpc_port,
         service=SERVICE,
