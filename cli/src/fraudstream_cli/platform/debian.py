@@ -1,6 +1,6 @@
-"""Programs from Debian's packages (Redis for the platform; Chromium and promtool for tests),
-installed with apt-get when missing and the process may (as root); otherwise a clear error
-that names the package."""
+"""Programs from Debian's packages (Java, Maven and Redis for the platform; Chromium and
+promtool for tests), installed with apt-get when missing and the process may (as root);
+otherwise a clear error that names the package."""
 
 from __future__ import annotations
 

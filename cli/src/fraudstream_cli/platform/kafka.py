@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import re
 import shlex
-import shutil
 import subprocess
 import time
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from fraudstream_cli.platform.debian import ensure_debian_package
 from fraudstream_cli.platform.processes import (
     ManagedProcess,
     PlatformError,
@@ -139,11 +139,8 @@ class KafkaBroker:
         marker = lib / ".complete"
         if marker.exists():
             return lib
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise PlatformError(
-                "Kafka's jars are not cached yet and Maven is not installed: install it (apt-get install maven)"
-            )
+        # Kafka's jars are not cached yet: Maven fetches them from Maven Central.
+        mvn = ensure_debian_package("maven", "mvn")
         lib.mkdir(parents=True, exist_ok=True)
         pom = lib.parent / "pom.xml"
         pom.write_bytes(self._pom())
@@ -264,11 +261,7 @@ def ensure_topics(
 
 
 def find_java() -> str:
-    java = shutil.which("java")
-    if java is None:
-        raise PlatformError(
-            f"Java {MINIMUM_JAVA}+ is needed to run Kafka: install it (apt-get install openjdk-17-jre-headless)"
-        )
+    java = ensure_debian_package(f"openjdk-{MINIMUM_JAVA}-jre-headless", "java")
     version = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr  # noqa: S603
     match = re.search(r'version "(\d+)(?:\.(\d+))?', version)
     if match:
