@@ -117,12 +117,9 @@ def file_descriptor_set(files: Iterable[FileDescriptor]) -> bytes:
     return found.SerializeToString()
 
 
-class GrpcServer:
-    """The component: `service` (served by `servicer`), health and reflection on `host:port`.
-    Health says SERVING for the server as a whole ("": the process serves, as /healthz) from the
-    start, and for the service while every check of `readiness` (the checks behind /readyz)
-    passes, looked at every HEALTH_REFRESH_SECONDS: a client or balancer watching it stops
-    sending to a replica that /readyz would take out."""
+class _Serving:
+    """What both servers share: the service's methods, the address, the limits, and health that
+    follows readiness (GrpcServer says how)."""
 
     name = "grpc"
 
@@ -138,28 +135,89 @@ class GrpcServer:
         readiness: Readiness | None = None,
         reuse_port: bool = False,
     ) -> None:
-        """`threads`: the Tokio threads that run HTTP/2 beside the event loop. With
+        """`threads`: the Tokio threads that run HTTP/2 beside the event loop (the bridge's). With
         `reuse_port`, processes of one service share the port."""
         self._methods = unary_methods(service, servicer)
-        self._server = Server([m.path for m in self._methods], file_descriptor_set([service.file]), max_message_bytes)
+        self._service = service
         self._host, self._port, self._threads, self._reuse_port = host, port, threads, reuse_port
+        self._max_message_bytes = max_message_bytes
         self._service_name = service.full_name
         self._readiness = readiness
-        self._calls: set[asyncio.Task[None]] = set()
         self._stopped = asyncio.Event()
         self._stopping = False
         self.port: int | None = None
+
+    async def _set_serving(self, service_name: str, serving: bool) -> None:
+        raise NotImplementedError
+
+    async def _follow_readiness(self) -> None:
+        # What makes a service ready (a model loaded by another thread, a dependency reachable)
+        # has no event to wait on: look again, every so often.
+        serving: bool | None = None
+        while not self._stopping:
+            ready = self._readiness is None or all((await self._readiness.evaluate()).values())
+            if ready != serving and not self._stopping:
+                await self._set_serving(self._service_name, ready)
+                log.info("gRPC health of %s: %s", self._service_name, "SERVING" if ready else "NOT_SERVING")
+                serving = ready
+            if self._readiness is None:
+                return
+            await asyncio.sleep(HEALTH_REFRESH_SECONDS)
+
+    async def _drain(self) -> None:
+        """New calls refused, those in flight finished (for up to STOP_GRACE_SECONDS)."""
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        """Whatever must go once the server stopped."""
+
+    async def stop(self) -> None:
+        """Health says NOT_SERVING; new calls are refused while those in flight finish, for up
+        to STOP_GRACE_SECONDS; then the port closes."""
+        if self._stopping:
+            return
+        self._stopping = True
+        try:
+            if self.port is None:  # never started
+                return
+            for service in ("", self._service_name):
+                await self._set_serving(service, False)
+            await self._drain()
+        finally:
+            self._close()
+            self._stopped.set()
+
+    async def _serve_until_stopped(self) -> None:
+        following = asyncio.create_task(self._follow_readiness())
+        try:
+            await self._stopped.wait()
+        finally:
+            following.cancel()
+
+
+class GrpcServer(_Serving):
+    """The component: `service` (served by `servicer`), health and reflection on `host:port`,
+    through the bridge. Health says SERVING for the server as a whole ("": the process serves,
+    as /healthz) from the start, and for the service while every check of `readiness` (the
+    checks behind /readyz) passes, looked at every HEALTH_REFRESH_SECONDS: a client or balancer
+    watching it stops sending to a replica that /readyz would take out."""
+
+    def __init__(self, **options: Any) -> None:
+        """_Serving's keyword arguments."""
+        super().__init__(**options)
+        self._server = Server(
+            [m.path for m in self._methods], file_descriptor_set([self._service.file]), self._max_message_bytes
+        )
+        self._calls: set[asyncio.Task[None]] = set()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         self.port = self._server.start(self._host, self._port, self._threads, self._reuse_port, [self._service_name])
         loop.add_reader(self._server.wake_fd(), self._start_calls)
         log.info("gRPC serving %s on %s:%d", self._service_name, self._host, self.port)
-        following = asyncio.create_task(self._follow_readiness())
         try:
-            await self._stopped.wait()
+            await self._serve_until_stopped()
         finally:
-            following.cancel()
             loop.remove_reader(self._server.wake_fd())
 
     def _start_calls(self) -> None:
@@ -184,90 +242,39 @@ class GrpcServer:
         else:
             self._server.respond(call_id, 0, "", response.SerializeToString())
 
-    async def _follow_readiness(self) -> None:
-        async def set_serving(ready: bool) -> None:
-            self._server.set_serving(self._service_name, ready)
+    async def _set_serving(self, service_name: str, serving: bool) -> None:
+        self._server.set_serving(service_name, serving)
 
-        await follow_readiness(self._service_name, self._readiness, set_serving, lambda: self._stopping)
+    async def _drain(self) -> None:
+        self._server.begin_stop()  # GOAWAY: new calls are refused
+        # The loop goes on answering the calls in flight while a thread waits for the end.
+        await asyncio.to_thread(self._server.wait_stopped, STOP_GRACE_SECONDS)
 
-    async def stop(self) -> None:
-        """Health says NOT_SERVING; new calls are refused (GOAWAY) while those in flight finish,
-        for up to STOP_GRACE_SECONDS; then the port closes."""
-        if self._stopping:
-            return
-        self._stopping = True
-        try:
-            if self.port is None:  # never started
-                return
-            for service in ("", self._service_name):
-                self._server.set_serving(service, False)
-            self._server.begin_stop()
-            # The loop goes on answering the calls in flight while a thread waits for the end.
-            await asyncio.to_thread(self._server.wait_stopped, STOP_GRACE_SECONDS)
-        finally:
-            self._server.close()
-            self._stopped.set()
+    def _close(self) -> None:
+        self._server.close()
 
 
-async def follow_readiness(
-    service_name: str,
-    readiness: Readiness | None,
-    set_serving: Callable[[bool], Awaitable[None]],
-    stopping: Callable[[], bool],
-) -> None:
-    """Health of `service_name` as `readiness` says, until `stopping`."""
-    # What makes a service ready (a model loaded by another thread, a dependency reachable)
-    # has no event to wait on: look again, every so often.
-    serving: bool | None = None
-    while not stopping():
-        ready = readiness is None or all((await readiness.evaluate()).values())
-        if ready != serving and not stopping():
-            await set_serving(ready)
-            log.info("gRPC health of %s: %s", service_name, "SERVING" if ready else "NOT_SERVING")
-            serving = ready
-        if readiness is None:
-            return
-        await asyncio.sleep(HEALTH_REFRESH_SECONDS)
-
-
-class AioGrpcServer:
+class AioGrpcServer(_Serving):
     """GrpcServer's contract on grpc.aio, for where the bridge is not installed: the same
-    methods, statuses, health, reflection, limits and stop. `threads` is not used."""
+    methods, statuses, health, reflection, limits and stop."""
 
-    name = "grpc"
-
-    def __init__(
-        self,
-        *,
-        host: str,
-        port: int,
-        service: ServiceDescriptor,
-        servicer: object,
-        threads: int = 1,
-        max_message_bytes: int = 4 * 1024 * 1024,
-        readiness: Readiness | None = None,
-        reuse_port: bool = False,
-    ) -> None:
-        self._methods = unary_methods(service, servicer)
-        self._host, self._port = host, port
-        self._options = [
-            ("grpc.max_receive_message_length", max_message_bytes),
-            ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.so_reuseport", int(reuse_port)),
-        ]
-        self._service_name = service.full_name
-        self._readiness = readiness
+    def __init__(self, **options: Any) -> None:
+        """_Serving's keyword arguments (`threads` is not used)."""
+        super().__init__(**options)
         self._server: grpc.aio.Server | None = None
         self._health: Any = None
-        self._stopped = asyncio.Event()
-        self._stopping = False
-        self.port: int | None = None
 
     async def run(self) -> None:
         from grpc_health.v1 import health, health_pb2, health_pb2_grpc
         from grpc_reflection.v1alpha import reflection
 
-        server = grpc.aio.server(options=self._options)
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", self._max_message_bytes),
+                ("grpc.max_send_message_length", self._max_message_bytes),
+                ("grpc.so_reuseport", int(self._reuse_port)),
+            ]
+        )
         handlers = {
             method.path.rsplit("/", 1)[1]: grpc.unary_unary_rpc_method_handler(self._answerer(method))
             for method in self._methods
@@ -285,7 +292,7 @@ class AioGrpcServer:
             raise OSError(f"gRPC port {address} in use or not available: {error}") from error
         await server.start()
         self._server = server
-        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        await self._set_serving("", True)
         log.warning(
             "gRPC serving %s on %s:%d with grpc.aio: the Rust bridge is not installed (make install needs Rust "
             "1.85 or later for it); each call costs about four times the CPU",
@@ -293,18 +300,7 @@ class AioGrpcServer:
             self._host,
             self.port,
         )
-
-        async def set_serving(ready: bool) -> None:
-            status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
-            await self._health.set(self._service_name, status)
-
-        following = asyncio.create_task(
-            follow_readiness(self._service_name, self._readiness, set_serving, lambda: self._stopping)
-        )
-        try:
-            await self._stopped.wait()
-        finally:
-            following.cancel()
+        await self._serve_until_stopped()
 
     def _answerer(self, method: UnaryMethod) -> Callable[[bytes, grpc.aio.ServicerContext[Any, Any]], Awaitable[bytes]]:
         async def answer(message: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
@@ -328,21 +324,15 @@ class AioGrpcServer:
 
         return answer
 
-    async def stop(self) -> None:
-        """As GrpcServer.stop."""
-        if self._stopping:
-            return
-        self._stopping = True
-        try:
-            if self._server is None:  # never started
-                return
-            from grpc_health.v1 import health_pb2
+    async def _set_serving(self, service_name: str, serving: bool) -> None:
+        from grpc_health.v1 import health_pb2
 
-            for service in ("", self._service_name):
-                await self._health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        await self._health.set(service_name, status)
+
+    async def _drain(self) -> None:
+        if self._server is not None:
             await self._server.stop(STOP_GRACE_SECONDS)
-        finally:
-            self._stopped.set()
 
 
 class GrpcComponent(Protocol):
@@ -356,6 +346,6 @@ class GrpcComponent(Protocol):
 
 def grpc_component(**options: Any) -> GrpcComponent:
     """GrpcServer (the bridge) where the bridge is installed, AioGrpcServer where it is not; both
-    take GrpcServer's keyword arguments."""
+    take _Serving's keyword arguments."""
     server: type[GrpcServer] | type[AioGrpcServer] = GrpcServer if BRIDGE_INSTALLED else AioGrpcServer
     return server(**options)
