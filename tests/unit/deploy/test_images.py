@@ -98,3 +98,18 @@ def test_the_gpu_target_has_cuda_and_onnxruntime_gpu_from_the_lock() -> None:
 def test_the_build_context_leaves_out_local_environments_and_builds() -> None:
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".git", ".venv", ".tools", ".platform", "libs/grpc-bridge/target"} <= ignored
+
+
+def test_a_version_tag_pins_the_production_overlay_to_the_digests_it_pushed() -> None:
+    jobs = images_workflow()["jobs"]
+    pin = jobs["pin"]
+    assert pin["needs"] == "build"
+    assert "refs/tags/v" in pin["if"]
+    script = next(step["run"] for step in pin["steps"] if "run" in step)
+    assert "kustomize edit set image" in script
+    assert "@$(cat" in script  # by digest, not by tag
+    uploaded = next(step for step in jobs["build"]["steps"] if "upload-artifact" in step.get("uses", ""))
+    assert uploaded["with"]["name"] == "digest-${{ matrix.target }}"
+    production = yaml.safe_load((ROOT / "k8s" / "overlays" / "production" / "kustomization.yaml").read_text())
+    for image in production["images"]:
+        assert image["name"].removeprefix("fraudstream-") in TARGETS, image
