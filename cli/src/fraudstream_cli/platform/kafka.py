@@ -8,8 +8,10 @@ The jars are resolved once with Maven (kafka-pom.xml beside this file) into
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shlex
+import shutil
 import subprocess
 import time
 from collections.abc import Mapping
@@ -261,7 +263,14 @@ def ensure_topics(
 
 
 def find_java() -> str:
-    java = ensure_debian_package(f"openjdk-{MINIMUM_JAVA}-jre-headless", "java")
+    java = shutil.which("java")
+    if java is None:
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            raise PlatformError(
+                f"Java {MINIMUM_JAVA}+ is needed to run Kafka: install it "
+                f"(sudo apt-get install openjdk-{MINIMUM_JAVA}-jre-headless)"
+            )
+        java = ensure_debian_package(f"openjdk-{MINIMUM_JAVA}-jre-headless", "java")
     version = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr  # noqa: S603
     match = re.search(r'version "(\d+)(?:\.(\d+))?', version)
     if match:
