@@ -248,13 +248,14 @@ def redis_client() -> redis.Redis:
 
 def wait_for_redis(url: str, process: subprocess.Popen[bytes], timeout: float = 20) -> None:
     """Until the Redis at `url` answers PING; fails when `process`, its server, exits first."""
-    client = redis.Redis.from_url(url)
+    # A timeout per try: whoever else holds the port may accept and never answer.
+    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
     deadline = time.monotonic() + timeout
     while True:
         try:
             if client.ping():
                 return
-        except redis.ConnectionError:
+        except (redis.ConnectionError, redis.TimeoutError):
             assert process.poll() is None, f"redis-server exited with {process.returncode}"
             assert time.monotonic() < deadline, f"Redis did not answer within {timeout:.0f} s"
             time.sleep(0.1)

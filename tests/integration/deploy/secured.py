@@ -213,6 +213,20 @@ class TlsRedis:
         )
 
     def start(self) -> None:
+        """Starts the server; on a port taken since it was chosen (a Kafka client's ephemeral
+        port, say: CI saw it), again on another."""
+        for _ in range(3):
+            process = self._start()
+            try:
+                wait_for_redis(self.url(0), process)
+                return
+            except AssertionError:
+                if "Address already in use" not in (self.directory / "redis.log").read_text():
+                    raise
+                self.port = free_port()
+        raise AssertionError(f"redis-server found no free port: {(self.directory / 'redis.log').read_text()[-500:]}")
+
+    def _start(self) -> subprocess.Popen[bytes]:
         self.directory.mkdir(parents=True, exist_ok=True)
         c = self.certificates
         self.process = subprocess.Popen(
@@ -250,7 +264,7 @@ class TlsRedis:
             stdout=(self.directory / "redis.log").open("wb"),
             stderr=subprocess.STDOUT,
         )
-        wait_for_redis(self.url(0), self.process)
+        return self.process
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
