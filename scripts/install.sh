@@ -23,13 +23,14 @@ rust_new_enough() {
 
 if ! rust_new_enough && [ "$(id -u)" = 0 ] && apt-cache show cargo-web >/dev/null 2>&1; then
   echo "installing Debian's cargo-web (Rust $RUST_MIN or later) for the gRPC bridge"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends cargo-web >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends cargo-web >/dev/null \
+    || echo "apt-get could not install cargo-web"
 fi
 
 skip=()
 if ! rust_new_enough; then
   echo "notice: no Rust $RUST_MIN or later (cargo: $(cargo --version 2>/dev/null || echo none)): installing" \
-    "without the gRPC bridge; gRPC is served by grpc.aio, at about four times the CPU per call."
+    "without the gRPC bridge; gRPC is served by grpc.aio, whose calls cost more CPU (docs/benchmarks.md)."
   echo "  For the bridge: on Debian 12, sudo apt install cargo-web; elsewhere rustup (https://rustup.rs);" \
     "then make install again."
   skip=(--no-install-package fraudstream-grpc-bridge)

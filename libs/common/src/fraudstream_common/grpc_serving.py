@@ -295,7 +295,7 @@ class AioGrpcServer(_Serving):
         await self._set_serving("", True)
         log.warning(
             "gRPC serving %s on %s:%d with grpc.aio: the Rust bridge is not installed (make install needs Rust "
-            "1.85 or later for it); each call costs about four times the CPU",
+            "1.85 or later for it); grpc.aio's calls cost more CPU (docs/benchmarks.md)",
             self._service_name,
             self._host,
             self.port,
