@@ -147,6 +147,23 @@ class _Serving:
         self._stopping = False
         self.port: int | None = None
 
+    async def _call(
+        self, method: UnaryMethod, metadata: list[tuple[str, str]], message: bytes
+    ) -> tuple[grpc.StatusCode, str, bytes]:
+        """One call's status, its details and the serialized answer (empty unless OK)."""
+        try:
+            request = method.request_type.FromString(message)
+        except DecodeError as error:
+            return grpc.StatusCode.INVALID_ARGUMENT, f"unreadable request: {error}", b""
+        try:
+            response = await method.handle(request, CallContext(metadata))
+        except AbortError as abort:
+            return abort.code, abort.details, b""
+        except Exception:
+            log.exception("gRPC %s failed", method.path)
+            return grpc.StatusCode.UNKNOWN, "the server failed to answer; see its log", b""
+        return grpc.StatusCode.OK, "", response.SerializeToString()
+
     async def _set_serving(self, service_name: str, serving: bool) -> None:
         raise NotImplementedError
 
@@ -227,20 +244,8 @@ class GrpcServer(_Serving):
             task.add_done_callback(self._calls.discard)
 
     async def _answer(self, call_id: int, method: UnaryMethod, metadata: list[tuple[str, str]], message: bytes) -> None:
-        try:
-            request = method.request_type.FromString(message)
-        except DecodeError as error:
-            self._server.respond(call_id, grpc.StatusCode.INVALID_ARGUMENT.value[0], f"unreadable request: {error}")
-            return
-        try:
-            response = await method.handle(request, CallContext(metadata))
-        except AbortError as abort:
-            self._server.respond(call_id, abort.code.value[0], abort.details)
-        except Exception:
-            log.exception("gRPC %s failed", method.path)
-            self._server.respond(call_id, grpc.StatusCode.UNKNOWN.value[0], "the server failed to answer; see its log")
-        else:
-            self._server.respond(call_id, 0, "", response.SerializeToString())
+        code, details, answer = await self._call(method, metadata, message)
+        self._server.respond(call_id, code.value[0], details, answer)
 
     async def _set_serving(self, service_name: str, serving: bool) -> None:
         self._server.set_serving(service_name, serving)
@@ -304,23 +309,15 @@ class AioGrpcServer(_Serving):
 
     def _answerer(self, method: UnaryMethod) -> Callable[[bytes, grpc.aio.ServicerContext[Any, Any]], Awaitable[bytes]]:
         async def answer(message: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
-            try:
-                request = method.request_type.FromString(message)
-            except DecodeError as error:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unreadable request: {error}")
             metadata = [
                 (key.lower(), value)
                 for key, value in context.invocation_metadata() or ()
                 if isinstance(value, str) and not key.endswith("-bin")
             ]
-            try:
-                response = await method.handle(request, CallContext(metadata))
-            except AbortError as abort:
-                await context.abort(abort.code, abort.details)
-            except Exception:
-                log.exception("gRPC %s failed", method.path)
-                await context.abort(grpc.StatusCode.UNKNOWN, "the server failed to answer; see its log")
-            return response.SerializeToString()
+            code, details, answer = await self._call(method, metadata, message)
+            if code is not grpc.StatusCode.OK:
+                await context.abort(code, details)
+            return answer
 
         return answer
 
