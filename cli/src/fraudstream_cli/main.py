@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import asdict
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -729,39 +730,79 @@ def evaluate_command(
 @evaluate_app.command("drift")
 def evaluate_drift_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    customers: Annotated[int, typer.Option(help="Customers in each simulated world.")] = 5000,
-    terminals: Annotated[int, typer.Option(help="Terminals in each simulated world.")] = 10000,
+    seeds: Annotated[
+        str,
+        typer.Option(
+            help="The worlds: held-out (never looked at when thresholds were chosen), tuning (those "
+            "they were chosen on), or seeds separated by commas (0: the handbook's world)."
+        ),
+    ] = "held-out",
+    customers: Annotated[int, typer.Option(min=100, help="Customers in each simulated world.")] = 5000,
+    terminals: Annotated[int, typer.Option(min=100, help="Terminals in each simulated world.")] = 10000,
     drift_day: Annotated[
-        int, typer.Option(help="Day the drift starts (the month before it is watched; 67 or later).")
+        int, typer.Option(min=88, help="Day each drift starts (the month before it is watched).")
     ] = 100,
-    days_after: Annotated[int, typer.Option(help="Days simulated after the drift starts.")] = 10,
+    days_after: Annotated[int, typer.Option(min=1, help="Days simulated after each drift starts.")] = 3,
+    stationary_days: Annotated[
+        int, typer.Option(min=30, help="Days of the world without drift watched for false alarms.")
+    ] = 180,
     scenario: Annotated[
         list[str] | None,
-        typer.Option(help="new-fraud-pattern, amount-shift, new-terminals or stationary; repeatable (default: all)."),
+        typer.Option(help="new-fraud-pattern, amount-shift or new-terminals; repeatable (default: all)."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="The simulator's seed (0: the handbook's world).")] = 0,
+    jobs: Annotated[int, typer.Option(min=1, help="Worlds simulated at once, one process each.")] = 2,
+    tune: Annotated[
+        bool,
+        typer.Option(
+            "--tune",
+            help="Choose the detectors' thresholds on the tuning seeds instead (every combination of "
+            "drift_evaluation.TUNING_GRID); prints the best first.",
+        ),
+    ] = False,
 ) -> None:
-    """Run the simulator's drift scenarios through the monitor's drift detection: per scenario,
-    the detection delay after the true start and the false alarms on stationary traffic."""
+    """Run the simulator's drift scenarios through the monitor's drift detection, per seed: the
+    false alarms on a stationary world, and each scenario's detection delay (only alerts that
+    name a subject the scenario moves count)."""
 
-    from fraudstream_cli.drift_evaluation import STATIONARY, evaluate_drift, table
+    from fraudstream_cli.drift_evaluation import (
+        HELD_OUT_SEEDS,
+        TUNING_SEEDS,
+        World,
+        aggregate,
+        evaluate_drift,
+        table,
+        tuning_report,
+        watch_all,
+    )
     from fraudstream_simulator.drift import DRIFT_NAMES
 
+    named = {"held-out": HELD_OUT_SEEDS, "tuning": TUNING_SEEDS}
     try:
-        chosen = _scenarios(scenario, (*DRIFT_NAMES, STATIONARY))
+        scenarios = _scenarios(scenario, DRIFT_NAMES)
     except ValueError as error:
         _fail(error)
         return
-    results = evaluate_drift(
-        n_customers=customers,
-        n_terminals=terminals,
-        drift_day=drift_day,
-        days_after=days_after,
-        scenarios=chosen,
-        seed=seed,
-    )
+    try:
+        chosen = named.get(seeds) or tuple(int(seed) for seed in seeds.split(","))
+    except ValueError:
+        _fail(ValueError(f"--seeds {seeds!r}: write held-out, tuning, or seeds separated by commas"))
+        return
+    world = World(customers, terminals, drift_day, days_after, stationary_days, scenarios)
+    if tune:
+        if seeds != "held-out" and chosen != TUNING_SEEDS:
+            _fail(ValueError("--tune chooses on the tuning seeds only; leave --seeds out"))
+            return
+        report = tuning_report(watch_all(TUNING_SEEDS, world, jobs), world, jobs)
+        typer.echo(json.dumps(report, indent=2) if as_json else report["text"])
+        return
+    results = evaluate_drift(chosen, world, jobs=jobs)
     if as_json:
-        typer.echo(json.dumps({r.scenario: r.as_json() for r in results}, indent=2))
+        document = {
+            "world": asdict(world),
+            "seeds": {str(r.seed): r.as_json() for r in results},
+            "aggregate": asdict(aggregate(results)),
+        }
+        typer.echo(json.dumps(document, indent=2))
     else:
         typer.echo(table(results))
 

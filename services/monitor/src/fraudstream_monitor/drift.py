@@ -193,6 +193,9 @@ class DriftMonitor:
         # The statistics of the last judged window, per subject: {"psi": ..., "out_of_range": ...}.
         self.statistics: dict[str, dict[str, float]] = {}
         self.judged_at: float | None = None
+        # The detectors whose condition held in the last judged hour ("subject/detector"), quiet
+        # or not: the hours in alarm, where `judge_hour`'s alerts are only the first of each.
+        self.firing: list[str] = []
 
     def observe(
         self, event_time: float, values: Mapping[str, float], card: str = "", terminal: str = ""
@@ -230,6 +233,7 @@ class DriftMonitor:
     def judge_hour(self, hour: HourCounts) -> list[DriftAlert]:
         """A complete hour, later than any judged before: the alerts of the window it ends."""
         self._hours.append(hour)
+        self.firing = []
         while len(self._hours) > self.policy.window_hours:
             self._hours.popleft()
         end = hour.start + HOUR
@@ -302,6 +306,7 @@ class DriftMonitor:
         quiet_key: str | None = None,
     ) -> list[DriftAlert]:
         key = f"{quiet_key or subject}/{detector}"
+        self.firing.append(f"{subject}/{detector}")
         if end < self._quiet_until.get(key, float("-inf")):
             return []
         self._quiet_until[key] = end + self.policy.quiet_hours * HOUR
