@@ -50,7 +50,7 @@ class DriftPolicy:
     min_window_predictions: int = 2000
     quiet_hours: int = 48
     adwin_delta: float = 1e-5
-    page_hinkley_threshold: float = 0.05
+    page_hinkley_threshold: float = 0.1
     # Values outside the reference's range: a window with more than this share of them, and at
     # least `out_of_range_min` of them, alerts (a new terminal has a count the reference never had).
     out_of_range_share: float = 0.002
@@ -378,4 +378,4 @@ class OpenHours:
 def joint_regions(reference: Reference, policy: RegionPolicy | None) -> JointRegions | None:
     if reference.joint is None or reference.joint_shares is None or policy is None:
         return None
-    return JointRegions(reference.joint, reference.joint_shares, policy)
+    return JointRegions(reference.joint, reference.joint_shares, policy, reference.joint_rows)

@@ -11,7 +11,9 @@ watched. A watched cell is evidence when, over the window, it holds
   smaller of the two), and at least `ratio` times the rows the reference expects there: one busy
   card or one busy terminal fills cells of its own features on its own, which is no new pattern;
 - so many that a Poisson count with the reference's expectation reaches it with probability
-  below `p_value` (thousands of cells are judged every hour).
+  below `p_value` (thousands of cells are judged every hour). The expectation adds
+  `prior_rows` to each cell's reference count: a week of reference leaves many rare cells
+  empty or nearly so by chance, and taking their share as exact raised most false alarms.
 
 Memory is bounded: per watched cell and hour, the distinct cards and terminals seen, up to
 `max_entities` each (as 64-bit hashes); a cell that had that many in an hour is no longer
@@ -39,8 +41,11 @@ class RegionPolicy:
     rare_share: float = 5e-4
     min_entities: int = 6
     ratio: float = 5.0
-    p_value: float = 1e-6
+    p_value: float = 1e-8
     max_entities: int = 64
+    # Rows added to every cell's reference count: a cell a sample of N rows left empty may
+    # still hold some of the traffic.
+    prior_rows: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -96,10 +101,12 @@ class JointRegions:
     """Counts one model version's predictions in the watched cells, hour by hour of event time,
     and judges a window of hours."""
 
-    def __init__(self, grid: JointGrid, reference_shares: np.ndarray, policy: RegionPolicy) -> None:
+    def __init__(
+        self, grid: JointGrid, reference_shares: np.ndarray, policy: RegionPolicy, reference_rows: int
+    ) -> None:
         self.grid = grid
         self.policy = policy
-        self._shares = reference_shares
+        self._shares = reference_shares + policy.prior_rows / max(reference_rows, 1)
         self._watched = reference_shares < policy.rare_share
         self._cells: list[np.ndarray] = []
         self._cards: list[np.ndarray] = []
@@ -134,7 +141,7 @@ class JointRegions:
         """The window holds `window_rows` predictions, `cell_rows` per cell, and the sightings of
         its `hours`. Returns the most significant region, if any."""
         policy = self.policy
-        expected = np.maximum(self._shares * window_rows, 0.5)
+        expected = self._shares * window_rows
         candidates = np.flatnonzero(
             self._watched & (cell_rows >= policy.min_entities) & (cell_rows >= policy.ratio * expected)
         )

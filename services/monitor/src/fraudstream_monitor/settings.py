@@ -99,6 +99,12 @@ class MonitorSettings(ServiceSettings, ApiKeySecret, RetrainRequestSecret):
         lt=1,
         description="...and when a Poisson count with the reference's expectation reaches it less often than this.",
     )
+    region_prior_rows: float = Field(
+        default=RegionPolicy.prior_rows,
+        gt=0,
+        description="Rows added to each cell's reference count before its expectation is taken: a cell the "
+        "reference saw (almost) empty is not taken to be impossible.",
+    )
     quality_window_hours: float = Field(default=24.0, gt=0, description="Hours of predictions a quality window holds.")
     label_maturity_hours: float = Field(
         default=8 * 24.0,
@@ -150,6 +156,7 @@ class MonitorSettings(ServiceSettings, ApiKeySecret, RetrainRequestSecret):
                 min_entities=self.region_min_entities,
                 ratio=self.region_ratio,
                 p_value=self.region_p_value,
+                prior_rows=self.region_prior_rows,
             )
             if self.joint_regions
             else None,
