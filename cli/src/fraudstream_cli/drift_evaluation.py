@@ -23,6 +23,7 @@ Thresholds are chosen on the `TUNING_SEEDS` worlds only (`tune`) and reported on
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -32,6 +33,7 @@ from datetime import timedelta
 
 import numpy as np
 import pandas as pd
+import xgboost as xgb
 
 from fraudstream_cli.backfill import backfill
 from fraudstream_common.features.definitions import CUSTOMER_HORIZON, DAY, FEATURE_NAMES, TERMINAL_HORIZON
@@ -45,7 +47,6 @@ from fraudstream_trainer.evaluation import labelled
 from fraudstream_trainer.model import ModelParams, scores, train
 
 HOUR = 3600.0
-STATIONARY = "stationary"
 # Worlds the thresholds may be chosen on (0 is the handbook's world), and worlds kept for the
 # report: no threshold was chosen while looking at them.
 TUNING_SEEDS = (0, 1, 2, 7)
@@ -113,11 +114,11 @@ class Watched:
     drifted: dict[str, list[HourCounts]]
 
 
-def watch(seed: int, world: World, regions: RegionPolicy | None = None) -> Watched:
+def watch(seed: int, world: World) -> Watched:
     """Simulates the seed's worlds and counts their predictions (the expensive part: minutes
-    per seed for the default world). `regions` sets what is counted for joint regions (its
-    `rare_share`); its judging thresholds can change later without counting again."""
-    regions = regions if regions is not None else RegionPolicy()
+    per seed for the default world). Joint regions are counted as RegionPolicy's defaults
+    watch cells (`rare_share`); their judging thresholds can change without counting again."""
+    regions = RegionPolicy()
     config = SimulationConfig(
         n_customers=world.n_customers,
         n_terminals=world.n_terminals,
@@ -159,12 +160,14 @@ def between(frame: pd.DataFrame, first: pd.Timestamp, end: pd.Timestamp) -> pd.D
     return frame[(frame["event_time"] >= first) & (frame["event_time"] < end)]
 
 
-def _hours(frame: pd.DataFrame, model: object, reference: Reference, regions: RegionPolicy) -> list[HourCounts]:
+def _hours(
+    frame: pd.DataFrame, model: xgb.XGBClassifier, reference: Reference, regions: RegionPolicy
+) -> list[HourCounts]:
     """The frame's predictions counted into hours, as the monitor counts one stream."""
     frame = frame.sort_values("event_time", kind="stable")
     names = list(FEATURE_NAMES)
     columns = {n: frame[n].to_numpy(dtype=np.float64) for n in names}
-    columns[SCORE] = np.asarray(scores(model, frame[names].to_numpy()), dtype=np.float64)  # type: ignore[arg-type]
+    columns[SCORE] = scores(model, frame[names].to_numpy())
     cards = frame["customer_id"].astype(str).tolist()
     terminals = frame["terminal_id"].astype(str).tolist()
     open_hours = OpenHours()
@@ -257,14 +260,13 @@ class Replay:
 
 def replay(watched: Watched, policy: DriftPolicy) -> Replay:
     """The monitor under `policy` over one seed's counted worlds: one monitor for the stationary
-    world, and for each drift one that judged the stationary hours up to the drift's start."""
-    before = [hour for hour in watched.stationary if hour.start < watched.drift_start]
-    stationary = _events(DriftMonitor("evaluation", "1", watched.reference, policy), watched.stationary)
-    drifted = {}
-    for scenario, hours in watched.drifted.items():
-        monitor = DriftMonitor("evaluation", "1", watched.reference, policy)
-        _events(monitor, before)
-        drifted[scenario] = _events(monitor, hours)
+    world; each drifted world's continues from a copy of it at the drift's start."""
+    monitor = DriftMonitor("evaluation", "1", watched.reference, policy)
+    split = sum(hour.start < watched.drift_start for hour in watched.stationary)
+    stationary = _events(monitor, watched.stationary[:split])
+    at_drift = copy.deepcopy(monitor)
+    stationary += _events(monitor, watched.stationary[split:])
+    drifted = {scenario: _events(copy.deepcopy(at_drift), hours) for scenario, hours in watched.drifted.items()}
     return Replay(watched.seed, stationary, drifted)
 
 
@@ -319,12 +321,12 @@ def evaluate_drift(
     return [judge(watched, policy or DriftPolicy()) for watched in watch_all(seeds, world or World(), jobs)]
 
 
-def watch_all(seeds: Iterable[int], world: World, jobs: int = 1, regions: RegionPolicy | None = None) -> list[Watched]:
+def watch_all(seeds: Iterable[int], world: World, jobs: int = 1) -> list[Watched]:
     seeds = list(seeds)
     if jobs <= 1 or len(seeds) == 1:
-        return [watch(seed, world, regions) for seed in seeds]
+        return [watch(seed, world) for seed in seeds]
     with ProcessPoolExecutor(min(jobs, len(seeds))) as pool:
-        return list(pool.map(watch, seeds, itertools.repeat(world), itertools.repeat(regions)))
+        return list(pool.map(watch, seeds, itertools.repeat(world)))
 
 
 @dataclass(frozen=True)
