@@ -136,7 +136,9 @@ def watch(seed: int, world: World) -> Watched:
     model = train(training[names].to_numpy(), training["is_fraud"].to_numpy(), ModelParams())
     holdout = between(frame, holdout_start, watch_start)
     reference = version_reference(
-        {n: holdout[n].to_numpy(dtype=np.float64) for n in names}, scores(model, holdout[names].to_numpy())
+        {n: holdout[n].to_numpy(dtype=np.float64) for n in names},
+        scores(model, holdout[names].to_numpy()),
+        hours=holdout["event_time"].dt.tz_convert("UTC").dt.hour.to_numpy(),
     )
     drift_start = start + timedelta(days=world.drift_day)
     watched = _hours(frame[frame["event_time"] >= watch_start], model, reference, regions)
@@ -404,14 +406,28 @@ TUNING_GRID: dict[str, list[dict[str, float]]] = {
         for p in (1e-6, 1e-8)
         for prior in (0.5, 1.0, 2.0, 3.0)
     ],
+    "NightRegion": [
+        {"min_entities": entities, "p_value": p, "prior_rows": prior}
+        for entities in (6, 7)
+        for p in (1e-8, 1e-9, 1e-10)
+        for prior in (0.5, 1.0)
+    ],
 }
+# The detectors whose settings are a RegionPolicy, and DriftPolicy's field for each.
+REGION_DETECTORS = {"JointRegion": "regions", "NightRegion": "night_regions"}
 
 
 def policy_of(settings: dict[str, dict[str, float]]) -> DriftPolicy:
     """DriftPolicy with each detector's chosen settings (detectors: TUNING_GRID's keys)."""
-    regions = RegionPolicy(**settings["JointRegion"]) if "JointRegion" in settings else RegionPolicy()  # type: ignore[arg-type]
-    flat = {k: v for detector, chosen in settings.items() if detector != "JointRegion" for k, v in chosen.items()}
-    return replace(DriftPolicy(regions=regions), **flat)  # type: ignore[arg-type]
+    regions = {
+        field: RegionPolicy(**settings[detector])  # type: ignore[arg-type]
+        for detector, field in REGION_DETECTORS.items()
+        if detector in settings
+    }
+    flat = {
+        k: v for detector, chosen in settings.items() if detector not in REGION_DETECTORS for k, v in chosen.items()
+    }
+    return replace(DriftPolicy(), **regions, **flat)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -464,8 +480,9 @@ def _replays(watched: Watched, grid: dict[str, list[dict[str, float]]]) -> dict[
 
     def policy(detector: str, setting: dict[str, float]) -> DriftPolicy:
         chosen = policy_of({detector: setting})
-        # Joint regions cost most of a replay; the other detectors' events do not depend on them.
-        return chosen if detector == "JointRegion" else replace(chosen, regions=None)
+        # Regions cost most of a replay; the other detectors' events do not depend on them.
+        off = {field: None for name, field in REGION_DETECTORS.items() if name != detector}
+        return replace(chosen, **off)  # type: ignore[arg-type]
 
     return {
         detector: [replay(watched, policy(detector, setting)).only(frozenset({detector})) for setting in settings]

@@ -236,7 +236,8 @@ class _Trainer:
             return False, decision.reasons, None
         self.versions += 1
         columns = {name: holdout[name].to_numpy(dtype=np.float64) for name in NAMES}
-        reference = version_reference(columns, choice.reference_scores)
+        hours = holdout["event_time"].dt.tz_convert("UTC").dt.hour.to_numpy()
+        reference = version_reference(columns, choice.reference_scores, hours=hours)
         return True, decision.reasons, Version(self.versions, choice.served, reference, choice.judged)
 
 

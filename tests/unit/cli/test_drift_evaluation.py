@@ -99,7 +99,9 @@ def test_card_testing_is_found_as_a_new_region_of_a_feature_pair_within_a_day() 
     assert detection["scenario"] == "new-fraud-pattern"
     assert detection["detected"] is True
     assert 0 < detection["delay_hours"] <= 24
-    assert any("/JointRegion" in alert for alert in detection["first_alerts"])
+    assert any(
+        alert.rsplit(" ", 1)[0].endswith(("/JointRegion", "/NightRegion")) for alert in detection["first_alerts"]
+    )
     assert report["aggregate"]["detected_in_time"] == {"new-fraud-pattern": 1}
 
 

@@ -1,12 +1,13 @@
 """New patterns in pairs of features: a region the reference left almost empty, filled by many
 cards at once, alerts within a day, once; the same rows from one busy card do not; thirty
-stationary days raise nothing."""
+stationary days raise nothing. A night's hours, judged against the reference's same hours, find
+the pattern at the end of its first night, and not one busy card."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from fraudstream_common.reference import SCORE, Reference
+from fraudstream_common.reference import NIGHT_HOURS, SCORE, Reference
 from fraudstream_common.timestamps import seconds_of
 from fraudstream_monitor.drift import HOUR, DriftMonitor, DriftPolicy
 
@@ -51,10 +52,12 @@ def with_pattern(
     return np.concatenate([times, night])[order], merged, every_card, every_terminal
 
 
-def reference(rng: np.random.Generator) -> Reference:
+def reference(rng: np.random.Generator, *, night: bool = False) -> Reference:
+    """A week's reference; `night`: with the night's counts (each row's hour given)."""
     days = [day_of_predictions(rng, day) for day in range(7)]
     columns = {k: np.concatenate([d[1][k] for d in days]) for k in days[0][1]}
-    return Reference.of(columns, joint=SUBJECTS)
+    hours = ((np.concatenate([d[0] for d in days]) % DAY) // HOUR).astype(int) if night else None
+    return Reference.of(columns, joint=SUBJECTS, hours=hours)
 
 
 def stationary_month(rng: np.random.Generator, monitor: DriftMonitor) -> list[object]:
@@ -71,9 +74,9 @@ def test_many_cards_filling_an_empty_region_alert_within_a_day_once() -> None:
 
     alerts = []
     for day in range(30, 32):  # within the quiet time after an alert (48 h)
-        testers = [f"tester-{day}-{i}" for i in range(8)]
+        testers = [f"tester-{day}-{i}" for i in range(10)]
         alerts += monitor.observe_batch(
-            *with_pattern(day_of_predictions(rng, day), testers, [f"far-{i}" for i in range(8)])
+            *with_pattern(day_of_predictions(rng, day), testers, [f"far-{i}" for i in range(10)])
         )
     (alert,) = [a for a in alerts if a.detector == "JointRegion"]
     assert seconds_of(alert.window_end) - 30 * DAY <= DAY
@@ -92,7 +95,7 @@ def test_one_busy_card_in_an_empty_region_is_no_new_pattern() -> None:
     alerts = []
     for day in range(30, 33):
         # The same rows as the pattern above, all from one card at one terminal.
-        alerts += monitor.observe_batch(*with_pattern(day_of_predictions(rng, day), ["busy"] * 8, ["shop"] * 8))
+        alerts += monitor.observe_batch(*with_pattern(day_of_predictions(rng, day), ["busy"] * 10, ["shop"] * 10))
     assert [a for a in alerts if a.detector == "JointRegion"] == []
 
 
@@ -134,3 +137,39 @@ def test_a_cell_is_described_in_the_features_units() -> None:
     assert region.startswith("tx_amount < ")
     assert "<= customer_nb_tx_1h" in region
     assert region.endswith("customer_nb_tx_1h")
+
+
+def test_a_pattern_at_night_is_found_at_the_end_of_its_first_night() -> None:
+    rng = np.random.default_rng(3)
+    monitor = DriftMonitor("m", "1", reference(rng, night=True), DriftPolicy())
+    assert stationary_month(rng, monitor) == []
+
+    testers = [f"tester-{i}" for i in range(6)]
+    alerts = monitor.observe_batch(*with_pattern(day_of_predictions(rng, 30), testers, [f"far-{i}" for i in range(6)]))
+    (alert,) = [a for a in alerts if a.detector == "NightRegion"]
+    first, end = NIGHT_HOURS
+    assert seconds_of(alert.window_start) == 30 * DAY + first * HOUR
+    assert seconds_of(alert.window_end) == 30 * DAY + end * HOUR
+    assert "tx_amount" in alert.subject or "customer_nb_tx_1h" in alert.subject
+    assert int(alert.details["entities"]) == 6
+    assert alert.statistic > alert.threshold
+
+
+def test_one_busy_card_at_night_is_no_new_pattern() -> None:
+    rng = np.random.default_rng(4)
+    monitor = DriftMonitor("m", "1", reference(rng, night=True), DriftPolicy())
+    assert stationary_month(rng, monitor) == []
+    alerts = monitor.observe_batch(*with_pattern(day_of_predictions(rng, 30), ["busy"] * 6, ["shop"] * 6))
+    assert [a for a in alerts if a.detector == "NightRegion"] == []
+
+
+def test_the_night_reference_survives_json() -> None:
+    made = reference(np.random.default_rng(5), night=True)
+    read = Reference.from_json(made.as_json())
+    assert made.night_counts is not None
+    assert read.night_counts is not None
+    assert read.night_rows == made.night_rows > 0
+    assert read.night_hours == NIGHT_HOURS
+    assert (read.night_counts == made.night_counts).all()
+    assert made.joint is not None
+    assert made.night_counts.sum() == made.night_rows * len(made.joint.pairs)

@@ -9,7 +9,11 @@ Two views of it:
 - jointly, per pair of features: the share of the reference in each cell of a grid whose bins
   are cut at `TAIL_QUANTILES`, fine in the tails. A new pattern (a fraud ring testing cards with
   small payments at night) is a few dozen payments a day, too few to move any one feature's
-  distribution, but it fills a cell that the reference left almost empty.
+  distribution, but it fills a cell that the reference left almost empty;
+- the same grid over the reference's rows of the quiet hours of the night (`NIGHT_HOURS`, UTC)
+  alone: what a night is like, to judge a night against. A whole day's share of a night-time
+  cell is diluted by the day's traffic, and a few hours judged against it look unusual by
+  their hour alone.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from fraudstream_common.features.definitions import FEATURE_NAMES
 
 SCORE = "score"
 TAIL_QUANTILES = (0.001, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.999)
+# Hours of the day [first, end), UTC: the night's quietest, when card testing is least hidden.
+NIGHT_HOURS = (1, 5)
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,9 @@ class Reference:
     it are ones the version never saw). Jointly (optional; references written before it have
     none): the grid of feature pairs and the reference's share in each of its cells.
     `period_end` (optional): the end of the period the reference describes (Unix seconds); a
-    version's predictions of earlier transactions are its own history, not traffic to judge."""
+    version's predictions of earlier transactions are its own history, not traffic to judge.
+    `night_counts` (optional, with the grid): the reference rows per cell among those of the
+    hours `night_hours`."""
 
     edges: Mapping[str, np.ndarray]
     shares: Mapping[str, np.ndarray]
@@ -99,14 +107,24 @@ class Reference:
     joint_counts: np.ndarray | None = None  # reference rows per cell
     joint_rows: int = 0
     period_end: float | None = None
+    night_hours: tuple[int, int] = NIGHT_HOURS
+    night_counts: np.ndarray | None = None
+    night_rows: int = 0
 
     @property
     def joint_shares(self) -> np.ndarray | None:
         return None if self.joint_counts is None else self.joint_counts / max(self.joint_rows, 1)
 
     @classmethod
-    def of(cls, columns: Mapping[str, np.ndarray], bins: int = 10, joint: Sequence[str] = ()) -> Reference:
-        """`joint`: the subjects whose pairs the joint grid covers (none: no grid)."""
+    def of(
+        cls,
+        columns: Mapping[str, np.ndarray],
+        bins: int = 10,
+        joint: Sequence[str] = (),
+        hours: np.ndarray | None = None,
+    ) -> Reference:
+        """`joint`: the subjects whose pairs the joint grid covers (none: no grid). `hours`: each
+        row's hour of the day (UTC), for the grid's night counts (none: no night counts)."""
         edges, shares, lows, highs = {}, {}, {}, {}
         for name, values in columns.items():
             inner = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
@@ -116,8 +134,15 @@ class Reference:
         if not joint:
             return cls(edges, shares, lows, highs)
         grid = JointGrid.of(columns, joint)
-        cell_counts = np.bincount(grid.cells(columns).ravel(), minlength=grid.size)
-        return cls(edges, shares, lows, highs, grid, cell_counts, len(columns[joint[0]]))
+        cells = grid.cells(columns)
+        cell_counts = np.bincount(cells.ravel(), minlength=grid.size)
+        reference = cls(edges, shares, lows, highs, grid, cell_counts, len(columns[joint[0]]))
+        if hours is None:
+            return reference
+        first, end = NIGHT_HOURS
+        night = (hours >= first) & (hours < end)
+        night_counts = np.bincount(cells[night].ravel(), minlength=grid.size)
+        return replace(reference, night_counts=night_counts, night_rows=int(night.sum()))
 
     def as_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -138,6 +163,12 @@ class Reference:
                 "rows": self.joint_rows,
                 "counts": self.joint_counts.astype(np.int64).tolist(),
             }
+            if self.night_counts is not None:
+                document["joint"]["night"] = {
+                    "hours": list(self.night_hours),
+                    "rows": self.night_rows,
+                    "counts": self.night_counts.astype(np.int64).tolist(),
+                }
         if self.period_end is not None:
             document["period_end"] = self.period_end
         return document
@@ -147,6 +178,7 @@ class Reference:
         # The first references were the per-subject mapping alone, with no joint grid.
         subjects: Mapping[str, Mapping[str, Any]] = document.get("subjects", document)
         joint, joint_counts, joint_rows = None, None, 0
+        night_hours, night_counts, night_rows = NIGHT_HOURS, None, 0
         if "joint" in document:
             stored = document["joint"]
             joint = JointGrid(
@@ -155,6 +187,12 @@ class Reference:
             joint_counts, joint_rows = np.asarray(stored["counts"], dtype=np.int64), int(stored["rows"])
             if len(joint_counts) != joint.size:
                 raise ValueError(f"the joint reference has {len(joint_counts)} counts for {joint.size} cells")
+            if (night := stored.get("night")) is not None:
+                first, end = night["hours"]
+                night_hours, night_rows = (int(first), int(end)), int(night["rows"])
+                night_counts = np.asarray(night["counts"], dtype=np.int64)
+                if len(night_counts) != joint.size:
+                    raise ValueError(f"the night reference has {len(night_counts)} counts for {joint.size} cells")
         return cls(
             {n: np.asarray(d["edges"], dtype=np.float64) for n, d in subjects.items()},
             {n: np.asarray(d["shares"], dtype=np.float64) for n, d in subjects.items()},
@@ -164,6 +202,9 @@ class Reference:
             joint_counts,
             joint_rows,
             None if document.get("period_end") is None else float(document["period_end"]),
+            night_hours,
+            night_counts,
+            night_rows,
         )
 
 
@@ -173,9 +214,13 @@ JOINT_SUBJECTS = tuple(name for name in FEATURE_NAMES if name != "tx_during_week
 
 
 def version_reference(
-    features: Mapping[str, np.ndarray], scores: np.ndarray, period_end: float | None = None
+    features: Mapping[str, np.ndarray],
+    scores: np.ndarray,
+    period_end: float | None = None,
+    hours: np.ndarray | None = None,
 ) -> Reference:
     """The reference stored with a model version: each feature and the score, and the pairs of
-    `JOINT_SUBJECTS`, of the period that ends at `period_end`."""
-    reference = Reference.of({**features, SCORE: scores}, joint=JOINT_SUBJECTS)
+    `JOINT_SUBJECTS` (over the whole day, and over the night's hours where each row's hour of
+    the day, UTC, is given), of the period that ends at `period_end`."""
+    reference = Reference.of({**features, SCORE: scores}, joint=JOINT_SUBJECTS, hours=hours)
     return replace(reference, period_end=period_end)

@@ -223,7 +223,9 @@ class PartitionCounts:
             if self._catalogue.get(version) is not None:
                 self._settled.add(version)
             if reference is not None:
-                counter = self._hours.counters[version] = HourCounter(reference, self._settings.drift_policy().regions)
+                counter = self._hours.counters[version] = HourCounter(
+                    reference, self._settings.drift_policy().counted_regions
+                )
         return counter
 
     def _window(self, version: str, window: WindowCounts) -> Partial:

@@ -11,6 +11,8 @@ Two kinds of evidence, per subject (each feature, and the score):
   night) are not compared, a day being all weekend or none of it.
 - new patterns in the joint distribution of feature pairs (`regions.JointRegions`), when the
   reference has a joint grid: a region the reference left almost empty that many cards fill;
+  and each night's quiet hours against the reference's same hours (`regions.NightRegions`),
+  judged when the night's last hour completes;
 - online detectors from River on the score: ADWIN (a change in its mean) and PageHinkley (a
   sustained rise), fed hourly means, so that one update costs nothing per prediction and the
   daily cycle is smoothed into the mean of a full hour.
@@ -32,9 +34,10 @@ from river import drift
 from fraudstream_common.reference import SCORE, Reference
 from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert, Severity
 from fraudstream_common.timestamps import timestamp_of
-from fraudstream_monitor.regions import HourSightings, JointRegions, RegionPolicy
+from fraudstream_monitor.regions import HourSightings, JointRegions, NightRegions, RegionFinding, RegionPolicy
 
 HOUR = 3600.0
+DAY = 24 * HOUR
 
 
 def psi(expected_shares: np.ndarray, counts: np.ndarray) -> float:
@@ -58,6 +61,13 @@ class DriftPolicy:
     # Set by the calendar, not by the world: a day's window is all weekend or none of it.
     calendar_subjects: tuple[str, ...] = ("tx_during_weekend", "tx_during_night")
     regions: RegionPolicy | None = field(default_factory=RegionPolicy)
+    night_regions: RegionPolicy | None = field(default_factory=lambda: RegionPolicy(prior_rows=0.5))
+
+    @property
+    def counted_regions(self) -> RegionPolicy | None:
+        """What decides the cells counted (`rare_share`, `max_entities`): both region detectors
+        judge the same counts."""
+        return self.regions or self.night_regions
 
 
 @dataclass
@@ -185,11 +195,12 @@ class DriftMonitor:
     def __post_init__(self) -> None:
         self._hours: deque[HourCounts] = deque()
         self._open = OpenHours()
-        self._open.counters[self.model_version] = HourCounter(self.reference, self.policy.regions)
+        self._open.counters[self.model_version] = HourCounter(self.reference, self.policy.counted_regions)
         self._quiet_until: dict[str, float] = {}
         self._adwin = drift.ADWIN(delta=self.policy.adwin_delta)  # type: ignore[no-untyped-call]  # River is untyped here
         self._page_hinkley = drift.PageHinkley(threshold=self.policy.page_hinkley_threshold, mode="up")
         self._regions = joint_regions(self.reference, self.policy.regions)
+        self._night = night_regions(self.reference, self.policy.night_regions)
         # The statistics of the last judged window, per subject: {"psi": ..., "out_of_range": ...}.
         self.statistics: dict[str, dict[str, float]] = {}
         self.judged_at: float | None = None
@@ -255,6 +266,7 @@ class DriftMonitor:
                     alerts += self._alert(name, "OutOfRange", share, self.policy.out_of_range_share, end, window_n)
             alerts += self._judge_regions(end, window_n)
             self.judged_at = end
+        alerts += self._judge_night(end)
         if hour.n:
             mean = hour.score_sum / hour.n
             self._adwin.update(mean)  # type: ignore[no-untyped-call]
@@ -281,17 +293,43 @@ class DriftMonitor:
         finding = self._regions.judge(window_n, np.sum(rows, axis=0), [s for h in counted for s in h.sightings])
         if finding is None:
             return []
-        details = {
-            "region": finding.region,
-            "entities": str(finding.entities),
-            "rows": str(finding.rows),
-            "expected": f"{finding.expected:.2f}",
-            "p_value": f"{finding.p_value:.3g}",
-        }
         fold = finding.entities / finding.expected
         # One new pattern fills several cells at once: one alert for all of them.
         return self._alert(
-            finding.pair, "JointRegion", fold, self._regions.policy.ratio, end, window_n, details, quiet_key="joint"
+            finding.pair,
+            "JointRegion",
+            fold,
+            self._regions.policy.ratio,
+            end,
+            window_n,
+            _finding_details(finding),
+            quiet_key="joint",
+        )
+
+    def _judge_night(self, end: float) -> list[DriftAlert]:
+        """At the end of the night's hours, those of them counted (that night's only)."""
+        first, last = self.reference.night_hours
+        if self._night is None or (end % DAY) != last * HOUR:
+            return []
+        start = end - (last - first) * HOUR
+        night = [h for h in self._hours if h.start >= start]
+        cell_rows = [h.cell_rows for h in night if h.cell_rows is not None]
+        if not cell_rows:
+            return []
+        rows = sum(h.n for h in night)
+        finding = self._night.judge(rows, np.sum(cell_rows, axis=0), [s for h in night for s in h.sightings])
+        if finding is None:
+            return []
+        return self._alert(
+            finding.pair,
+            "NightRegion",
+            finding.entities / finding.expected,
+            self._night.policy.ratio,
+            end,
+            rows,
+            _finding_details(finding),
+            quiet_key="night",
+            start=start,
         )
 
     def _alert(
@@ -304,13 +342,15 @@ class DriftMonitor:
         size: int,
         details: Mapping[str, str] | None = None,
         quiet_key: str | None = None,
+        start: float | None = None,
     ) -> list[DriftAlert]:
         key = f"{quiet_key or subject}/{detector}"
         self.firing.append(f"{subject}/{detector}")
         if end < self._quiet_until.get(key, float("-inf")):
             return []
         self._quiet_until[key] = end + self.policy.quiet_hours * HOUR
-        start = end - (HOUR if detector in ("ADWIN", "PageHinkley") else self.policy.window_hours * HOUR)
+        if start is None:
+            start = end - (HOUR if detector in ("ADWIN", "PageHinkley") else self.policy.window_hours * HOUR)
         alert_id = hashlib.sha256(f"{self.model_name}|{self.model_version}|{key}|{end}".encode()).hexdigest()[:24]
         return [
             DriftAlert(
@@ -373,6 +413,23 @@ class OpenHours:
     def close(self) -> list[tuple[str, HourCounts]]:
         """Closes the open hour of every version."""
         return [(version, hour) for version, counter in self.counters.items() if (hour := counter.close()) is not None]
+
+
+def _finding_details(finding: RegionFinding) -> dict[str, str]:
+    return {
+        "region": finding.region,
+        "entities": str(finding.entities),
+        "rows": str(finding.rows),
+        "expected": f"{finding.expected:.2f}",
+        "p_value": f"{finding.p_value:.3g}",
+    }
+
+
+def night_regions(reference: Reference, policy: RegionPolicy | None) -> NightRegions | None:
+    shares = reference.joint_shares
+    if reference.joint is None or shares is None or reference.night_counts is None or policy is None:
+        return None
+    return NightRegions(reference.joint, shares, reference.night_counts, reference.night_rows, policy)
 
 
 def joint_regions(reference: Reference, policy: RegionPolicy | None) -> JointRegions | None:

@@ -15,6 +15,12 @@ watched. A watched cell is evidence when, over the window, it holds
   `prior_rows` to each cell's reference count: a week of reference leaves many rare cells
   empty or nearly so by chance, and taking their share as exact raised most false alarms.
 
+A card-testing ring is active at night and small: over a whole day's window it stays below the
+threshold until its second night. `NightRegions` judges each night's quiet hours on their own,
+against the reference's rows of the same hours, and over corner regions rather than cells: the
+watched cells of a pair in the one to three most extreme bins of each feature (a ring spreads
+over the neighbouring cells of its corner, a single cell holds a share of it).
+
 Memory is bounded: per watched cell and hour, the distinct cards and terminals seen, up to
 `max_entities` each (as 64-bit hashes); a cell that had that many in an hour is no longer
 clustered on a few entities, and its rows count instead. Counting is vectorized: the only
@@ -45,7 +51,7 @@ class RegionPolicy:
     max_entities: int = 64
     # Rows added to every cell's reference count: a cell a sample of N rows left empty may
     # still hold some of the traffic.
-    prior_rows: float = 0.5
+    prior_rows: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -187,6 +193,137 @@ class JointRegions:
         saturated = np.any([h.saturated[candidates] for h in hours], axis=0)
         counted: np.ndarray = np.where(saturated, cell_rows[candidates], distinct)
         return counted
+
+
+@dataclass(frozen=True)
+class _Corner:
+    pair: int
+    first: tuple[str, int]  # (feature, "low" or "high" and how many bins deep)
+    second: tuple[str, int]
+
+
+class NightRegions:
+    """Judges the hours of one night against the reference's rows of the same hours, over the
+    corner regions of each pair: the watched cells (by the whole day's reference, as counted)
+    in the `CORNER_DEPTHS` most extreme bins of each feature."""
+
+    CORNER_DEPTHS = (1, 2, 3)
+
+    def __init__(
+        self,
+        grid: JointGrid,
+        reference_shares: np.ndarray,
+        night_counts: np.ndarray,
+        night_rows: int,
+        policy: RegionPolicy,
+    ) -> None:
+        self.grid = grid
+        self.policy = policy
+        watched = reference_shares < policy.rare_share
+        corners: list[_Corner] = []
+        members: list[np.ndarray] = []
+        for k, (a, b) in enumerate(grid.pairs):
+            width_a, width_b = len(grid.edges[a]) + 1, len(grid.edges[b]) + 1
+            for bins_a in _tails(width_a, self.CORNER_DEPTHS):
+                for bins_b in _tails(width_b, self.CORNER_DEPTHS):
+                    cells = int(grid.offsets[k]) + (bins_a[:, None] * width_b + bins_b[None, :]).ravel()
+                    cells = cells[watched[cells]]
+                    if len(cells):
+                        corners.append(_Corner(k, (a, _signed(bins_a, width_a)), (b, _signed(bins_b, width_b))))
+                        members.append(cells)
+        sizes = np.asarray([len(m) for m in members], dtype=np.int64)
+        cells = np.concatenate(members) if members else np.empty(0, dtype=np.int64)
+        regions = np.repeat(np.arange(len(members)), sizes)
+        order = np.argsort(cells, kind="stable")
+        self._corners = corners
+        self._member_cells, self._member_regions = cells[order], regions[order]
+        reference_rows = np.bincount(regions, weights=night_counts[cells], minlength=len(corners))
+        self._shares = (reference_rows + policy.prior_rows) / max(night_rows, 1)
+
+    def __len__(self) -> int:
+        return len(self._corners)
+
+    def judge(self, night_rows: int, cell_rows: np.ndarray, hours: Sequence[HourSightings]) -> RegionFinding | None:
+        """The night holds `night_rows` predictions, `cell_rows` per cell, and the sightings of
+        its `hours`. Returns the most significant corner region, if any."""
+        policy = self.policy
+        n = len(self._corners)
+        expected = self._shares * night_rows
+        rows = np.bincount(self._member_regions, weights=cell_rows[self._member_cells], minlength=n)
+        candidates = (rows >= policy.min_entities) & (rows >= policy.ratio * expected)
+        if not candidates.any():
+            return None
+        entities = np.minimum(
+            self._distinct([h.cards for h in hours], rows), self._distinct([h.terminals for h in hours], rows)
+        )
+        p_values = gammainc(np.maximum(entities, 1), expected)
+        significant = (
+            candidates
+            & (entities >= policy.min_entities)
+            & (entities >= policy.ratio * expected)
+            & (p_values < policy.p_value)
+        )
+        if not significant.any():
+            return None
+        best = int(np.argmin(np.where(significant, p_values, np.inf)))
+        corner = self._corners[best]
+        a, b = self.grid.pairs[corner.pair]
+        region = f"{self._describe(*corner.first)} and {self._describe(*corner.second)}"
+        return RegionFinding(
+            f"{a} & {b}", region, int(entities[best]), int(rows[best]), float(expected[best]), float(p_values[best])
+        )
+
+    def _distinct(self, hours: Sequence[Sightings], rows: np.ndarray) -> np.ndarray:
+        """Distinct entities per corner region over `hours`; its rows where a cell of it saw
+        more entities in an hour than were kept."""
+        n = len(self._corners)
+        cells = np.concatenate([h.cells for h in hours]) if hours else np.empty(0, dtype=np.int64)
+        entities = np.concatenate([h.entities for h in hours]) if hours else np.empty(0, dtype=np.int64)
+        first = np.searchsorted(self._member_cells, cells, side="left")
+        last = np.searchsorted(self._member_cells, cells, side="right")
+        regions, sighted = _expand(self._member_regions, first, last, entities)
+        _, unique = np.unique(_pair_keys(regions, sighted), return_index=True)
+        distinct = np.bincount(regions[unique], minlength=n)
+        saturated_cells = np.flatnonzero(np.any([h.saturated for h in hours], axis=0)) if hours else np.empty(0, int)
+        saturated = np.zeros(n, dtype=bool)
+        if len(saturated_cells):
+            first = np.searchsorted(self._member_cells, saturated_cells, side="left")
+            last = np.searchsorted(self._member_cells, saturated_cells, side="right")
+            saturated[_expand(self._member_regions, first, last, saturated_cells)[0]] = True
+        counted: np.ndarray = np.where(saturated, rows, distinct)
+        return counted
+
+    def _describe(self, name: str, bins: int) -> str:
+        """`bins` > 0: the feature's `bins` highest bins; < 0: its lowest."""
+        edges = self.grid.edges[name]
+        if bins < 0:
+            return f"{name} < {edges[-bins - 1]:.6g}"
+        return f"{name} >= {edges[len(edges) - bins]:.6g}"
+
+
+def _tails(width: int, depths: Sequence[int]) -> list[np.ndarray]:
+    """The bin ranges of each tail of a feature cut into `width` bins, at each depth that leaves
+    some bins out (a deeper one would be the whole feature)."""
+    ranges = []
+    for depth in depths:
+        if depth >= width:
+            break
+        ranges += [np.arange(depth), np.arange(width - depth, width)]
+    return ranges
+
+
+def _signed(bins: np.ndarray, width: int) -> int:
+    return -len(bins) if bins[0] == 0 else len(bins)
+
+
+def _expand(
+    regions: np.ndarray, first: np.ndarray, last: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each i, the regions[first[i]:last[i]], each with values[i]."""
+    counts = last - first
+    starts = np.repeat(first - np.cumsum(counts) + counts, counts)
+    index = starts + np.arange(int(counts.sum()))
+    return regions[index], np.repeat(values, counts)
 
 
 def _hashes(names: Sequence[str]) -> np.ndarray:

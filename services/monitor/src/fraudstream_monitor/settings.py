@@ -9,6 +9,8 @@ from fraudstream_monitor.drift import DriftPolicy
 from fraudstream_monitor.regions import RegionPolicy
 from fraudstream_monitor.retrain import RetrainPolicy
 
+_NIGHT = DriftPolicy().night_regions or RegionPolicy()
+
 
 class MonitorSettings(ServiceSettings, ApiKeySecret, RetrainRequestSecret):
     http_host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
@@ -105,6 +107,28 @@ class MonitorSettings(ServiceSettings, ApiKeySecret, RetrainRequestSecret):
         description="Rows added to each cell's reference count before its expectation is taken: a cell the "
         "reference saw (almost) empty is not taken to be impossible.",
     )
+    night_regions: bool = Field(
+        default=True,
+        description="Judge each night's quiet hours (the reference's `night_hours`) against the reference's same "
+        "hours, over the corner regions of each feature pair: card testing shows on its first night.",
+    )
+    night_region_min_entities: int = Field(
+        default=_NIGHT.min_entities,
+        ge=1,
+        description="Fewest distinct cards (and as many terminals) in a corner region, over a night, that alert.",
+    )
+    night_region_p_value: float = Field(
+        default=_NIGHT.p_value,
+        gt=0,
+        lt=1,
+        description="A corner region alerts when a Poisson count with the night reference's expectation reaches its "
+        "entities less often than this.",
+    )
+    night_region_prior_rows: float = Field(
+        default=_NIGHT.prior_rows,
+        gt=0,
+        description="Rows added to each corner region's night reference count before its expectation is taken.",
+    )
     quality_window_hours: float = Field(default=24.0, gt=0, description="Hours of predictions a quality window holds.")
     label_maturity_hours: float = Field(
         default=8 * 24.0,
@@ -159,6 +183,15 @@ class MonitorSettings(ServiceSettings, ApiKeySecret, RetrainRequestSecret):
                 prior_rows=self.region_prior_rows,
             )
             if self.joint_regions
+            else None,
+            night_regions=RegionPolicy(
+                rare_share=self.region_rare_share,
+                min_entities=self.night_region_min_entities,
+                ratio=self.region_ratio,
+                p_value=self.night_region_p_value,
+                prior_rows=self.night_region_prior_rows,
+            )
+            if self.night_regions
             else None,
         )
 

@@ -385,4 +385,5 @@ def _reference(holdout: pd.DataFrame, scores: np.ndarray, holdout_end: pd.Timest
     """The version's reference distribution (its inputs on the holdout, and its scores out of
     sample), which the monitor compares the traffic after the holdout with."""
     columns = {name: holdout[name].to_numpy(dtype=np.float64) for name in FEATURE_NAMES}
-    return version_reference(columns, scores, holdout_end.timestamp()).as_json()
+    hours = holdout["event_time"].dt.tz_convert("UTC").dt.hour.to_numpy()
+    return version_reference(columns, scores, holdout_end.timestamp(), hours).as_json()
