@@ -184,12 +184,9 @@ class JointRegions:
         return Sightings(cells[kept], entities[kept], saturated)
 
     def _window_distinct(self, candidates: np.ndarray, cell_rows: np.ndarray, hours: Sequence[Sightings]) -> np.ndarray:
-        cells = np.concatenate([h.cells for h in hours])
-        entities = np.concatenate([h.entities for h in hours])
+        cells, entities = _sighted(hours)
         mine = np.isin(cells, candidates)
-        cells, entities = cells[mine], entities[mine]
-        _, first = np.unique(_pair_keys(cells, entities), return_index=True)
-        distinct = np.bincount(cells[first], minlength=self.grid.size)[candidates]
+        distinct = _distinct_per(cells[mine], entities[mine], self.grid.size)[candidates]
         saturated = np.any([h.saturated[candidates] for h in hours], axis=0)
         counted: np.ndarray = np.where(saturated, cell_rows[candidates], distinct)
         return counted
@@ -197,9 +194,12 @@ class JointRegions:
 
 @dataclass(frozen=True)
 class _Corner:
+    """A corner of a pair's grid: per feature, how many of its highest bins (> 0) or of its
+    lowest (< 0)."""
+
     pair: int
-    first: tuple[str, int]  # (feature, "low" or "high" and how many bins deep)
-    second: tuple[str, int]
+    first: int
+    second: int
 
 
 class NightRegions:
@@ -229,7 +229,7 @@ class NightRegions:
                     cells = int(grid.offsets[k]) + (bins_a[:, None] * width_b + bins_b[None, :]).ravel()
                     cells = cells[watched[cells]]
                     if len(cells):
-                        corners.append(_Corner(k, (a, _signed(bins_a, width_a)), (b, _signed(bins_b, width_b))))
+                        corners.append(_Corner(k, _signed(bins_a), _signed(bins_b)))
                         members.append(cells)
         sizes = np.asarray([len(m) for m in members], dtype=np.int64)
         cells = np.concatenate(members) if members else np.empty(0, dtype=np.int64)
@@ -268,7 +268,7 @@ class NightRegions:
         best = int(np.argmin(np.where(significant, p_values, np.inf)))
         corner = self._corners[best]
         a, b = self.grid.pairs[corner.pair]
-        region = f"{self._describe(*corner.first)} and {self._describe(*corner.second)}"
+        region = f"{self._describe(a, corner.first)} and {self._describe(b, corner.second)}"
         return RegionFinding(
             f"{a} & {b}", region, int(entities[best]), int(rows[best]), float(expected[best]), float(p_values[best])
         )
@@ -277,13 +277,10 @@ class NightRegions:
         """Distinct entities per corner region over `hours`; its rows where a cell of it saw
         more entities in an hour than were kept."""
         n = len(self._corners)
-        cells = np.concatenate([h.cells for h in hours]) if hours else np.empty(0, dtype=np.int64)
-        entities = np.concatenate([h.entities for h in hours]) if hours else np.empty(0, dtype=np.int64)
+        cells, entities = _sighted(hours)
         first = np.searchsorted(self._member_cells, cells, side="left")
         last = np.searchsorted(self._member_cells, cells, side="right")
-        regions, sighted = _expand(self._member_regions, first, last, entities)
-        _, unique = np.unique(_pair_keys(regions, sighted), return_index=True)
-        distinct = np.bincount(regions[unique], minlength=n)
+        distinct = _distinct_per(*_expand(self._member_regions, first, last, entities), n)
         saturated_cells = np.flatnonzero(np.any([h.saturated for h in hours], axis=0)) if hours else np.empty(0, int)
         saturated = np.zeros(n, dtype=bool)
         if len(saturated_cells):
@@ -312,8 +309,22 @@ def _tails(width: int, depths: Sequence[int]) -> list[np.ndarray]:
     return ranges
 
 
-def _signed(bins: np.ndarray, width: int) -> int:
+def _signed(bins: np.ndarray) -> int:
     return -len(bins) if bins[0] == 0 else len(bins)
+
+
+def _sighted(hours: Sequence[Sightings]) -> tuple[np.ndarray, np.ndarray]:
+    """Every (cell, entity) the hours kept, as two arrays."""
+    if not hours:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    return np.concatenate([h.cells for h in hours]), np.concatenate([h.entities for h in hours])
+
+
+def _distinct_per(groups: np.ndarray, entities: np.ndarray, size: int) -> np.ndarray:
+    """How many distinct entities each group (0 to `size` - 1) holds."""
+    _, first = np.unique(_pair_keys(groups, entities), return_index=True)
+    counted: np.ndarray = np.bincount(groups[first], minlength=size)
+    return counted
 
 
 def _expand(
