@@ -31,8 +31,8 @@ class Choice(Generic[Model]):
     """`judged`: trained on the training window, the model the gate judged (`judged_scores` on
     the holdout). `served`: what a promoted version serves, the judged model or the recipe
     refit on the holdout, trained on `served_rows` (summarised by `summary`).
-    `reference_scores`: the served model's scores where it has not trained (the holdout's for
-    the judged model, the training window's for the refit), for the version's reference.
+    `reference_scores`: the served model's scores on the holdout, the rows the version's
+    reference describes (for the refit, the rows it trained on: see `choose`).
     `refit_skipped`: why a refit was wanted but the holdout could not train it."""
 
     judgement: Judgement
@@ -78,7 +78,8 @@ def choose(
             refit_skipped = "; ".join(error.failures)
         else:
             served = fit(holdout, "refit on the holdout")
-            # Out of sample: the judged model's window, as far before the refit's as the
-            # traffic it meets is after it.
-            served_rows, summary, reference_scores = holdout, refit_summary, score(served, training)
+            # In sample, yet its score deciles there match the traffic after it. The judged
+            # model's window, out of sample, may lie in the features' warm-up (a first model's),
+            # whose scores the traffic never shows again: a false alarm from the first day.
+            served_rows, summary, reference_scores = holdout, refit_summary, score(served, holdout)
     return Choice(judgement, judged, judged_scores, served, served_rows, summary, reference_scores, refit_skipped)

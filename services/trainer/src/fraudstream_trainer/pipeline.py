@@ -382,8 +382,8 @@ class Trainer:
 
 
 def _reference(holdout: pd.DataFrame, scores: np.ndarray, holdout_end: pd.Timestamp) -> dict[str, Any]:
-    """The version's reference distribution (its inputs on the holdout, and its scores out of
-    sample), which the monitor compares the traffic after the holdout with."""
+    """The version's reference distribution (its inputs and its scores on the holdout), which
+    the monitor compares the traffic after the holdout with."""
     columns = {name: holdout[name].to_numpy(dtype=np.float64) for name in FEATURE_NAMES}
     hours = holdout["event_time"].dt.tz_convert("UTC").dt.hour.to_numpy()
     return version_reference(columns, scores, holdout_end.timestamp(), hours).as_json()
