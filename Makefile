@@ -99,9 +99,12 @@ down:
 # in front: a line every 10 s, then the report (also in .platform/run/demo-report.txt), which
 # judges from the drift's start whether quality came back. The demo runs at 3,600 times real
 # time and the trainer's cooldown counts wall time: 96 seconds here (4 simulated days), not an
-# hour (150 simulated days), so a drift can be answered.
+# hour (150 simulated days), so a drift can be answered. The monitor's hours wait for
+# predictions out of order as many times longer: 3 simulated hours (3 seconds), not 10 minutes.
 DEMO_DRIFT = new-fraud-pattern:56
 demo: export FRAUDSTREAM_COOLDOWN_SECONDS = 96
+demo: export FRAUDSTREAM_HOUR_LATENESS_SECONDS = 10800
+demo: export FRAUDSTREAM_HOUR_MAX_AHEAD_SECONDS = 21600
 demo: up
 	@mkdir -p .platform/run
 	$(RUN) fraudstream simulate --days 84 --history-days 53 --wait-for-model 1200 --speedup 3600 --drift $(DEMO_DRIFT) \

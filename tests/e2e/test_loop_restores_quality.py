@@ -69,7 +69,17 @@ def test_after_a_drift_the_loop_brings_quality_back_with_no_human_step(
     trainer_store = {name.removeprefix("FRAUDSTREAM_").lower(): value for name, value in store_env.items()}
     # Cooldowns count wall time: a short one, as the demo's, so that a drift can be answered.
     cooldown = str(4 * SECONDS_PER_DAY)
-    monitor = monitor_service(topics.prefix, logs, model, model)
+    # Event time runs thousands of times faster than wall time: the monitor's hours wait as
+    # many times longer for predictions out of order (a few seconds of wall time).
+    speedup = DAY_SECONDS / SECONDS_PER_DAY
+    monitor = monitor_service(
+        topics.prefix,
+        logs,
+        model,
+        model,
+        hour_lateness_seconds=str(3 * speedup),
+        hour_max_ahead_seconds=str(6 * speedup),
+    )
     services = [
         ServiceProcess(prefix=topics.prefix, log_dir=logs),
         # Offline parts at the service's default pace: the tests' 1 s parts would leave thousands

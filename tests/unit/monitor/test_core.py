@@ -12,7 +12,7 @@ from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert
 from fraudstream_common.schemas.v1.prediction_pb2 import Prediction
 from fraudstream_common.settings import DEVELOPMENT_RETRAIN_REQUEST_SECRET
 from fraudstream_common.signing import verify_request
-from fraudstream_common.timestamps import timestamp_of
+from fraudstream_common.timestamps import seconds_of, timestamp_of
 from fraudstream_monitor.core import MonitorCore
 from fraudstream_monitor.counting import Partial, PartitionCounts
 from fraudstream_monitor.settings import MonitorSettings
@@ -223,3 +223,25 @@ def test_a_partial_that_is_not_one_is_refused_with_an_error_the_judge_handles() 
     ):
         with pytest.raises((ValueError, KeyError, TypeError)):
             Partial.decode(value)
+
+
+def test_predictions_out_of_order_and_a_live_one_in_a_replay_raise_what_the_ordered_stream_raises() -> None:
+    rng = np.random.default_rng(9)
+    ordered = predictions(rng, range(0, 4), 600) + predictions(rng, range(4, 8), 600, amount_scale=4.0)
+    # As the inference service writes them while one of its input partitions lags 8 minutes.
+    skew = [seconds_of(p.transaction_time) + (480.0 if i % 2 else 0.0) for i, p in enumerate(ordered)]
+    shuffled = [ordered[i] for i in np.argsort(skew, kind="stable")]
+    live = Prediction()
+    live.CopyFrom(shuffled[1000])
+    live.transaction_id = "tx-live"
+    live.transaction_time.CopyFrom(timestamp_of(START + 3 * 365 * 24 * HOUR))
+    shuffled.insert(1000, live)
+    alerts = {}
+    for name, stream in (("ordered", ordered), ("shuffled", shuffled)):
+        monitor, _ = core_with_reference(Clock(), partitions=2)
+        alerts[name] = sorted((a.subject, a.detector, round(a.statistic, 9)) for a in monitor.predictions(stream))
+        counted = [monitor.partitions[p]._hours for p in range(2)]
+        assert sum(h.late for h in counted) == 0
+        assert sum(h.ahead for h in counted) == (name == "shuffled")
+    assert alerts["ordered"]
+    assert alerts["shuffled"] == alerts["ordered"]

@@ -8,7 +8,7 @@ import pandas as pd
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_trainer.checks import DataBounds
-from fraudstream_trainer.choice import choose
+from fraudstream_trainer.choice import Choice, choose
 from fraudstream_trainer.gate import GatePolicy
 from fraudstream_trainer.settings import ServedModel
 from fraudstream_trainer.windows import Windows
@@ -40,7 +40,7 @@ class Model:
         self.offset = offset
 
 
-def run(served_model: ServedModel) -> tuple[object, pd.DataFrame, pd.DataFrame]:
+def run(served_model: ServedModel) -> tuple[Choice[Model], pd.DataFrame, pd.DataFrame]:
     training, holdout = frame(WINDOWS.train_start, 400, 1), frame(WINDOWS.holdout_start, 400, 2)
     fitted = iter([Model(0.0), Model(10.0)])
     choice = choose(
@@ -59,7 +59,8 @@ def run(served_model: ServedModel) -> tuple[object, pd.DataFrame, pd.DataFrame]:
 
 def test_a_refit_serves_and_its_reference_is_its_scores_on_the_holdout() -> None:
     choice, _, holdout = run(ServedModel.REFIT)
-    assert choice.refit and choice.served.offset == 10.0
+    assert choice.refit
+    assert choice.served.offset == 10.0
     expected = 10.0 + holdout[FEATURE_NAMES[0]].to_numpy() + holdout["is_fraud"].to_numpy()
     # Not the training window's: a first model's lies in the features' warm-up.
     np.testing.assert_array_equal(choice.reference_scores, expected)
@@ -67,6 +68,7 @@ def test_a_refit_serves_and_its_reference_is_its_scores_on_the_holdout() -> None
 
 def test_the_judged_model_serves_with_its_holdout_scores() -> None:
     choice, _, holdout = run(ServedModel.JUDGED)
-    assert not choice.refit and choice.served.offset == 0.0
+    assert not choice.refit
+    assert choice.served.offset == 0.0
     np.testing.assert_array_equal(choice.reference_scores, choice.judged_scores)
     assert len(choice.reference_scores) == len(holdout)

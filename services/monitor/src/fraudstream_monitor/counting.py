@@ -4,9 +4,10 @@ partitions. `predictions` and `labels` are both keyed by transaction id, so a la
 prediction in the same partition, and each replica joins its own partitions.
 
 Per input partition, in arrival order:
-- an hour of event time is open for every version (`drift.OpenHours`); a prediction of a later
-  hour closes it: each version's counts of the closed hour go out (`hour`), and the partition's
-  new open hour (`mark`), which tells the judge the partition will send nothing more for the
+- hours of event time are open for every version until the partition's watermark is a
+  lateness past them (`drift.OpenHours` has the policy for predictions out of order, late or far
+  ahead): each version's counts of a closed hour go out (`hour`), and the partition's first
+  hour still open (`mark`), which tells the judge the partition will send nothing more for the
   hours before it;
 - the label join (`quality.LabelJoin`, per version) sends each window it matures, or changes
   afterwards (`window`);
@@ -113,7 +114,9 @@ class PartitionCounts:
         self.partition = partition
         self._settings = settings
         self._catalogue = catalogue
-        self._hours = OpenHours()
+        self._hours = OpenHours(
+            settings.hour_lateness_seconds, settings.hour_max_ahead_seconds, settings.hour_confirm_rows
+        )
         self._joins: dict[str, LabelJoin] = {}
         self._settled: set[str] = set()  # versions whose reference was looked up for good
         self._watched_since: dict[str, float] = {}
@@ -152,6 +155,8 @@ class PartitionCounts:
 
         for version, hour in self._hours.count(times, count_run):
             partials.append(Partial("hour", self.partition, hour.to_json(), version, hour.start))
+        metrics.UNCOUNTED_PREDICTIONS.labels(str(self.partition), "late").set(self._hours.late)
+        metrics.UNCOUNTED_PREDICTIONS.labels(str(self.partition), "ahead").set(self._hours.ahead)
         if self._hours.start != opened:
             partials.append(self.mark(idle=False))
         self.seen.update(p.model_version for p in batch)
@@ -176,7 +181,10 @@ class PartitionCounts:
 
     def mark(self, *, idle: bool) -> Partial:
         """Where the partition stands: its open hour (it sends nothing more for earlier ones)."""
-        return Partial("mark", self.partition, {"open": self._hours.start, "idle": idle, "late": self._hours.late})
+        hours = self._hours
+        return Partial(
+            "mark", self.partition, {"open": hours.start, "idle": idle, "late": hours.late, "ahead": hours.ahead}
+        )
 
     def seen_partial(self, now: float) -> Partial:
         oldest = int(now // TRAFFIC_BUCKET_SECONDS) - TRAFFIC_BUCKETS

@@ -23,6 +23,7 @@ A subject that alerted stays quiet for `quiet_hours` of event time: one drift, o
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -136,13 +137,13 @@ class HourCounts:
 
 
 class HourCounter:
-    """Counts one version's predictions into the hour of event time that is open; the caller
-    decides when it closes."""
+    """Counts one version's predictions into the hours of event time that are open; the caller
+    decides when each closes."""
 
     def __init__(self, reference: Reference, regions: RegionPolicy | None) -> None:
         self.reference = reference
         self._regions = joint_regions(reference, regions)
-        self.current: HourCounts | None = None
+        self._open: dict[float, HourCounts] = {}
 
     def count(
         self,
@@ -150,10 +151,10 @@ class HourCounter:
         columns: Mapping[str, np.ndarray],
         entities: tuple[Sequence[str], Sequence[str]] | None,
     ) -> None:
-        """Rows of the hour beginning at `start` (the open one, or the first after a close)."""
-        current = self.current
+        """Rows of the hour beginning at `start` (open, or opened by them)."""
+        current = self._open.get(start)
         if current is None:
-            current = self.current = HourCounts(
+            current = self._open[start] = HourCounts(
                 start, {n: np.zeros(len(e) + 1) for n, e in self.reference.edges.items()}
             )
         reference = self.reference
@@ -167,7 +168,7 @@ class HourCounter:
             if outside:
                 current.outside[name] = current.outside.get(name, 0) + outside
         if self._regions is not None and entities is not None:
-            cell_rows = self._regions.count(columns, *entities)
+            cell_rows = self._regions.count(start, columns, *entities)
             if cell_rows is not None:
                 current.cell_rows = cell_rows if current.cell_rows is None else current.cell_rows + cell_rows
         scores = columns.get(SCORE)
@@ -175,12 +176,19 @@ class HourCounter:
             current.score_sum += float(scores.sum())
             current.n += len(scores)
 
-    def close(self) -> HourCounts | None:
-        """The open hour, counted; none is open after it."""
-        hour, self.current = self.current, None
+    def close(self, start: float | None = None) -> HourCounts | None:
+        """The hour beginning at `start` (by default the earliest open), counted; None when it
+        is not open."""
+        if start is None:
+            start = min(self._open, default=None)
+        hour = None if start is None else self._open.pop(start, None)
         if hour is not None and self._regions is not None:
-            hour.sightings = [self._regions.close_hour()]
+            hour.sightings = [self._regions.close_hour(hour.start)]
         return hour
+
+    @property
+    def open_hours(self) -> list[float]:
+        return sorted(self._open)
 
 
 @dataclass
@@ -379,15 +387,35 @@ def page_hinkley_statistic(detector: drift.PageHinkley) -> float:
 
 
 class OpenHours:
-    """The hour of event time open on one stream of predictions (an input partition), for every
-    version on it: a prediction of a later hour closes it, one of an earlier hour is late and
-    not counted. Rows are taken in arrival order, so that the hours closed do not depend on how
-    the stream was cut into batches."""
+    """The hours of event time open on one stream of predictions (an input partition), for every
+    version on it. The stream is not in event-time order: the inference service interleaves its
+    input partitions, and producers' clocks differ. So the policy, per prediction in arrival
+    order (the hours closed do not depend on how the stream was cut into batches):
 
-    def __init__(self) -> None:
-        self.start = float("-inf")
+    - The watermark is the latest event time in step. An hour closes once the watermark is
+      `lateness` past its end; a prediction of a closed hour is late, and not counted.
+    - A prediction of an hour more than `max_ahead` past the watermark (a live transaction in a
+      replay, a clock far ahead) is ahead: not counted, and it does not move the watermark,
+      unless it is the `confirm_rows`-th ahead in a row (the stream moved on: traffic back
+      after a gap, a replay reaching the present). Then the watermark moves to the earliest of
+      them, and it is counted, as are those after it that are not late.
+
+    The defaults (no lateness, nothing ahead) close an hour at the first prediction of a later
+    one: for a stream in event-time order, as evaluations replay it."""
+
+    def __init__(self, lateness: float = 0.0, max_ahead: float = math.inf, confirm_rows: int = 1) -> None:
+        self.lateness = lateness
+        self.max_ahead = max_ahead
+        self.confirm_rows = confirm_rows
+        self.watermark = -math.inf
+        # Hours beginning before this are closed: nothing more is sent for them.
+        self.start = -math.inf
         self.counters: dict[str, HourCounter] = {}
         self.late = 0
+        self.ahead = 0
+        # The predictions ahead since the last one that was not: how many, and the earliest.
+        self._ahead_rows = 0
+        self._ahead_earliest = math.inf
 
     def count(
         self, event_times: np.ndarray, count_run: Callable[[float, int, int], None]
@@ -399,20 +427,59 @@ class OpenHours:
         starts = event_times - event_times % HOUR
         boundaries = np.flatnonzero(np.diff(starts)) + 1
         closed: list[tuple[str, HourCounts]] = []
-        for first, last in zip(np.r_[0, boundaries], np.r_[boundaries, len(starts)], strict=True):
-            start = float(starts[first])
+        for run_first, run_last in zip(np.r_[0, boundaries], np.r_[boundaries, len(starts)], strict=True):
+            start, first, last = float(starts[run_first]), int(run_first), int(run_last)
             if start < self.start:
-                self.late += int(last - first)
+                self.late += last - first
+                self._end_ahead_run()
                 continue
-            if start > self.start:
-                closed += self.close()
-                self.start = start
-            count_run(start, int(first), int(last))
+            if math.isfinite(self.watermark) and start > self.watermark + self.max_ahead:
+                # The `confirm_rows`-th in a row confirms: it and those after it are counted.
+                needed = self.confirm_rows - self._ahead_rows
+                earliest = min(self._ahead_earliest, float(event_times[first : min(first + needed, last)].min()))
+                if last - first < needed:
+                    self._ahead_rows += last - first
+                    self._ahead_earliest = earliest
+                    continue
+                self.ahead += self._ahead_rows + needed - 1
+                self._ahead_rows, self._ahead_earliest = 0, math.inf
+                first += needed - 1
+                self.watermark = earliest
+                closed += self._close_passed()
+            else:
+                self._end_ahead_run()
+            count_run(start, first, last)
+            self.watermark = max(self.watermark, float(event_times[first:last].max()))
+            closed += self._close_passed()
         return closed
 
     def close(self) -> list[tuple[str, HourCounts]]:
-        """Closes the open hour of every version."""
-        return [(version, hour) for version, counter in self.counters.items() if (hour := counter.close()) is not None]
+        """Closes every open hour of every version, in order (the stream has ended)."""
+        closed = []
+        for start in sorted({s for counter in self.counters.values() for s in counter.open_hours}):
+            closed += self._close_hour(start)
+        return closed
+
+    def _close_passed(self) -> list[tuple[str, HourCounts]]:
+        """Closes the hours the watermark is `lateness` past; moves `start` past them."""
+        passed = self.watermark - self.lateness
+        boundary = passed - passed % HOUR
+        if boundary <= self.start:
+            return []
+        closed = []
+        for start in sorted({s for counter in self.counters.values() for s in counter.open_hours if s < boundary}):
+            closed += self._close_hour(start)
+        self.start = boundary
+        return closed
+
+    def _close_hour(self, start: float) -> list[tuple[str, HourCounts]]:
+        closed = [(version, counter.close(start)) for version, counter in self.counters.items()]
+        return [(version, hour) for version, hour in closed if hour is not None]
+
+    def _end_ahead_run(self) -> None:
+        """A prediction not ahead: those ahead before it were not the stream moving on."""
+        self.ahead += self._ahead_rows
+        self._ahead_rows, self._ahead_earliest = 0, math.inf
 
 
 def _finding_details(finding: RegionFinding) -> dict[str, str]:

@@ -32,3 +32,9 @@ LATE_PARTIALS = Counter(
     "Counts of an input partition that reached the judge after it had judged their hour or window without them.",
     ["kind"],
 )
+UNCOUNTED_PREDICTIONS = Gauge(
+    "fraudstream_monitor_uncounted_predictions",
+    "Predictions an input partition left out of its drift counts since the replica took it: late (their hour "
+    "had closed) or ahead (far past the partition's watermark).",
+    ["partition", "why"],
+)

@@ -114,33 +114,34 @@ class JointRegions:
         self.policy = policy
         self._shares = reference_shares + policy.prior_rows / max(reference_rows, 1)
         self._watched = reference_shares < policy.rare_share
-        self._cells: list[np.ndarray] = []
-        self._cards: list[np.ndarray] = []
-        self._terminals: list[np.ndarray] = []
+        # Per open hour (by its start): the watched cells hit, and each hit's card and terminal.
+        self._open: dict[float, tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]] = {}
 
     def count(
-        self, columns: Mapping[str, np.ndarray], cards: Sequence[str], terminals: Sequence[str]
+        self, start: float, columns: Mapping[str, np.ndarray], cards: Sequence[str], terminals: Sequence[str]
     ) -> np.ndarray | None:
-        """Rows of the current hour. Returns their count per cell (the caller keeps it with the
-        hour), or None when a subject of the grid is missing from `columns`."""
+        """Rows of the open hour beginning at `start`. Returns their count per cell (the caller
+        keeps it with the hour), or None when a subject of the grid is missing from `columns`."""
         if any(name not in columns for name in self.grid.subjects):
             return None
         cells = self.grid.cells(columns)
         rows, pairs = np.nonzero(self._watched[cells])
         hits = cells[rows, pairs]
-        self._cells.append(hits)
+        hour_cells, hour_cards, hour_terminals = self._open.setdefault(start, ([], [], []))
+        hour_cells.append(hits)
         # A row in several watched cells is hashed once.
         seen, where = np.unique(rows, return_inverse=True)
-        self._cards.append(_hashes([cards[i] for i in seen.tolist()])[where])
-        self._terminals.append(_hashes([terminals[i] for i in seen.tolist()])[where])
+        hour_cards.append(_hashes([cards[i] for i in seen.tolist()])[where])
+        hour_terminals.append(_hashes([terminals[i] for i in seen.tolist()])[where])
         return np.bincount(hits, minlength=self.grid.size)
 
-    def close_hour(self) -> HourSightings:
-        """The current hour's distinct cards and terminals per watched cell; starts the next."""
-        cells = np.concatenate(self._cells) if self._cells else np.empty(0, dtype=np.int64)
-        cards = np.concatenate(self._cards) if self._cards else np.empty(0, dtype=np.int64)
-        terminals = np.concatenate(self._terminals) if self._terminals else np.empty(0, dtype=np.int64)
-        self._cells, self._cards, self._terminals = [], [], []
+    def close_hour(self, start: float) -> HourSightings:
+        """The distinct cards and terminals per watched cell of the hour beginning at `start`."""
+        hour_cells, hour_cards, hour_terminals = self._open.pop(start, ([], [], []))
+        empty = np.empty(0, dtype=np.int64)
+        cells = np.concatenate(hour_cells) if hour_cells else empty
+        cards = np.concatenate(hour_cards) if hour_cards else empty
+        terminals = np.concatenate(hour_terminals) if hour_terminals else empty
         return HourSightings(self._distinct(cells, cards), self._distinct(cells, terminals))
 
     def judge(self, window_rows: int, cell_rows: np.ndarray, hours: Sequence[HourSightings]) -> RegionFinding | None:
