@@ -142,18 +142,19 @@ class PartitionCounts:
             ):
                 partials.append(self._window(prediction.model_version, window))
         opened = self._hours.start
+        # A version's own history is not traffic: it neither counts nor moves the hours.
+        judged_batch = [p for p, judged in zip(batch, watched, strict=True) if judged]
 
         def count_run(start: float, first: int, last: int) -> None:
             by_version: dict[str, list[Prediction]] = {}
-            for prediction, judged in zip(batch[first:last], watched[first:last], strict=True):
-                if judged:
-                    by_version.setdefault(prediction.model_version, []).append(prediction)
+            for prediction in judged_batch[first:last]:
+                by_version.setdefault(prediction.model_version, []).append(prediction)
             for version, predictions in by_version.items():
                 counter = self._counter(version)
                 if counter is not None:
                     _count(counter, start, predictions)
 
-        for version, hour in self._hours.count(times, count_run):
+        for version, hour in self._hours.count(times[np.asarray(watched, dtype=bool)], count_run):
             partials.append(Partial("hour", self.partition, hour.to_json(), version, hour.start))
         metrics.UNCOUNTED_PREDICTIONS.labels(str(self.partition), "late").set(self._hours.late)
         metrics.UNCOUNTED_PREDICTIONS.labels(str(self.partition), "ahead").set(self._hours.ahead)

@@ -424,6 +424,8 @@ class OpenHours:
         `start`) into `counters`. Returns the hours closed, with their versions. Counting per
         run of rows in the same hour is a handful of array operations, so that one prediction
         costs about a microsecond per subject."""
+        if not len(event_times):
+            return []
         starts = event_times - event_times % HOUR
         boundaries = np.flatnonzero(np.diff(starts)) + 1
         closed: list[tuple[str, HourCounts]] = []
