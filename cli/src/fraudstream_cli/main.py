@@ -257,8 +257,8 @@ def simulate(
         float,
         typer.Option(
             min=0,
-            help="After the history, wait up to this many seconds for a model on models.published before pacing "
-            "the rest (0: do not wait).",
+            help="After the history, wait up to this many seconds for a model on models.published, and for the "
+            "stages up to predictions to catch up with the history, before pacing the rest (0: do not wait).",
         ),
     ] = 0.0,
 ) -> None:
@@ -345,11 +345,55 @@ def _await_a_model(settings: ServiceSettings, timeout: float) -> None:
     try:
         while time.monotonic() - started < timeout:
             if any(usable(message) for message in consumer.consume(100, timeout=1.0)):
-                typer.echo(f"a model is published after {time.monotonic() - started:.0f}s; pacing the rest", err=True)
+                typer.echo(f"a model is published after {time.monotonic() - started:.0f}s", err=True)
+                _await_caught_up(settings, timeout - (time.monotonic() - started))
                 return
     finally:
         consumer.close()
     raise TimeoutError(f"no model published on {topic} within {timeout:.0f}s")
+
+
+# The consumer groups between transactions.raw and predictions.
+PREDICTION_PATH_GROUPS = ("ingest", "features-", "inference")
+
+
+def _await_caught_up(settings: ServiceSettings, timeout: float, most_behind: int = 2000) -> None:
+    """Returns once every consumer group on the way to predictions is at most `most_behind`
+    messages behind its input (TimeoutError after `timeout` seconds). A first model scores the
+    backlog that waited for it; paced traffic beside that backlog would reach the monitor days
+    out of order, further than its hours wait."""
+    from confluent_kafka import Consumer, ConsumerGroupState, ConsumerGroupTopicPartitions
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(settings.kafka_client_config())
+    watermarks = Consumer({**settings.kafka_client_config(), "group.id": "simulator-caught-up"})
+    started = time.monotonic()
+    behind = -1
+    try:
+        while time.monotonic() - started < timeout:
+            listed = admin.list_consumer_groups().result(timeout=30).valid
+            groups = [
+                g.group_id
+                for g in listed
+                if g.group_id.removeprefix(settings.topic_prefix).startswith(PREDICTION_PATH_GROUPS)
+                and not g.group_id.endswith("-offline")
+                and g.state == ConsumerGroupState.STABLE  # a group no member runs is no stage
+            ]
+            behind = 0
+            for group in groups:
+                request = [ConsumerGroupTopicPartitions(group)]
+                committed = admin.list_consumer_group_offsets(request)[group].result(timeout=30)
+                for partition in committed.topic_partitions:
+                    if partition.offset >= 0:
+                        _, high = watermarks.get_watermark_offsets(partition, timeout=30)
+                        behind += max(high - partition.offset, 0)
+            if groups and behind <= most_behind:
+                typer.echo(f"the stages caught up after {time.monotonic() - started:.0f}s; pacing the rest", err=True)
+                return
+            time.sleep(1.0)
+    finally:
+        watermarks.close()
+    raise TimeoutError(f"the stages up to predictions were still {behind} messages behind after {timeout:.0f}s")
 
 
 @features_app.command("backfill")
