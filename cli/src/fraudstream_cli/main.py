@@ -22,6 +22,9 @@ from fraudstream_cli.platform.settings import PlatformSettings
 from fraudstream_simulator.config import DriftSpec
 
 if TYPE_CHECKING:
+    from confluent_kafka import Consumer
+    from confluent_kafka.admin import AdminClient
+
     from fraudstream_common.settings import ServiceSettings
 
 app = typer.Typer(help="fraudstream: a real-time fraud model kept alive in production.", no_args_is_help=True)
@@ -362,7 +365,7 @@ def _await_caught_up(settings: ServiceSettings, timeout: float, most_behind: int
     messages behind its input (TimeoutError after `timeout` seconds). A first model scores the
     backlog that waited for it; paced traffic beside that backlog would reach the monitor days
     out of order, further than its hours wait."""
-    from confluent_kafka import Consumer, ConsumerGroupState, ConsumerGroupTopicPartitions
+    from confluent_kafka import Consumer, ConsumerGroupState
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient(settings.kafka_client_config())
@@ -371,29 +374,36 @@ def _await_caught_up(settings: ServiceSettings, timeout: float, most_behind: int
     behind = -1
     try:
         while time.monotonic() - started < timeout:
-            listed = admin.list_consumer_groups().result(timeout=30).valid
-            groups = [
-                g.group_id
-                for g in listed
-                if g.group_id.removeprefix(settings.topic_prefix).startswith(PREDICTION_PATH_GROUPS)
-                and not g.group_id.endswith("-offline")
-                and g.state == ConsumerGroupState.STABLE  # a group no member runs is no stage
+            stable = [
+                g.group_id.removeprefix(settings.topic_prefix)
+                for g in admin.list_consumer_groups().result(timeout=30).valid
+                # A group no member runs is no stage.
+                if g.group_id.startswith(settings.topic_prefix) and g.state == ConsumerGroupState.STABLE
             ]
-            behind = 0
-            for group in groups:
-                request = [ConsumerGroupTopicPartitions(group)]
-                committed = admin.list_consumer_group_offsets(request)[group].result(timeout=30)
-                for partition in committed.topic_partitions:
-                    if partition.offset >= 0:
-                        _, high = watermarks.get_watermark_offsets(partition, timeout=30)
-                        behind += max(high - partition.offset, 0)
-            if groups and behind <= most_behind:
+            groups = [g for g in stable if g.startswith(PREDICTION_PATH_GROUPS) and not g.endswith("-offline")]
+            behind = _messages_behind(admin, watermarks, [settings.topic_prefix + g for g in groups])
+            if all(any(g.startswith(p) for g in groups) for p in PREDICTION_PATH_GROUPS) and 0 <= behind <= most_behind:
                 typer.echo(f"the stages caught up after {time.monotonic() - started:.0f}s; pacing the rest", err=True)
                 return
             time.sleep(1.0)
     finally:
         watermarks.close()
     raise TimeoutError(f"the stages up to predictions were still {behind} messages behind after {timeout:.0f}s")
+
+
+def _messages_behind(admin: AdminClient, watermarks: Consumer, groups: list[str]) -> int:
+    """What `groups` have left to read of their inputs; -1 while one has committed nothing."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    behind = 0
+    for group in groups:
+        committed = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(timeout=30)
+        if not committed.topic_partitions:
+            return -1
+        for partition in committed.topic_partitions:
+            low, high = watermarks.get_watermark_offsets(partition, timeout=30)
+            behind += max(high - (partition.offset if partition.offset >= 0 else low), 0)
+    return behind
 
 
 @features_app.command("backfill")
