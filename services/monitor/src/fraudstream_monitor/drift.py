@@ -457,10 +457,7 @@ class OpenHours:
 
     def close(self) -> list[tuple[str, HourCounts]]:
         """Closes every open hour of every version, in order (the stream has ended)."""
-        closed = []
-        for start in sorted({s for counter in self.counters.values() for s in counter.open_hours}):
-            closed += self._close_hour(start)
-        return closed
+        return self._close_before(math.inf)
 
     def _close_passed(self) -> list[tuple[str, HourCounts]]:
         """Closes the hours the watermark is `lateness` past; moves `start` past them."""
@@ -468,14 +465,13 @@ class OpenHours:
         boundary = passed - passed % HOUR
         if boundary <= self.start:
             return []
-        closed = []
-        for start in sorted({s for counter in self.counters.values() for s in counter.open_hours if s < boundary}):
-            closed += self._close_hour(start)
         self.start = boundary
-        return closed
+        return self._close_before(boundary)
 
-    def _close_hour(self, start: float) -> list[tuple[str, HourCounts]]:
-        closed = [(version, counter.close(start)) for version, counter in self.counters.items()]
+    def _close_before(self, boundary: float) -> list[tuple[str, HourCounts]]:
+        """Closes, in order, every version's open hours that begin before `boundary`."""
+        starts = sorted({s for counter in self.counters.values() for s in counter.open_hours if s < boundary})
+        closed = [(version, counter.close(start)) for start in starts for version, counter in self.counters.items()]
         return [(version, hour) for version, hour in closed if hour is not None]
 
     def _end_ahead_run(self) -> None:
