@@ -170,16 +170,16 @@ def _hours(
     names = list(FEATURE_NAMES)
     columns = {n: frame[n].to_numpy(dtype=np.float64) for n in names}
     columns[SCORE] = scores(model, frame[names].to_numpy())
-    cards = frame["customer_id"].astype(str).tolist()
-    terminals = frame["terminal_id"].astype(str).tolist()
+    cards = frame["customer_id"].astype(str).to_numpy()
+    terminals = frame["terminal_id"].astype(str).to_numpy()
     open_hours = OpenHours()
     counter = open_hours.counters["1"] = HourCounter(reference, regions)
 
-    def count_run(start: float, first: int, last: int) -> None:
-        counter.count(start, {n: c[first:last] for n, c in columns.items()}, (cards[first:last], terminals[first:last]))
+    def count_rows(start: float, rows: np.ndarray) -> None:
+        counter.count(start, {n: c[rows] for n, c in columns.items()}, (cards[rows], terminals[rows]))
 
     times = frame["event_time"].map(pd.Timestamp.timestamp).to_numpy(dtype=np.float64)
-    hours = [hour for _, hour in open_hours.count(times, count_run)]
+    hours = [hour for _, hour in open_hours.count(times, count_rows)]
     # The last hour of the world is complete too.
     return hours + [hour for _, hour in open_hours.close()]
 

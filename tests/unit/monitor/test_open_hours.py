@@ -39,10 +39,10 @@ def counted(times: np.ndarray, hours: OpenHours, batches: list[int] | None = Non
         batch = times[first:last]
         values = (batch % HOUR) / HOUR
 
-        def count_run(start: float, run_first: int, run_last: int, values: np.ndarray = values) -> None:
-            counter.count(start, {SCORE: values[run_first:run_last]}, None)
+        def count_rows(start: float, rows: np.ndarray, values: np.ndarray = values) -> None:
+            counter.count(start, {SCORE: values[rows]}, None)
 
-        closed += [hour for _, hour in hours.count(batch, count_run)]
+        closed += [hour for _, hour in hours.count(batch, count_rows)]
     return closed + [hour for _, hour in hours.close()]
 
 
@@ -106,3 +106,19 @@ def test_a_prediction_of_a_closed_hour_is_late() -> None:
     got = counted(np.append(times, behind), hours)
     assert hours.late == 1
     assert sum(h.n for h in got) == len(times)
+
+
+def test_the_rows_of_an_hour_are_counted_together_while_no_hour_closes() -> None:
+    # Two partitions six minutes apart around an hour's end: the hour changes every few rows.
+    rng = np.random.default_rng(4)
+    times = interleaved(np.sort(rng.uniform(9.9 * HOUR, 10.1 * HOUR, 400)), skew=360)
+    starts = times - times % HOUR
+    assert (np.diff(starts) != 0).sum() > 50
+    hours = OpenHours(1.5 * HOUR, MAX_AHEAD, CONFIRM)
+    hours.count(times[:1], lambda start, rows: None)
+    calls: list[tuple[float, list[int]]] = []
+    hours.count(times[1:], lambda start, rows: calls.append((start, rows.tolist())))
+    # One call per hour, with all its rows in arrival order.
+    assert sorted(start for start, _ in calls) == [9 * HOUR, 10 * HOUR]
+    for start, rows in calls:
+        assert rows == np.flatnonzero(starts[1:] == start).tolist()

@@ -145,16 +145,16 @@ class PartitionCounts:
         # A version's own history is not traffic: it neither counts nor moves the hours.
         judged_batch = [p for p, judged in zip(batch, watched, strict=True) if judged]
 
-        def count_run(start: float, first: int, last: int) -> None:
+        def count_rows(start: float, rows: np.ndarray) -> None:
             by_version: dict[str, list[Prediction]] = {}
-            for prediction in judged_batch[first:last]:
+            for prediction in (judged_batch[i] for i in rows.tolist()):
                 by_version.setdefault(prediction.model_version, []).append(prediction)
             for version, predictions in by_version.items():
                 counter = self._counter(version)
                 if counter is not None:
                     _count(counter, start, predictions)
 
-        for version, hour in self._hours.count(times[np.asarray(watched, dtype=bool)], count_run):
+        for version, hour in self._hours.count(times[np.asarray(watched, dtype=bool)], count_rows):
             partials.append(Partial("hour", self.partition, hour.to_json(), version, hour.start))
         metrics.UNCOUNTED_PREDICTIONS.labels(str(self.partition), "late").set(self._hours.late)
         metrics.UNCOUNTED_PREDICTIONS.labels(str(self.partition), "ahead").set(self._hours.ahead)
