@@ -5,7 +5,6 @@ transactional ids and dedupe keys are its own."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -28,6 +27,7 @@ from confluent_kafka.admin import AdminClient
 from fraudstream_cli.platform.kafka import KafkaBroker
 from fraudstream_cli.platform.processes import port_open
 from fraudstream_cli.platform.settings import PlatformSettings
+from fraudstream_common.environment import child_environment
 from fraudstream_common.topics import Topic, topic_name
 
 PLATFORM = PlatformSettings()
@@ -101,16 +101,17 @@ class ServiceProcess:
 
     def start(self, wait_ready: bool = True) -> None:
         self.starts += 1
-        env = {
-            **os.environ,
-            "FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
-            "FRAUDSTREAM_REDIS_URL": self.redis_url,
-            "FRAUDSTREAM_TOPIC_PREFIX": self.prefix,
-            "FRAUDSTREAM_HTTP_PORT": str(self.http_port),
-            "FRAUDSTREAM_GRPC_PORT": str(self.grpc_port),
-            "FRAUDSTREAM_INSTANCE_ID": f"{self.name}-it",
-            **self.extra_env,
-        }
+        env = child_environment(
+            {
+                "FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+                "FRAUDSTREAM_REDIS_URL": self.redis_url,
+                "FRAUDSTREAM_TOPIC_PREFIX": self.prefix,
+                "FRAUDSTREAM_HTTP_PORT": str(self.http_port),
+                "FRAUDSTREAM_GRPC_PORT": str(self.grpc_port),
+                "FRAUDSTREAM_INSTANCE_ID": f"{self.name}-it",
+                **self.extra_env,
+            }
+        )
         log = (self.log_dir / f"{self.name}-{self.starts}.log").open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", self.module], env=env, stdout=log, stderr=subprocess.STDOUT

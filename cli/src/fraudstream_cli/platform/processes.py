@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fraudstream_common.environment import child_environment
+
 
 class PlatformError(Exception):
     """A failure with a message meant for the person at the terminal (no stack trace)."""
@@ -57,7 +59,7 @@ class ManagedProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env={**os.environ, **(env or {})},
+                env=child_environment(env),
                 cwd=cwd,
                 start_new_session=True,
             )
