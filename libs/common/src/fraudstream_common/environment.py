@@ -17,12 +17,13 @@ def child_environment(overrides: Mapping[str, str] | None = None) -> dict[str, s
     its /metrics sums every process that ever wrote there, the dead ones with the others: a
     restarted service would report its predecessor's counts as its own. An operator's
     directory is kept."""
-    environment = {**os.environ, **(overrides or {})}
+    given = dict(overrides or {})
+    environment = {**os.environ, **given}
     feast_metrics = sys.modules.get("feast.metrics")
-    feasts = (
-        getattr(feast_metrics, "_prometheus_mp_dir", None) if getattr(feast_metrics, "_owns_mp_dir", False) else None
-    )
+    if not getattr(feast_metrics, "_owns_mp_dir", False):
+        return environment
+    feasts = getattr(feast_metrics, "_prometheus_mp_dir", None)
     for name in MULTIPROCESS_VARIABLES:
-        if feasts is not None and environment.get(name) == feasts and name not in (overrides or {}):
+        if name not in given and environment.get(name) == feasts:
             del environment[name]
     return environment
