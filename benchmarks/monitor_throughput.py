@@ -2,7 +2,7 @@
 
     uv run python benchmarks/monitor_throughput.py --rounds 3 --predictions 200000
 
-Two measurements, each repeated `--rounds` times (medians printed):
+Measurements, each repeated `--rounds` times (medians printed and written to results):
 
 - core: serialized `Prediction` records (21 features, as inference logs them) decoded and handed
   to one input partition's `PartitionCounts` in batches of 2,000, as the counting stage hands
