@@ -63,6 +63,8 @@ _TERMINALS = (
     "terminal_risk_7d",
     "terminal_risk_30d",
     "terminal_reported_frauds_7d",
+    "terminal_risk_last_1tx",
+    "terminal_risk_last_3tx",
 )
 # What each scenario changes (fraudstream_simulator.drift's ground truth, in the monitor's
 # subjects). Card testing: small night payments in bursts on a terminal new to the card, so
@@ -74,6 +76,7 @@ MOVED_SUBJECTS: dict[str, frozenset[str]] = {
         (
             *_AMOUNTS,
             "amount_to_customer_avg_30d",
+            "amount_to_customer_median_30d",
             "tx_during_night",
             "customer_nb_tx_1h",
             "customer_nb_tx_1d",
@@ -82,7 +85,7 @@ MOVED_SUBJECTS: dict[str, frozenset[str]] = {
             "terminal_reported_frauds_7d",
         )
     ),
-    "amount-shift": frozenset((*_AMOUNTS, "amount_to_customer_avg_30d", SCORE)),
+    "amount-shift": frozenset((*_AMOUNTS, "amount_to_customer_avg_30d", "amount_to_customer_median_30d", SCORE)),
     "new-terminals": frozenset((*_TERMINALS, "customer_nb_terminals_24h")),
 }
 

@@ -91,8 +91,11 @@ def brute_force(world: Simulation) -> pd.DataFrame:
             since = t - earlier.max() if len(earlier) else SECONDS_SINCE_LAST_CAP
             row["customer_seconds_since_last"] = float(min(since, SECONDS_SINCE_LAST_CAP))
             row["amount_to_customer_avg_30d"] = amounts[i] / row["customer_avg_amount_30d"]
+            others = amounts[(np.arange(len(times)) < i) & (times > t - 30 * DAY) & (times <= t)]
+            row["amount_to_customer_median_30d"] = amounts[i] / np.median(others) if len(others) else 1.0
             out[transaction_id] = row
-    for _, group in tx.groupby("terminal_id", sort=False):
+    terminal_order = tx.sort_values(["t", "transaction_id"], kind="stable")  # a terminal's ties in id order
+    for _, group in terminal_order.groupby("terminal_id", sort=False):
         times, ids = group["t"].to_numpy(), group["transaction_id"].to_numpy()
         known = np.array([label_known[x] if fraud else np.inf for x, fraud in zip(ids, group["is_fraud"], strict=True)])
         for i, transaction_id in enumerate(ids):
@@ -103,6 +106,11 @@ def brute_force(world: Simulation) -> pd.DataFrame:
                 n = int(inside.sum())
                 out[transaction_id][f"terminal_nb_tx_{days}d"] = float(n)
                 out[transaction_id][f"terminal_risk_{days}d"] = float((known[inside] <= t).sum() / n) if n else 0.0
+            matured = np.flatnonzero((times > cutoff - 30 * DAY) & (times <= cutoff))
+            for k in (1, 3):
+                last = matured[-k:]
+                share = float((known[last] <= t).mean()) if len(last) else 0.0
+                out[transaction_id][f"terminal_risk_last_{k}tx"] = share
             last_week = (times > t - 7 * DAY) & (times <= t)
             out[transaction_id]["terminal_reported_frauds_7d"] = float((known[last_week] <= t).sum())
     return pd.DataFrame.from_dict(out, orient="index")
@@ -139,7 +147,7 @@ def test_state_equals_the_handbook_formulation(world: Simulation, streamed: pd.D
         n
         for n in FEATURE_NAMES
         if n.startswith(("customer_nb_tx_", "customer_avg", "terminal_nb_tx_", "terminal_risk_"))
-        and not n.endswith("1h")
+        and not n.endswith(("1h", "tx"))
     ]
     assert_same(streamed, expected.loc[streamed.index], names)
 

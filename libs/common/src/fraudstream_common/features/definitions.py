@@ -13,6 +13,9 @@ Semantics (the contract the stream, the backfill and request-time scoring all fo
     customer_nb_terminals_24h     distinct terminals over W(24 hours)
     customer_seconds_since_last   t - (latest t_e <= t in H), capped at 30 days (also when none)
     amount_to_customer_avg_30d    a / customer_avg_amount_30d (1 when that mean is 0)
+    amount_to_customer_median_30d a / the median amount of W(30 days) without x (1 when W holds
+                                  no other transaction or that median is 0): unlike the mean, a
+                                  few unusual amounts in the month do not move it
 - The terminal's history G is m's transactions that arrived before x. Frauds are known only
   later: a label L for a transaction is usable at time t only if L.label_time <= t. Terminal
   windows are the handbook's, shifted back by the label delay D (7 days):
@@ -22,6 +25,9 @@ Semantics (the contract the stream, the backfill and request-time scoring all fo
     terminal_reported_frauds_7d   |{g in G : t - 7 days < t_g <= t, labelled fraud, label_time <= t}|: the
                                   frauds already reported among the terminal's last week, which the
                                   delayed windows cannot see yet
+    terminal_risk_last_{1,3}tx    the share labelled fraud (label_time <= t) among the last k
+                                  transactions of V(30 days), 0 when it is empty: the latest
+                                  evidence, however busy or quiet the terminal is
 - Transaction: tx_amount = a; tx_during_weekend = Saturday or Sunday (UTC);
   tx_during_night = hour (UTC) <= 6, as the handbook defines night.
 
@@ -53,6 +59,7 @@ DAY: Final = 86400
 HOUR: Final = 3600
 CUSTOMER_WINDOWS_DAYS: Final = (1, 7, 30)
 TERMINAL_WINDOWS_DAYS: Final = (1, 7, 30)
+TERMINAL_LAST_MATURED: Final = (1, 3)
 LABEL_DELAY_DAYS: Final = 7
 REPORTED_FRAUDS_WINDOW_DAYS: Final = 7
 SECONDS_SINCE_LAST_CAP: Final = 30 * DAY
@@ -67,11 +74,13 @@ CUSTOMER_FEATURES: Final = (
     "customer_nb_terminals_24h",
     "customer_seconds_since_last",
     "amount_to_customer_avg_30d",
+    "amount_to_customer_median_30d",
 )
 TERMINAL_FEATURES: Final = (
     *(f"terminal_nb_tx_{w}d" for w in TERMINAL_WINDOWS_DAYS),
     *(f"terminal_risk_{w}d" for w in TERMINAL_WINDOWS_DAYS),
     f"terminal_reported_frauds_{REPORTED_FRAUDS_WINDOW_DAYS}d",
+    *(f"terminal_risk_last_{k}tx" for k in TERMINAL_LAST_MATURED),
 )
 # The order of the model's input vector.
 FEATURE_NAMES: Final = (*TRANSACTION_FEATURES, *CUSTOMER_FEATURES, *TERMINAL_FEATURES)

@@ -10,6 +10,7 @@ reads it from Feast and calls `feature_vector` without changing it.
 from __future__ import annotations
 
 import bisect
+import statistics
 from dataclasses import dataclass, field
 
 import orjson
@@ -23,6 +24,7 @@ from fraudstream_common.features.definitions import (
     REPORTED_FRAUDS_WINDOW_DAYS,
     SECONDS_SINCE_LAST_CAP,
     TERMINAL_HORIZON,
+    TERMINAL_LAST_MATURED,
     TERMINAL_WINDOWS_DAYS,
     transaction_features,
 )
@@ -89,6 +91,9 @@ class CustomerState(Versioned):
         out["customer_seconds_since_last"] = float(min(since, SECONDS_SINCE_LAST_CAP))
         mean_30d = out[f"customer_avg_amount_{max(CUSTOMER_WINDOWS_DAYS)}d"]
         out["amount_to_customer_avg_30d"] = amount / mean_30d if mean_30d else 1.0
+        month = self.amounts[bisect.bisect_right(self.times, t - max(CUSTOMER_WINDOWS_DAYS) * DAY, 0, end) : end]
+        median_30d = statistics.median(month) if month else 0.0
+        out["amount_to_customer_median_30d"] = amount / median_30d if median_30d else 1.0
         return out
 
     def add(self, event_time: float, amount: float, terminal_id: str) -> None:
@@ -132,13 +137,13 @@ class TerminalState(Versioned):
         for days in TERMINAL_WINDOWS_DAYS:
             start = bisect.bisect_right(self.times, cutoff - days * DAY, 0, end)
             count = end - start
-            frauds = sum(
-                1
-                for transaction_id in self.transaction_ids[start:end]
-                if (report := self.frauds.get(transaction_id)) is not None and report[0] <= event_time
-            )
             out[f"terminal_nb_tx_{days}d"] = float(count)
-            out[f"terminal_risk_{days}d"] = frauds / count if count else 0.0
+            out[f"terminal_risk_{days}d"] = self._known_frauds(start, end, event_time) / count if count else 0.0
+        month_start = bisect.bisect_right(self.times, cutoff - max(TERMINAL_WINDOWS_DAYS) * DAY, 0, end)
+        for last in TERMINAL_LAST_MATURED:
+            start = max(end - last, month_start)
+            count = end - start
+            out[f"terminal_risk_last_{last}tx"] = self._known_frauds(start, end, event_time) / count if count else 0.0
         week_start = event_time - REPORTED_FRAUDS_WINDOW_DAYS * DAY
         out[f"terminal_reported_frauds_{REPORTED_FRAUDS_WINDOW_DAYS}d"] = float(
             sum(
@@ -148,6 +153,14 @@ class TerminalState(Versioned):
             )
         )
         return out
+
+    def _known_frauds(self, start: int, end: int, event_time: float) -> int:
+        """How many of the transactions at positions [start, end) are frauds known at `event_time`."""
+        return sum(
+            1
+            for transaction_id in self.transaction_ids[start:end]
+            if (report := self.frauds.get(transaction_id)) is not None and report[0] <= event_time
+        )
 
     def add(self, event_time: float, transaction_id: str) -> None:
         self._advance(event_time)
