@@ -77,8 +77,10 @@ class CustomerState(Versioned):
         t = event_time
         end = bisect.bisect_right(self.times, t)  # events at or before t
         out: dict[str, float] = {}
+        month_start = end
         for days in CUSTOMER_WINDOWS_DAYS:
             start = bisect.bisect_right(self.times, t - days * DAY, 0, end)
+            month_start = min(month_start, start)
             count = end - start + 1
             total = sum(self.amounts[start:end]) + amount
             out[f"customer_nb_tx_{days}d"] = float(count)
@@ -91,7 +93,7 @@ class CustomerState(Versioned):
         out["customer_seconds_since_last"] = float(min(since, SECONDS_SINCE_LAST_CAP))
         mean_30d = out[f"customer_avg_amount_{max(CUSTOMER_WINDOWS_DAYS)}d"]
         out["amount_to_customer_avg_30d"] = amount / mean_30d if mean_30d else 1.0
-        month = self.amounts[bisect.bisect_right(self.times, t - max(CUSTOMER_WINDOWS_DAYS) * DAY, 0, end) : end]
+        month = self.amounts[month_start:end]
         median_30d = statistics.median(month) if month else 0.0
         out["amount_to_customer_median_30d"] = amount / median_30d if median_30d else 1.0
         return out
@@ -134,12 +136,13 @@ class TerminalState(Versioned):
         cutoff = event_time - LABEL_DELAY_DAYS * DAY
         end = bisect.bisect_right(self.times, cutoff)
         out: dict[str, float] = {}
+        month_start = end
         for days in TERMINAL_WINDOWS_DAYS:
             start = bisect.bisect_right(self.times, cutoff - days * DAY, 0, end)
+            month_start = min(month_start, start)
             count = end - start
             out[f"terminal_nb_tx_{days}d"] = float(count)
             out[f"terminal_risk_{days}d"] = self._known_frauds(start, end, event_time) / count if count else 0.0
-        month_start = bisect.bisect_right(self.times, cutoff - max(TERMINAL_WINDOWS_DAYS) * DAY, 0, end)
         for last in TERMINAL_LAST_MATURED:
             start = max(end - last, month_start)
             count = end - start
