@@ -4,7 +4,7 @@
 
 Measurements, each repeated `--rounds` times (medians printed and written to results):
 
-- core: serialized `Prediction` records (21 features, as inference logs them) decoded and handed
+- core: serialized `Prediction` records (every feature, as inference logs them) decoded and handed
   to one input partition's `PartitionCounts` in batches of 2,000, as the counting stage hands
   them (label join, drift counting against the version's reference, traffic figures, Prometheus
   counters), and the partials it sends decoded and judged by `MonitorCore`.
