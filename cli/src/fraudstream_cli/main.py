@@ -750,8 +750,7 @@ def evaluate_command(
     if select:
 
         def progress(n: int, _params: ModelParams, trial: Evaluation) -> None:
-            figures = ", ".join(f"{name} {value:.3f}" for name, value in trial.mean().items())
-            typer.echo(f"trial {n + 1}/{select} on the validation folds: {figures}", err=True)
+            typer.echo(f"trial {n + 1}/{select} on the validation folds: {_figures(trial.mean())}", err=True)
 
         search = Search(trials=select)
         selection = select_params(frame, fold_list, search, on_trial=progress)
@@ -777,8 +776,12 @@ def evaluate_command(
     else:
         typer.echo(f"labels: {labels_setting.value}")
         if selection is not None:
-            typer.echo(f"selected on validation folds (mean AP {selection.value:.3f}): {selection.params}")
+            typer.echo(f"selected on validation folds ({_figures(selection.value)}): {selection.params}")
         typer.echo(evaluation.table())
+
+
+def _figures(values: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.3f}" for name, value in values.items())
 
 
 @evaluate_app.command("drift")

@@ -13,9 +13,9 @@ from mlflow import MlflowClient
 from fraudstream_cli.backfill import backfill
 from fraudstream_simulator.config import SimulationConfig
 from fraudstream_simulator.simulation import simulate
-from fraudstream_trainer.evaluation import evaluate, labelled
+from fraudstream_trainer.evaluation import METRICS, evaluate, labelled
 from fraudstream_trainer.protocol import prequential_folds
-from fraudstream_trainer.selection import OBJECTIVE, Search, log_selection, select
+from fraudstream_trainer.selection import Search, log_selection, select
 from tests.platform import PLATFORM
 
 pytestmark = pytest.mark.integration
@@ -39,11 +39,13 @@ def test_a_selection_and_its_trials_are_recorded_in_mlflow() -> None:
     assert {k: run.data.params[f"selected.{k}"] for k in asdict(selection.params)} == {
         k: str(v) for k, v in asdict(selection.params).items()
     }
-    assert run.data.metrics[f"validation_{OBJECTIVE}"] == pytest.approx(selection.value)
+    for metric in METRICS:
+        assert run.data.metrics[f"validation_{metric}"] == pytest.approx(selection.value[metric])
     assert run.data.metrics["test_average_precision"] == pytest.approx(test.mean()["average_precision"])
     trials = client.search_runs(
         [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'", max_results=10
     )
-    assert sorted(t.data.metrics[f"validation_{OBJECTIVE}"] for t in trials) == pytest.approx(
-        sorted(t[OBJECTIVE] for t in selection.trials)
-    )
+    for metric in METRICS:
+        assert sorted(t.data.metrics[f"validation_{metric}"] for t in trials) == pytest.approx(
+            sorted(t[metric] for t in selection.trials)
+        )

@@ -19,7 +19,14 @@ from fraudstream_simulator.simulation import simulate
 from fraudstream_trainer.evaluation import HANDBOOK_TEST_TRAIN_START, handbook_labels, labelled
 from fraudstream_trainer.model import ModelParams, selected_params
 from fraudstream_trainer.protocol import days, prequential_folds
-from fraudstream_trainer.selection import Search, first_test_day, select, validation_folds, write_selection
+from fraudstream_trainer.selection import (
+    Search,
+    best_mean_rank,
+    first_test_day,
+    select,
+    validation_folds,
+    write_selection,
+)
 
 # Two test folds training from 2018-05-08 and 2018-05-15: their test days start on 2018-05-22.
 TEST_FOLDS = prequential_folds(date(2018, 5, 15), n_folds=2)
@@ -58,6 +65,26 @@ def test_the_search_does_not_read_the_test_folds(frame: pd.DataFrame) -> None:
     moved = frame.copy()
     moved.loc[validation_days.to_numpy(), "is_fraud"] = ~moved.loc[validation_days.to_numpy(), "is_fraud"]
     assert select(moved, TEST_FOLDS, SEARCH).value != chosen.value
+
+
+def test_the_choice_is_good_on_every_figure_rather_than_best_on_one() -> None:
+    figures = {
+        0: {"auc_roc": 0.80, "average_precision": 0.75, "card_precision_at_100": 0.20},  # best AP only
+        1: {"auc_roc": 0.88, "average_precision": 0.70, "card_precision_at_100": 0.29},
+        2: {"auc_roc": 0.87, "average_precision": 0.69, "card_precision_at_100": 0.28},  # beaten by 1
+        3: {"auc_roc": 0.89, "average_precision": 0.60, "card_precision_at_100": 0.285},
+    }
+    assert best_mean_rank(figures, [0, 1, 3]) == 1
+    assert best_mean_rank(figures, [0, 3]) == 3
+    tied = {n: {"auc_roc": 0.8, "average_precision": 0.7, "card_precision_at_100": 0.3} for n in (4, 2)}
+    assert best_mean_rank(tied, [4, 2]) == 2
+
+
+def test_the_selection_is_a_trial_no_other_beats_on_every_figure(frame: pd.DataFrame) -> None:
+    chosen = select(frame, TEST_FOLDS, Search(trials=4, seed=2))
+    figures = [{m: t[m] for m in chosen.value} for t in chosen.trials]
+    assert chosen.value in figures
+    assert not any(all(other[m] > chosen.value[m] for m in chosen.value) for other in figures)
 
 
 def test_a_written_selection_is_what_the_trainer_reads(tmp_path: Path, frame: pd.DataFrame) -> None:

@@ -25,6 +25,9 @@ SELECTED_PARAMS_FILE = "selected_params.json"
 class ModelParams:
     n_estimators: int = 400
     max_depth: int = 5
+    # Bins per feature of the histogram split search; more find thresholds such as an
+    # amount's nearer to where frauds begin.
+    max_bin: int = 256
     learning_rate: float = 0.05
     subsample: float = 0.8
     colsample_bytree: float = 0.8

@@ -95,6 +95,9 @@ class TrainerSettings(ServiceSettings, FeatureStoreSettings, RetrainRequestSecre
     # The model's defaults are the saved model selection's (`fraudstream evaluate --select`).
     n_estimators: int = Field(default=SELECTED.n_estimators, ge=1, description="Trees in the model.")
     max_depth: int = Field(default=SELECTED.max_depth, ge=1, description="Depth of each tree.")
+    max_bin: int = Field(
+        default=SELECTED.max_bin, ge=2, description="Bins per feature in which the trees look for split thresholds."
+    )
     learning_rate: float = Field(default=SELECTED.learning_rate, gt=0, description="Boosting learning rate.")
     subsample: float = Field(default=SELECTED.subsample, gt=0, le=1, description="Rows sampled per tree.")
     colsample_bytree: float = Field(
@@ -166,6 +169,7 @@ class TrainerSettings(ServiceSettings, FeatureStoreSettings, RetrainRequestSecre
         return ModelParams(
             n_estimators=self.n_estimators,
             max_depth=self.max_depth,
+            max_bin=self.max_bin,
             learning_rate=self.learning_rate,
             subsample=self.subsample,
             colsample_bytree=self.colsample_bytree,
