@@ -102,26 +102,25 @@ def select(
     folds = validation_folds(test_folds)
     before = first_test_day(test_folds)
     data = fold_data(frame[days(frame) < before], folds)
-    evaluations: dict[int, tuple[ModelParams, Evaluation]] = {}
+    params_of: dict[int, ModelParams] = {}
+    figures: dict[int, dict[str, float]] = {}  # each trial's METRICS
 
     def objective(trial: optuna.Trial) -> tuple[float, ...]:
         params = suggest(trial, search.seed)
         evaluation = score(data, params)
-        evaluations[trial.number] = (params, evaluation)
+        params_of[trial.number], figures[trial.number] = params, evaluation.mean()
         if on_trial is not None:
             on_trial(trial.number, params, evaluation)
-        mean = evaluation.mean()
-        return tuple(mean[m] for m in METRICS)
+        return tuple(figures[trial.number][m] for m in METRICS)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         directions=["maximize"] * len(METRICS), sampler=optuna.samplers.TPESampler(seed=search.seed)
     )
     study.optimize(objective, n_trials=search.trials)
-    figures = {n: evaluation.mean() for n, (_params, evaluation) in evaluations.items()}
     chosen = best_mean_rank(figures, [t.number for t in study.best_trials])
     return Selection(
-        params=evaluations[chosen][0],
+        params=params_of[chosen],
         folds=folds,
         value=figures[chosen],
         trials=[{**t.params, **figures[t.number]} for t in study.trials],
