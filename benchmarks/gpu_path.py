@@ -3,7 +3,7 @@
     uv pip uninstall onnxruntime && uv pip install onnxruntime-gpu
     uv run --no-sync python benchmarks/gpu_path.py --swaps 50 --repeats 2000
 
-The trainer's default model (400 trees, depth 5) is trained on random rows of the service's
+A model with the trainer's default parameters is trained on random rows of the service's
 width and exported to ONNX as the trainer exports it, both graphs; inference loads it as a
 published version (fraudstream_inference.model.load: signature check, sessions, warm-up) on
 `cuda` (batches on the tensor graph there) and on `cpu`. For the graphs by batch size, see
