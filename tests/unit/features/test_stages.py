@@ -6,6 +6,7 @@ restart from the changelog neither loses nor repeats a transaction."""
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 
 from fraudstream_cli.backfill import label_events, transaction_events
 from fraudstream_common.features.definitions import DAY, FEATURE_NAMES
@@ -24,7 +25,7 @@ from fraudstream_features.records import KIND_TRANSACTION, KIND_WATERMARK, kind_
 from fraudstream_features.settings import FeaturesSettings
 from fraudstream_simulator.config import SimulationConfig
 from fraudstream_simulator.simulation import simulate
-from tests.unit.features.pipeline import Pipeline
+from tests.unit.features.pipeline import Pipeline, partition_of
 
 START = 1_600_000_000.0
 
@@ -220,3 +221,38 @@ def test_an_idle_source_does_not_move_where_the_terminal_stage_thinks_it_stands(
         pipeline.terminals.add(message)  # type: ignore[arg-type]
     pipeline.terminals.due()
     assert not [o for o in pipeline.terminals.checkpoint(final=False).outputs if o.topic == Topic.TRANSACTIONS_ENRICHED]
+
+
+def test_a_partition_read_after_the_others_passed_its_times_is_not_late(
+    history: tuple[list[TransactionEvent], list[LabelEvent]],
+) -> None:
+    """A partition of `transactions` idle while the others went on (its producer or the broker
+    slow): what it then brings is behind the customer stage's merged order, but each customer's
+    history is in its one partition, so those vectors are whole and flagged neither way."""
+    transactions, labels = history
+    lagging = partition_of(transactions[0].customer_id.encode())
+    middle = transactions[len(transactions) // 2].event_time
+    behind = [tx for tx in transactions if tx.event_time >= middle and partition_of(tx.customer_id.encode()) == lagging]
+    pipeline = Pipeline(seed=5)
+    pipeline.produce_history([tx for tx in transactions if tx not in behind], labels)
+    pipeline.run(chunk=37)
+    counted = (
+        REGISTRY.get_sample_value("fraudstream_features_behind_order_events_total", {"topic": str(Topic.TRANSACTIONS)})
+        or 0.0
+    )
+    for tx in behind:
+        pipeline.produce_transaction(tx)
+    pipeline.run(chunk=37)
+    pipeline.clock.now += 1.0  # the partition's last event, alone, waits until it is idle
+    pipeline.run(chunk=37)
+
+    enriched = {e.transaction.transaction_id: e for e in pipeline.enriched()}
+    assert enriched.keys() == {tx.transaction_id for tx in transactions}
+    expected = {tx.transaction_id: [vector[n] for n in FEATURE_NAMES] for tx, vector in replay(transactions, labels)}
+    for tx in behind:
+        assert list(enriched[tx.transaction_id].feature_values) == expected[tx.transaction_id]
+        assert not enriched[tx.transaction_id].late
+        assert not enriched[tx.transaction_id].early
+    assert REGISTRY.get_sample_value(
+        "fraudstream_features_behind_order_events_total", {"topic": str(Topic.TRANSACTIONS)}
+    ) == counted + len(behind)

@@ -13,6 +13,13 @@ LATE_EVENTS = Counter(
     "fraudstream_features_late_events_total",
     "Transactions that arrived after a later one of the same customer had been applied.",
 )
+BEHIND_ORDER_EVENTS = Counter(
+    "fraudstream_features_behind_order_events_total",
+    "Events the customer stage read after its event-time order had passed them (their partition had "
+    "been idle, or the others had waited their longest), by input topic. Their own vectors are whole; "
+    "transactions of the same terminals enriched meanwhile may have missed them.",
+    ["topic"],
+)
 EARLY_EVENTS = Counter(
     "fraudstream_features_early_events_total",
     "Events applied before the stage's event time reached them (ahead of their partition, or held as long "
