@@ -432,6 +432,34 @@ def features_backfill(
     typer.echo(f"wrote {rows} feature vectors to Feast's offline store: {part}")
 
 
+@features_app.command("verify")
+def features_verify(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of lines.")] = False,
+) -> None:
+    """Compare the vectors the running stream wrote to `transactions.enriched` with a backfill of
+    the same transactions and labels, read back from Kafka (FRAUDSTREAM_ settings). Exits 1 when
+    a vector flagged neither late nor early differs."""
+    from fraudstream_cli.verify import verify
+    from fraudstream_common.settings import ServiceSettings
+
+    result = verify(ServiceSettings())
+    if as_json:
+        typer.echo(json.dumps({**asdict(result), "holds": result.holds}, indent=2))
+    else:
+        if result.compared_from is not None:
+            since = datetime.fromtimestamp(result.compared_from, UTC).isoformat()
+            typer.echo(f"compared from {since} (retention removed earlier input)")
+        typer.echo(f"compared {result.compared} vectors; {result.not_enriched} transactions not enriched yet")
+        for flag, vectors in sorted(result.vectors.items()):
+            typer.echo(f"  flagged {flag}: {vectors}, {result.differing.get(flag, 0)} differ from the backfill")
+        for name, count in sorted(result.features.items()):
+            typer.echo(f"  unflagged and different in {name}: {count}")
+        if result.examples:
+            typer.echo(f"  for example: {', '.join(result.examples)}")
+    if not result.holds:
+        raise typer.Exit(1)
+
+
 @app.command("train")
 def train_command(
     history: Annotated[

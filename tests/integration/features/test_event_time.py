@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from fraudstream_cli.backfill import backfill, label_events, transaction_events
+from fraudstream_cli.verify import verify
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.kafka import partition_counts
 from fraudstream_common.schemas.v1.label_pb2 import Label
@@ -156,3 +157,8 @@ def test_a_replay_with_live_and_ahead_transactions_mixed_in_never_stalls(topics:
     replayed_early = sorted(t for t in early_ids if not t.startswith(("live-", "ahead-")))
     assert not replayed_early, (len(early_ids), len(replayed_early), replayed_early[:5], buffered_max)
     assert_same(streamed.loc[expected.index], expected, list(FEATURE_NAMES))
+    # The same, as an operator checks a running platform (`fraudstream features verify`).
+    verified = verify(ServiceSettings(kafka_bootstrap_servers=PLATFORM.kafka_bootstrap, topic_prefix=topics.prefix))
+    assert verified.holds
+    assert (verified.compared, verified.not_enriched) == (len(expected), 0)
+    assert verified.vectors.get("early", 0) == len(early_ids)

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from fraudstream_cli.backfill import label_events, transaction_events
+from fraudstream_cli.verify import mismatches
 from fraudstream_common.features.definitions import (
     CUSTOMER_FEATURES,
     DAY,
@@ -34,8 +35,6 @@ from fraudstream_simulator.config import SimulationConfig
 from fraudstream_simulator.simulation import Simulation, simulate
 from fraudstream_simulator.sinks import epoch_seconds
 
-COUNT_FEATURES = [n for n in FEATURE_NAMES if "_nb_" in n or n.startswith("tx_during")]
-
 
 @pytest.fixture(scope="module")
 def world() -> Simulation:
@@ -55,15 +54,11 @@ def streamed(world: Simulation) -> pd.DataFrame:
 
 
 def assert_same(actual: pd.DataFrame, expected: pd.DataFrame, names: list[str]) -> None:
-    for name in names:
-        a, e = actual[name].to_numpy(float), expected[name].to_numpy(float)
-        if name in COUNT_FEATURES:
-            mismatched = np.flatnonzero(a != e)
-        else:
-            mismatched = np.flatnonzero(~np.isclose(a, e, rtol=1e-9, atol=0.0))
+    for name, mismatched in mismatches(actual, expected, names).items():
         if len(mismatched):
             first = mismatched[0]
-            raise AssertionError(f"{name}: {len(mismatched)} differ; {actual.index[first]}: {a[first]} != {e[first]}")
+            a, e = actual[name].iloc[first], expected[name].iloc[first]
+            raise AssertionError(f"{name}: {len(mismatched)} differ; {actual.index[first]}: {a} != {e}")
 
 
 def test_enough_history(world: Simulation) -> None:

@@ -1,0 +1,89 @@
+"""`fraudstream features verify` on the real broker: it finds a vector that differs from the
+backfill, tells a flagged one from an unflagged one, and counts a transaction not enriched yet.
+(The features service's own output is verified in tests/integration/features/test_event_time.py.)"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from confluent_kafka import Producer
+from typer.testing import CliRunner
+
+from fraudstream_cli.backfill import backfill, label_events, transaction_events
+from fraudstream_cli.main import app
+from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_common.schemas.v1.label_pb2 import Label
+from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction, Transaction
+from fraudstream_common.timestamps import timestamp_of
+from fraudstream_common.topics import Topic
+from fraudstream_simulator.config import SimulationConfig
+from fraudstream_simulator.simulation import simulate
+from tests.platform import PLATFORM, Topics, producer
+
+pytestmark = pytest.mark.integration
+
+
+def test_verify_finds_the_vector_the_stream_got_wrong(topics: Topics) -> None:
+    world = simulate(SimulationConfig(n_customers=50, n_terminals=100, nb_days=15))
+    tx, labels = world.transactions, world.labels
+    expected = backfill(tx, labels).set_index("transaction_id")
+    kafka = producer()
+    for event in transaction_events(tx):
+        message = Transaction(
+            transaction_id=event.transaction_id,
+            customer_id=event.customer_id,
+            terminal_id=event.terminal_id,
+            amount=event.amount,
+            event_time=timestamp_of(event.event_time),
+        )
+        kafka.produce(topics(Topic.TRANSACTIONS), message.SerializeToString(), event.customer_id.encode())
+    for known in label_events(labels):
+        label = Label(
+            transaction_id=known.transaction_id,
+            terminal_id=known.terminal_id,
+            transaction_time=timestamp_of(known.transaction_time),
+            is_fraud=known.is_fraud,
+            label_time=timestamp_of(known.label_time),
+        )
+        kafka.produce(topics(Topic.LABELS), label.SerializeToString(), known.transaction_id.encode())
+
+    ids = list(expected.index)
+    wrong, wrong_but_early, missing = ids[100], ids[200], ids[300]
+    for transaction_id in ids:
+        if transaction_id == missing:
+            continue
+        vector = expected.loc[transaction_id, list(FEATURE_NAMES)].to_dict()
+        if transaction_id == wrong:
+            vector["customer_nb_tx_7d"] += 1
+        if transaction_id == wrong_but_early:
+            vector["terminal_risk_30d"] += 0.5
+        produce_enriched(kafka, topics, transaction_id, vector, early=transaction_id == wrong_but_early)
+    assert kafka.flush(60) == 0
+
+    environment = {
+        "FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS": PLATFORM.kafka_bootstrap,
+        "FRAUDSTREAM_TOPIC_PREFIX": topics.prefix,
+    }
+    result = CliRunner().invoke(app, ["features", "verify", "--json"], env=environment)
+    assert result.exit_code == 1, result.output
+    verified = json.loads(result.output)
+    assert verified["compared"] == len(ids) - 1
+    assert verified["not_enriched"] == 1
+    assert verified["vectors"] == {"neither": len(ids) - 2, "early": 1}
+    assert verified["differing"] == {"neither": 1, "early": 1}
+    assert verified["features"] == {"customer_nb_tx_7d": 1}
+    assert verified["examples"] == [wrong]
+    assert verified["holds"] is False
+
+
+def produce_enriched(
+    kafka: Producer, topics: Topics, transaction_id: str, vector: dict[str, float], *, early: bool
+) -> None:
+    enriched = EnrichedTransaction(
+        transaction=Transaction(transaction_id=transaction_id),
+        feature_names=FEATURE_NAMES,
+        feature_values=[vector[name] for name in FEATURE_NAMES],
+        early=early,
+    )
+    kafka.produce(topics(Topic.TRANSACTIONS_ENRICHED), enriched.SerializeToString(), transaction_id.encode())
