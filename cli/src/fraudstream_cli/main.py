@@ -438,7 +438,7 @@ def features_verify(
 ) -> None:
     """Compare the vectors the running stream wrote to `transactions.enriched` with a backfill of
     the same transactions and labels, read back from Kafka (FRAUDSTREAM_ settings). Exits 1 when
-    a vector flagged neither late nor early differs."""
+    a vector flagged neither late nor early differs, or a transaction was enriched twice."""
     from fraudstream_cli.verify import verify
     from fraudstream_common.settings import ServiceSettings
 
@@ -449,7 +449,10 @@ def features_verify(
         if result.compared_from is not None:
             since = datetime.fromtimestamp(result.compared_from, UTC).isoformat()
             typer.echo(f"compared from {since} (retention removed earlier input)")
-        typer.echo(f"compared {result.compared} vectors; {result.not_enriched} transactions not enriched yet")
+        typer.echo(
+            f"compared {result.compared} vectors; {result.not_enriched} transactions not enriched yet; "
+            f"{result.enriched_twice} enriched more than once"
+        )
         for flag, vectors in sorted(result.vectors.items()):
             typer.echo(f"  flagged {flag}: {vectors}, {result.differing.get(flag, 0)} differ from the backfill")
         for name, count in sorted(result.features.items()):

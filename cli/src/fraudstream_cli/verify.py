@@ -3,9 +3,10 @@ same input, on a running platform.
 
 Reads `transactions` and `labels` to their ends, then `transactions.enriched`, backfills the
 transactions with the labels (fraudstream_cli.backfill) and compares the vectors transaction by
-transaction. The contract (fraudstream_common.features.definitions): a vector flagged neither
-late nor early equals the backfill's; a flagged one was computed from the history that had
-arrived, and may differ. Transactions read but not enriched yet are counted, not compared.
+transaction, and counts transactions enriched more than once. The contract
+(fraudstream_common.features.definitions): a vector flagged neither late nor early equals the
+backfill's; a flagged one was computed from the history that had arrived, and may differ.
+Transactions read but not enriched yet are counted, not compared.
 
 Where Kafka's retention has removed the start of an input partition, the backfill lacks the
 history before it: only transactions at least TERMINAL_HORIZON after the latest first record
@@ -62,12 +63,14 @@ class Verification:
     # Unflagged vectors that differ, first few.
     examples: list[str] = field(default_factory=list)
     not_enriched: int = 0
+    enriched_twice: int = 0  # transactions with more than one committed vector (exactly-once broken)
     compared_from: float | None = None  # event time; None: from the start of the input
 
     @property
     def holds(self) -> bool:
-        """Whether every vector flagged neither late nor early equals the backfill's."""
-        return self.differing.get("neither", 0) == 0
+        """Whether every vector flagged neither late nor early equals the backfill's, and no
+        transaction was enriched twice."""
+        return self.differing.get("neither", 0) == 0 and self.enriched_twice == 0
 
 
 def verify(settings: ServiceSettings) -> Verification:
@@ -91,7 +94,9 @@ def verify(settings: ServiceSettings) -> Verification:
         expected = expected[expected["event_time"] >= pd.Timestamp(result.compared_from, unit="s", tz="UTC")]
 
     streamed = pd.DataFrame(enriched, columns=["transaction_id", "flag", *FEATURE_NAMES])
-    streamed = streamed.drop_duplicates("transaction_id").set_index("transaction_id")
+    twice = streamed["transaction_id"].duplicated()
+    result.enriched_twice = int(streamed.loc[twice, "transaction_id"].nunique())
+    streamed = streamed[~twice].set_index("transaction_id")
     both = expected.index.intersection(streamed.index)
     result.not_enriched = len(expected) - len(both)
     result.compared = len(both)

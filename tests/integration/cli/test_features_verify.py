@@ -1,5 +1,6 @@
 """`fraudstream features verify` on the real broker: it finds a vector that differs from the
-backfill, tells a flagged one from an unflagged one, and counts a transaction not enriched yet.
+backfill, tells a flagged one from an unflagged one, and counts a transaction not enriched yet
+and one enriched twice.
 (The features service's own output is verified in tests/integration/features/test_event_time.py.)"""
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def test_verify_finds_the_vector_the_stream_got_wrong(topics: Topics) -> None:
         if transaction_id == wrong_but_early:
             vector["terminal_risk_30d"] += 0.5
         produce_enriched(kafka, topics, transaction_id, vector, early=transaction_id == wrong_but_early)
+    produce_enriched(kafka, topics, ids[400], expected.loc[ids[400], list(FEATURE_NAMES)].to_dict(), early=False)
     assert kafka.flush(60) == 0
 
     environment = {
@@ -70,6 +72,7 @@ def test_verify_finds_the_vector_the_stream_got_wrong(topics: Topics) -> None:
     verified = json.loads(result.output)
     assert verified["compared"] == len(ids) - 1
     assert verified["not_enriched"] == 1
+    assert verified["enriched_twice"] == 1
     assert verified["vectors"] == {"neither": len(ids) - 2, "early": 1}
     assert verified["differing"] == {"neither": 1, "early": 1}
     assert verified["features"] == {"customer_nb_tx_7d": 1}
