@@ -11,15 +11,15 @@ import pytest
 from confluent_kafka import Producer
 from typer.testing import CliRunner
 
-from fraudstream_cli.backfill import backfill, label_events, transaction_events
+from fraudstream_cli.backfill import backfill
 from fraudstream_cli.main import app
 from fraudstream_common.features.definitions import FEATURE_NAMES
-from fraudstream_common.schemas.v1.label_pb2 import Label
 from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction, Transaction
-from fraudstream_common.timestamps import timestamp_of
+from fraudstream_common.settings import ServiceSettings
 from fraudstream_common.topics import Topic
 from fraudstream_simulator.config import SimulationConfig
 from fraudstream_simulator.simulation import simulate
+from fraudstream_simulator.sinks import Pacing, replay_to_kafka
 from tests.platform import PLATFORM, Topics, producer
 
 pytestmark = pytest.mark.integration
@@ -27,28 +27,11 @@ pytestmark = pytest.mark.integration
 
 def test_verify_finds_the_vector_the_stream_got_wrong(topics: Topics) -> None:
     world = simulate(SimulationConfig(n_customers=50, n_terminals=100, nb_days=15))
-    tx, labels = world.transactions, world.labels
-    expected = backfill(tx, labels).set_index("transaction_id")
-    kafka = producer()
-    for event in transaction_events(tx):
-        message = Transaction(
-            transaction_id=event.transaction_id,
-            customer_id=event.customer_id,
-            terminal_id=event.terminal_id,
-            amount=event.amount,
-            event_time=timestamp_of(event.event_time),
-        )
-        kafka.produce(topics(Topic.TRANSACTIONS), message.SerializeToString(), event.customer_id.encode())
-    for known in label_events(labels):
-        label = Label(
-            transaction_id=known.transaction_id,
-            terminal_id=known.terminal_id,
-            transaction_time=timestamp_of(known.transaction_time),
-            is_fraud=known.is_fraud,
-            label_time=timestamp_of(known.label_time),
-        )
-        kafka.produce(topics(Topic.LABELS), label.SerializeToString(), known.transaction_id.encode())
+    expected = backfill(world.transactions, world.labels).set_index("transaction_id")
+    settings = ServiceSettings(kafka_bootstrap_servers=PLATFORM.kafka_bootstrap, topic_prefix=topics.prefix)
+    replay_to_kafka(world, settings, pacing=Pacing.fast(), transactions_topic=Topic.TRANSACTIONS)
 
+    kafka = producer()
     ids = list(expected.index)
     wrong, wrong_but_early, missing = ids[100], ids[200], ids[300]
     for transaction_id in ids:
