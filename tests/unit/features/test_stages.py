@@ -223,18 +223,20 @@ def test_an_idle_source_does_not_move_where_the_terminal_stage_thinks_it_stands(
     assert not [o for o in pipeline.terminals.checkpoint(final=False).outputs if o.topic == Topic.TRANSACTIONS_ENRICHED]
 
 
-def test_a_partition_read_after_the_others_passed_its_times_is_not_late(
+def test_a_partition_read_after_the_others_passed_its_times_is_late_only_where_its_terminal_was(
     history: tuple[list[TransactionEvent], list[LabelEvent]],
 ) -> None:
     """A partition of `transactions` idle while the others went on (its producer or the broker
-    slow): what it then brings is behind the customer stage's merged order, but each customer's
-    history is in its one partition, so those vectors are whole and flagged neither way."""
+    slow): what it then brings is behind the customer stage's merged order. Each customer's
+    history is in its one partition, so that alone flags nothing; a transaction whose terminal
+    had seen a later one is late (there its windows may have lost days past the horizon)."""
     transactions, labels = history
     lagging = partition_of(transactions[0].customer_id.encode())
     middle = transactions[len(transactions) // 2].event_time
     behind = [tx for tx in transactions if tx.event_time >= middle and partition_of(tx.customer_id.encode()) == lagging]
     pipeline = Pipeline(seed=5)
-    pipeline.produce_history([tx for tx in transactions if tx not in behind], labels)
+    went_on = [tx for tx in transactions if tx not in behind]
+    pipeline.produce_history(went_on, labels)
     pipeline.run(chunk=37)
     counted = (
         REGISTRY.get_sample_value("fraudstream_features_behind_order_events_total", {"topic": str(Topic.TRANSACTIONS)})
@@ -251,8 +253,11 @@ def test_a_partition_read_after_the_others_passed_its_times_is_not_late(
     expected = {tx.transaction_id: [vector[n] for n in FEATURE_NAMES] for tx, vector in replay(transactions, labels)}
     for tx in behind:
         assert list(enriched[tx.transaction_id].feature_values) == expected[tx.transaction_id]
-        assert not enriched[tx.transaction_id].late
         assert not enriched[tx.transaction_id].early
+        terminal_ahead = any(o.terminal_id == tx.terminal_id and o.event_time > tx.event_time for o in went_on)
+        assert enriched[tx.transaction_id].late == terminal_ahead
+    assert any(not enriched[tx.transaction_id].late for tx in behind)
+    assert any(enriched[tx.transaction_id].late for tx in behind)
     assert REGISTRY.get_sample_value(
         "fraudstream_features_behind_order_events_total", {"topic": str(Topic.TRANSACTIONS)}
     ) == counted + len(behind)

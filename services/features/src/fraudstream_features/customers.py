@@ -202,7 +202,8 @@ class CustomerStage:
         event, tx, produced_at = decoded
         customer = self.customers.setdefault(event.customer_id, CustomerState())
         # Only the customer's own history changes its customer features, and it comes in one
-        # partition: behind the merged order (`Timing.LATE`) is not late for its vector.
+        # partition: behind the merged order (`Timing.LATE`) is not late for them. The terminal
+        # stage flags it if its terminal's history had gone past it.
         late = event.event_time < customer.as_of
         state_time = customer.as_of
         vector = {

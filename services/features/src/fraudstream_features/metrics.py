@@ -11,13 +11,13 @@ EVENTS = Counter(
 )
 LATE_EVENTS = Counter(
     "fraudstream_features_late_events_total",
-    "Transactions that arrived after a later one of the same customer had been applied.",
+    "Transactions that arrived after a later one of the same customer or terminal had been applied.",
 )
 BEHIND_ORDER_EVENTS = Counter(
     "fraudstream_features_behind_order_events_total",
     "Events the customer stage read after its event-time order had passed them (their partition had "
-    "been idle, or the others had waited their longest), by input topic. Their own vectors are whole; "
-    "transactions of the same terminals enriched meanwhile may have missed them.",
+    "been idle, or the others had waited their longest), by input topic. The terminal stage flags late "
+    "those its terminal's history had gone past; transactions enriched meanwhile may have missed them.",
     ["topic"],
 )
 EARLY_EVENTS = Counter(

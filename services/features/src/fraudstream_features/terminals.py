@@ -318,6 +318,11 @@ class TerminalStage:
         else:
             self.watermark = max(self.watermark, held.event_time)
         state_time = terminal.as_of
+        # A later transaction of the terminal came first: its windows may have lost this one's
+        # oldest days past the horizon, and it missed this one.
+        late = bool(terminal.times) and terminal.times[-1] > held.event_time
+        if late and not held.partial.late:
+            metrics.LATE_EVENTS.inc()
         vector = dict(zip(held.partial.feature_names, held.partial.feature_values, strict=True))
         vector.update(terminal.features(held.event_time))
         terminal.add(held.event_time, tx.transaction_id)
@@ -332,7 +337,7 @@ class TerminalStage:
             feature_names=FEATURE_NAMES,
             feature_values=[vector[name] for name in FEATURE_NAMES],
             enriched_time=timestamp_of(time.time()),
-            late=held.partial.late,
+            late=late or held.partial.late,
             early=early or held.partial.early,
             customer_state_time=held.partial.customer_state_time,
             terminal_state_time=timestamp_of(state_time),

@@ -87,8 +87,9 @@ class EnrichedTransaction(_message.Message):
     INPUT_TIME_FIELD_NUMBER: _builtins.int
     EARLY_FIELD_NUMBER: _builtins.int
     late: _builtins.bool
-    """True when the transaction arrived after a later transaction of its customer had been
-    applied: its vector misses nothing earlier, but that later one's vector missed it.
+    """True when the transaction arrived after a later transaction of its customer or of its
+    terminal had been applied: that later one's vector missed it, and its own may lack what
+    its state had dropped past the horizon by then.
     """
     early: _builtins.bool
     """True when the transaction was enriched before the labels and terminal transactions its
