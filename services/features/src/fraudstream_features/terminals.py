@@ -318,8 +318,8 @@ class TerminalStage:
         else:
             self.watermark = max(self.watermark, held.event_time)
         state_time = terminal.as_of
-        # A later transaction of the terminal came first: its windows may have lost this one's
-        # oldest days past the horizon, and it missed this one.
+        # A later transaction of the terminal came first: it missed this one, and this one's
+        # windows may have lost their oldest days, dropped past the horizon since.
         late = bool(terminal.times) and terminal.times[-1] > held.event_time
         if late and not held.partial.late:
             metrics.LATE_EVENTS.inc()
