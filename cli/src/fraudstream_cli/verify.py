@@ -101,18 +101,17 @@ def verify(settings: ServiceSettings) -> Verification:
     result.not_enriched = len(expected) - len(both)
     result.compared = len(both)
     actual, wanted = streamed.loc[both], expected.loc[both]
-    differs = np.zeros(len(both), dtype=bool)
-    for positions in mismatches(actual, wanted, FEATURE_NAMES).values():
-        differs[positions] = True
     flags = actual["flag"].to_numpy()
+    unflagged = flags == "neither"
+    differs = np.zeros(len(both), dtype=bool)
+    for name, positions in mismatches(actual, wanted, FEATURE_NAMES).items():
+        differs[positions] = True
+        if unflagged_there := int(unflagged[positions].sum()):
+            result.features[name] = unflagged_there
     for flag in pd.unique(flags):
         of_flag = flags == flag
         result.vectors[flag] = int(of_flag.sum())
         result.differing[flag] = int((differs & of_flag).sum())
-    unflagged = flags == "neither"
-    for name, positions in mismatches(actual[unflagged], wanted[unflagged], FEATURE_NAMES).items():
-        if len(positions):
-            result.features[name] = len(positions)
     result.examples = [str(t) for t in actual.index[differs & unflagged][:5]]
     return result
 

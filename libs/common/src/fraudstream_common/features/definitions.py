@@ -46,9 +46,9 @@ backfill and a request give the same vector for the same history.
 That holding back is bounded, and the stream says when it cut it short (the policy is in
 fraudstream_features.terminals): a transaction enriched before what its terminal features
 need had arrived is flagged `early`, and one that arrived after a later transaction of its
-customer or of its terminal is flagged `late`. The vector of a transaction flagged neither equals the
-backfill's; a flagged one is computed from the history that had arrived, as above. The
-offline training rows are the stream's own, so training and serving agree in every case.
+customer or of its terminal is flagged `late`. The vector of a transaction flagged neither
+equals the backfill's; a flagged one is computed from the history that had arrived, as above.
+The offline training rows are the stream's own, so training and serving agree in every case.
 """
 
 from __future__ import annotations
