@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 
 from confluent_kafka import Message
 
 from fraudstream_common.deadletter import Output
 from fraudstream_common.features.definitions import CUSTOMER_FEATURES, TRANSACTION_FEATURES, transaction_features
+from fraudstream_common.features.history import LabelEvent
 from fraudstream_common.features.state import CustomerState, Snapshot
 from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction, StreamWatermark, StreamWatermarks
 from fraudstream_common.stream import Checkpoint, Source
@@ -33,6 +35,7 @@ from fraudstream_features.records import (
     KIND_LABEL,
     KIND_TRANSACTION,
     KIND_WATERMARK,
+    DecodedTransaction,
     Invalid,
     decode_label,
     decode_transaction,
@@ -44,6 +47,15 @@ from fraudstream_features.settings import FeaturesSettings
 CUSTOMER_STAGE_FEATURES = (*TRANSACTION_FEATURES, *CUSTOMER_FEATURES)
 # Watermarks go out at most this often while records are forwarded (and with every checkpoint).
 MARK_INTERVAL_SECONDS = 0.02
+
+
+@dataclass(frozen=True)
+class ForwardedLabel:
+    label: LabelEvent
+    value: bytes  # passed on to the terminal stage as read
+
+
+Decoded = DecodedTransaction | ForwardedLabel | Invalid  # each input is decoded once, when it is read
 
 
 class CustomerStage:
@@ -70,7 +82,7 @@ class CustomerStage:
         self.deadletter_topic = topic_name(Topic.DEADLETTER, prefix)
         self.by_terminal_partitions = topic_partitions[self.by_terminal_topic]
         self.customers: dict[str, CustomerState] = {}
-        self._merger: EventTimeMerger[Message] = EventTimeMerger(
+        self._merger: EventTimeMerger[Decoded] = EventTimeMerger(
             settings.partition_idle_seconds, settings.max_wait_seconds, clock
         )
         self._buffered_max = 0
@@ -98,17 +110,20 @@ class CustomerStage:
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         if topic is None or partition is None or offset is None:
             return
+        source = (topic, partition)
         if topic == self.labels_topic:
-            decoded_label = decode_label(message)
-            if isinstance(decoded_label, Invalid):
-                self._merger.add((topic, partition), offset, 0.0, RANK_INVALID, message)
+            label = decode_label(message)
+            if isinstance(label, Invalid):
+                self._merger.add(source, offset, 0.0, RANK_INVALID, label)
             else:
-                self._merger.add((topic, partition), offset, decoded_label.label_time, RANK_LABEL, message)
+                forwarded = ForwardedLabel(label, message.value() or b"")
+                self._merger.add(source, offset, label.label_time, RANK_LABEL, forwarded)
             return
         decoded = decode_transaction(message)
-        event_time = 0.0 if isinstance(decoded, Invalid) else decoded[0].event_time
-        rank = RANK_INVALID if isinstance(decoded, Invalid) else RANK_TRANSACTION
-        self._merger.add((topic, partition), offset, event_time, rank, message)
+        if isinstance(decoded, Invalid):
+            self._merger.add(source, offset, 0.0, RANK_INVALID, decoded)
+        else:
+            self._merger.add(source, offset, decoded[0].event_time, RANK_TRANSACTION, decoded)
 
     def reached_end(self, source: Source) -> None:
         self._merger.reached_end(source)
@@ -183,22 +198,21 @@ class CustomerStage:
     def _apply_released(self) -> None:
         for released in self._merger.release():
             self._order_waits.observe(released.waited)
-            message = released.item
+            item = released.item
             if released.timing is Timing.LATE:
                 metrics.BEHIND_ORDER_EVENTS.labels(released.source[0]).inc()
-            if released.source[0] == self.labels_topic:
-                self._forward_label(message)
+            if isinstance(item, Invalid):
+                self._dead_letter(item)
+            elif isinstance(item, ForwardedLabel):
+                self._forward(item.label.terminal_id, item.value, KIND_LABEL)
+                metrics.EVENTS.labels("label").inc()
             else:
-                self._apply_transaction(message, released.source, released.timing)
+                self._apply_transaction(item, released.source, released.timing)
             if self._batch_started is None:
                 self._batch_started = self._clock()
         metrics.BUFFERED.labels(self.name).set(len(self._merger))
 
-    def _apply_transaction(self, message: Message, source: Source, timing: Timing) -> None:
-        decoded = decode_transaction(message)
-        if isinstance(decoded, Invalid):
-            self._dead_letter(decoded)
-            return
+    def _apply_transaction(self, decoded: DecodedTransaction, source: Source, timing: Timing) -> None:
         event, tx, produced_at = decoded
         customer = self.customers.setdefault(event.customer_id, CustomerState())
         # Only the customer's own history changes its customer features, and it comes in one
@@ -228,14 +242,6 @@ class CustomerStage:
             metrics.LATE_EVENTS.inc()
         elif timing is Timing.EARLY:
             metrics.EARLY_EVENTS.labels(self.name).inc()
-
-    def _forward_label(self, message: Message) -> None:
-        decoded = decode_label(message)
-        if isinstance(decoded, Invalid):
-            self._dead_letter(decoded)
-            return
-        self._forward(decoded.terminal_id, message.value() or b"", KIND_LABEL)
-        metrics.EVENTS.labels("label").inc()
 
     def _forward(self, terminal_id: str, value: bytes, kind: str) -> None:
         self._outputs.append(Output(self.by_terminal_topic, terminal_id.encode(), value, kind_headers(kind)))
