@@ -72,7 +72,9 @@ class Topics:
 
 @dataclass
 class Pipeline:
-    settings: FeaturesSettings = field(default_factory=lambda: FeaturesSettings(max_wait_seconds=1e9))
+    settings: FeaturesSettings = field(
+        default_factory=lambda: FeaturesSettings(max_wait_seconds=1e9, partition_max_wait_seconds=1e9)
+    )
     clock: Clock = field(default_factory=Clock)
     store: Store = field(default_factory=Store)
     topics: Topics = field(default_factory=Topics)

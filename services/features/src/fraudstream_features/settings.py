@@ -52,11 +52,20 @@ class FeaturesSettings(ServiceSettings, FeatureStoreSettings):
             "what then arrives for it with earlier times may have missed transactions it should have seen."
         ),
     )
+    partition_max_wait_seconds: float = Field(
+        default=60.0,
+        description=(
+            "Longest time the customer stage holds a partition's events while other partitions of "
+            "transactions and labels are behind them (a replay, a lagging producer, labels written "
+            "straight to their topic while transactions pass through ingest); then it releases them, "
+            "flagged early."
+        ),
+    )
     max_wait_seconds: float = Field(
         default=10.0,
         description=(
-            "Longest time a transaction is held for the labels and transactions its terminal features "
-            "need; then it is enriched with what has arrived, flagged early."
+            "Longest time the terminal stage holds a transaction for the labels and transactions its "
+            "terminal features need; then it is enriched with what has arrived, flagged early."
         ),
     )
     max_buffered_events: int = Field(
