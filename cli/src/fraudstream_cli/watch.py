@@ -180,10 +180,10 @@ def report(overview: Overview, drift_start: float | None = None) -> str:
             f"  {alert['statistic']:.3g} > {alert['threshold']:.3g}"
         )
     requests = list(reversed(overview.get("requests", [])))
-    lines += ["", f"retrain requests ({len(requests)}):"]
+    lines += ["", f"retrain requests ({len(requests)}), at the end of their latest evidence:"]
     lines += [
-        f"  {_day(r['requested_at'])}  {r['reason']}{' (forced)' if r.get('force') else ''}  "
-        f"evidence: {', '.join(r['evidence']) or '-'}"
+        f"  {_day(r.get('evidence_until') or r['requested_at'])}  {r['reason']}"
+        f"{' (forced)' if r.get('force') else ''}  evidence: {', '.join(r['evidence']) or '-'}"
         for r in requests
     ]
     runs = list(reversed(overview.get("runs", [])))

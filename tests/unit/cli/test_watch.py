@@ -7,6 +7,7 @@ from typing import Any
 from fraudstream_cli.watch import DAY_SECONDS, daily_quality, recovery, report, simulated_time, status_line
 
 DAY_60 = 1_528_070_400.0  # 2018-06-04 00:00 UTC
+LOOP_CLOCK = 1_796_342_400.0  # 2026-12-04 00:00 UTC: a request's time on the monitor's loop clock
 
 
 def overview() -> dict[str, Any]:
@@ -31,7 +32,14 @@ def overview() -> dict[str, Any]:
             }
         ],
         "requests": [
-            {"requested_at": DAY_60, "reason": "drift", "force": False, "evidence": ["x|y/JointRegion"]},
+            {
+                "requested_at": LOOP_CLOCK,
+                "evidence_until": DAY_60,
+                "reason": "drift",
+                "force": False,
+                "evidence": ["x|y/JointRegion"],
+            },
+            {"requested_at": LOOP_CLOCK, "evidence_until": None, "reason": "operator", "force": True, "evidence": []},
         ],
         "runs": [
             {"started_at": DAY_60 + 60, "request_id": "drift-abc", "outcome": "promoted", "average_precision": 0.74}
@@ -70,7 +78,8 @@ def test_before_a_first_model_the_line_says_what_it_waits_for() -> None:
 def test_the_report_lists_detection_request_decision_and_quality_per_version() -> None:
     text = report(overview())
     assert "2018-06-04 00:00  v1  JointRegion on customer_nb_tx_1d|terminal_risk_7d  6.2 > 3" in text
-    assert "2018-06-04 00:00  drift  evidence: x|y/JointRegion" in text
+    assert "2018-06-04 00:00  drift  evidence: x|y/JointRegion" in text  # in the traffic's time
+    assert "2026-12-04 00:00  operator (forced)  evidence: -" in text  # no evidence: the loop clock's
     assert "2018-06-04 00:01  drift-abc  promoted  holdout AP 0.740" in text
     assert "2018-06-03 00:00  v1  AP 0.710" in text
 

@@ -91,6 +91,8 @@ def test_a_shifted_amount_raises_one_drift_alert_and_after_the_debounce_one_requ
     assert request.reason == "drift"
     assert {a.alert_id for a in request.evidence} == {a.alert_id for a in alerts}
     assert verify_request(request, DEVELOPMENT_RETRAIN_REQUEST_SECRET)  # the trainer answers only signed ones
+    [shown] = core.core.overview()["requests"]
+    assert shown["evidence_until"] == max(seconds_of(a.window_end) for a in alerts)  # the traffic's time
     clock.now += 11
     assert core.core.due_request() is None  # the cooldown
 

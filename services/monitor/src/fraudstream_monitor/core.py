@@ -348,6 +348,9 @@ def _request_json(request: RetrainRequest) -> dict[str, Any]:
         "reason": request.reason,
         "requested_by": request.requested_by,
         "requested_at": seconds_of(request.requested_at),
+        # requested_at is the loop clock (retrain.LoopClock), ahead of the wall clock in a replay;
+        # the evidence's event time says when in the traffic the request was made.
+        "evidence_until": max((seconds_of(a.window_end) for a in request.evidence), default=None),
         "force": request.force,
         "evidence": [f"{a.subject}/{a.detector}" for a in request.evidence],
     }
