@@ -5,6 +5,8 @@ An acceptable one is warmed up and decides by its thresholds."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 from prometheus_client import REGISTRY
 
@@ -14,6 +16,7 @@ from fraudstream_common.schemas.v1.prediction_pb2 import Decision
 from fraudstream_inference.model import (
     ModelRefusedError,
     ScoringModel,
+    cuda_probe,
     cuda_unusable,
     load,
     resolve_device,
@@ -128,3 +131,10 @@ def test_cuda_asked_for_where_it_is_not_usable_stops_the_service_and_auto_scores
     assert tensor_min_rows_for(Device.CPU, None) == 0  # the TreeEnsemble graph is faster there
     assert tensor_min_rows_for(Device.CUDA, None) >= 1
     assert tensor_min_rows_for(Device.CPU, 64) == 64
+
+
+def test_the_cuda_probe_loads_on_runtimes_older_than_the_onnx_package() -> None:
+    probe = onnx.load_from_string(cuda_probe())
+    assert probe.ir_version == onnx.helper.find_min_ir_version_for(probe.opset_import)
+    session = ort.InferenceSession(cuda_probe(), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"x": np.array([-1.0], dtype=np.float32)})[0].tolist() == [0.0]

@@ -116,6 +116,24 @@ def run_options_for(provider: str) -> ort.RunOptions | None:
     return options
 
 
+def cuda_probe() -> bytes:
+    """A one-operator graph to open on CUDA, stamped with the lowest IR version of its opset so
+    that any ONNX Runtime build loads it (the onnx package's default may be newer than the
+    runtime's)."""
+    opsets = [helper.make_opsetid("", 15)]
+    probe = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Relu", ["x"], ["y"])],
+            "probe",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        ),
+        opset_imports=opsets,
+        ir_version=helper.find_min_ir_version_for(opsets),
+    )
+    return probe.SerializeToString()
+
+
 def cuda_unusable() -> str | None:
     """Why ONNX Runtime cannot score on CUDA here; None when it can. A build with the provider
     but no CUDA libraries or device falls back to the CPU with only a warning: a probe session
@@ -126,17 +144,8 @@ def cuda_unusable() -> str | None:
     # Runtime loads them from there; with none (the GPU image's come with its CUDA base), it
     # looks where the loader does.
     ort.preload_dlls()
-    probe = helper.make_model(
-        helper.make_graph(
-            [helper.make_node("Relu", ["x"], ["y"])],
-            "probe",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-        ),
-        opset_imports=[helper.make_opsetid("", 15)],
-    )
     try:
-        session = ort.InferenceSession(probe.SerializeToString(), providers=providers_for(Device.CUDA))
+        session = ort.InferenceSession(cuda_probe(), providers=providers_for(Device.CUDA))
     except Exception as error:
         return f"a CUDA session failed: {error}"
     if session.get_providers()[0] != "CUDAExecutionProvider":

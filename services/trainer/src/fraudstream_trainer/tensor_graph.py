@@ -92,7 +92,11 @@ def to_tensor_onnx(model: xgb.XGBClassifier, n_features: int) -> bytes:
         ],
         initializers,
     )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", TENSOR_OPSET)])
+    opsets = [helper.make_opsetid("", TENSOR_OPSET)]
+    # make_model stamps the IR version of the onnx package installed here (14 with onnx 1.23),
+    # which older ONNX Runtime builds refuse (1.31, the GPU image's, reads up to 13); the lowest
+    # IR version that carries the opset loads wherever the opset runs.
+    proto = helper.make_model(graph, opset_imports=opsets, ir_version=helper.find_min_ir_version_for(opsets))
     proto.doc_string = f"{n_trees} trees, {internal} internal nodes and {leaves} leaves each (padded)"
     onnx.checker.check_model(proto)
     serialized: bytes = proto.SerializeToString()
