@@ -3,8 +3,7 @@
     uv pip uninstall onnxruntime && uv pip install onnxruntime-gpu
     uv run --no-sync python benchmarks/gpu_path.py --swaps 50 --repeats 2000
 
-A model with the trainer's default parameters is trained on random rows of the service's
-width and exported to ONNX as the trainer exports it, both graphs; inference loads it as a
+The model of model_graphs.py (trained here, or `--graphs` exported elsewhere); inference loads it as a
 published version (fraudstream_inference.model.load: signature check, sessions, warm-up) on
 `cuda` (batches on the tensor graph there) and on `cpu`. For the graphs by batch size, see
 tensor_graph.py.
@@ -15,10 +14,11 @@ Prints:
   ratio CUDA / CPU;
 - where ONNX Runtime placed the tensor graph's nodes (a profiled run): all on CUDA is the aim
   (the TreeEnsemble graph has no CUDA kernel, so inference runs it on the CPU);
-- GPU memory in use (nvidia-smi) before any session, with one, and with one again after
-  `--swaps` more versions were loaded, warmed, scored and dropped as a hot-swap drops them:
-  flat is the aim.
-Exits 2, saying so, where the CUDA provider or nvidia-smi is missing (CI has no GPU).
+- GPU memory in use (nvidia-smi) before any session, with one, and after each of `--swaps`
+  more versions was loaded, warmed, scored and dropped as a hot-swap drops them: flat over the
+  second half of the swaps is the aim (a leak grows with every swap; the runtime's caches once).
+Writes `benchmarks/results/gpu_path.json`. Exits 2, saying so, where the CUDA provider or
+nvidia-smi is missing (CI has no GPU).
 """
 
 from __future__ import annotations
@@ -26,24 +26,29 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
+import json
+import os
+import platform as host
 import shutil
 import statistics
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from model_graphs import model_graphs
 from tensor_graph import placement
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.schemas.v1.model_pb2 import FeatureSpec, ModelPublished
 from fraudstream_inference.model import ScoringModel, load, tensor_min_rows_for
 from fraudstream_inference.settings import Device
-from fraudstream_trainer.model import ModelParams, to_onnx, train
-from fraudstream_trainer.tensor_graph import to_tensor_onnx
 
 PARITY_TOLERANCE = 1e-5
+RESULTS = Path(__file__).parent / "results" / "gpu_path.json"
 
 
 def gpu_memory_mib(nvidia_smi: str) -> int:
@@ -81,6 +86,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--swaps", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=2000)
+    parser.add_argument("--graphs", type=Path, help="Score the graphs exported here (model_graphs.py).")
     args = parser.parse_args()
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         print(f"no CUDA provider in this onnxruntime build ({ort.get_available_providers()}): install onnxruntime-gpu")
@@ -92,10 +98,8 @@ def main() -> int:
 
     rng = np.random.default_rng(0)
     width = len(FEATURE_NAMES)
-    features = rng.random((20_000, width), dtype=np.float32)
-    labels = (features[:, 0] + 0.3 * rng.random(20_000) > 1.0).astype(np.int32)
-    trained = train(features, labels, ModelParams())
-    onnx_model, tensor_model = to_onnx(trained, width), to_tensor_onnx(trained, width)
+    graphs = model_graphs(args.graphs)
+    onnx_model, tensor_model = graphs.tree_ensemble, graphs.tensor
     print(f"onnxruntime {ort.__version__}, providers {ort.get_available_providers()}, model {len(onnx_model):,} bytes")
 
     def on_cuda(version: int) -> ScoringModel:
@@ -122,27 +126,64 @@ def main() -> int:
         f"(tolerance {PARITY_TOLERANCE:.0e})"
     )
 
+    latency: dict[str, dict[str, float]] = {}
     for size in (1, 64):
         batch = rows[:size]
         cuda_ms, cpu_ms = median_ms(cuda, batch, args.repeats), median_ms(cpu, batch, args.repeats)
+        latency[str(size)] = {"cuda_ms": cuda_ms, "cpu_ms": cpu_ms, "cuda_to_cpu": cuda_ms / cpu_ms}
         print(f"{size:>3} row(s): CUDA {cuda_ms:.3f} ms, CPU {cpu_ms:.3f} ms, CUDA / CPU {cuda_ms / cpu_ms:.2f}")
 
-    print(f"tensor graph nodes by provider in a CUDA session: {placement(tensor_model, rows[:64])}")
+    nodes = placement(tensor_model, rows[:64])
+    print(f"tensor graph nodes by provider in a CUDA session: {nodes}")
 
     current = cuda
+    memory_by_swap = [memory_first]
     for version in range(2, args.swaps + 2):
         incoming = on_cuda(version)
         incoming.scores(rows[:64])
         current = incoming  # the old session's last reference goes, as in a hot-swap
         gc.collect()
+        memory_by_swap.append(gpu_memory_mib(nvidia_smi))
     current.scores(rows[:1])
     memory_last = gpu_memory_mib(nvidia_smi)
+    quarters = {
+        str(n): memory_by_swap[n]
+        for n in sorted({0, args.swaps // 4, args.swaps // 2, 3 * args.swaps // 4, args.swaps})
+    }
+    print(f"GPU memory (MiB) after so many swaps: {quarters}")
     print(
         f"GPU memory used: {memory_before} MiB before, {memory_first} MiB with one session, "
         f"{memory_last} MiB after {args.swaps} more swapped in and out"
     )
-    flat = memory_last <= memory_first + 64  # MiB: allocator slack, not a session's worth
+    # A leak grows with every swap; ONNX Runtime's and CUDA's caches grow once, while the first
+    # sessions overlap, then stay: so compare the second half of the swaps, not the first session.
+    middle = memory_by_swap[len(memory_by_swap) // 2]
+    flat = memory_last <= middle + 64  # MiB: allocator slack, not a session's worth
     print("GPU memory flat across swaps" if flat else "GPU memory GREW across swaps")
+    gpu = subprocess.run(
+        [nvidia_smi, "--query-gpu=name,driver_version", "--format=csv,noheader", "--id=0"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    result = {
+        "command": "gpu_path.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if v is not None),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "machine": {"gpu": gpu, "cpus": os.cpu_count(), "platform": host.platform()},
+        "onnxruntime": ort.__version__,
+        "placement": {"cuda": cuda.placement(), "cpu": cpu.placement()},
+        "max_abs_score_difference_cuda_cpu": difference,
+        "parity_tolerance": PARITY_TOLERANCE,
+        "median_latency_ms_by_rows": latency,
+        "tensor_graph_nodes_by_provider": nodes,
+        "gpu_memory_mib": {"before": memory_before, "one_session": memory_first, "after_swaps": memory_last},
+        "gpu_memory_mib_after_swaps": quarters,
+        "swaps": args.swaps,
+        "memory_flat": flat,
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"written to {RESULTS}")
     return 0 if difference <= PARITY_TOLERANCE and flat else 1
 
 

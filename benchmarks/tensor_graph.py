@@ -33,15 +33,14 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+from model_graphs import export, model_graphs
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_inference.model import cuda_unusable, session_for
 from fraudstream_inference.settings import Device
-from fraudstream_trainer.model import ModelParams, to_onnx, train
-from fraudstream_trainer.tensor_graph import to_tensor_onnx
 
 RESULTS = Path(__file__).parent / "results" / "tensor_graph.json"
-BATCH_SIZES = (1, 4, 16, 64, 256, 1024, 4096)
+BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 256, 1024, 4096)
 BASELINE = "tree_ensemble/cpu"
 
 
@@ -81,14 +80,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=0.3, help="Least time per batch size per round.")
+    parser.add_argument("--graphs", type=Path, help="Score the graphs exported here (model_graphs.py).")
+    parser.add_argument("--export-graphs", type=Path, help="Train, export the graphs here and exit.")
     args = parser.parse_args()
+    if args.export_graphs is not None:
+        export(model_graphs(None), args.export_graphs)
+        return
 
     rng = np.random.default_rng(0)
     width = len(FEATURE_NAMES)
-    features = rng.random((20_000, width), dtype=np.float32)
-    labels = (features[:, 0] + 0.3 * rng.random(20_000) > 1.0).astype(np.int32)
-    model = train(features, labels, ModelParams())
-    graphs = {"tree_ensemble": to_onnx(model, width), "tensor": to_tensor_onnx(model, width)}
+    model = model_graphs(args.graphs)
+    graphs = {"tree_ensemble": model.tree_ensemble, "tensor": model.tensor}
     sessions = {f"{name}/cpu": session_for(graph, Device.CPU, 1) for name, graph in graphs.items()}
     unusable = cuda_unusable()
     if unusable is None:
@@ -123,12 +125,12 @@ def main() -> None:
         configurations["tensor/cuda"]["nodes_by_provider"] = placement(graphs["tensor"], rows[:64])
 
     result = {
-        "command": "tensor_graph.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items()),
+        "command": "tensor_graph.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if v is not None),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "machine": {"cpus": os.cpu_count(), "platform": host.platform()},
         "onnxruntime": ort.__version__,
         "cuda": "usable" if unusable is None else f"not measured: {unusable}",
-        "model": {"trees": ModelParams().n_estimators, "max_depth": ModelParams().max_depth, "features": width},
+        "model": {"trees": model.trees, "max_depth": model.max_depth, "features": width},
         "batch_sizes": list(BATCH_SIZES),
         "configurations": configurations,
     }
