@@ -36,7 +36,7 @@ class AmountSession:
     def __init__(self) -> None:
         self.runs: list[int] = []
 
-    def run(self, _outputs: Any, feeds: dict[str, np.ndarray], _options: Any) -> tuple[None, np.ndarray]:
+    def run(self, _outputs: Any, feeds: dict[str, np.ndarray]) -> tuple[None, np.ndarray]:
         rows = feeds["features"]
         self.runs.append(len(rows))
         score = np.clip(rows[:, FEATURE_NAMES.index("tx_amount")] / 100, 0, 1)

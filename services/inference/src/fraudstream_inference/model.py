@@ -8,9 +8,10 @@ batches; the tensor graph, whose operators the CUDA provider runs, scores batche
 TreeEnsemble graph is faster at every batch size (`benchmarks/tensor_graph.py`), so there the
 tensor graph is used only when asked for.
 
-ONNX Runtime releases a session's memory when the session is destroyed, except the CUDA arena,
-which by default only grows: sessions here take the arena's `kSameAsRequested` strategy and
-shrink it after each run, so that many swaps keep GPU memory flat.
+On CUDA the arena grows only as asked (`kSameAsRequested`) and stays with its session: it
+holds what the largest batch needed and goes when a swap drops the session, so GPU memory
+stays flat across swaps (`benchmarks/gpu_path.py`). Shrinking it after every run would also
+keep it flat, lower, at the price of an allocation per run, which doubled a 64-row batch's time.
 """
 
 from __future__ import annotations
@@ -36,10 +37,9 @@ from fraudstream_registry.registry import ArtifactError, Registry
 logger = logging.getLogger(__name__)
 
 _FEATURE_NAMES = list(FEATURE_NAMES)
-# Not measured: no GPU was lent to this project yet (benchmarks/tensor_graph.py prints the
-# crossover on one). Batches of two or more, the stream's micro-batches and PredictBatch, go to
-# the GPU; a single row stays on the CPU, where a kernel launch per node would cost more.
-TENSOR_MIN_ROWS_ON_CUDA = 2
+# The crossover benchmarks/tensor_graph.py measured on an H200 (results/tensor_graph.json): below
+# it, a kernel launch per node costs more than the TreeEnsemble graph's CPU run.
+TENSOR_MIN_ROWS_ON_CUDA = 16
 # The trainer checks both graphs against the native model within 1e-5; this guards the
 # device's arithmetic at load.
 TENSOR_PARITY_TOLERANCE = 1e-4
@@ -72,20 +72,14 @@ class ScoringModel:
     tensor_session: ort.InferenceSession | None = field(default=None, repr=False)
     tensor_provider: str = ""
     tensor_min_rows: int = 0
-    tensor_run_options: ort.RunOptions | None = field(default=None, repr=False)
 
     def scores(self, features: np.ndarray) -> np.ndarray:
         """Fraud probabilities of rows of FEATURE_NAMES (float32)."""
         if self.tensor_session is not None and len(features) >= self.tensor_min_rows:
-            session, graph, provider, options = (
-                self.tensor_session,
-                Graph.TENSOR,
-                self.tensor_provider,
-                self.tensor_run_options,
-            )
+            session, graph, provider = self.tensor_session, Graph.TENSOR, self.tensor_provider
         else:
-            session, graph, provider, options = self.session, Graph.TREE_ENSEMBLE, self.provider, None
-        _labels, probabilities = session.run(None, {self.input_name: features}, options)
+            session, graph, provider = self.session, Graph.TREE_ENSEMBLE, self.provider
+        _labels, probabilities = session.run(None, {self.input_name: features})
         metrics.SCORING_RUNS.labels(graph.value, provider).inc()
         return np.asarray(probabilities, dtype=np.float64)[:, 1]
 
@@ -105,15 +99,6 @@ class ScoringModel:
         if score >= self.threshold:
             return int(Decision.DECISION_REVIEW)
         return int(Decision.DECISION_APPROVE)
-
-
-def run_options_for(provider: str) -> ort.RunOptions | None:
-    """On CUDA, the arena gives back what a run took (flat GPU memory across swaps)."""
-    if provider != "CUDAExecutionProvider":
-        return None
-    options = ort.RunOptions()
-    options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "gpu:0")
-    return options
 
 
 def cuda_probe() -> bytes:
@@ -261,7 +246,6 @@ def load(
                 "tensor_session": tensor_session,
                 "tensor_provider": tensor_session.get_providers()[0],
                 "tensor_min_rows": tensor_min_rows,
-                "tensor_run_options": run_options_for(tensor_session.get_providers()[0]),
             }
         ),
     )
@@ -273,7 +257,7 @@ def load(
         raise ModelRefusedError(f"version {event.version}: warm-up scores are not probabilities")
     if tensor_session is not None:
         _labels, tree = session.run(None, {model.input_name: rows})
-        _labels, tensor = tensor_session.run(None, {model.input_name: rows}, model.tensor_run_options)
+        _labels, tensor = tensor_session.run(None, {model.input_name: rows})
         difference = float(np.max(np.abs(np.asarray(tree)[:, 1] - np.asarray(tensor)[:, 1])))
         if difference > TENSOR_PARITY_TOLERANCE:
             raise ModelRefusedError(

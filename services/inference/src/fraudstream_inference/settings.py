@@ -67,7 +67,7 @@ class InferenceSettings(
         description=(
             "Batches of at least this many rows are scored by the version's tensor graph, on the device; "
             "smaller ones by its TreeEnsemble graph on the CPU. 0: never. Unset: never on the CPU (slower "
-            "there at every batch size), 2 on CUDA."
+            "there at every batch size), 16 on CUDA."
         ),
     )
     warmup_rows: int = Field(default=256, ge=1, description="Rows scored by a new model before it serves.")
