@@ -8,6 +8,7 @@ import io
 import os
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,10 @@ def test_the_console_shows_what_the_monitor_saw_and_its_admin_buttons_act(browse
     expect(page.locator("#alerts-body")).to_contain_text("average_precision")
     expect(page.locator("#alerts-body")).to_contain_text("holdout average precision")  # the evidence, in words
     expect(page.locator("#retrains-body")).to_contain_text("drift")
+    # A request is dated by its evidence (event time), as `fraudstream watch` dates it.
+    evidence_until = datetime.fromtimestamp(document["requests"][0]["evidence_until"], UTC)
+    first_request = page.locator("#retrains-body table").first.locator("tbody tr").first
+    expect(first_request.locator("td").first).to_have_text(evidence_until.strftime("%Y-%m-%d %H:%M"))
 
     # Without a key the admin buttons are refused; with the admin key they act.
     page.click("#pause")
