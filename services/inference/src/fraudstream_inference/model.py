@@ -10,8 +10,8 @@ tensor graph is used only when asked for.
 
 On CUDA the arena grows only as asked (`kSameAsRequested`) and stays with its session: it
 holds what the largest batch needed and goes when a swap drops the session, so GPU memory
-stays flat across swaps (`benchmarks/gpu_path.py`). Shrinking it after every run would also
-keep it flat, lower, at the price of an allocation per run, which doubled a 64-row batch's time.
+stays flat across swaps (`benchmarks/gpu_path.py`). It is not shrunk after each run: that
+would hold less memory at the price of an allocation per run, on every batch.
 """
 
 from __future__ import annotations
