@@ -27,20 +27,17 @@ import argparse
 import gc
 import hashlib
 import json
-import os
-import platform as host
 import shutil
 import statistics
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 from model_graphs import model_graphs
-from tensor_graph import placement
+from tensor_graph import placement, provenance
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.schemas.v1.model_pb2 import FeatureSpec, ModelPublished
@@ -51,14 +48,17 @@ PARITY_TOLERANCE = 1e-5
 RESULTS = Path(__file__).parent / "results" / "gpu_path.json"
 
 
-def gpu_memory_mib(nvidia_smi: str) -> int:
-    used = subprocess.run(
-        [nvidia_smi, "--query-gpu=memory.used", "--format=csv,noheader,nounits", "--id=0"],
+def nvidia_smi_query(nvidia_smi: str, fields: str, csv_format: str = "csv,noheader") -> str:
+    return subprocess.run(
+        [nvidia_smi, f"--query-gpu={fields}", f"--format={csv_format}", "--id=0"],
         check=True,
         capture_output=True,
         text=True,
-    ).stdout
-    return int(used.strip())
+    ).stdout.strip()
+
+
+def gpu_memory_mib(nvidia_smi: str) -> int:
+    return int(nvidia_smi_query(nvidia_smi, "memory.used", "csv,noheader,nounits"))
 
 
 def published(onnx_model: bytes, version: int) -> ModelPublished:
@@ -160,16 +160,10 @@ def main() -> int:
     middle = memory_by_swap[len(memory_by_swap) // 2]
     flat = memory_last <= middle + 64  # MiB: allocator slack, not a session's worth
     print("GPU memory flat across swaps" if flat else "GPU memory GREW across swaps")
-    gpu = subprocess.run(
-        [nvidia_smi, "--query-gpu=name,driver_version", "--format=csv,noheader", "--id=0"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    run = provenance(args)
+    run["machine"] = {"gpu": nvidia_smi_query(nvidia_smi, "name,driver_version"), **run["machine"]}
     result = {
-        "command": "gpu_path.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if v is not None),
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "machine": {"gpu": gpu, "cpus": os.cpu_count(), "platform": host.platform()},
+        **run,
         "onnxruntime": ort.__version__,
         "placement": {"cuda": cuda.placement(), "cpu": cpu.placement()},
         "max_abs_score_difference_cuda_cpu": difference,

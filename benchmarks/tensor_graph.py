@@ -25,6 +25,7 @@ import json
 import os
 import platform as host
 import statistics
+import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -69,6 +70,16 @@ def placement(onnx_model: bytes, rows: np.ndarray) -> dict[str, int]:
     profile.unlink()
     nodes = [e for e in events if e.get("cat") == "Node" and "provider" in e.get("args", {})]
     return dict(Counter(e["args"]["provider"] for e in nodes))
+
+
+def provenance(args: argparse.Namespace) -> dict[str, Any]:
+    """What a result file says of its run: the command, when, and on what machine."""
+    options = " ".join(f"--{k} {v}" for k, v in vars(args).items() if v is not None)
+    return {
+        "command": f"{Path(sys.argv[0]).name} {options}",
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "machine": {"cpus": os.cpu_count(), "platform": host.platform()},
+    }
 
 
 def scores(session: ort.InferenceSession, rows: np.ndarray) -> np.ndarray:
@@ -125,9 +136,7 @@ def main() -> None:
         configurations["tensor/cuda"]["nodes_by_provider"] = placement(graphs["tensor"], rows[:64])
 
     result = {
-        "command": "tensor_graph.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items() if v is not None),
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "machine": {"cpus": os.cpu_count(), "platform": host.platform()},
+        **provenance(args),
         "onnxruntime": ort.__version__,
         "cuda": "usable" if unusable is None else f"not measured: {unusable}",
         "model": {"trees": model.trees, "max_depth": model.max_depth, "features": width},
