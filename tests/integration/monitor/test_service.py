@@ -2,7 +2,8 @@
 Kafka; drift and quality alerts with their evidence on `monitor.alerts`; one retrain request
 (debounced, then the cooldown) on `retrain.requests`; a dead letter for garbage; the admin
 actions behind the admin key (pause, force, roll back through the real registry); and a
-restart that rebuilds the windows by replay without sending any alert twice."""
+restart that rebuilds the windows by replay without sending any alert twice, and knows the
+requests it sent before."""
 
 from __future__ import annotations
 
@@ -149,6 +150,9 @@ def test_drift_and_quality_alerts_one_request_admin_actions_and_a_replayed_resta
     [version] = [v for v in document["versions"] if v["version"] == "2"]
     assert version["drift"]["tx_amount"]["psi"] > 0.2
     assert version["quality"][0]["frauds"] == 20
+    # What it asked before the restart is known again: listed, newest first, and cooling down.
+    assert [r["request_id"] for r in document["requests"]] == [r.request_id for r in reversed(requests)]
+    assert document["cooling"] is True
     time.sleep(3)
     assert len(drain(topics(Topic.MONITOR_ALERTS), quiet=2)) == alerts_before
     assert len(drain(topics(Topic.RETRAIN_REQUESTS), quiet=2)) == 2

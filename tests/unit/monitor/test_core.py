@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fraudstream_common.schemas.v1.label_pb2 import Label
-from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert
+from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert, RetrainRequest
 from fraudstream_common.schemas.v1.prediction_pb2 import Prediction
 from fraudstream_common.settings import DEVELOPMENT_RETRAIN_REQUEST_SECRET
 from fraudstream_common.signing import verify_request
@@ -108,6 +108,34 @@ def test_replayed_records_rebuild_the_state_without_raising_alerts_again() -> No
     [version] = core.core.overview()["versions"]
     assert version["drift"]["tx_amount"]["psi"] > 0.2  # the state is there
     assert len(core.core.alerts) > 0  # and the console knows what was raised
+
+
+def test_requests_sent_before_a_restart_are_listed_and_keep_their_cooldown() -> None:
+    rng = np.random.default_rng(2)
+    clock = Clock()
+    first, _ = core_with_reference(clock)
+    drifting = predictions(rng, range(0, 4), 600) + predictions(rng, range(4, 8), 600, amount_scale=4.0)
+    first.predictions(drifting)
+    sent = first.core.due_request()
+    assert sent is not None
+    other_model = RetrainRequest(request_id="drift-other", model_name="another-model", requested_at=sent.requested_at)
+
+    # A new process, after a crash that sent the request but did not commit the input behind
+    # it: the topic tells it what was sent, the committed input is replayed, the rest is live.
+    again, _ = core_with_reference(clock)
+    again.core.sent(sent)
+    again.core.sent(sent)  # at-least-once: the same request twice on the topic
+    again.core.sent(other_model)
+    again.predictions(drifting[:2400], live=False)
+    assert [r["request_id"] for r in again.core.overview()["requests"]] == [sent.request_id]
+    assert again.core.overview()["cooling"] is True
+    assert again.predictions(drifting[2400:])  # the same alerts again, now live
+    clock.now += 60
+    assert again.core.due_request() is None  # the cooldown of the request sent before the crash
+    # A rebalance forgets what was judged, not what was sent.
+    again.core.reset(judging=True)
+    assert again.core.overview()["cooling"] is True
+    assert [r["request_id"] for r in again.core.overview()["requests"]] == [sent.request_id]
 
 
 def test_a_version_without_reference_is_watched_for_quality_only() -> None:

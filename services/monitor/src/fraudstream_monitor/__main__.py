@@ -30,6 +30,7 @@ from fraudstream_monitor.counting import CountingStage, counting_stream
 from fraudstream_monitor.http import PauseFlag, create_app
 from fraudstream_monitor.judge import JudgeStage, judge_stream
 from fraudstream_monitor.operations import Operations
+from fraudstream_monitor.sent_requests import SentRequestsFollower
 from fraudstream_monitor.settings import MonitorSettings
 from fraudstream_monitor.versions import PublishedFollower, VersionCatalogue
 from fraudstream_registry.publisher import EventPublisher
@@ -56,6 +57,7 @@ async def serve(settings: MonitorSettings) -> int:
     audit = AuditLog(requests, topic_name(Topic.AUDIT, prefix), origin=f"monitor ({settings.instance_id})")
     trail = AuditTrail(settings, client_id=f"{settings.instance_id}-audit")
     follower = PublishedFollower(settings, catalogue, topic_name(Topic.MODELS_PUBLISHED, prefix))
+    sent = SentRequestsFollower(settings, core, topic_name(Topic.RETRAIN_REQUESTS, prefix))
     deadletter_topic = topic_name(Topic.DEADLETTER, prefix)
     counting = counting_stream(
         settings,
@@ -78,6 +80,7 @@ async def serve(settings: MonitorSettings) -> int:
             alerts_topic=topic_name(Topic.MONITOR_ALERTS, prefix),
             requests_topic=topic_name(Topic.RETRAIN_REQUESTS, prefix),
             deadletter_topic=deadletter_topic,
+            requests_read=sent.wait_ready,
         ),
     )
     keys = (
@@ -95,7 +98,7 @@ async def serve(settings: MonitorSettings) -> int:
     readiness = Readiness()
 
     async def consuming() -> bool:
-        return counting.ready and follower.ready
+        return counting.ready and follower.ready and sent.ready
 
     async def redis_reachable() -> bool:
         return bool(await asyncio.wait_for(cast(Awaitable[bool], client.ping()), 2.0))
@@ -116,12 +119,12 @@ async def serve(settings: MonitorSettings) -> int:
     )
 
     # Stop order: the console (no new admin actions), the key check's reports, the stages
-    # (each sends its outputs and commits), the published-model follower and the audit trail; then
-    # the producers flush.
+    # (each sends its outputs and commits), the followers of published models, sent requests and
+    # the audit trail; then the producers flush.
     components: list[Component] = [HttpServer(app, settings.http_host, settings.http_port)]
     if keys is not None:
         components.append(keys)
-    components += [counting, judge, follower, trail]
+    components += [counting, judge, follower, sent, trail]
     try:
         return await ServiceRunner(components).run()
     finally:

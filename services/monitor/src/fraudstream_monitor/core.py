@@ -120,15 +120,27 @@ class MonitorCore:
             return self._raised(alerts, live)
 
     def reset(self, *, judging: bool) -> None:
-        """Forgets everything judged (the judge reads it all again), but the operator's pause."""
+        """Forgets everything judged (the judge reads it all again), but the operator's pause and
+        the requests sent (their topic says what they were, `sent`)."""
         with self._lock:
-            paused = self._retrainer.paused
+            paused, last_sent = self._retrainer.paused, self._retrainer.last_request_at
             self._versions, self._marks, self._seen = {}, {}, {}
             self._retrainer = Retrainer(self._settings.registered_model, self._settings.retrain_policy())
             self._retrainer.paused = paused
+            if last_sent is not None:
+                self._retrainer.sent(last_sent)
             self.alerts.clear()
-            self.requests.clear()
             self.judging = judging
+
+    def sent(self, request: RetrainRequest) -> None:
+        """A request on `retrain.requests`, sent by this process or by one before it (a restart, or
+        the replica that judged before): listed, and its cooldown holds."""
+        with self._lock:
+            if request.model_name != self._settings.registered_model:
+                return
+            self._retrainer.sent(seconds_of(request.requested_at))
+            if all(r.request_id != request.request_id for r in self.requests):
+                self.requests.append(request)
 
     def request_due(self) -> bool:
         with self._lock:

@@ -7,7 +7,8 @@ crash carries the same ids, and the trainer acts on a request id once).
 
 Restore: the judge reads the partials topic again from its beginning (its retention covers a
 quality window and its maturity) up to the committed offset; what that replay raises was sent
-before, so it is not sent again.
+before, so it is not sent again. The requests sent before come from their own topic
+(`sent_requests.py`): the judge starts once they are read, and their cooldown holds.
 """
 
 from __future__ import annotations
@@ -47,9 +48,13 @@ class JudgeStage:
         alerts_topic: str,
         requests_topic: str,
         deadletter_topic: str,
+        requests_read: Callable[[float], bool] = lambda _timeout: True,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`requests_read(timeout)`: waits until the requests already sent are known to the core
+        (`SentRequestsFollower`), so that a new judge keeps their cooldown."""
         self._settings = settings
+        self._requests_read = requests_read
         self._core = core
         self._partials_topic = partials_topic
         self._alerts_topic = alerts_topic
@@ -69,6 +74,8 @@ class JudgeStage:
     ) -> None:
         self._core.reset(judging=bool(assignment))
         self._outputs, self._offsets = [], {}
+        while assignment and not self._requests_read(5.0):
+            logger.info("waiting for the retrain requests sent before judging")
 
     def replay(self, message: Message) -> None:
         self._take(message, live=False)

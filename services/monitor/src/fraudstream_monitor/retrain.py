@@ -95,6 +95,16 @@ class Retrainer:
         self._last_request_at = now
         return request
 
+    @property
+    def last_request_at(self) -> float | None:
+        return self._last_request_at
+
+    def sent(self, at: float) -> None:
+        """A request was sent at `at` (by this monitor, or one before it): the cooldown counts from
+        the latest."""
+        if self._last_request_at is None or at > self._last_request_at:
+            self._last_request_at = at
+
     def cooling(self, now: float) -> bool:
         return self._last_request_at is not None and now - self._last_request_at < self.policy.cooldown_seconds
 
