@@ -650,8 +650,9 @@ class StreamRuntime(BlockingLoop):
 class TopicFollower(BlockingLoop):
     """Every replica reads all of a topic (`models.published`): from its first record, in no
     consumer group of consequence and with no commits, so that each sees every record. What the
-    topic held at start goes to `_caught_up` at once (the subclass decides what of it counts);
-    the follower is ready after it, and hands each later record to `_follow`."""
+    topic held at start goes to `_caught_up` at once (each record to `_follow`, unless the
+    subclass decides otherwise what of it counts); the follower is ready after it, and hands each
+    later record to `_follow`."""
 
     def __init__(self, settings: ServiceSettings, topic: str, *, client_id: str) -> None:
         super().__init__()
@@ -660,7 +661,8 @@ class TopicFollower(BlockingLoop):
         self._client_id = client_id
 
     def _caught_up(self, values: list[bytes]) -> None:
-        raise NotImplementedError
+        for value in values:
+            self._follow(value)
 
     def _follow(self, value: bytes) -> None:
         raise NotImplementedError

@@ -26,10 +26,6 @@ class SentRequestsFollower(TopicFollower):
         super().__init__(settings, topic, client_id=f"{settings.instance_id}-requests")
         self._core = core
 
-    def _caught_up(self, values: list[bytes]) -> None:
-        for value in values:
-            self._follow(value)
-
     def _follow(self, value: bytes) -> None:
         try:
             request = RetrainRequest.FromString(value)

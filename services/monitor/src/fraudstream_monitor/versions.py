@@ -127,10 +127,6 @@ class PublishedFollower(TopicFollower):
         self._registered_model = settings.registered_model
         self._catalogue = catalogue
 
-    def _caught_up(self, values: list[bytes]) -> None:
-        for value in values:
-            self._follow(value)
-
     def _follow(self, value: bytes) -> None:
         try:
             event = ModelPublished.FromString(value)
