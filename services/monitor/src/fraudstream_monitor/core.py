@@ -142,6 +142,12 @@ class MonitorCore:
             if all(r.request_id != request.request_id for r in self.requests):
                 self.requests.append(request)
 
+    @property
+    def deciding(self) -> bool:
+        """Whether alerts wait for the retrain debounce (a request, or none, is still to be decided)."""
+        with self._lock:
+            return self._retrainer.deciding
+
     def request_due(self) -> bool:
         with self._lock:
             return self._retrainer.debounced(self._loop_clock())

@@ -3,7 +3,9 @@ replica judges at a time; when it goes, the partition and the judging move to an
 hands each partial to the core, which merges the input partitions and judges them; the alerts
 it raises, and the retrain requests that fall due, go out with the partials' offsets
 (at-least-once: alert and request ids are derived from their evidence, so a repeat after a
-crash carries the same ids, and the trainer acts on a request id once).
+crash carries the same ids, and the trainer acts on a request id once). While alerts wait for
+the retrain debounce, the offsets are committed only up to the partial that raised the first of
+them: a crash in the debounce raises them live again, and the request is still asked.
 
 Restore: the judge reads the partials topic again from its beginning (its retention covers a
 quality window and its maturity) up to the committed offset; what that replay raises was sent
@@ -62,7 +64,13 @@ class JudgeStage:
         self._deadletter_topic = deadletter_topic
         self._clock = clock
         self._outputs: list[Output] = []
-        self._offsets: dict[Source, int] = {}
+        self._read: dict[Source, int] = {}  # the next offset of each partition read live
+        self._committed: dict[Source, int] = {}
+        self._committing: dict[Source, int] = {}
+        # While the core decides on evidence (the retrain debounce): the offset of the partial that
+        # raised its first alert. Nothing from there on is committed until the request is decided,
+        # so that after a crash the evidence is raised live again, not only replayed.
+        self._deciding_from: dict[Source, int] = {}
         self._opened_at = clock()
 
     @property
@@ -73,7 +81,8 @@ class JudgeStage:
         self, assignment: Sequence[Source], changelog: Mapping[bytes, bytes], committed: Mapping[Source, int]
     ) -> None:
         self._core.reset(judging=bool(assignment))
-        self._outputs, self._offsets = [], {}
+        self._outputs, self._read, self._committing, self._deciding_from = [], {}, {}, {}
+        self._committed = {source: offset for source, offset in committed.items() if offset >= 0}
         while assignment and not self._requests_read(5.0):
             logger.info("waiting for the retrain requests sent before judging")
 
@@ -81,8 +90,12 @@ class JudgeStage:
         self._take(message, live=False)
 
     def add(self, message: Message) -> None:
+        source, offset = (message.topic() or "", message.partition() or 0), message.offset() or 0
+        deciding = self._core.deciding
         self._take(message, live=True)
-        self._offsets[(message.topic() or "", message.partition() or 0)] = (message.offset() or 0) + 1
+        if not deciding and self._core.deciding:
+            self._deciding_from = {source: offset}
+        self._read[source] = offset + 1
 
     def reached_end(self, source: Source) -> None:
         return None
@@ -90,7 +103,7 @@ class JudgeStage:
     def due(self) -> bool:
         if self._outputs or self._core.request_due():
             return True
-        return bool(self._offsets) and self._clock() - self._opened_at >= self._settings.commit_interval_seconds
+        return bool(self._to_commit()) and self._clock() - self._opened_at >= self._settings.commit_interval_seconds
 
     def held_back(self) -> Collection[Source]:
         return ()
@@ -105,14 +118,23 @@ class JudgeStage:
         request = self._core.due_request()
         if request is not None:
             self._outputs.append(self._request_output(request))
-        return Checkpoint(list(self._outputs), dict(self._offsets))
+        if not self._core.deciding:
+            self._deciding_from = {}
+        self._committing = self._to_commit()
+        return Checkpoint(list(self._outputs), dict(self._committing))
 
     def store(self) -> None:
         return None
 
     def committed(self) -> None:
-        self._outputs, self._offsets = [], {}
+        self._committed.update(self._committing)
+        self._outputs, self._committing = [], {}
         self._opened_at = self._clock()
+
+    def _to_commit(self) -> dict[Source, int]:
+        """The offsets a checkpoint commits now: what was read, but not past undecided evidence."""
+        offsets = {source: min(read, self._deciding_from.get(source, read)) for source, read in self._read.items()}
+        return {source: offset for source, offset in offsets.items() if self._committed.get(source) != offset}
 
     def _take(self, message: Message, *, live: bool) -> None:
         try:

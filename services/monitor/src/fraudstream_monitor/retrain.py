@@ -69,6 +69,11 @@ class Retrainer:
             self._first_at = now
         self._pending.append(alert)
 
+    @property
+    def deciding(self) -> bool:
+        """Whether alerts wait for the debounce."""
+        return self._first_at is not None
+
     def debounced(self, now: float) -> bool:
         """Whether `due` has something to decide now."""
         return self._first_at is not None and now - self._first_at >= self.policy.debounce_seconds
