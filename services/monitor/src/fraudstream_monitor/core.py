@@ -123,12 +123,8 @@ class MonitorCore:
         """Forgets everything judged (the judge reads it all again), but the operator's pause and
         the requests sent (their topic says what they were, `sent`)."""
         with self._lock:
-            paused, last_sent = self._retrainer.paused, self._retrainer.last_request_at
             self._versions, self._marks, self._seen = {}, {}, {}
-            self._retrainer = Retrainer(self._settings.registered_model, self._settings.retrain_policy())
-            self._retrainer.paused = paused
-            if last_sent is not None:
-                self._retrainer.sent(last_sent)
+            self._retrainer.drop_pending()
             self.alerts.clear()
             self.judging = judging
 

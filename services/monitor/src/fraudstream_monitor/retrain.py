@@ -84,11 +84,11 @@ class Retrainer:
             return None
         if self.paused or self.cooling(now):
             # Not asked: the evidence is dropped, a lasting drift raises new alerts.
-            self._pending, self._first_at = [], None
+            self.drop_pending()
             return None
         reason = "drift" if _any_drift(self._pending) else "quality"
         request = self._request(self._pending, reason, "monitor", now, identity="")
-        self._pending, self._first_at = [], None
+        self.drop_pending()
         self._last_request_at = now
         return request
 
@@ -96,13 +96,13 @@ class Retrainer:
         """An operator's request: no debounce, no cooldown, not stopped by a pause."""
         request = self._request(list(self._pending), "operator", requested_by, now, identity=f"{requested_by}|{now}")
         request.force = True
-        self._pending, self._first_at = [], None
+        self.drop_pending()
         self._last_request_at = now
         return request
 
-    @property
-    def last_request_at(self) -> float | None:
-        return self._last_request_at
+    def drop_pending(self) -> None:
+        """Forgets the alerts waiting for the debounce (the judge raises them again)."""
+        self._pending, self._first_at = [], None
 
     def sent(self, at: float) -> None:
         """A request was sent at `at` (by this monitor, or one before it): the cooldown counts from
