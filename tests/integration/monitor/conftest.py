@@ -141,9 +141,9 @@ def register_versions(model: str, experiment: str, rng: np.random.Generator) -> 
     return registry
 
 
-@pytest.fixture
-def watched(topics: Topics, tmp_path: Path) -> Iterator[Watched]:
-    rng = np.random.default_rng(7)
+def published_versions(topics: Topics, rng: np.random.Generator) -> tuple[str, str, Registry]:
+    """A model of its own experiment with versions 1 and 2 registered (`register_versions`) and
+    their `models.published` records on Kafka; returns the experiment, the model and its registry."""
     experiment = f"it-monitor-{uuid.uuid4().hex[:8]}"
     model = f"fraud-detector-{experiment}"
     registry = register_versions(model, experiment, rng)
@@ -155,6 +155,13 @@ def watched(topics: Topics, tmp_path: Path) -> Iterator[Watched]:
     for version in ("1", "2"):
         publisher(registry.published_event(version, CHAMPION))
     publisher.close()
+    return experiment, model, registry
+
+
+@pytest.fixture
+def watched(topics: Topics, tmp_path: Path) -> Iterator[Watched]:
+    rng = np.random.default_rng(7)
+    experiment, model, registry = published_versions(topics, rng)
     keys = redis.Redis.from_url(PLATFORM.redis_url)
     admin_key = create_key(keys, [Scope.ADMIN], "it-admin", secret=DEVELOPMENT_API_KEY_SECRET, namespace=topics.prefix)
     predict_key = create_key(

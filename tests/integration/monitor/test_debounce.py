@@ -3,37 +3,23 @@ once it is back: the alerts are raised again live, not only replayed."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fraudstream_common.schemas.v1.monitoring_pb2 import DriftAlert, RetrainRequest
-from fraudstream_common.settings import ServiceSettings
 from fraudstream_common.topics import Topic
-from fraudstream_registry.publisher import EventPublisher
-from fraudstream_registry.registry import CHAMPION
-from tests.integration.monitor.conftest import Watched, drifting_traffic, register_versions
+from tests.integration.monitor.conftest import Watched, drifting_traffic, published_versions
 from tests.integration.monitor.service import monitor_service
-from tests.platform import PLATFORM, Topics, drain
+from tests.platform import Topics, drain
 
 pytestmark = pytest.mark.integration
 
 
 def test_a_monitor_killed_in_the_debounce_asks_for_the_retrain_when_back(topics: Topics, tmp_path: Path) -> None:
     rng = np.random.default_rng(13)
-    experiment = f"it-monitor-{uuid.uuid4().hex[:8]}"
-    model = f"fraud-detector-{experiment}"
-    registry = register_versions(model, experiment, rng)
-    publisher = EventPublisher(
-        ServiceSettings(kafka_bootstrap_servers=PLATFORM.kafka_bootstrap),
-        topics(Topic.MODELS_PUBLISHED),
-        client_id="it",
-    )
-    for version in ("1", "2"):
-        publisher(registry.published_event(version, CHAMPION))
-    publisher.close()
+    experiment, model, registry = published_versions(topics, rng)
     monitor = monitor_service(
         topics.prefix,
         tmp_path,

@@ -6,7 +6,6 @@ stream, raises: no more, no fewer."""
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -16,17 +15,15 @@ import redis
 from fraudstream_common.schemas.v1.label_pb2 import Label
 from fraudstream_common.schemas.v1.monitoring_pb2 import DriftAlert
 from fraudstream_common.schemas.v1.prediction_pb2 import Prediction
-from fraudstream_common.settings import ServiceSettings
 from fraudstream_common.topics import Topic
 from fraudstream_monitor.settings import MonitorSettings
 from fraudstream_monitor.versions import VersionCatalogue
-from fraudstream_registry.publisher import EventPublisher
 from fraudstream_registry.registry import CHAMPION, Registry
 from tests.integration.monitor.conftest import (
     Watched,
     drifting_traffic,
     overview,
-    register_versions,
+    published_versions,
     unranked_frauds_in_hour_0,
 )
 from tests.integration.monitor.service import monitor_service
@@ -63,17 +60,7 @@ def single_stream_alerts(
 
 def test_two_replicas_one_killed_raise_what_one_stream_raises(topics: Topics, tmp_path: Path) -> None:
     rng = np.random.default_rng(7)
-    experiment = f"it-monitor-{uuid.uuid4().hex[:8]}"
-    model = f"fraud-detector-{experiment}"
-    registry = register_versions(model, experiment, rng)
-    publisher = EventPublisher(
-        ServiceSettings(kafka_bootstrap_servers=PLATFORM.kafka_bootstrap),
-        topics(Topic.MODELS_PUBLISHED),
-        client_id="it",
-    )
-    for version in ("1", "2"):
-        publisher(registry.published_event(version, CHAMPION))
-    publisher.close()
+    experiment, model, registry = published_versions(topics, rng)
     replicas = [
         monitor_service(
             topics.prefix,
