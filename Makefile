@@ -99,7 +99,8 @@ down:
 # in front: a line every 10 s, then the report (also in .platform/run/demo-report.txt), which
 # judges from the drift's start whether quality came back. The demo runs at 3,600 times real
 # time and the trainer's cooldown counts wall time: 96 seconds here (4 simulated days), not an
-# hour (150 simulated days), so a drift can be answered. The monitor's hours wait for
+# hour (150 simulated days), so a drift can be answered; the monitor's request cooldown counts
+# simulated time and keeps its 6 hours. The monitor's hours wait for
 # predictions out of order as many times longer: 3 simulated hours (3 seconds), not 10 minutes.
 # `make demo-up` starts again, with these settings, a service stopped during the demo (a plain
 # `fraudstream up` takes the defaults, and the restarted trainer would wait an hour).

@@ -179,7 +179,7 @@ def watched(topics: Topics, tmp_path: Path) -> Iterator[Watched]:
         label_maturity_hours="2",
         quality_min_frauds="5",
         debounce_seconds="2",
-        cooldown_seconds="3600",
+        request_cooldown_seconds="3600",
         batch_size="500",
     )
     monitor.start()

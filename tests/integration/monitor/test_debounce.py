@@ -32,7 +32,7 @@ def test_a_monitor_killed_in_the_debounce_asks_for_the_retrain_when_back(topics:
         # Longer than the event time the drifting traffic covers after its first alert: the
         # alert waits until the traffic sent after the restart moves event time on.
         debounce_seconds=str(4 * 3600),
-        cooldown_seconds="3600",
+        request_cooldown_seconds="3600",
         batch_size="500",
     )
     monitor.start()

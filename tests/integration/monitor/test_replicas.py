@@ -40,7 +40,7 @@ SETTINGS = {
     "label_maturity_hours": "2",
     "quality_min_frauds": "5",
     "debounce_seconds": "2",
-    "cooldown_seconds": "3600",
+    "request_cooldown_seconds": "3600",
     "batch_size": "200",
     "partition_idle_seconds": "20",
 }

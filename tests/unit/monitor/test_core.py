@@ -27,7 +27,7 @@ SETTINGS = MonitorSettings(
     label_maturity_hours=2,
     quality_min_frauds=5,
     debounce_seconds=10,
-    cooldown_seconds=3600,
+    request_cooldown_seconds=3600,
 )
 
 

@@ -3,8 +3,12 @@ stops them and an operator's force goes through."""
 
 from __future__ import annotations
 
+import pytest
+
 from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert
 from fraudstream_monitor.retrain import LoopClock, Retrainer, RetrainPolicy
+from fraudstream_monitor.settings import MonitorSettings
+from fraudstream_trainer.settings import TrainerSettings
 
 
 def alert(alert_id: str, kind: AlertKind.ValueType = AlertKind.ALERT_KIND_INPUT_DRIFT) -> DriftAlert:
@@ -87,3 +91,14 @@ def test_a_replayed_drift_is_asked_for_in_event_time() -> None:
     clock.event_time(601.0)  # ten simulated minutes later, a fraction of a second of wall time
     wall[0] += 0.2
     assert monitor.due(now=clock()) is not None
+
+
+def test_the_trainers_cooldown_is_not_the_monitors(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `make demo` and `fraudstream up` give every service one environment: the trainer's 96 s
+    # of wall time once switched the monitor's request cooldown off too.
+    monkeypatch.setenv("FRAUDSTREAM_COOLDOWN_SECONDS", "96")
+    assert TrainerSettings().cooldown_seconds == 96
+    assert MonitorSettings().retrain_policy().cooldown_seconds == RetrainPolicy.cooldown_seconds
+    monkeypatch.setenv("FRAUDSTREAM_REQUEST_COOLDOWN_SECONDS", "7200")
+    assert MonitorSettings().retrain_policy().cooldown_seconds == 7200
+    assert TrainerSettings().cooldown_seconds == 96

@@ -186,10 +186,20 @@ class MonitorSettings(ServiceSettings, ApiKeySecret, RetrainRequestSecret):
         default=20, ge=1, description="Fewest frauds a matured window needs for its quality to be judged."
     )
     debounce_seconds: float = Field(
-        default=RetrainPolicy.debounce_seconds, ge=0, description="Alerts within this long make one retrain request."
+        default=RetrainPolicy.debounce_seconds,
+        ge=0,
+        description=(
+            "Alerts within this long make one retrain request. Counts the loop clock: the faster of wall time and "
+            "the event time judged."
+        ),
     )
-    cooldown_seconds: float = Field(
-        default=RetrainPolicy.cooldown_seconds, ge=0, description="No retrain request this long after the last one."
+    request_cooldown_seconds: float = Field(
+        default=RetrainPolicy.cooldown_seconds,
+        ge=0,
+        description=(
+            "No retrain request this long after the last one, on the loop clock as the debounce. Not the trainer's "
+            "FRAUDSTREAM_COOLDOWN_SECONDS, which spaces its runs in wall time."
+        ),
     )
 
     def drift_policy(self) -> DriftPolicy:
@@ -223,4 +233,4 @@ class MonitorSettings(ServiceSettings, ApiKeySecret, RetrainRequestSecret):
         )
 
     def retrain_policy(self) -> RetrainPolicy:
-        return RetrainPolicy(debounce_seconds=self.debounce_seconds, cooldown_seconds=self.cooldown_seconds)
+        return RetrainPolicy(debounce_seconds=self.debounce_seconds, cooldown_seconds=self.request_cooldown_seconds)

@@ -123,7 +123,7 @@ class TrainerSettings(ServiceSettings, FeatureStoreSettings, RetrainRequestSecre
     cooldown_seconds: float = Field(
         default=3600.0,
         ge=0,
-        description="A retrain request within this long of the last run is skipped (unless forced).",
+        description="A retrain request within this long (wall time) of the last run is skipped (unless forced).",
     )
     first_model: bool = Field(
         default=True,
