@@ -149,6 +149,9 @@ def test_unknown_json_fields_are_ignored(validator: TransactionValidator) -> Non
         ("2018-04-01t12:00:00.5z", "2018-04-01T12:00:00.500000+00:00"),
         ("2018-04-01T14:00:00+02:00", "2018-04-01T12:00:00+00:00"),
         ("2018-04-01T12:00:00.123456789-01:30", "2018-04-01T13:30:00.123456+00:00"),
+        ("2016-12-31T23:59:60Z", "2016-12-31T23:59:59.999999+00:00"),
+        ("2016-12-31T23:59:60.5Z", "2016-12-31T23:59:59.999999+00:00"),
+        ("2017-01-01T05:29:60+05:30", "2016-12-31T23:59:59.999999+00:00"),
     ],
 )
 def test_rfc3339(text: str, iso: str) -> None:
@@ -157,6 +160,9 @@ def test_rfc3339(text: str, iso: str) -> None:
     assert parsed.isoformat() == iso
 
 
-@pytest.mark.parametrize("text", ["2018-04-01", "2018-04-01T12:00:00+25:00", "yesterday", "2018-13-01T00:00:00Z"])
+@pytest.mark.parametrize(
+    "text",
+    ["2018-04-01", "2018-04-01T12:00:00+25:00", "yesterday", "2018-13-01T00:00:00Z", "2018-04-01T12:00:60Z"],
+)
 def test_rfc3339_rejects(text: str) -> None:
     assert parse_rfc3339(text) is None

@@ -182,6 +182,9 @@ def parse_rfc3339(text: str) -> datetime | None:
     if match is None:
         return None
     year, month, day, hour, minute, second, fraction, offset = match.groups()
+    # A leap second (23:59:60 UTC, which RFC 3339 allows) is held at the end of the second
+    # before it, as protobuf's Timestamp and datetime have no 60th second: order is kept.
+    leap = second == "60"
     try:
         value = datetime(
             int(year),
@@ -189,8 +192,8 @@ def parse_rfc3339(text: str) -> datetime | None:
             int(day),
             int(hour),
             int(minute),
-            int(second),
-            int((fraction or "0")[:6].ljust(6, "0")),
+            59 if leap else int(second),
+            999_999 if leap else int((fraction or "0")[:6].ljust(6, "0")),
             tzinfo=UTC,
         )
     except ValueError:
@@ -201,6 +204,8 @@ def parse_rfc3339(text: str) -> datetime | None:
         if hours > 23 or minutes > 59:
             return None
         value -= sign * timedelta(hours=hours, minutes=minutes)
+    if leap and (value.hour, value.minute) != (23, 59):
+        return None
     return value
 
 
