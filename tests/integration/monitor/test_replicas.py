@@ -42,7 +42,7 @@ SETTINGS = {
     "debounce_seconds": "2",
     "request_cooldown_seconds": "3600",
     "batch_size": "200",
-    "partition_idle_seconds": "20",
+    "window_idle_seconds": "20",
 }
 
 

@@ -12,7 +12,7 @@ Per input partition, in arrival order:
 - the label join (`quality.LabelJoin`, per version) sends each window it matures, or changes
   afterwards (`window`);
 - how many predictions of each version it saw, and its recent traffic for the console (`seen`);
-- a partition with nothing new for `partition_idle_seconds` says so (`mark`, idle): the judge
+- a partition with nothing new for `window_idle_seconds` says so (`mark`, idle): the judge
   does not wait for it.
 
 Restore: the state is rebuilt by reading the partitions again from `replay_seconds` back
@@ -378,7 +378,7 @@ class CountingStage:
 
     def _idle_now(self) -> list[int]:
         """Partitions at their end with nothing new for the idle time, not yet said to be idle."""
-        horizon = self._clock() - self._settings.partition_idle_seconds
+        horizon = self._clock() - self._settings.window_idle_seconds
         return [p for p in sorted(self._at_end - self._idle) if self._last_record_at.get(p, horizon) <= horizon]
 
     def _queue(self, message: Message, queue: list[tuple[int, Prediction | Label]], *, live: bool) -> None:

@@ -37,13 +37,13 @@ class MonitorSettings(ServiceSettings, ApiKeySecret, RetrainRequestSecret):
     commit_interval_seconds: float = Field(
         default=1.0, gt=0, description="Longest a stage holds what it read before committing it with its outputs."
     )
-    partition_idle_seconds: float = Field(
+    window_idle_seconds: float = Field(
         default=30.0,
         gt=0,
         description=(
             "An input partition with nothing new this long is idle: hours and quality windows are judged without "
             "waiting for it. Longer than a replica takes to be replaced, or a lost replica's partitions are judged "
-            "without."
+            "without. Not the features' FRAUDSTREAM_PARTITION_IDLE_SECONDS."
         ),
     )
     hour_lateness_seconds: float = Field(
