@@ -150,7 +150,8 @@ def verdict(found: Recovery) -> list[str]:
         else f"first alert on a window ending {found.detection_hours:.0f} simulated hours after it"
     )
     lines = [
-        f"drift from {_day(found.drift_start)}: {detection}; {found.alerts_before} alerts before it (false alarms)",
+        f"drift from {_day(found.drift_start)}: {detection}; {found.alerts_before} "
+        f"{'alert' if found.alerts_before == 1 else 'alerts'} before it (false alarms)",
         f"  quality before: mean daily AP {found.before:.3f} (v{found.serving_at_drift})"
         if found.before is not None
         else "  quality before: no matured window before the drift",
@@ -173,14 +174,15 @@ def report(overview: Overview, drift_start: float | None = None) -> str:
     if drift_start is not None:
         lines += [*verdict(recovery(overview, drift_start)), ""]
     alerts = list(reversed(overview.get("alerts", [])))
-    lines.append(f"alerts ({len(alerts)}), oldest first:")
+    # A quality alert is raised once its window's labels have matured, days after the window.
+    lines.append(f"alerts ({len(alerts)}) in the order raised, each at the end of its window:")
     for alert in alerts[:20]:
         lines.append(
             f"  {_day(alert.get('window_end'))}  v{alert['model_version']}  {alert['detector']} on {alert['subject']}"
             f"  {alert['statistic']:.3g} > {alert['threshold']:.3g}"
         )
     requests = list(reversed(overview.get("requests", [])))
-    lines += ["", f"retrain requests ({len(requests)}), at the end of their latest evidence:"]
+    lines += ["", f"retrain requests ({len(requests)}) in the order sent, each at the end of its latest evidence:"]
     lines += [
         f"  {_day(r.get('evidence_until') or r['requested_at'])}  {r['reason']}"
         f"{' (forced)' if r.get('force') else ''}  evidence: {', '.join(r['evidence']) or '-'}"

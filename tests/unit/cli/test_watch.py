@@ -120,6 +120,7 @@ def test_the_report_judges_recovery_from_the_drift_start() -> None:
     text = report(drifted, DAY_60)
     assert "drift from 2018-06-04 00:00: first alert on a window ending 10 simulated hours after it" in text
     assert "quality back within 10% of its level before from day 5 after the drift" in text
+    assert "; 1 alert before it (false alarms)" in text
 
 
 def test_a_loop_that_never_recovers_is_reported_as_such() -> None:
