@@ -103,14 +103,22 @@ down:
 # simulated time and keeps its 6 hours. The monitor's hours wait for
 # predictions out of order as many times longer: 3 simulated hours (3 seconds), not 10 minutes.
 # `make demo-up` starts again, with these settings, a service stopped during the demo (a plain
-# `fraudstream up` takes the defaults, and the restarted trainer would wait an hour).
+# `fraudstream up` takes the defaults, and the restarted trainer would wait an hour). A second
+# `make demo` starts from an empty platform: its 2018 replay would otherwise come after the
+# first's end, late for every window the monitor judges, and show nothing.
 DEMO_DRIFT = new-fraud-pattern:56
 demo demo-up: export FRAUDSTREAM_COOLDOWN_SECONDS = 96
 demo demo-up: export FRAUDSTREAM_HOUR_LATENESS_SECONDS = 10800
 demo demo-up: export FRAUDSTREAM_HOUR_MAX_AHEAD_SECONDS = 21600
 demo-up: up
 
-demo: up
+demo: install
+	@if [ -e .platform/run/simulator.log ]; then \
+		echo "A demo ran on this platform before; the same simulated days again would come after its end and"; \
+		echo "show nothing. Deleting what it left (topics, stores, models, logs; not the downloads) first."; \
+		$(RUN) fraudstream down --delete-data; \
+	fi
+	$(RUN) fraudstream up
 	@mkdir -p .platform/run
 	$(RUN) fraudstream simulate --days 84 --history-days 53 --wait-for-model 1200 --speedup 3600 --drift $(DEMO_DRIFT) \
 		--run-id demo$$(date +%s) > .platform/run/simulator.log 2>&1 & simulator=$$!; \

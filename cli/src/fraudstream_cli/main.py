@@ -155,12 +155,23 @@ def up(
 
 
 @app.command("down")
-def down() -> None:
+def down(
+    delete_data: Annotated[
+        bool,
+        typer.Option(
+            "--delete-data",
+            help="Then delete what they wrote: topics, stores, models, logs (not the downloads in the platform "
+            "folder's cache).",
+        ),
+    ] = False,
+) -> None:
     """Stop every fraudstream service, then the platform."""
     platform = _platform()
     try:
         platform.services_down(_say)
         platform.down(_say)
+        if delete_data:
+            platform.delete_data(_say)
     except PlatformError as error:
         _fail(error)
 

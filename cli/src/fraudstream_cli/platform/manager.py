@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from fraudstream_cli.platform.kafka import KafkaBroker
 from fraudstream_cli.platform.mlflow_server import MlflowServer
-from fraudstream_cli.platform.processes import port_open
+from fraudstream_cli.platform.processes import PlatformError, port_open
 from fraudstream_cli.platform.redis_server import RedisServer
 from fraudstream_cli.platform.services import MAX_REPLICAS, SERVICES, LocalService, local_services
 from fraudstream_cli.platform.settings import PlatformSettings
@@ -53,6 +54,18 @@ class Platform:
         # Reverse of start-up order; Kafka last so that clients of it can finish first.
         for name, part in (("mlflow", self.mlflow), ("redis", self.redis), ("kafka", self.kafka)):
             report(f"{name}: {'stopped' if part.stop() else 'was not running'}")
+
+    def delete_data(self, report: Report) -> None:
+        """Deletes what the platform and the services wrote (topics, stores, models, logs), not the
+        downloads in `cache`; refused while a part or a service still runs."""
+        running = [row.name for row in self.status(with_services=True) if row.running]
+        if running:
+            raise PlatformError(f"still running, not deleted: {', '.join(running)}")
+        home = self.settings.home
+        for folder in (self.kafka.home, self.redis.home, self.mlflow.home, home / "feast", home / "run"):
+            if folder.exists():
+                shutil.rmtree(folder)
+                report(f"{folder.relative_to(home)}: deleted")
 
     def services_up(self, report: Report) -> None:
         for service in self.services:
