@@ -46,11 +46,11 @@ class History:
         return final_states(self.transactions, self.labels)
 
 
-def simulated_history() -> History:
+def simulated_history(config: SimulationConfig = WORLD) -> History:
     """The simulator's world with every id prefixed by a fresh run id: the online store is
     shared by every test, its entities are not."""
     run = uuid.uuid4().hex[:8]
-    world = simulate(WORLD)
+    world = simulate(config)
     transactions = world.transactions.copy()
     labels = world.labels.copy()
     for frame in (transactions, labels):

@@ -30,7 +30,7 @@ from fraudstream_cli.platform.processes import (
     wait_until,
 )
 from fraudstream_cli.platform.settings import PlatformSettings
-from fraudstream_common.topics import TOPIC_SPECS, topic_name, topic_partitions
+from fraudstream_common.topics import TOPIC_SPECS, partition_layout_errors, topic_name, topic_partitions
 
 MINIMUM_JAVA = 17
 
@@ -220,7 +220,8 @@ def ensure_topics(
     in the metadata with a leader for every partition; returns the names created. New topics
     take the cluster's default replication factor.
 
-    Fails when an existing topic has fewer partitions than fraudstream needs.
+    Fails when an existing topic has fewer partitions than fraudstream needs, or a changelog
+    other than as many as the topic whose state it holds (PartitionLayoutError).
     """
     admin = AdminClient({**client_config, "socket.timeout.ms": 5000, "log_level": 0})
     try:
@@ -232,6 +233,11 @@ def ensure_topics(
         if name in existing and len(existing[name].partitions) < partitions:
             found = len(existing[name].partitions)
             raise PlatformError(f"topic {name} has {found} partitions; fraudstream needs {partitions}")
+    layout = partition_layout_errors(
+        {name: len(existing[name].partitions) if name in existing else count for name, count in wanted.items()}, prefix
+    )
+    if layout:
+        raise PlatformError("; ".join(str(error) for error in layout))
     missing = [
         NewTopic(name, num_partitions=wanted[name], replication_factor=-1, config=spec.config)
         for spec in TOPIC_SPECS

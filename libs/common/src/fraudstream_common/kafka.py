@@ -18,6 +18,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.admin import AdminClient
 
 from fraudstream_common.settings import ServiceSettings
+from fraudstream_common.topics import PARTITIONER
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ def producer_config(
         "client.id": client_id,
         "enable.idempotence": True,
         "acks": "all",
+        "partitioner": PARTITIONER,
         "linger.ms": 5,
         "compression.type": "lz4",
         "batch.num.messages": 10000,

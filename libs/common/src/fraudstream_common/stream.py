@@ -46,6 +46,7 @@ from fraudstream_common.deadletter import Output, produce_outputs
 from fraudstream_common.kafka import consumer_config, next_offsets, producer_config, whole_topic_reader
 from fraudstream_common.lifecycle import BlockingLoop
 from fraudstream_common.settings import ProcessingGuarantee, ServiceSettings
+from fraudstream_common.topics import PartitionLayoutError, partition_of
 
 logger = logging.getLogger(__name__)
 
@@ -543,7 +544,7 @@ class StreamRuntime(BlockingLoop):
         topic = self._stage.changelog_topic
         if topic is not None:
             keyed_by = self._stage.input_topics[0]
-            changelog = self._read_changelog(topic, sorted(p for t, p in assignment if t == keyed_by))
+            changelog = self._read_changelog(topic, keyed_by, sorted(p for t, p in assignment if t == keyed_by))
         self._stage.restore(assignment, changelog, committed)
         if isinstance(self._stage, ReplayedStage):
             starts = self._replay(self._stage, committed)
@@ -607,11 +608,17 @@ class StreamRuntime(BlockingLoop):
             reader.close()
         return ends
 
-    def _read_changelog(self, topic: str, partitions: Sequence[int]) -> dict[bytes, bytes]:
-        """The latest committed record of every key in these partitions of the changelog."""
+    def _read_changelog(self, topic: str, keyed_by: str, partitions: Sequence[int]) -> dict[bytes, bytes]:
+        """The latest committed record of every key in these partitions of the changelog, the
+        state of the keys in the same partitions of `keyed_by`. PartitionLayoutError when the
+        two topics' partitions no longer line up."""
         reader = self._reader()
         records: dict[bytes, bytes] = {}
         try:
+            topics = reader.list_topics(timeout=30).topics
+            counts = {name: len(topics[name].partitions) if name in topics else 0 for name in (topic, keyed_by)}
+            if counts[topic] != counts[keyed_by]:
+                raise PartitionLayoutError.counts(topic, counts[topic], keyed_by, counts[keyed_by])
             pending = set()
             for partition in partitions:
                 low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
@@ -631,6 +638,8 @@ class StreamRuntime(BlockingLoop):
                     key, value = message.key(), message.value()
                     if key is None:
                         continue
+                    if (now := partition_of(key, counts[keyed_by])) != message.partition():
+                        raise PartitionLayoutError.moved(topic, message.partition() or 0, key, keyed_by, now)
                     if value is None:
                         records.pop(key, None)
                     else:

@@ -5,6 +5,8 @@ Topic names are fixed; a deployment may prefix them all (`FRAUDSTREAM_TOPIC_PREF
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -56,6 +58,8 @@ class TopicSpec:
     # A stream that replicas share by partition: its count is the deployment's
     # `stream_partitions` (the same for all of them, so that co-partitioned topics stay so).
     scales: bool = False
+    # A changelog: partition p holds the state of the keys that partition p of this topic carries.
+    state_of: Topic | None = None
 
 
 _DAY_MS = 24 * 3600 * 1000
@@ -104,6 +108,7 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
         frozenset({Writer.FEATURES}),
         _COMPACT,
         scales=True,
+        state_of=Topic.TRANSACTIONS,
     ),
     TopicSpec(
         Topic.FEATURES_TERMINAL_STATE,
@@ -112,6 +117,7 @@ TOPIC_SPECS: tuple[TopicSpec, ...] = (
         frozenset({Writer.FEATURES}),
         _COMPACT,
         scales=True,
+        state_of=Topic.FEATURES_BY_TERMINAL,
     ),
 )
 
@@ -124,3 +130,55 @@ def topic_partitions(prefix: str = "", stream_partitions: int = 4) -> dict[str, 
     """Every topic's name and partition count, for a deployment whose shared streams have
     `stream_partitions` partitions (the most replicas of a stage that all have work)."""
     return {topic_name(s.topic, prefix): stream_partitions if s.scales else s.partitions for s in TOPIC_SPECS}
+
+
+# librdkafka's default, named in every producer's config (fraudstream_common.kafka) because
+# partition_of reproduces it: a changelog's keys are checked against it when state is restored.
+PARTITIONER = "consistent_random"
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition fraudstream's producers give `key` (PARTITIONER: the key's CRC-32)."""
+    return zlib.crc32(key) % partitions
+
+
+class PartitionLayoutError(Exception):
+    """A changelog whose partitions no longer line up with those of the topic its state belongs
+    to: Kafka can add partitions to a topic, and a key then moves to another partition, away
+    from its state. Starting over cannot mend that, so the stream stops and says why."""
+
+    ADVICE = (
+        "partition counts are fixed once the topics hold state: to run on more partitions, start on new "
+        "topics (docs/configuration.md, 'Partition counts')"
+    )
+
+    @classmethod
+    def counts(
+        cls, changelog: str, changelog_partitions: int, source: str, source_partitions: int
+    ) -> PartitionLayoutError:
+        return cls(
+            f"{changelog} has {changelog_partitions} partitions and {source} {source_partitions}: the state of "
+            f"the keys in a partition of {source} is kept in the same partition of {changelog}, so both need "
+            f"as many; {cls.ADVICE}"
+        )
+
+    @classmethod
+    def moved(cls, changelog: str, partition: int, key: bytes, source: str, now: int) -> PartitionLayoutError:
+        return cls(
+            f"{changelog} partition {partition} holds the state of key {key.decode(errors='replace')!r}, which "
+            f"{source} now puts in partition {now}: {source} gained partitions after that state was written, "
+            f"and the key's new events would not find it; {cls.ADVICE}"
+        )
+
+
+def partition_layout_errors(counts: Mapping[str, int], prefix: str = "") -> list[PartitionLayoutError]:
+    """For each changelog in `counts` (topic name -> partitions) whose source topic is there
+    too with another partition count, the error that says so."""
+    errors = []
+    for spec in TOPIC_SPECS:
+        if spec.state_of is None:
+            continue
+        changelog, source = topic_name(spec.topic, prefix), topic_name(spec.state_of, prefix)
+        if changelog in counts and source in counts and counts[changelog] != counts[source]:
+            errors.append(PartitionLayoutError.counts(changelog, counts[changelog], source, counts[source]))
+    return errors
