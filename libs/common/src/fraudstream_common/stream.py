@@ -615,8 +615,9 @@ class StreamRuntime(BlockingLoop):
         reader = self._reader()
         records: dict[bytes, bytes] = {}
         try:
-            topics = reader.list_topics(timeout=30).topics
-            counts = {name: len(topics[name].partitions) if name in topics else 0 for name in (topic, keyed_by)}
+            counts = {
+                name: len(reader.list_topics(name, timeout=30).topics[name].partitions) for name in (topic, keyed_by)
+            }
             if counts[topic] != counts[keyed_by]:
                 raise PartitionLayoutError.counts(topic, counts[topic], keyed_by, counts[keyed_by])
             pending = set()
