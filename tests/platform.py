@@ -99,6 +99,11 @@ class ServiceProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
+    @property
+    def log_path(self) -> Path:
+        """The log of its latest start."""
+        return self.log_dir / f"{self.name}-{self.starts}.log"
+
     def start(self, wait_ready: bool = True) -> None:
         self.starts += 1
         env = child_environment(
@@ -112,7 +117,7 @@ class ServiceProcess:
                 **self.extra_env,
             }
         )
-        log = (self.log_dir / f"{self.name}-{self.starts}.log").open("wb")
+        log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", self.module], env=env, stdout=log, stderr=subprocess.STDOUT
         )

@@ -6,7 +6,6 @@ than restore the wrong state or start over forever."""
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from fraudstream_cli.platform.processes import PlatformError
 from fraudstream_common.topics import Topic
 from fraudstream_simulator.config import SimulationConfig
 from tests.integration.features.streams import feature_store, features_service, produce_history, simulated_history
-from tests.platform import PLATFORM, ServiceProcess, Topics
+from tests.platform import PLATFORM, ServiceProcess, Topics, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +27,11 @@ def grow(topics: Topics, *grown: Topic) -> None:
     admin = AdminClient({"bootstrap.servers": PLATFORM.kafka_bootstrap})
     for future in admin.create_partitions([NewPartitions(topics(t), GROWN) for t in grown]).values():
         future.result()
-    deadline = time.monotonic() + 30  # acknowledged before the metadata shows them
-    while any(len(admin.list_topics(timeout=10).topics[topics(t)].partitions) < GROWN for t in grown):
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    eventually(  # acknowledged before the metadata shows them
+        lambda: all(len(admin.list_topics(timeout=10).topics[topics(t)].partitions) == GROWN for t in grown),
+        f"{GROWN} partitions in the metadata",
+        timeout=30,
+    )
 
 
 def exit_log(service: ServiceProcess, timeout: float = 90) -> str:
@@ -43,7 +43,7 @@ def exit_log(service: ServiceProcess, timeout: float = 90) -> str:
         service.kill()
         raise
     assert service.process.returncode == 1
-    return (service.log_dir / f"{service.name}-{service.starts}.log").read_text()
+    return service.log_path.read_text()
 
 
 def test_an_input_grown_apart_from_its_changelog_is_refused_by_name(topics: Topics, tmp_path: Path) -> None:
@@ -64,10 +64,7 @@ def test_state_kept_before_every_topic_grew_is_refused_not_lost(topics: Topics, 
     service = features_service(topics, tmp_path)
     service.start()
     total = len(history.transactions) + len(history.labels)
-    deadline = time.monotonic() + 120
-    while service.metric("fraudstream_features_events_total") < total:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    eventually(lambda: service.metric("fraudstream_features_events_total") >= total, "every event applied", 120)
     assert service.terminate() == 0
 
     # Grown together, as the first test's message asks of co-partitioned topics: the counts agree,
