@@ -1,10 +1,13 @@
 """Event time with bounded waiting, on the real broker: a replay of history with live-time
-transactions and a producer five minutes ahead mixed into it. When the features service
+transactions and a producer five minutes ahead mixed into it (when the features service
 merged every partition into one order, the first live transaction at a partition's head
-stopped that partition for as long as the replay ran (issue 20)."""
+stopped that partition for as long as the replay ran, issue 20); and a replay written while
+the service keeps up with it (a partition quiet for a moment of wall time let the order run
+days past it, and labels read behind it changed vectors without a flag)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -13,15 +16,23 @@ import pytest
 
 from fraudstream_cli.backfill import backfill, label_events, transaction_events
 from fraudstream_cli.verify import verify
-from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_common.features.definitions import DAY, FEATURE_NAMES
 from fraudstream_common.kafka import partition_counts
 from fraudstream_common.schemas.v1.label_pb2 import Label
 from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction, Transaction
 from fraudstream_common.settings import ServiceSettings
 from fraudstream_common.timestamps import timestamp_of
 from fraudstream_common.topics import Topic
-from tests.integration.features.streams import feature_store, features_service, simulated_history
-from tests.platform import PLATFORM, ServiceProcess, Topics, drain, producer
+from fraudstream_simulator.config import SimulationConfig
+from fraudstream_simulator.sinks import Pacing, replay_to_kafka
+from tests.integration.features.streams import (
+    History,
+    feature_store,
+    features_service,
+    produce_history,
+    simulated_history,
+)
+from tests.platform import PLATFORM, ServiceProcess, Topics, drain, eventually, producer
 from tests.unit.common.features.test_one_definition import assert_same
 
 pytestmark = pytest.mark.integration
@@ -162,3 +173,59 @@ def test_a_replay_with_live_and_ahead_transactions_mixed_in_never_stalls(topics:
     assert verified.holds
     assert (verified.compared, verified.not_enriched) == (len(expected), 0)
     assert verified.vectors.get("early", 0) == len(early_ids)
+
+
+def test_a_replay_written_while_the_service_keeps_up_gives_the_backfills_vectors(
+    topics: Topics, tmp_path: Path
+) -> None:
+    """Its first ten days written before the service starts, the rest while it runs, paced so
+    that it reaches the end of its partitions between the producer's writes: as a backfill
+    written beside a running deployment. The labels run up to days ahead of the transactions."""
+    history = simulated_history(SimulationConfig(n_customers=200, n_terminals=400, nb_days=20))
+    feature_store(tmp_path)
+    expected = backfill(history.transactions, history.labels).set_index("transaction_id")
+    transactions, labels = history.transactions, history.labels
+    split = transactions["event_time"].min() + pd.Timedelta(seconds=10 * DAY)
+    first = History(
+        dataclasses.replace(
+            history.world,
+            transactions=transactions[transactions["event_time"] < split],
+            labels=labels[labels["label_time"] < split],
+        )
+    )
+    rest = dataclasses.replace(
+        history.world,
+        transactions=transactions[transactions["event_time"] >= split],
+        labels=labels[labels["label_time"] >= split],
+    )
+    produce_history(topics, first)
+    service = features_service(topics, tmp_path, FRAUDSTREAM_WRITE_OFFLINE="false")
+    service.start()
+    try:
+        eventually(
+            lambda: service.metric("fraudstream_features_events_total") >= len(first.transactions) + len(first.labels),
+            "the features service read the first part",
+            timeout=120,
+        )
+        replay_to_kafka(
+            rest,
+            ServiceSettings(kafka_bootstrap_servers=PLATFORM.kafka_bootstrap, topic_prefix=topics.prefix),
+            pacing=Pacing(rate=1000),
+            transactions_topic=Topic.TRANSACTIONS,
+        )
+        records = drain(topics(Topic.TRANSACTIONS_ENRICHED), expected=len(expected), timeout=120)
+        behind = service.metric("fraudstream_features_behind_order_events_total")
+    finally:
+        assert service.terminate() == 0
+
+    rows = {}
+    for record in records:
+        enriched = EnrichedTransaction.FromString(record.value)
+        tx_id = enriched.transaction.transaction_id
+        assert tx_id not in rows, f"{tx_id} enriched twice"
+        assert (enriched.early, enriched.late) == (False, False), (tx_id, behind)
+        rows[tx_id] = list(enriched.feature_values)
+    assert set(rows) == set(expected.index), "a transaction was never enriched"
+    assert behind == 0
+    streamed = pd.DataFrame.from_dict(rows, orient="index", columns=list(FEATURE_NAMES))
+    assert_same(streamed.loc[expected.index], expected, list(FEATURE_NAMES))

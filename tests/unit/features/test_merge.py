@@ -45,7 +45,8 @@ def test_releases_nothing_while_a_partition_may_still_deliver_earlier_events() -
 
 
 def test_labels_before_transactions_at_equal_times_and_time_order_across_partitions() -> None:
-    m = merger(Clock(), idle=0.0)
+    clock = Clock()
+    m = merger(clock, idle=0.0)
     m.add(TX, 0, 3.0, RANK_TRANSACTION, "t3")
     m.add(TX, 1, 9.0, RANK_TRANSACTION, "t9")
     m.add(TX1, 0, 1.0, RANK_TRANSACTION, "u1")
@@ -54,7 +55,10 @@ def test_labels_before_transactions_at_equal_times_and_time_order_across_partiti
     m.add(LB, 1, 30.0, RANK_LABEL, "l30")
     m.add(LB, 2, 31.0, RANK_LABEL, "l31")
     at_end(m, TX, TX1)
-    assert [r.item for r in m.release()] == ["u1", "l3", "t3", "t9", "u20", "l30"]
+    assert [r.item for r in m.release()] == ["u1", "l3", "t3", "t9"]
+    # TX, quiet since t9, may still deliver events up to 9 plus the seconds since: u20 waits.
+    clock.now = 25.0
+    assert [r.item for r in m.release()] == ["u20", "l30"]
     assert m.committable() == {TX: 2, TX1: 2, LB: 2}
     assert len(m) == 1  # l31, alone in a partition that has not said it is at its end
     assert m.watermark == 30.0
@@ -74,6 +78,88 @@ def test_an_idle_partition_stops_holding_time_back_after_the_grace_period() -> N
     clock.now = 2.0
     assert [(r.item, r.timing) for r in m.release()] == [("u2", Timing.LATE)]
     assert m.committable() == {TX: 1, TX1: 1}
+
+
+def test_a_quiet_partition_holds_the_order_at_its_latest_time_plus_the_time_since() -> None:
+    """A replay the consumer keeps up with: every partition reaches its end between the
+    producer's writes. When it writes again, the partition read first (labels, days ahead)
+    waits for the others instead of carrying the order past them."""
+    clock = Clock()
+    m = merger(clock, idle=0.1)
+    m.add(TX, 0, 100.0, RANK_TRANSACTION, "t100")
+    m.add(LB, 0, 105.0, RANK_LABEL, "l105")
+    m.add(TX1, 0, 110.0, RANK_TRANSACTION, "u110")
+    at_end(m)
+    clock.now = 1.0
+    # Nothing left to read anywhere: the order is complete for now (the end of a replay too).
+    assert [(r.item, r.timing) for r in m.release()] == [
+        ("t100", Timing.IN_ORDER),
+        ("l105", Timing.IN_ORDER),
+        ("u110", Timing.IN_ORDER),
+    ]
+    clock.now = 2.0
+    m.add(LB, 1, 400_000.0, RANK_LABEL, "l-ahead")
+    m.add(LB, 2, 400_001.0, RANK_LABEL, "l-ahead2")
+    at_end(m, LB)
+    clock.now = 2.05
+    assert list(m.release()) == []  # TX may still deliver from 102.05 on, TX1 from 112.05
+    m.add(TX, 1, 200.0, RANK_TRANSACTION, "t200")
+    m.add(TX, 2, 300.0, RANK_TRANSACTION, "t300")
+    m.add(TX1, 1, 250.0, RANK_TRANSACTION, "u250")
+    m.add(TX1, 2, 260.0, RANK_TRANSACTION, "u260")
+    at_end(m, TX, TX1)
+    clock.now = 2.1
+    released = [(r.item, r.timing) for r in m.release()]  # t300, alone, may be ahead of TX's next
+    clock.now = 3.0
+    released += [(r.item, r.timing) for r in m.release()]
+    assert [item for item, _ in released] == ["t200", "u250", "u260", "t300", "l-ahead", "l-ahead2"]
+    assert {timing for _, timing in released} == {Timing.IN_ORDER}
+
+
+def test_a_quiet_live_partition_holds_back_only_what_its_clock_has_not_reached() -> None:
+    clock = Clock()
+    m = merger(clock, idle=0.1)
+    m.add(LB, 0, 1000.0, RANK_LABEL, "l")
+    m.add(TX1, 0, 1000.0, RANK_TRANSACTION, "u")
+    m.add(TX, 0, 1000.1, RANK_TRANSACTION, "t")
+    at_end(m)
+    clock.now = 0.2
+    assert [r.item for r in m.release()] == ["l", "u", "t"]
+    clock.now = 5.0  # LB and TX1 quiet since their events at 1000.0 were read, at 0.0
+    for offset, t in enumerate((1004.8, 1004.9, 1005.1), start=1):
+        m.add(TX, offset, t, RANK_TRANSACTION, f"t{t}")
+    assert [r.item for r in m.release()] == ["t1004.8", "t1004.9"]
+    clock.now = 5.2
+    m.add(TX, 4, 1005.3, RANK_TRANSACTION, "t1005.3")
+    m.add(TX, 5, 1005.4, RANK_TRANSACTION, "t1005.4")
+    assert [r.item for r in m.release()] == ["t1005.1"]
+    # A late event does not pull back where its partition stands.
+    m.add(TX1, 1, 500.0, RANK_TRANSACTION, "u-late")
+    m.add(TX1, 2, 1005.25, RANK_TRANSACTION, "u1005.25")
+    at_end(m, TX1)
+    clock.now = 5.35
+    assert [(r.item, r.timing) for r in m.release()] == [
+        ("u-late", Timing.LATE),
+        ("u1005.25", Timing.IN_ORDER),
+        ("t1005.3", Timing.IN_ORDER),
+    ]
+
+
+def test_source_watermarks_say_how_far_each_partition_has_delivered() -> None:
+    clock = Clock()
+    m = merger(clock, idle=0.1)
+    m.add(TX, 0, 100.0, RANK_TRANSACTION, "a")
+    m.add(TX, 1, 9_000.0, RANK_TRANSACTION, "live")
+    m.add(TX, 2, 101.0, RANK_TRANSACTION, "b")
+    m.add(TX1, 0, 100.5, RANK_TRANSACTION, "c")
+    at_end(m)
+    clock.now = 0.2
+    assert [r.item for r in m.release()] == ["a", "live", "c", "b"]
+    assert m.source_watermarks() == {TX: None, TX1: None, LB: None}  # nothing to read anywhere
+    clock.now = 1.0
+    m.add(TX1, 1, 102.0, RANK_TRANSACTION, "d")
+    # TX stands at 101 (not at the live event, ahead of it), read 1 s ago; LB has said nothing.
+    assert m.source_watermarks() == {TX: 102.0, TX1: 101.0, LB: None}
 
 
 def test_an_event_ahead_of_its_own_partition_goes_early_and_holds_nothing_back() -> None:

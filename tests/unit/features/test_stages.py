@@ -261,3 +261,37 @@ def test_a_partition_read_after_the_others_passed_its_times_is_late_only_where_i
     assert REGISTRY.get_sample_value(
         "fraudstream_features_behind_order_events_total", {"topic": str(Topic.TRANSACTIONS)}
     ) == counted + len(behind)
+
+
+def test_a_replay_the_stages_keep_up_with_gives_the_replays_vectors(
+    history: tuple[list[TransactionEvent], list[LabelEvent]],
+) -> None:
+    """The producer writes the history in bursts and the stages read each to its end before
+    the next: every partition is quiet between bursts, and the one read first when the next
+    comes must not carry the order past the others (the labels run days ahead)."""
+    transactions, labels = history
+    timed = sorted(
+        [(tx.event_time, 1, i) for i, tx in enumerate(transactions)]
+        + [(label.label_time, 0, i) for i, label in enumerate(labels)]
+    )
+    pipeline = Pipeline(seed=11)
+    behind_before = (
+        REGISTRY.get_sample_value("fraudstream_features_behind_order_events_total", {"topic": str(Topic.LABELS)}) or 0.0
+    )
+    burst = 40
+    for start in range(0, len(timed), burst):
+        part = timed[start : start + burst]
+        pipeline.produce_history(
+            [transactions[i] for _, kind, i in part if kind == 1], [labels[i] for _, kind, i in part if kind == 0]
+        )
+        pipeline.run(chunk=7)
+        pipeline.clock.now += 0.5  # the producer's pause: longer than FRAUDSTREAM_PARTITION_IDLE_SECONDS
+    pipeline.run(chunk=7)  # the end of the replay: nothing left to read anywhere
+
+    expected = {tx.transaction_id: [vector[n] for n in FEATURE_NAMES] for tx, vector in replay(transactions, labels)}
+    assert vectors(pipeline) == expected
+    assert not any(e.early or e.late for e in pipeline.enriched())
+    behind_after = (
+        REGISTRY.get_sample_value("fraudstream_features_behind_order_events_total", {"topic": str(Topic.LABELS)}) or 0.0
+    )
+    assert behind_after == behind_before

@@ -254,23 +254,24 @@ class CustomerStage:
     # Watermarks
 
     def _marks_now(self) -> tuple[float, frozenset[Source]]:
-        """The merger's watermark (every event earlier than it, on every partition not idle, has
-        been applied), and the partitions that are idle."""
-        return (self._merger.watermark, frozenset(self._merger.idle()))
+        """The merger's watermark and the partitions that hold no time back: what, when it
+        changes, is sent even with nothing forwarded."""
+        marks = self._merger.source_watermarks()
+        return (self._merger.watermark, frozenset(source for source, mark in marks.items() if mark is None))
 
     def _watermarks(self) -> list[Output]:
         self._marks_at = self._clock()
         self._forwarded_since_marks = False
-        watermark, idle = self._marks_sent = self._marks_now()
+        self._marks_sent = self._marks_now()
         marks = StreamWatermarks(
             watermarks=[
                 StreamWatermark(
                     topic=topic,
                     partition=partition,
-                    event_time=timestamp_of(max(watermark, 0.0)),
-                    idle=(topic, partition) in idle,
+                    event_time=timestamp_of(max(self._merger.watermark if mark is None else mark, 0.0)),
+                    idle=mark is None,
                 )
-                for topic, partition in self._merger.sources()
+                for (topic, partition), mark in self._merger.source_watermarks().items()
             ]
         )
         value = marks.SerializeToString()

@@ -7,14 +7,22 @@ merger keeps a queue per partition and releases the earliest head while every pa
 settled: it holds two events or more (so its head is not ahead of what follows it), or it
 has been idle at its end for `idle_seconds`.
 
+An idle partition with nothing queued holds time back in event time, not in wall time: it
+may deliver next nothing earlier than its latest event plus the wall time since that was read
+(exact for a live producer, whose events keep pace with the clock). A replay the consumer
+keeps up with leaves every partition quiet between the producer's writes; when it writes
+again, the partition read first waits for the others instead of carrying the order past
+them. When every partition is idle, nothing is left to read anywhere: the order is complete
+for now, and what is queued goes in order (the end of a replay).
+
 Waiting is bounded; the policy (also in fraudstream_common.features.definitions):
 - An event ahead of the events queued behind it in its own partition (a live transaction in a
   replay, a producer whose clock runs ahead) cannot be put in order by waiting: it is released
-  at once, flagged early, and does not move the watermark.
+  at once, flagged early, and moves neither the watermark nor where its partition stands.
 - A partition whose head has waited for the others for `max_wait_seconds` (they hold older
-  events: a replay, a backfill, a lagging partition) releases what it has queued, flagged
-  early, and waits again with what comes next. So no event waits longer than that for
-  another partition.
+  events: a replay, a backfill, a lagging partition, a replay paused) releases what it has
+  queued, flagged early, and waits again with what comes next. So no event waits longer than
+  that for another partition.
 - An event behind the watermark (the latest event time released in order) is released late.
 Events are released in partition order, so what has been processed is a prefix of every
 partition: its committable offset is exact.
@@ -62,6 +70,9 @@ class _Partition(Generic[Item]):
     # The queue's valid events whose time is below every later one: minima[0] is the queue's earliest.
     minima: deque[Pending[Item]] = field(default_factory=deque)
     next_offset: int | None = None  # after the last released event
+    # The latest event time released, but for events ahead of their partition, and when it was read.
+    latest: float | None = None
+    latest_read_at: float = 0.0
     at_end_since: float | None = None
     waiting_since: float | None = None  # when its head started waiting for other partitions
 
@@ -149,19 +160,24 @@ class EventTimeMerger(Generic[Item]):
         early where it is not (see the module's policy)."""
         now = self._clock()
         partitions = list(self._partitions.items())
+        everything_idle = all(self._idle(partition, now) for _, partition in partitions)
         while True:
             best: tuple[Source, _Partition[Item]] | None = None
             complete = True  # no partition may still deliver something earlier
+            bound = (float("inf"), RANK_LABEL)  # what the quiet partitions may still deliver
             for source, partition in partitions:
                 while partition.queue and (partition.queue[0].rank == RANK_INVALID or partition.head_is_ahead()):
-                    yield self._pop(source, partition, now, in_order=False)
+                    yield self._pop(source, partition, now, in_order=False, ahead=True)
                 if not self._settled(partition, now):
                     complete = False
                 if not partition.queue:
+                    quiet_until = None if everything_idle else self._quiet_until(partition, now)
+                    if quiet_until is not None:
+                        bound = min(bound, (quiet_until, RANK_LABEL))
                     continue
                 if best is None or _order(partition.queue[0]) < _order(best[1].queue[0]):
                     best = (source, partition)
-            if best is not None and complete:
+            if best is not None and complete and _order(best[1].queue[0]) <= bound:
                 yield self._pop(*best, now, in_order=True)
                 continue
             drained = False
@@ -182,16 +198,30 @@ class EventTimeMerger(Generic[Item]):
         """Whether the partition can deliver nothing earlier than its head: it holds two events
         (a head ahead of what follows it has been released early), or it has been idle at its
         end for `idle_seconds`. A lone head may be ahead of what the partition delivers next."""
-        if len(partition.queue) >= 2:
-            return True
+        return len(partition.queue) >= 2 or self._idle(partition, now)
+
+    def _idle(self, partition: _Partition[Item], now: float) -> bool:
         return partition.at_end_since is not None and now - partition.at_end_since >= self._idle_seconds
 
-    def _pop(self, source: Source, partition: _Partition[Item], now: float, *, in_order: bool) -> Released[Item]:
+    def _quiet_until(self, partition: _Partition[Item], now: float) -> float | None:
+        """For an idle partition with nothing queued, the earliest event time it may still
+        deliver: its latest plus the time since that was read (its producer's events fall no
+        further behind the clock). None where it has released nothing since it was assigned
+        (nothing says where it stands) or is not idle."""
+        if partition.queue or partition.latest is None or not self._idle(partition, now):
+            return None
+        return partition.latest + (now - partition.latest_read_at)
+
+    def _pop(
+        self, source: Source, partition: _Partition[Item], now: float, *, in_order: bool, ahead: bool = False
+    ) -> Released[Item]:
         event = partition.pop()
         self._buffered -= 1
         waited = now - event.added_at
         if event.rank == RANK_INVALID:
             return Released(source, event.offset, event.item, Timing.IN_ORDER, waited)
+        if not ahead and (partition.latest is None or event.event_time >= partition.latest):
+            partition.latest, partition.latest_read_at = event.event_time, event.added_at
         if event.event_time < self.watermark:
             timing = Timing.LATE
         elif in_order:
@@ -215,16 +245,24 @@ class EventTimeMerger(Generic[Item]):
     def sources(self) -> list[Source]:
         return list(self._partitions)
 
-    def idle(self) -> list[Source]:
-        """Partitions idle at their end for `idle_seconds`: they hold no time back."""
+    def source_watermarks(self) -> dict[Source, float | None]:
+        """For each partition, an event time before which it has delivered everything it will
+        (what arrives later and earlier is behind the order); None where it holds no time back:
+        every partition is idle, or it is idle and has released nothing since it was assigned."""
         now = self._clock()
-        return [
-            source
-            for source, partition in self._partitions.items()
-            if not partition.queue
-            and partition.at_end_since is not None
-            and now - partition.at_end_since >= self._idle_seconds
-        ]
+        partitions = self._partitions.items()
+        if all(self._idle(partition, now) for _, partition in partitions):
+            return dict.fromkeys(self._partitions)
+        marks: dict[Source, float | None] = {}
+        for source, partition in partitions:
+            quiet_until = self._quiet_until(partition, now)
+            if quiet_until is not None:
+                marks[source] = max(self.watermark, quiet_until)
+            elif not partition.queue and self._idle(partition, now):
+                marks[source] = None
+            else:
+                marks[source] = self.watermark
+        return marks
 
     def queued(self) -> dict[Source, int]:
         """How many events wait in each partition's queue."""

@@ -48,8 +48,9 @@ class FeaturesSettings(ServiceSettings, FeatureStoreSettings):
     partition_idle_seconds: float = Field(
         default=0.1,
         description=(
-            "An input partition with nothing left to read stops holding back event time after this long; "
-            "what then arrives for it with earlier times may have missed transactions it should have seen."
+            "An input partition with nothing left to read is idle after this long: it then holds event time "
+            "back only to its latest event plus the wall time since that was read (a live producer's pace), "
+            "and not at all once every partition is idle or if it has delivered nothing since it was assigned."
         ),
     )
     partition_max_wait_seconds: float = Field(
