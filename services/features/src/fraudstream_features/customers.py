@@ -83,7 +83,10 @@ class CustomerStage:
         self.by_terminal_partitions = topic_partitions[self.by_terminal_topic]
         self.customers: dict[str, CustomerState] = {}
         self._merger: EventTimeMerger[Decoded] = EventTimeMerger(
-            settings.partition_idle_seconds, settings.partition_max_wait_seconds, clock
+            settings.partition_idle_seconds,
+            settings.partition_max_wait_seconds,
+            clock,
+            settings.partition_idle_hold_seconds,
         )
         self._buffered_max = 0
         self._outputs: list[Output] = []

@@ -7,13 +7,16 @@ merger keeps a queue per partition and releases the earliest head while every pa
 settled: it holds two events or more (so its head is not ahead of what follows it), or it
 has been idle at its end for `idle_seconds`.
 
-An idle partition with nothing queued holds time back in event time, not in wall time: it
-may deliver next nothing earlier than its latest event plus the wall time since that was read
-(exact for a live producer, whose events keep pace with the clock). A replay the consumer
-keeps up with leaves every partition quiet between the producer's writes; when it writes
-again, the partition read first waits for the others instead of carrying the order past
-them. When every partition is idle, nothing is left to read anywhere: the order is complete
-for now, and what is queued goes in order (the end of a replay).
+An idle partition holds no time back, but for a moment after a replay resumes: when every
+partition was idle and one delivers history again (a producer resumed, or the consumer came
+back from a long checkpoint to a queue of new records), the idle partitions hold the order for
+`hold_seconds`, each to its latest event plus the wall time since that was read: the
+producer's writes to them may be a moment behind, and the partition read first would
+otherwise carry the order days past them. Live events (within REPLAYED_AFTER_SECONDS of the
+wall clock) hold nothing: they tell their own time, and a quiet live partition stands near
+the clock. A partition that has been idle since it was assigned holds nothing back. When every
+partition is idle, nothing is left to read anywhere: the order is complete for now, and what
+is queued goes in order (the end of a replay).
 
 Waiting is bounded; the policy (also in fraudstream_common.features.definitions):
 - An event ahead of the events queued behind it in its own partition (a live transaction in a
@@ -45,6 +48,8 @@ RANK_LABEL = 0
 RANK_TRANSACTION = 1
 # Undecodable input sorts first: it changes no state and goes straight to the dead-letter topic.
 RANK_INVALID = -1
+# An event this far behind the wall clock is history being replayed; a live one tells its own time.
+REPLAYED_AFTER_SECONDS = 300.0
 
 
 class Timing(Enum):
@@ -121,12 +126,17 @@ class EventTimeMerger(Generic[Item]):
         idle_seconds: float,
         max_wait_seconds: float = float("inf"),
         clock: Callable[[], float] = time.monotonic,
+        hold_seconds: float = float("inf"),
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._idle_seconds = idle_seconds
         self._max_wait_seconds = max_wait_seconds
+        self._hold_seconds = hold_seconds
         self._clock = clock
+        self._wall_clock = wall_clock
         self._partitions: dict[Source, _Partition[Item]] = {}
         self._buffered = 0
+        self._resumed_at = float("-inf")  # when a partition delivered after every one was idle
         self.watermark = float("-inf")  # latest event time released in order
 
     def assign(self, sources: Iterable[Source]) -> None:
@@ -139,7 +149,15 @@ class EventTimeMerger(Generic[Item]):
 
     def add(self, source: Source, offset: int, event_time: float, rank: int, item: Item) -> None:
         partition = self._partitions[source]
-        partition.push(Pending(event_time, rank, offset, item, self._clock()))
+        now = self._clock()
+        if (
+            rank != RANK_INVALID
+            and event_time < self._wall_clock() - REPLAYED_AFTER_SECONDS
+            and self._idle(partition, now)
+            and all(self._idle(other, now) for other in self._partitions.values())
+        ):
+            self._resumed_at = now
+        partition.push(Pending(event_time, rank, offset, item, now))
         partition.at_end_since = None
         self._buffered += 1
 
@@ -204,10 +222,13 @@ class EventTimeMerger(Generic[Item]):
         return partition.at_end_since is not None and now - partition.at_end_since >= self._idle_seconds
 
     def _quiet_until(self, partition: _Partition[Item], now: float) -> float | None:
-        """For an idle partition with nothing queued, the earliest event time it may still
-        deliver: its latest plus the time since that was read (its producer's events fall no
-        further behind the clock). None where it has released nothing since it was assigned
-        (nothing says where it stands) or is not idle."""
+        """For an idle partition with nothing queued, in the `hold_seconds` after the stream
+        resumed, the earliest event time it may still deliver: its latest plus the time since
+        that was read (its producer's events fall no further behind the clock). None where it
+        holds nothing back: past that, or it has released nothing since it was assigned (nothing
+        says where it stands), or it is not idle."""
+        if now - self._resumed_at >= self._hold_seconds:
+            return None
         if partition.queue or partition.latest is None or not self._idle(partition, now):
             return None
         return partition.latest + (now - partition.latest_read_at)

@@ -48,9 +48,18 @@ class FeaturesSettings(ServiceSettings, FeatureStoreSettings):
     partition_idle_seconds: float = Field(
         default=0.1,
         description=(
-            "An input partition with nothing left to read is idle after this long: it then holds event time "
-            "back only to its latest event plus the wall time since that was read (a live producer's pace), "
-            "and not at all once every partition is idle or if it has delivered nothing since it was assigned."
+            "An input partition with nothing left to read is idle after this long: it holds no event time back "
+            "(but see FRAUDSTREAM_PARTITION_IDLE_HOLD_SECONDS); what then arrives for it with earlier times is "
+            "behind the order and may have missed transactions it should have seen."
+        ),
+    )
+    partition_idle_hold_seconds: float = Field(
+        default=1.0,
+        description=(
+            "When every input partition was idle and one delivers history again (events more than 5 minutes "
+            "behind the clock: a replay resumed, whose writes to the others may be a moment behind), the idle "
+            "partitions go on holding event time back this long, each to its latest event plus the wall time "
+            "since that was read."
         ),
     )
     partition_max_wait_seconds: float = Field(
