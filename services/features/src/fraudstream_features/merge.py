@@ -151,9 +151,9 @@ class EventTimeMerger(Generic[Item]):
         partition = self._partitions[source]
         now = self._clock()
         if (
-            rank != RANK_INVALID
+            self._idle(partition, now)
+            and rank != RANK_INVALID
             and event_time < self._wall_clock() - REPLAYED_AFTER_SECONDS
-            and self._idle(partition, now)
             and all(self._idle(other, now) for other in self._partitions.values())
         ):
             self._resumed_at = now
@@ -262,9 +262,6 @@ class EventTimeMerger(Generic[Item]):
             elif partition.next_offset is not None:
                 offsets[source] = partition.next_offset
         return offsets
-
-    def sources(self) -> list[Source]:
-        return list(self._partitions)
 
     def source_watermarks(self) -> dict[Source, float | None]:
         """For each partition, an event time before which it has delivered everything it will
