@@ -223,6 +223,59 @@ def test_an_idle_source_does_not_move_where_the_terminal_stage_thinks_it_stands(
     assert not [o for o in pipeline.terminals.checkpoint(final=False).outputs if o.topic == Topic.TRANSACTIONS_ENRICHED]
 
 
+def test_after_a_replica_resumes_a_replay_the_others_idle_sources_hold_for_a_moment() -> None:
+    """Two customer replicas, both idle between a producer's writes; one delivers again first.
+    The other's records from the same writes may be a moment behind: its sources hold the
+    terminal stage at where they stood plus the time since, for FRAUDSTREAM_PARTITION_IDLE_HOLD_SECONDS."""
+    pipeline = Pipeline()
+    sources = [(str(topic), p) for topic in (Topic.LABELS, Topic.TRANSACTIONS) for p in range(4)]
+    first_replica = {source for source in sources if source[1] < 2}
+
+    def marks(at: float, *, idle: set[tuple[str, int]]) -> None:
+        value = StreamWatermarks(
+            watermarks=[
+                StreamWatermark(
+                    topic=topic, partition=partition, event_time=timestamp_of(at), idle=(topic, partition) in idle
+                )
+                for topic, partition in sources
+            ]
+        ).SerializeToString()
+        pipeline.topics.append(Topic.FEATURES_BY_TERMINAL, 0, None, value, kind_headers(KIND_WATERMARK))
+
+    read = 0
+
+    def released_after(seconds: float) -> list[str]:
+        nonlocal read
+        written = pipeline.topics.of(Topic.FEATURES_BY_TERMINAL)
+        for message in written[read:]:
+            pipeline.terminals.add(message)  # type: ignore[arg-type]
+        read = len(written)
+        pipeline.clock.now += seconds
+        pipeline.terminals.due()
+        checkpoint = pipeline.terminals.checkpoint(final=False)
+        pipeline.terminals.committed()
+        return [
+            EnrichedTransaction.FromString(o.value).transaction.transaction_id
+            for o in checkpoint.outputs
+            if o.topic == Topic.TRANSACTIONS_ENRICHED
+        ]
+
+    marks(START + 100, idle=set())
+    marks(START + 100, idle=set(sources))  # both replicas read everything there was
+    assert released_after(0.5) == []
+    marks(START + 5_000, idle=set(sources) - first_replica)  # the first replica resumes
+    partial = EnrichedTransaction(
+        transaction=Transaction(transaction_id="t1", terminal_id="m1", event_time=timestamp_of(START + 4_000)),
+        feature_names=CUSTOMER_STAGE_FEATURES,
+        feature_values=[0.0] * len(CUSTOMER_STAGE_FEATURES),
+    )
+    pipeline.topics.append(
+        Topic.FEATURES_BY_TERMINAL, 0, b"m1", partial.SerializeToString(), kind_headers(KIND_TRANSACTION)
+    )
+    assert released_after(0.5) == []  # the second replica's sources stand at 100.5 s past START
+    assert released_after(0.6) == ["t1"]  # past the hold, idle sources hold nothing back
+
+
 def test_a_partition_read_after_the_others_passed_its_times_is_late_only_where_its_terminal_was(
     history: tuple[list[TransactionEvent], list[LabelEvent]],
 ) -> None:

@@ -59,7 +59,7 @@ class FeaturesSettings(ServiceSettings, FeatureStoreSettings):
             "When every input partition was idle and one delivers history again (events more than 5 minutes "
             "behind the clock: a replay resumed, whose writes to the others may be a moment behind), the idle "
             "partitions go on holding event time back this long, each to its latest event plus the wall time "
-            "since that was read."
+            "since that was read; the terminal stage holds the customer replicas' idle partitions the same way."
         ),
     )
     partition_max_wait_seconds: float = Field(

@@ -9,7 +9,10 @@ transaction is held until its own partition of the repartition topic has carried
 (customers.py) past t from every partition of `labels` and of `transactions`: then everything
 its features need has arrived, and each terminal's transactions join its state in time order
 (so that what the state drops past its horizon is what the backfill drops), and its vector is
-the backfill's. Waiting is bounded, and the stage says when it cut a wait short:
+the backfill's. A source marked idle holds nothing back, but for a moment after a customer
+replica resumes a replay while every source was idle: the other replicas' parts of the same
+writes may be a moment behind (merge.py). Waiting is bounded, and the stage says when it cut a
+wait short:
 - a transaction held for `max_wait_seconds` (a producer's clock ahead, a live transaction
   inside a replay, a partition whose owner is gone) is released, flagged early;
 - past `max_buffered_events` held, the longest-held is released, flagged early.
@@ -42,6 +45,7 @@ from fraudstream_common.timestamps import seconds_of, timestamp_of
 from fraudstream_common.topics import Topic, topic_name
 from fraudstream_feature_store.store import FeatureStateStore
 from fraudstream_features import metrics
+from fraudstream_features.merge import REPLAYED_AFTER_SECONDS
 from fraudstream_features.records import (
     KIND_LABEL,
     KIND_TRANSACTION,
@@ -74,11 +78,17 @@ class _Partition:
     by_arrival: deque[_Held] = field(default_factory=deque)
     next_offset: int | None = None
     watermarks: dict[Source, tuple[float, bool]] = field(default_factory=dict)
+    reached_at: dict[Source, float] = field(default_factory=dict)  # when a source's watermark last rose
+    # When a source delivered history again after every source was idle (a replica resumed a replay).
+    resumed_at: float = float("-inf")
 
-    def threshold(self, sources: Sequence[Source]) -> float:
+    def threshold(self, sources: Sequence[Source], now: float, hold_seconds: float) -> float:
         """Every held transaction earlier than this has what its features need, and no
-        transaction of its terminal with an earlier time is still to come."""
+        transaction of its terminal with an earlier time is still to come. An idle source holds
+        nothing back, but for `hold_seconds` after a resume, at its watermark plus the time since
+        it rose: another replica's part of the replay may be a moment behind (merge.py)."""
         reached = float("inf")
+        holding = now - self.resumed_at < hold_seconds
         for source in sources:
             known = self.watermarks.get(source)
             if known is None:
@@ -86,6 +96,8 @@ class _Partition:
             watermark, idle = known
             if not idle:
                 reached = min(reached, watermark)
+            elif holding and watermark > float("-inf"):
+                reached = min(reached, watermark + (now - self.reached_at.get(source, now)))
         return reached
 
     def first_held(self) -> _Held | None:
@@ -236,6 +248,8 @@ class TerminalStage:
         except DecodeError as exc:
             self._dead_letter(Invalid(message, "invalid_protobuf", f"not a protobuf message: {exc}"))
             return
+        now = self._clock()
+        all_idle = bool(partition.watermarks) and all(idle for _, idle in partition.watermarks.values())
         for mark in marks.watermarks:
             source = (mark.topic, mark.partition)
             known = partition.watermarks.get(source)
@@ -245,8 +259,12 @@ class TerminalStage:
                 reached = known[0] if known is not None else float("-inf")
             else:
                 reached = seconds_of(mark.event_time)
+                if all_idle and known is not None and known[1] and reached < time.time() - REPLAYED_AFTER_SECONDS:
+                    partition.resumed_at = now
                 if known is not None:
                     reached = max(reached, known[0])  # a replay after a crash may repeat an older one
+                if known is None or reached > known[0]:
+                    partition.reached_at[source] = now
             partition.watermarks[source] = (reached, mark.idle)
 
     def _add_label(self, partition_id: int, message: Message) -> None:
@@ -282,7 +300,7 @@ class TerminalStage:
     def _release(self) -> None:
         now = self._clock()
         for partition_id, partition in self._partitions.items():
-            threshold = partition.threshold(self._sources)
+            threshold = partition.threshold(self._sources, now, self._settings.partition_idle_hold_seconds)
             while partition.by_time and partition.by_time[0][0] < threshold:
                 held = heapq.heappop(partition.by_time)[2]
                 if not held.released:
