@@ -15,12 +15,18 @@ from fraudstream_common.features.history import LabelEvent, TransactionEvent
 from fraudstream_common.features.state import Snapshot
 from fraudstream_common.kafka import HeaderList
 from fraudstream_common.schemas.v1.label_pb2 import Label
-from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction, Transaction
+from fraudstream_common.schemas.v1.transaction_pb2 import (
+    EnrichedTransaction,
+    StreamWatermark,
+    StreamWatermarks,
+    Transaction,
+)
 from fraudstream_common.stream import Source
 from fraudstream_common.timestamps import timestamp_of
 from fraudstream_common.topics import Topic
 from fraudstream_feature_store.store import FeatureStateStore
-from fraudstream_features.customers import CustomerStage
+from fraudstream_features.customers import CUSTOMER_STAGE_FEATURES, CustomerStage
+from fraudstream_features.records import KIND_TRANSACTION, KIND_WATERMARK, kind_headers
 from fraudstream_features.settings import FeaturesSettings
 from fraudstream_features.terminals import TerminalStage
 from tests.unit.kafka_fakes import FakeMessage
@@ -122,6 +128,32 @@ class Pipeline:
             label_time=timestamp_of(label.label_time),
         ).SerializeToString()
         self.topics.append(Topic.LABELS, partition_of(key), key, value, [])
+
+    def forward_marks(self, marks: Mapping[Source, tuple[float, bool]]) -> None:
+        """A customer replica's watermarks (event time, idle) by source, to partition 0 of
+        `features.by-terminal`."""
+        value = StreamWatermarks(
+            watermarks=[
+                StreamWatermark(topic=topic, partition=partition, event_time=timestamp_of(at), idle=idle)
+                for (topic, partition), (at, idle) in marks.items()
+            ]
+        ).SerializeToString()
+        self.topics.append(Topic.FEATURES_BY_TERMINAL, 0, None, value, kind_headers(KIND_WATERMARK))
+
+    def forward_transaction(self, transaction_id: str, terminal_id: str, at: float) -> None:
+        """A transaction as the customer stage forwards it (its features so far all 0), to
+        partition 0 of `features.by-terminal`."""
+        partial = EnrichedTransaction(
+            transaction=Transaction(
+                transaction_id=transaction_id, terminal_id=terminal_id, event_time=timestamp_of(at)
+            ),
+            feature_names=CUSTOMER_STAGE_FEATURES,
+            feature_values=[0.0] * len(CUSTOMER_STAGE_FEATURES),
+        )
+        key = terminal_id.encode()
+        self.topics.append(
+            Topic.FEATURES_BY_TERMINAL, 0, key, partial.SerializeToString(), kind_headers(KIND_TRANSACTION)
+        )
 
     def run(self, *, chunk: int = 50, until_idle: bool = True) -> None:
         """Both stages read everything there is, in chunks from partitions picked at random."""

@@ -14,14 +14,11 @@ from fraudstream_common.features.history import LabelEvent, TransactionEvent, re
 from fraudstream_common.schemas.v1.deadletter_pb2 import DeadLetter
 from fraudstream_common.schemas.v1.transaction_pb2 import (
     EnrichedTransaction,
-    StreamWatermark,
     StreamWatermarks,
-    Transaction,
 )
-from fraudstream_common.timestamps import seconds_of, timestamp_of
+from fraudstream_common.timestamps import seconds_of
 from fraudstream_common.topics import Topic
-from fraudstream_features.customers import CUSTOMER_STAGE_FEATURES
-from fraudstream_features.records import KIND_TRANSACTION, KIND_WATERMARK, kind_headers
+from fraudstream_features.records import KIND_WATERMARK, kind_headers
 from fraudstream_features.settings import FeaturesSettings
 from fraudstream_simulator.config import SimulationConfig
 from fraudstream_simulator.simulation import simulate
@@ -193,30 +190,17 @@ def test_an_idle_source_does_not_move_where_the_terminal_stage_thinks_it_stands(
     moved = (str(Topic.TRANSACTIONS), 0)
 
     def marks(at: float, *, idle: bool = False, moved_at: float | None = None) -> None:
-        value = StreamWatermarks(
-            watermarks=[
-                StreamWatermark(
-                    topic=topic,
-                    partition=partition,
-                    event_time=timestamp_of(moved_at if moved_at is not None and (topic, partition) == moved else at),
-                    idle=idle and (topic, partition) == moved,
-                )
-                for topic, partition in sources
-            ]
-        ).SerializeToString()
-        pipeline.topics.append(Topic.FEATURES_BY_TERMINAL, 0, None, value, kind_headers(KIND_WATERMARK))
+        pipeline.forward_marks(
+            {
+                source: (moved_at if moved_at is not None and source == moved else at, idle and source == moved)
+                for source in sources
+            }
+        )
 
     marks(START + 100)
     marks(START + 500, idle=True)  # the old owner's watermark, past where the source is
     marks(START + 500, moved_at=START + 150)  # the new owner: the source at 150
-    partial = EnrichedTransaction(
-        transaction=Transaction(transaction_id="t1", terminal_id="m1", event_time=timestamp_of(START + 200)),
-        feature_names=CUSTOMER_STAGE_FEATURES,
-        feature_values=[0.0] * len(CUSTOMER_STAGE_FEATURES),
-    )
-    pipeline.topics.append(
-        Topic.FEATURES_BY_TERMINAL, 0, b"m1", partial.SerializeToString(), kind_headers(KIND_TRANSACTION)
-    )
+    pipeline.forward_transaction("t1", "m1", START + 200)
     for message in pipeline.topics.of(Topic.FEATURES_BY_TERMINAL):
         pipeline.terminals.add(message)  # type: ignore[arg-type]
     pipeline.terminals.due()
@@ -232,15 +216,7 @@ def test_after_a_replica_resumes_a_replay_the_others_idle_sources_hold_for_a_mom
     first_replica = {source for source in sources if source[1] < 2}
 
     def marks(at: float, *, idle: set[tuple[str, int]]) -> None:
-        value = StreamWatermarks(
-            watermarks=[
-                StreamWatermark(
-                    topic=topic, partition=partition, event_time=timestamp_of(at), idle=(topic, partition) in idle
-                )
-                for topic, partition in sources
-            ]
-        ).SerializeToString()
-        pipeline.topics.append(Topic.FEATURES_BY_TERMINAL, 0, None, value, kind_headers(KIND_WATERMARK))
+        pipeline.forward_marks({source: (at, source in idle) for source in sources})
 
     read = 0
 
@@ -264,14 +240,7 @@ def test_after_a_replica_resumes_a_replay_the_others_idle_sources_hold_for_a_mom
     marks(START + 100, idle=set(sources))  # both replicas read everything there was
     assert released_after(0.5) == []
     marks(START + 5_000, idle=set(sources) - first_replica)  # the first replica resumes
-    partial = EnrichedTransaction(
-        transaction=Transaction(transaction_id="t1", terminal_id="m1", event_time=timestamp_of(START + 4_000)),
-        feature_names=CUSTOMER_STAGE_FEATURES,
-        feature_values=[0.0] * len(CUSTOMER_STAGE_FEATURES),
-    )
-    pipeline.topics.append(
-        Topic.FEATURES_BY_TERMINAL, 0, b"m1", partial.SerializeToString(), kind_headers(KIND_TRANSACTION)
-    )
+    pipeline.forward_transaction("t1", "m1", START + 4_000)
     assert released_after(0.5) == []  # the second replica's sources stand at 100.5 s past START
     assert released_after(0.6) == ["t1"]  # past the hold, idle sources hold nothing back
 
