@@ -257,24 +257,22 @@ class CustomerStage:
     # Watermarks
 
     def _marks_now(self) -> tuple[float, frozenset[Source]]:
-        """The merger's watermark and the partitions that hold no time back: what, when it
-        changes, is sent even with nothing forwarded."""
-        marks = self._merger.source_watermarks()
-        return (self._merger.watermark, frozenset(source for source, mark in marks.items() if mark is None))
+        return _marks_summary(self._merger.watermark, self._merger.source_watermarks())
 
     def _watermarks(self) -> list[Output]:
         self._marks_at = self._clock()
         self._forwarded_since_marks = False
-        self._marks_sent = self._marks_now()
+        watermark, by_source = self._merger.watermark, self._merger.source_watermarks()
+        self._marks_sent = _marks_summary(watermark, by_source)
         marks = StreamWatermarks(
             watermarks=[
                 StreamWatermark(
                     topic=topic,
                     partition=partition,
-                    event_time=timestamp_of(max(self._merger.watermark if mark is None else mark, 0.0)),
+                    event_time=timestamp_of(max(watermark if mark is None else mark, 0.0)),
                     idle=mark is None,
                 )
-                for (topic, partition), mark in self._merger.source_watermarks().items()
+                for (topic, partition), mark in by_source.items()
             ]
         )
         value = marks.SerializeToString()
@@ -282,3 +280,9 @@ class CustomerStage:
             Output(self.by_terminal_topic, None, value, kind_headers(KIND_WATERMARK), target)
             for target in range(self.by_terminal_partitions)
         ]
+
+
+def _marks_summary(watermark: float, by_source: Mapping[Source, float | None]) -> tuple[float, frozenset[Source]]:
+    """The merger's watermark and the partitions that hold no time back: what, when it changes,
+    is sent even with nothing forwarded."""
+    return (watermark, frozenset(source for source, mark in by_source.items() if mark is None))

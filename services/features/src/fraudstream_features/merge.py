@@ -52,6 +52,11 @@ RANK_INVALID = -1
 REPLAYED_AFTER_SECONDS = 300.0
 
 
+def replayed(event_time: float, wall_now: float) -> bool:
+    """Whether an event is history being replayed rather than live."""
+    return event_time < wall_now - REPLAYED_AFTER_SECONDS
+
+
 class Timing(Enum):
     """How a released event stands to the watermark."""
 
@@ -153,8 +158,8 @@ class EventTimeMerger(Generic[Item]):
         if (
             self._idle(partition, now)
             and rank != RANK_INVALID
-            and event_time < self._wall_clock() - REPLAYED_AFTER_SECONDS
-            and all(self._idle(other, now) for other in self._partitions.values())
+            and replayed(event_time, self._wall_clock())
+            and self._everything_idle(now)
         ):
             self._resumed_at = now
         partition.push(Pending(event_time, rank, offset, item, now))
@@ -178,7 +183,7 @@ class EventTimeMerger(Generic[Item]):
         early where it is not (see the module's policy)."""
         now = self._clock()
         partitions = list(self._partitions.items())
-        everything_idle = all(self._idle(partition, now) for _, partition in partitions)
+        everything_idle = self._everything_idle(now)
         while True:
             best: tuple[Source, _Partition[Item]] | None = None
             complete = True  # no partition may still deliver something earlier
@@ -220,6 +225,10 @@ class EventTimeMerger(Generic[Item]):
 
     def _idle(self, partition: _Partition[Item], now: float) -> bool:
         return partition.at_end_since is not None and now - partition.at_end_since >= self._idle_seconds
+
+    def _everything_idle(self, now: float) -> bool:
+        """Nothing is left to read anywhere: the order is complete for now."""
+        return all(self._idle(partition, now) for partition in self._partitions.values())
 
     def _quiet_until(self, partition: _Partition[Item], now: float) -> float | None:
         """For an idle partition with nothing queued, in the `hold_seconds` after the stream
@@ -268,11 +277,10 @@ class EventTimeMerger(Generic[Item]):
         (what arrives later and earlier is behind the order); None where it holds no time back:
         every partition is idle, or it is idle and has released nothing since it was assigned."""
         now = self._clock()
-        partitions = self._partitions.items()
-        if all(self._idle(partition, now) for _, partition in partitions):
+        if self._everything_idle(now):
             return dict.fromkeys(self._partitions)
         marks: dict[Source, float | None] = {}
-        for source, partition in partitions:
+        for source, partition in self._partitions.items():
             quiet_until = self._quiet_until(partition, now)
             if quiet_until is not None:
                 marks[source] = max(self.watermark, quiet_until)

@@ -45,7 +45,7 @@ from fraudstream_common.timestamps import seconds_of, timestamp_of
 from fraudstream_common.topics import Topic, topic_name
 from fraudstream_feature_store.store import FeatureStateStore
 from fraudstream_features import metrics
-from fraudstream_features.merge import REPLAYED_AFTER_SECONDS
+from fraudstream_features.merge import replayed
 from fraudstream_features.records import (
     KIND_LABEL,
     KIND_TRANSACTION,
@@ -259,7 +259,7 @@ class TerminalStage:
                 reached = known[0] if known is not None else float("-inf")
             else:
                 reached = seconds_of(mark.event_time)
-                if all_idle and known is not None and known[1] and reached < time.time() - REPLAYED_AFTER_SECONDS:
+                if all_idle and known is not None and known[1] and replayed(reached, time.time()):
                     partition.resumed_at = now
                 if known is not None:
                     reached = max(reached, known[0])  # a replay after a crash may repeat an older one
