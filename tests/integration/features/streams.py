@@ -59,13 +59,13 @@ def simulated_history(config: SimulationConfig = WORLD) -> History:
     return History(dataclasses.replace(world, transactions=transactions, labels=labels))
 
 
-def produce_history(topics: Topics, history: History) -> None:
+def produce_history(topics: Topics, history: History, pacing: Pacing | None = None) -> None:
     """Transactions keyed by customer, labels by transaction, interleaved in event time, as
-    ingest and the label feed write them."""
+    ingest and the label feed write them; as fast as they can be written unless paced."""
     replay_to_kafka(
         history.world,
         ServiceSettings(kafka_bootstrap_servers=PLATFORM.kafka_bootstrap, topic_prefix=topics.prefix),
-        pacing=Pacing.fast(),
+        pacing=pacing or Pacing.fast(),
         transactions_topic=Topic.TRANSACTIONS,
     )
 
