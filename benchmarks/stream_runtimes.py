@@ -112,7 +112,7 @@ class CountStage:
         self._offsets[(message.topic() or "", message.partition() or 0)] = (message.offset() or 0) + 1
         self._pending += 1
 
-    def reached_end(self, source: Source) -> None:
+    def at_end(self, sources: Collection[Source]) -> None:
         """Nothing waits on the end of a partition."""
 
     def due(self) -> bool:

@@ -40,9 +40,6 @@ def replica(topics: Topics, tmp_path: Path, name: str, started: list[ServiceProc
         FRAUDSTREAM_INSTANCE_ID=name,
         # A held transaction may wait out the failover (session timeout, then the restore).
         FRAUDSTREAM_MAX_WAIT_SECONDS="30",
-        # The history is written while the replicas read it: a partition the writer has not
-        # reached for a moment is not idle.
-        FRAUDSTREAM_PARTITION_IDLE_SECONDS="5",
         **SMALL_BATCHES,
     )
     service.log_dir = tmp_path / name

@@ -167,7 +167,7 @@ class EchoStage:
     def add(self, message: Message) -> None:
         self._batch.add(message)
 
-    def reached_end(self, source: Source) -> None:
+    def at_end(self, sources: Collection[Source]) -> None:
         """Nothing waits on the end of a partition."""
 
     def due(self) -> bool:

@@ -186,10 +186,14 @@ class Pipeline:
             for message in log[start : start + chunk]:
                 stage.add(message)  # type: ignore[arg-type]
             self._read[source] = min(len(log), start + chunk)
-        for topic in stage.input_topics:
-            for p in range(PARTITIONS):
-                if self._read.get((topic, p), 0) >= len(self.topics.logs.get((topic, p), [])):
-                    stage.reached_end((topic, p))
+        stage.at_end(
+            [
+                (topic, p)
+                for topic in stage.input_topics
+                for p in range(PARTITIONS)
+                if self._read.get((topic, p), 0) >= len(self.topics.logs.get((topic, p), []))
+            ]
+        )
         if stage.due():
             self._commit(stage, final=False)
             return True

@@ -38,9 +38,9 @@ def forward_everything(pipeline: Pipeline, *, with_watermarks: bool) -> None:
     terminal stage reads it (without the watermarks: it then holds all it can)."""
     for message in pipeline.topics.of(Topic.TRANSACTIONS) + pipeline.topics.of(Topic.LABELS):
         pipeline.customers.add(message)  # type: ignore[arg-type]
-    for topic in pipeline.customers.input_topics:
-        for partition in range(4):
-            pipeline.customers.reached_end((topic, partition))
+    pipeline.customers.at_end(
+        [(topic, partition) for topic in pipeline.customers.input_topics for partition in range(4)]
+    )
     pipeline.clock.now += 1.0
     pipeline.customers.due()
     for output in pipeline.customers.checkpoint(final=False).outputs:
@@ -129,8 +129,7 @@ def test_watermarks_reach_every_partition_and_say_when_a_source_is_idle() -> Non
     pipeline.produce_transaction(TransactionEvent("t1", "c1", "m1", START, 1.0))
     for message in pipeline.topics.of(Topic.TRANSACTIONS):
         pipeline.customers.add(message)  # type: ignore[arg-type]
-    for source in ((Topic.TRANSACTIONS, p) for p in range(4)):
-        pipeline.customers.reached_end(source)
+    pipeline.customers.at_end([(Topic.TRANSACTIONS, p) for p in range(4)])
     pipeline.clock.now = 1.0
     pipeline.customers.due()
     marks = [

@@ -150,8 +150,10 @@ class Stage(Protocol):
     def add(self, message: Message) -> None:
         """Take one input message (apply it, or hold it until it can be)."""
 
-    def reached_end(self, source: Source) -> None:
-        """The consumer has read everything the partition holds for now."""
+    def at_end(self, sources: Collection[Source]) -> None:
+        """The input partitions read to their end, given after every read: for each, the
+        consumer has had everything up to the end the broker last reported, and the others are
+        not at theirs."""
 
     def due(self) -> bool:
         """Whether a checkpoint should close now."""
@@ -263,6 +265,7 @@ class StreamRuntime(BlockingLoop):
         self._consumer_overrides = dict(consumer_overrides or {})
         self._assignment: list[TopicPartition] = []
         self._paused: set[Source] = set()  # by backpressure
+        self._ends: dict[Source, int] = {}  # partitions read to their end: the offset of that end
         self._fenced_at = float("-inf")
         self._progressed = False  # a checkpoint committed since the last start
 
@@ -316,6 +319,7 @@ class StreamRuntime(BlockingLoop):
                 limit = max(1, min(self._max_messages, self._stage.read_limit()))
                 self._read(consumer, consumer.consume(limit, timeout=self._poll_timeout))
                 self._hold_back(consumer)
+                self._report_ends(consumer)
                 if self._stage.due():
                     self._commit(consumer, producer)
             self._commit(consumer, producer, final=True)
@@ -335,6 +339,7 @@ class StreamRuntime(BlockingLoop):
             self._set_ready(False)
             self._assignment = []
             self._paused = set()
+            self._ends = {}
             try:
                 consumer.close()
             except KafkaException as exc:  # leaving the group is the broker's business now
@@ -377,9 +382,10 @@ class StreamRuntime(BlockingLoop):
                 continue
             error = message.error()
             if error is None:
+                self._ends.pop((topic, partition), None)
                 self._stage.add(message)
             elif error.code() == KafkaError._PARTITION_EOF:
-                self._stage.reached_end((topic, partition))
+                self._ends[(topic, partition)] = message.offset() or 0
             else:
                 logger.warning("consumer error: %s", error)
 
@@ -391,7 +397,21 @@ class StreamRuntime(BlockingLoop):
             consumer.resume([TopicPartition(*source) for source in resume])
         if pause := wanted - self._paused:
             consumer.pause([TopicPartition(*source) for source in pause])
+            for source in pause:
+                self._ends.pop(source, None)  # what arrives while it is paused is not fetched
         self._paused = wanted
+
+    def _report_ends(self, consumer: Consumer) -> None:
+        """An end read goes stale once the fetcher has seen the broker's high watermark past it:
+        the records after it are in the consumer's queue (behind other partitions' records) or
+        on their way, and the partition must not pass for idle meanwhile (as Kafka Streams
+        waits on a partition whose lag is known not to be zero, KIP-695). An open transaction
+        of the partition's producer counts as records on their way."""
+        for source, end in list(self._ends.items()):
+            _low, high = consumer.get_watermark_offsets(TopicPartition(*source), cached=True)
+            if high > end:
+                del self._ends[source]
+        self._stage.at_end(self._ends.keys())
 
     # One checkpoint: what it holds, the side effect, then the commit
 
@@ -473,6 +493,7 @@ class StreamRuntime(BlockingLoop):
                     logger.warning("store unreachable, consumption paused: %s", exc, exc_info=True)
                     self._set_ready(False)
                     consumer.pause(self._assignment)
+                    self._ends = {}
                     paused = True
                 if self._stopping.wait(backoff):
                     raise _StopRequestedError from exc
@@ -509,6 +530,7 @@ class StreamRuntime(BlockingLoop):
         self._assignment = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
         ASSIGNED.labels(self.name).set(len(partitions))
         self._paused = set()
+        self._ends = {}
         try:
             starts = self._restore(consumer)
         except KafkaException as exc:  # the coordinator or a partition leader is moving
@@ -524,6 +546,7 @@ class StreamRuntime(BlockingLoop):
         # never be read again, as the next assignment starts with nothing paused.
         consumer.resume(partitions)
         self._paused = set()
+        self._ends = {}
 
     def _forget(self) -> None:
         """Drops the open checkpoint and the state with it: what the stage applied since the last

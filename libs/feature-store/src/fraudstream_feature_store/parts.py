@@ -110,7 +110,7 @@ class PartStage:
         if self._since is None:
             self._since = self._clock()
 
-    def reached_end(self, source: Source) -> None:
+    def at_end(self, sources: Collection[Source]) -> None:
         """Nothing waits on the end of a partition."""
 
     def due(self) -> bool:

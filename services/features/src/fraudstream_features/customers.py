@@ -128,8 +128,8 @@ class CustomerStage:
         else:
             self._merger.add(source, offset, decoded[0].event_time, RANK_TRANSACTION, decoded)
 
-    def reached_end(self, source: Source) -> None:
-        self._merger.reached_end(source)
+    def at_end(self, sources: Collection[Source]) -> None:
+        self._merger.at_end(sources)
 
     def held_back(self) -> Collection[Source]:
         """A partition holding more than its share of `max_buffered_events`, or, once they are

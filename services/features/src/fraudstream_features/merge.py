@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Generic, TypeVar
@@ -172,11 +172,15 @@ class EventTimeMerger(Generic[Item]):
         for partition in self._partitions.values():
             partition.waiting_since = None
 
-    def reached_end(self, source: Source) -> None:
-        """The consumer has read everything the partition holds for now."""
-        partition = self._partitions.get(source)
-        if partition is not None and partition.at_end_since is None:
-            partition.at_end_since = self._clock()
+    def at_end(self, sources: Collection[Source]) -> None:
+        """The partitions the consumer has read to their end, as it stands now: the others are
+        not at theirs (records past it are fetched or on the broker, or it is paused)."""
+        now = self._clock()
+        for source, partition in self._partitions.items():
+            if source not in sources:
+                partition.at_end_since = None
+            elif partition.at_end_since is None:
+                partition.at_end_since = now
 
     def release(self) -> Iterator[Released[Item]]:
         """Every event that can be released now: in event-time order where waiting is bounded,

@@ -183,7 +183,7 @@ class TerminalStage:
                 Invalid(message, "unknown_kind", f"no {KIND_TRANSACTION}, {KIND_LABEL} or watermark kind")
             )
 
-    def reached_end(self, source: Source) -> None:
+    def at_end(self, sources: Collection[Source]) -> None:
         """Nothing to do: the watermarks say when a source is idle."""
 
     def held_back(self) -> Collection[Source]:

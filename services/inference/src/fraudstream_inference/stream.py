@@ -70,7 +70,7 @@ class ScoringStage:
     def add(self, message: Message) -> None:
         self._batch.add(message)
 
-    def reached_end(self, source: Source) -> None:
+    def at_end(self, sources: Collection[Source]) -> None:
         """Nothing waits on the end of a partition."""
 
     def due(self) -> bool:

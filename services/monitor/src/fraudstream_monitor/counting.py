@@ -337,8 +337,8 @@ class CountingStage:
         self._at_end.discard(partition)
         self._offsets[(message.topic() or "", partition)] = (message.offset() or 0) + 1
 
-    def reached_end(self, source: Source) -> None:
-        self._at_end.add(source[1])
+    def at_end(self, sources: Collection[Source]) -> None:
+        self._at_end = {partition for _topic, partition in sources}
 
     def due(self) -> bool:
         if self._idle_now():

@@ -97,7 +97,7 @@ class JudgeStage:
             self._deciding_from = {source: offset}
         self._read[source] = offset + 1
 
-    def reached_end(self, source: Source) -> None:
+    def at_end(self, sources: Collection[Source]) -> None:
         return None
 
     def due(self) -> bool:

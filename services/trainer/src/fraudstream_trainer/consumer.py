@@ -75,7 +75,7 @@ class RequestStage:
     def add(self, message: Message) -> None:
         self._pending = message
 
-    def reached_end(self, source: Source) -> None:
+    def at_end(self, sources: Collection[Source]) -> None:
         """Nothing waits on the end of a partition."""
 
     def due(self) -> bool:
