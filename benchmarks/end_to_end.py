@@ -94,12 +94,21 @@ MODEL_HISTORY = SimulationConfig(
 TRANSACTIONS_A_DAY = 9000
 
 
+_PORTS_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
+    """A port free now and not given before in this run: the OS may hand a port just closed out
+    again, and a second service given it fails to start."""
     import socket
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
 
 
 @dataclasses.dataclass
@@ -212,13 +221,17 @@ def start_services(
                 )
                 running.append(Running(spec.name, process, http_port))
     deadline = time.monotonic() + 240
-    while not all(r.ready() for r in running):
-        for r in running:
-            if r.process.poll() is not None:
-                raise SystemExit(f"{r.service} exited with {r.process.returncode}; see {scratch}")
-        if time.monotonic() > deadline:
-            raise SystemExit(f"not ready in 240 s: {[r.service for r in running if not r.ready()]}; see {scratch}")
-        time.sleep(0.5)
+    try:
+        while not all(r.ready() for r in running):
+            for r in running:
+                if r.process.poll() is not None:
+                    raise SystemExit(f"{r.service} exited with {r.process.returncode}; see {scratch}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"not ready in 240 s: {[r.service for r in running if not r.ready()]}; see {scratch}")
+            time.sleep(0.5)
+    except SystemExit:
+        stop_services(running)  # or they go on reading and writing beside whatever runs next
+        raise
     return running
 
 
