@@ -411,7 +411,7 @@ class StreamRuntime(BlockingLoop):
             _low, high = consumer.get_watermark_offsets(TopicPartition(*source), cached=True)
             if high > end:
                 del self._ends[source]
-        self._stage.at_end(self._ends.keys())
+        self._stage.at_end(frozenset(self._ends))
 
     # One checkpoint: what it holds, the side effect, then the commit
 
