@@ -179,7 +179,15 @@ def drain(running: list[Running], timeout: float) -> None:
     while any(r.behind() > 0 for r in running):
         if time.monotonic() > deadline:
             behind = {r.service: r.behind() for r in running}
-            raise SystemExit(f"stages still behind after {timeout:.0f} s: {behind}")
+            # By stage and topic, for whoever finds out why: the lag counts the markers of
+            # transactional topics, and records of aborted transactions at a partition's end.
+            lags = [
+                (r.service, name.partition("{")[2].rstrip("}"), value)
+                for r in running
+                for name, value in r.samples().items()
+                if name.startswith("fraudstream_stream_consumer_lag_messages{") and value > 0
+            ]
+            raise SystemExit(f"stages still behind after {timeout:.0f} s: {behind}; lag: {lags}")
         time.sleep(0.5)
 
 
