@@ -191,6 +191,12 @@ def drain(running: list[Running], timeout: float) -> None:
         time.sleep(0.5)
 
 
+# The monitor's judge commits nothing past evidence it is still deciding on, for the retrain
+# debounce (10 minutes of wall time once the flood's event time stops): the drain waits for its
+# commits.
+SERVICE_ENV = {"monitor": {"FRAUDSTREAM_DEBOUNCE_SECONDS": "10"}}
+
+
 def start_services(
     prefix: str, scratch: Path, model: PublishedModel, replicas: int, features_per_stage: bool
 ) -> list[Running]:
@@ -221,6 +227,7 @@ def start_services(
                     "FRAUDSTREAM_FEATURE_OFFLINE_DIR": str(model.offline),
                     "FRAUDSTREAM_REGISTERED_MODEL": model.model_name,
                     "FRAUDSTREAM_LOG_LEVEL": "WARNING",
+                    **SERVICE_ENV.get(spec.name, {}),
                     **process_env,
                 }
                 log = (scratch / f"{spec.name}-{replica}-{index}.log").open("wb")
