@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from fraudstream_cli.backfill import backfill, label_events, transaction_events
-from fraudstream_cli.verify import verify
+from fraudstream_cli.verify import mismatches, verify
 from fraudstream_common.features.definitions import DAY, FEATURE_NAMES
 from fraudstream_common.kafka import partition_counts
 from fraudstream_common.schemas.v1.label_pb2 import Label
@@ -40,6 +40,10 @@ pytestmark = pytest.mark.integration
 MAX_BUFFERED = 5000
 BATCH = 500
 LIVE_EVERY = 40  # one live and one ahead transaction per this many replayed events
+# Transactions a second of the replay the service keeps up with: the demo's rate. At 1,000 on a
+# busy 2-core machine, writes to a partition reached the service seconds after later writes to
+# the others: past the resume hold, the limit docs/services.md states ("Not closed").
+KEPT_UP_RATE = 300
 
 
 Message = tuple[Topic, bytes, bytes]  # topic, key, value
@@ -215,14 +219,18 @@ def test_a_replay_written_while_the_service_keeps_up_gives_the_backfills_vectors
             "the features service read the first part",
             timeout=120,
         )
-        produce_history(topics, rest, Pacing(rate=1000))
+        produce_history(topics, rest, Pacing(rate=KEPT_UP_RATE))
         records = drain(topics(Topic.TRANSACTIONS_ENRICHED), expected=len(expected), timeout=120)
         behind = service.metric("fraudstream_features_behind_order_events_total")
     finally:
         assert service.terminate() == 0
 
     streamed, flags = enriched_once(records, expected)
-    flagged = {tx_id: flag for tx_id, flag in flags.items() if flag != (False, False)}
-    assert not flagged, (len(flagged), sorted(flagged.items())[:5], behind)
-    assert behind == 0
-    assert_same(streamed.loc[expected.index], expected, list(FEATURE_NAMES))
+    flagged = sorted(tx_id for tx_id, flag in flags.items() if flag != (False, False))
+    differing = mismatches(streamed.loc[expected.index], expected, list(FEATURE_NAMES))
+    unflagged_differing = {expected.index[i] for rows in differing.values() for i in rows} - set(flagged)
+    assert (behind, len(flagged), len(unflagged_differing)) == (0, 0, 0), (
+        "events behind the order, vectors flagged, unflagged vectors different",
+        flagged[:5],
+        sorted(unflagged_differing)[:5],
+    )
