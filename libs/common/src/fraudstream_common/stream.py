@@ -338,8 +338,7 @@ class StreamRuntime(BlockingLoop):
         finally:
             self._set_ready(False)
             self._assignment = []
-            self._paused = set()
-            self._ends = {}
+            self._forget_reads()
             try:
                 consumer.close()
             except KafkaException as exc:  # leaving the group is the broker's business now
@@ -493,7 +492,7 @@ class StreamRuntime(BlockingLoop):
                     logger.warning("store unreachable, consumption paused: %s", exc, exc_info=True)
                     self._set_ready(False)
                     consumer.pause(self._assignment)
-                    self._ends = {}
+                    self._forget_reads()
                     paused = True
                 if self._stopping.wait(backoff):
                     raise _StopRequestedError from exc
@@ -503,7 +502,6 @@ class StreamRuntime(BlockingLoop):
         if paused:
             logger.info("store reachable again, consuming")
             consumer.resume(self._assignment)
-            self._paused = set()
             self._stage.resumed()
             self._set_ready(True)
         return result
@@ -529,8 +527,7 @@ class StreamRuntime(BlockingLoop):
         self._set_ready(False)
         self._assignment = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
         ASSIGNED.labels(self.name).set(len(partitions))
-        self._paused = set()
-        self._ends = {}
+        self._forget_reads()
         try:
             starts = self._restore(consumer)
         except KafkaException as exc:  # the coordinator or a partition leader is moving
@@ -545,6 +542,11 @@ class StreamRuntime(BlockingLoop):
         # librdkafka keeps a partition paused through a rebalance that gives it back: it would
         # never be read again, as the next assignment starts with nothing paused.
         consumer.resume(partitions)
+        self._forget_reads()
+
+    def _forget_reads(self) -> None:
+        """Which partitions backpressure paused and which were read to their end no longer
+        holds: the assignment changed, or the consumer paused, closed or is closing."""
         self._paused = set()
         self._ends = {}
 
