@@ -200,8 +200,9 @@ def watch(
     start_date: Annotated[str, typer.Option(help="The simulator's first day (UTC), for --drift.")] = "2018-04-01",
 ) -> None:
     """Follow the loop from the ops console: a line per interval (simulated time, traffic,
-    versions serving, alerts, requests, the trainer's last run), then a report of what it did
-    (when the process given exits, or on Ctrl-C)."""
+    versions serving, alerts, requests, the trainer's last run, and the services of this
+    machine's `fraudstream up` that have stopped), then a report of what it did (when the
+    process given exits, or on Ctrl-C)."""
     from fraudstream_cli.watch import fetch, report, status_line
 
     drift_start = None
@@ -215,7 +216,7 @@ def watch(
 
     try:
         while True:
-            typer.echo(status_line(fetch(console), time.time()))
+            typer.echo(status_line(fetch(console), time.time(), _stopped_services()))
             if while_pid is not None and not _alive(while_pid):
                 break
             time.sleep(interval)
@@ -229,6 +230,13 @@ def watch(
     typer.echo(text)
     if report_file is not None:
         report_file.write_text(text + "\n")
+
+
+def _stopped_services() -> list[str]:
+    """The services `fraudstream up` runs on this machine that are not running; none where it
+    runs none (a console watched from elsewhere)."""
+    rows = _platform().services_status()
+    return [row.name for row in rows if not row.running] if any(row.running for row in rows) else []
 
 
 def _alive(pid: int) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from statistics import mean, median
@@ -57,10 +58,12 @@ def _recent_traffic(overview: Overview) -> tuple[float, float | None]:
     return median(t["per_second"] for t in busy), (median(p99) if p99 else None)
 
 
-def status_line(overview: Overview | None, now: float) -> str:
+def status_line(overview: Overview | None, now: float, stopped: Sequence[str] = ()) -> str:
+    """One line of the loop as the console shows it, naming the services given as `stopped`."""
     clock = datetime.fromtimestamp(now, UTC).strftime("%H:%M:%S")
+    down = f"  stopped: {', '.join(stopped)}" if stopped else ""
     if overview is None:
-        return f"{clock}  console not answering yet"
+        return f"{clock}  console not answering yet{down}"
     rate, p99 = _recent_traffic(overview)
     alerts = overview.get("alerts", [])
     last = f" (last {alerts[0]['detector']} on {alerts[0]['subject']})" if alerts else ""
@@ -71,7 +74,7 @@ def status_line(overview: Overview | None, now: float) -> str:
     return (
         f"{clock}  simulated {_day(simulated_time(overview))}  {rate:.0f} predictions/s{latency}  "
         f"{_serving(overview)}  alerts {len(alerts)}{last}  requests {len(overview.get('requests', []))}"
-        f"{run}  loop {state}"
+        f"{run}  loop {state}{down}"
     )
 
 

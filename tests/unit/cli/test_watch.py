@@ -69,6 +69,11 @@ def test_the_line_says_where_the_loop_stands() -> None:
     assert status_line(None, DAY_60).endswith("console not answering yet")
 
 
+def test_the_line_names_the_services_that_stopped() -> None:
+    assert status_line(overview(), DAY_60, ["features", "monitor"]).endswith("stopped: features, monitor")
+    assert status_line(None, DAY_60, ["monitor"]).endswith("console not answering yet  stopped: monitor")
+
+
 def test_before_a_first_model_the_line_says_what_it_waits_for() -> None:
     waiting = {**overview(), "aliases": {}, "first_model_wait": "labels until 2018-05-08"}
     assert "no model yet (labels until 2018-05-08)" in status_line(waiting, DAY_60)
