@@ -222,6 +222,7 @@ def test_a_replay_written_while_the_service_keeps_up_gives_the_backfills_vectors
         produce_history(topics, rest, Pacing(rate=KEPT_UP_RATE))
         records = drain(topics(Topic.TRANSACTIONS_ENRICHED), expected=len(expected), timeout=120)
         behind = service.metric("fraudstream_features_behind_order_events_total")
+        missing_label = service.metric("fraudstream_features_vectors_missing_label_total")
     finally:
         assert service.terminate() == 0
 
@@ -229,8 +230,8 @@ def test_a_replay_written_while_the_service_keeps_up_gives_the_backfills_vectors
     flagged = sorted(tx_id for tx_id, flag in flags.items() if flag != (False, False))
     differing = mismatches(streamed.loc[expected.index], expected, list(FEATURE_NAMES))
     unflagged_differing = {expected.index[i] for rows in differing.values() for i in rows} - set(flagged)
-    assert (behind, len(flagged), len(unflagged_differing)) == (0, 0, 0), (
-        "events behind the order, vectors flagged, unflagged vectors different",
+    assert (behind, len(flagged), len(unflagged_differing), missing_label) == (0, 0, 0, 0), (
+        "events behind the order, vectors flagged, unflagged vectors different, vectors missing a label",
         flagged[:5],
         sorted(unflagged_differing)[:5],
     )

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from fraudstream_cli.backfill import label_events, transaction_events
-from fraudstream_common.features.definitions import DAY, FEATURE_NAMES
+from fraudstream_common.features.definitions import DAY, FEATURE_NAMES, TERMINAL_HORIZON
 from fraudstream_common.features.history import LabelEvent, TransactionEvent, replay
 from fraudstream_common.schemas.v1.deadletter_pb2 import DeadLetter
 from fraudstream_common.schemas.v1.transaction_pb2 import (
@@ -282,6 +282,44 @@ def test_a_partition_read_after_the_others_passed_its_times_is_late_only_where_i
     assert REGISTRY.get_sample_value(
         "fraudstream_features_behind_order_events_total", {"topic": str(Topic.TRANSACTIONS)}
     ) == counted + len(behind)
+
+
+def test_a_label_read_after_the_transactions_it_counts_in_is_counted_in_each_of_their_vectors(
+    history: tuple[list[TransactionEvent], list[LabelEvent]],
+) -> None:
+    """A partition of `labels` idle while the others went on: its labels come after the
+    transactions that should have counted them. Their vectors are not flagged (nothing about
+    them was late when they were enriched), so the terminal stage counts each one as it learns."""
+    transactions, labels = history
+    lagging = partition_of(labels[0].transaction_id.encode())
+    middle = transactions[len(transactions) // 2].event_time
+    behind = [lb for lb in labels if lb.label_time >= middle and partition_of(lb.transaction_id.encode()) == lagging]
+    pipeline = Pipeline(seed=3)
+    pipeline.produce_history(transactions, [lb for lb in labels if lb not in behind])
+    pipeline.run(chunk=37)
+    counted = REGISTRY.get_sample_value("fraudstream_features_vectors_missing_label_total") or 0.0
+    enriched_before = set(vectors(pipeline))
+    for label in behind:
+        pipeline.produce_label(label)
+    pipeline.run(chunk=37)
+    pipeline.clock.now += 1.0  # the partition's last event, alone, waits until it is idle
+    pipeline.run(chunk=37)
+
+    horizon = TERMINAL_HORIZON
+    missing = {
+        (tx.transaction_id, label.transaction_id)
+        for label in behind
+        if label.is_fraud
+        for tx in transactions
+        if tx.transaction_id in enriched_before
+        and tx.terminal_id == label.terminal_id
+        and max(label.label_time, label.transaction_time) <= tx.event_time < label.transaction_time + horizon
+    }
+    expected = {tx.transaction_id: [vector[n] for n in FEATURE_NAMES] for tx, vector in replay(transactions, labels)}
+    differing = {tx_id for tx_id, vector in vectors(pipeline).items() if vector != expected[tx_id]}
+    assert differing
+    assert differing <= {tx_id for tx_id, _ in missing}
+    assert REGISTRY.get_sample_value("fraudstream_features_vectors_missing_label_total") == counted + len(missing)
 
 
 def test_a_replay_the_stages_keep_up_with_gives_the_replays_vectors(

@@ -20,6 +20,12 @@ BEHIND_ORDER_EVENTS = Counter(
     "those its terminal's history had gone past; transactions enriched meanwhile may have missed them.",
     ["topic"],
 )
+VECTORS_MISSING_LABEL = Counter(
+    "fraudstream_features_vectors_missing_label_total",
+    "Vectors the terminal stage computed without a fraud label that counts in them, as it learnt when "
+    "the label came (read behind the customer stage's order, or after a transaction released early); "
+    "`fraudstream features verify` says which.",
+)
 EARLY_EVENTS = Counter(
     "fraudstream_features_early_events_total",
     "Events applied before the stage's event time reached them (ahead of their partition, or held as long "

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -273,9 +274,14 @@ class TerminalStage:
             self._dead_letter(label)
             return
         terminal = self.terminals.setdefault(label.terminal_id, TerminalState())
+        known = terminal.frauds.get(label.transaction_id)
         if terminal.label(label.transaction_id, label.is_fraud, label.label_time, label.transaction_time):
             self._changed[label.terminal_id] = partition_id
             self._due.add(label.terminal_id)
+            # Transactions enriched before it that it counts in (until an earlier-known report did).
+            missed = terminal.counting(label.label_time, label.transaction_time, known[0] if known else math.inf)
+            if missed:
+                metrics.VECTORS_MISSING_LABEL.inc(missed)
 
     def _add_transaction(self, partition: _Partition, offset: int, message: Message) -> None:
         try:

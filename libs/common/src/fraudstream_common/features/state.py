@@ -10,6 +10,7 @@ reads it from Feast and calls `feature_vector` without changing it.
 from __future__ import annotations
 
 import bisect
+import math
 import statistics
 from dataclasses import dataclass, field
 
@@ -201,6 +202,13 @@ class TerminalState(Versioned):
         self._advance(label_time)
         self.frauds[transaction_id] = (label_time, transaction_time)
         return True
+
+    def counting(self, label_time: float, transaction_time: float, before: float = math.inf) -> int:
+        """How many of the transactions added so far, earlier than `before`, a fraud reported at
+        `label_time` counts in: those from its report (and its transaction) to the horizon."""
+        start = bisect.bisect_left(self.times, max(label_time, transaction_time))
+        end = bisect.bisect_left(self.times, min(transaction_time + TERMINAL_HORIZON, before))
+        return max(0, end - start)
 
     def _trim(self) -> None:
         horizon = self.times[-1] - TERMINAL_HORIZON
