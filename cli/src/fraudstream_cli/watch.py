@@ -204,7 +204,8 @@ def report(overview: Overview, drift_start: float | None = None) -> str:
     if not windows:
         lines.append("  no window matured yet")
     lines += [
-        f"  {_day(start)}  v{version}  AP {w['average_precision']:.3f}  "
+        # Average precision is undefined without a fraud: "-", not a zero to read as a failure.
+        f"  {_day(start)}  v{version}  AP {format(w['average_precision'], '.3f') if w['frauds'] else '-'}  "
         f"precision@budget {w['precision_at_budget']:.3f}  frauds {w['frauds']}  predictions {w['predictions']}"
         for start, version, w in windows
     ]

@@ -89,6 +89,12 @@ def test_the_report_lists_detection_request_decision_and_quality_per_version() -
     assert "2018-06-03 00:00  v1  AP 0.710" in text
 
 
+def test_a_window_without_a_fraud_has_no_average_precision() -> None:
+    quiet = overview()
+    quiet["versions"][1]["quality"] = [{**_window(DAY_60, 0.0), "frauds": 0, "predictions": 445}]
+    assert "2018-06-04 00:00  v2  AP -  precision@budget 0.500  frauds 0  predictions 445" in report(quiet)
+
+
 def test_a_window_judged_again_is_reported_once_with_its_latest_figures() -> None:
     twice = overview()
     twice["versions"][0]["quality"] = [_window(DAY_60, 0.7), _window(DAY_60, 0.6)]

@@ -202,6 +202,29 @@ def test_an_hour_waits_for_every_partition_that_is_not_idle() -> None:
     assert {(a.subject, a.detector) for a in alerts} >= {("tx_amount", "PSI")}
 
 
+def test_a_version_swapped_out_has_its_last_window_judged_on_its_successors_predictions() -> None:
+    """After a swap the outgoing version scores no later window: its last one is judged once
+    the stream's predictions, its successor's, have passed it."""
+    rng = np.random.default_rng(5)
+    versions = InMemoryVersions()
+    versions.publish("7", None)
+    versions.publish("8", None)
+    monitor = Monitor(versions, Clock())
+    monitor.predictions(predictions(rng, range(0, 1), 300, version="7"))
+    frauds = [f"tx-7-0-{i}" for i in range(0, 300, 30)]
+    monitor.labels([Label(transaction_id=t, is_fraud=True, label_time=timestamp_of(START + HOUR)) for t in frauds])
+    monitor.predictions(predictions(rng, range(1, 3), 300, version="8"))
+    monitor.labels(
+        [Label(transaction_id=f"x{i}", is_fraud=False, label_time=timestamp_of(START + 4 * HOUR)) for i in range(8)]
+    )
+    judged = {
+        v["version"]: [(w["start"], w["predictions"], w["frauds"]) for w in v["quality"]]
+        for v in monitor.core.overview()["versions"]
+    }
+    assert judged["7"] == [(START, 300, 10)]
+    assert [start for start, _, _ in judged["8"]] == [START + HOUR]
+
+
 def test_labels_read_before_their_versions_first_prediction_still_count() -> None:
     """After a restart a partition's labels may be read before its predictions."""
     rng = np.random.default_rng(3)

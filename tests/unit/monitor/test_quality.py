@@ -71,6 +71,19 @@ def test_a_window_waits_for_its_predictions_when_labels_run_ahead() -> None:
     assert (again.start, again.frauds, again.late_labels) == (0.0, 2, 1)
 
 
+def test_a_window_matures_on_another_versions_predictions() -> None:
+    """A version swapped out sends no prediction in a later window; the stream's, its
+    successor's, say that its last window has all of its predictions."""
+    join = Join(window_seconds=DAY, maturity_seconds=8 * DAY)
+    join.prediction("t1", 0.1 * DAY, score=0.9, alerted=True)
+    join.label("t1", True, label_time=1 * DAY)
+    assert join.label("x", False, label_time=10 * DAY) == []
+    assert join.predictions_reached(0.9 * DAY) == []  # the same window
+    (day0,) = [counts.quality() for counts in join.predictions_reached(1.2 * DAY)]
+    assert (day0.start, day0.predictions, day0.frauds) == (0.0, 1, 1)
+    assert join.predictions_reached(1.5 * DAY) == []
+
+
 def test_memory_follows_the_maturity_not_the_monitors_age() -> None:
     join = Join(window_seconds=DAY, maturity_seconds=8 * DAY, late_seconds=7 * DAY)
     join.label("never-predicted", True, label_time=0.5 * DAY)  # its prediction was before the replay

@@ -141,6 +141,10 @@ class PartitionCounts:
                 prediction.transaction_id, event_time, prediction.score, prediction.decision in ALERTED
             ):
                 partials.append(self._window(prediction.model_version, window))
+        if any(watched):
+            reached = float(times[np.asarray(watched, dtype=bool)].max())
+            for version, join in self._joins.items():
+                partials += [self._window(version, w) for w in join.predictions_reached(reached)]
         opened = self._hours.start
         # A version's own history is not traffic: it neither counts nor moves the hours.
         judged_batch = [p for p, judged in zip(batch, watched, strict=True) if judged]

@@ -7,7 +7,8 @@ time any fraud in it has been reported (the simulator reports within 7 days). Pr
 joined to labels by transaction id in either order: a label that arrives before its prediction
 waits for it (out of order), one that arrives after its window matured still counts, and the
 window's figures are computed again (very late labels are rare and counted). A window matures
-only once a later window has predictions too, so that all of its own predictions were seen.
+only once a later window has predictions too (of any version: a version swapped out scores no
+later window), so that all of its own predictions were seen.
 A matured window takes very late labels for `late_seconds` more of label time, then it is
 dropped with its predictions, and so are fraud labels that waited that long for a prediction
 that never came (one from before the monitor's replay horizon).
@@ -171,10 +172,17 @@ class LabelJoin:
             if window.matured:
                 window.late_labels += 1
                 changed.append(window)
-        if start > self._prediction_clock:
-            self._prediction_clock = start
-            changed += self._mature()
-        return [self._counts(w) for w in changed]
+        return [self._counts(w) for w in changed] + self.predictions_reached(event_time)
+
+    def predictions_reached(self, event_time: float) -> list[WindowCounts]:
+        """The stream of predictions (this version's or another's: the stream is one) reached
+        `event_time`; returns the windows that matured with it. A version swapped out sends no
+        prediction after its last window, which then matures on its successor's."""
+        start = event_time - event_time % self._window
+        if start <= self._prediction_clock:
+            return []
+        self._prediction_clock = start
+        return [self._counts(w) for w in self._mature()]
 
     def label(self, transaction_id: str, is_fraud: bool, label_time: float) -> list[WindowCounts]:
         """Applies a label; returns the windows that matured (or, for a very late label, the
