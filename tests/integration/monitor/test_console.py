@@ -82,6 +82,8 @@ def test_the_console_shows_what_the_monitor_saw_and_its_admin_buttons_act(browse
     windows = page.locator("#quality-body tbody tr")
     expect(windows).to_have_count(2)  # hours 0 and 1 matured, latest first
     expect(windows.nth(1).locator("td").nth(3)).to_have_text("20")  # hour 0's frauds
+    expect(windows.nth(0).locator("td").nth(3)).to_have_text("0")
+    expect(windows.nth(0).locator("td").nth(4)).to_have_text("\u2013")  # no fraud, no average precision: a dash
     expect(page.locator("#models-body tbody tr", has_text="champion")).to_contain_text("2")
     expect(page.locator("#alerts-body")).to_contain_text("tx_amount")
     expect(page.locator("#alerts-body")).to_contain_text("average_precision")
