@@ -134,6 +134,7 @@ class PartitionCounts:
         partials: list[Partial] = []
         times = np.asarray([seconds_of(p.transaction_time) for p in batch])
         watched = [t >= self._watched_from(p.model_version) for p, t in zip(batch, times.tolist(), strict=True)]
+        judged_times = times[np.asarray(watched, dtype=bool)]
         for prediction, event_time, judged in zip(batch, times.tolist(), watched, strict=True):
             if not judged:
                 continue
@@ -141,8 +142,8 @@ class PartitionCounts:
                 prediction.transaction_id, event_time, prediction.score, prediction.decision in ALERTED
             ):
                 partials.append(self._window(prediction.model_version, window))
-        if any(watched):
-            reached = float(times[np.asarray(watched, dtype=bool)].max())
+        if len(judged_times):
+            reached = float(judged_times.max())
             for version, join in self._joins.items():
                 partials += [self._window(version, w) for w in join.predictions_reached(reached)]
         opened = self._hours.start
@@ -158,7 +159,7 @@ class PartitionCounts:
                 if counter is not None:
                     _count(counter, start, predictions)
 
-        for version, hour in self._hours.count(times[np.asarray(watched, dtype=bool)], count_rows):
+        for version, hour in self._hours.count(judged_times, count_rows):
             partials.append(Partial("hour", self.partition, hour.to_json(), version, hour.start))
         metrics.UNCOUNTED_PREDICTIONS.labels(str(self.partition), "late").set(self._hours.late)
         metrics.UNCOUNTED_PREDICTIONS.labels(str(self.partition), "ahead").set(self._hours.ahead)
