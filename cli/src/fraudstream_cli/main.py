@@ -235,8 +235,8 @@ def watch(
 def _stopped_services() -> list[str]:
     """The services `fraudstream up` runs on this machine that are not running; none where it
     runs none (a console watched from elsewhere)."""
-    rows = _platform().services_status()
-    return [row.name for row in rows if not row.running] if any(row.running for row in rows) else []
+    pids = _platform().service_pids()
+    return [name for name, pid in pids.items() if pid is None] if any(pids.values()) else []
 
 
 def _alive(pid: int) -> bool:

@@ -97,15 +97,18 @@ class Platform:
             ("mlflow", self.mlflow.process.pid(), self.settings.mlflow_port),
         ]
         rows = [Status(name, pid is not None, pid, port, port_open(port)) for name, pid, port in parts]
-        return rows + self.services_status() if with_services else rows
-
-    def services_status(self) -> list[Status]:
-        rows = []
-        for service in self._running_replicas():
-            pid = service.process.pid()
-            state = service.readiness() if pid is not None else None
-            detail = "" if state is None else ("ready" if state.get("ready") else f"not ready: {state.get('checks')}")
-            rows.append(
-                Status(service.name, pid is not None, pid, service.http_port, port_open(service.http_port), detail)
-            )
+        if with_services:
+            for service in self._running_replicas():
+                pid = service.process.pid()
+                state = service.readiness() if pid is not None else None
+                detail = (
+                    "" if state is None else ("ready" if state.get("ready") else f"not ready: {state.get('checks')}")
+                )
+                rows.append(
+                    Status(service.name, pid is not None, pid, service.http_port, port_open(service.http_port), detail)
+                )
         return rows
+
+    def service_pids(self) -> dict[str, int | None]:
+        """Each service's process id, None where it is not running (no readiness asked)."""
+        return {service.name: service.process.pid() for service in self._running_replicas()}
