@@ -305,7 +305,6 @@ def test_a_label_read_after_the_transactions_it_counts_in_is_counted_in_each_of_
     pipeline.clock.now += 1.0  # the partition's last event, alone, waits until it is idle
     pipeline.run(chunk=37)
 
-    horizon = TERMINAL_HORIZON
     missing = {
         (tx.transaction_id, label.transaction_id)
         for label in behind
@@ -313,7 +312,7 @@ def test_a_label_read_after_the_transactions_it_counts_in_is_counted_in_each_of_
         for tx in transactions
         if tx.transaction_id in enriched_before
         and tx.terminal_id == label.terminal_id
-        and max(label.label_time, label.transaction_time) <= tx.event_time < label.transaction_time + horizon
+        and max(label.label_time, label.transaction_time) <= tx.event_time < label.transaction_time + TERMINAL_HORIZON
     }
     expected = {tx.transaction_id: [vector[n] for n in FEATURE_NAMES] for tx, vector in replay(transactions, labels)}
     differing = {tx_id for tx_id, vector in vectors(pipeline).items() if vector != expected[tx_id]}
