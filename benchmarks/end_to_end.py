@@ -27,6 +27,10 @@ transaction's path.
   `predictions` is read while transactions flow; the other topics are read afterwards. The
   same again (`steady_*`) for the transactions written from STEADY_AFTER_SECONDS into the
   phase on, after the hold that a resumed replay starts with.
+- Live latency (`live_*`): once every stage has committed again, `--seconds` more of the world
+  at `--rate`, their event times moved to the wall clock (`live`): the same hops, and the CPU
+  per transaction. The replayed phase's world time runs about 18,000 times as fast as the
+  clock, this one's as the clock, as in a deployment.
 - CPU: each process's user and system time, per transaction, by service (its replicas
   together); the broker's, Redis's and this process's (the simulator) apart. Over the
   throughput phase (throughput per CPU-second counts the services only), and over the latency
@@ -360,6 +364,30 @@ def window(world: Simulation, first: int, last: int) -> Simulation:
     return dataclasses.replace(world, transactions=tx, labels=labels)
 
 
+def live(world: Simulation, rate: float) -> Simulation:
+    """`world`'s events moved to the wall clock: to start now, their times compressed so that each
+    falls due about when a replay at `rate` sends it. Live traffic, as a deployment sees it: the
+    features' hold after a replay resumes does not apply to it, and the monitor's hours close as
+    the clock's do, not thousands of times faster."""
+    tx = world.transactions
+    first = tx["event_time"].iloc[0]
+    span = max((tx["event_time"].iloc[-1] - first).total_seconds(), 1.0)
+    factor = (len(tx) / rate) / span
+    now = pd.Timestamp.now(tz="UTC")
+
+    def moved(times: pd.Series) -> pd.Series:
+        moved_times: pd.Series = now + (times - first) * factor
+        return moved_times
+
+    return dataclasses.replace(
+        world,
+        transactions=tx.assign(event_time=moved(tx["event_time"])),
+        labels=world.labels.assign(
+            label_time=moved(world.labels["label_time"]), transaction_time=moved(world.labels["transaction_time"])
+        ),
+    )
+
+
 def one_configuration(
     world: Simulation,
     replicas: int,
@@ -425,6 +453,7 @@ def one_configuration(
             hop: milliseconds(hops[hop].stamps, hops[names[i]].stamps, paced_ids) for i, hop in enumerate(names[1:])
         }
         latency["end_to_end"] = milliseconds(predictions.stamps, hops["raw"].stamps, paced_ids)
+        replayed_end = transactions + int(rate * seconds)
         phase_start = min(hops["raw"].stamps[i] for i in paced_ids)
         steady_ids = {i for i in paced_ids if hops["raw"].stamps[i] >= phase_start + STEADY_AFTER_SECONDS}
         steady = {
@@ -436,6 +465,21 @@ def one_configuration(
             pd.DataFrame(
                 {hop: [reader.stamps[i] for i in traced] for hop, reader in hops.items()}, index=traced
             ).sort_values("raw").to_csv(trace.with_name(f"{trace.stem}-{replicas}{trace.suffix}"))
+
+        drain(running, timeout=300)
+        live_world = live(window(world, replayed_end, replayed_end + int(rate * seconds)), rate)
+        print(f"{replicas} replica(s): live phase at {rate:,.0f}/s", file=sys.stderr)
+        before = meter.read()
+        replay_to_kafka(live_world, writer, pacing=Pacing(rate=rate))
+        live_ids = set(live_world.transactions["transaction_id"])
+        predictions.until(live_ids, timeout=300)
+        after = meter.read()
+        for reader in hops.values():
+            reader.until(live_ids, timeout=300)
+        live_latency = {
+            hop: milliseconds(hops[hop].stamps, hops[names[i]].stamps, live_ids) for i, hop in enumerate(names[1:])
+        }
+        live_latency["end_to_end"] = milliseconds(predictions.stamps, hops["raw"].stamps, live_ids)
         return {
             "replicas": replicas,
             "processes": len(running),
@@ -445,6 +489,10 @@ def one_configuration(
             "latency_rate_per_second": rate,
             "latency_ms": latency,
             "latency_steady_ms": steady,
+            "live_latency_ms": live_latency,
+            "live_phase_cpu_ms_per_transaction": {
+                name: 1000 * (after[name] - before[name]) / len(live_ids) for name in after
+            },
             "latency_phase_cpu_ms_per_transaction": {
                 name: 1000 * value / len(paced_ids) for name, value in paced_cpu.items()
             },
@@ -497,7 +545,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    days = int((args.transactions + args.rate * args.seconds) / TRANSACTIONS_A_DAY) + 2
+    days = int((args.transactions + 2 * args.rate * args.seconds) / TRANSACTIONS_A_DAY) + 2
     world = simulate(SimulationConfig(nb_days=days))
     rounds: list[dict[str, Any]] = []
     for n in range(args.rounds):
@@ -530,6 +578,17 @@ def main() -> None:
                 f"steady_{hop}_{q}_ms": statistics.median(r["latency_steady_ms"][hop][q] for r in mine)
                 for hop in mine[0]["latency_steady_ms"]
                 for q in ("p50", "p99")
+            },
+            **{
+                f"live_{hop}_{q}_ms": statistics.median(r["live_latency_ms"][hop][q] for r in mine)
+                for hop in mine[0]["live_latency_ms"]
+                for q in ("p50", "p99")
+            },
+            **{
+                f"live_phase_cpu_ms_{name}": statistics.median(
+                    r["live_phase_cpu_ms_per_transaction"][name] for r in mine
+                )
+                for name in mine[0]["live_phase_cpu_ms_per_transaction"]
             },
             **{
                 f"cpu_ms_{name}": statistics.median(r["cpu_ms_per_transaction"][name] for r in mine)

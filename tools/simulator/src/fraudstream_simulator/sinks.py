@@ -23,7 +23,6 @@ import numpy.typing as npt
 import orjson
 import pandas as pd
 from confluent_kafka import Producer
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from fraudstream_common.kafka import (
     CONTENT_TYPE_HEADER,
@@ -35,6 +34,7 @@ from fraudstream_common.kafka import (
 from fraudstream_common.schemas.v1.label_pb2 import Label
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
 from fraudstream_common.settings import ServiceSettings
+from fraudstream_common.timestamps import timestamp_of
 from fraudstream_common.topics import Topic, topic_name
 from fraudstream_simulator.simulation import Simulation
 
@@ -84,7 +84,7 @@ class Pace:
     def __init__(
         self,
         pacing: Pacing,
-        event_start: int,
+        event_start: float,
         clock: Callable[[], float] = time.monotonic,
         before_paced: Callable[[], None] | None = None,
     ) -> None:
@@ -92,9 +92,9 @@ class Pace:
         self._fast_until = event_start + pacing.fast_days * 86400
         self._clock = clock
         self._before_paced = before_paced
-        self._paced_from: tuple[float, int, int] | None = None  # wall, event seconds, index
+        self._paced_from: tuple[float, float, int] | None = None  # wall, event seconds, index
 
-    def deadline(self, index: int, seconds: int) -> float | None:
+    def deadline(self, index: int, seconds: float) -> float | None:
         pacing = self._pacing
         if seconds < self._fast_until or (pacing.speedup is None and pacing.rate is None):
             return None
@@ -121,9 +121,12 @@ def encode_transaction_json(
     terminal_id: str,
     amount: float,
     currency: str,
-    event_seconds: int,
+    event_seconds: float,
 ) -> bytes:
-    timestamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event_seconds))
+    timestamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(event_seconds))
+    if fraction := round(event_seconds % 1 * 1e6):
+        timestamp += f".{fraction:06d}"
+    timestamp += "Z"
     return orjson.dumps(
         {
             "transaction_id": transaction_id,
@@ -142,7 +145,7 @@ def encode_transaction_protobuf(
     terminal_id: str,
     amount: float,
     currency: str,
-    event_seconds: int,
+    event_seconds: float,
 ) -> bytes:
     message = Transaction(
         transaction_id=transaction_id,
@@ -150,7 +153,7 @@ def encode_transaction_protobuf(
         terminal_id=terminal_id,
         amount=amount,
         currency=currency,
-        event_time=Timestamp(seconds=event_seconds),
+        event_time=timestamp_of(event_seconds),
     )
     return message.SerializeToString()
 
@@ -185,7 +188,7 @@ def replay_to_kafka(
     content_type = (CONTENT_TYPE_JSON if raw_format is RawFormat.JSON else CONTENT_TYPE_PROTOBUF).encode()
 
     tx = simulation.transactions if limit is None else simulation.transactions.iloc[:limit]
-    tx_seconds = epoch_seconds(tx["event_time"])
+    tx_seconds = exact_epoch_seconds(tx["event_time"])
     id_prefix = f"{run_id}-" if run_id else ""
     tx_ids = [id_prefix + t for t in tx["transaction_id"].tolist()]
     tx_customers = tx["customer_id"].tolist()
@@ -198,8 +201,8 @@ def replay_to_kafka(
         labels = labels[labels["transaction_id"].isin(set(tx["transaction_id"]))]
     if not include_labels:
         labels = labels.iloc[:0]
-    label_seconds = epoch_seconds(labels["label_time"])
-    label_tx_seconds = epoch_seconds(labels["transaction_time"])
+    label_seconds = exact_epoch_seconds(labels["label_time"])
+    label_tx_seconds = exact_epoch_seconds(labels["transaction_time"])
     label_rows = labels[["transaction_id", "customer_id", "terminal_id", "is_fraud", "fraud_scenario"]].itertuples(
         index=False, name=None
     )
@@ -210,7 +213,7 @@ def replay_to_kafka(
     next_label = next(label_rows, None)
     label_index = 0
 
-    def emit_labels_until(seconds: int) -> None:
+    def emit_labels_until(seconds: float) -> None:
         nonlocal next_label, label_index
         while next_label is not None and label_seconds[label_index] <= seconds:
             transaction_id, customer_id, terminal_id, is_fraud, scenario = next_label
@@ -219,9 +222,9 @@ def replay_to_kafka(
                 transaction_id=transaction_id,
                 customer_id=customer_id,
                 terminal_id=terminal_id,
-                transaction_time=Timestamp(seconds=int(label_tx_seconds[label_index])),
+                transaction_time=timestamp_of(label_tx_seconds[label_index]),
                 is_fraud=bool(is_fraud),
-                label_time=Timestamp(seconds=int(label_seconds[label_index])),
+                label_time=timestamp_of(label_seconds[label_index]),
                 source="simulator",
                 fraud_scenario=int(scenario),
             )
@@ -258,7 +261,7 @@ def replay_to_kafka(
                 stats.seconds = time.monotonic() - wall_start
                 progress(stats)
     # Labels that fall after the last transaction are emitted at the end of the replay.
-    emit_labels_until(np.iinfo(np.int64).max)
+    emit_labels_until(float("inf"))
     undelivered = producer.flush(60)
     if undelivered:
         raise RuntimeError(f"{undelivered} simulator messages were not acknowledged by Kafka")
@@ -269,6 +272,12 @@ def replay_to_kafka(
 def epoch_seconds(times: pd.Series) -> npt.NDArray[np.int64]:
     """Whole seconds since the epoch of a tz-aware datetime column."""
     return np.asarray((times - EPOCH) // pd.Timedelta(seconds=1), dtype=np.int64)
+
+
+def exact_epoch_seconds(times: pd.Series) -> npt.NDArray[np.float64]:
+    """Seconds since the epoch of a tz-aware datetime column, to the microsecond (the handbook's
+    worlds are in whole seconds; a world moved to the wall clock is not)."""
+    return np.asarray((times - EPOCH) // pd.Timedelta(microseconds=1), dtype=np.int64) / 1e6
 
 
 def _wait_until(deadline: float) -> None:
