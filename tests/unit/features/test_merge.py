@@ -3,6 +3,8 @@ partitions, late events, and bounded waiting (early events)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from fraudstream_features.merge import RANK_INVALID, RANK_LABEL, RANK_TRANSACTION, EventTimeMerger, Timing
@@ -184,7 +186,24 @@ def test_source_watermarks_say_how_far_each_partition_has_delivered() -> None:
     clock.now = 1.0
     m.add(TX1, 1, 102.0, RANK_TRANSACTION, "d")
     # TX stands at 101 (not at the live event, ahead of it), read 1 s ago; LB has said nothing.
-    assert m.source_watermarks() == {TX: 102.0, TX1: 101.0, LB: None}
+    # The order's last event is a transaction at 101: every label of 101 is in, so the mark is
+    # just past it (a transaction at 101 has all it needs).
+    assert m.source_watermarks() == {TX: 102.0, TX1: math.nextafter(101.0, math.inf), LB: None}
+
+
+def test_after_a_label_in_order_the_marks_stay_at_its_time() -> None:
+    """Labels sort first at equal times: after a label at t, another label at t may still come,
+    so a transaction at t does not have all it needs yet."""
+    clock = Clock()
+    m = merger(clock, idle=0.1)
+    m.add(LB, 0, 100.0, RANK_LABEL, "l")
+    m.add(LB, 1, 100.5, RANK_LABEL, "l2")
+    m.add(TX, 0, 100.0, RANK_TRANSACTION, "a")
+    m.add(TX, 1, 101.0, RANK_TRANSACTION, "b")
+    at_end(m, TX1)
+    clock.now = 0.2
+    assert [r.item for r in m.release()] == ["l"]  # l2 alone in LB may be ahead of what follows
+    assert m.source_watermarks()[TX] == 100.0
 
 
 def test_an_event_ahead_of_its_own_partition_goes_early_and_holds_nothing_back() -> None:

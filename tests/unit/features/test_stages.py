@@ -145,6 +145,41 @@ def test_watermarks_reach_every_partition_and_say_when_a_source_is_idle() -> Non
     assert {seconds_of(m.event_time) for _, m in marks} == {0.0}  # nothing applied in order yet
 
 
+def test_transactions_stamped_to_the_second_go_without_waiting_for_the_next_second() -> None:
+    """Live traffic stamped to the whole second, as card networks stamp it: once the customer
+    stage has put transactions of a second in order, every label of that second is in (labels
+    sort first), so the terminal stage enriches them without waiting for the next second."""
+    pipeline = Pipeline()
+    by_partition: dict[int, str] = {}
+    for n in range(100):
+        by_partition.setdefault(partition_of(f"c{n}".encode()), f"c{n}")
+    first, second = by_partition[0], by_partition[1]
+    for n in range(6):
+        customer = first if n % 2 == 0 else second
+        pipeline.produce_transaction(TransactionEvent(f"t{n}", customer, f"m{n}", START + n // 2, 1.0))
+    for message in pipeline.topics.of(Topic.TRANSACTIONS):
+        pipeline.customers.add(message)  # type: ignore[arg-type]
+    # Partitions 0 and 1 are still being read; the others have been quiet for a while.
+    pipeline.customers.at_end(
+        [(Topic.TRANSACTIONS, 2), (Topic.TRANSACTIONS, 3)] + [(Topic.LABELS, p) for p in range(4)]
+    )
+    pipeline.clock.now = 1.0
+    pipeline.customers.due()
+    for output in pipeline.customers.checkpoint(final=False).outputs:
+        pipeline.topics.produce(output)
+    for message in pipeline.topics.of(Topic.FEATURES_BY_TERMINAL):
+        pipeline.terminals.add(message)  # type: ignore[arg-type]
+    pipeline.terminals.due()
+    released = {
+        EnrichedTransaction.FromString(o.value).transaction.transaction_id
+        for o in pipeline.terminals.checkpoint(final=False).outputs
+        if o.topic == Topic.TRANSACTIONS_ENRICHED
+    }
+    # In order: t0 and t1 (START), t2 (START + 1); then partition 0 holds one event, which may be
+    # ahead of what follows it, so t3 to t5 wait. t2's second is complete: no label of it is to come.
+    assert released == {"t0", "t1", "t2"}
+
+
 def test_bad_input_goes_to_the_dead_letter_topic_and_nothing_else_stops(
     history: tuple[list[TransactionEvent], list[LabelEvent]],
 ) -> None:

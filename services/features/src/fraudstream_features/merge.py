@@ -26,13 +26,15 @@ Waiting is bounded; the policy (also in fraudstream_common.features.definitions)
   events: a replay, a backfill, a lagging partition, a replay paused) releases what it has
   queued, flagged early, and waits again with what comes next. So no event waits longer than
   that for another partition.
-- An event behind the watermark (the latest event time released in order) is released late.
+- An event behind the watermark (the latest event released in order; labels first at equal
+  times) is released late.
 Events are released in partition order, so what has been processed is a prefix of every
 partition: its committable offset is exact.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -143,6 +145,7 @@ class EventTimeMerger(Generic[Item]):
         self._buffered = 0
         self._resumed_at = float("-inf")  # when a partition delivered after every one was idle
         self.watermark = float("-inf")  # latest event time released in order
+        self._watermark_rank = RANK_LABEL  # the rank of the event released there
 
     def assign(self, sources: Iterable[Source]) -> None:
         """Starts over with these partitions (after a rebalance or a recovery)."""
@@ -151,6 +154,7 @@ class EventTimeMerger(Generic[Item]):
         # Where the partitions it had stood says nothing of those it is given: an event of theirs
         # earlier than it is not late, and a watermark sent for them must not claim it.
         self.watermark = float("-inf")
+        self._watermark_rank = RANK_LABEL
 
     def add(self, source: Source, offset: int, event_time: float, rank: int, item: Item) -> None:
         partition = self._partitions[source]
@@ -256,11 +260,11 @@ class EventTimeMerger(Generic[Item]):
             return Released(source, event.offset, event.item, Timing.IN_ORDER, waited)
         if not ahead and (partition.latest is None or event.event_time >= partition.latest):
             partition.latest, partition.latest_read_at = event.event_time, event.added_at
-        if event.event_time < self.watermark:
+        if (event.event_time, event.rank) < (self.watermark, self._watermark_rank):
             timing = Timing.LATE
         elif in_order:
             timing = Timing.IN_ORDER
-            self.watermark = event.event_time
+            self.watermark, self._watermark_rank = event.event_time, event.rank
             partition.waiting_since = None
         else:
             timing = Timing.EARLY
@@ -277,22 +281,32 @@ class EventTimeMerger(Generic[Item]):
         return offsets
 
     def source_watermarks(self) -> dict[Source, float | None]:
-        """For each partition, an event time before which it has delivered everything it will
-        (what arrives later and earlier is behind the order); None where it holds no time back:
-        every partition is idle, or it is idle and has released nothing since it was assigned."""
+        """For each partition, an event time before which a transaction has all it needs from
+        it: the labels known by its time and the transactions before it (what arrives later
+        and earlier is behind the order); None where it holds no time back: every partition is
+        idle, or it is idle and has released nothing since it was assigned."""
         now = self._clock()
         if self._everything_idle(now):
             return dict.fromkeys(self._partitions)
+        complete_before = self._complete_before()
         marks: dict[Source, float | None] = {}
         for source, partition in self._partitions.items():
             quiet_until = self._quiet_until(partition, now)
             if quiet_until is not None:
-                marks[source] = max(self.watermark, quiet_until)
+                marks[source] = max(complete_before, quiet_until)
             elif not partition.queue and self._idle(partition, now):
                 marks[source] = None
             else:
-                marks[source] = self.watermark
+                marks[source] = complete_before
         return marks
+
+    def _complete_before(self) -> float:
+        """The watermark, or just past it where the order's last event is a transaction: every
+        label of its time is in then (labels sort first), so transactions stamped to the same
+        second as the latest in order need not wait for an event of the next second."""
+        if self._watermark_rank == RANK_TRANSACTION:
+            return math.nextafter(self.watermark, math.inf)
+        return self.watermark
 
     def queued(self) -> dict[Source, int]:
         """How many events wait in each partition's queue."""
