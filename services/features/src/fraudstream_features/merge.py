@@ -208,6 +208,13 @@ class EventTimeMerger(Generic[Item]):
                     continue
                 if best is None or _order(partition.queue[0]) < _order(best[1].queue[0]):
                     best = (source, partition)
+                elif _order(partition.queue[0]) == _order(best[1].queue[0]) and len(partition.queue) > len(
+                    best[1].queue
+                ):
+                    # Equal times (traffic stamped to the second): the longer queue goes first, so
+                    # that no partition runs down to its lone head, which stops the order, while
+                    # the others still hold that second's events.
+                    best = (source, partition)
             if best is not None and complete and _order(best[1].queue[0]) <= bound:
                 yield self._pop(*best, now, in_order=True)
                 continue
