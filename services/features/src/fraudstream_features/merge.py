@@ -206,14 +206,7 @@ class EventTimeMerger(Generic[Item]):
                     if quiet_until is not None:
                         bound = min(bound, (quiet_until, RANK_LABEL))
                     continue
-                if best is None or _order(partition.queue[0]) < _order(best[1].queue[0]):
-                    best = (source, partition)
-                elif _order(partition.queue[0]) == _order(best[1].queue[0]) and len(partition.queue) > len(
-                    best[1].queue
-                ):
-                    # Equal times (traffic stamped to the second): the longer queue goes first, so
-                    # that no partition runs down to its lone head, which stops the order, while
-                    # the others still hold that second's events.
+                if best is None or _turn(partition) < _turn(best[1]):
                     best = (source, partition)
             if best is not None and complete and _order(best[1].queue[0]) <= bound:
                 yield self._pop(*best, now, in_order=True)
@@ -321,6 +314,14 @@ class EventTimeMerger(Generic[Item]):
 
     def __len__(self) -> int:
         return self._buffered
+
+
+def _turn(partition: _Partition[Item]) -> tuple[float, int, int]:
+    """Which partition's head goes next: the earliest in event-time order; at equal times
+    (traffic stamped to the second) the longer queue's, so that no partition runs down to its
+    lone head, which stops the order, while the others still hold that second's events."""
+    event_time, rank = _order(partition.queue[0])
+    return (event_time, rank, -len(partition.queue))
 
 
 def _order(event: Pending[Item]) -> tuple[float, int]:
