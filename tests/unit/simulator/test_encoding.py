@@ -3,6 +3,8 @@ formats ingest reads."""
 
 from __future__ import annotations
 
+import math
+
 import orjson
 import pandas as pd
 
@@ -30,3 +32,9 @@ def test_a_time_between_seconds_keeps_its_fraction() -> None:
 def test_exact_epoch_seconds_keep_the_microseconds() -> None:
     times = pd.Series([pd.Timestamp("2018-04-01T00:00:00Z"), pd.Timestamp("2018-04-01T00:00:00.250001Z")])
     assert exact_epoch_seconds(times).tolist() == [WHOLE, 1_522_540_800.250001]
+
+
+def test_a_fraction_within_half_a_microsecond_of_the_next_second_is_that_second() -> None:
+    just_before = math.nextafter(WHOLE, 0.0)  # 0.24 us before it: the closest a float gets here
+    body = orjson.loads(encode_transaction_json("tx", "c", "t", 1.0, "EUR", just_before))
+    assert body["timestamp"] == "2018-04-01T00:00:00Z"

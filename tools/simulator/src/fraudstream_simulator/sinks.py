@@ -123,9 +123,11 @@ def encode_transaction_json(
     currency: str,
     event_seconds: float,
 ) -> bytes:
-    timestamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(event_seconds))
-    if fraction := round(event_seconds % 1 * 1e6):
-        timestamp += f".{fraction:06d}"
+    # In whole microseconds first, so that a fraction never rounds up to a second of its own.
+    whole, micros = divmod(round(event_seconds * 1_000_000), 1_000_000)
+    timestamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    if micros:
+        timestamp += f".{micros:06d}"
     timestamp += "Z"
     return orjson.dumps(
         {
