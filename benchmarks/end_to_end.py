@@ -425,7 +425,8 @@ def one_configuration(
         services_cpu = sum(cpu[name] for name in ON_THE_PATH)
 
         drain(running, timeout=300)
-        paced = window(world, transactions, transactions + int(rate * seconds))
+        paced_end = transactions + int(rate * seconds)
+        paced = window(world, transactions, paced_end)
         print(f"{replicas} replica(s): {throughput:,.0f}/s; latency phase at {rate:,.0f}/s", file=sys.stderr)
         before = meter.read()
         counters_before = stream_counters(running)
@@ -450,18 +451,10 @@ def one_configuration(
         }
         for reader in hops.values():
             reader.until(paced_ids, timeout=300)
-        names = list(hops)
-        latency = {
-            hop: milliseconds(hops[hop].stamps, hops[names[i]].stamps, paced_ids) for i, hop in enumerate(names[1:])
-        }
-        latency["end_to_end"] = milliseconds(predictions.stamps, hops["raw"].stamps, paced_ids)
-        replayed_end = transactions + int(rate * seconds)
+        latency = hop_latencies(hops, paced_ids)
         phase_start = min(hops["raw"].stamps[i] for i in paced_ids)
         steady_ids = {i for i in paced_ids if hops["raw"].stamps[i] >= phase_start + STEADY_AFTER_SECONDS}
-        steady = {
-            hop: milliseconds(hops[hop].stamps, hops[names[i]].stamps, steady_ids) for i, hop in enumerate(names[1:])
-        }
-        steady["end_to_end"] = milliseconds(predictions.stamps, hops["raw"].stamps, steady_ids)
+        steady = hop_latencies(hops, steady_ids)
         if trace is not None:
             traced = sorted(paced_ids)
             pd.DataFrame(
@@ -471,7 +464,7 @@ def one_configuration(
         # The replay's drift alerts may keep the judge's commits back for minutes (the retrain
         # debounce and cooldown); it waits on evidence, not work, and scores no transaction.
         drain(running, timeout=300, ignoring=("monitor-judge",))
-        live_world = live(window(world, replayed_end, replayed_end + int(rate * seconds)), rate)
+        live_world = live(window(world, paced_end, paced_end + int(rate * seconds)), rate)
         print(f"{replicas} replica(s): live phase at {rate:,.0f}/s", file=sys.stderr)
         before = meter.read()
         replay_to_kafka(live_world, writer, pacing=Pacing(rate=rate))
@@ -480,10 +473,7 @@ def one_configuration(
         after = meter.read()
         for reader in hops.values():
             reader.until(live_ids, timeout=300)
-        live_latency = {
-            hop: milliseconds(hops[hop].stamps, hops[names[i]].stamps, live_ids) for i, hop in enumerate(names[1:])
-        }
-        live_latency["end_to_end"] = milliseconds(predictions.stamps, hops["raw"].stamps, live_ids)
+        live_latency = hop_latencies(hops, live_ids)
         return {
             "replicas": replicas,
             "processes": len(running),
@@ -524,9 +514,27 @@ def one_configuration(
         delete_topics(prefix)
 
 
+def hop_latencies(hops: dict[str, TopicReader], ids: set[str]) -> dict[str, dict[str, float]]:
+    """For these transactions, each hop's latency from the one before it (in `hops`' order, from
+    `raw` to `inference`), and end to end."""
+    names = list(hops)
+    latency = {hop: milliseconds(hops[hop].stamps, hops[names[i]].stamps, ids) for i, hop in enumerate(names[1:])}
+    latency["end_to_end"] = milliseconds(hops[names[-1]].stamps, hops[names[0]].stamps, ids)
+    return latency
+
+
 def milliseconds(later: dict[str, float], earlier: dict[str, float], ids: set[str]) -> dict[str, float]:
     spans = np.array([later[i] - earlier[i] for i in ids]) * 1000
     return {"p50": float(np.percentile(spans, 50)), "p99": float(np.percentile(spans, 99)), "max": float(spans.max())}
+
+
+def percentile_medians(rounds: list[dict[str, Any]], key: str, prefix: str) -> dict[str, float]:
+    """The median over `rounds` of each hop's p50 and p99 under `key`, as `{prefix}{hop}_{q}_ms`."""
+    return {
+        f"{prefix}{hop}_{q}_ms": statistics.median(r[key][hop][q] for r in rounds)
+        for hop in rounds[0][key]
+        for q in ("p50", "p99")
+    }
 
 
 def main() -> None:
@@ -573,21 +581,9 @@ def main() -> None:
             "throughput_per_second": statistics.median(r["throughput_per_second"] for r in mine),
             "transactions_per_cpu_second": statistics.median(r["transactions_per_cpu_second"] for r in mine),
             "latency_rate_per_second": statistics.median(r["latency_rate_per_second"] for r in mine),
-            **{
-                f"{hop}_{q}_ms": statistics.median(r["latency_ms"][hop][q] for r in mine)
-                for hop in mine[0]["latency_ms"]
-                for q in ("p50", "p99")
-            },
-            **{
-                f"steady_{hop}_{q}_ms": statistics.median(r["latency_steady_ms"][hop][q] for r in mine)
-                for hop in mine[0]["latency_steady_ms"]
-                for q in ("p50", "p99")
-            },
-            **{
-                f"live_{hop}_{q}_ms": statistics.median(r["live_latency_ms"][hop][q] for r in mine)
-                for hop in mine[0]["live_latency_ms"]
-                for q in ("p50", "p99")
-            },
+            **percentile_medians(mine, "latency_ms", ""),
+            **percentile_medians(mine, "latency_steady_ms", "steady_"),
+            **percentile_medians(mine, "live_latency_ms", "live_"),
             **{
                 f"live_phase_cpu_ms_{name}": statistics.median(
                     r["live_phase_cpu_ms_per_transaction"][name] for r in mine
