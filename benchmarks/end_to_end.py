@@ -556,6 +556,8 @@ def main() -> None:
         help="Also write each latency-phase transaction's timestamp on every hop to this CSV (-N: N replicas).",
     )
     args = parser.parse_args()
+    if args.seconds <= STEADY_AFTER_SECONDS:
+        parser.error(f"--seconds must exceed {STEADY_AFTER_SECONDS:g}: the steady figures leave out the first ones")
 
     days = int((args.transactions + 2 * args.rate * args.seconds) / TRANSACTIONS_A_DAY) + 2
     world = simulate(SimulationConfig(nb_days=days))
