@@ -456,10 +456,7 @@ def one_configuration(
         steady_ids = {i for i in paced_ids if hops["raw"].stamps[i] >= phase_start + STEADY_AFTER_SECONDS}
         steady = hop_latencies(hops, steady_ids)
         if trace is not None:
-            traced = sorted(paced_ids)
-            pd.DataFrame(
-                {hop: [reader.stamps[i] for i in traced] for hop, reader in hops.items()}, index=traced
-            ).sort_values("raw").to_csv(trace.with_name(f"{trace.stem}-{replicas}{trace.suffix}"))
+            write_trace(hops, paced_ids, trace.with_name(f"{trace.stem}-{replicas}{trace.suffix}"))
 
         # The replay's drift alerts may keep the judge's commits back for minutes (the retrain
         # debounce and cooldown); it waits on evidence, not work, and scores no transaction.
@@ -474,6 +471,8 @@ def one_configuration(
         for reader in hops.values():
             reader.until(live_ids, timeout=300)
         live_latency = hop_latencies(hops, live_ids)
+        if trace is not None:
+            write_trace(hops, live_ids, trace.with_name(f"{trace.stem}-{replicas}-live{trace.suffix}"))
         return {
             "replicas": replicas,
             "processes": len(running),
@@ -523,6 +522,14 @@ def hop_latencies(hops: dict[str, TopicReader], ids: set[str]) -> dict[str, dict
     return latency
 
 
+def write_trace(hops: dict[str, TopicReader], ids: set[str], path: Path) -> None:
+    """Each of these transactions' timestamp on every hop, as a CSV in the order they were written."""
+    traced = sorted(ids)
+    pd.DataFrame({hop: [reader.stamps[i] for i in traced] for hop, reader in hops.items()}, index=traced).sort_values(
+        "raw"
+    ).to_csv(path)
+
+
 def milliseconds(later: dict[str, float], earlier: dict[str, float], ids: set[str]) -> dict[str, float]:
     spans = np.array([later[i] - earlier[i] for i in ids]) * 1000
     return {"p50": float(np.percentile(spans, 50)), "p99": float(np.percentile(spans, 99)), "max": float(spans.max())}
@@ -553,7 +560,10 @@ def main() -> None:
     parser.add_argument(
         "--trace",
         type=Path,
-        help="Also write each latency-phase transaction's timestamp on every hop to this CSV (-N: N replicas).",
+        help=(
+            "Also write each latency-phase transaction's timestamp on every hop to this CSV (-N: N replicas), "
+            "and the live phase's beside it (-N-live)."
+        ),
     )
     args = parser.parse_args()
     if args.seconds <= STEADY_AFTER_SECONDS:

@@ -99,6 +99,28 @@ def test_an_idle_partition_stops_holding_time_back_after_the_grace_period() -> N
     assert m.committable() == {TX: 1, TX1: 1}
 
 
+def test_light_traffic_waits_the_grace_period_from_its_read_not_for_a_quiet_moment() -> None:
+    """A few transactions a second over many partitions: one of them has always just delivered
+    and is not idle yet. An event read `idle_seconds` ago goes once the others are read to their
+    end: what they deliver next comes after that grace, as from an idle partition."""
+    clock = Clock()
+    m = merger(clock, idle=0.1)
+    m.add(TX, 0, 10.0, RANK_TRANSACTION, "t10")
+    at_end(m)
+    clock.now = 0.05
+    m.add(TX1, 0, 11.0, RANK_TRANSACTION, "u11")
+    at_end(m, TX1)
+    clock.now = 0.09
+    assert list(m.release()) == []  # read 0.09 s ago
+    clock.now = 0.1
+    assert [(r.item, r.timing) for r in m.release()] == [("t10", Timing.IN_ORDER)]
+    m.add(LB, 0, 12.0, RANK_LABEL, "l12")  # LB now has a record it has not reached the end of
+    clock.now = 0.19
+    assert list(m.release()) == []  # u11 waits: LB may have more on its way
+    at_end(m, LB)
+    assert [(r.item, r.timing) for r in m.release()] == [("u11", Timing.IN_ORDER)]  # l12: read 0.09 s ago
+
+
 def test_a_quiet_partition_holds_the_order_at_its_latest_time_plus_the_time_since() -> None:
     """A replay the consumer keeps up with: every partition reaches its end between the
     producer's writes. When it writes again, the partition read first (labels, days ahead)

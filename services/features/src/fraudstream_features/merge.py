@@ -5,7 +5,10 @@ mostly in event-time order, but the partitions are not in step with one another.
 events in the order the feature semantics assume (fraudstream_common.features.history), the
 merger keeps a queue per partition and releases the earliest head while every partition is
 settled: it holds two events or more (so its head is not ahead of what follows it), or it
-has been idle at its end for `idle_seconds`.
+has been idle at its end for `idle_seconds`. A head read `idle_seconds` ago or more also goes
+while the partitions that are not settled are read to their end: what they deliver next is
+written after that grace, as an idle partition's is. Light traffic over many partitions would
+otherwise wait for a moment in which none of them has just delivered.
 
 An idle partition holds no time back, but for a moment after a replay resumes: when every
 partition was idle and one delivers history again (a producer resumed, or the consumer came
@@ -195,12 +198,14 @@ class EventTimeMerger(Generic[Item]):
         while True:
             best: tuple[Source, _Partition[Item]] | None = None
             complete = True  # no partition may still deliver something earlier
+            quiet = True  # those that may have nothing on its way: they are read to their end
             bound = (float("inf"), RANK_LABEL)  # what the quiet partitions may still deliver
             for source, partition in partitions:
                 while partition.queue and (partition.queue[0].rank == RANK_INVALID or partition.head_is_ahead()):
                     yield self._pop(source, partition, now, in_order=False, ahead=True)
                 if not self._settled(partition, now):
                     complete = False
+                    quiet = quiet and partition.at_end_since is not None
                 if not partition.queue:
                     quiet_until = None if everything_idle else self._quiet_until(partition, now)
                     if quiet_until is not None:
@@ -208,7 +213,11 @@ class EventTimeMerger(Generic[Item]):
                     continue
                 if best is None or _turn(partition) < _turn(best[1]):
                     best = (source, partition)
-            if best is not None and complete and _order(best[1].queue[0]) <= bound:
+            if (
+                best is not None
+                and (complete or (quiet and now - best[1].queue[0].added_at >= self._idle_seconds))
+                and _order(best[1].queue[0]) <= bound
+            ):
                 yield self._pop(*best, now, in_order=True)
                 continue
             drained = False
