@@ -5,6 +5,8 @@ restart from the changelog neither loses nor repeats a transaction."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from prometheus_client import REGISTRY
 
@@ -277,6 +279,30 @@ def test_after_a_replica_resumes_a_replay_the_others_idle_sources_hold_for_a_mom
     pipeline.forward_transaction("t1", "m1", START + 4_000)
     assert released_after(0.5) == []  # the second replica's sources stand at 100.5 s past START
     assert released_after(0.6) == ["t1"]  # past the hold, idle sources hold nothing back
+
+
+def test_a_replays_switch_to_live_traffic_holds_no_live_transaction() -> None:
+    """Every source idle at the end of a replay; then live traffic. The customer stage's first
+    marks still say where the replay ended (history, as after a resumed replay), but the hold
+    that follows is for history: a live transaction goes once the sources that deliver pass it."""
+    pipeline = Pipeline()
+    sources = [(str(topic), p) for topic in (Topic.LABELS, Topic.TRANSACTIONS) for p in range(4)]
+    delivering = {source for source in sources if source[0] == Topic.TRANSACTIONS}
+    now = time.time()
+    pipeline.forward_marks(dict.fromkeys(sources, (START + 100, False)))
+    pipeline.forward_marks(dict.fromkeys(sources, (START + 100, True)))
+    pipeline.forward_marks({source: (START + 100, source not in delivering) for source in sources})
+    pipeline.forward_transaction("t1", "m1", now)
+    pipeline.forward_marks({source: (now + 0.001, source not in delivering) for source in sources})
+    for message in pipeline.topics.of(Topic.FEATURES_BY_TERMINAL):
+        pipeline.terminals.add(message)  # type: ignore[arg-type]
+    pipeline.clock.now += 0.1
+    pipeline.terminals.due()
+    assert [
+        EnrichedTransaction.FromString(o.value).transaction.transaction_id
+        for o in pipeline.terminals.checkpoint(final=False).outputs
+        if o.topic == Topic.TRANSACTIONS_ENRICHED
+    ] == ["t1"]
 
 
 def test_a_partition_read_after_the_others_passed_its_times_is_late_only_where_its_terminal_was(

@@ -11,8 +11,8 @@ its features need has arrived, and each terminal's transactions join its state i
 (so that what the state drops past its horizon is what the backfill drops), and its vector is
 the backfill's. A source marked idle holds nothing back, but for a moment after a customer
 replica resumes a replay while every source was idle: the other replicas' parts of the same
-writes may be a moment behind (merge.py). Waiting is bounded, and the stage says when it cut a
-wait short:
+writes may be a moment behind (merge.py); that hold is for history, and holds no live
+transaction. Waiting is bounded, and the stage says when it cut a wait short:
 - a transaction held for `max_wait_seconds` (a producer's clock ahead, a live transaction
   inside a replay, a partition whose owner is gone) is released, flagged early;
 - past `max_buffered_events` held, the longest-held is released, flagged early.
@@ -305,9 +305,21 @@ class TerminalStage:
 
     def _release(self) -> None:
         now = self._clock()
+        wall = time.time()
         for partition_id, partition in self._partitions.items():
             threshold = partition.threshold(self._sources, now, self._settings.partition_idle_hold_seconds)
-            while partition.by_time and partition.by_time[0][0] < threshold:
+            live_threshold: float | None = None
+            while partition.by_time:
+                first_time = partition.by_time[0][0]
+                if first_time >= threshold:
+                    # The hold after a resumed replay is for history: a live transaction tells its
+                    # own time (as in the merger), so a replay's switch to live traffic holds none.
+                    if replayed(first_time, wall):
+                        break
+                    if live_threshold is None:
+                        live_threshold = partition.threshold(self._sources, now, 0.0)
+                    if first_time >= live_threshold:
+                        break
                 held = heapq.heappop(partition.by_time)[2]
                 if not held.released:
                     self._apply(partition_id, held, now, early=False)
