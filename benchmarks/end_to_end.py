@@ -31,6 +31,9 @@ transaction's path.
   at `--rate`, their event times moved to the wall clock (`live`): the same hops, and the CPU
   per transaction. The replayed phase's world time runs about 18,000 times as fast as the
   clock, this one's as the clock, as in a deployment.
+- Light live latency (`light_*`): the same at `--light-rate` (20 a second by default) for
+  `--light-seconds`, as a small deployment sees it: few events a second over many partitions,
+  which the features' event-time order handles differently from a busy stream.
 - CPU: each process's user and system time, per transaction, by service (its replicas
   together); the broker's, Redis's and this process's (the simulator) apart. Over the
   throughput phase (throughput per CPU-second counts the services only), and over the latency
@@ -397,6 +400,8 @@ def one_configuration(
     rate: float,
     seconds: float,
     *,
+    light_rate: float,
+    light_seconds: float,
     features_per_stage: bool,
     trace: Path | None,
 ) -> dict[str, Any]:
@@ -461,7 +466,8 @@ def one_configuration(
         # The replay's drift alerts may keep the judge's commits back for minutes (the retrain
         # debounce and cooldown); it waits on evidence, not work, and scores no transaction.
         drain(running, timeout=300, ignoring=("monitor-judge",))
-        live_world = live(window(world, paced_end, paced_end + int(rate * seconds)), rate)
+        live_end = paced_end + int(rate * seconds)
+        live_world = live(window(world, paced_end, live_end), rate)
         print(f"{replicas} replica(s): live phase at {rate:,.0f}/s", file=sys.stderr)
         before = meter.read()
         replay_to_kafka(live_world, writer, pacing=Pacing(rate=rate))
@@ -473,6 +479,17 @@ def one_configuration(
         live_latency = hop_latencies(hops, live_ids)
         if trace is not None:
             write_trace(hops, live_ids, trace.with_name(f"{trace.stem}-{replicas}-live{trace.suffix}"))
+
+        drain(running, timeout=300, ignoring=("monitor-judge",))
+        light_world = live(window(world, live_end, live_end + int(light_rate * light_seconds)), light_rate)
+        print(f"{replicas} replica(s): light live phase at {light_rate:,.0f}/s", file=sys.stderr)
+        replay_to_kafka(light_world, writer, pacing=Pacing(rate=light_rate))
+        light_ids = set(light_world.transactions["transaction_id"])
+        for reader in hops.values():
+            reader.until(light_ids, timeout=300)
+        light_latency = hop_latencies(hops, light_ids)
+        if trace is not None:
+            write_trace(hops, light_ids, trace.with_name(f"{trace.stem}-{replicas}-light{trace.suffix}"))
         return {
             "replicas": replicas,
             "processes": len(running),
@@ -483,6 +500,8 @@ def one_configuration(
             "latency_ms": latency,
             "latency_steady_ms": steady,
             "live_latency_ms": live_latency,
+            "light_rate_per_second": light_rate,
+            "light_latency_ms": light_latency,
             "live_phase_cpu_ms_per_transaction": {
                 name: 1000 * (after[name] - before[name]) / len(live_ids) for name in after
             },
@@ -550,6 +569,8 @@ def main() -> None:
     parser.add_argument("--transactions", type=int, default=60_000, help="Written as fast as possible.")
     parser.add_argument("--rate", type=float, default=2000.0, help="Transactions per second in the latency phase.")
     parser.add_argument("--seconds", type=float, default=30.0, help="Length of the latency phase.")
+    parser.add_argument("--light-rate", type=float, default=20.0, help="Transactions per second in the light phase.")
+    parser.add_argument("--light-seconds", type=float, default=30.0, help="Length of the light phase.")
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2])
     parser.add_argument(
         "--features-processes",
@@ -562,14 +583,20 @@ def main() -> None:
         type=Path,
         help=(
             "Also write each latency-phase transaction's timestamp on every hop to this CSV (-N: N replicas), "
-            "and the live phase's beside it (-N-live)."
+            "and the live and light phases' beside it (-N-live, -N-light)."
         ),
     )
     args = parser.parse_args()
     if args.seconds <= STEADY_AFTER_SECONDS:
         parser.error(f"--seconds must exceed {STEADY_AFTER_SECONDS:g}: the steady figures leave out the first ones")
 
-    days = int((args.transactions + 2 * args.rate * args.seconds) / TRANSACTIONS_A_DAY) + 2
+    days = (
+        int(
+            (args.transactions + 2 * args.rate * args.seconds + args.light_rate * args.light_seconds)
+            / TRANSACTIONS_A_DAY
+        )
+        + 2
+    )
     world = simulate(SimulationConfig(nb_days=days))
     rounds: list[dict[str, Any]] = []
     for n in range(args.rounds):
@@ -580,6 +607,8 @@ def main() -> None:
                 args.transactions,
                 args.rate,
                 args.seconds,
+                light_rate=args.light_rate,
+                light_seconds=args.light_seconds,
                 features_per_stage=args.features_processes == "per-stage",
                 trace=args.trace,
             )
@@ -596,6 +625,8 @@ def main() -> None:
             **percentile_medians(mine, "latency_ms", ""),
             **percentile_medians(mine, "latency_steady_ms", "steady_"),
             **percentile_medians(mine, "live_latency_ms", "live_"),
+            "light_rate_per_second": statistics.median(r["light_rate_per_second"] for r in mine),
+            **percentile_medians(mine, "light_latency_ms", "light_"),
             **{
                 f"live_phase_cpu_ms_{name}": statistics.median(
                     r["live_phase_cpu_ms_per_transaction"][name] for r in mine
