@@ -198,7 +198,7 @@ class EventTimeMerger(Generic[Item]):
         while True:
             best: tuple[Source, _Partition[Item]] | None = None
             complete = True  # no partition may still deliver something earlier
-            quiet = True  # those that may have nothing on its way: they are read to their end
+            quiet = True  # and those that may are read to their end: nothing of theirs is on its way
             bound = (float("inf"), RANK_LABEL)  # what the quiet partitions may still deliver
             for source, partition in partitions:
                 while partition.queue and (partition.queue[0].rank == RANK_INVALID or partition.head_is_ahead()):
