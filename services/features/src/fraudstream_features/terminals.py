@@ -308,18 +308,12 @@ class TerminalStage:
         wall = time.time()
         for partition_id, partition in self._partitions.items():
             threshold = partition.threshold(self._sources, now, self._settings.partition_idle_hold_seconds)
-            live_threshold: float | None = None
-            while partition.by_time:
-                first_time = partition.by_time[0][0]
-                if first_time >= threshold:
-                    # The hold after a resumed replay is for history: a live transaction tells its
-                    # own time (as in the merger), so a replay's switch to live traffic holds none.
-                    if replayed(first_time, wall):
-                        break
-                    if live_threshold is None:
-                        live_threshold = partition.threshold(self._sources, now, 0.0)
-                    if first_time >= live_threshold:
-                        break
+            # The hold after a resumed replay is for history: a live transaction tells its own time
+            # (as in the merger), so a replay's switch to live traffic holds none.
+            live_threshold = partition.threshold(self._sources, now, 0.0)
+            while partition.by_time and (first_time := partition.by_time[0][0]) < (
+                threshold if replayed(first_time, wall) else live_threshold
+            ):
                 held = heapq.heappop(partition.by_time)[2]
                 if not held.released:
                     self._apply(partition_id, held, now, early=False)
