@@ -463,33 +463,30 @@ def one_configuration(
         if trace is not None:
             write_trace(hops, paced_ids, trace.with_name(f"{trace.stem}-{replicas}{trace.suffix}"))
 
-        # The replay's drift alerts may keep the judge's commits back for minutes (the retrain
-        # debounce and cooldown); it waits on evidence, not work, and scores no transaction.
-        drain(running, timeout=300, ignoring=("monitor-judge",))
-        live_end = paced_end + int(rate * seconds)
-        live_world = live(window(world, paced_end, live_end), rate)
-        print(f"{replicas} replica(s): live phase at {rate:,.0f}/s", file=sys.stderr)
-        before = meter.read()
-        replay_to_kafka(live_world, writer, pacing=Pacing(rate=rate))
-        live_ids = set(live_world.transactions["transaction_id"])
-        predictions.until(live_ids, timeout=300)
-        after = meter.read()
-        for reader in hops.values():
-            reader.until(live_ids, timeout=300)
-        live_latency = hop_latencies(hops, live_ids)
-        if trace is not None:
-            write_trace(hops, live_ids, trace.with_name(f"{trace.stem}-{replicas}-live{trace.suffix}"))
+        def live_phase(first: int, last: int, phase_rate: float, name: str) -> tuple[dict[str, Any], dict[str, float]]:
+            """Transactions first..last-1 moved to the wall clock (`live`) at `phase_rate`, once
+            every stage has committed what it read: each hop's latency, and the CPU milliseconds
+            per transaction of each process until the last prediction."""
+            # The replay's drift alerts may keep the judge's commits back for minutes (the retrain
+            # debounce and cooldown); it waits on evidence, not work, and scores no transaction.
+            drain(running, timeout=300, ignoring=("monitor-judge",))
+            phase = live(window(world, first, last), phase_rate)
+            print(f"{replicas} replica(s): {name} phase at {phase_rate:,.0f}/s", file=sys.stderr)
+            before = meter.read()
+            replay_to_kafka(phase, writer, pacing=Pacing(rate=phase_rate))
+            phase_ids = set(phase.transactions["transaction_id"])
+            predictions.until(phase_ids, timeout=300)
+            after = meter.read()
+            for reader in hops.values():
+                reader.until(phase_ids, timeout=300)
+            if trace is not None:
+                write_trace(hops, phase_ids, trace.with_name(f"{trace.stem}-{replicas}-{name}{trace.suffix}"))
+            cpu_ms = {process: 1000 * (after[process] - before[process]) / len(phase_ids) for process in after}
+            return hop_latencies(hops, phase_ids), cpu_ms
 
-        drain(running, timeout=300, ignoring=("monitor-judge",))
-        light_world = live(window(world, live_end, live_end + int(light_rate * light_seconds)), light_rate)
-        print(f"{replicas} replica(s): light live phase at {light_rate:,.0f}/s", file=sys.stderr)
-        replay_to_kafka(light_world, writer, pacing=Pacing(rate=light_rate))
-        light_ids = set(light_world.transactions["transaction_id"])
-        for reader in hops.values():
-            reader.until(light_ids, timeout=300)
-        light_latency = hop_latencies(hops, light_ids)
-        if trace is not None:
-            write_trace(hops, light_ids, trace.with_name(f"{trace.stem}-{replicas}-light{trace.suffix}"))
+        live_end = paced_end + int(rate * seconds)
+        live_latency, live_cpu = live_phase(paced_end, live_end, rate, "live")
+        light_latency, _ = live_phase(live_end, live_end + int(light_rate * light_seconds), light_rate, "light")
         return {
             "replicas": replicas,
             "processes": len(running),
@@ -502,9 +499,7 @@ def one_configuration(
             "live_latency_ms": live_latency,
             "light_rate_per_second": light_rate,
             "light_latency_ms": light_latency,
-            "live_phase_cpu_ms_per_transaction": {
-                name: 1000 * (after[name] - before[name]) / len(live_ids) for name in after
-            },
+            "live_phase_cpu_ms_per_transaction": live_cpu,
             "latency_phase_cpu_ms_per_transaction": {
                 name: 1000 * value / len(paced_ids) for name, value in paced_cpu.items()
             },
