@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 from fraudstream_cli.backfill import label_events, transaction_events
 from fraudstream_common.features.definitions import DAY, FEATURE_NAMES, TERMINAL_HORIZON
 from fraudstream_common.features.history import LabelEvent, TransactionEvent, replay
+from fraudstream_common.features.state import TerminalState
 from fraudstream_common.schemas.v1.deadletter_pb2 import DeadLetter
 from fraudstream_common.schemas.v1.transaction_pb2 import (
     EnrichedTransaction,
@@ -303,6 +304,40 @@ def test_a_replays_switch_to_live_traffic_holds_no_live_transaction() -> None:
         for o in pipeline.terminals.checkpoint(final=False).outputs
         if o.topic == Topic.TRANSACTIONS_ENRICHED
     ] == ["t1"]
+
+
+def test_a_replays_switch_to_live_traffic_pushes_no_terminal_only_history_changed() -> None:
+    """At the end of a replay, the terminals its transactions changed wait to be pushed online
+    (nothing reads them before those transactions are 6 days old). Live traffic then moves the
+    watermark years past them: they change no live request's features, so they are not pushed,
+    neither with the first live checkpoint (which would hold live transactions behind a push of
+    every terminal the replay touched) nor after `terminal_push_max_seconds`."""
+    pipeline = Pipeline()
+    sources = [(str(topic), p) for topic in (Topic.LABELS, Topic.TRANSACTIONS) for p in range(4)]
+
+    def checkpoint(transaction: tuple[str, str, float], marks_at: float) -> None:
+        pipeline.forward_transaction(*transaction)
+        pipeline.forward_marks(dict.fromkeys(sources, (marks_at, False)))
+        for message in pipeline.topics.of(Topic.FEATURES_BY_TERMINAL)[-2:]:
+            pipeline.terminals.add(message)  # type: ignore[arg-type]
+        pipeline.clock.now += 0.1
+        assert pipeline.terminals.due()
+        pipeline.terminals.checkpoint(final=False)
+        pipeline.terminals.store()
+        pipeline.terminals.committed()
+
+    checkpoint(("h1", "m1", START + 10), START + 100)
+    assert pipeline.store.terminals == {}  # deferred: nothing reads it for 6 days of event time
+    now = time.time()
+    checkpoint(("t1", "m2", now), now + 0.001)
+    assert pipeline.store.terminals == {}
+    pipeline.clock.now += pipeline.settings.terminal_push_max_seconds + 1
+    assert pipeline.terminals.due()
+    pipeline.terminals.checkpoint(final=False)
+    pipeline.terminals.store()
+    assert set(pipeline.store.terminals) == {"m2"}  # the live one has waited long enough
+    # What m1's online state lacks changes none of its features from the watermark on.
+    assert pipeline.terminals.terminals["m1"].features(now) == TerminalState().features(now)
 
 
 def test_a_partition_read_after_the_others_passed_its_times_is_late_only_where_its_terminal_was(

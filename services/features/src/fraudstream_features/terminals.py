@@ -38,7 +38,7 @@ from confluent_kafka import Message
 from google.protobuf.message import DecodeError
 
 from fraudstream_common.deadletter import PROTOBUF_HEADERS, Output
-from fraudstream_common.features.definitions import DAY, FEATURE_NAMES, LABEL_DELAY_DAYS
+from fraudstream_common.features.definitions import DAY, FEATURE_NAMES, LABEL_DELAY_DAYS, TERMINAL_HORIZON
 from fraudstream_common.features.state import Snapshot, TerminalState
 from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction, StreamWatermarks
 from fraudstream_common.stream import Checkpoint, Source
@@ -144,10 +144,10 @@ class TerminalStage:
         self._changed: dict[str, int] = {}  # terminal -> its partition
         self._batch_started: float | None = None
         # Terminals whose online state must go with the next push (a fraud report changes risk
-        # at once), and terminals changed only by transactions: (earliest unpushed transaction
-        # time, when deferred), in insertion order so the first has waited longest.
+        # at once), and terminals changed only by transactions: (earliest and latest unpushed
+        # transaction times, when deferred), in insertion order so the first has waited longest.
         self._due: set[str] = set()
-        self._deferred: dict[str, tuple[float, float]] = {}
+        self._deferred: dict[str, tuple[float, float, float]] = {}
         self._online: dict[str, Snapshot] = {}
 
     # Stage
@@ -359,9 +359,10 @@ class TerminalStage:
         self._changed[tx.terminal_id] = partition_id
         deferred = self._deferred.get(tx.terminal_id)
         if deferred is None:
-            self._deferred[tx.terminal_id] = (held.event_time, self._clock())
-        elif held.event_time < deferred[0]:
-            self._deferred[tx.terminal_id] = (held.event_time, deferred[1])
+            self._deferred[tx.terminal_id] = (held.event_time, held.event_time, self._clock())
+        else:
+            since, until, deferred_at = deferred
+            self._deferred[tx.terminal_id] = (min(since, held.event_time), max(until, held.event_time), deferred_at)
         enriched = EnrichedTransaction(
             transaction=tx,
             feature_names=FEATURE_NAMES,
@@ -382,17 +383,23 @@ class TerminalStage:
     def _take_online(self, snapshots: Mapping[str, Snapshot], *, everything: bool) -> dict[str, Snapshot]:
         """The terminals whose online state would otherwise be wrong for a request.
 
-        A terminal's features at time t use only transactions at or before t - LABEL_DELAY_DAYS
-        (and fraud reports known at t). So a terminal whose only unpushed changes are
-        transactions later than watermark - TERMINAL_PUSH_SLACK serves every request at or
-        after the watermark exactly as its newer state would; it is pushed when its earliest
-        unpushed transaction comes within the slack, with any fraud report, when it has waited
-        `terminal_push_max_seconds` (for low traffic), or with `everything` (when the stage
-        stops). This halves the rows pushed."""
+        A terminal's features at time t use only transactions in (t - TERMINAL_HORIZON,
+        t - LABEL_DELAY_DAYS] (and fraud reports known at t). So a terminal whose only unpushed
+        changes are transactions later than watermark - TERMINAL_PUSH_SLACK serves every request
+        at or after the watermark exactly as its newer state would; it is pushed when its
+        earliest unpushed transaction comes within the slack, with any fraud report, when it has
+        waited `terminal_push_max_seconds` (for low traffic), or with `everything` (when the
+        stage stops). This halves the rows pushed. One whose unpushed transactions are all
+        TERMINAL_HORIZON or more behind the watermark changes no such request's features: it is
+        not pushed (a replay's switch to live traffic would otherwise push every terminal the
+        replay touched at once, and hold the live transactions behind that push)."""
         due_before = self.watermark - TERMINAL_PUSH_SLACK
+        expired_before = self.watermark - TERMINAL_HORIZON
         waited_before = self._clock() - self._settings.terminal_push_max_seconds
-        for terminal_id, (since, deferred_at) in self._deferred.items():
-            if everything or since <= due_before or deferred_at <= waited_before:
+        for terminal_id, (since, until, deferred_at) in list(self._deferred.items()):
+            if until <= expired_before:
+                del self._deferred[terminal_id]
+            elif everything or since <= due_before or deferred_at <= waited_before:
                 self._due.add(terminal_id)
         online = {}
         for terminal_id in self._due:
@@ -403,6 +410,6 @@ class TerminalStage:
         return online
 
     def _longest_deferral(self) -> float:
-        for _since, deferred_at in self._deferred.values():
+        for _since, _until, deferred_at in self._deferred.values():
             return self._clock() - deferred_at
         return 0.0
