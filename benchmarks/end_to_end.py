@@ -43,6 +43,9 @@ transaction's path.
   event-time order; transactions the features stages applied late or early (out of
   event-time order: their vectors may differ from the backfill's), so that a latency bought
   with disorder shows.
+- Redis's append-only rewrites that ran during each phase (`redis_aof_rewrites_*`, summed over
+  the rounds): each forks Redis and writes its data set on the cores the services share, and
+  the phase's latencies show it.
 
 The world's times are its own: at 2,000 transactions/s a simulated hour passes in about 0.2 s,
 so the monitor closes and judges hours about 18,000 times as often as live traffic makes it.
@@ -74,6 +77,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import psutil
+import redis
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from kafka_measure import delete_topics
 from published_model import PublishedModel, publish_model
@@ -92,6 +96,7 @@ from fraudstream_simulator.sinks import Pacing, replay_to_kafka
 
 PLATFORM = PlatformSettings()
 RESULTS = Path(__file__).parent / "results" / "end_to_end.json"
+PHASES = ("throughput", "latency", "live", "light")
 ON_THE_PATH = ("ingest", "features", "inference", "monitor")
 SCALABLE = ("ingest", "features", "inference")
 # The model's own history ends before the streamed world (2018-04-01 on) begins: the monitor
@@ -304,6 +309,19 @@ class CpuMeter:
         return seconds
 
 
+def redis_rewrites() -> tuple[int, int]:
+    """Redis's append-only rewrites finished so far, and whether one is running. Each forks
+    Redis and writes its whole data set, on the cores the services share."""
+    info: dict[str, Any] = redis.Redis.from_url(PLATFORM.redis_url).info("persistence")  # type: ignore[assignment]
+    return int(info["aof_rewrites"]), int(info["aof_rewrite_in_progress"])
+
+
+def rewrites_since(before: tuple[int, int]) -> int:
+    """The rewrites that ran for some of the time since `before` was read."""
+    finished, running = redis_rewrites()
+    return finished - before[0] + running
+
+
 class TopicReader:
     """Every message of a topic from its start, as (transaction id -> Kafka timestamp in seconds)."""
 
@@ -417,12 +435,15 @@ def one_configuration(
     try:
         print(f"{replicas} replica(s): {len(running)} processes ready; throughput phase", file=sys.stderr)
         meter = CpuMeter(running)
+        rewrites: dict[str, int] = {}
         before = meter.read()
+        rewrites_before = redis_rewrites()
         flood = window(world, 0, transactions)
         replay_to_kafka(flood, writer, pacing=Pacing.fast())
         ids = set(flood.transactions["transaction_id"])
         predictions.until(ids, timeout=600)
         after = meter.read()
+        rewrites["throughput"] = rewrites_since(rewrites_before)
         stamps = np.sort(np.array([predictions.stamps[i] for i in ids]))
         low, high = int(0.1 * len(stamps)), int(0.9 * len(stamps))
         throughput = (high - low) / max(stamps[high] - stamps[low], 1e-3)
@@ -434,12 +455,14 @@ def one_configuration(
         paced = window(world, transactions, paced_end)
         print(f"{replicas} replica(s): {throughput:,.0f}/s; latency phase at {rate:,.0f}/s", file=sys.stderr)
         before = meter.read()
+        rewrites_before = redis_rewrites()
         counters_before = stream_counters(running)
         started = time.monotonic()
         replay_to_kafka(paced, writer, pacing=Pacing(rate=rate))
         paced_ids = set(paced.transactions["transaction_id"])
         predictions.until(paced_ids, timeout=300)
         after = meter.read()
+        rewrites["latency"] = rewrites_since(rewrites_before)
         elapsed = time.monotonic() - started
         counters = {key: value - counters_before.get(key, 0.0) for key, value in stream_counters(running).items()}
 
@@ -473,10 +496,12 @@ def one_configuration(
             phase = live(window(world, first, last), phase_rate)
             print(f"{replicas} replica(s): {name} phase at {phase_rate:,.0f}/s", file=sys.stderr)
             before = meter.read()
+            rewrites_before = redis_rewrites()
             replay_to_kafka(phase, writer, pacing=Pacing(rate=phase_rate))
             phase_ids = set(phase.transactions["transaction_id"])
             predictions.until(phase_ids, timeout=300)
             after = meter.read()
+            rewrites[name] = rewrites_since(rewrites_before)
             for reader in hops.values():
                 reader.until(phase_ids, timeout=300)
             if trace is not None:
@@ -514,6 +539,7 @@ def one_configuration(
                 stage: 1000 * counters[stage, "order_wait_seconds"] / max(counters[stage, "order_waits"], 1)
                 for stage in stages_counting("order_waits")
             },
+            "redis_aof_rewrites": rewrites,
             "latency_phase_out_of_order_events": {
                 f"{stage}.{what}": value
                 for (stage, what), value in sorted(counters.items())
@@ -657,6 +683,7 @@ def main() -> None:
                 )
                 for name in mine[0]["latency_phase_out_of_order_events"]
             },
+            **{f"redis_aof_rewrites_{phase}": sum(r["redis_aof_rewrites"][phase] for r in mine) for phase in PHASES},
         }
     ratios = {}
     if 1 in medians:
