@@ -112,6 +112,26 @@ def test_a_transaction_waits_at_most_max_wait_then_goes_early() -> None:
     assert EnrichedTransaction.FromString(released.value).early
 
 
+def test_a_transaction_whose_wait_ran_out_is_committed_without_more_input() -> None:
+    """Traffic stops with a transaction held: when its wait runs out it goes, and the stage
+    commits it then, not when the next input or the next terminal push comes."""
+    pipeline = Pipeline(settings=FeaturesSettings(max_wait_seconds=2.0))
+    pipeline.produce_transaction(TransactionEvent("t1", "c1", "m1", START, 1.0))
+    forward_everything(pipeline, with_watermarks=False)
+    pipeline.clock.now += pipeline.settings.push_interval_seconds
+    assert pipeline.terminals.due()  # what was read is committed, the transaction still held
+    assert not [o for o in pipeline.terminals.checkpoint(final=False).outputs if o.topic == Topic.TRANSACTIONS_ENRICHED]
+    pipeline.terminals.committed()
+    pipeline.clock.now += 2.5
+    pipeline.terminals.due()
+    pipeline.clock.now += pipeline.settings.push_interval_seconds
+    assert pipeline.terminals.due()
+    [released] = [
+        o for o in pipeline.terminals.checkpoint(final=False).outputs if o.topic == Topic.TRANSACTIONS_ENRICHED
+    ]
+    assert EnrichedTransaction.FromString(released.value).early
+
+
 def test_the_held_transactions_are_bounded() -> None:
     pipeline = Pipeline(settings=FeaturesSettings(max_buffered_events=5, max_wait_seconds=1e9))
     for n in range(20):

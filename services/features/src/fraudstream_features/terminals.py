@@ -338,6 +338,8 @@ class TerminalStage:
     def _apply(self, partition_id: int, held: _Held, now: float, *, early: bool) -> None:
         held.released = True
         self._held -= 1
+        if self._batch_started is None:  # released with no input after it: its wait ran out
+            self._batch_started = now
         tx = held.partial.transaction
         terminal = self.terminals.setdefault(tx.terminal_id, TerminalState())
         if terminal.has(tx.transaction_id, held.event_time):
