@@ -3,8 +3,7 @@ transactions and a producer five minutes ahead mixed into it (when the features 
 merged every partition into one order, the first live transaction at a partition's head
 stopped that partition for as long as the replay ran, issue 20); and a replay written while
 the service keeps up with it (a partition quiet for a moment of wall time let the order run
-days past it, and labels read behind it changed vectors without a flag); and light live
-traffic, which waited half a second for each partition's end."""
+days past it, and labels read behind it changed vectors without a flag)."""
 
 from __future__ import annotations
 
@@ -14,7 +13,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from confluent_kafka import Consumer, Producer
 
 from fraudstream_cli.backfill import backfill, label_events, transaction_events
 from fraudstream_cli.verify import mismatches, verify
@@ -46,10 +44,6 @@ LIVE_EVERY = 40  # one live and one ahead transaction per this many replayed eve
 # busy 2-core machine, writes to a partition reached the service seconds after later writes to
 # the others: past the resume hold, the limit docs/services.md states ("Not closed").
 KEPT_UP_RATE = 300
-# Light live traffic: a transaction every this many seconds, each enriched within the latency.
-LIGHT_TRANSACTIONS = 9
-LIGHT_GAP_SECONDS = 0.6
-LIGHT_LATENCY_SECONDS = 0.4
 
 
 Message = tuple[Topic, bytes, bytes]  # topic, key, value
@@ -241,55 +235,3 @@ def test_a_replay_written_while_the_service_keeps_up_gives_the_backfills_vectors
         flagged[:5],
         sorted(unflagged_differing)[:5],
     )
-
-
-def test_light_live_traffic_waits_for_no_fetch_that_finds_nothing(topics: Topics, tmp_path: Path) -> None:
-    """One live transaction every LIGHT_GAP_SECONDS, each written in its own Kafka transaction
-    as ingest writes them: each is enriched within LIGHT_LATENCY_SECONDS of its commit. The
-    customer stage's order learns that the partitions it waits on are read to their end from a
-    fetch that found nothing new, which the broker holds for `fetch.wait.max.ms`: at librdkafka's
-    default (500 ms) light traffic waited that long for every transaction."""
-    feature_store(tmp_path)
-    service = features_service(topics, tmp_path, FRAUDSTREAM_WRITE_OFFLINE="false")
-    service.start()
-    writer = Producer(
-        {"bootstrap.servers": PLATFORM.kafka_bootstrap, "transactional.id": f"{topics.prefix}light", "linger.ms": 0}
-    )
-    writer.init_transactions(30)
-    reader = Consumer(
-        {
-            "bootstrap.servers": PLATFORM.kafka_bootstrap,
-            "group.id": f"{topics.prefix}light-reader",
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-            "fetch.wait.max.ms": 10,
-        }
-    )
-    reader.subscribe([topics(Topic.TRANSACTIONS_ENRICHED)])
-    committed: dict[str, float] = {}
-    enriched: dict[str, float] = {}
-
-    def read(seconds: float) -> None:
-        until = time.monotonic() + seconds
-        while (left := until - time.monotonic()) > 0:
-            message = reader.poll(left)
-            if message is not None and message.error() is None:
-                tx_id = EnrichedTransaction.FromString(message.value() or b"").transaction.transaction_id
-                enriched.setdefault(tx_id, time.time())
-
-    try:
-        for k in range(LIGHT_TRANSACTIONS):
-            topic, key, value = _transaction(f"light-{k}", f"light-c{k}", f"light-t{k}", time.time(), 20.0)
-            writer.begin_transaction()
-            writer.produce(topics(topic), value, key)
-            writer.commit_transaction(30)
-            committed[f"light-{k}"] = time.time()
-            read(LIGHT_GAP_SECONDS)
-        read(5.0)
-    finally:
-        reader.close()
-        service.terminate()
-    assert set(enriched) == set(committed), "a transaction was never enriched"
-    # The first one waits for the stages' consumers to join their groups.
-    latencies = sorted(enriched[tx_id] - committed[tx_id] for tx_id in list(committed)[1:])
-    assert latencies[len(latencies) // 2] < LIGHT_LATENCY_SECONDS, latencies

@@ -48,18 +48,9 @@ def streams(settings: FeaturesSettings) -> list[StreamRuntime]:
             max_messages=settings.batch_max_messages,
             poll_timeout_seconds=settings.poll_timeout_seconds,
             store_retry_max_seconds=settings.redis_retry_max_seconds,
-            consumer_overrides=_end_known_within(settings) if isinstance(stage, CustomerStage) else None,
         )
         for stage in stages
     ]
-
-
-def _end_known_within(settings: FeaturesSettings) -> dict[str, object]:
-    """The customer stage's order learns that a partition is read to its end from a fetch that
-    found nothing new, which the broker holds back until `fetch.wait.max.ms` has passed
-    (librdkafka's default is 500 ms): light traffic would wait that long to be put in order,
-    where the partition is idle `partition_idle_seconds` after its end."""
-    return {"fetch.wait.max.ms": max(1, round(settings.partition_idle_seconds * 1000 / 2))}
 
 
 async def serve(settings: FeaturesSettings) -> int:
