@@ -331,7 +331,8 @@ def test_a_replays_switch_to_live_traffic_pushes_no_terminal_only_history_change
     (nothing reads them before those transactions are 6 days old). Live traffic then moves the
     watermark years past them: they change no live request's features, so they are not pushed,
     neither with the first live checkpoint (which would hold live transactions behind a push of
-    every terminal the replay touched) nor after `terminal_push_max_seconds`."""
+    every terminal the replay touched) nor after `terminal_push_max_seconds`; only when the
+    stage stops."""
     pipeline = Pipeline()
     sources = [(str(topic), p) for topic in (Topic.LABELS, Topic.TRANSACTIONS) for p in range(4)]
 
@@ -358,6 +359,9 @@ def test_a_replays_switch_to_live_traffic_pushes_no_terminal_only_history_change
     assert set(pipeline.store.terminals) == {"m2"}  # the live one has waited long enough
     # What m1's online state lacks changes none of its features from the watermark on.
     assert pipeline.terminals.terminals["m1"].features(now) == TerminalState().features(now)
+    pipeline.terminals.checkpoint(final=True)
+    pipeline.terminals.store()
+    assert set(pipeline.store.terminals) == {"m1", "m2"}  # what a stopped stage leaves is its state
 
 
 def test_a_partition_read_after_the_others_passed_its_times_is_late_only_where_its_terminal_was(

@@ -148,6 +148,9 @@ class TerminalStage:
         # transaction times, when deferred), in insertion order so the first has waited longest.
         self._due: set[str] = set()
         self._deferred: dict[str, tuple[float, float, float]] = {}
+        # Terminals whose unpushed transactions no request from the watermark on can see: pushed
+        # with their next change, or when the stage stops (what it leaves online is its state).
+        self._past_horizon: set[str] = set()
         self._online: dict[str, Snapshot] = {}
 
     # Stage
@@ -160,6 +163,7 @@ class TerminalStage:
         self._held = 0
         self.committed()
         self._deferred.clear()
+        self._past_horizon.clear()
         self._online.clear()
         # The online store may lack changes that were logged but deferred before a crash.
         self._due = set(self.terminals)
@@ -392,20 +396,25 @@ class TerminalStage:
         earliest unpushed transaction comes within the slack, with any fraud report, when it has
         waited `terminal_push_max_seconds` (for low traffic), or with `everything` (when the
         stage stops). This halves the rows pushed. One whose unpushed transactions are all
-        TERMINAL_HORIZON or more behind the watermark changes no such request's features: it is
-        not pushed (a replay's switch to live traffic would otherwise push every terminal the
-        replay touched at once, and hold the live transactions behind that push)."""
+        TERMINAL_HORIZON or more behind the watermark changes no such request's features: it
+        waits for its next change or for the stage to stop (a replay's switch to live traffic
+        would otherwise push every terminal the replay touched at once, and hold the live
+        transactions behind that push)."""
         due_before = self.watermark - TERMINAL_PUSH_SLACK
-        expired_before = self.watermark - TERMINAL_HORIZON
+        past_horizon_before = self.watermark - TERMINAL_HORIZON
         waited_before = self._clock() - self._settings.terminal_push_max_seconds
         for terminal_id, (since, until, deferred_at) in list(self._deferred.items()):
-            if until <= expired_before:
+            if until <= past_horizon_before:
                 del self._deferred[terminal_id]
+                self._past_horizon.add(terminal_id)
             elif everything or since <= due_before or deferred_at <= waited_before:
                 self._due.add(terminal_id)
+        if everything:
+            self._due |= self._past_horizon
         online = {}
         for terminal_id in self._due:
             self._deferred.pop(terminal_id, None)
+            self._past_horizon.discard(terminal_id)
             snapshot = snapshots.get(terminal_id)
             online[terminal_id] = snapshot if snapshot is not None else self.terminals[terminal_id].snapshot()
         self._due.clear()
