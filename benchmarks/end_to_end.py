@@ -145,9 +145,9 @@ class Running:
 
     def behind(self, ignoring: Collection[str] = ()) -> float:
         """Messages its stages (but those `ignoring`) have not committed yet, from /metrics, less
-        two a partition: the lag counts the commit marker that ends a transactional topic, and a
-        partition of `transactions.enriched` was seen to end in two (a transaction that wrote
-        nothing to it, in runs with two replicas)."""
+        two a partition: the lag counts the commit marker that ends a transactional topic, and
+        partitions of `transactions.enriched` were seen to end in two control records with every
+        record consumed (in runs with two replicas; what wrote the second is not known)."""
         totals = {"lag": 0.0, "assigned": 0.0}
         for name, value in self.samples().items():
             if any(f'stage="{stage}"' in name for stage in ignoring):
