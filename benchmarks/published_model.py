@@ -38,10 +38,10 @@ class PublishedModel:
 
 def publish_model(platform: PlatformSettings, prefix: str, scratch: Path, config: SimulationConfig) -> PublishedModel:
     """Simulates `config`, backfills it into a Feast store under `scratch`, trains on it and
-    publishes the version on `prefix`'s topics (created here)."""
+    publishes the version on `prefix`'s topics (created here, with the platform's partition count)."""
     online_url = platform.redis_url.rsplit("/", 1)[0] + f"/{ONLINE_DATABASE}"
     redis.Redis.from_url(online_url).flushdb()
-    ensure_topics({"bootstrap.servers": platform.kafka_bootstrap}, prefix)
+    ensure_topics({"bootstrap.servers": platform.kafka_bootstrap}, prefix, stream_partitions=platform.stream_partitions)
     print("setting up: simulate, backfill, train, publish ...", file=sys.stderr)
     world = simulate(config)
     write_parquet(world, scratch / "history")
