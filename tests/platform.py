@@ -268,9 +268,10 @@ def wait_for_redis(url: str, process: subprocess.Popen[bytes], timeout: float = 
 
 
 class PrivateRedis:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *options: str) -> None:
         self.port = free_port()
         self.directory = directory
+        self.options = options
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -294,6 +295,7 @@ class PrivateRedis:
                 "yes",
                 "--appendfsync",
                 "always",
+                *self.options,
             ],
             stdout=subprocess.DEVNULL,
         )

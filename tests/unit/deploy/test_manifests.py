@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from fraudstream_cli.platform.redis_server import EVICTION_POLICY, RedisServer
 from fraudstream_cli.platform.settings import PlatformSettings
 from fraudstream_common.settings import ServiceSettings
 from fraudstream_common.topics import TOPIC_SPECS, Topic, Writer, topic_partitions
@@ -269,6 +270,29 @@ def test_compose_ports_match_the_settings() -> None:
     port = ingest["environment"]["FRAUDSTREAM_HTTP_PORT"]
     assert {"target": int(port), "published": port}.items() <= ingest["ports"][0].items()
     assert IngestSettings().http_port == int(port)
+
+
+def redis_option(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def test_redis_drops_only_what_expires_and_fills_before_its_limit() -> None:
+    """Every Redis the project starts is bounded and, full, drops the caches (keys with an
+    expiry) rather than refusing writes, which would stop ingest; its maxmemory leaves a quarter
+    of the container's limit for the fork of a rewrite."""
+    mebibyte = 1024 * 1024  # Redis reads "mb" as 1024 * 1024 bytes
+    compose_redis = compose.services()["redis"]
+    [container] = pod(named("dev", "StatefulSet", "redis"))["containers"]
+    local = RedisServer(PlatformSettings()).options()
+    for command, limit in (
+        (compose_redis["command"], int(compose_redis["deploy"]["resources"]["limits"]["memory"])),
+        (container["args"], int(container["resources"]["limits"]["memory"].removesuffix("Gi")) * 1024 * mebibyte),
+        (local, None),
+    ):
+        assert redis_option(command, "--maxmemory-policy") == EVICTION_POLICY
+        maxmemory = int(redis_option(command, "--maxmemory").removesuffix("mb")) * mebibyte
+        if limit is not None:
+            assert maxmemory <= 0.75 * limit
 
 
 def test_ingest_replicas_never_exceed_raw_partitions() -> None:

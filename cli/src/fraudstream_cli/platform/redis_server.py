@@ -14,6 +14,9 @@ from fraudstream_cli.platform.settings import PlatformSettings
 
 # Growth of the append-only log, in percent of the data set at the last rewrite, that starts a rewrite.
 AOF_REWRITE_PERCENTAGE = 400
+# Only keys with an expiry are dropped when Redis is full, the least recently used first: the
+# caches (dedupe ids, decisions) shrink, the feature state and the API keys stay.
+EVICTION_POLICY = "volatile-lru"
 
 
 class RedisServer:
@@ -29,34 +32,39 @@ class RedisServer:
         require_free_port(self.settings.redis_port, "Redis")
         binary = ensure_debian_package("redis-server", "redis-server")
         self.home.mkdir(parents=True, exist_ok=True)
-        self.process.start(
-            [
-                binary,
-                "--port",
-                str(self.settings.redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.home),
-                "--daemonize",
-                "no",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                # A rewrite forks Redis and writes the whole data set on the services' cores, and
-                # every hop slows while it runs: rewrite less often (the log grows to five times
-                # the data set), and skip the fsyncs meanwhile (an OS crash then may lose them).
-                "--auto-aof-rewrite-percentage",
-                str(AOF_REWRITE_PERCENTAGE),
-                "--no-appendfsync-on-rewrite",
-                "yes",
-            ]
-        )
+        self.process.start([binary, *self.options()])
         self.wait_ready()
         return "started"
+
+    def options(self) -> list[str]:
+        """redis-server's command line, after the binary."""
+        return [
+            "--port",
+            str(self.settings.redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.home),
+            "--daemonize",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            # A rewrite forks Redis and writes the whole data set on the services' cores, and
+            # every hop slows while it runs: rewrite less often (the log grows to five times
+            # the data set), and skip the fsyncs meanwhile (an OS crash then may lose them).
+            "--auto-aof-rewrite-percentage",
+            str(AOF_REWRITE_PERCENTAGE),
+            "--no-appendfsync-on-rewrite",
+            "yes",
+            "--maxmemory",
+            f"{self.settings.redis_max_memory_mb}mb",
+            "--maxmemory-policy",
+            EVICTION_POLICY,
+        ]
 
     def wait_ready(self) -> None:
         client = redis.Redis.from_url(self.settings.redis_url, socket_timeout=1)

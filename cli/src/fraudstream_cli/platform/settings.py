@@ -37,6 +37,14 @@ class PlatformSettings(BaseSettings):
     )
     kafka_heap: str = Field(default="768m", description="Broker JVM heap (-Xmx).")
     redis_port: int = Field(default=6379, description="Redis port.")
+    redis_max_memory_mb: int = Field(
+        default=2048,
+        ge=16,
+        description=(
+            "Redis's maxmemory. Full, it drops the oldest keys that expire (dedupe ids, decisions), never the "
+            "feature state or the API keys."
+        ),
+    )
     mlflow_port: int = Field(default=5000, description="MLflow tracking server port.")
     topic_prefix: str = Field(default="", description="Prefix of every topic name.")
     stream_partitions: int = Field(

@@ -75,7 +75,12 @@ class InferenceSettings(
         default=20.0, gt=0, description="Longest wait for the feature store; past it the fallback answers."
     )
     decision_ttl_seconds: int = Field(
-        default=7 * 24 * 3600, ge=1, description="How long a decision is remembered for retries of its transaction."
+        default=24 * 3600,
+        ge=1,
+        description=(
+            "How long a decision is remembered for retries of its transaction. Redis holds a key of about 190 bytes "
+            "per decision for this long; with `maxmemory-policy volatile-lru` it drops the oldest first when full."
+        ),
     )
     decision_cache_deadline_ms: float = Field(
         default=20.0, gt=0, description="Longest wait for the decision cache before answering without it."
