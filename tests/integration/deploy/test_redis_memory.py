@@ -7,6 +7,7 @@ ingest: that is what the policy is for."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import cast
 
@@ -35,11 +36,23 @@ TRANSACTIONS = 100_000
 DAY = 86_400
 
 
-def start_redis(directory: Path, policy: str) -> PrivateRedis:
-    directory.mkdir()
-    server = PrivateRedis(directory, "--maxmemory", MAX_MEMORY, "--maxmemory-policy", policy)
-    server.start()
-    return server
+@pytest.fixture
+def start_redis(tmp_path: Path) -> Iterator[Callable[[str], PrivateRedis]]:
+    """Starts a Redis of MAX_MEMORY with the given eviction policy; stopped after the test."""
+    servers: list[PrivateRedis] = []
+
+    def start(policy: str) -> PrivateRedis:
+        directory = tmp_path / f"redis-{len(servers)}"
+        directory.mkdir()
+        server = PrivateRedis(directory, "--maxmemory", MAX_MEMORY, "--maxmemory-policy", policy)
+        servers.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in servers:
+        if server.process is not None and server.process.poll() is None:
+            server.kill()
 
 
 def push_feature_state(url: str, stores: Path) -> int:
@@ -95,8 +108,10 @@ async def write_caches(url: str) -> tuple[list[bool], dict[str, Taken]]:
     return again, standing
 
 
-def test_full_redis_forgets_the_oldest_cached_ids_and_keeps_the_state(tmp_path: Path) -> None:
-    server = start_redis(tmp_path / "redis", EVICTION_POLICY)
+def test_full_redis_forgets_the_oldest_cached_ids_and_keeps_the_state(
+    tmp_path: Path, start_redis: Callable[[str], PrivateRedis]
+) -> None:
+    server = start_redis(EVICTION_POLICY)
     entities = push_feature_state(server.url, tmp_path / "stores")
     create_key(redis.Redis.from_url(server.url), [Scope.PREDICT], "a client", secret=DEVELOPMENT_API_KEY_SECRET)
     state = lasting_keys(server.url)
@@ -110,11 +125,9 @@ def test_full_redis_forgets_the_oldest_cached_ids_and_keeps_the_state(tmp_path: 
     assert len(standing) == BATCH, "a retried transaction got a new decision"
     assert {t.model_version for t in standing.values()} == {"1"}
     assert lasting_keys(server.url) == state
-    server.kill()
 
 
-def test_without_eviction_the_same_writes_are_refused(tmp_path: Path) -> None:
-    server = start_redis(tmp_path / "redis", "noeviction")
+def test_without_eviction_the_same_writes_are_refused(start_redis: Callable[[str], PrivateRedis]) -> None:
+    server = start_redis("noeviction")
     with pytest.raises(redis.exceptions.OutOfMemoryError):
         asyncio.run(write_caches(server.url))
-    server.kill()
