@@ -21,7 +21,7 @@ from fraudstream_common.features.history import FeatureStates, LabelEvent, in_ev
 from fraudstream_common.settings import DEVELOPMENT_API_KEY_SECRET
 from fraudstream_feature_store.store import FeatureStateStore, apply_repository
 from fraudstream_inference.decisions import DecisionCache, Taken
-from fraudstream_ingest.dedupe import Deduplicator
+from fraudstream_ingest.dedupe import Claim, Deduplicator, Sighting
 from fraudstream_simulator.config import SimulationConfig
 from fraudstream_simulator.simulation import simulate
 from tests.platform import PrivateRedis
@@ -34,6 +34,7 @@ BATCH = 2_000
 # About 370 bytes of keys a transaction (an id and a decision): some 37 MB, several times MAX_MEMORY.
 TRANSACTIONS = 100_000
 DAY = 86_400
+DIGEST = "0123456789abcdef"
 
 
 @pytest.fixture
@@ -87,7 +88,7 @@ def ids(batch: int) -> list[str]:
     return [f"run-tx{batch * BATCH + n}" for n in range(BATCH)]
 
 
-async def write_caches(url: str) -> tuple[list[bool], dict[str, Taken]]:
+async def write_caches(url: str) -> tuple[list[Claim], dict[str, Taken]]:
     """Claims every transaction's id and settles its decision, batch by batch; then claims the
     last batch again from another position and settles it again with other scores."""
     dedupe = Deduplicator(redis.Redis.from_url(url), DAY)
@@ -97,12 +98,14 @@ async def write_caches(url: str) -> tuple[list[bool], dict[str, Taken]]:
     for batch in range(batches):
         if batch == batches - 1:
             await asyncio.sleep(2)  # Redis's LRU clock counts seconds: the last batch is the newest by one
-        first = dedupe.claim([(tx, f"transactions.raw:0:{batch * BATCH + n}") for n, tx in enumerate(ids(batch))])
-        assert all(first)
+        first = dedupe.claim(
+            [Sighting(tx, f"transactions.raw:0:{batch * BATCH + n}", DIGEST) for n, tx in enumerate(ids(batch))]
+        )
+        assert all(claim.first for claim in first)
         taken_before = await decisions.settle([Taken(tx, 0.5, 0, "1", 0.9, False) for tx in ids(batch)])
         assert not taken_before
     last = ids(batches - 1)
-    again = dedupe.claim([(tx, f"transactions.raw:1:{n}") for n, tx in enumerate(last)])
+    again = dedupe.claim([Sighting(tx, f"transactions.raw:1:{n}", DIGEST) for n, tx in enumerate(last)])
     standing = await decisions.settle([Taken(tx, 0.99, 1, "2", 0.9, False) for tx in last])
     await client.aclose()
     return again, standing
@@ -121,7 +124,7 @@ def test_full_redis_forgets_the_oldest_cached_ids_and_keeps_the_state(
 
     client = redis.Redis.from_url(server.url)
     assert cast(dict[str, int], client.info("stats"))["evicted_keys"] > 0
-    assert not any(again), "a duplicate of the latest batch passed"
+    assert not any(claim.first for claim in again), "a duplicate of the latest batch passed"
     assert len(standing) == BATCH, "a retried transaction got a new decision"
     assert {t.model_version for t in standing.values()} == {"1"}
     assert lasting_keys(server.url) == state

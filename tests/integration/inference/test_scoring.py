@@ -1,6 +1,7 @@
 """The inference service over HTTP and gRPC against the real platform: scores equal to the
 trainer's native model on the features used (which equal the stored state combined by the
-shared definitions), the same decision for a retried transaction on either transport, reasons
+shared definitions), the same decision for a retried transaction on either transport and a
+refusal for its id under other content, reasons
 that add up, auth and validation failures, and degraded answers with the feature store down."""
 
 from __future__ import annotations
@@ -86,6 +87,16 @@ def test_http_and_grpc_score_as_the_trainer_would(served: Served, topics: Topics
         again = stub.Predict(grpc_request(first), metadata=metadata)
         assert again.score == pytest.approx(bodies[0]["score"], abs=1e-12)
         assert Decision.Name(again.decision).removeprefix("DECISION_").lower() == bodies[0]["decision"]
+        # Its id under other content is no retry: refused on both transports.
+        with pytest.raises(grpc.RpcError) as reused:
+            stub.Predict(grpc_request(first, amount=float(first["amount"]) + 1), metadata=metadata)
+        assert reused.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        assert first["transaction_id"] in (reused.value.details() or "")
+        conflict = httpx.post(
+            f"{service.url}/v1/predict", json={**first, "terminal_id": "another"}, headers=bearer, timeout=10
+        )
+        assert conflict.status_code == 409
+        assert "already decided" in conflict.json()["detail"]
         explained = stub.Predict(
             grpc_request(first, transaction_id="grpc-new", amount=float(first["amount"]) * 3, explain=True),
             metadata=metadata,

@@ -14,6 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from fraudstream_common.apikeys import Scope, create_key
 from fraudstream_common.schemas.v1 import ingest_service_pb2, ingest_service_pb2_grpc
+from fraudstream_common.schemas.v1.deadletter_pb2 import DeadLetter
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
 from fraudstream_common.settings import DEVELOPMENT_API_KEY_SECRET
 from fraudstream_common.topics import Topic
@@ -87,8 +88,10 @@ def test_http_contract(running: ServiceProcess, topics: Topics, keys: Keys) -> N
         assert one.json() == {"accepted": 1}
         batch = client.post("/v1/transactions", json=[body("h2"), body("h3", currency="USD")])
         assert batch.json() == {"accepted": 2}
-        retry = client.post("/v1/transactions", json=body("h1"))
+        retry = client.post("/v1/transactions", json=body("h1", timestamp="2018-06-01T07:30:00Z"))
         assert retry.status_code == 202
+        reused = client.post("/v1/transactions", json=body("h1", amount=1999.0))
+        assert reused.status_code == 202  # accepted onto transactions.raw; the stream tells it apart
 
         invalid = client.post(
             "/v1/transactions", json=[body("h4"), body("h5", amount=-3), body("h6", timestamp="soon")]
@@ -104,17 +107,22 @@ def test_http_contract(running: ServiceProcess, topics: Topics, keys: Keys) -> N
         assert too_big.status_code == 413
 
         metrics = client.get("/metrics").text
-        assert 'fraudstream_ingest_requests_total{result="accepted",transport="http"} 3.0' in metrics
+        assert 'fraudstream_ingest_requests_total{result="accepted",transport="http"} 4.0' in metrics
         assert 'fraudstream_ingest_requests_total{result="unauthorized",transport="http"} 2.0' in metrics
         assert 'fraudstream_ingest_requests_total{result="forbidden",transport="http"} 1.0' in metrics
 
     # Nothing refused was written (h0); the invalid batch wrote nothing (h4 was valid but its
-    # batch was refused); the retry of h1 was dropped as a duplicate by the stream.
+    # batch was refused); the retry of h1 (its time written otherwise) was dropped as a duplicate
+    # by the stream, and h1's id under another amount went to the dead letters.
     out = drain(topics(Topic.TRANSACTIONS), expected=3)
     transactions = sorted((Transaction.FromString(m.value) for m in out), key=lambda t: t.transaction_id)
     assert [t.transaction_id for t in transactions] == ["h1", "h2", "h3"]
     assert [t.currency for t in transactions] == ["EUR", "EUR", "USD"]
     assert transactions[0].event_time.ToJsonString() == "2018-06-01T07:30:00Z"
+    assert transactions[0].amount == pytest.approx(19.99)
+    [letter] = [DeadLetter.FromString(m.value) for m in drain(topics(Topic.DEADLETTER), expected=1)]
+    assert (letter.transaction_id, letter.error_code) == ("h1", "conflicting_duplicate")
+    assert Transaction.FromString(letter.original_value).amount == pytest.approx(1999.0)
 
 
 def test_grpc_contract(running: ServiceProcess, topics: Topics, keys: Keys) -> None:

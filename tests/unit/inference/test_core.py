@@ -14,11 +14,12 @@ import pytest
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.health import Readiness
-from fraudstream_common.schemas.v1.prediction_pb2 import Transport
-from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
+from fraudstream_common.idempotency import content_digest
+from fraudstream_common.schemas.v1.prediction_pb2 import Prediction, Transport
+from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction, Transaction
 from fraudstream_common.timestamps import timestamp_of
 from fraudstream_inference import core as core_module
-from fraudstream_inference.core import InferenceCore, NotReadyError
+from fraudstream_inference.core import ConflictError, InferenceCore, NotReadyError
 from fraudstream_inference.decisions import Taken
 from fraudstream_inference.explain import Contribution
 from fraudstream_inference.features import TransactionInput, Vectors
@@ -165,10 +166,56 @@ async def test_the_same_transaction_in_two_calls_of_a_pass_gets_one_decision() -
     core = core_with(session, features, decisions)
     first, retry = await asyncio.gather(
         core.predict([tx("a", 95)], Transport.TRANSPORT_HTTP),
-        core.predict([tx("a", 5)], Transport.TRANSPORT_GRPC),
+        core.predict([tx("a", 95)], Transport.TRANSPORT_GRPC),
     )
     assert features.reads == [["a"]]
     assert first[0].decision_name == retry[0].decision_name == "decline"
+
+
+async def test_a_reused_id_with_other_content_is_refused_in_its_call_only() -> None:
+    core = core_with(AmountSession(), Features(), Decisions())
+    first, reused, other = await asyncio.gather(
+        core.predict([tx("a", 95)], Transport.TRANSPORT_HTTP),
+        core.predict([tx("b", 5), tx("a", 5)], Transport.TRANSPORT_GRPC),
+        core.predict([tx("b", 5)], Transport.TRANSPORT_HTTP),
+        return_exceptions=True,
+    )
+    assert isinstance(first, list)
+    assert first[0].decision_name == "decline"
+    assert isinstance(reused, ConflictError)
+    assert reused.transaction_ids == ["a"]
+    assert isinstance(other, list)
+    assert other[0].decision_name == "approve"
+
+
+async def test_a_decision_taken_before_for_other_content_refuses_the_call() -> None:
+    earlier = Taken("a", 0.95, 3, "0", 0.5, False, content_digest(tx("a", 10)))
+    core = core_with(AmountSession(), Features(), Decisions({"a": earlier}))
+    [retried] = await core.predict([tx("a", 10)], Transport.TRANSPORT_HTTP)
+    assert (retried.model_version, retried.decision_name) == ("0", "decline")
+    with pytest.raises(ConflictError, match="already decided"):
+        await core.predict([tx("a", 10.01)], Transport.TRANSPORT_HTTP)
+
+
+async def test_the_stream_scores_a_conflicting_transaction_afresh_and_logs_it() -> None:
+    class Log:
+        def __init__(self) -> None:
+            self.records: list[Prediction] = []
+
+        def log(self, transaction_id: str, record: bytes) -> None:
+            self.records.append(Prediction.FromString(record))
+
+    earlier = Taken("a", 0.95, 3, "0", 0.5, False, content_digest(tx("a", 10)))
+    core = core_with(AmountSession(), Features(), Decisions({"a": earlier}))
+    values = [0.0] * len(FEATURE_NAMES)
+    values[FEATURE_NAMES.index("tx_amount")] = 5.0
+    enriched = EnrichedTransaction(transaction=tx("a", 5), feature_names=FEATURE_NAMES, feature_values=values)
+    log = Log()
+    [answer] = await core.score_enriched([enriched], log)
+    assert (answer.model_version, answer.decision_name) == ("1", "approve")
+    [record] = log.records
+    assert record.model_version == "1"
+    assert record.score == pytest.approx(0.05)
 
 
 async def test_a_decision_taken_before_stands_for_its_call_only() -> None:

@@ -9,25 +9,32 @@ import redis
 from fraudstream_common.schemas.v1.deadletter_pb2 import DeadLetter
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
 from fraudstream_ingest.core import IngestCore
+from fraudstream_ingest.dedupe import FIRST, RETRY, Claim, Sighting
 from fraudstream_ingest.settings import IngestSettings
 from tests.unit.kafka_fakes import FakeMessage
 
 
 class InMemoryDeduplicator:
-    """Same contract as the Redis deduplicator: first position wins, a replay of it passes."""
+    """Same contract as the Redis deduplicator: first position wins, a replay of it passes, a
+    duplicate with other content is a conflict."""
 
     def __init__(self) -> None:
-        self.first_seen: dict[str, str] = {}
+        self.first_seen: dict[str, Sighting] = {}
         self.down = False
 
-    def claim(self, sightings: Sequence[tuple[str, str]]) -> list[bool]:
+    def claim(self, sightings: Sequence[Sighting]) -> list[Claim]:
         if self.down:
             raise redis.ConnectionError("down")
-        flags = []
-        for transaction_id, position in sightings:
-            seen = self.first_seen.setdefault(transaction_id, position)
-            flags.append(seen == position)
-        return flags
+        claims = []
+        for sighting in sightings:
+            first = self.first_seen.setdefault(sighting.transaction_id, sighting)
+            if first.position == sighting.position:
+                claims.append(FIRST)
+            elif first.digest == sighting.digest:
+                claims.append(RETRY)
+            else:
+                claims.append(Claim(first=False, first_position=first.position))
+        return claims
 
 
 def raw(transaction_id: str, amount: float = 10.0) -> bytes:
@@ -89,6 +96,16 @@ def test_replayed_batch_is_not_taken_for_duplicates(core: IngestCore) -> None:
     replay = core.transform(batch)
     assert first.valid == replay.valid == 2
     assert replay.duplicates == 0
+
+
+def test_a_duplicate_with_other_content_is_dead_lettered(core: IngestCore) -> None:
+    result = core.transform([FakeMessage(raw("a"), 0), FakeMessage(raw("a", 99.0), 1), FakeMessage(raw("a"), 2)])
+    assert (result.valid, result.duplicates, result.rejected) == (1, 1, 1)
+    [letter] = [DeadLetter.FromString(o.value) for o in result.outputs if o.topic == "p.deadletter"]
+    assert letter.error_code == "conflicting_duplicate"
+    assert letter.source_offset == 1
+    assert letter.original_value == raw("a", 99.0)
+    assert ":0 " in letter.reason  # where it was first seen
 
 
 def test_redis_failure_propagates_so_the_batch_is_replayed(core: IngestCore, dedupe: InMemoryDeduplicator) -> None:

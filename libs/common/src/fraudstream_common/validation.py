@@ -46,6 +46,8 @@ class ErrorCode(StrEnum):
     INVALID_AMOUNT = "invalid_amount"
     INVALID_TIMESTAMP = "invalid_timestamp"
     INVALID_CURRENCY = "invalid_currency"
+    # A transaction id seen before with other content (fraudstream_common.idempotency).
+    CONFLICTING_DUPLICATE = "conflicting_duplicate"
 
 
 @dataclass(frozen=True)

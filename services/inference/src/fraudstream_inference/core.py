@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_common.idempotency import content_digest
 from fraudstream_common.schemas.v1.prediction_pb2 import Decision, ModelRole, Prediction, Transport
 from fraudstream_common.schemas.v1.transaction_pb2 import EnrichedTransaction, Transaction
 from fraudstream_common.timestamps import seconds_of, timestamp_of
@@ -43,6 +44,19 @@ _ROLE_NAMES: dict[int, str] = {ModelRole.MODEL_ROLE_CHAMPION: "champion", ModelR
 class NotReadyError(Exception):
     """No model has been loaded yet; the message says what the replica waits for. The
     transports answer it as retryable: HTTP 503 with Retry-After, gRPC UNAVAILABLE."""
+
+
+class ConflictError(Exception):
+    """Transaction ids of the call already decided for other content (another customer,
+    terminal, amount, currency or event time): a reused id, not a retry. Nothing of the call is
+    logged as a prediction; the transports answer HTTP 409, gRPC ALREADY_EXISTS."""
+
+    def __init__(self, transaction_ids: list[str]) -> None:
+        super().__init__(
+            f"transaction id {', '.join(transaction_ids)} already decided for another customer, terminal, amount, "
+            "currency or event time: give each payment its own id"
+        )
+        self.transaction_ids = transaction_ids
 
 
 @dataclass(frozen=True)
@@ -146,10 +160,14 @@ class InferenceCore:
                     call.answered.set_exception(error)
             return
         for call, answered in zip(calls, answers, strict=True):
-            if not call.answered.done():  # a caller that went away (its task was cancelled)
+            if call.answered.done():  # a caller that went away (its task was cancelled)
+                continue
+            if isinstance(answered, ConflictError):
+                call.answered.set_exception(answered)
+            else:
                 call.answered.set_result(answered)
 
-    async def _score_calls(self, calls: list[_Call]) -> list[list[Answer]]:
+    async def _score_calls(self, calls: list[_Call]) -> list[list[Answer] | ConflictError]:
         metrics.PASS_ROWS.observe(sum(len(call.transactions) for call in calls))
         # One row per transaction id: the first call's transaction and transport; reasons when
         # any call asked for them.
@@ -176,8 +194,17 @@ class InferenceCore:
             explain=[transaction_id in explained for transaction_id in rows],
         )
         finished = time.perf_counter()
-        answers = []
+        answers: list[list[Answer] | ConflictError] = []
         for call in calls:
+            conflicts = [
+                t.transaction_id
+                for t in call.transactions
+                if decided[t.transaction_id][0].conflicts_with(content_digest(t))
+            ]
+            if conflicts:
+                metrics.CONFLICTS.labels("call").inc(len(conflicts))
+                answers.append(ConflictError(conflicts))
+                continue
             latency_ms = (finished - call.started) * 1000
             answers.append(
                 [
@@ -212,6 +239,7 @@ class InferenceCore:
             started,
             log=log,
             log_replays=True,
+            rescore_conflicts=True,
         )
         latency_ms = (time.perf_counter() - started) * 1000
         return [
@@ -231,9 +259,12 @@ class InferenceCore:
         explain: Sequence[bool] = (),
         log: PredictionSink | None = None,
         log_replays: bool = False,
+        rescore_conflicts: bool = False,
     ) -> dict[str, tuple[Taken, list[Contribution]]]:
         """Scores, decides and remembers; a transaction decided before keeps that decision
-        (logged again only with `log_replays`)."""
+        (logged again only with `log_replays`). One decided before for other content keeps it
+        too, unlogged, for the caller to refuse; with `rescore_conflicts` it gets the new
+        decision instead, logged (not remembered: the first stands for retries of the first)."""
         log = log or self._log
         rollout = self.rollout
         champion = rollout.champion
@@ -273,6 +304,7 @@ class InferenceCore:
                 models[row].version,
                 models[row].threshold,
                 degraded,
+                content_digest(t),
             )
             for row, t in enumerate(transactions)
         ]
@@ -282,7 +314,13 @@ class InferenceCore:
         decided: dict[str, tuple[Taken, list[Contribution]]] = {}
         for row, (t, entry) in enumerate(zip(transactions, entries, strict=True)):
             winner = winners.get(t.transaction_id)
-            if winner is not None:  # a retry: the first decision stands
+            if winner is not None and winner.conflicts_with(entry.digest):
+                if not rescore_conflicts:
+                    decided[t.transaction_id] = (winner, [])
+                    continue
+                metrics.CONFLICTS.labels("stream").inc()
+                logger.warning("transaction id %s decided before for other content: scored afresh", t.transaction_id)
+            elif winner is not None:  # a retry: the first decision stands
                 decided[t.transaction_id] = (winner, [])
                 metrics.REPLAYED.inc()
                 if log is not None and log_replays:

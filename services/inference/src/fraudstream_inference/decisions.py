@@ -30,14 +30,29 @@ class Taken:
     model_version: str
     threshold: float
     degraded: bool
+    # The decided transaction's content_digest (fraudstream_common.idempotency); "" when
+    # unknown: decisions stored before digests were.
+    digest: str = ""
 
     def encode(self) -> bytes:
-        return orjson.dumps([self.score, self.decision, self.model_version, self.threshold, self.degraded])
+        return orjson.dumps([self.score, self.decision, self.model_version, self.threshold, self.degraded, self.digest])
 
     @classmethod
     def decode(cls, transaction_id: str, raw: bytes) -> Taken:
-        score, decision, version, threshold, degraded = orjson.loads(raw)
-        return cls(transaction_id, float(score), int(decision), str(version), float(threshold), bool(degraded))
+        score, decision, version, threshold, degraded, *digest = orjson.loads(raw)
+        return cls(
+            transaction_id,
+            float(score),
+            int(decision),
+            str(version),
+            float(threshold),
+            bool(degraded),
+            str(digest[0]) if digest else "",
+        )
+
+    def conflicts_with(self, digest: str) -> bool:
+        """True when this decision was taken for other content under the same id."""
+        return bool(self.digest) and self.digest != digest
 
 
 class DecisionCache:

@@ -17,7 +17,7 @@ from fraudstream_common.schemas.v1.prediction_pb2 import Transport
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
 from fraudstream_common.validation import Rejection, TransactionValidator
 from fraudstream_inference import metrics
-from fraudstream_inference.core import Answer, InferenceCore, NotReadyError
+from fraudstream_inference.core import Answer, ConflictError, InferenceCore, NotReadyError
 from fraudstream_inference.settings import InferenceSettings
 
 SERVICE = pb.DESCRIPTOR.services_by_name["InferenceService"]
@@ -84,6 +84,10 @@ class InferenceServicer:
             metrics.REQUESTS.labels("grpc", "unavailable").inc()
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
             raise  # abort raises; this keeps the type checker informed
+        except ConflictError as error:
+            metrics.REQUESTS.labels("grpc", "conflict").inc()
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(error))
+            raise
 
 
 def _count_refusal(outcome: str) -> None:

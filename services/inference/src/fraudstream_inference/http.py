@@ -44,7 +44,7 @@ from fraudstream_common.schemas.v1.prediction_pb2 import Transport
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
 from fraudstream_common.validation import Rejection, TransactionValidator
 from fraudstream_inference import metrics
-from fraudstream_inference.core import Answer, InferenceCore, NotReadyError
+from fraudstream_inference.core import Answer, ConflictError, InferenceCore, NotReadyError
 from fraudstream_inference.settings import InferenceSettings
 
 logger = logging.getLogger(__name__)
@@ -150,6 +150,8 @@ class ScoringRoutes:
         except NotReadyError as error:
             retry_after = str(self._retry_after).encode()
             raise RefusedError(503, str(error), "unavailable", [(b"retry-after", retry_after)]) from None
+        except ConflictError as error:
+            raise RefusedError(409, str(error), "conflict") from None
 
     def _too_large(self) -> RefusedError:
         return RefusedError(413, f"request body larger than {self._limit} bytes", "too_large")
@@ -197,6 +199,11 @@ def _scoring_operation(
     answers: dict[str, tuple[str, type[BaseModel]]] = {
         "200": answer,
         "422": (invalid, Invalid),
+        "409": (
+            "A transaction id already decided for other content (customer, terminal, amount, currency or "
+            "event time); none of the call's predictions is logged",
+            Refused,
+        ),
         "503": (not_ready, Refused),
     }
     return {"post": operation(summary, request, answers, headers={"503": retry_after})}

@@ -15,7 +15,7 @@ REQUEST_SECONDS = Histogram(
 REQUESTS = Counter(
     "fraudstream_inference_requests_total",
     "Scoring calls by transport and outcome (ok, invalid, unauthorized, forbidden, rate_limited, too_large, "
-    "unavailable, disconnected, error).",
+    "unavailable, conflict, disconnected, error).",
     ["transport", "outcome"],
 )
 SCORES = Histogram(
@@ -32,6 +32,11 @@ PASS_ROWS = Histogram(
 DECISIONS = Counter("fraudstream_inference_decisions_total", "Decisions by kind.", ["decision"])
 REPLAYED = Counter(
     "fraudstream_inference_replayed_decisions_total", "Retries answered with the decision already taken."
+)
+CONFLICTS = Counter(
+    "fraudstream_inference_conflicting_ids_total",
+    "Transaction ids already decided for other content: refused on a call, scored afresh on the stream.",
+    ["path"],
 )
 DEGRADED = Counter(
     "fraudstream_inference_degraded_total",

@@ -78,7 +78,7 @@ class InferenceSettings(
         default=24 * 3600,
         ge=1,
         description=(
-            "How long a decision is remembered for retries of its transaction. Redis holds a key of about 190 bytes "
+            "How long a decision is remembered for retries of its transaction. Redis holds a key of about 210 bytes "
             "per decision for this long; with `maxmemory-policy volatile-lru` it drops the oldest first when full."
         ),
     )

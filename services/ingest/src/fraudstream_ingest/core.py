@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fraudstream_common.deadletter import PROTOBUF_HEADERS, Output, RawMessage, dead_letter
+from fraudstream_common.idempotency import content_digest
 from fraudstream_common.kafka import (
     CONTENT_TYPE_HEADER,
     AsyncProducer,
@@ -22,9 +23,9 @@ from fraudstream_common.kafka import (
 )
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
 from fraudstream_common.topics import Topic, topic_name
-from fraudstream_common.validation import Rejection, TransactionValidator
+from fraudstream_common.validation import ErrorCode, Rejection, TransactionValidator
 from fraudstream_ingest import metrics
-from fraudstream_ingest.dedupe import Deduplicator
+from fraudstream_ingest.dedupe import Deduplicator, Sighting
 from fraudstream_ingest.settings import IngestSettings
 
 SERVICE = "ingest"
@@ -57,9 +58,10 @@ class IngestCore:
         """Validate, dedupe and route one batch of raw messages.
 
         Valid first sightings go to `transactions` keyed by customer id; invalid messages go
-        to `deadletter` with the reason and the original bytes; duplicates are dropped and
-        counted. Raises redis.RedisError when dedupe cannot be decided: the caller must
-        replay the batch later, not skip it.
+        to `deadletter` with the reason and the original bytes, as do duplicates whose content
+        differs from the first sighting's; other duplicates are dropped and counted. Raises
+        redis.RedisError when dedupe cannot be decided: the caller must replay the batch later,
+        not skip it.
         """
         now = time.time()
         result = BatchResult()
@@ -72,11 +74,25 @@ class IngestCore:
                 metrics.REJECTIONS.labels(parsed.code.value).inc()
             else:
                 valid.append((message, parsed))
-        first = self._deduplicator.claim(
-            [(tx.transaction_id, f"{m.topic()}:{m.partition()}:{m.offset()}") for m, tx in valid]
+        claims = self._deduplicator.claim(
+            [
+                Sighting(tx.transaction_id, f"{m.topic()}:{m.partition()}:{m.offset()}", content_digest(tx))
+                for m, tx in valid
+            ]
         )
-        for (_message, transaction), is_first in zip(valid, first, strict=True):
-            if not is_first:
+        for (message, transaction), claim in zip(valid, claims, strict=True):
+            if claim.conflict:
+                conflict = Rejection(
+                    ErrorCode.CONFLICTING_DUPLICATE,
+                    f"transaction id {transaction.transaction_id} was first seen at {claim.first_position} with "
+                    "another customer, terminal, amount, currency or event time",
+                    transaction.transaction_id,
+                )
+                result.outputs.append(self._dead_letter(message, conflict, now))
+                result.rejected += 1
+                metrics.REJECTIONS.labels(conflict.code.value).inc()
+                continue
+            if not claim.first:
                 result.duplicates += 1
                 continue
             result.outputs.append(

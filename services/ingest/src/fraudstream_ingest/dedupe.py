@@ -1,35 +1,70 @@
 """Drop duplicates by transaction id, remembering each id's first position in Redis.
 
-A key per transaction id holds the position (topic:partition:offset) of its first sighting.
-A message is a duplicate only when its id was first seen at *another* position: a batch that
-is replayed after a crash (its Kafka transaction aborted) therefore passes again, instead of
-being taken for a duplicate of itself and lost.
+A key per transaction id holds the position (topic:partition:offset) of its first sighting and
+the digest of its content (fraudstream_common.idempotency). A message is a duplicate only when
+its id was first seen at *another* position: a batch that is replayed after a crash (its Kafka
+transaction aborted) therefore passes again, instead of being taken for a duplicate of itself
+and lost. A duplicate whose content differs is a conflict, not a retry. Keys written before
+the digest was kept hold the position alone; their duplicates count as retries.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import redis
 
-# KEYS: one dedupe key per message; ARGV: one position per key, then the TTL in seconds.
-# Returns 1 where the message is the first sighting of its id, 0 where it is a duplicate.
+# KEYS: one dedupe key per message; ARGV: a position and a content digest per key, then the TTL
+# in seconds. Returns, per key: 1 where the message is the id's first sighting (or a replay of
+# it), 0 where it is a duplicate with the same content, the first position where its content differs.
 _CLAIM_SCRIPT = """
-local ttl = ARGV[#KEYS + 1]
-local first = {}
+local ttl = ARGV[#KEYS * 2 + 1]
+local claims = {}
 for i, key in ipairs(KEYS) do
+  local position, digest = ARGV[i * 2 - 1], ARGV[i * 2]
   local seen = redis.call('GET', key)
   if not seen then
-    redis.call('SET', key, ARGV[i], 'EX', ttl)
-    first[i] = 1
-  elseif seen == ARGV[i] then
-    first[i] = 1
+    redis.call('SET', key, position .. ' ' .. digest, 'EX', ttl)
+    claims[i] = 1
   else
-    first[i] = 0
+    local gap = string.find(seen, ' ', 1, true)
+    local first = gap and string.sub(seen, 1, gap - 1) or seen
+    if first == position then
+      claims[i] = 1
+    elseif not gap or string.sub(seen, gap + 1) == digest then
+      claims[i] = 0
+    else
+      claims[i] = first
+    end
   end
 end
-return first
+return claims
 """
+
+
+@dataclass(frozen=True)
+class Sighting:
+    transaction_id: str
+    position: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a sighting is: the id's first (pass it on), a retry (drop it), or a conflict with
+    the content first seen at `first_position` (dead-letter it)."""
+
+    first: bool
+    first_position: str = ""
+
+    @property
+    def conflict(self) -> bool:
+        return bool(self.first_position)
+
+
+FIRST = Claim(first=True)
+RETRY = Claim(first=False)
 
 
 class Deduplicator:
@@ -39,20 +74,26 @@ class Deduplicator:
         self._prefix = key_prefix
         self._claim = client.register_script(_CLAIM_SCRIPT)
 
-    def claim(self, sightings: Sequence[tuple[str, str]]) -> list[bool]:
-        """For each (transaction_id, position): True when this position is the id's first sighting.
-
-        Raises redis.RedisError when Redis cannot answer; nothing is decided then.
-        """
+    def claim(self, sightings: Sequence[Sighting]) -> list[Claim]:
+        """One claim per sighting, in order. Raises redis.RedisError when Redis cannot answer;
+        nothing is decided then."""
         if not sightings:
             return []
-        keys = [self._prefix + transaction_id for transaction_id, _ in sightings]
-        args = [position for _, position in sightings]
+        keys = [self._prefix + s.transaction_id for s in sightings]
+        args = [value for s in sightings for value in (s.position, s.digest)]
         result = self._claim(keys=keys, args=[*args, self._ttl])
-        return [flag == 1 for flag in result]
+        return [_claim_of(answer) for answer in result]
 
     def ping(self) -> bool:
         try:
             return bool(self._client.ping())
         except redis.RedisError:
             return False
+
+
+def _claim_of(answer: int | bytes) -> Claim:
+    if answer == 1:
+        return FIRST
+    if answer == 0:
+        return RETRY
+    return Claim(first=False, first_position=answer.decode() if isinstance(answer, bytes) else str(answer))
