@@ -24,7 +24,6 @@ Measurements, each repeated `--rounds` times (medians printed and written to res
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -37,6 +36,8 @@ from river import drift
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from results_file import write_results  # noqa: E402
+
 from fraudstream_common.schemas.v1.prediction_pb2 import Prediction  # noqa: E402
 from fraudstream_monitor.core import MonitorCore  # noqa: E402
 from fraudstream_monitor.counting import Partial, PartitionCounts  # noqa: E402
@@ -45,7 +46,6 @@ from tests.unit.monitor.fixtures import InMemoryVersions, columns, predictions, 
 
 BATCH = 2000
 LANES = 4
-RESULTS = ROOT / "benchmarks" / "results" / "monitor_throughput.json"
 
 
 def serialized(count: int, seed: int) -> list[bytes]:
@@ -182,21 +182,16 @@ def main() -> None:
         print(f"  {key}: {value:,.0f} predictions/s")
     for key, value in ratios.items():
         print(f"  ratio {key}: {value:.2f}")
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "command": "monitor_throughput.py " + " ".join(sys.argv[1:]),
-                "predictions": arguments.predictions,
-                "lanes": LANES,
-                "rounds": rounds,
-                "medians_per_second": medians,
-                "ratios": ratios,
-            },
-            indent=1,
-        )
-        + "\n"
+    write_results(
+        "monitor_throughput",
+        {
+            "predictions": arguments.predictions,
+            "lanes": LANES,
+            "rounds": rounds,
+            "medians_per_second": medians,
+            "ratios": ratios,
+        },
     )
-    print(f"written to {RESULTS}")
 
 
 if __name__ == "__main__":

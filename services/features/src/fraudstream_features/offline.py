@@ -37,6 +37,7 @@ def offline_writer(settings: FeaturesSettings, enriched_topic: str) -> StreamRun
         new_rows=EnrichedRows,
         max_rows=settings.offline_part_max_rows,
         max_seconds=settings.offline_part_max_seconds,
+        compact_rows=settings.offline_compact_rows,
         batch_max_messages=settings.batch_max_messages,
         on_written=metrics.OFFLINE_ROWS.inc,
     )

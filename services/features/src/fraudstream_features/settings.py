@@ -95,6 +95,14 @@ class FeaturesSettings(ServiceSettings, FeatureStoreSettings):
     offline_part_max_seconds: float = Field(
         default=60.0, description="The offline writer writes its part at least this often while there are rows."
     )
+    offline_compact_rows: int = Field(
+        default=1_000_000,
+        ge=0,
+        description=(
+            "The offline writer merges each partition's committed parts, every 10 minutes, into parts of up to "
+            "this many rows (0: never), so that training sets do not read thousands of small files."
+        ),
+    )
     write_offline: bool = Field(
         default=True, description="Write every enriched transaction to Feast's offline store (parquet parts)."
     )

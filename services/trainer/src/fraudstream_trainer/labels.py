@@ -36,6 +36,7 @@ def label_sink(settings: TrainerSettings, labels_topic: str) -> StreamRuntime:
         new_rows=LabelRows,
         max_rows=settings.label_part_max_rows,
         max_seconds=settings.label_part_max_seconds,
+        compact_rows=settings.label_compact_rows,
         on_written=metrics.LABELS_STORED.inc,
     )
 
@@ -71,12 +72,12 @@ class LabelRows:
 
 
 def read_labels(offline_dir: Path) -> pd.DataFrame:
-    """Every stored label (a transaction may have several reports; training sets take the
-    latest known at their cutoff)."""
+    """Every stored label, once (a transaction may have several reports; training sets take
+    the latest known at their cutoff). Parts merged overlap the parts they hold for a while."""
     parts = sorted(labels_dir(offline_dir).glob(f"{PART_PREFIX}-p*.parquet"))
     if not parts:
         return LabelRows().frame()
-    return pd.concat([pd.read_parquet(part) for part in parts], ignore_index=True)
+    return pd.concat([pd.read_parquet(part) for part in parts], ignore_index=True).drop_duplicates(ignore_index=True)
 
 
 def label_span(offline_dir: Path) -> tuple[pd.Timestamp, pd.Timestamp] | None:

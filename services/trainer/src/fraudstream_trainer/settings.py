@@ -164,6 +164,14 @@ class TrainerSettings(ServiceSettings, FeatureStoreSettings, RetrainRequestSecre
     label_part_max_seconds: float = Field(
         default=30.0, gt=0, description="The label store writes its part at least this often while labels arrive."
     )
+    label_compact_rows: int = Field(
+        default=1_000_000,
+        ge=0,
+        description=(
+            "The label store merges each partition's committed parts, every 10 minutes, into parts of up to this "
+            "many labels (0: never), so that a run does not read thousands of small files."
+        ),
+    )
 
     def model_params(self) -> ModelParams:
         return ModelParams(
