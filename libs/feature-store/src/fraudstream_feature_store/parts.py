@@ -116,8 +116,8 @@ class PartStage:
         self._committed = {p: max(offset, 0) for (t, p), offset in committed.items() if t == topic}
         self._committing = {}
         for stored in self._stored():
-            offset = committed.get((topic, stored.partition))
-            if offset is not None and stored.first >= max(offset, 0):
+            offset = self._committed.get(stored.partition)
+            if offset is not None and stored.first >= offset:
                 logger.info("removing uncommitted part %s", stored.path.name)
                 stored.path.unlink()
 

@@ -69,9 +69,7 @@ class IngestCore:
         for message in messages:
             parsed = self.validator.parse(message.value(), header_value(message.headers(), CONTENT_TYPE_HEADER), now)
             if isinstance(parsed, Rejection):
-                result.outputs.append(self._dead_letter(message, parsed, now))
-                result.rejected += 1
-                metrics.REJECTIONS.labels(parsed.code.value).inc()
+                self._reject(result, message, parsed, now)
             else:
                 valid.append((message, parsed))
         claims = self._deduplicator.claim(
@@ -88,9 +86,7 @@ class IngestCore:
                     "another customer, terminal, amount, currency or event time",
                     transaction.transaction_id,
                 )
-                result.outputs.append(self._dead_letter(message, conflict, now))
-                result.rejected += 1
-                metrics.REJECTIONS.labels(conflict.code.value).inc()
+                self._reject(result, message, conflict, now)
                 continue
             if not claim.first:
                 result.duplicates += 1
@@ -106,16 +102,20 @@ class IngestCore:
             result.valid += 1
         return result
 
-    def _dead_letter(self, message: RawMessage, rejection: Rejection, now: float) -> Output:
-        return dead_letter(
-            self.deadletter_topic,
-            SERVICE,
-            message,
-            code=rejection.code.value,
-            reason=rejection.reason,
-            transaction_id=rejection.transaction_id,
-            now=now,
+    def _reject(self, result: BatchResult, message: RawMessage, rejection: Rejection, now: float) -> None:
+        result.outputs.append(
+            dead_letter(
+                self.deadletter_topic,
+                SERVICE,
+                message,
+                code=rejection.code.value,
+                reason=rejection.reason,
+                transaction_id=rejection.transaction_id,
+                now=now,
+            )
         )
+        result.rejected += 1
+        metrics.REJECTIONS.labels(rejection.code.value).inc()
 
     def validate(
         self, documents: Sequence[Any] | Sequence[Transaction]
