@@ -175,6 +175,8 @@ STREAM_COUNTERS = {
     "fraudstream_stream_commit_duration_seconds_sum": "commit_seconds",
     "fraudstream_features_late_events_total": "late_events",
     "fraudstream_features_early_events_total": "early_events",
+    "fraudstream_features_behind_order_events_total": "behind_order_events",
+    "fraudstream_features_vectors_missing_label_total": "vectors_missing_label",
     "fraudstream_features_event_time_wait_seconds_count": "order_waits",
     "fraudstream_features_event_time_wait_seconds_sum": "order_wait_seconds",
 }
@@ -193,6 +195,19 @@ def stream_counters(running: list[Running]) -> dict[tuple[str, str], float]:
                 stage = labels.split('stage="', 1)[1].split('"', 1)[0] if 'stage="' in labels else "features"
                 totals[stage, what] = totals.get((stage, what), 0.0) + value
     return totals
+
+
+def out_of_order(counters: dict[tuple[str, str], float]) -> dict[str, float]:
+    """Of stream_counters' differences, the events a features stage took out of event-time order
+    (late, early, behind the customer stage's order) and the vectors that missed a label: a
+    latency bought with disorder shows here. Every kind is present, zero where none happened."""
+    counted = ("features.late_events", "customers.early_events", "terminals.early_events")
+    counted += ("features.behind_order_events", "features.vectors_missing_label")
+    figures = dict.fromkeys(counted, 0.0)
+    for (stage, what), value in counters.items():
+        if f"{stage}.{what}" in figures:
+            figures[f"{stage}.{what}"] += value
+    return figures
 
 
 def drain(running: list[Running], timeout: float, ignoring: Collection[str] = ()) -> None:
@@ -488,10 +503,12 @@ def one_configuration(
         if trace is not None:
             write_trace(hops, paced_ids, trace.with_name(f"{trace.stem}-{replicas}{trace.suffix}"))
 
-        def live_phase(first: int, last: int, phase_rate: float, name: str) -> tuple[dict[str, Any], dict[str, float]]:
+        def live_phase(
+            first: int, last: int, phase_rate: float, name: str
+        ) -> tuple[dict[str, Any], dict[str, float], dict[str, float]]:
             """Transactions first..last-1 moved to the wall clock (`live`) at `phase_rate`, once
-            every stage has committed what it read: each hop's latency, and the CPU milliseconds
-            per transaction of each process until the last prediction."""
+            every stage has committed what it read: each hop's latency, the CPU milliseconds per
+            transaction of each process until the last prediction, and the events out of order."""
             # The replay's drift alerts may keep the judge's commits back for minutes (the retrain
             # debounce and cooldown); it waits on evidence, not work, and scores no transaction.
             drain(running, timeout=300, ignoring=("monitor-judge",))
@@ -499,21 +516,25 @@ def one_configuration(
             print(f"{replicas} replica(s): {name} phase at {phase_rate:,.0f}/s", file=sys.stderr)
             before = meter.read()
             rewrites_before = redis_rewrites()
+            counters_before = stream_counters(running)
             replay_to_kafka(phase, writer, pacing=Pacing(rate=phase_rate))
             phase_ids = set(phase.transactions["transaction_id"])
             predictions.until(phase_ids, timeout=300)
             after = meter.read()
+            counted = {key: value - counters_before.get(key, 0.0) for key, value in stream_counters(running).items()}
             rewrites[name] = rewrites_since(rewrites_before)
             for reader in hops.values():
                 reader.until(phase_ids, timeout=300)
             if trace is not None:
                 write_trace(hops, phase_ids, trace.with_name(f"{trace.stem}-{replicas}-{name}{trace.suffix}"))
             cpu_ms = {process: 1000 * (after[process] - before[process]) / len(phase_ids) for process in after}
-            return hop_latencies(hops, phase_ids), cpu_ms
+            return hop_latencies(hops, phase_ids), cpu_ms, out_of_order(counted)
 
         live_end = paced_end + int(rate * seconds)
-        live_latency, live_cpu = live_phase(paced_end, live_end, rate, "live")
-        light_latency, _ = live_phase(live_end, live_end + int(light_rate * light_seconds), light_rate, "light")
+        live_latency, live_cpu, live_disorder = live_phase(paced_end, live_end, rate, "live")
+        light_latency, _, light_disorder = live_phase(
+            live_end, live_end + int(light_rate * light_seconds), light_rate, "light"
+        )
         return {
             "replicas": replicas,
             "processes": len(running),
@@ -524,8 +545,10 @@ def one_configuration(
             "latency_ms": latency,
             "latency_steady_ms": steady,
             "live_latency_ms": live_latency,
+            "live_out_of_order_events": live_disorder,
             "light_rate_per_second": light_rate,
             "light_latency_ms": light_latency,
+            "light_out_of_order_events": light_disorder,
             "live_phase_cpu_ms_per_transaction": live_cpu,
             "latency_phase_cpu_ms_per_transaction": {
                 name: 1000 * value / len(paced_ids) for name, value in paced_cpu.items()
@@ -542,11 +565,7 @@ def one_configuration(
                 for stage in stages_counting("order_waits")
             },
             "redis_aof_rewrites": rewrites,
-            "latency_phase_out_of_order_events": {
-                f"{stage}.{what}": value
-                for (stage, what), value in sorted(counters.items())
-                if what in ("late_events", "early_events")
-            },
+            "latency_phase_out_of_order_events": out_of_order(counters),
         }
     finally:
         for reader in {*hops.values(), predictions}:
@@ -680,10 +699,9 @@ def main() -> None:
                 for stage in mine[0]["latency_phase_event_time_wait_ms_mean"]
             },
             **{
-                f"latency_phase_{name}": statistics.median(
-                    r["latency_phase_out_of_order_events"].get(name, 0.0) for r in mine
-                )
-                for name in mine[0]["latency_phase_out_of_order_events"]
+                f"{phase}_{name}": statistics.median(r[f"{phase}_out_of_order_events"].get(name, 0.0) for r in mine)
+                for phase in ("latency_phase", "live", "light")
+                for name in mine[0][f"{phase}_out_of_order_events"]
             },
             **{f"redis_aof_rewrites_{phase}": sum(r["redis_aof_rewrites"][phase] for r in mine) for phase in PHASES},
         }

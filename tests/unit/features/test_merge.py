@@ -407,3 +407,35 @@ def test_a_released_event_says_how_long_it_waited_for_the_order() -> None:
     released = list(m.release())
     assert [r.item for r in released] == ["a", "b"]
     assert [r.waited for r in released] == pytest.approx([1.5, 1.1])
+
+
+def test_a_lone_label_read_to_its_partitions_end_holds_back_nothing_where_labels_idle_at_once() -> None:
+    """Labels come one at a time: with the labels' partitions idle at their end, a label read
+    alone goes in order at once, and the transactions after it with it; the transactions'
+    partitions still wait their idle time."""
+    clock = Clock()
+    m: EventTimeMerger[str] = EventTimeMerger(1.0, 10.0, clock, wall_clock=lambda: 1e9, topic_idle_seconds={LB[0]: 0.0})
+    m.assign([TX, TX1, LB])
+    for offset, at in enumerate((10.0, 12.0, 14.0)):
+        m.add(TX, offset, at, RANK_TRANSACTION, f"t{at:g}")
+        m.add(TX1, offset, at + 1, RANK_TRANSACTION, f"u{at + 1:g}")
+    m.add(LB, 0, 11.0, RANK_LABEL, "l11")
+    at_end(m, LB)
+    assert [(r.item, r.timing) for r in m.release()] == [
+        ("t10", Timing.IN_ORDER),
+        ("l11", Timing.IN_ORDER),
+        ("u11", Timing.IN_ORDER),
+        ("t12", Timing.IN_ORDER),
+    ]  # then TX holds one event, and has not said it is at its end
+    assert m.source_watermarks()[LB] is None  # read to its end and idle: it holds no time back
+
+    waiting = merger(clock)  # every partition idle after 1 s: the lone label, which may be ahead of
+    # what its partition delivers next, holds everything for that second
+    for offset, at in enumerate((10.0, 12.0, 14.0)):
+        waiting.add(TX, offset, at, RANK_TRANSACTION, f"t{at:g}")
+        waiting.add(TX1, offset, at + 1, RANK_TRANSACTION, f"u{at + 1:g}")
+    waiting.add(LB, 0, 11.0, RANK_LABEL, "l11")
+    at_end(waiting, LB)
+    assert [r.item for r in waiting.release()] == []
+    clock.now += 1.0
+    assert [r.item for r in waiting.release()] == ["t10", "l11", "u11", "t12"]

@@ -473,3 +473,31 @@ def test_a_replay_the_stages_keep_up_with_gives_the_replays_vectors(
         REGISTRY.get_sample_value("fraudstream_features_behind_order_events_total", {"topic": str(Topic.LABELS)}) or 0.0
     )
     assert behind_after == behind_before
+
+
+def test_a_checkpoint_closes_a_push_interval_after_the_last_not_after_the_next_read() -> None:
+    """Input that came while the last checkpoint committed, or while a read waited, has waited
+    already: the next checkpoint is due once a push interval has passed since the last commit."""
+    pipeline = Pipeline()
+    everything = [(topic, p) for topic in pipeline.customers.input_topics for p in range(4)]
+    pipeline.customers.at_end(everything)
+    pipeline.customers.committed()
+    pipeline.terminals.committed()
+    pipeline.clock.now += 1.0  # every partition idle; a read waited that long
+    for tx_id in ("t1", "t2"):  # one customer, one partition: t1 is not its partition's last
+        pipeline.produce_transaction(TransactionEvent(tx_id, "c1", "m1", START, 1.0))
+    for message in pipeline.topics.of(Topic.TRANSACTIONS):
+        pipeline.customers.add(message)  # type: ignore[arg-type]
+    assert pipeline.customers.due()
+    forwarded = [o for o in pipeline.customers.checkpoint(final=False).outputs if o.topic == Topic.FEATURES_BY_TERMINAL]
+    assert forwarded
+    for output in forwarded:
+        pipeline.topics.produce(output)
+    for message in pipeline.topics.of(Topic.FEATURES_BY_TERMINAL):
+        pipeline.terminals.add(message)  # type: ignore[arg-type]
+    assert pipeline.terminals.due()
+
+    pipeline.customers.committed()
+    pipeline.terminals.committed()
+    assert not pipeline.customers.due()
+    assert not pipeline.terminals.due()

@@ -87,13 +87,15 @@ class CustomerStage:
             settings.partition_max_wait_seconds,
             clock,
             settings.partition_idle_hold_seconds,
+            topic_idle_seconds={self.labels_topic: settings.label_partition_idle_seconds},
         )
         self._buffered_max = 0
         self._outputs: list[Output] = []
         self._changed: dict[str, int] = {}  # customer -> its partition
         self._online: dict[str, Snapshot] = {}
         self._produced_at: list[float] = []
-        self._batch_started: float | None = None
+        self._pending = False  # something released since the last checkpoint
+        self._committed_at = clock()
         self._marks_at = 0.0
         self._marks_sent: tuple[float, frozenset[Source]] | None = None
         self._forwarded_since_marks = False
@@ -159,10 +161,10 @@ class CustomerStage:
             # Watermarks between the records they cover, not only at the checkpoint's end: the
             # terminal stage holds no more than what came since the last ones.
             self._outputs.extend(self._watermarks())
-        if self._batch_started is not None:
+        if self._pending:
             return (
                 len(self._changed) >= self._settings.push_max_rows
-                or now - self._batch_started >= self._settings.push_interval_seconds
+                or now - self._committed_at >= self._settings.push_interval_seconds
             )
         # Nothing read: still tell the terminal stage when a partition turns idle.
         return now - self._marks_at >= self._settings.push_interval_seconds and self._marks_sent != self._marks_now()
@@ -194,7 +196,8 @@ class CustomerStage:
         self._outputs = []
         self._changed.clear()
         self._produced_at.clear()
-        self._batch_started = None
+        self._pending = False
+        self._committed_at = self._clock()
 
     # Processing, in event order
 
@@ -211,8 +214,7 @@ class CustomerStage:
                 metrics.EVENTS.labels("label").inc()
             else:
                 self._apply_transaction(item, released.source, released.timing)
-            if self._batch_started is None:
-                self._batch_started = self._clock()
+            self._pending = True
         metrics.BUFFERED.labels(self.name).set(len(self._merger))
 
     def _apply_transaction(self, decoded: DecodedTransaction, source: Source, timing: Timing) -> None:

@@ -5,7 +5,9 @@ mostly in event-time order, but the partitions are not in step with one another.
 events in the order the feature semantics assume (fraudstream_common.features.history), the
 merger keeps a queue per partition and releases the earliest head while every partition is
 settled: it holds two events or more (so its head is not ahead of what follows it), or it
-has been idle at its end for `idle_seconds`. A head read `idle_seconds` ago or more also goes
+has been idle at its end for `idle_seconds` (a topic may have its own, `topic_idle_seconds`:
+the labels' partitions, whose events come one at a time straight from their producers, are
+idle once read to their end). A head read `idle_seconds` ago or more also goes
 while the partitions that are not settled are read to their end: what they deliver next is
 written after that grace, as an idle partition's is. Light traffic over many partitions would
 otherwise wait for a moment in which none of them has just delivered.
@@ -40,7 +42,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Generic, TypeVar
@@ -84,6 +86,7 @@ class _Partition(Generic[Item]):
     queue: deque[Pending[Item]] = field(default_factory=deque)
     # The queue's valid events whose time is below every later one: minima[0] is the queue's earliest.
     minima: deque[Pending[Item]] = field(default_factory=deque)
+    idle_seconds: float = 0.0  # at its end this long, it is idle
     next_offset: int | None = None  # after the last released event
     # The latest event time released, but for events ahead of their partition, and when it was read.
     latest: float | None = None
@@ -138,8 +141,12 @@ class EventTimeMerger(Generic[Item]):
         clock: Callable[[], float] = time.monotonic,
         hold_seconds: float = float("inf"),
         wall_clock: Callable[[], float] = time.time,
+        topic_idle_seconds: Mapping[str, float] | None = None,
     ) -> None:
+        """`topic_idle_seconds`: the idle time of these topics' partitions, where it is not
+        `idle_seconds`."""
         self._idle_seconds = idle_seconds
+        self._topic_idle_seconds = dict(topic_idle_seconds or {})
         self._max_wait_seconds = max_wait_seconds
         self._hold_seconds = hold_seconds
         self._clock = clock
@@ -152,7 +159,10 @@ class EventTimeMerger(Generic[Item]):
 
     def assign(self, sources: Iterable[Source]) -> None:
         """Starts over with these partitions (after a rebalance or a recovery)."""
-        self._partitions = {source: _Partition() for source in sorted(sources)}
+        self._partitions = {
+            source: _Partition(idle_seconds=self._topic_idle_seconds.get(source[0], self._idle_seconds))
+            for source in sorted(sources)
+        }
         self._buffered = 0
         # Where the partitions it had stood says nothing of those it is given: an event of theirs
         # earlier than it is not late, and a watermark sent for them must not claim it.
@@ -237,11 +247,11 @@ class EventTimeMerger(Generic[Item]):
     def _settled(self, partition: _Partition[Item], now: float) -> bool:
         """Whether the partition can deliver nothing earlier than its head: it holds two events
         (a head ahead of what follows it has been released early), or it has been idle at its
-        end for `idle_seconds`. A lone head may be ahead of what the partition delivers next."""
+        end for its idle time. A lone head may be ahead of what the partition delivers next."""
         return len(partition.queue) >= 2 or self._idle(partition, now)
 
     def _idle(self, partition: _Partition[Item], now: float) -> bool:
-        return partition.at_end_since is not None and now - partition.at_end_since >= self._idle_seconds
+        return partition.at_end_since is not None and now - partition.at_end_since >= partition.idle_seconds
 
     def _everything_idle(self, now: float) -> bool:
         """Nothing is left to read anywhere: the order is complete for now."""

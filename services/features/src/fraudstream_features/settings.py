@@ -33,7 +33,10 @@ class FeaturesSettings(ServiceSettings, FeatureStoreSettings):
     )
     push_interval_seconds: float = Field(
         default=0.02,
-        description="A micro-batch is pushed to Feast and committed at least this often while there is input.",
+        description=(
+            "A checkpoint (the Feast push and the commit) closes once this long has passed since the last, "
+            "when there is something to commit: input that came meanwhile has waited that long already."
+        ),
     )
     push_max_rows: int = Field(
         default=4000, description="A micro-batch is pushed as soon as this many customer/terminal states changed."
@@ -51,6 +54,17 @@ class FeaturesSettings(ServiceSettings, FeatureStoreSettings):
             "An input partition with nothing left to read is idle after this long: it holds no event time back "
             "(but see FRAUDSTREAM_PARTITION_IDLE_HOLD_SECONDS); what then arrives for it with earlier times is "
             "behind the order and may have missed transactions it should have seen."
+        ),
+    )
+    label_partition_idle_seconds: float = Field(
+        default=0.0,
+        ge=0.0,
+        description=(
+            "FRAUDSTREAM_PARTITION_IDLE_SECONDS for the partitions of `labels` (0: idle once read to their end "
+            "with nothing on its way, as Kafka Streams treats a partition whose lag is known to be zero). Labels "
+            "reach their topic from whoever reports them, one at a time, and each would otherwise hold every later "
+            "transaction back this long; transactions pass through ingest, whose checkpoints deliver overlapping "
+            "event times to their partitions a moment apart."
         ),
     )
     partition_idle_hold_seconds: float = Field(

@@ -142,7 +142,8 @@ class TerminalStage:
         self.watermark = float("-inf")  # latest event time released in order
         self._outputs: list[Output] = []
         self._changed: dict[str, int] = {}  # terminal -> its partition
-        self._batch_started: float | None = None
+        self._pending = False  # something read or released since the last checkpoint
+        self._committed_at = clock()
         # Terminals whose online state must go with the next push (a fraud report changes risk
         # at once), and terminals changed only by transactions: (earliest and latest unpushed
         # transaction times, when deferred), in insertion order so the first has waited longest.
@@ -174,8 +175,7 @@ class TerminalStage:
             return
         partition = self._partitions[partition_id]
         partition.next_offset = offset + 1
-        if self._batch_started is None:
-            self._batch_started = self._clock()
+        self._pending = True
         kind = record_kind(message)
         if kind == KIND_WATERMARK:
             self._add_watermark(partition, message)
@@ -204,11 +204,11 @@ class TerminalStage:
 
     def due(self) -> bool:
         self._release()
-        if self._batch_started is not None:
+        if self._pending:
             now = self._clock()
             if (
                 len(self._changed) >= self._settings.push_max_rows
-                or now - self._batch_started >= self._settings.push_interval_seconds
+                or now - self._committed_at >= self._settings.push_interval_seconds
             ):
                 return True
         return self._longest_deferral() >= self._settings.terminal_push_max_seconds
@@ -243,7 +243,8 @@ class TerminalStage:
     def committed(self) -> None:
         self._outputs = []
         self._changed.clear()
-        self._batch_started = None
+        self._pending = False
+        self._committed_at = self._clock()
 
     # Input
 
@@ -342,8 +343,7 @@ class TerminalStage:
     def _apply(self, partition_id: int, held: _Held, now: float, *, early: bool) -> None:
         held.released = True
         self._held -= 1
-        if self._batch_started is None:  # released with no input after it: its wait ran out
-            self._batch_started = now
+        self._pending = True  # also where no input came after it: its wait ran out
         tx = held.partial.transaction
         terminal = self.terminals.setdefault(tx.terminal_id, TerminalState())
         if terminal.has(tx.transaction_id, held.event_time):
