@@ -62,6 +62,93 @@ from fraudstream_features.settings import FeaturesSettings
 TERMINAL_PUSH_SLACK = (LABEL_DELAY_DAYS - 1) * DAY
 
 
+class PushSchedule:
+    """Which terminals' states go online with the next push (TerminalStage._take_online says
+    when), found without visiting every deferred terminal at every checkpoint: the deferred are
+    kept in the order they were deferred and indexed by their earliest and latest unpushed
+    transaction times (heaps whose stale entries are skipped as they come up, and dropped when
+    they outnumber the deferred)."""
+
+    def __init__(self, *, stale_kept: int = 1024) -> None:
+        """`stale_kept`: how many heap entries, past twice the deferred terminals in each heap,
+        are kept before the heaps are rebuilt from the deferred."""
+        self._stale_kept = stale_kept
+        # Terminals whose online state must go with the next push (a fraud report changes risk at once).
+        self.due: set[str] = set()
+        # Terminals changed only by transactions: (earliest and latest unpushed transaction
+        # times, when deferred), in insertion order so the first has waited longest.
+        self._deferred: dict[str, tuple[float, float, float]] = {}
+        self._by_since: list[tuple[float, str]] = []
+        self._by_until: list[tuple[float, str]] = []
+        # Terminals whose unpushed transactions no request from the watermark on can see: pushed
+        # with their next change, or when the stage stops (what it leaves online is its state).
+        self._past_horizon: set[str] = set()
+
+    def clear(self, *, due: Collection[str] = ()) -> None:
+        self.due = set(due)
+        self._deferred.clear()
+        self._by_since.clear()
+        self._by_until.clear()
+        self._past_horizon.clear()
+
+    def defer(self, terminal_id: str, event_time: float, now: float) -> None:
+        """A transaction at `event_time` changed the terminal's state, unpushed."""
+        entry = self._deferred.get(terminal_id)
+        if entry is None:
+            since, until, deferred_at = event_time, event_time, now
+            heapq.heappush(self._by_since, (since, terminal_id))
+            heapq.heappush(self._by_until, (until, terminal_id))
+        else:
+            since, until, deferred_at = entry
+            if event_time < since:
+                since = event_time
+                heapq.heappush(self._by_since, (since, terminal_id))
+            if event_time > until:
+                until = event_time
+                heapq.heappush(self._by_until, (until, terminal_id))
+        self._deferred[terminal_id] = (since, until, deferred_at)
+
+    def take(self, watermark: float, now: float, max_wait_seconds: float, *, everything: bool) -> set[str]:
+        """The terminals to push now, no longer due or deferred."""
+        past_horizon_before = watermark - TERMINAL_HORIZON
+        while self._by_until and self._by_until[0][0] <= past_horizon_before:
+            until, terminal_id = heapq.heappop(self._by_until)
+            entry = self._deferred.get(terminal_id)
+            if entry is not None and entry[1] == until:
+                del self._deferred[terminal_id]
+                self._past_horizon.add(terminal_id)
+        due_before = watermark - TERMINAL_PUSH_SLACK
+        while self._by_since and self._by_since[0][0] <= due_before:
+            since, terminal_id = heapq.heappop(self._by_since)
+            entry = self._deferred.get(terminal_id)
+            if entry is not None and entry[0] == since:
+                self.due.add(terminal_id)
+        waited_before = now - max_wait_seconds
+        for terminal_id, (_since, _until, deferred_at) in self._deferred.items():
+            if deferred_at > waited_before:
+                break
+            self.due.add(terminal_id)
+        if everything:
+            self.due.update(self._deferred)
+            self.due |= self._past_horizon
+        taken, self.due = self.due, set()
+        for terminal_id in taken:
+            self._deferred.pop(terminal_id, None)
+            self._past_horizon.discard(terminal_id)
+        if len(self._by_since) + len(self._by_until) > 4 * len(self._deferred) + self._stale_kept:
+            self._by_since = [(since, t) for t, (since, _until, _at) in self._deferred.items()]
+            self._by_until = [(until, t) for t, (_since, until, _at) in self._deferred.items()]
+            heapq.heapify(self._by_since)
+            heapq.heapify(self._by_until)
+        return taken
+
+    def longest_wait(self, now: float) -> float:
+        """How long the terminal deferred first has waited (0: none is)."""
+        for _since, _until, deferred_at in self._deferred.values():
+            return now - deferred_at
+        return 0.0
+
+
 @dataclass
 class _Held:
     offset: int
@@ -144,14 +231,7 @@ class TerminalStage:
         self._changed: dict[str, int] = {}  # terminal -> its partition
         self._pending = False  # something read or released since the last checkpoint
         self._committed_at = clock()
-        # Terminals whose online state must go with the next push (a fraud report changes risk
-        # at once), and terminals changed only by transactions: (earliest and latest unpushed
-        # transaction times, when deferred), in insertion order so the first has waited longest.
-        self._due: set[str] = set()
-        self._deferred: dict[str, tuple[float, float, float]] = {}
-        # Terminals whose unpushed transactions no request from the watermark on can see: pushed
-        # with their next change, or when the stage stops (what it leaves online is its state).
-        self._past_horizon: set[str] = set()
+        self._pushes = PushSchedule()
         self._online: dict[str, Snapshot] = {}
 
     # Stage
@@ -163,11 +243,9 @@ class TerminalStage:
         self._partitions = {partition: _Partition() for _topic, partition in assignment}
         self._held = 0
         self.committed()
-        self._deferred.clear()
-        self._past_horizon.clear()
         self._online.clear()
         # The online store may lack changes that were logged but deferred before a crash.
-        self._due = set(self.terminals)
+        self._pushes.clear(due=self.terminals)
 
     def add(self, message: Message) -> None:
         partition_id, offset = message.partition(), message.offset()
@@ -282,7 +360,7 @@ class TerminalStage:
         known = terminal.frauds.get(label.transaction_id)
         if terminal.label(label.transaction_id, label.is_fraud, label.label_time, label.transaction_time):
             self._changed[label.terminal_id] = partition_id
-            self._due.add(label.terminal_id)
+            self._pushes.due.add(label.terminal_id)
             # Transactions enriched before it that it counts in (until an earlier-known report did).
             missed = terminal.counting(label.label_time, label.transaction_time, known[0] if known else math.inf)
             if missed:
@@ -363,12 +441,7 @@ class TerminalStage:
         vector.update(terminal.features(held.event_time))
         terminal.add(held.event_time, tx.transaction_id)
         self._changed[tx.terminal_id] = partition_id
-        deferred = self._deferred.get(tx.terminal_id)
-        if deferred is None:
-            self._deferred[tx.terminal_id] = (held.event_time, held.event_time, self._clock())
-        else:
-            since, until, deferred_at = deferred
-            self._deferred[tx.terminal_id] = (min(since, held.event_time), max(until, held.event_time), deferred_at)
+        self._pushes.defer(tx.terminal_id, held.event_time, self._clock())
         enriched = EnrichedTransaction(
             transaction=tx,
             feature_names=FEATURE_NAMES,
@@ -400,27 +473,14 @@ class TerminalStage:
         waits for its next change or for the stage to stop (a replay's switch to live traffic
         would otherwise push every terminal the replay touched at once, and hold the live
         transactions behind that push)."""
-        due_before = self.watermark - TERMINAL_PUSH_SLACK
-        past_horizon_before = self.watermark - TERMINAL_HORIZON
-        waited_before = self._clock() - self._settings.terminal_push_max_seconds
-        for terminal_id, (since, until, deferred_at) in list(self._deferred.items()):
-            if until <= past_horizon_before:
-                del self._deferred[terminal_id]
-                self._past_horizon.add(terminal_id)
-            elif everything or since <= due_before or deferred_at <= waited_before:
-                self._due.add(terminal_id)
-        if everything:
-            self._due |= self._past_horizon
         online = {}
-        for terminal_id in self._due:
-            self._deferred.pop(terminal_id, None)
-            self._past_horizon.discard(terminal_id)
+        taken = self._pushes.take(
+            self.watermark, self._clock(), self._settings.terminal_push_max_seconds, everything=everything
+        )
+        for terminal_id in taken:
             snapshot = snapshots.get(terminal_id)
             online[terminal_id] = snapshot if snapshot is not None else self.terminals[terminal_id].snapshot()
-        self._due.clear()
         return online
 
     def _longest_deferral(self) -> float:
-        for _since, _until, deferred_at in self._deferred.values():
-            return self._clock() - deferred_at
-        return 0.0
+        return self._pushes.longest_wait(self._clock())
