@@ -201,8 +201,13 @@ def out_of_order(counters: dict[tuple[str, str], float]) -> dict[str, float]:
     """Of stream_counters' differences, the events a features stage took out of event-time order
     (late, early, behind the customer stage's order) and the vectors that missed a label: a
     latency bought with disorder shows here. Every kind is present, zero where none happened."""
-    counted = ("features.late_events", "customers.early_events", "terminals.early_events")
-    counted += ("features.behind_order_events", "features.vectors_missing_label")
+    counted = (
+        "features.late_events",
+        "customers.early_events",
+        "terminals.early_events",
+        "features.behind_order_events",
+        "features.vectors_missing_label",
+    )
     figures = dict.fromkeys(counted, 0.0)
     for (stage, what), value in counters.items():
         if f"{stage}.{what}" in figures:

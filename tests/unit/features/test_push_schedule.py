@@ -50,7 +50,7 @@ def test_the_schedule_takes_what_a_walk_over_every_deferred_terminal_takes(seed:
     rng = random.Random(seed)
     schedule, reference = PushSchedule(stale_kept=stale_kept), EveryDeferred()
     terminals = [f"m{n}" for n in range(40)]
-    watermark, now = 100 * DAY, 0.0
+    watermark, now = 100.0 * DAY, 0.0
     taken = 0
     for _ in range(10_000):
         step = rng.random()
