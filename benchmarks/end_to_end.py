@@ -197,6 +197,11 @@ def stream_counters(running: list[Running]) -> dict[tuple[str, str], float]:
     return totals
 
 
+def stream_counters_since(running: list[Running], before: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
+    """stream_counters now, less what they were at `before`."""
+    return {key: value - before.get(key, 0.0) for key, value in stream_counters(running).items()}
+
+
 def out_of_order(counters: dict[tuple[str, str], float]) -> dict[str, float]:
     """Of stream_counters' differences, the events a features stage took out of event-time order
     (late, early, behind the customer stage's order) and the vectors that missed a label: a
@@ -486,7 +491,7 @@ def one_configuration(
         after = meter.read()
         rewrites["latency"] = rewrites_since(rewrites_before)
         elapsed = time.monotonic() - started
-        counters = {key: value - counters_before.get(key, 0.0) for key, value in stream_counters(running).items()}
+        counters = stream_counters_since(running, counters_before)
 
         def stages_counting(what: str) -> list[str]:
             return sorted(stage for stage, counted in counters if counted == what)
@@ -526,7 +531,7 @@ def one_configuration(
             phase_ids = set(phase.transactions["transaction_id"])
             predictions.until(phase_ids, timeout=300)
             after = meter.read()
-            counted = {key: value - counters_before.get(key, 0.0) for key, value in stream_counters(running).items()}
+            counted = stream_counters_since(running, counters_before)
             rewrites[name] = rewrites_since(rewrites_before)
             for reader in hops.values():
                 reader.until(phase_ids, timeout=300)

@@ -224,6 +224,7 @@ class PartStage:
         schema = pq.read_schema(run[0].path)
         with pq.ParquetWriter(temporary, schema) as writer:
             group: list[pa.Table] = []
+            group_rows = 0
             for part in run:
                 table = pq.read_table(part.path)
                 if not table.schema.equals(schema):
@@ -232,9 +233,10 @@ class PartStage:
                     temporary.unlink(missing_ok=True)
                     return
                 group.append(table)
-                if sum(len(t) for t in group) >= _ROW_GROUP_ROWS:
+                group_rows += len(table)
+                if group_rows >= _ROW_GROUP_ROWS:
                     writer.write_table(pa.concat_tables(group))
-                    group = []
+                    group, group_rows = [], 0
             if group:
                 writer.write_table(pa.concat_tables(group))
         with temporary.open("rb") as written:
