@@ -3,16 +3,20 @@ transactions and a producer five minutes ahead mixed into it (when the features 
 merged every partition into one order, the first live transaction at a partition's head
 stopped that partition for as long as the replay ran, issue 20); and a replay written while
 the service keeps up with it (a partition quiet for a moment of wall time let the order run
-days past it, and labels read behind it changed vectors without a flag)."""
+days past it, and labels read behind it changed vectors without a flag); and a transaction on
+a quiet stream, which waited half a second for the consumer to report its partition's end."""
 
 from __future__ import annotations
 
 import dataclasses
+import statistics
 import time
+import uuid
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from confluent_kafka import Consumer, Producer
 
 from fraudstream_cli.backfill import backfill, label_events, transaction_events
 from fraudstream_cli.verify import mismatches, verify
@@ -44,6 +48,9 @@ LIVE_EVERY = 40  # one live and one ahead transaction per this many replayed eve
 # busy 2-core machine, writes to a partition reached the service seconds after later writes to
 # the others: past the resume hold, the limit docs/services.md states ("Not closed").
 KEPT_UP_RATE = 300
+# From a lone transaction's commit to its enriched record. It took 0.55 s or more while the
+# consumer heard of a transactional partition's end only after the broker's 500 ms long poll.
+LONE_TRANSACTION_SECONDS = 0.3
 
 
 Message = tuple[Topic, bytes, bytes]  # topic, key, value
@@ -235,3 +242,48 @@ def test_a_replay_written_while_the_service_keeps_up_gives_the_backfills_vectors
         flagged[:5],
         sorted(unflagged_differing)[:5],
     )
+
+
+def test_a_lone_transaction_on_a_quiet_stream_is_enriched_without_waiting(topics: Topics, tmp_path: Path) -> None:
+    """Traffic of a few transactions a second or less: each is alone on its partition, and
+    written in a Kafka transaction (as ingest writes them), so a commit marker follows it. Its
+    partition is read to its end, and every other one is idle: nothing can come before it."""
+    feature_store(tmp_path)
+    service = features_service(topics, tmp_path, FRAUDSTREAM_WRITE_OFFLINE="false")
+    service.start()
+    kafka = Producer(
+        {"bootstrap.servers": PLATFORM.kafka_bootstrap, "transactional.id": f"lone-{uuid.uuid4().hex[:8]}"}
+    )
+    kafka.init_transactions(30)
+    enriched = Consumer(
+        {
+            "bootstrap.servers": PLATFORM.kafka_bootstrap,
+            "group.id": f"lone-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "fetch.wait.max.ms": 10,
+        }
+    )
+    enriched.subscribe([topics(Topic.TRANSACTIONS_ENRICHED)])
+    seconds = []
+    try:
+        for n in range(5):
+            time.sleep(1.0)  # every partition idle
+            kafka.begin_transaction()
+            _topic, key, value = _transaction(f"lone-{n}", f"lone-c{n}", f"lone-t{n}", time.time(), 12.5)
+            kafka.produce(topics(Topic.TRANSACTIONS), value, key)
+            kafka.commit_transaction(30)
+            committed_at = time.time()
+            message = None
+            deadline = time.monotonic() + 30
+            while message is None and time.monotonic() < deadline:
+                message = enriched.poll(0.01)
+                if message is not None and message.error() is not None:
+                    message = None
+            assert message is not None, f"lone-{n} not enriched within 30 s"
+            assert EnrichedTransaction.FromString(message.value() or b"").transaction.transaction_id == f"lone-{n}"
+            seconds.append(message.timestamp()[1] / 1000 - committed_at)
+    finally:
+        enriched.close()
+        assert service.terminate() == 0
+    assert statistics.median(seconds) < LONE_TRANSACTION_SECONDS, seconds

@@ -102,7 +102,8 @@ def test_an_idle_partition_stops_holding_time_back_after_the_grace_period() -> N
 def test_light_traffic_waits_the_grace_period_from_its_read_not_for_a_quiet_moment() -> None:
     """A few transactions a second over many partitions: one of them has always just delivered
     and is not idle yet. An event read `idle_seconds` ago goes once the others are read to their
-    end: what they deliver next comes after that grace, as from an idle partition."""
+    end: what they deliver next comes after that grace, as from an idle partition. A lone event
+    goes once the others are idle."""
     clock = Clock()
     m = merger(clock, idle=0.1)
     m.add(TX, 0, 10.0, RANK_TRANSACTION, "t10")
@@ -110,15 +111,38 @@ def test_light_traffic_waits_the_grace_period_from_its_read_not_for_a_quiet_mome
     clock.now = 0.05
     m.add(TX1, 0, 11.0, RANK_TRANSACTION, "u11")
     at_end(m, TX1)
+    clock.now = 0.08
+    m.add(LB, 0, 12.0, RANK_LABEL, "l12")
+    at_end(m, LB)
     clock.now = 0.09
     assert list(m.release()) == []  # read 0.09 s ago
     clock.now = 0.1
+    # u11 was read 0.05 s ago, and LB has just delivered.
     assert [(r.item, r.timing) for r in m.release()] == [("t10", Timing.IN_ORDER)]
-    m.add(LB, 0, 12.0, RANK_LABEL, "l12")  # LB now has a record it has not reached the end of
-    clock.now = 0.19
-    assert list(m.release()) == []  # u11 waits: LB may have more on its way
-    at_end(m, LB)
-    assert [(r.item, r.timing) for r in m.release()] == [("u11", Timing.IN_ORDER)]  # l12: read 0.09 s ago
+    clock.now = 0.16
+    # TX1 is idle: u11 goes, then l12, alone with the others idle.
+    assert [(r.item, r.timing) for r in m.release()] == [("u11", Timing.IN_ORDER), ("l12", Timing.IN_ORDER)]
+
+
+def test_a_lone_event_goes_at_once_where_every_other_partition_is_idle() -> None:
+    """Traffic lighter still: the other partitions have been idle for their idle time, so
+    nothing of theirs is on its way to go before the lone event, which goes once its own
+    partition is read to its end. Where one of them has just delivered, it waits as before."""
+    clock = Clock()
+    m = merger(clock, idle=0.1)
+    at_end(m)
+    clock.now = 1.0
+    m.add(TX, 0, 10.0, RANK_TRANSACTION, "t10")
+    assert list(m.release()) == []  # more of TX may be on its way
+    at_end(m, TX)
+    assert [(r.item, r.timing) for r in m.release()] == [("t10", Timing.IN_ORDER)]
+    m.add(TX1, 0, 11.0, RANK_TRANSACTION, "u11")
+    at_end(m, TX1)
+    clock.now = 1.09
+    assert list(m.release()) == []  # TX delivered 0.09 s ago: not idle yet
+    clock.now = 1.1
+    assert [(r.item, r.timing) for r in m.release()] == [("u11", Timing.IN_ORDER)]
+    assert m.source_watermarks() == {TX: None, TX1: None, LB: None}
 
 
 def test_a_quiet_partition_holds_the_order_at_its_latest_time_plus_the_time_since() -> None:

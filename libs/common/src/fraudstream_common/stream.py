@@ -248,9 +248,17 @@ class StreamRuntime(BlockingLoop):
         store_retry_max_seconds: float = 5.0,
         retried: tuple[type[Exception], ...] = STORE_ERRORS,
         consumer_overrides: Mapping[str, object] | None = None,
+        end_within_seconds: float | None = None,
     ) -> None:
         """`retried`: the errors of the stage's checkpoint and store that mean a store is
-        unreachable (the step is retried with backoff); any other stops the stream."""
+        unreachable (the step is retried with backoff); any other stops the stream.
+
+        `end_within_seconds`: for a stage that waits on the ends of its partitions (`at_end`),
+        how soon after the last record it hears that a partition is at its end. librdkafka
+        reports an end only with a fetch answer that brings nothing new. On a transactional
+        input the last record is followed by its commit marker, so the answer that brought the
+        record cannot say so; the next one comes after the broker's long poll
+        (`fetch.wait.max.ms`, 500 ms by default) when nothing follows. None: that default."""
         super().__init__()
         self.name = stage.name
         self._settings = settings
@@ -263,6 +271,8 @@ class StreamRuntime(BlockingLoop):
         self._store_retry_max = store_retry_max_seconds
         self._retried = retried
         self._consumer_overrides = dict(consumer_overrides or {})
+        if end_within_seconds is not None:
+            self._consumer_overrides.setdefault("fetch.wait.max.ms", max(1, round(end_within_seconds * 1000)))
         self._assignment: list[TopicPartition] = []
         self._paused: set[Source] = set()  # by backpressure
         self._ends: dict[Source, int] = {}  # partitions read to their end: the offset of that end

@@ -48,6 +48,8 @@ def streams(settings: FeaturesSettings) -> list[StreamRuntime]:
             max_messages=settings.batch_max_messages,
             poll_timeout_seconds=settings.poll_timeout_seconds,
             store_retry_max_seconds=settings.redis_retry_max_seconds,
+            # The customer stage's event-time order waits on its partitions' ends (merge.py).
+            end_within_seconds=settings.poll_timeout_seconds if isinstance(stage, CustomerStage) else None,
         )
         for stage in stages
     ]

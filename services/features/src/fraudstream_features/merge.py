@@ -7,7 +7,8 @@ merger keeps a queue per partition and releases the earliest head while every pa
 settled: it holds two events or more (so its head is not ahead of what follows it), or it
 has been idle at its end for `idle_seconds` (a topic may have its own, `topic_idle_seconds`:
 the labels' partitions, whose events come one at a time straight from their producers, are
-idle once read to their end). A head read `idle_seconds` ago or more also goes
+idle once read to their end), or it is read to its end while every other partition is idle
+(nothing of theirs is on its way). A head read `idle_seconds` ago or more also goes
 while the partitions that are not settled are read to their end: what they deliver next is
 written after that grace, as an idle partition's is. Light traffic over many partitions would
 otherwise wait for a moment in which none of them has just delivered.
@@ -204,7 +205,8 @@ class EventTimeMerger(Generic[Item]):
         early where it is not (see the module's policy)."""
         now = self._clock()
         partitions = list(self._partitions.items())
-        everything_idle = self._everything_idle(now)
+        idle = {source for source, partition in partitions if self._idle(partition, now)}
+        everything_idle = len(idle) == len(partitions)
         while True:
             best: tuple[Source, _Partition[Item]] | None = None
             complete = True  # no partition may still deliver something earlier
@@ -213,7 +215,7 @@ class EventTimeMerger(Generic[Item]):
             for source, partition in partitions:
                 while partition.queue and (partition.queue[0].rank == RANK_INVALID or partition.head_is_ahead()):
                     yield self._pop(source, partition, now, in_order=False, ahead=True)
-                if not self._settled(partition, now):
+                if not self._settled(partition, now, others_idle=len(idle - {source}) == len(partitions) - 1):
                     complete = False
                     quiet = quiet and partition.at_end_since is not None
                 if not partition.queue:
@@ -232,7 +234,8 @@ class EventTimeMerger(Generic[Item]):
                 continue
             drained = False
             for source, partition in partitions:
-                if not partition.queue or not self._settled(partition, now):
+                others_idle = len(idle - {source}) == len(partitions) - 1
+                if not partition.queue or not self._settled(partition, now, others_idle=others_idle):
                     partition.waiting_since = None  # it is what the others wait for
                     continue
                 if partition.waiting_since is None:
@@ -244,11 +247,17 @@ class EventTimeMerger(Generic[Item]):
             if not drained:
                 return
 
-    def _settled(self, partition: _Partition[Item], now: float) -> bool:
+    def _settled(self, partition: _Partition[Item], now: float, *, others_idle: bool) -> bool:
         """Whether the partition can deliver nothing earlier than its head: it holds two events
         (a head ahead of what follows it has been released early), or it has been idle at its
-        end for its idle time. A lone head may be ahead of what the partition delivers next."""
-        return len(partition.queue) >= 2 or self._idle(partition, now)
+        end for its idle time. A lone head may be ahead of what the partition delivers next; it
+        need not wait out that time where it is read to its end and every other partition is
+        idle: nothing of theirs is on its way to go before it."""
+        return (
+            len(partition.queue) >= 2
+            or self._idle(partition, now)
+            or (others_idle and partition.at_end_since is not None)
+        )
 
     def _idle(self, partition: _Partition[Item], now: float) -> bool:
         return partition.at_end_since is not None and now - partition.at_end_since >= partition.idle_seconds
