@@ -48,8 +48,8 @@ LIVE_EVERY = 40  # one live and one ahead transaction per this many replayed eve
 # busy 2-core machine, writes to a partition reached the service seconds after later writes to
 # the others: past the resume hold, the limit docs/services.md states ("Not closed").
 KEPT_UP_RATE = 300
-# From a lone transaction's commit to its enriched record. It took 0.55 s or more while the
-# consumer heard of a transactional partition's end only after the broker's 500 ms long poll.
+# From a lone transaction's commit to its enriched record. It takes 0.55 s or more while the
+# consumer hears of a transactional partition's end only after the broker's 500 ms long poll.
 LONE_TRANSACTION_SECONDS = 0.3
 
 
@@ -246,10 +246,13 @@ def test_a_replay_written_while_the_service_keeps_up_gives_the_backfills_vectors
 
 def test_a_lone_transaction_on_a_quiet_stream_is_enriched_without_waiting(topics: Topics, tmp_path: Path) -> None:
     """Traffic of a few transactions a second or less: each is alone on its partition, and
-    written in a Kafka transaction (as ingest writes them), so a commit marker follows it. Its
-    partition is read to its end, and every other one is idle: nothing can come before it."""
+    written in a Kafka transaction (as ingest writes them), so a commit marker follows it. With
+    FRAUDSTREAM_PARTITION_END_SECONDS the stage hears at once that its partition is read to its
+    end; every other one is idle, nothing can come before it, and it goes."""
     feature_store(tmp_path)
-    service = features_service(topics, tmp_path, FRAUDSTREAM_WRITE_OFFLINE="false")
+    service = features_service(
+        topics, tmp_path, FRAUDSTREAM_WRITE_OFFLINE="false", FRAUDSTREAM_PARTITION_END_SECONDS="0.02"
+    )
     service.start()
     kafka = Producer(
         {"bootstrap.servers": PLATFORM.kafka_bootstrap, "transactional.id": f"lone-{uuid.uuid4().hex[:8]}"}

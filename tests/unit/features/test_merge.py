@@ -102,10 +102,10 @@ def test_an_idle_partition_stops_holding_time_back_after_the_grace_period() -> N
 def test_light_traffic_waits_the_grace_period_from_its_read_not_for_a_quiet_moment() -> None:
     """A few transactions a second over many partitions: one of them has always just delivered
     and is not idle yet. An event read `idle_seconds` ago goes once the others are read to their
-    end: what they deliver next comes after that grace, as from an idle partition. A lone event
-    goes once the others are idle."""
+    end: what they deliver next comes after that grace, as from an idle partition. A lone live
+    event goes once the others are idle."""
     clock = Clock()
-    m = merger(clock, idle=0.1)
+    m = merger(clock, idle=0.1, wall_clock=live_wall_clock())
     m.add(TX, 0, 10.0, RANK_TRANSACTION, "t10")
     at_end(m)
     clock.now = 0.05
@@ -124,12 +124,13 @@ def test_light_traffic_waits_the_grace_period_from_its_read_not_for_a_quiet_mome
     assert [(r.item, r.timing) for r in m.release()] == [("u11", Timing.IN_ORDER), ("l12", Timing.IN_ORDER)]
 
 
-def test_a_lone_event_goes_at_once_where_every_other_partition_is_idle() -> None:
+def test_a_lone_live_event_goes_at_once_where_every_other_partition_is_idle() -> None:
     """Traffic lighter still: the other partitions have been idle for their idle time, so
-    nothing of theirs is on its way to go before the lone event, which goes once its own
-    partition is read to its end. Where one of them has just delivered, it waits as before."""
+    nothing of theirs is on its way to go before the lone live event, which goes once its own
+    partition is read to its end. Where one of them has just delivered, or in a replay, it
+    waits as before."""
     clock = Clock()
-    m = merger(clock, idle=0.1)
+    m = merger(clock, idle=0.1, wall_clock=live_wall_clock())
     at_end(m)
     clock.now = 1.0
     m.add(TX, 0, 10.0, RANK_TRANSACTION, "t10")
@@ -143,6 +144,22 @@ def test_a_lone_event_goes_at_once_where_every_other_partition_is_idle() -> None
     clock.now = 1.1
     assert [(r.item, r.timing) for r in m.release()] == [("u11", Timing.IN_ORDER)]
     assert m.source_watermarks() == {TX: None, TX1: None, LB: None}
+
+    replay = merger(clock, idle=0.1)  # the same history, years behind the wall clock
+    at_end(replay)
+    clock.now = 2.0
+    replay.add(TX, 0, 10.0, RANK_TRANSACTION, "t10")
+    at_end(replay, TX)
+    assert list(replay.release()) == []  # its partition's next event may be earlier
+    clock.now = 2.1
+    assert [r.item for r in replay.release()] == ["t10"]
+
+
+def live_wall_clock() -> Clock:
+    """A wall clock at which the tests' event times are live."""
+    wall = Clock()
+    wall.now = 100.0
+    return wall
 
 
 def test_a_quiet_partition_holds_the_order_at_its_latest_time_plus_the_time_since() -> None:

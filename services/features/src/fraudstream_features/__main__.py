@@ -49,7 +49,7 @@ def streams(settings: FeaturesSettings) -> list[StreamRuntime]:
             poll_timeout_seconds=settings.poll_timeout_seconds,
             store_retry_max_seconds=settings.redis_retry_max_seconds,
             # The customer stage's event-time order waits on its partitions' ends (merge.py).
-            end_within_seconds=settings.poll_timeout_seconds if isinstance(stage, CustomerStage) else None,
+            end_within_seconds=settings.partition_end_seconds if isinstance(stage, CustomerStage) else None,
         )
         for stage in stages
     ]

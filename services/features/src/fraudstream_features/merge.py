@@ -7,8 +7,8 @@ merger keeps a queue per partition and releases the earliest head while every pa
 settled: it holds two events or more (so its head is not ahead of what follows it), or it
 has been idle at its end for `idle_seconds` (a topic may have its own, `topic_idle_seconds`:
 the labels' partitions, whose events come one at a time straight from their producers, are
-idle once read to their end), or it is read to its end while every other partition is idle
-(nothing of theirs is on its way). A head read `idle_seconds` ago or more also goes
+idle once read to their end), or, with a live head, it is read to its end while every other
+partition is idle (nothing of theirs is on its way). A head read `idle_seconds` ago or more also goes
 while the partitions that are not settled are read to their end: what they deliver next is
 written after that grace, as an idle partition's is. Light traffic over many partitions would
 otherwise wait for a moment in which none of them has just delivered.
@@ -250,13 +250,18 @@ class EventTimeMerger(Generic[Item]):
     def _settled(self, partition: _Partition[Item], now: float, *, others_idle: bool) -> bool:
         """Whether the partition can deliver nothing earlier than its head: it holds two events
         (a head ahead of what follows it has been released early), or it has been idle at its
-        end for its idle time. A lone head may be ahead of what the partition delivers next; it
-        need not wait out that time where it is read to its end and every other partition is
-        idle: nothing of theirs is on its way to go before it."""
+        end for its idle time. A lone head may be ahead of what the partition delivers next; a
+        live one need not wait out that time where it is read to its end and every other
+        partition is idle: nothing of theirs is on its way to go before it, and a live event
+        tells its own time. In a replay the wait stays (replicas share its partitions, and a
+        partition's next event may be earlier)."""
+        if len(partition.queue) >= 2 or self._idle(partition, now):
+            return True
         return (
-            len(partition.queue) >= 2
-            or self._idle(partition, now)
-            or (others_idle and partition.at_end_since is not None)
+            others_idle
+            and partition.at_end_since is not None
+            and bool(partition.queue)
+            and not replayed(partition.queue[0].event_time, self._wall_clock())
         )
 
     def _idle(self, partition: _Partition[Item], now: float) -> bool:

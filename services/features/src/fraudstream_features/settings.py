@@ -67,6 +67,18 @@ class FeaturesSettings(ServiceSettings, FeatureStoreSettings):
             "event times to their partitions a moment apart."
         ),
     )
+    partition_end_seconds: float | None = Field(
+        default=None,
+        gt=0.0,
+        description=(
+            "How soon after an input partition's last record the customer stage hears that it is read to its "
+            "end (librdkafka's fetch.wait.max.ms; unset: its 500 ms). A record written in a Kafka transaction, as "
+            "ingest writes them, is followed by its commit marker, so on a quiet stream each transaction waits "
+            "that long, or for the next one of its partition. Light live traffic gains from 0.02; a replay "
+            "written faster than the service reads it then passes partitions for idle more often "
+            "(docs/services.md)."
+        ),
+    )
     partition_idle_hold_seconds: float = Field(
         default=1.0,
         description=(
