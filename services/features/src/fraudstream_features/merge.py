@@ -205,8 +205,8 @@ class EventTimeMerger(Generic[Item]):
         early where it is not (see the module's policy)."""
         now = self._clock()
         partitions = list(self._partitions.items())
-        idle = {source for source, partition in partitions if self._idle(partition, now)}
-        everything_idle = len(idle) == len(partitions)
+        busy = {source for source, partition in partitions if not self._idle(partition, now)}
+        everything_idle = not busy
         while True:
             best: tuple[Source, _Partition[Item]] | None = None
             complete = True  # no partition may still deliver something earlier
@@ -215,7 +215,7 @@ class EventTimeMerger(Generic[Item]):
             for source, partition in partitions:
                 while partition.queue and (partition.queue[0].rank == RANK_INVALID or partition.head_is_ahead()):
                     yield self._pop(source, partition, now, in_order=False, ahead=True)
-                if not self._settled(partition, now, others_idle=len(idle - {source}) == len(partitions) - 1):
+                if not self._settled(partition, now, others_idle=busy <= {source}):
                     complete = False
                     quiet = quiet and partition.at_end_since is not None
                 if not partition.queue:
@@ -234,8 +234,7 @@ class EventTimeMerger(Generic[Item]):
                 continue
             drained = False
             for source, partition in partitions:
-                others_idle = len(idle - {source}) == len(partitions) - 1
-                if not partition.queue or not self._settled(partition, now, others_idle=others_idle):
+                if not partition.queue or not self._settled(partition, now, others_idle=busy <= {source}):
                     partition.waiting_since = None  # it is what the others wait for
                     continue
                 if partition.waiting_since is None:
