@@ -38,6 +38,9 @@ class FakeBroker:
     restore_faults: list[KafkaError] = field(default_factory=list)
     coordinator_lost: list[threading.Event] = field(default_factory=list)
     join_after_reads: int = 0  # reads a new consumer makes before it has joined the group
+    slow_commits: int = 0  # commits that return only once the consumer has read on
+    reads: int = 0
+    reads_while_committing: int = 0
     consumers: list[FakeConsumer] = field(default_factory=list)
     producers: list[FakeProducer] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -62,6 +65,7 @@ class FakeConsumer:
 
     def consume(self, limit: int, timeout: float) -> list[Message]:
         self._reads += 1
+        self._broker.reads += 1
         if self._on_assign is not None and self._reads > self._broker.join_after_reads:  # joins the group
             assign, self._on_assign = self._on_assign, None
             assign(self, [TopicPartition(TOPIC, p) for p in range(PARTITIONS)])
@@ -128,6 +132,13 @@ class FakeProducer:
         self._offsets = offsets
 
     def commit_transaction(self, timeout: float) -> None:
+        if self._broker.slow_commits:
+            self._broker.slow_commits -= 1
+            until = self._broker.reads + 3
+            deadline = time.monotonic() + 2
+            while self._broker.reads < until and time.monotonic() < deadline:
+                time.sleep(0.001)
+            self._broker.reads_while_committing += min(3, self._broker.reads - until + 3)
         if self._broker.commit_faults:
             raise KafkaException(self._broker.commit_faults.pop(0))
         with self._broker.lock:
@@ -220,6 +231,12 @@ class ApplyingStage(EchoStage):
         return Checkpoint(outputs, {(TOPIC, p): offset for p, offset in self.positions.items()})
 
 
+@pytest.fixture(params=[False, True], ids=["commit-then-read", "read-while-committing"])
+def overlap(request: pytest.FixtureRequest) -> bool:
+    """Whether the runtime reads on while a checkpoint's commit is on its way."""
+    return bool(request.param)
+
+
 @pytest.fixture
 def broker(monkeypatch: pytest.MonkeyPatch) -> FakeBroker:
     fake = FakeBroker()
@@ -228,7 +245,7 @@ def broker(monkeypatch: pytest.MonkeyPatch) -> FakeBroker:
     return fake
 
 
-def run_until_everything_out(broker: FakeBroker, stage: EchoStage) -> StreamRuntime:
+def run_until_everything_out(broker: FakeBroker, stage: EchoStage, *, overlap: bool) -> StreamRuntime:
     runtime = StreamRuntime(
         ServiceSettings(),
         stage,
@@ -236,6 +253,7 @@ def run_until_everything_out(broker: FakeBroker, stage: EchoStage) -> StreamRunt
         transactional_id="echo",
         guarantee=ProcessingGuarantee.EXACTLY_ONCE,
         poll_timeout_seconds=0,
+        overlap_commits=overlap,
     )
     failures: list[BaseException] = []
 
@@ -278,10 +296,12 @@ def assert_everything_once(broker: FakeBroker) -> None:
     ],
     ids=["timed-out", "fatal", "epoch-bump", "fenced-once"],
 )
-def test_a_checkpoint_not_committed_is_replayed_once_by_new_clients(broker: FakeBroker, fault: KafkaError) -> None:
+def test_a_checkpoint_not_committed_is_replayed_once_by_new_clients(
+    broker: FakeBroker, overlap: bool, fault: KafkaError
+) -> None:
     broker.commit_faults = [fault]
     stage = EchoStage()
-    run_until_everything_out(broker, stage)
+    run_until_everything_out(broker, stage, overlap=overlap)
     assert_everything_once(broker)
     assert len(broker.consumers) == len(broker.producers) == 2
     assert all(c.closed for c in broker.consumers)
@@ -289,48 +309,62 @@ def test_a_checkpoint_not_committed_is_replayed_once_by_new_clients(broker: Fake
     assert stage.restores == 3  # each incarnation's assignment, and nothing in between
 
 
-def test_a_producer_call_that_never_returns_is_left_behind(broker: FakeBroker, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_producer_call_that_never_returns_is_left_behind(
+    broker: FakeBroker, overlap: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(stream, "SEND_OFFSETS_GIVE_UP_SECONDS", 0.2)
     stuck = threading.Event()
     broker.coordinator_lost = [stuck]
-    run_until_everything_out(broker, EchoStage())
+    run_until_everything_out(broker, EchoStage(), overlap=overlap)
     assert_everything_once(broker)
     assert [p.closed for p in broker.producers] == [False, True]  # the stuck one is not touched
     stuck.set()  # as the next producer's epoch fences it
 
 
-def test_nothing_applied_before_a_start_over_is_committed_without_its_outputs(broker: FakeBroker) -> None:
+def test_nothing_applied_before_a_start_over_is_committed_without_its_outputs(
+    broker: FakeBroker, overlap: bool
+) -> None:
     # The new consumer reads twice before it joins; a stage still holding what it applied before
     # the start over would commit its position past records whose outputs were aborted.
     broker.commit_faults = [kafka_error(KafkaError._TIMED_OUT)]
     broker.join_after_reads = 2
-    run_until_everything_out(broker, ApplyingStage())
+    run_until_everything_out(broker, ApplyingStage(), overlap=overlap)
     assert_everything_once(broker)
 
 
-def test_a_restore_that_fails_starts_over_instead_of_stopping(broker: FakeBroker) -> None:
+@pytest.mark.parametrize("fails", [False, True], ids=["committed", "aborted"])
+def test_what_is_read_while_a_checkpoint_commits_goes_in_the_next_one(broker: FakeBroker, fails: bool) -> None:
+    broker.slow_commits = 5
+    if fails:
+        broker.commit_faults = [kafka_error(KafkaError._TIMED_OUT)]
+    run_until_everything_out(broker, ApplyingStage(), overlap=True)
+    assert_everything_once(broker)
+    assert broker.reads_while_committing >= 3
+
+
+def test_a_restore_that_fails_starts_over_instead_of_stopping(broker: FakeBroker, overlap: bool) -> None:
     broker.restore_faults = [kafka_error(KafkaError.NOT_COORDINATOR), kafka_error(KafkaError.NOT_COORDINATOR)]
-    run_until_everything_out(broker, EchoStage())
+    run_until_everything_out(broker, EchoStage(), overlap=overlap)
     assert_everything_once(broker)
     assert len(broker.consumers) == 3
 
 
-def test_fenced_twice_within_a_minute_stops_the_stream(broker: FakeBroker) -> None:
+def test_fenced_twice_within_a_minute_stops_the_stream(broker: FakeBroker, overlap: bool) -> None:
     fenced = kafka_error(KafkaError.PRODUCER_FENCED, fatal=True)
     broker.commit_faults = [fenced, fenced]
     with pytest.raises(KafkaException) as raised:
-        run_until_everything_out(broker, EchoStage())
+        run_until_everything_out(broker, EchoStage(), overlap=overlap)
     assert raised.value.args[0].code() == KafkaError.PRODUCER_FENCED
     assert broker.outputs == []
 
 
 def test_kafka_unreachable_at_the_first_start_stops_the_stream(
-    broker: FakeBroker, monkeypatch: pytest.MonkeyPatch
+    broker: FakeBroker, overlap: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def unreachable(self: FakeProducer, timeout: float) -> None:
         raise KafkaException(kafka_error(KafkaError._TIMED_OUT))
 
     monkeypatch.setattr(FakeProducer, "init_transactions", unreachable)
     with pytest.raises(KafkaException):
-        run_until_everything_out(broker, EchoStage())
+        run_until_everything_out(broker, EchoStage(), overlap=overlap)
     assert broker.consumers[0].closed

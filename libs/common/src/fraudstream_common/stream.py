@@ -29,12 +29,13 @@ Commit order, and why. A checkpoint closes when the stage says it is due:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar, runtime_checkable
 
@@ -210,28 +211,53 @@ class _StartOverError(Exception):
         self.producer_busy = producer_busy
 
 
+class _InThread:
+    """A call run in a daemon thread of its own, so that the caller can go on or give up on it."""
+
+    def __init__(self, call: Callable[[], None], what: str) -> None:
+        self._done = threading.Event()
+        self._failures: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                call()
+            except BaseException as exc:  # handed to the caller
+                self._failures.append(exc)
+            finally:
+                self._done.set()
+
+        threading.Thread(target=run, name=what, daemon=True).start()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, seconds: float | None = None) -> bool:
+        """Whether the call returned within `seconds` (None: waits for it); its exception, if
+        it raised one, is raised here."""
+        if not self._done.wait(seconds):
+            return False
+        if self._failures:
+            raise self._failures[0]
+        return True
+
+
 def _within(seconds: float, call: Callable[[], None], what: str) -> None:
     """Runs a client call that can block past its own timeout in a thread of its own, and gives
     up on it after `seconds` (_StartOverError, producer_busy). librdkafka's
     send_offsets_to_transaction waits for a group coordinator that restarted for as long as
     nothing else re-triggers its request (confluentinc/librdkafka#5456, #5511): minutes, in the
     chaos suite's broker restart."""
-    done = threading.Event()
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            call()
-        except BaseException as exc:  # handed to the caller
-            failures.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name=what, daemon=True).start()
-    if not done.wait(seconds):
+    if not _InThread(call, what).wait(seconds):
         raise _StartOverError(f"{what} did not return within {seconds:.0f} s", producer_busy=True)
-    if failures:
-        raise failures[0]
+
+
+@dataclass
+class _Commit:
+    """A checkpoint handed over, its commit waiting on the broker."""
+
+    offsets: list[TopicPartition]
+    started: float
+    call: _InThread
 
 
 class StreamRuntime(BlockingLoop):
@@ -249,6 +275,7 @@ class StreamRuntime(BlockingLoop):
         retried: tuple[type[Exception], ...] = STORE_ERRORS,
         consumer_overrides: Mapping[str, object] | None = None,
         end_within_seconds: float | None = None,
+        overlap_commits: bool = False,
     ) -> None:
         """`retried`: the errors of the stage's checkpoint and store that mean a store is
         unreachable (the step is retried with backoff); any other stops the stream.
@@ -258,7 +285,13 @@ class StreamRuntime(BlockingLoop):
         reports an end only with a fetch answer that brings nothing new. On a transactional
         input the last record is followed by its commit marker, so the answer that brought the
         record cannot say so; the next one comes after the broker's long poll
-        (`fetch.wait.max.ms`, 500 ms by default) when nothing follows. None: that default."""
+        (`fetch.wait.max.ms`, 500 ms by default) when nothing follows. None: that default.
+
+        `overlap_commits`: the stage goes on reading and applying its input while a checkpoint
+        waits for the broker to commit it (the next checkpoint waits for that commit). The
+        stage is told `committed()` as soon as its checkpoint is handed over, so `checkpoint()`
+        must hand over all it returns; a commit that then fails starts the replica over from
+        the last committed checkpoint, as any other."""
         super().__init__()
         self.name = stage.name
         self._settings = settings
@@ -278,6 +311,8 @@ class StreamRuntime(BlockingLoop):
         self._ends: dict[Source, int] = {}  # partitions read to their end: the offset of that end
         self._fenced_at = float("-inf")
         self._progressed = False  # a checkpoint committed since the last start
+        self._overlap_commits = overlap_commits
+        self._in_flight: _Commit | None = None
 
     def _loop(self) -> None:
         backoff = 0.0
@@ -330,7 +365,9 @@ class StreamRuntime(BlockingLoop):
                 self._read(consumer, consumer.consume(limit, timeout=self._poll_timeout))
                 self._hold_back(consumer)
                 self._report_ends(consumer)
-                if self._stage.due():
+                if self._in_flight is not None and self._in_flight.call.done():
+                    self._settle(consumer)
+                if self._in_flight is None and self._stage.due():
                     self._commit(consumer, producer)
             self._commit(consumer, producer, final=True)
         except _StopRequestedError:
@@ -338,6 +375,7 @@ class StreamRuntime(BlockingLoop):
                 "stopped while restoring or while its store was unreachable; the open checkpoint will be replayed"
             )
         except _StartOverError as exc:
+            self._drop_in_flight()
             self._forget()
             if exc.producer_busy:
                 # Its blocked call keeps it alive; the next producer's init_transactions fences it.
@@ -346,6 +384,7 @@ class StreamRuntime(BlockingLoop):
                 producer.purge()  # nothing of the abandoned checkpoint is sent by close()
             raise
         finally:
+            self._drop_in_flight()
             self._set_ready(False)
             self._assignment = []
             self._forget_reads()
@@ -425,7 +464,9 @@ class StreamRuntime(BlockingLoop):
     # One checkpoint: what it holds, the side effect, then the commit
 
     def _commit(self, consumer: Consumer, producer: Producer, *, final: bool = False) -> None:
-        """Commits the stage's checkpoint, or raises _StartOverError."""
+        """Commits the stage's checkpoint, or raises _StartOverError; with `overlap_commits`,
+        hands it over and returns while the broker commits it (but the final one)."""
+        self._settle(consumer)
         checkpoint = self._until_reachable(consumer, lambda: self._stage.checkpoint(final=final))
         self._until_reachable(consumer, self._stage.store)
         if not checkpoint.outputs and not checkpoint.offsets:
@@ -435,30 +476,77 @@ class StreamRuntime(BlockingLoop):
         offsets = [TopicPartition(t, p, o) for (t, p), o in checkpoint.offsets.items()]
         try:
             if self._exactly_once:
-                self._commit_transaction(consumer, producer, checkpoint.outputs, offsets)
+                finish = self._send_transaction(consumer, producer, checkpoint.outputs, offsets)
             else:
-                self._produce_then_commit(consumer, producer, checkpoint.outputs, offsets)
+                finish = self._send_then_commit(consumer, producer, checkpoint.outputs, offsets)
         except _StartOverError:
             ABORTS.labels(self.name).inc()
             raise
+        if self._overlap_commits and not final:
+            self._in_flight = _Commit(offsets, started, _InThread(finish, f"{self.name}-commit"))
+            self._stage.committed()
+            return
+        try:
+            finish()
+        except _StartOverError:
+            ABORTS.labels(self.name).inc()
+            raise
+        self._done(consumer, offsets, started)
+        self._stage.committed()
+
+    def _settle(self, consumer: Consumer) -> None:
+        """Waits for the commit in flight, if any; raises _StartOverError if it failed."""
+        commit, self._in_flight = self._in_flight, None
+        if commit is None:
+            return
+        try:
+            commit.call.wait()
+        except _StartOverError:
+            ABORTS.labels(self.name).inc()
+            raise
+        self._done(consumer, commit.offsets, commit.started)
+
+    def _drop_in_flight(self) -> None:
+        """Waits for the commit in flight, if any, whatever its end: the replica starts over or
+        stops, and its clients must be idle before they are purged or closed."""
+        commit, self._in_flight = self._in_flight, None
+        if commit is None:
+            return
+        try:
+            commit.call.wait()
+        except Exception as exc:  # the checkpoint is replayed from the last committed one
+            ABORTS.labels(self.name).inc()
+            logger.warning("checkpoint not committed: %s", exc, extra={"stage": self.name})
+
+    def _done(self, consumer: Consumer, offsets: list[TopicPartition], started: float) -> None:
         COMMIT_SECONDS.labels(self.name).observe(time.perf_counter() - started)
         self._progressed = True
-        self._stage.committed()
         self._record_lag(consumer, offsets)
 
-    def _commit_transaction(
+    def _send_transaction(
         self, consumer: Consumer, producer: Producer, outputs: list[Output], offsets: list[TopicPartition]
-    ) -> None:
-        try:
+    ) -> Callable[[], None]:
+        """Opens the checkpoint's transaction with its outputs; what commits it."""
+        with self._transaction_errors():
             producer.begin_transaction()
             produce_outputs(producer, outputs)
-            metadata = consumer.consumer_group_metadata()
-            _within(
-                SEND_OFFSETS_GIVE_UP_SECONDS,
-                lambda: producer.send_offsets_to_transaction(offsets, metadata, SEND_OFFSETS_SECONDS),
-                "send_offsets_to_transaction",
-            )
-            producer.commit_transaction(60)
+        metadata = consumer.consumer_group_metadata()
+
+        def finish() -> None:
+            with self._transaction_errors():
+                _within(
+                    SEND_OFFSETS_GIVE_UP_SECONDS,
+                    lambda: producer.send_offsets_to_transaction(offsets, metadata, SEND_OFFSETS_SECONDS),
+                    "send_offsets_to_transaction",
+                )
+                producer.commit_transaction(60)
+
+        return finish
+
+    @contextlib.contextmanager
+    def _transaction_errors(self) -> Iterator[None]:
+        try:
+            yield
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
             if error.code() in FENCED:
@@ -473,19 +561,25 @@ class StreamRuntime(BlockingLoop):
             # unable even to abort. The next producer's init_transactions aborts it.
             raise _StartOverError(f"transaction: {error}") from exc
 
-    def _produce_then_commit(
+    def _send_then_commit(
         self, consumer: Consumer, producer: Producer, outputs: list[Output], offsets: list[TopicPartition]
-    ) -> None:
+    ) -> Callable[[], None]:
+        """Produces the checkpoint's outputs; what commits the offsets once every one is
+        acknowledged."""
         failures: list[KafkaError] = []
         produce_outputs(producer, outputs, lambda error, _m: failures.append(error) if error else None)
-        if producer.flush(60) or failures:
-            raise _StartOverError(f"outputs not acknowledged: {failures[:3]}")
-        if not offsets:
-            return  # outputs of no input (a timer's)
-        try:
-            consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            raise _StartOverError(f"offsets not committed: {exc}") from exc
+
+        def finish() -> None:
+            if producer.flush(60) or failures:
+                raise _StartOverError(f"outputs not acknowledged: {failures[:3]}")
+            if not offsets:
+                return  # outputs of no input (a timer's)
+            try:
+                consumer.commit(offsets=offsets, asynchronous=False)
+            except KafkaException as exc:
+                raise _StartOverError(f"offsets not committed: {exc}") from exc
+
+        return finish
 
     def _until_reachable(self, consumer: Consumer, step: Callable[[], T]) -> T:
         """Runs a step of the stage until the store it needs answers; meanwhile every input
@@ -548,6 +642,7 @@ class StreamRuntime(BlockingLoop):
         self._set_ready(True)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._settle(consumer)
         self._forget()
         # librdkafka keeps a partition paused through a rebalance that gives it back: it would
         # never be read again, as the next assignment starts with nothing paused.

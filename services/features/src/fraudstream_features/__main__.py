@@ -50,6 +50,7 @@ def streams(settings: FeaturesSettings) -> list[StreamRuntime]:
             store_retry_max_seconds=settings.redis_retry_max_seconds,
             # The customer stage's event-time order waits on its partitions' ends (merge.py).
             end_within_seconds=settings.partition_end_seconds if isinstance(stage, CustomerStage) else None,
+            overlap_commits=True,
         )
         for stage in stages
     ]

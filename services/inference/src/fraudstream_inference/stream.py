@@ -129,4 +129,5 @@ def scoring_stream(settings: InferenceSettings, core: InferenceCore, loop: async
         guarantee=settings.processing_guarantee,
         max_messages=settings.batch_max_messages,
         poll_timeout_seconds=settings.batch_max_wait_seconds,
+        overlap_commits=True,
     )

@@ -85,4 +85,5 @@ def ingest_stream(settings: IngestSettings, core: IngestCore) -> StreamRuntime:
         max_messages=settings.batch_max_messages,
         poll_timeout_seconds=settings.batch_max_wait_seconds,
         store_retry_max_seconds=settings.redis_retry_max_seconds,
+        overlap_commits=True,
     )
