@@ -101,6 +101,10 @@ class FakeConsumer:
     def resume(self, partitions: list[TopicPartition]) -> None:
         """As pause."""
 
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
+        with self._broker.lock:
+            self._broker.committed.update({tp.partition: tp.offset for tp in offsets})
+
     def close(self) -> None:
         self.closed = True
 
@@ -145,6 +149,13 @@ class FakeProducer:
             self._broker.outputs += self._outputs
             self._broker.committed.update({tp.partition: tp.offset for tp in self._offsets})
         self._open = False
+
+    def flush(self, timeout: float) -> int:
+        """Outside a transaction (at-least-once): every output produced reaches the broker."""
+        with self._broker.lock:
+            self._broker.outputs += self._outputs
+        self._outputs = []
+        return 0
 
     def abort_transaction(self, timeout: float) -> None:
         self._outputs, self._offsets = [], []
@@ -245,13 +256,19 @@ def broker(monkeypatch: pytest.MonkeyPatch) -> FakeBroker:
     return fake
 
 
-def run_until_everything_out(broker: FakeBroker, stage: EchoStage, *, overlap: bool) -> StreamRuntime:
+def run_until_everything_out(
+    broker: FakeBroker,
+    stage: EchoStage,
+    *,
+    overlap: bool,
+    guarantee: ProcessingGuarantee = ProcessingGuarantee.EXACTLY_ONCE,
+) -> StreamRuntime:
     runtime = StreamRuntime(
         ServiceSettings(),
         stage,
         group_id="echo",
         transactional_id="echo",
-        guarantee=ProcessingGuarantee.EXACTLY_ONCE,
+        guarantee=guarantee,
         poll_timeout_seconds=0,
         overlap_commits=overlap,
     )
@@ -340,6 +357,11 @@ def test_what_is_read_while_a_checkpoint_commits_goes_in_the_next_one(broker: Fa
     run_until_everything_out(broker, ApplyingStage(), overlap=True)
     assert_everything_once(broker)
     assert broker.reads_while_committing >= 3
+
+
+def test_at_least_once_without_faults_delivers_everything_once(broker: FakeBroker, overlap: bool) -> None:
+    run_until_everything_out(broker, ApplyingStage(), overlap=overlap, guarantee=ProcessingGuarantee.AT_LEAST_ONCE)
+    assert_everything_once(broker)
 
 
 def test_a_restore_that_fails_starts_over_instead_of_stopping(broker: FakeBroker, overlap: bool) -> None:
