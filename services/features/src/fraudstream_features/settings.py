@@ -119,7 +119,12 @@ class FeaturesSettings(ServiceSettings, FeatureStoreSettings):
         default=200_000, description="The offline writer starts a new parquet part after this many rows."
     )
     offline_part_max_seconds: float = Field(
-        default=60.0, description="The offline writer writes its part at least this often while there are rows."
+        default=10.0,
+        description=(
+            "The offline writer writes its part at least this often while there are rows. Writing a part "
+            "takes the stages in the same process a moment: the more rows, the longer (the compaction merges "
+            "the small parts)."
+        ),
     )
     offline_compact_rows: int = Field(
         default=1_000_000,
