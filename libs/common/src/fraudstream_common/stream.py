@@ -381,7 +381,7 @@ class StreamRuntime(BlockingLoop):
                 "stopped while restoring or while its store was unreachable; the open checkpoint will be replayed"
             )
         except _StartOverError as exc:
-            self._drop_in_flight()
+            self._drop_in_flight(consumer)
             self._forget()
             if exc.producer_busy:
                 # Its blocked call keeps it alive; the next producer's init_transactions fences it.
@@ -390,7 +390,7 @@ class StreamRuntime(BlockingLoop):
                 producer.purge()  # nothing of the abandoned checkpoint is sent by close()
             raise
         finally:
-            self._drop_in_flight()
+            self._drop_in_flight(consumer)
             self._set_ready(False)
             self._assignment = []
             self._forget_reads()
@@ -471,7 +471,8 @@ class StreamRuntime(BlockingLoop):
 
     def _commit(self, consumer: Consumer, producer: Producer, *, final: bool = False) -> None:
         """Commits the stage's checkpoint, or raises _StartOverError; with `overlap_commits`,
-        hands it over and returns while the broker commits it (but the final one)."""
+        hands it over and returns while the broker commits it (but the final one). Either way
+        the commit runs in a thread of its own (`_settle` waits for it)."""
         self._settle(consumer)
         checkpoint = self._until_reachable(consumer, lambda: self._stage.checkpoint(final=final))
         self._until_reachable(consumer, self._stage.store)
@@ -488,16 +489,9 @@ class StreamRuntime(BlockingLoop):
         except _StartOverError:
             ABORTS.labels(self.name).inc()
             raise
-        if self._overlap_commits and not final:
-            self._in_flight = _Commit(offsets, started, _InThread(finish, f"{self.name}-commit"))
-            self._stage.committed()
-            return
-        try:
-            finish()
-        except _StartOverError:
-            ABORTS.labels(self.name).inc()
-            raise
-        self._done(consumer, offsets, time.perf_counter() - started)
+        self._in_flight = _Commit(offsets, started, _InThread(finish, f"{self.name}-commit"))
+        if not self._overlap_commits or final:
+            self._settle(consumer)
         self._stage.committed()
 
     def _settle(self, consumer: Consumer) -> None:
@@ -510,24 +504,17 @@ class StreamRuntime(BlockingLoop):
         except _StartOverError:
             ABORTS.labels(self.name).inc()
             raise
-        self._done(consumer, commit.offsets, commit.call.returned_at - commit.started)
+        COMMIT_SECONDS.labels(self.name).observe(commit.call.returned_at - commit.started)
+        self._progressed = True
+        self._record_lag(consumer, commit.offsets)
 
-    def _drop_in_flight(self) -> None:
+    def _drop_in_flight(self, consumer: Consumer) -> None:
         """Waits for the commit in flight, if any, whatever its end: the replica starts over or
         stops, and its clients must be idle before they are purged or closed."""
-        commit, self._in_flight = self._in_flight, None
-        if commit is None:
-            return
         try:
-            commit.call.wait()
+            self._settle(consumer)
         except Exception as exc:  # the checkpoint is replayed from the last committed one
-            ABORTS.labels(self.name).inc()
             logger.warning("checkpoint not committed: %s", exc, extra={"stage": self.name})
-
-    def _done(self, consumer: Consumer, offsets: list[TopicPartition], seconds: float) -> None:
-        COMMIT_SECONDS.labels(self.name).observe(seconds)
-        self._progressed = True
-        self._record_lag(consumer, offsets)
 
     def _send_transaction(
         self, consumer: Consumer, producer: Producer, outputs: list[Output], offsets: list[TopicPartition]
