@@ -9,12 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
+from confluent_kafka import Producer
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
+from fraudstream_common.topics import Topic
 from fraudstream_simulator.config import SimulationConfig
 from fraudstream_simulator.simulation import simulate
 from fraudstream_simulator.sinks import encode_transaction_json, encode_transaction_protobuf, epoch_seconds
+from tests.platform import Topics
 
 JSON = b"application/json"
 PROTOBUF = b"application/x-protobuf"
@@ -31,6 +34,13 @@ class RawEvent:
     @property
     def headers(self) -> list[tuple[str, str | bytes | None]]:
         return [] if self.content_type is None else [("content-type", self.content_type)]
+
+
+def produce_raw(producer: Producer, topics: Topics, events: list[RawEvent], timeout: float) -> None:
+    """Writes the events to `transactions.raw` and waits until every one is acknowledged."""
+    for event in events:
+        producer.produce(topics(Topic.TRANSACTIONS_RAW), value=event.value, key=event.key, headers=event.headers)
+    assert producer.flush(timeout) == 0
 
 
 def valid_events(count: int) -> list[RawEvent]:

@@ -12,7 +12,7 @@ import pytest
 from fraudstream_common.schemas.v1.deadletter_pb2 import DeadLetter
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
 from fraudstream_common.topics import Topic
-from tests.integration.ingest.raw_events import mixed_stream
+from tests.integration.ingest.raw_events import mixed_stream, produce_raw
 from tests.platform import ServiceProcess, Topics, drain, producer
 
 pytestmark = pytest.mark.integration
@@ -28,10 +28,7 @@ def test_twenty_thousand_raw_events_with_a_kill_mid_stream(topics: Topics, inges
     malformed = {e.value: e for e in stream if e.transaction_id is None}
     assert (len(valid_ids), len(malformed)) == (18_600, 1_000)
 
-    raw = producer()
-    for event in stream:
-        raw.produce(topics(Topic.TRANSACTIONS_RAW), value=event.value, key=event.key, headers=event.headers)
-    assert raw.flush(60) == 0
+    produce_raw(producer(), topics, stream, timeout=60)
 
     # Small batches so the kill lands while most of the stream is still unprocessed.
     ingest.extra_env["FRAUDSTREAM_BATCH_MAX_MESSAGES"] = "100"

@@ -9,7 +9,7 @@ import pytest
 
 from fraudstream_common.schemas.v1.transaction_pb2 import Transaction
 from fraudstream_common.topics import Topic
-from tests.integration.ingest.raw_events import RawEvent, valid_events
+from tests.integration.ingest.raw_events import produce_raw, valid_events
 from tests.integration.ingest.test_exactly_once import processed_so_far
 from tests.platform import PrivateRedis, ServiceProcess, Topics, drain, producer
 
@@ -22,13 +22,7 @@ def test_redis_outage_holds_the_stream_back_and_loses_nothing(
     events = valid_events(6_000)
     before_the_outage, during_it = events[:4_000], events[4_000:]
     raw = producer()
-
-    def send(batch: list[RawEvent]) -> None:
-        for event in batch:
-            raw.produce(topics(Topic.TRANSACTIONS_RAW), value=event.value, key=event.key, headers=event.headers)
-        assert raw.flush(30) == 0
-
-    send(before_the_outage)
+    produce_raw(raw, topics, before_the_outage, timeout=30)
 
     ingest.redis_url = private_redis.url
     ingest.extra_env.update({"FRAUDSTREAM_BATCH_MAX_MESSAGES": "50", "FRAUDSTREAM_REDIS_RETRY_MAX_SECONDS": "0.5"})
@@ -40,7 +34,7 @@ def test_redis_outage_holds_the_stream_back_and_loses_nothing(
     private_redis.kill()
     # Ingest may have read the first part to its end before Redis died: this part it can only
     # take on with Redis.
-    send(during_it)
+    produce_raw(raw, topics, during_it, timeout=30)
 
     deadline = time.monotonic() + 30
     while ingest.checks()["stream"]:
