@@ -39,6 +39,8 @@ class FakeBroker:
     coordinator_lost: list[threading.Event] = field(default_factory=list)
     join_after_reads: int = 0  # reads a new consumer makes before it has joined the group
     slow_commits: int = 0  # commits that return only once the consumer has read on
+    commit_seconds: float = 0.0  # how long every commit takes
+    largest_commit: int = 0  # most outputs in one committed transaction
     reads: int = 0
     reads_while_committing: int = 0
     consumers: list[FakeConsumer] = field(default_factory=list)
@@ -143,9 +145,11 @@ class FakeProducer:
             while self._broker.reads < until and time.monotonic() < deadline:
                 time.sleep(0.001)
             self._broker.reads_while_committing += min(3, self._broker.reads - until + 3)
+        time.sleep(self._broker.commit_seconds)
         if self._broker.commit_faults:
             raise KafkaException(self._broker.commit_faults.pop(0))
         with self._broker.lock:
+            self._broker.largest_commit = max(self._broker.largest_commit, len(self._outputs))
             self._broker.outputs += self._outputs
             self._broker.committed.update({tp.partition: tp.offset for tp in self._offsets})
         self._open = False
@@ -236,6 +240,10 @@ class ApplyingStage(EchoStage):
 
     def due(self) -> bool:
         return True
+
+    def read_limit(self) -> int:
+        """As the features stages': a read's size, not a bound on what is held."""
+        return RECORDS
 
     def checkpoint(self, *, final: bool) -> Checkpoint:
         outputs = super().checkpoint(final=final).outputs
@@ -357,6 +365,13 @@ def test_what_is_read_while_a_checkpoint_commits_goes_in_the_next_one(broker: Fa
     run_until_everything_out(broker, ApplyingStage(), overlap=True)
     assert_everything_once(broker)
     assert broker.reads_while_committing >= 3
+
+
+def test_a_slow_commit_leaves_the_next_checkpoint_within_its_batch(broker: FakeBroker) -> None:
+    broker.commit_seconds = 0.02
+    run_until_everything_out(broker, EchoStage(), overlap=True)
+    assert_everything_once(broker)
+    assert broker.largest_commit == 7
 
 
 def test_at_least_once_without_faults_delivers_everything_once(broker: FakeBroker, overlap: bool) -> None:

@@ -367,8 +367,13 @@ class StreamRuntime(BlockingLoop):
                 raise _StartOverError(f"producer: {exc}") from exc
             consumer.subscribe(list(self._stage.input_topics), on_assign=self._on_assign, on_revoke=self._on_revoke)
             while not self._stopping.is_set():
-                limit = max(1, min(self._max_messages, self._stage.read_limit()))
-                self._read(consumer, consumer.consume(limit, timeout=self._poll_timeout))
+                limit = min(self._max_messages, self._stage.read_limit())
+                if limit <= 0 and self._in_flight is not None:
+                    # Full: reading on, a message a loop, would take the next checkpoint past
+                    # its bound for as long as the broker takes to commit this one.
+                    self._settle(consumer)
+                else:
+                    self._read(consumer, consumer.consume(max(1, limit), timeout=self._poll_timeout))
                 self._hold_back(consumer)
                 self._report_ends(consumer)
                 if self._in_flight is not None and self._in_flight.call.done():
