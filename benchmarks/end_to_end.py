@@ -16,15 +16,17 @@ transaction's path.
 - Throughput: once every process is ready, the simulator writes the first `--transactions`
   transactions of the handbook's world (5,000 customers, 10,000 terminals), and the labels
   reported before the last of them, to `transactions.raw` as fast as it can. The rate is that
-  of predictions over the middle 80% of them, by their Kafka timestamps, so that neither the
+  of predictions over the middle 80% of them, by when they could be read, so that neither the
   first batches nor the drain count.
 - Latency: once every stage has committed all it read (the monitor works off the flood last),
   `--seconds` more of the same world at `--rate` transactions per second. For each
   transaction, from its `transactions.raw` message's timestamp (the simulator's produce) to its
-  prediction's (inference's produce); and each hop on the way, by the timestamps of its
-  messages on `transactions` (ingest), `features.by-terminal` (the features' customer stage),
-  `transactions.enriched` (their terminal stage) and `predictions` (inference). Only
-  `predictions` is read while transactions flow; the other topics are read afterwards. The
+  prediction being readable: read by a read_committed consumer, after inference committed it
+  (`TopicReader`); and each hop on the way, by the timestamps of its messages on
+  `transactions` (ingest), `features.by-terminal` (the features' customer stage) and
+  `transactions.enriched` (their terminal stage), each of which its producer commits before the
+  next stage can read it. Only `predictions` is read while transactions flow; the other topics
+  are read afterwards. The
   same again (`steady_*`) for the transactions written from STEADY_AFTER_SECONDS into the
   phase on, after the hold that a resumed replay starts with.
 - Live latency (`live_*`): once every stage has committed again, `--seconds` more of the world
@@ -65,6 +67,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -350,9 +353,15 @@ def rewrites_since(before: tuple[int, int]) -> int:
 
 
 class TopicReader:
-    """Every message of a topic from its start, as (transaction id -> Kafka timestamp in seconds)."""
+    """Every message of a topic from its start, as (transaction id -> seconds).
 
-    def __init__(self, topic: str, decode: Callable[[Message], str | None]) -> None:
+    By default a message's time is its Kafka timestamp: its producer's clock when it was
+    produced. In a Kafka transaction that comes before the message can be read, by the time the
+    producer takes to commit; the next hop's timestamp counts that wait. The last hop has no
+    next: `when_read` times its messages by the wall clock when a read_committed consumer, in
+    a thread of its own that reads from the moment it is made, received them."""
+
+    def __init__(self, topic: str, decode: Callable[[Message], str | None], *, when_read: bool = False) -> None:
         self._consumer = Consumer(
             {
                 "bootstrap.servers": PLATFORM.kafka_bootstrap,
@@ -365,25 +374,48 @@ class TopicReader:
         self._consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
         self._decode = decode
         self.stamps: dict[str, float] = {}
+        self._failure: str | None = None
+        self._closing = threading.Event()
+        self._follower: threading.Thread | None = None
+        if when_read:
+            self._follower = threading.Thread(target=self._follow, name=f"read-{topic}", daemon=True)
+            self._follower.start()
+
+    def _follow(self) -> None:
+        while not self._closing.is_set() and self._failure is None:
+            messages = self._consumer.consume(5000, timeout=0.005)
+            self._take(messages, read_at=time.time())
+
+    def _take(self, messages: list[Message], read_at: float | None) -> None:
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    self._failure = str(error)
+                continue
+            transaction_id = self._decode(message)
+            if transaction_id is not None:
+                stamp = read_at if read_at is not None else message.timestamp()[1] / 1000
+                self.stamps.setdefault(transaction_id, stamp)
 
     def until(self, ids: set[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         missing = len(ids - self.stamps.keys())
         while missing:
+            if self._failure is not None:
+                raise SystemExit(self._failure)
             if time.monotonic() > deadline:
                 raise SystemExit(f"{missing} of {len(ids)} never arrived in {timeout:.0f} s")
-            for message in self._consumer.consume(5000, timeout=0.5):
-                error = message.error()
-                if error is not None:
-                    if error.code() != KafkaError._PARTITION_EOF:
-                        raise SystemExit(str(error))
-                    continue
-                transaction_id = self._decode(message)
-                if transaction_id is not None:
-                    self.stamps.setdefault(transaction_id, message.timestamp()[1] / 1000)
+            if self._follower is None:
+                self._take(self._consumer.consume(5000, timeout=0.5), read_at=None)
+            else:
+                time.sleep(0.05)
             missing = len(ids - self.stamps.keys())
 
     def close(self) -> None:
+        self._closing.set()
+        if self._follower is not None:
+            self._follower.join(10)
         self._consumer.close()
 
 
@@ -457,7 +489,7 @@ def one_configuration(
     writer = ServiceSettings(kafka_bootstrap_servers=PLATFORM.kafka_bootstrap, topic_prefix=prefix)
     # Only the end of the path is read while transactions flow: the other hops' readers would
     # fetch beside the services, on the same broker and cores. They read the topics afterwards.
-    predictions = TopicReader(topic_name(Topic.PREDICTIONS, prefix), prediction_transaction_id)
+    predictions = TopicReader(topic_name(Topic.PREDICTIONS, prefix), prediction_transaction_id, when_read=True)
     hops: dict[str, TopicReader] = {}
     try:
         print(f"{replicas} replica(s): {len(running)} processes ready; throughput phase", file=sys.stderr)
