@@ -294,10 +294,10 @@ class StreamRuntime(BlockingLoop):
         (`fetch.wait.max.ms`, 500 ms by default) when nothing follows. None: that default.
 
         `overlap_commits`: the stage goes on reading and applying its input while a checkpoint
-        waits for the broker to commit it (the next checkpoint waits for that commit). The
-        stage is told `committed()` as soon as its checkpoint is handed over, so `checkpoint()`
-        must hand over all it returns; a commit that then fails starts the replica over from
-        the last committed checkpoint, as any other."""
+        waits for the broker to commit it, up to its `read_limit` (the next checkpoint waits for
+        that commit). The stage is told `committed()` as soon as its checkpoint is handed over,
+        so `checkpoint()` must hand over all it returns; a commit that then fails starts the
+        replica over from the last committed checkpoint, as any other."""
         super().__init__()
         self.name = stage.name
         self._settings = settings
