@@ -400,17 +400,18 @@ class TopicReader:
 
     def until(self, ids: set[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        missing = len(ids - self.stamps.keys())
-        while missing:
+        while True:
             if self._failure is not None:
                 raise SystemExit(self._failure)
+            missing = len(ids - self.stamps.keys())
+            if not missing:
+                return
             if time.monotonic() > deadline:
                 raise SystemExit(f"{missing} of {len(ids)} never arrived in {timeout:.0f} s")
             if self._follower is None:
                 self._take(self._consumer.consume(5000, timeout=0.5), read_at=None)
             else:
                 time.sleep(0.05)
-            missing = len(ids - self.stamps.keys())
 
     def close(self) -> None:
         self._closing.set()
