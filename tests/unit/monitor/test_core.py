@@ -44,10 +44,15 @@ class Monitor:
     its id, as the topics' keys place it), their partials handed to the judging core."""
 
     def __init__(
-        self, versions: Versions, clock: Clock, partitions: int = 2, settings: MonitorSettings = SETTINGS
+        self,
+        versions: Versions,
+        clock: Clock,
+        partitions: int = 2,
+        settings: MonitorSettings = SETTINGS,
+        sources: int = 1,
     ) -> None:
         self.core = MonitorCore(settings, versions, partitions, clock=clock)
-        self.partitions = [PartitionCounts(p, settings, versions) for p in range(partitions)]
+        self.partitions = [PartitionCounts(p, settings, versions, sources) for p in range(partitions)]
 
     def predictions(self, batch: Sequence[Prediction], *, live: bool = True) -> list[DriftAlert]:
         return self._apply([(self._of(p.transaction_id), p) for p in batch], live)
@@ -70,10 +75,10 @@ class Monitor:
         return [alert for partial in partials for alert in self.core.apply(partial, live=live)]
 
 
-def core_with_reference(clock: Clock, partitions: int = 2) -> tuple[Monitor, InMemoryVersions]:
+def core_with_reference(clock: Clock, partitions: int = 2, sources: int = 1) -> tuple[Monitor, InMemoryVersions]:
     versions = InMemoryVersions()
     versions.publish("1", reference_of(columns(np.random.default_rng(0), 20_000)))
-    return Monitor(versions, clock, partitions), versions
+    return Monitor(versions, clock, partitions, sources=sources), versions
 
 
 def test_a_shifted_amount_raises_one_drift_alert_and_after_the_debounce_one_request() -> None:
@@ -298,3 +303,27 @@ def test_predictions_out_of_order_and_a_live_one_in_a_replay_raise_what_the_orde
         assert sum(h.ahead for h in counted) == (name == "shuffled")
     assert alerts["ordered"]
     assert alerts["shuffled"] == alerts["ordered"]
+
+
+def test_a_backlog_scored_from_partitions_a_day_apart_raises_what_the_ordered_stream_raises() -> None:
+    # As the inference service writes a backlog: its input partitions (customers' partitions of
+    # transactions.enriched) each in order, read a chunk at a time, one twice as fast.
+    rng = np.random.default_rng(10)
+    ordered = predictions(rng, range(0, 16), 300) + predictions(rng, range(16, 24), 300, amount_scale=4.0)
+    queues = [[p for p in ordered if zlib.crc32(p.customer_id.encode()) % 4 == source] for source in range(4)]
+    backlog: list[Prediction] = []
+    while any(queues):
+        for source, queue in enumerate(queues):
+            take = 1200 if source == 0 else 600
+            backlog += queue[:take]
+            del queue[:take]
+    times = np.asarray([seconds_of(p.transaction_time) for p in backlog])
+    assert (np.maximum.accumulate(times) - times).max() > 12 * HOUR
+    alerts = {}
+    for name, stream, sources in (("ordered", ordered, 1), ("backlog", backlog, 4), ("as one", backlog, 1)):
+        monitor, _ = core_with_reference(Clock(), partitions=2, sources=sources)
+        alerts[name] = sorted((a.subject, a.detector, round(a.statistic, 9)) for a in monitor.predictions(stream))
+        late = sum(monitor.partitions[p]._hours.late for p in range(2))
+        assert (late == 0) == (name != "as one"), name
+    assert alerts["ordered"]
+    assert alerts["backlog"] == alerts["ordered"]

@@ -43,7 +43,10 @@ async def serve(settings: MonitorSettings) -> int:
     catalogue = VersionCatalogue(settings.mlflow_tracking_uri)
     predictions_topic = topic_name(Topic.PREDICTIONS, prefix)
     partials_topic = topic_name(Topic.MONITOR_PARTIALS, prefix)
-    partitions = partition_counts(settings, [predictions_topic, topic_name(Topic.LABELS, prefix), partials_topic])
+    enriched_topic = topic_name(Topic.TRANSACTIONS_ENRICHED, prefix)
+    partitions = partition_counts(
+        settings, [predictions_topic, topic_name(Topic.LABELS, prefix), partials_topic, enriched_topic]
+    )
     core = MonitorCore(settings, catalogue, partitions[predictions_topic])
     pause_flag = PauseFlag(client, f"{prefix}fraudstream:monitor:{settings.registered_model}:paused")
     core.pause(await pause_flag.read())
@@ -69,6 +72,7 @@ async def serve(settings: MonitorSettings) -> int:
             partials_topic=partials_topic,
             deadletter_topic=deadletter_topic,
             catalogue_ready=follower.wait_ready,
+            source_partitions=partitions[enriched_topic],
         ),
     )
     judge = judge_stream(

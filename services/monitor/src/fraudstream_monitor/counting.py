@@ -43,6 +43,7 @@ from fraudstream_common.schemas.v1.prediction_pb2 import Decision, ModelRole, Pr
 from fraudstream_common.settings import ProcessingGuarantee
 from fraudstream_common.stream import Checkpoint, Source, StreamRuntime
 from fraudstream_common.timestamps import seconds_of
+from fraudstream_common.topics import partition_of
 from fraudstream_monitor import metrics
 from fraudstream_monitor.drift import HourCounter, OpenHours
 from fraudstream_monitor.quality import HOUR, LabelJoin, WindowCounts
@@ -110,12 +111,19 @@ class PartitionCounts:
     """Everything the monitor counts of one input partition; `predictions` and `labels` return
     the partials to send."""
 
-    def __init__(self, partition: int, settings: MonitorSettings, catalogue: Versions) -> None:
+    def __init__(self, partition: int, settings: MonitorSettings, catalogue: Versions, sources: int = 1) -> None:
+        """`sources`: the partitions of `transactions.enriched`, whose predictions the inference
+        service interleaves into this one, each nearly in event-time order (by customer)."""
         self.partition = partition
         self._settings = settings
         self._catalogue = catalogue
+        self._sources = sources
         self._hours = OpenHours(
-            settings.hour_lateness_seconds, settings.hour_max_ahead_seconds, settings.hour_confirm_rows
+            settings.hour_lateness_seconds,
+            settings.hour_max_ahead_seconds,
+            settings.hour_confirm_rows,
+            sources=sources,
+            source_idle_rows=settings.hour_source_idle_predictions,
         )
         self._joins: dict[str, LabelJoin] = {}
         self._settled: set[str] = set()  # versions whose reference was looked up for good
@@ -159,7 +167,12 @@ class PartitionCounts:
                 if counter is not None:
                     _count(counter, start, predictions)
 
-        for version, hour in self._hours.count(judged_times, count_rows):
+        sources = (
+            np.asarray([partition_of(p.customer_id.encode(), self._sources) for p in judged_batch])
+            if self._sources > 1
+            else None
+        )
+        for version, hour in self._hours.count(judged_times, count_rows, sources):
             partials.append(Partial("hour", self.partition, hour.to_json(), version, hour.start))
         metrics.UNCOUNTED_PREDICTIONS.labels(str(self.partition), "late").set(self._hours.late)
         metrics.UNCOUNTED_PREDICTIONS.labels(str(self.partition), "ahead").set(self._hours.ahead)
@@ -288,8 +301,10 @@ class CountingStage:
         deadletter_topic: str,
         catalogue_ready: Callable[[float], bool] = lambda _timeout: True,
         clock: Callable[[], float] = time.time,
+        source_partitions: int = 1,
     ) -> None:
-        """`catalogue_ready(timeout)`: waits until the catalogue read the published versions."""
+        """`catalogue_ready(timeout)`: waits until the catalogue read the published versions.
+        `source_partitions`: the partitions of `transactions.enriched` (PartitionCounts)."""
         self._settings = settings
         self._catalogue = catalogue
         self._catalogue_ready = catalogue_ready
@@ -298,6 +313,7 @@ class CountingStage:
         self._partials_topic = partials_topic
         self._deadletter_topic = deadletter_topic
         self._clock = clock
+        self._source_partitions = source_partitions
         self.replay_seconds = settings.replay_seconds
         self._partitions: dict[int, PartitionCounts] = {}
         self._last_record_at: dict[int, float] = {}
@@ -322,7 +338,9 @@ class CountingStage:
         while not self._catalogue_ready(5.0):
             logger.info("waiting for the published versions before counting")
         partitions = sorted({p for _, p in assignment})
-        self._partitions = {p: PartitionCounts(p, self._settings, self._catalogue) for p in partitions}
+        self._partitions = {
+            p: PartitionCounts(p, self._settings, self._catalogue, self._source_partitions) for p in partitions
+        }
         now = self._clock()
         self._last_record_at = dict.fromkeys(partitions, now)
         self._idle, self._at_end, self._changed = set(), set(), set(partitions)

@@ -73,6 +73,16 @@ class MonitorSettings(ServiceSettings, ApiKeySecret, RetrainRequestSecret):
             "after a gap, a replay reaching the present): from the last of them, hours follow them."
         ),
     )
+    hour_source_idle_predictions: int = Field(
+        default=10_000,
+        ge=1,
+        description=(
+            "An input partition's predictions come from every partition of transactions.enriched, interleaved by "
+            "the inference service (by as much as a day of event time while it catches up), and its hours close "
+            "on the least watermark of those sources; one that brought nothing in this many of the partition's "
+            "predictions holds no hour open."
+        ),
+    )
     window_hours: int = Field(
         default=DriftPolicy.window_hours, ge=1, description="Hours of predictions a PSI compares."
     )
