@@ -100,6 +100,35 @@ class Partial:
         return Partial(kind, partition, document["body"], str(document["version"]), float(document["start"]))
 
 
+@dataclass(frozen=True)
+class Upstream:
+    """Where the predictions of a partition come from, each source nearly in event-time order:
+    the terminal stage of the features service releases each partition of
+    `features.by-terminal` (by terminal) in time order into `transactions.enriched`, whose
+    partitions (by customer) the inference service scores in order and interleaves, a chunk of
+    each at a time, into every partition of `predictions`. So a prediction's source is its
+    customer's partition of the one and its terminal's of the other."""
+
+    customer_partitions: int = 1
+    terminal_partitions: int = 1
+
+    @property
+    def sources(self) -> int:
+        return self.customer_partitions * self.terminal_partitions
+
+    def of(self, predictions: Sequence[Prediction]) -> np.ndarray | None:
+        """Each prediction's source (None: all of one)."""
+        if self.sources == 1:
+            return None
+        return np.asarray(
+            [
+                partition_of(p.customer_id.encode(), self.customer_partitions) * self.terminal_partitions
+                + partition_of(p.terminal_id.encode(), self.terminal_partitions)
+                for p in predictions
+            ]
+        )
+
+
 @dataclass
 class _Traffic:
     predictions: int = 0
@@ -111,18 +140,18 @@ class PartitionCounts:
     """Everything the monitor counts of one input partition; `predictions` and `labels` return
     the partials to send."""
 
-    def __init__(self, partition: int, settings: MonitorSettings, catalogue: Versions, sources: int = 1) -> None:
-        """`sources`: the partitions of `transactions.enriched`, whose predictions the inference
-        service interleaves into this one, each nearly in event-time order (by customer)."""
+    def __init__(
+        self, partition: int, settings: MonitorSettings, catalogue: Versions, upstream: Upstream | None = None
+    ) -> None:
         self.partition = partition
         self._settings = settings
         self._catalogue = catalogue
-        self._sources = sources
+        self._upstream = upstream or Upstream()
         self._hours = OpenHours(
             settings.hour_lateness_seconds,
             settings.hour_max_ahead_seconds,
             settings.hour_confirm_rows,
-            sources=sources,
+            sources=self._upstream.sources,
             source_idle_rows=settings.hour_source_idle_predictions,
         )
         self._joins: dict[str, LabelJoin] = {}
@@ -167,11 +196,7 @@ class PartitionCounts:
                 if counter is not None:
                     _count(counter, start, predictions)
 
-        sources = (
-            np.asarray([partition_of(p.customer_id.encode(), self._sources) for p in judged_batch])
-            if self._sources > 1
-            else None
-        )
+        sources = self._upstream.of(judged_batch)
         for version, hour in self._hours.count(judged_times, count_rows, sources):
             partials.append(Partial("hour", self.partition, hour.to_json(), version, hour.start))
         metrics.UNCOUNTED_PREDICTIONS.labels(str(self.partition), "late").set(self._hours.late)
@@ -301,10 +326,9 @@ class CountingStage:
         deadletter_topic: str,
         catalogue_ready: Callable[[float], bool] = lambda _timeout: True,
         clock: Callable[[], float] = time.time,
-        source_partitions: int = 1,
+        upstream: Upstream | None = None,
     ) -> None:
-        """`catalogue_ready(timeout)`: waits until the catalogue read the published versions.
-        `source_partitions`: the partitions of `transactions.enriched` (PartitionCounts)."""
+        """`catalogue_ready(timeout)`: waits until the catalogue read the published versions."""
         self._settings = settings
         self._catalogue = catalogue
         self._catalogue_ready = catalogue_ready
@@ -313,7 +337,7 @@ class CountingStage:
         self._partials_topic = partials_topic
         self._deadletter_topic = deadletter_topic
         self._clock = clock
-        self._source_partitions = source_partitions
+        self._upstream = upstream or Upstream()
         self.replay_seconds = settings.replay_seconds
         self._partitions: dict[int, PartitionCounts] = {}
         self._last_record_at: dict[int, float] = {}
@@ -338,9 +362,7 @@ class CountingStage:
         while not self._catalogue_ready(5.0):
             logger.info("waiting for the published versions before counting")
         partitions = sorted({p for _, p in assignment})
-        self._partitions = {
-            p: PartitionCounts(p, self._settings, self._catalogue, self._source_partitions) for p in partitions
-        }
+        self._partitions = {p: PartitionCounts(p, self._settings, self._catalogue, self._upstream) for p in partitions}
         now = self._clock()
         self._last_record_at = dict.fromkeys(partitions, now)
         self._idle, self._at_end, self._changed = set(), set(), set(partitions)

@@ -77,10 +77,11 @@ class MonitorSettings(ServiceSettings, ApiKeySecret, RetrainRequestSecret):
         default=10_000,
         ge=1,
         description=(
-            "An input partition's predictions come from every partition of transactions.enriched, interleaved by "
-            "the inference service (by as much as a day of event time while it catches up), and its hours close "
-            "on the least watermark of those sources; one that brought nothing in this many of the partition's "
-            "predictions holds no hour open."
+            "An input partition's predictions are interleaved from sources each nearly in event-time order (a "
+            "terminal's partition of features.by-terminal and a customer's of transactions.enriched: "
+            "counting.Upstream), by as much as days of event time while the services catch up on a backlog, and "
+            "its hours close on the least watermark of those sources; one that brought nothing in this many of the "
+            "partition's predictions holds no hour open."
         ),
     )
     window_hours: int = Field(
