@@ -52,7 +52,7 @@ class Monitor:
         upstream: Upstream | None = None,
     ) -> None:
         self.core = MonitorCore(settings, versions, partitions, clock=clock)
-        self.partitions = [PartitionCounts(p, settings, versions, upstream) for p in range(partitions)]
+        self.partitions = [PartitionCounts(p, settings, versions, upstream, clock) for p in range(partitions)]
 
     def predictions(self, batch: Sequence[Prediction], *, live: bool = True) -> list[DriftAlert]:
         return self._apply([(self._of(p.transaction_id), p) for p in batch], live)

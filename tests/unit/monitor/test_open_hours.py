@@ -115,16 +115,37 @@ def test_sources_far_apart_each_in_order_count_as_in_order() -> None:
     assert one_stream.late > len(times) // 4
 
 
-def test_a_source_that_stopped_holds_no_hour_open() -> None:
+def test_a_source_that_stopped_holds_no_hour_open_and_traffic_that_stopped_closes_its_hours() -> None:
     rng = np.random.default_rng(6)
     times = stream(rng, 12, 400)
     sources = np.where(np.arange(len(times)) < 200, np.arange(len(times)) % 2, 0)  # source 1 stops early
-    hours = OpenHours(LATENESS, MAX_AHEAD, CONFIRM, sources=2, source_idle_rows=1000)
-    closed: list[float] = []
+    now = [0.0]
+    hours = OpenHours(LATENESS, MAX_AHEAD, CONFIRM, sources=3, source_idle_seconds=5.0, clock=lambda: now[0])
     for first in range(0, len(times), 100):
-        batch = times[first : first + 100]
-        closed += [h.start for _, h in hours.count(batch, lambda start, rows: None, sources[first : first + 100])]
+        hours.count(times[first : first + 100], lambda start, rows: None, sources[first : first + 100])
+        assert hours.start == -np.inf  # source 2 has yet to deliver
+    now[0] += 5.1
+    hours.count(times[-1:], lambda start, rows: None, sources[-1:])
     assert hours.start == (times[-1] - LATENESS) // HOUR * HOUR
+    assert hours.late == 0
+
+
+def test_traffic_that_stopped_closes_the_hours_its_latest_prediction_passed() -> None:
+    rng = np.random.default_rng(7)
+    ahead, behind = stream(rng, 6, 100), stream(rng, 4, 100)
+    now = [0.0]
+    hours = OpenHours(LATENESS, MAX_AHEAD, CONFIRM, sources=2, source_idle_seconds=5.0, clock=lambda: now[0])
+    counter = hours.counters["1"] = HourCounter(Reference.of({SCORE: np.linspace(0, 1, 1000)}), None)
+    times = np.r_[ahead, behind]
+
+    def count_rows(start: float, rows: np.ndarray) -> None:
+        counter.count(start, {SCORE: (times[rows] % HOUR) / HOUR}, None)
+
+    closed = hours.count(times, count_rows, np.r_[np.zeros(len(ahead)), np.ones(len(behind))])
+    assert [h.start for _, h in closed] == [h * HOUR for h in range(3)]  # source 1 holds hour 3 open
+    assert hours.close_idle() == []
+    now[0] += 5.1  # both idle: the traffic stopped
+    assert [h.start for _, h in hours.close_idle()] == [3 * HOUR, 4 * HOUR]
     assert hours.late == 0
 
 

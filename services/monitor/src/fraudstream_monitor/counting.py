@@ -141,7 +141,12 @@ class PartitionCounts:
     the partials to send."""
 
     def __init__(
-        self, partition: int, settings: MonitorSettings, catalogue: Versions, upstream: Upstream | None = None
+        self,
+        partition: int,
+        settings: MonitorSettings,
+        catalogue: Versions,
+        upstream: Upstream | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.partition = partition
         self._settings = settings
@@ -152,7 +157,8 @@ class PartitionCounts:
             settings.hour_max_ahead_seconds,
             settings.hour_confirm_rows,
             sources=self._upstream.sources,
-            source_idle_rows=settings.hour_source_idle_predictions,
+            source_idle_seconds=settings.hour_source_idle_seconds,
+            clock=clock,
         )
         self._joins: dict[str, LabelJoin] = {}
         self._settled: set[str] = set()  # versions whose reference was looked up for good
@@ -221,6 +227,14 @@ class PartitionCounts:
                 ]
         self.labels_seen += len(batch)
         metrics.LABELS.inc(len(batch))
+        return partials
+
+    def close_idle(self) -> list[Partial]:
+        """The hours that upstream sources turned idle have closed since the last predictions."""
+        opened = self._hours.start
+        partials = [Partial("hour", self.partition, h.to_json(), v, h.start) for v, h in self._hours.close_idle()]
+        if self._hours.start != opened:
+            partials.append(self.mark(idle=False))
         return partials
 
     def mark(self, *, idle: bool) -> Partial:
@@ -362,7 +376,9 @@ class CountingStage:
         while not self._catalogue_ready(5.0):
             logger.info("waiting for the published versions before counting")
         partitions = sorted({p for _, p in assignment})
-        self._partitions = {p: PartitionCounts(p, self._settings, self._catalogue, self._upstream) for p in partitions}
+        self._partitions = {
+            p: PartitionCounts(p, self._settings, self._catalogue, self._upstream, self._clock) for p in partitions
+        }
         now = self._clock()
         self._last_record_at = dict.fromkeys(partitions, now)
         self._idle, self._at_end, self._changed = set(), set(), set(partitions)
@@ -406,6 +422,9 @@ class CountingStage:
         self._apply(self._replayed, live=False)
         self._apply(self._queued, live=True)
         now = self._clock()
+        for counts in self._partitions.values():
+            for partial in counts.close_idle():
+                self._send(partial)
         for partition in self._idle_now():
             self._idle.add(partition)
             self._send(self._partitions[partition].mark(idle=True))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -394,8 +395,8 @@ def page_hinkley_statistic(detector: drift.PageHinkley) -> float:
 class _SourceMark:
     """Where one upstream source of an input partition stands (see OpenHours)."""
 
+    last_seen: float  # by OpenHours' clock
     watermark: float = -math.inf
-    last_row: int = 0  # the partition's row count after its latest row
     # The predictions ahead since the last one that was not: how many, and the earliest.
     ahead_rows: int = 0
     ahead_earliest: float = math.inf
@@ -411,9 +412,10 @@ class OpenHours:
     cut into batches):
 
     - A source's watermark is its latest event time in step. The stream's is the least of its
-      sources' that delivered within the last `source_idle_rows` predictions (a source that
-      stopped holds nothing back). An hour closes once that is `lateness` past its end; a
-      prediction of a closed hour is late, and not counted.
+      sources' that delivered within `source_idle_seconds` (a source that stopped holds nothing
+      back; when none did, the traffic stopped and the greatest holds). An hour closes once
+      that is `lateness` past its end (`close_idle` closes those that sources turned idle
+      since); a prediction of a closed hour is late, and not counted.
     - A prediction of an hour more than `max_ahead` past its source's watermark (a live
       transaction in a replay, a clock far ahead) is ahead: not counted, and it does not move the
       watermark, unless it is the `confirm_rows`-th ahead in a row of its source (the source moved
@@ -431,16 +433,18 @@ class OpenHours:
         confirm_rows: int = 1,
         *,
         sources: int = 1,
-        source_idle_rows: int = 10_000,
+        source_idle_seconds: float = math.inf,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`sources`: how many upstream sources there are (0 to `sources` - 1; until each has
-        delivered, or `source_idle_rows` predictions came without it, no hour closes)."""
+        delivered, or `source_idle_seconds` passed, no hour closes)."""
         self.lateness = lateness
         self.max_ahead = max_ahead
         self.confirm_rows = confirm_rows
-        self.source_idle_rows = source_idle_rows
-        self._sources = {source: _SourceMark() for source in range(sources)}
-        self._rows = 0  # predictions seen
+        self.source_idle_seconds = source_idle_seconds
+        self._clock = clock
+        now = clock()
+        self._sources = {source: _SourceMark(now) for source in range(sources)}
         # Hours beginning before this are closed: nothing more is sent for them.
         self.start = -math.inf
         self.counters: dict[str, HourCounter] = {}
@@ -449,9 +453,13 @@ class OpenHours:
 
     @property
     def watermark(self) -> float:
-        """The least watermark of the sources that delivered lately (or have yet to, early on)."""
-        recent = self._rows - self.source_idle_rows
-        return min((m.watermark for m in self._sources.values() if m.last_row >= recent), default=-math.inf)
+        """The least watermark of the sources that delivered lately (or have yet to, early on);
+        when none did, the greatest."""
+        since = self._clock() - self.source_idle_seconds
+        recent = [m.watermark for m in self._sources.values() if m.last_seen > since]
+        if recent:
+            return min(recent)
+        return max((m.watermark for m in self._sources.values()), default=-math.inf)
 
     def count(
         self,
@@ -480,11 +488,11 @@ class OpenHours:
                 count_rows(start, runs[0] if len(runs) == 1 else np.concatenate(runs))
             pending.clear()
 
-        rows_before = self._rows
+        now = self._clock()
         for run_first, run_last in zip(np.r_[0, boundaries], np.r_[boundaries, len(starts)], strict=True):
             start, first, last = float(starts[run_first]), int(run_first), int(run_last)
-            source = self._sources.setdefault(0 if sources is None else int(sources[first]), _SourceMark())
-            source.last_row = self._rows = rows_before + last
+            source = self._sources.setdefault(0 if sources is None else int(sources[first]), _SourceMark(now))
+            source.last_seen = now
             if start < self.start:
                 self.late += last - first
                 self._end_ahead_run(source)
@@ -509,6 +517,11 @@ class OpenHours:
             closed += self._close_passed(count_pending)
         count_pending()
         return closed
+
+    def close_idle(self) -> list[tuple[str, HourCounts]]:
+        """Closes the hours that the watermark passed as sources turned idle since the last
+        prediction."""
+        return self._close_passed(lambda: None)
 
     def close(self) -> list[tuple[str, HourCounts]]:
         """Closes every open hour of every version, in order (the stream has ended)."""

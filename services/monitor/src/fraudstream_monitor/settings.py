@@ -51,7 +51,7 @@ class MonitorSettings(ServiceSettings, ApiKeySecret, RetrainRequestSecret):
         ge=0,
         description=(
             "An hour of event time stays open on an input partition until its watermark (the least of its "
-            "sources', see hour_source_idle_predictions) is this far past its end; predictions of an hour closed "
+            "sources', see hour_source_idle_seconds) is this far past its end; predictions of an hour closed "
             "already are late and not counted (they are out of order when the inference service catches up, and by "
             "as far as producers' clocks differ). Multiply it by the speed of a replay faster than real time."
         ),
@@ -73,15 +73,15 @@ class MonitorSettings(ServiceSettings, ApiKeySecret, RetrainRequestSecret):
             "back after a gap, a replay reaching the present): from the last of them, its watermark follows them."
         ),
     )
-    hour_source_idle_predictions: int = Field(
-        default=10_000,
-        ge=1,
+    hour_source_idle_seconds: float = Field(
+        default=5.0,
+        gt=0,
         description=(
             "An input partition's predictions are interleaved from sources each nearly in event-time order (a "
             "terminal's partition of features.by-terminal and a customer's of transactions.enriched: "
             "counting.Upstream), by as much as days of event time while the services catch up on a backlog, and "
-            "its hours close on the least watermark of those sources; one that brought nothing in this many of the "
-            "partition's predictions holds no hour open."
+            "its hours close on the least watermark of those sources; one that brought nothing for this long holds "
+            "no hour open (none did: the traffic stopped, and its hours close on the latest prediction)."
         ),
     )
     window_hours: int = Field(
