@@ -198,3 +198,54 @@ def test_the_rows_of_an_hour_are_counted_together_while_no_hour_closes() -> None
     assert sorted(start for start, _ in calls) == [9 * HOUR, 10 * HOUR]
     for start, rows in calls:
         assert rows == np.flatnonzero(starts[1:] == start).tolist()
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def closed_in_batches(
+    times: np.ndarray, of: np.ndarray, batches: list[int], hours: OpenHours, clock: ManualClock
+) -> tuple[list[tuple[float, int, list[float]]], int, float]:
+    """What `hours` closes of `times` (from sources `of`) in batches a second apart, and once
+    they are idle; how many were late; where it stands."""
+    counter = hours.counters["1"] = HourCounter(Reference.of({SCORE: np.linspace(0, 1, 100)}), None)
+    closed: list[HourCounts] = []
+    for first, last in itertools.pairwise(np.cumsum([0, *batches])):
+        values = (times[first:last] % HOUR) / HOUR
+
+        def count_rows(start: float, rows: np.ndarray, values: np.ndarray = values) -> None:
+            counter.count(start, {SCORE: values[rows]}, None)
+
+        closed += [h for _, h in hours.count(times[first:last], count_rows, of[first:last])]
+        clock.now += 1.0
+    closed += [h for _, h in hours.close_idle()]
+    return summary(closed), hours.late, hours.start
+
+
+def step_by_step_only(*_: object) -> None:
+    """In place of OpenHours._count_in_step: every batch takes the step-by-step path."""
+
+
+def test_batches_counted_in_array_operations_close_what_the_step_by_step_path_closes() -> None:
+    rng = np.random.default_rng(8)
+    for _ in range(50):
+        n, sources = int(rng.integers(50, 800)), int(rng.integers(2, 6))
+        of = rng.integers(0, sources, n)
+        times = np.sort(rng.uniform(0, 10 * HOUR, n)) + rng.uniform(0, 2 * HOUR, sources)[of]
+        times = np.clip(times + rng.normal(0, 400, n), 0, None)  # some out of order within a source: late
+        cuts = np.sort(rng.choice(np.arange(1, n), int(rng.integers(0, 10)), replace=False))
+        batches = np.diff(np.r_[0, cuts, n]).tolist()
+        idle = float(rng.choice([np.inf, 2.5]))
+        results = []
+        for step_by_step in (False, True):
+            clock = ManualClock()
+            hours = OpenHours(LATENESS, 3 * HOUR, CONFIRM, sources=sources, source_idle_seconds=idle, clock=clock)
+            if step_by_step:
+                hours._count_in_step = step_by_step_only  # type: ignore[method-assign,assignment]
+            results.append(closed_in_batches(times, of, batches, hours, clock))
+        assert results[0] == results[1]
