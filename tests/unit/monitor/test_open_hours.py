@@ -125,6 +125,10 @@ def test_a_source_that_stopped_holds_no_hour_open_and_traffic_that_stopped_close
         hours.count(times[first : first + 100], lambda start, rows: None, sources[first : first + 100])
         assert hours.start == -np.inf  # source 2 has yet to deliver
     now[0] += 5.1
+    hours.caught_up = False  # more of the stream waits to be read: a silent source may be behind
+    hours.count(times[-1:], lambda start, rows: None, sources[-1:])
+    assert hours.start == -np.inf
+    hours.caught_up = True
     hours.count(times[-1:], lambda start, rows: None, sources[-1:])
     assert hours.start == (times[-1] - LATENESS) // HOUR * HOUR
     assert hours.late == 0

@@ -229,6 +229,11 @@ class PartitionCounts:
         metrics.LABELS.inc(len(batch))
         return partials
 
+    def caught_up(self, at_end: bool) -> None:
+        """Whether the partition's predictions are read to their end: only then may an upstream
+        source that brought nothing lately be idle (OpenHours)."""
+        self._hours.caught_up = at_end
+
     def close_idle(self) -> list[Partial]:
         """The hours that upstream sources turned idle have closed since the last predictions."""
         opened = self._hours.start
@@ -400,6 +405,8 @@ class CountingStage:
 
     def at_end(self, sources: Collection[Source]) -> None:
         self._at_end = {partition for _topic, partition in sources}
+        for partition, counts in self._partitions.items():
+            counts.caught_up((self._predictions_topic, partition) in sources)
 
     def due(self) -> bool:
         if self._idle_now():

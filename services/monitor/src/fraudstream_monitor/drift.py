@@ -412,8 +412,11 @@ class OpenHours:
     cut into batches):
 
     - A source's watermark is its latest event time in step. The stream's is the least of its
-      sources' that delivered within `source_idle_seconds` (a source that stopped holds nothing
-      back; when none did, the traffic stopped and the greatest holds). An hour closes once
+      sources' that delivered within `source_idle_seconds` while the stream is `caught_up` (read
+      to its end: a source that stopped holds nothing back; when none delivered, the traffic
+      stopped and the greatest holds). While it is not, every source holds: what they have yet
+      to deliver is waiting to be read (as Kafka Streams does not idle a partition with known
+      lag). An hour closes once
       that is `lateness` past its end (`close_idle` closes those that sources turned idle
       since); a prediction of a closed hour is late, and not counted.
     - A prediction of an hour more than `max_ahead` past its source's watermark (a live
@@ -442,6 +445,7 @@ class OpenHours:
         self.max_ahead = max_ahead
         self.confirm_rows = confirm_rows
         self.source_idle_seconds = source_idle_seconds
+        self.caught_up = True
         self._clock = clock
         now = clock()
         self._sources = {source: _SourceMark(now) for source in range(sources)}
@@ -455,7 +459,7 @@ class OpenHours:
     def watermark(self) -> float:
         """The least watermark of the sources that delivered lately (or have yet to, early on);
         when none did, the greatest."""
-        since = self._clock() - self.source_idle_seconds
+        since = self._idle_before(self._clock())
         recent = [m.watermark for m in self._sources.values() if m.last_seen > since]
         if recent:
             return min(recent)
@@ -545,7 +549,7 @@ class OpenHours:
         if np.any(np.isfinite(before) & (starts > before + self.max_ahead)):
             return None
         # The partition's watermark after each prediction: the least of the recent sources'.
-        since = now - self.source_idle_seconds
+        since = self._idle_before(now)
         watermark = np.full(len(event_times), np.inf)
         for source, mark in self._sources.items():
             of_source = in_batch.get(source)
@@ -573,6 +577,10 @@ class OpenHours:
             return []
         self.start = boundary
         return self._close_before(boundary)
+
+    def _idle_before(self, now: float) -> float:
+        """A source that delivered last before this is idle."""
+        return now - self.source_idle_seconds if self.caught_up else -math.inf
 
     def close_idle(self) -> list[tuple[str, HourCounts]]:
         """Closes the hours that the watermark passed as sources turned idle since the last
