@@ -14,7 +14,7 @@ from fraudstream_common.settings import DEVELOPMENT_RETRAIN_REQUEST_SECRET
 from fraudstream_common.signing import verify_request
 from fraudstream_common.timestamps import seconds_of, timestamp_of
 from fraudstream_monitor.core import MonitorCore
-from fraudstream_monitor.counting import Partial, PartitionCounts
+from fraudstream_monitor.counting import Partial, PartitionCounts, Upstream
 from fraudstream_monitor.settings import MonitorSettings
 from fraudstream_monitor.versions import Versions
 from tests.unit.monitor.fixtures import HOUR, START, InMemoryVersions, columns, predictions, reference_of
@@ -44,10 +44,15 @@ class Monitor:
     its id, as the topics' keys place it), their partials handed to the judging core."""
 
     def __init__(
-        self, versions: Versions, clock: Clock, partitions: int = 2, settings: MonitorSettings = SETTINGS
+        self,
+        versions: Versions,
+        clock: Clock,
+        partitions: int = 2,
+        settings: MonitorSettings = SETTINGS,
+        upstream: Upstream | None = None,
     ) -> None:
         self.core = MonitorCore(settings, versions, partitions, clock=clock)
-        self.partitions = [PartitionCounts(p, settings, versions) for p in range(partitions)]
+        self.partitions = [PartitionCounts(p, settings, versions, upstream, clock) for p in range(partitions)]
 
     def predictions(self, batch: Sequence[Prediction], *, live: bool = True) -> list[DriftAlert]:
         return self._apply([(self._of(p.transaction_id), p) for p in batch], live)
@@ -70,10 +75,12 @@ class Monitor:
         return [alert for partial in partials for alert in self.core.apply(partial, live=live)]
 
 
-def core_with_reference(clock: Clock, partitions: int = 2) -> tuple[Monitor, InMemoryVersions]:
+def core_with_reference(
+    clock: Clock, partitions: int = 2, upstream: Upstream | None = None
+) -> tuple[Monitor, InMemoryVersions]:
     versions = InMemoryVersions()
     versions.publish("1", reference_of(columns(np.random.default_rng(0), 20_000)))
-    return Monitor(versions, clock, partitions), versions
+    return Monitor(versions, clock, partitions, upstream=upstream), versions
 
 
 def test_a_shifted_amount_raises_one_drift_alert_and_after_the_debounce_one_request() -> None:
@@ -298,3 +305,31 @@ def test_predictions_out_of_order_and_a_live_one_in_a_replay_raise_what_the_orde
         assert sum(h.ahead for h in counted) == (name == "shuffled")
     assert alerts["ordered"]
     assert alerts["shuffled"] == alerts["ordered"]
+
+
+def test_a_backlog_scored_from_partitions_a_day_apart_raises_what_the_ordered_stream_raises() -> None:
+    # As the features and inference services write a backlog: the terminal stage releases each
+    # terminal partition in time order into the customer partitions, which inference reads a
+    # chunk at a time, one twice as fast as the others.
+    rng = np.random.default_rng(10)
+    ordered = predictions(rng, range(0, 16), 300) + predictions(rng, range(16, 24), 300, amount_scale=4.0)
+    upstream = Upstream(customer_partitions=2, terminal_partitions=2)
+    sources = upstream.of(ordered)
+    assert sources is not None
+    queues = [[p for p, s in zip(ordered, sources.tolist(), strict=True) if s == source] for source in range(4)]
+    backlog: list[Prediction] = []
+    while any(queues):
+        for source, queue in enumerate(queues):
+            take = 1200 if source == 0 else 600
+            backlog += queue[:take]
+            del queue[:take]
+    times = np.asarray([seconds_of(p.transaction_time) for p in backlog])
+    assert (np.maximum.accumulate(times) - times).max() > 12 * HOUR
+    alerts = {}
+    for name, stream, of in (("ordered", ordered, None), ("backlog", backlog, upstream), ("as one", backlog, None)):
+        monitor, _ = core_with_reference(Clock(), partitions=2, upstream=of)
+        alerts[name] = sorted((a.subject, a.detector, round(a.statistic, 9)) for a in monitor.predictions(stream))
+        late = sum(monitor.partitions[p]._hours.late for p in range(2))
+        assert (late == 0) == (name != "as one"), name
+    assert alerts["ordered"]
+    assert alerts["backlog"] == alerts["ordered"]

@@ -1,5 +1,7 @@
 """The hours of one input partition out of event-time order (`drift.OpenHours`): predictions
-interleaved within the lateness are counted as in order, whatever the batches; a live
+interleaved within the lateness are counted as in order, whatever the batches, and so are
+sources interleaved by far more, each in order, as inference interleaves its input partitions
+when it catches up; a live
 prediction in a replay is left out and closes nothing; a stream that moved on is followed once
 it is confirmed; a prediction of a closed hour is late."""
 
@@ -29,9 +31,11 @@ def interleaved(times: np.ndarray, skew: float) -> np.ndarray:
     return times[np.argsort(keys, kind="stable")]
 
 
-def counted(times: np.ndarray, hours: OpenHours, batches: list[int] | None = None) -> list[HourCounts]:
-    """The hours `times` close, in batches of the given sizes (one batch by default), then the
-    hours still open."""
+def counted(
+    times: np.ndarray, hours: OpenHours, batches: list[int] | None = None, sources: np.ndarray | None = None
+) -> list[HourCounts]:
+    """The hours `times` (of the given upstream sources) close, in batches of the given sizes
+    (one batch by default), then the hours still open."""
     counter = hours.counters["1"] = HourCounter(Reference.of({SCORE: np.linspace(0, 1, 1000)}), None)
     closed: list[HourCounts] = []
     edges = np.cumsum([0, *(batches or [len(times)])])
@@ -42,7 +46,8 @@ def counted(times: np.ndarray, hours: OpenHours, batches: list[int] | None = Non
         def count_rows(start: float, rows: np.ndarray, values: np.ndarray = values) -> None:
             counter.count(start, {SCORE: values[rows]}, None)
 
-        closed += [hour for _, hour in hours.count(batch, count_rows)]
+        batch_sources = None if sources is None else sources[first:last]
+        closed += [hour for _, hour in hours.count(batch, count_rows, batch_sources)]
     return closed + [hour for _, hour in hours.close()]
 
 
@@ -71,6 +76,81 @@ def test_predictions_out_of_order_within_the_lateness_count_as_in_order_whatever
     strict = OpenHours()
     counted(scrambled, strict)
     assert strict.late > 100
+
+
+def chunked(times: np.ndarray, sources: int, chunk: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """`times` dealt to `sources` upstream partitions, each in order, and merged as a consumer
+    catching up merges them: a chunk of one, then a chunk of another, each read at its own pace
+    (one at twice the others' rows a chunk). Returns the merged times and their sources."""
+    owner = rng.integers(0, sources, len(times))
+    queues = [list(times[owner == s]) for s in range(sources)]
+    merged: list[float] = []
+    of: list[int] = []
+    while any(queues):
+        for s, queue in enumerate(queues):
+            take = chunk * (2 if s == 0 else 1)
+            merged += queue[:take]
+            of += [s] * len(queue[:take])
+            del queue[:take]
+    return np.asarray(merged), np.asarray(of)
+
+
+def test_sources_far_apart_each_in_order_count_as_in_order() -> None:
+    rng = np.random.default_rng(5)
+    times = stream(rng, 48, 100)
+    in_order = counted(times, policy())
+    merged, sources = chunked(times, 4, 500, rng)
+    behind = np.maximum.accumulate(merged) - merged
+    assert behind.max() > 12 * HOUR  # the partitions are half a day apart and more
+    cuts = np.sort(rng.choice(np.arange(1, len(times)), 30, replace=False))
+    for split in (None, np.diff(np.r_[0, cuts, len(times)]).tolist()):
+        hours = OpenHours(LATENESS, MAX_AHEAD, CONFIRM, sources=4)
+        got = counted(merged, hours, split, sources)
+        assert hours.late == 0
+        assert hours.ahead == 0
+        assert summary(got) == summary(in_order)
+    # Taken as one stream, the hours close with the source furthest on: most of the rest is lost.
+    one_stream = policy()
+    counted(merged, one_stream)
+    assert one_stream.late > len(times) // 4
+
+
+def test_a_source_that_stopped_holds_no_hour_open_and_traffic_that_stopped_closes_its_hours() -> None:
+    rng = np.random.default_rng(6)
+    times = stream(rng, 12, 400)
+    sources = np.where(np.arange(len(times)) < 200, np.arange(len(times)) % 2, 0)  # source 1 stops early
+    now = [0.0]
+    hours = OpenHours(LATENESS, MAX_AHEAD, CONFIRM, sources=3, source_idle_seconds=5.0, clock=lambda: now[0])
+    for first in range(0, len(times), 100):
+        hours.count(times[first : first + 100], lambda start, rows: None, sources[first : first + 100])
+        assert hours.start == -np.inf  # source 2 has yet to deliver
+    now[0] += 5.1
+    hours.caught_up = False  # more of the stream waits to be read: a silent source may be behind
+    hours.count(times[-1:], lambda start, rows: None, sources[-1:])
+    assert hours.start == -np.inf
+    hours.caught_up = True
+    hours.count(times[-1:], lambda start, rows: None, sources[-1:])
+    assert hours.start == (times[-1] - LATENESS) // HOUR * HOUR
+    assert hours.late == 0
+
+
+def test_traffic_that_stopped_closes_the_hours_its_latest_prediction_passed() -> None:
+    rng = np.random.default_rng(7)
+    ahead, behind = stream(rng, 6, 100), stream(rng, 4, 100)
+    now = [0.0]
+    hours = OpenHours(LATENESS, MAX_AHEAD, CONFIRM, sources=2, source_idle_seconds=5.0, clock=lambda: now[0])
+    counter = hours.counters["1"] = HourCounter(Reference.of({SCORE: np.linspace(0, 1, 1000)}), None)
+    times = np.r_[ahead, behind]
+
+    def count_rows(start: float, rows: np.ndarray) -> None:
+        counter.count(start, {SCORE: (times[rows] % HOUR) / HOUR}, None)
+
+    closed = hours.count(times, count_rows, np.r_[np.zeros(len(ahead)), np.ones(len(behind))])
+    assert [h.start for _, h in closed] == [h * HOUR for h in range(3)]  # source 1 holds hour 3 open
+    assert hours.close_idle() == []
+    now[0] += 5.1  # both idle: the traffic stopped
+    assert [h.start for _, h in hours.close_idle()] == [3 * HOUR, 4 * HOUR]
+    assert hours.late == 0
 
 
 def test_a_live_prediction_in_a_replay_is_left_out_and_closes_nothing() -> None:
@@ -122,3 +202,54 @@ def test_the_rows_of_an_hour_are_counted_together_while_no_hour_closes() -> None
     assert sorted(start for start, _ in calls) == [9 * HOUR, 10 * HOUR]
     for start, rows in calls:
         assert rows == np.flatnonzero(starts[1:] == start).tolist()
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def closed_in_batches(
+    times: np.ndarray, of: np.ndarray, batches: list[int], hours: OpenHours, clock: ManualClock
+) -> tuple[list[tuple[float, int, list[float]]], int, float]:
+    """What `hours` closes of `times` (from sources `of`) in batches a second apart, and once
+    they are idle; how many were late; where it stands."""
+    counter = hours.counters["1"] = HourCounter(Reference.of({SCORE: np.linspace(0, 1, 100)}), None)
+    closed: list[HourCounts] = []
+    for first, last in itertools.pairwise(np.cumsum([0, *batches])):
+        values = (times[first:last] % HOUR) / HOUR
+
+        def count_rows(start: float, rows: np.ndarray, values: np.ndarray = values) -> None:
+            counter.count(start, {SCORE: values[rows]}, None)
+
+        closed += [h for _, h in hours.count(times[first:last], count_rows, of[first:last])]
+        clock.now += 1.0
+    closed += [h for _, h in hours.close_idle()]
+    return summary(closed), hours.late, hours.start
+
+
+def step_by_step_only(*_: object) -> None:
+    """In place of OpenHours._count_in_step: every batch takes the step-by-step path."""
+
+
+def test_batches_counted_in_array_operations_close_what_the_step_by_step_path_closes() -> None:
+    rng = np.random.default_rng(8)
+    for _ in range(50):
+        n, sources = int(rng.integers(50, 800)), int(rng.integers(2, 6))
+        of = rng.integers(0, sources, n)
+        times = np.sort(rng.uniform(0, 10 * HOUR, n)) + rng.uniform(0, 2 * HOUR, sources)[of]
+        times = np.clip(times + rng.normal(0, 400, n), 0, None)  # some out of order within a source: late
+        cuts = np.sort(rng.choice(np.arange(1, n), int(rng.integers(0, 10)), replace=False))
+        batches = np.diff(np.r_[0, cuts, n]).tolist()
+        idle = float(rng.choice([np.inf, 2.5]))
+        results = []
+        for step_by_step in (False, True):
+            clock = ManualClock()
+            hours = OpenHours(LATENESS, 3 * HOUR, CONFIRM, sources=sources, source_idle_seconds=idle, clock=clock)
+            if step_by_step:
+                hours._count_in_step = step_by_step_only  # type: ignore[method-assign,assignment]
+            results.append(closed_in_batches(times, of, batches, hours, clock))
+        assert results[0] == results[1]

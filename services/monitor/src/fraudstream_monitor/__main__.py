@@ -26,7 +26,7 @@ from fraudstream_common.lifecycle import Component, ServiceRunner
 from fraudstream_common.logging import configure_logging
 from fraudstream_common.topics import Topic, topic_name
 from fraudstream_monitor.core import MonitorCore
-from fraudstream_monitor.counting import CountingStage, counting_stream
+from fraudstream_monitor.counting import CountingStage, Upstream, counting_stream
 from fraudstream_monitor.http import PauseFlag, create_app
 from fraudstream_monitor.judge import JudgeStage, judge_stream
 from fraudstream_monitor.operations import Operations
@@ -43,7 +43,12 @@ async def serve(settings: MonitorSettings) -> int:
     catalogue = VersionCatalogue(settings.mlflow_tracking_uri)
     predictions_topic = topic_name(Topic.PREDICTIONS, prefix)
     partials_topic = topic_name(Topic.MONITOR_PARTIALS, prefix)
-    partitions = partition_counts(settings, [predictions_topic, topic_name(Topic.LABELS, prefix), partials_topic])
+    enriched_topic = topic_name(Topic.TRANSACTIONS_ENRICHED, prefix)
+    by_terminal_topic = topic_name(Topic.FEATURES_BY_TERMINAL, prefix)
+    partitions = partition_counts(
+        settings,
+        [predictions_topic, topic_name(Topic.LABELS, prefix), partials_topic, enriched_topic, by_terminal_topic],
+    )
     core = MonitorCore(settings, catalogue, partitions[predictions_topic])
     pause_flag = PauseFlag(client, f"{prefix}fraudstream:monitor:{settings.registered_model}:paused")
     core.pause(await pause_flag.read())
@@ -69,6 +74,7 @@ async def serve(settings: MonitorSettings) -> int:
             partials_topic=partials_topic,
             deadletter_topic=deadletter_topic,
             catalogue_ready=follower.wait_ready,
+            upstream=Upstream(partitions[enriched_topic], partitions[by_terminal_topic]),
         ),
     )
     judge = judge_stream(

@@ -43,6 +43,7 @@ from fraudstream_common.schemas.v1.prediction_pb2 import Decision, ModelRole, Pr
 from fraudstream_common.settings import ProcessingGuarantee
 from fraudstream_common.stream import Checkpoint, Source, StreamRuntime
 from fraudstream_common.timestamps import seconds_of
+from fraudstream_common.topics import partition_of
 from fraudstream_monitor import metrics
 from fraudstream_monitor.drift import HourCounter, OpenHours
 from fraudstream_monitor.quality import HOUR, LabelJoin, WindowCounts
@@ -99,6 +100,35 @@ class Partial:
         return Partial(kind, partition, document["body"], str(document["version"]), float(document["start"]))
 
 
+@dataclass(frozen=True)
+class Upstream:
+    """Where the predictions of a partition come from, each source nearly in event-time order:
+    the terminal stage of the features service releases each partition of
+    `features.by-terminal` (by terminal) in time order into `transactions.enriched`, whose
+    partitions (by customer) the inference service scores in order and interleaves, a chunk of
+    each at a time, into every partition of `predictions`. So a prediction's source is its
+    customer's partition of the one and its terminal's of the other."""
+
+    customer_partitions: int = 1
+    terminal_partitions: int = 1
+
+    @property
+    def sources(self) -> int:
+        return self.customer_partitions * self.terminal_partitions
+
+    def of(self, predictions: Sequence[Prediction]) -> np.ndarray | None:
+        """Each prediction's source (None: all of one)."""
+        if self.sources == 1:
+            return None
+        return np.asarray(
+            [
+                partition_of(p.customer_id.encode(), self.customer_partitions) * self.terminal_partitions
+                + partition_of(p.terminal_id.encode(), self.terminal_partitions)
+                for p in predictions
+            ]
+        )
+
+
 @dataclass
 class _Traffic:
     predictions: int = 0
@@ -110,12 +140,25 @@ class PartitionCounts:
     """Everything the monitor counts of one input partition; `predictions` and `labels` return
     the partials to send."""
 
-    def __init__(self, partition: int, settings: MonitorSettings, catalogue: Versions) -> None:
+    def __init__(
+        self,
+        partition: int,
+        settings: MonitorSettings,
+        catalogue: Versions,
+        upstream: Upstream | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.partition = partition
         self._settings = settings
         self._catalogue = catalogue
+        self._upstream = upstream or Upstream()
         self._hours = OpenHours(
-            settings.hour_lateness_seconds, settings.hour_max_ahead_seconds, settings.hour_confirm_rows
+            settings.hour_lateness_seconds,
+            settings.hour_max_ahead_seconds,
+            settings.hour_confirm_rows,
+            sources=self._upstream.sources,
+            source_idle_seconds=settings.hour_source_idle_seconds,
+            clock=clock,
         )
         self._joins: dict[str, LabelJoin] = {}
         self._settled: set[str] = set()  # versions whose reference was looked up for good
@@ -159,7 +202,8 @@ class PartitionCounts:
                 if counter is not None:
                     _count(counter, start, predictions)
 
-        for version, hour in self._hours.count(judged_times, count_rows):
+        sources = self._upstream.of(judged_batch)
+        for version, hour in self._hours.count(judged_times, count_rows, sources):
             partials.append(Partial("hour", self.partition, hour.to_json(), version, hour.start))
         metrics.UNCOUNTED_PREDICTIONS.labels(str(self.partition), "late").set(self._hours.late)
         metrics.UNCOUNTED_PREDICTIONS.labels(str(self.partition), "ahead").set(self._hours.ahead)
@@ -183,6 +227,19 @@ class PartitionCounts:
                 ]
         self.labels_seen += len(batch)
         metrics.LABELS.inc(len(batch))
+        return partials
+
+    def caught_up(self, at_end: bool) -> None:
+        """Whether the partition's predictions are read to their end: only then may an upstream
+        source that brought nothing lately be idle (OpenHours)."""
+        self._hours.caught_up = at_end
+
+    def close_idle(self) -> list[Partial]:
+        """The hours that upstream sources turned idle have closed since the last predictions."""
+        opened = self._hours.start
+        partials = [Partial("hour", self.partition, h.to_json(), v, h.start) for v, h in self._hours.close_idle()]
+        if self._hours.start != opened:
+            partials.append(self.mark(idle=False))
         return partials
 
     def mark(self, *, idle: bool) -> Partial:
@@ -288,6 +345,7 @@ class CountingStage:
         deadletter_topic: str,
         catalogue_ready: Callable[[float], bool] = lambda _timeout: True,
         clock: Callable[[], float] = time.time,
+        upstream: Upstream | None = None,
     ) -> None:
         """`catalogue_ready(timeout)`: waits until the catalogue read the published versions."""
         self._settings = settings
@@ -298,6 +356,7 @@ class CountingStage:
         self._partials_topic = partials_topic
         self._deadletter_topic = deadletter_topic
         self._clock = clock
+        self._upstream = upstream or Upstream()
         self.replay_seconds = settings.replay_seconds
         self._partitions: dict[int, PartitionCounts] = {}
         self._last_record_at: dict[int, float] = {}
@@ -322,7 +381,9 @@ class CountingStage:
         while not self._catalogue_ready(5.0):
             logger.info("waiting for the published versions before counting")
         partitions = sorted({p for _, p in assignment})
-        self._partitions = {p: PartitionCounts(p, self._settings, self._catalogue) for p in partitions}
+        self._partitions = {
+            p: PartitionCounts(p, self._settings, self._catalogue, self._upstream, self._clock) for p in partitions
+        }
         now = self._clock()
         self._last_record_at = dict.fromkeys(partitions, now)
         self._idle, self._at_end, self._changed = set(), set(), set(partitions)
@@ -344,6 +405,8 @@ class CountingStage:
 
     def at_end(self, sources: Collection[Source]) -> None:
         self._at_end = {partition for _topic, partition in sources}
+        for partition, counts in self._partitions.items():
+            counts.caught_up((self._predictions_topic, partition) in sources)
 
     def due(self) -> bool:
         if self._idle_now():
@@ -366,6 +429,9 @@ class CountingStage:
         self._apply(self._replayed, live=False)
         self._apply(self._queued, live=True)
         now = self._clock()
+        for counts in self._partitions.values():
+            for partial in counts.close_idle():
+                self._send(partial)
         for partition in self._idle_now():
             self._idle.add(partition)
             self._send(self._partitions[partition].mark(idle=True))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -390,49 +391,103 @@ def page_hinkley_statistic(detector: drift.PageHinkley) -> float:
     return float(detector._sum_increase - detector._min_increase)
 
 
+@dataclass
+class _SourceMark:
+    """Where one upstream source of an input partition stands (see OpenHours)."""
+
+    last_seen: float  # by OpenHours' clock
+    watermark: float = -math.inf
+    # The predictions ahead since the last one that was not: how many, and the earliest.
+    ahead_rows: int = 0
+    ahead_earliest: float = math.inf
+
+
 class OpenHours:
     """The hours of event time open on one stream of predictions (an input partition), for every
     version on it. The stream is not in event-time order: the inference service interleaves its
-    input partitions, and producers' clocks differ. So the policy, per prediction in arrival
-    order (the hours closed do not depend on how the stream was cut into batches):
+    input partitions (the upstream sources), by as much as a day of event time while it catches
+    up on a backlog, and producers' clocks differ. Each source is in order, or nearly: so, as the
+    streaming engines merge partitions, the stream's watermark is the least of its sources'. The
+    policy, per prediction in arrival order (the hours closed do not depend on how the stream was
+    cut into batches):
 
-    - The watermark is the latest event time in step. An hour closes once the watermark is
-      `lateness` past its end; a prediction of a closed hour is late, and not counted.
-    - A prediction of an hour more than `max_ahead` past the watermark (a live transaction in a
-      replay, a clock far ahead) is ahead: not counted, and it does not move the watermark,
-      unless it is the `confirm_rows`-th ahead in a row (the stream moved on: traffic back
-      after a gap, a replay reaching the present). Then the watermark moves to the earliest of
-      them, and it is counted, as are those after it that are not late.
+    - A source's watermark is its latest event time in step. The stream's is the least of its
+      sources' that delivered within `source_idle_seconds` while the stream is `caught_up` (read
+      to its end: a source that stopped holds nothing back; when none delivered, the traffic
+      stopped and the greatest holds). While it is not, every source holds: what they have yet
+      to deliver is waiting to be read (as Kafka Streams does not idle a partition with known
+      lag). An hour closes once
+      that is `lateness` past its end (`close_idle` closes those that sources turned idle
+      since); a prediction of a closed hour is late, and not counted.
+    - A prediction of an hour more than `max_ahead` past its source's watermark (a live
+      transaction in a replay, a clock far ahead) is ahead: not counted, and it does not move the
+      watermark, unless it is the `confirm_rows`-th ahead in a row of its source (the source moved
+      on: traffic back after a gap, a replay reaching the present). Then the source's watermark
+      moves to the earliest of them, and it is counted, as are those after it that are not late.
 
-    The defaults (no lateness, nothing ahead) close an hour at the first prediction of a later
-    one: for a stream in event-time order, as evaluations replay it."""
+    Without sources (all of one) and with the defaults (no lateness, nothing ahead), an hour
+    closes at the first prediction of a later one: for a stream in event-time order, as
+    evaluations replay it."""
 
-    def __init__(self, lateness: float = 0.0, max_ahead: float = math.inf, confirm_rows: int = 1) -> None:
+    def __init__(
+        self,
+        lateness: float = 0.0,
+        max_ahead: float = math.inf,
+        confirm_rows: int = 1,
+        *,
+        sources: int = 1,
+        source_idle_seconds: float = math.inf,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`sources`: how many upstream sources there are (0 to `sources` - 1; until each has
+        delivered, or `source_idle_seconds` passed, no hour closes)."""
         self.lateness = lateness
         self.max_ahead = max_ahead
         self.confirm_rows = confirm_rows
-        self.watermark = -math.inf
+        self.source_idle_seconds = source_idle_seconds
+        self.caught_up = True
+        self._clock = clock
+        now = clock()
+        self._sources = {source: _SourceMark(now) for source in range(sources)}
         # Hours beginning before this are closed: nothing more is sent for them.
         self.start = -math.inf
         self.counters: dict[str, HourCounter] = {}
         self.late = 0
         self.ahead = 0
-        # The predictions ahead since the last one that was not: how many, and the earliest.
-        self._ahead_rows = 0
-        self._ahead_earliest = math.inf
+
+    @property
+    def watermark(self) -> float:
+        """The least watermark of the sources that delivered lately (or have yet to, early on);
+        when none did, the greatest."""
+        since = self._idle_before(self._clock())
+        recent = [m.watermark for m in self._sources.values() if m.last_seen > since]
+        if recent:
+            return min(recent)
+        return max((m.watermark for m in self._sources.values()), default=-math.inf)
 
     def count(
-        self, event_times: np.ndarray, count_rows: Callable[[float, np.ndarray], None]
+        self,
+        event_times: np.ndarray,
+        count_rows: Callable[[float, np.ndarray], None],
+        sources: np.ndarray | None = None,
     ) -> list[tuple[str, HourCounts]]:
         """`count_rows(start, rows)` counts the rows at the indices `rows` (ascending, all of the
-        hour beginning at `start`) into `counters`. Returns the hours closed, with their
-        versions. The rows of an hour are counted together, once before any hour closes and at
-        the end: a stream of interleaved partitions changes hour every few rows, and counting is
-        a handful of array operations per subject, whatever the number of rows."""
+        hour beginning at `start`) into `counters`. `sources`: each row's upstream source (none:
+        all of one). Returns the hours closed, with their versions. The rows of an hour are
+        counted together, once before any hour closes and at the end: a stream of interleaved
+        partitions changes hour every few rows, and counting is a handful of array operations
+        per subject, whatever the number of rows."""
         if not len(event_times):
             return []
+        if sources is not None and len(self._sources) > 1:
+            in_step = self._count_in_step(event_times, count_rows, sources)
+            if in_step is not None:
+                return in_step
         starts = event_times - event_times % HOUR
-        boundaries = np.flatnonzero(np.diff(starts)) + 1
+        changes = np.diff(starts) != 0
+        if sources is not None:
+            changes |= np.diff(sources) != 0
+        boundaries = np.flatnonzero(changes) + 1
         closed: list[tuple[str, HourCounts]] = []
         pending: dict[float, list[np.ndarray]] = {}
 
@@ -441,32 +496,96 @@ class OpenHours:
                 count_rows(start, runs[0] if len(runs) == 1 else np.concatenate(runs))
             pending.clear()
 
+        now = self._clock()
         for run_first, run_last in zip(np.r_[0, boundaries], np.r_[boundaries, len(starts)], strict=True):
             start, first, last = float(starts[run_first]), int(run_first), int(run_last)
+            source = self._sources.setdefault(0 if sources is None else int(sources[first]), _SourceMark(now))
+            source.last_seen = now
             if start < self.start:
                 self.late += last - first
-                self._end_ahead_run()
+                self._end_ahead_run(source)
                 continue
-            if math.isfinite(self.watermark) and start > self.watermark + self.max_ahead:
+            if math.isfinite(source.watermark) and start > source.watermark + self.max_ahead:
                 # The `confirm_rows`-th in a row confirms: it and those after it are counted.
-                needed = self.confirm_rows - self._ahead_rows
-                earliest = min(self._ahead_earliest, float(event_times[first : min(first + needed, last)].min()))
+                needed = self.confirm_rows - source.ahead_rows
+                earliest = min(source.ahead_earliest, float(event_times[first : min(first + needed, last)].min()))
                 if last - first < needed:
-                    self._ahead_rows += last - first
-                    self._ahead_earliest = earliest
+                    source.ahead_rows += last - first
+                    source.ahead_earliest = earliest
                     continue
-                self.ahead += self._ahead_rows + needed - 1
-                self._ahead_rows, self._ahead_earliest = 0, math.inf
+                self.ahead += source.ahead_rows + needed - 1
+                source.ahead_rows, source.ahead_earliest = 0, math.inf
                 first += needed - 1
-                self.watermark = earliest
+                source.watermark = earliest
                 closed += self._close_passed(count_pending)
             else:
-                self._end_ahead_run()
+                self._end_ahead_run(source)
             pending.setdefault(start, []).append(np.arange(first, last))
-            self.watermark = max(self.watermark, float(event_times[first:last].max()))
+            source.watermark = max(source.watermark, float(event_times[first:last].max()))
             closed += self._close_passed(count_pending)
         count_pending()
         return closed
+
+    def _count_in_step(
+        self, event_times: np.ndarray, count_rows: Callable[[float, np.ndarray], None], sources: np.ndarray
+    ) -> list[tuple[str, HourCounts]] | None:
+        """`count` for a batch in which no prediction is ahead of its source, in array
+        operations: a run per (hour, source) would cost a Python step per prediction where many
+        sources interleave. None where one is ahead, or a source has some ahead pending: the
+        batch takes the step-by-step path."""
+        now = self._clock()
+        starts = event_times - event_times % HOUR
+        positions = np.arange(len(event_times))
+        before = np.empty(len(event_times))  # each prediction's source's watermark before it
+        after = np.empty(len(event_times))
+        in_batch: dict[int, np.ndarray] = {}
+        for source in np.unique(sources).tolist():
+            mark = self._sources.setdefault(source, _SourceMark(now))
+            if mark.ahead_rows:
+                return None
+            rows = in_batch[source] = np.flatnonzero(sources == source)
+            reached = np.maximum.accumulate(np.r_[mark.watermark, event_times[rows]])
+            before[rows], after[rows] = reached[:-1], reached[1:]
+        if np.any(np.isfinite(before) & (starts > before + self.max_ahead)):
+            return None
+        # The partition's watermark after each prediction: the least of the recent sources'.
+        since = self._idle_before(now)
+        watermark = np.full(len(event_times), np.inf)
+        for source, mark in self._sources.items():
+            of_source = in_batch.get(source)
+            if of_source is None:
+                if mark.last_seen > since:
+                    watermark = np.minimum(watermark, mark.watermark)
+                continue
+            latest = np.searchsorted(of_source, positions, side="right") - 1  # its last row so far
+            initial = mark.watermark if mark.last_seen > since else np.inf
+            reached = np.where(latest >= 0, after[of_source[np.maximum(latest, 0)]], initial)
+            watermark = np.minimum(watermark, reached)
+        passed = watermark - self.lateness
+        with np.errstate(invalid="ignore"):
+            boundaries = np.where(np.isfinite(passed), passed - passed % HOUR, -np.inf)
+        closed_before = np.maximum(self.start, np.maximum.accumulate(np.r_[-np.inf, boundaries[:-1]]))
+        late = starts < closed_before
+        self.late += int(late.sum())
+        for start in np.unique(starts[~late]).tolist():
+            count_rows(start, np.flatnonzero((starts == start) & ~late))
+        for source, rows in in_batch.items():
+            mark = self._sources[source]
+            mark.watermark, mark.last_seen = float(after[rows[-1]]), now
+        boundary = max(self.start, float(boundaries.max()))
+        if boundary <= self.start:
+            return []
+        self.start = boundary
+        return self._close_before(boundary)
+
+    def _idle_before(self, now: float) -> float:
+        """A source that delivered last before this is idle."""
+        return now - self.source_idle_seconds if self.caught_up else -math.inf
+
+    def close_idle(self) -> list[tuple[str, HourCounts]]:
+        """Closes the hours that the watermark passed as sources turned idle since the last
+        prediction."""
+        return self._close_passed(lambda: None)
 
     def close(self) -> list[tuple[str, HourCounts]]:
         """Closes every open hour of every version, in order (the stream has ended)."""
@@ -476,6 +595,8 @@ class OpenHours:
         """Closes the hours the watermark is `lateness` past, their rows counted first; moves
         `start` past them."""
         passed = self.watermark - self.lateness
+        if not math.isfinite(passed):
+            return []
         boundary = passed - passed % HOUR
         if boundary <= self.start:
             return []
@@ -489,10 +610,10 @@ class OpenHours:
         closed = [(version, counter.close(start)) for start in starts for version, counter in self.counters.items()]
         return [(version, hour) for version, hour in closed if hour is not None]
 
-    def _end_ahead_run(self) -> None:
-        """A prediction not ahead: those ahead before it were not the stream moving on."""
-        self.ahead += self._ahead_rows
-        self._ahead_rows, self._ahead_earliest = 0, math.inf
+    def _end_ahead_run(self, source: _SourceMark) -> None:
+        """A prediction not ahead: those ahead of its source before it were not the source moving on."""
+        self.ahead += source.ahead_rows
+        source.ahead_rows, source.ahead_earliest = 0, math.inf
 
 
 def _finding_details(finding: RegionFinding) -> dict[str, str]:

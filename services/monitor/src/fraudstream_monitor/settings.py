@@ -50,27 +50,38 @@ class MonitorSettings(ServiceSettings, ApiKeySecret, RetrainRequestSecret):
         default=600.0,
         ge=0,
         description=(
-            "An hour of event time stays open on an input partition until the latest prediction in step is this far "
-            "past its end; predictions of an hour closed already are late and not counted (they are out of order "
-            "when the inference service catches up, and by as far as producers' clocks differ). Multiply it by the "
-            "speed of a replay faster than real time."
+            "An hour of event time stays open on an input partition until its watermark (the least of its "
+            "sources', see hour_source_idle_seconds) is this far past its end; predictions of an hour closed "
+            "already are late and not counted (they are out of order when the inference service catches up, and by "
+            "as far as producers' clocks differ). Multiply it by the speed of a replay faster than real time."
         ),
     )
     hour_max_ahead_seconds: float = Field(
         default=3600.0,
         gt=0,
         description=(
-            "A prediction of an hour further than this past the latest in step (a live transaction in a replay) is "
-            "not counted and closes no hour, unless hour_confirm_rows of them come in a row. Multiply it by the "
-            "speed of a replay faster than real time."
+            "A prediction of an hour further than this past the latest in step of its source (a live transaction in "
+            "a replay) is not counted and closes no hour, unless hour_confirm_rows of them come in a row. Multiply it "
+            "by the speed of a replay faster than real time."
         ),
     )
     hour_confirm_rows: int = Field(
         default=100,
         ge=1,
         description=(
-            "Predictions ahead in a row (see hour_max_ahead_seconds) that show the partition moved on (traffic back "
-            "after a gap, a replay reaching the present): from the last of them, hours follow them."
+            "Predictions of one source ahead in a row (see hour_max_ahead_seconds) that show it moved on (traffic "
+            "back after a gap, a replay reaching the present): from the last of them, its watermark follows them."
+        ),
+    )
+    hour_source_idle_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "An input partition's predictions are interleaved from sources each nearly in event-time order (a "
+            "terminal's partition of features.by-terminal and a customer's of transactions.enriched: "
+            "counting.Upstream), by as much as days of event time while the services catch up on a backlog, and "
+            "its hours close on the least watermark of those sources; one that brought nothing for this long holds "
+            "no hour open (none did: the traffic stopped, and its hours close on the latest prediction)."
         ),
     )
     window_hours: int = Field(
