@@ -179,7 +179,8 @@ def watched(topics: Topics, tmp_path: Path) -> Iterator[Watched]:
         label_maturity_hours="2",
         quality_min_frauds="5",
         debounce_seconds="2",
-        request_cooldown_seconds="3600",
+        # Longer than the event time the traffic covers: the last hours are judged after the request.
+        request_cooldown_seconds=str(24 * 3600),
         batch_size="500",
     )
     monitor.start()

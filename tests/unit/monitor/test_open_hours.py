@@ -147,9 +147,12 @@ def test_traffic_that_stopped_closes_the_hours_its_latest_prediction_passed() ->
 
     closed = hours.count(times, count_rows, np.r_[np.zeros(len(ahead)), np.ones(len(behind))])
     assert [h.start for _, h in closed] == [h * HOUR for h in range(3)]  # source 1 holds hour 3 open
+    assert not hours.closable
     assert hours.close_idle() == []
     now[0] += 5.1  # both idle: the traffic stopped
+    assert hours.closable
     assert [h.start for _, h in hours.close_idle()] == [3 * HOUR, 4 * HOUR]
+    assert not hours.closable
     assert hours.late == 0
 
 
@@ -176,6 +179,23 @@ def test_a_stream_that_moved_on_is_followed_once_confirmed() -> None:
     starts = [h.start for h in got]
     assert starts == [0.0, HOUR, 2 * HOUR, 48 * HOUR, 49 * HOUR, 50 * HOUR]
     assert sum(h.n for h in got) == len(before) + len(after) - (CONFIRM - 1)
+
+
+def test_traffic_of_many_sources_back_after_a_gap_is_followed_once_confirmed() -> None:
+    # Each source brings only a few predictions: confirming it moved on is the partition's, in a row.
+    rng = np.random.default_rng(9)
+    before, after = stream(rng, 3, 400), stream(rng, 3, 400, first_hour=48)
+    times = np.concatenate([before, after])
+    of = rng.integers(0, 16, len(times))
+    for step_by_step in (False, True):
+        clock = ManualClock()
+        hours = OpenHours(LATENESS, MAX_AHEAD, CONFIRM, sources=16, source_idle_seconds=5.0, clock=clock)
+        if step_by_step:
+            hours._count_in_step = step_by_step_only  # type: ignore[method-assign,assignment]
+        got, late, _ = closed_in_batches(times, of, [len(before), 300, len(after) - 300], hours, clock)
+        assert (hours.ahead, late) == (CONFIRM - 1, 0)
+        assert [start for start, _, _ in got] == [0.0, HOUR, 2 * HOUR, 48 * HOUR, 49 * HOUR]  # 50 is open
+        assert sum(n for _, n, _ in got) == len(before) + (after < 50 * HOUR).sum() - (CONFIRM - 1)
 
 
 def test_a_prediction_of_a_closed_hour_is_late() -> None:

@@ -234,12 +234,18 @@ class PartitionCounts:
         source that brought nothing lately be idle (OpenHours)."""
         self._hours.caught_up = at_end
 
-    def close_idle(self) -> list[Partial]:
-        """The hours that upstream sources turned idle have closed since the last predictions."""
+    @property
+    def hours_closable(self) -> bool:
+        """Whether upstream sources turned idle since the last predictions close an hour now."""
+        return self._hours.closable
+
+    def close_idle(self, *, idle: bool) -> list[Partial]:
+        """The hours that upstream sources turned idle have closed since the last predictions;
+        `idle`: whether the partition stays idle for the judge."""
         opened = self._hours.start
         partials = [Partial("hour", self.partition, h.to_json(), v, h.start) for v, h in self._hours.close_idle()]
         if self._hours.start != opened:
-            partials.append(self.mark(idle=False))
+            partials.append(self.mark(idle=idle))
         return partials
 
     def mark(self, *, idle: bool) -> Partial:
@@ -409,7 +415,7 @@ class CountingStage:
             counts.caught_up((self._predictions_topic, partition) in sources)
 
     def due(self) -> bool:
-        if self._idle_now():
+        if self._idle_now() or any(counts.hours_closable for counts in self._partitions.values()):
             return True
         return bool(self._queued or self._offsets) and (
             len(self._queued) >= self._settings.batch_size
@@ -429,8 +435,8 @@ class CountingStage:
         self._apply(self._replayed, live=False)
         self._apply(self._queued, live=True)
         now = self._clock()
-        for counts in self._partitions.values():
-            for partial in counts.close_idle():
+        for partition, counts in self._partitions.items():
+            for partial in counts.close_idle(idle=partition in self._idle):
                 self._send(partial)
         for partition in self._idle_now():
             self._idle.add(partition)
@@ -481,11 +487,16 @@ class CountingStage:
         queue.clear()
         by_partition: dict[int, list[Prediction | Label]] = {}
         for partition, record in queued:
-            by_partition.setdefault(partition, []).append(record)
+            if partition in self._partitions:
+                by_partition.setdefault(partition, []).append(record)
+        if live:
+            # Before what they counted: the judge waits for them again (a window some other
+            # partition matured is not judged without theirs).
+            for partition in sorted(self._idle & by_partition.keys()):
+                self._idle.discard(partition)
+                self._send(self._partitions[partition].mark(idle=False))
         for partition, records in by_partition.items():
-            counts = self._partitions.get(partition)
-            if counts is None:
-                continue
+            counts = self._partitions[partition]
             partials: list[Partial] = []
             run: list[Prediction] = []
             for record in records:
@@ -497,9 +508,6 @@ class CountingStage:
                 partials += counts.labels([record])
             partials += counts.predictions(run)
             if live:
-                if partition in self._idle:
-                    self._idle.discard(partition)
-                    partials.append(counts.mark(idle=False))
                 for partial in partials:
                     self._send(partial)
                 self._changed.add(partition)

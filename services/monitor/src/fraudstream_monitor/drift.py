@@ -397,9 +397,6 @@ class _SourceMark:
 
     last_seen: float  # by OpenHours' clock
     watermark: float = -math.inf
-    # The predictions ahead since the last one that was not: how many, and the earliest.
-    ahead_rows: int = 0
-    ahead_earliest: float = math.inf
 
 
 class OpenHours:
@@ -419,11 +416,12 @@ class OpenHours:
       lag). An hour closes once
       that is `lateness` past its end (`close_idle` closes those that sources turned idle
       since); a prediction of a closed hour is late, and not counted.
-    - A prediction of an hour more than `max_ahead` past its source's watermark (a live
-      transaction in a replay, a clock far ahead) is ahead: not counted, and it does not move the
-      watermark, unless it is the `confirm_rows`-th ahead in a row of its source (the source moved
-      on: traffic back after a gap, a replay reaching the present). Then the source's watermark
-      moves to the earliest of them, and it is counted, as are those after it that are not late.
+    - A prediction of an hour more than `max_ahead` past the greatest of the sources'
+      watermarks (a live transaction in a replay, a clock far ahead) is ahead: not counted, and it
+      does not move a watermark, unless it is the `confirm_rows`-th ahead in a row (the stream
+      moved on: traffic back after a gap, a replay reaching the present). Then its source's
+      watermark moves to the earliest of them, and it is counted, as are those after it that are
+      not late; the other sources follow as they deliver (or turn idle).
 
     Without sources (all of one) and with the defaults (no lateness, nothing ahead), an hour
     closes at the first prediction of a later one: for a stream in event-time order, as
@@ -454,6 +452,10 @@ class OpenHours:
         self.counters: dict[str, HourCounter] = {}
         self.late = 0
         self.ahead = 0
+        self._greatest = -math.inf  # the greatest of the sources' watermarks
+        # The predictions ahead since the last one that was not: how many, and the earliest.
+        self._ahead_rows = 0
+        self._ahead_earliest = math.inf
 
     @property
     def watermark(self) -> float:
@@ -503,25 +505,26 @@ class OpenHours:
             source.last_seen = now
             if start < self.start:
                 self.late += last - first
-                self._end_ahead_run(source)
+                self._end_ahead_run()
                 continue
-            if math.isfinite(source.watermark) and start > source.watermark + self.max_ahead:
+            if math.isfinite(self._greatest) and start > self._greatest + self.max_ahead:
                 # The `confirm_rows`-th in a row confirms: it and those after it are counted.
-                needed = self.confirm_rows - source.ahead_rows
-                earliest = min(source.ahead_earliest, float(event_times[first : min(first + needed, last)].min()))
+                needed = self.confirm_rows - self._ahead_rows
+                earliest = min(self._ahead_earliest, float(event_times[first : min(first + needed, last)].min()))
                 if last - first < needed:
-                    source.ahead_rows += last - first
-                    source.ahead_earliest = earliest
+                    self._ahead_rows += last - first
+                    self._ahead_earliest = earliest
                     continue
-                self.ahead += source.ahead_rows + needed - 1
-                source.ahead_rows, source.ahead_earliest = 0, math.inf
+                self.ahead += self._ahead_rows + needed - 1
+                self._ahead_rows, self._ahead_earliest = 0, math.inf
                 first += needed - 1
                 source.watermark = earliest
                 closed += self._close_passed(count_pending)
             else:
-                self._end_ahead_run(source)
+                self._end_ahead_run()
             pending.setdefault(start, []).append(np.arange(first, last))
             source.watermark = max(source.watermark, float(event_times[first:last].max()))
+            self._greatest = max(self._greatest, source.watermark)
             closed += self._close_passed(count_pending)
         count_pending()
         return closed
@@ -529,25 +532,24 @@ class OpenHours:
     def _count_in_step(
         self, event_times: np.ndarray, count_rows: Callable[[float, np.ndarray], None], sources: np.ndarray
     ) -> list[tuple[str, HourCounts]] | None:
-        """`count` for a batch in which no prediction is ahead of its source, in array
-        operations: a run per (hour, source) would cost a Python step per prediction where many
-        sources interleave. None where one is ahead, or a source has some ahead pending: the
-        batch takes the step-by-step path."""
-        now = self._clock()
+        """`count` for a batch in which no prediction is ahead, in array operations: a run per
+        (hour, source) would cost a Python step per prediction where many sources interleave.
+        None where one is ahead, or some ahead are pending: the batch takes the step-by-step
+        path."""
+        if self._ahead_rows:
+            return None
+        greatest_before = np.maximum.accumulate(np.r_[self._greatest, event_times[:-1]])
         starts = event_times - event_times % HOUR
+        if np.any(np.isfinite(greatest_before) & (starts > greatest_before + self.max_ahead)):
+            return None
+        now = self._clock()
         positions = np.arange(len(event_times))
-        before = np.empty(len(event_times))  # each prediction's source's watermark before it
-        after = np.empty(len(event_times))
+        after = np.empty(len(event_times))  # each prediction's source's watermark after it
         in_batch: dict[int, np.ndarray] = {}
         for source in np.unique(sources).tolist():
             mark = self._sources.setdefault(source, _SourceMark(now))
-            if mark.ahead_rows:
-                return None
             rows = in_batch[source] = np.flatnonzero(sources == source)
-            reached = np.maximum.accumulate(np.r_[mark.watermark, event_times[rows]])
-            before[rows], after[rows] = reached[:-1], reached[1:]
-        if np.any(np.isfinite(before) & (starts > before + self.max_ahead)):
-            return None
+            after[rows] = np.maximum.accumulate(np.r_[mark.watermark, event_times[rows]])[1:]
         # The partition's watermark after each prediction: the least of the recent sources'.
         since = self._idle_before(now)
         watermark = np.full(len(event_times), np.inf)
@@ -572,6 +574,7 @@ class OpenHours:
         for source, rows in in_batch.items():
             mark = self._sources[source]
             mark.watermark, mark.last_seen = float(after[rows[-1]]), now
+        self._greatest = max(self._greatest, float(event_times.max()))
         boundary = max(self.start, float(boundaries.max()))
         if boundary <= self.start:
             return []
@@ -586,6 +589,12 @@ class OpenHours:
         """Closes the hours that the watermark passed as sources turned idle since the last
         prediction."""
         return self._close_passed(lambda: None)
+
+    @property
+    def closable(self) -> bool:
+        """Whether `close_idle` would close an hour now."""
+        passed = self.watermark - self.lateness
+        return math.isfinite(passed) and passed - passed % HOUR > self.start
 
     def close(self) -> list[tuple[str, HourCounts]]:
         """Closes every open hour of every version, in order (the stream has ended)."""
@@ -610,10 +619,10 @@ class OpenHours:
         closed = [(version, counter.close(start)) for start in starts for version, counter in self.counters.items()]
         return [(version, hour) for version, hour in closed if hour is not None]
 
-    def _end_ahead_run(self, source: _SourceMark) -> None:
-        """A prediction not ahead: those ahead of its source before it were not the source moving on."""
-        self.ahead += source.ahead_rows
-        source.ahead_rows, source.ahead_earliest = 0, math.inf
+    def _end_ahead_run(self) -> None:
+        """A prediction not ahead: those ahead before it were not the stream moving on."""
+        self.ahead += self._ahead_rows
+        self._ahead_rows, self._ahead_earliest = 0, math.inf
 
 
 def _finding_details(finding: RegionFinding) -> dict[str, str]:

@@ -60,7 +60,7 @@ class MonitorSettings(ServiceSettings, ApiKeySecret, RetrainRequestSecret):
         default=3600.0,
         gt=0,
         description=(
-            "A prediction of an hour further than this past the latest in step of its source (a live transaction in "
+            "A prediction of an hour further than this past the latest in step of its partition (a live transaction in "
             "a replay) is not counted and closes no hour, unless hour_confirm_rows of them come in a row. Multiply it "
             "by the speed of a replay faster than real time."
         ),
@@ -69,7 +69,7 @@ class MonitorSettings(ServiceSettings, ApiKeySecret, RetrainRequestSecret):
         default=100,
         ge=1,
         description=(
-            "Predictions of one source ahead in a row (see hour_max_ahead_seconds) that show it moved on (traffic "
+            "Predictions of a partition ahead in a row (see hour_max_ahead_seconds) that show it moved on (traffic "
             "back after a gap, a replay reaching the present): from the last of them, its watermark follows them."
         ),
     )
