@@ -136,6 +136,7 @@ bench: install platform-up
 	$(RUN) python benchmarks/monitor_throughput.py --service
 	$(RUN) python benchmarks/stream_runtimes.py --rounds 3
 	$(RUN) python benchmarks/offline_parts.py --hours 3 --rate 10 --rounds 3
+	$(RUN) python benchmarks/trainer_threads.py --rounds 3
 	$(RUN) python benchmarks/end_to_end.py --rounds 3
 
 test: install proto-check buf-lint docs-check lint typecheck unit

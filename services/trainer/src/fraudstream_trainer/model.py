@@ -4,6 +4,7 @@ refuses an ONNX model that disagrees with the native one."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from importlib import resources
@@ -63,10 +64,15 @@ def train(
     params: ModelParams,
     *,
     after_tree: Callable[[int], bool] | None = None,
+    threads: int | None = None,
 ) -> xgb.XGBClassifier:
-    """`after_tree(n)` is called once each tree is built (for progress); True stops training."""
+    """`after_tree(n)` is called once each tree is built (for progress); True stops training.
+    `threads`: how many XGBoost trains with (None: the cores this process may run on)."""
     callbacks = None if after_tree is None else [_AfterTree(after_tree)]
-    model = xgb.XGBClassifier(tree_method="hist", eval_metric="aucpr", n_jobs=2, callbacks=callbacks, **asdict(params))
+    n_jobs = threads if threads is not None else len(os.sched_getaffinity(0))
+    model = xgb.XGBClassifier(
+        tree_method="hist", eval_metric="aucpr", n_jobs=n_jobs, callbacks=callbacks, **asdict(params)
+    )
     model.fit(features.astype(np.float32), labels.astype(np.int32))
     return model
 

@@ -155,7 +155,9 @@ class Trainer:
             last = self.registry.last_run_started()
             wait = None if last is None else last + self.settings.cooldown_seconds - self._clock()
             if wait is not None and wait > 0:
-                return RunResult(Outcome.COOLDOWN, (f"the last run started under the cooldown ago; {wait:.0f}s left",))
+                cooldown = self.settings.cooldown_seconds
+                reason = f"the last run started less than the cooldown ({cooldown:.0f} s) ago; {wait:.0f} s left"
+                return RunResult(Outcome.COOLDOWN, (reason,))
         started = time.monotonic()
         result = self.run(request)
         metrics.RUNS.labels(result.outcome.value).inc()
