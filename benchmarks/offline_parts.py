@@ -3,6 +3,8 @@ gives back. Per round: a folder of parts as the features service writes them at 
 (4 partitions, a part a minute each: FRAUDSTREAM_OFFLINE_PART_MAX_SECONDS), then
 
 - Feast's point-in-time join of `--entities` transactions (what the trainer's training sets run),
+  in the DuckDB offline store the repository uses and, beside it, Feast's dask store (the one
+  it used before),
 - reading every part into one frame (what the trainer does with its label parts),
 
 on the small parts and again after `PartStage.compact` merged them (its sources deleted, as
@@ -23,11 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from feast import FeatureStore, RepoConfig
+from feast.infra.offline_stores.dask import DaskOfflineStoreConfig
 from results_file import write_results
 
 from fraudstream_cli.platform.settings import PlatformSettings
 from fraudstream_common.features.definitions import FEATURE_NAMES
-from fraudstream_feature_store import FeatureStore
 from fraudstream_feature_store.parts import PartStage, part_name
 from fraudstream_feature_store.repository import (
     TIMESTAMP,
@@ -68,16 +71,38 @@ def write_parts(directory: Path, hours: int, rate: float) -> tuple[int, int, np.
     return parts, rows, seconds
 
 
-def measure(store: FeatureStore, directory: Path, entities: pd.DataFrame) -> dict[str, float]:
+def joined(store: FeatureStore, entities: pd.DataFrame) -> tuple[pd.DataFrame, float]:
     started = time.perf_counter()
-    joined = store.get_historical_features(entity_df=entities, features=FEATURE_REFERENCES).to_df()
-    join_seconds = time.perf_counter() - started
-    assert joined[FEATURE_NAMES[0]].notna().all(), "the join missed rows"
+    frame = store.get_historical_features(entity_df=entities, features=FEATURE_REFERENCES).to_df()
+    seconds = time.perf_counter() - started
+    assert frame[FEATURE_NAMES[0]].notna().all(), "the join missed rows"
+    return frame.sort_values("transaction_id").reset_index(drop=True)[["transaction_id", *FEATURE_NAMES]], seconds
+
+
+def dask_peer(store: FeatureStore) -> FeatureStore:
+    """The same repository and registry with Feast's dask offline store."""
+    config = store.config
+    return FeatureStore(
+        config=RepoConfig(
+            project=config.project,
+            provider="local",
+            registry=config.registry,
+            online_store=config.online_store,
+            offline_store=DaskOfflineStoreConfig(),
+            entity_key_serialization_version=config.entity_key_serialization_version,
+        )
+    )
+
+
+def measure(store: FeatureStore, directory: Path, entities: pd.DataFrame) -> dict[str, float]:
+    frame, join_seconds = joined(store, entities)
+    dask_frame, dask_join_seconds = joined(dask_peer(store), entities)
+    pd.testing.assert_frame_equal(frame, dask_frame, check_dtype=False)
     started = time.perf_counter()
     frame = pd.concat([pd.read_parquet(path) for path in sorted(directory.glob(f"{PREFIX}-*.parquet"))])
     read_seconds = time.perf_counter() - started
     assert frame["transaction_id"].is_unique
-    return {"join_seconds": join_seconds, "read_seconds": read_seconds}
+    return {"join_seconds": join_seconds, "dask_join_seconds": dask_join_seconds, "read_seconds": read_seconds}
 
 
 def one_round(hours: int, rate: float, entities: int, redis_url: str) -> dict[str, float]:
@@ -141,6 +166,8 @@ def main() -> None:
     medians = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
     ratios = {
         "join small / merged": medians["small_join_seconds"] / medians["merged_join_seconds"],
+        "dask join / duckdb join, small": medians["small_dask_join_seconds"] / medians["small_join_seconds"],
+        "dask join / duckdb join, merged": medians["merged_dask_join_seconds"] / medians["merged_join_seconds"],
         "read small / merged": medians["small_read_seconds"] / medians["merged_read_seconds"],
     }
     summary = {k: round(v, 2) for k, v in {**medians, **ratios}.items()}

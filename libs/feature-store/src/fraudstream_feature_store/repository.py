@@ -128,8 +128,11 @@ def definitions(offline_dir: Path) -> list[Any]:
             ),
         ]
     transaction = Entity(name="transaction", join_keys=["transaction_id"], value_type=ValueType.STRING)
+    # Every part in the folder: Feast's DuckDB store reads a path that ends in .parquet (a glob).
     parts = FileSource(
-        name=f"{TRANSACTION_VIEW}_parts", path=str(transaction_features_dir(offline_dir)), timestamp_field=TIMESTAMP
+        name=f"{TRANSACTION_VIEW}_parts",
+        path=str(transaction_features_dir(offline_dir) / "*.parquet"),
+        timestamp_field=TIMESTAMP,
     )
     objects += [
         transaction,

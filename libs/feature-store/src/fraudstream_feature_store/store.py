@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from feast import FeatureStore, FeatureView, RepoConfig
-from feast.infra.offline_stores.dask import DaskOfflineStoreConfig
+from feast.infra.offline_stores.duckdb import DuckDBOfflineStoreConfig
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
@@ -65,7 +65,7 @@ def open_store(redis_url: str, registry: Path, offline_dir: Path) -> FeatureStor
         provider="local",
         registry=RegistryConfig(path=str(registry), cache_ttl_seconds=60),
         online_store=RedisOnlineStoreConfig(connection_string=feast_redis_connection(redis_url)),
-        offline_store=DaskOfflineStoreConfig(),
+        offline_store=DuckDBOfflineStoreConfig(),
         entity_key_serialization_version=3,
     )
     return FeatureStore(config=config)
