@@ -593,8 +593,7 @@ class OpenHours:
     @property
     def closable(self) -> bool:
         """Whether `close_idle` would close an hour now."""
-        passed = self.watermark - self.lateness
-        return math.isfinite(passed) and passed - passed % HOUR > self.start
+        return self._passed_boundary() is not None
 
     def close(self) -> list[tuple[str, HourCounts]]:
         """Closes every open hour of every version, in order (the stream has ended)."""
@@ -603,15 +602,21 @@ class OpenHours:
     def _close_passed(self, count_pending: Callable[[], None]) -> list[tuple[str, HourCounts]]:
         """Closes the hours the watermark is `lateness` past, their rows counted first; moves
         `start` past them."""
-        passed = self.watermark - self.lateness
-        if not math.isfinite(passed):
-            return []
-        boundary = passed - passed % HOUR
-        if boundary <= self.start:
+        boundary = self._passed_boundary()
+        if boundary is None:
             return []
         count_pending()
         self.start = boundary
         return self._close_before(boundary)
+
+    def _passed_boundary(self) -> float | None:
+        """The start of the hour the watermark is `lateness` into, where that is past `start`:
+        the hours before it close. None: none closes."""
+        passed = self.watermark - self.lateness
+        if not math.isfinite(passed):
+            return None
+        boundary = passed - passed % HOUR
+        return boundary if boundary > self.start else None
 
     def _close_before(self, boundary: float) -> list[tuple[str, HourCounts]]:
         """Closes, in order, every version's open hours that begin before `boundary`."""
