@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
+from fraudstream_cli.platform.mlflow_server import MlflowServer
 from tests.platform import PLATFORM, free_port
 
 pytestmark = pytest.mark.integration
@@ -34,6 +36,14 @@ def test_up_is_idempotent_and_status_reports_every_part() -> None:
     assert status.returncode == 0
     for part in ("kafka", "redis", "mlflow"):
         assert any(line.startswith(part) and "running" in line for line in status.stdout.splitlines()), status.stdout
+
+
+def test_mlflow_runs_without_its_job_runner() -> None:
+    pid = MlflowServer(PLATFORM).process.pid()
+    assert pid is not None
+    commands = [" ".join(child.cmdline()) for child in psutil.Process(pid).children(recursive=True)]
+    assert any("uvicorn" in command for command in commands), commands  # the server's worker
+    assert not [command for command in commands if "huey" in command or "jobs._job_runner" in command], commands
 
 
 def test_a_taken_port_is_a_clear_error_not_a_stack_trace(tmp_path: Path) -> None:
