@@ -26,6 +26,10 @@ CONTENT_TYPE_HEADER = "content-type"
 CONTENT_TYPE_JSON = "application/json"
 CONTENT_TYPE_PROTOBUF = "application/x-protobuf"
 
+# librdkafka's own log lines, otherwise written straight to stderr, as the services' log records
+# (delivered by the client's poll).
+LIBRDKAFKA_LOGGER = logging.getLogger("librdkafka")
+
 HeaderValue = str | bytes | None
 # What confluent-kafka may hand back: a list of pairs or a dict.
 Headers = Sequence[tuple[str, HeaderValue]] | Mapping[str, HeaderValue]
@@ -42,6 +46,7 @@ def producer_config(
     config: dict[str, Any] = {
         **settings.kafka_client_config(),
         "client.id": client_id,
+        "logger": LIBRDKAFKA_LOGGER,
         "enable.idempotence": True,
         "acks": "all",
         "partitioner": PARTITIONER,
@@ -69,6 +74,7 @@ def consumer_config(
         **settings.kafka_client_config(),
         "group.id": f"{settings.topic_prefix}{group_id}",
         "client.id": client_id,
+        "logger": LIBRDKAFKA_LOGGER,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",

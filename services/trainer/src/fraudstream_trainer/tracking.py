@@ -5,6 +5,7 @@ precision-recall curves, calibration, feature importance), the ONNX model and it
 from __future__ import annotations
 
 import hashlib
+import logging
 import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -26,6 +27,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_common.logging import printed_as_logs
 from fraudstream_registry.registry import (
     JUDGED_FOLDER,
     JUDGED_SHA256_TAG,
@@ -34,6 +36,8 @@ from fraudstream_registry.registry import (
     TENSOR_SHA256_TAG,
 )
 from fraudstream_trainer.model import ModelParams
+
+logger = logging.getLogger(__name__)
 
 FEATURE_VIEWS = ("transaction_features",)
 
@@ -94,7 +98,7 @@ def log_run(
     as `judged/model.onnx`, its checksum a version tag; `documents` go in as JSON."""
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
-    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as scratch:
+    with printed_as_logs(logger), mlflow.start_run() as run, tempfile.TemporaryDirectory() as scratch:
         mlflow.set_tags({"data_fingerprint": record.data_fingerprint, **(run_tags or {})})
         _log_lineage(record.lineage)
         mlflow.log_metrics({f"train_{k}": v for k, v in record.summary.items()})
@@ -154,7 +158,7 @@ def log_refused_run(
     lineage it had, and why it stopped. Returns its run id."""
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
-    with mlflow.start_run() as run:
+    with printed_as_logs(logger), mlflow.start_run() as run:
         mlflow.set_tags({**run_tags, "refused_because": "; ".join(reasons)[:5000]})
         _log_lineage(lineage)
         mlflow.log_dict({"reasons": reasons}, "refused.json")
