@@ -24,6 +24,7 @@ from google.protobuf.message import DecodeError
 
 from fraudstream_common.deadletter import Output, dead_letter
 from fraudstream_common.kafka import usable
+from fraudstream_common.logging import printed_as_logs
 from fraudstream_common.schemas.v1.monitoring_pb2 import RetrainRequest
 from fraudstream_common.settings import ProcessingGuarantee
 from fraudstream_common.signing import verify_request
@@ -190,7 +191,10 @@ class RequestStage:
         return None
 
     def _answer(self, request: TrainRequest) -> None:
-        result = self._trainer.handle(request)
+        # MLflow prints links to the run and registration notices: records of the service's log.
+        # (`fraudstream train` calls the trainer itself and keeps them on stderr.)
+        with printed_as_logs(logging.getLogger("mlflow")):
+            result = self._trainer.handle(request)
         if result.outcome in (Outcome.DUPLICATE, Outcome.COOLDOWN):
             metrics.REQUESTS.labels(result.outcome.value).inc()
         else:

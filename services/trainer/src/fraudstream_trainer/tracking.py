@@ -5,7 +5,6 @@ precision-recall curves, calibration, feature importance), the ONNX model and it
 from __future__ import annotations
 
 import hashlib
-import logging
 import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -27,7 +26,6 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
-from fraudstream_common.logging import printed_as_logs
 from fraudstream_registry.registry import (
     JUDGED_FOLDER,
     JUDGED_SHA256_TAG,
@@ -36,8 +34,6 @@ from fraudstream_registry.registry import (
     TENSOR_SHA256_TAG,
 )
 from fraudstream_trainer.model import ModelParams
-
-logger = logging.getLogger(__name__)
 
 FEATURE_VIEWS = ("transaction_features",)
 
@@ -98,7 +94,7 @@ def log_run(
     as `judged/model.onnx`, its checksum a version tag; `documents` go in as JSON."""
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
-    with printed_as_logs(logger), mlflow.start_run() as run, tempfile.TemporaryDirectory() as scratch:
+    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as scratch:
         mlflow.set_tags({"data_fingerprint": record.data_fingerprint, **(run_tags or {})})
         _log_lineage(record.lineage)
         mlflow.log_metrics({f"train_{k}": v for k, v in record.summary.items()})
@@ -158,7 +154,7 @@ def log_refused_run(
     lineage it had, and why it stopped. Returns its run id."""
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
-    with printed_as_logs(logger), mlflow.start_run() as run:
+    with mlflow.start_run() as run:
         mlflow.set_tags({**run_tags, "refused_because": "; ".join(reasons)[:5000]})
         _log_lineage(lineage)
         mlflow.log_dict({"reasons": reasons}, "refused.json")
