@@ -5,13 +5,15 @@ replicas of each scalable stage (ingest, features, inference).
 
     uv run python benchmarks/end_to_end.py --rounds 3 --transactions 60000 --rate 2000 --seconds 30
 
-Each configuration of each round starts on a fresh topic prefix with a model the trainer
-trained and published (published_model.py); then ingest, features, inference (stream
-scoring) and the monitor run as processes, started as `fraudstream up --replicas` starts them
-(replica N with its own instance id), except that each features replica runs its two stages as
-two processes (`FRAUDSTREAM_STAGES`; `--features-processes one` runs them in one, as
-`fraudstream up` does). The trainer service is not started: nothing it does is on a
-transaction's path.
+Each configuration of each round starts on a fresh topic prefix, its streams of `--partitions`
+partitions (by default the most replicas measured, as a deployment sizes them for the replicas
+it runs; each partition a checkpoint writes costs the broker a request and a transaction
+verification), with a model the trainer trained and published (published_model.py); then
+ingest, features, inference (stream scoring) and the monitor run as processes, started as
+`fraudstream up --replicas` starts them (replica N with its own instance id), except that each
+features replica runs its two stages as two processes (`FRAUDSTREAM_STAGES`;
+`--features-processes one` runs them in one, as `fraudstream up` does). The trainer service is
+not started: nothing it does is on a transaction's path.
 
 - Throughput: once every process is ready, the simulator writes the first `--transactions`
   transactions of the handbook's world (5,000 customers, 10,000 terminals), and the labels
@@ -474,6 +476,7 @@ def live(world: Simulation, rate: float) -> Simulation:
 def one_configuration(
     world: Simulation,
     replicas: int,
+    partitions: int,
     transactions: int,
     rate: float,
     seconds: float,
@@ -485,7 +488,8 @@ def one_configuration(
 ) -> dict[str, Any]:
     prefix = f"bench-e2e-{uuid.uuid4().hex[:6]}."
     scratch = Path(tempfile.mkdtemp(prefix="fraudstream-bench-e2e-"))
-    model = publish_model(PLATFORM, prefix, scratch, MODEL_HISTORY)
+    platform = PLATFORM.model_copy(update={"stream_partitions": partitions})
+    model = publish_model(platform, prefix, scratch, MODEL_HISTORY)
     running = start_services(prefix, scratch, model, replicas, features_per_stage)
     writer = ServiceSettings(kafka_bootstrap_servers=PLATFORM.kafka_bootstrap, topic_prefix=prefix)
     # Only the end of the path is read while transactions flow: the other hops' readers would
@@ -580,6 +584,7 @@ def one_configuration(
         )
         return {
             "replicas": replicas,
+            "partitions": partitions,
             "processes": len(running),
             "throughput_per_second": throughput,
             "cpu_ms_per_transaction": {name: 1000 * value / len(ids) for name, value in cpu.items()},
@@ -658,6 +663,11 @@ def main() -> None:
     parser.add_argument("--light-seconds", type=float, default=30.0, help="Length of the light phase.")
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2])
     parser.add_argument(
+        "--partitions",
+        type=int,
+        help="Partitions of each stream the stages share (default: the most replicas measured).",
+    )
+    parser.add_argument(
         "--features-processes",
         choices=("per-stage", "one"),
         default="per-stage",
@@ -672,6 +682,9 @@ def main() -> None:
         ),
     )
     args = parser.parse_args()
+    partitions = args.partitions or max(args.replicas)
+    if partitions < max(args.replicas):
+        parser.error("--partitions below --replicas would leave replicas without work")
     if args.seconds <= STEADY_AFTER_SECONDS:
         parser.error(f"--seconds must exceed {STEADY_AFTER_SECONDS:g}: the steady figures leave out the first ones")
 
@@ -689,6 +702,7 @@ def main() -> None:
             result = one_configuration(
                 world,
                 replicas,
+                partitions,
                 args.transactions,
                 args.rate,
                 args.seconds,

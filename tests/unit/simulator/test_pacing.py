@@ -3,8 +3,11 @@ counted from the first paced transaction (not from the start of the history)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from fraudstream_simulator import sinks
 from fraudstream_simulator.sinks import Pace, Pacing
 
 DAY = 86400
@@ -44,3 +47,13 @@ def test_pacing_starts_once_the_wait_after_the_history_returns() -> None:
     assert pace.deadline(1, DAY) == 700.0
     assert pace.deadline(2, DAY + 100) == pytest.approx(701.0)
     assert waits == [100.0]
+
+
+def test_a_message_due_within_the_slack_goes_without_a_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    monkeypatch.setattr(time, "monotonic", lambda: 100.0)
+    sinks._wait_until(100.0 + sinks.PACING_SLACK_SECONDS / 2)
+    assert slept == []
+    sinks._wait_until(100.05)
+    assert slept == [pytest.approx(0.05)]
