@@ -112,6 +112,11 @@ def test_a_retrain_request_trains_registers_and_publishes(topics: Topics, tmp_pa
         (onnx_file,) = local.rglob("*.onnx")
         onnx_model = onnx_file.read_bytes()
         assert hashlib.sha256(onnx_model).hexdigest() == published.sha256
+        # The environment a server builds for it (tracking.MODEL_REQUIREMENTS): what MLflow infers.
+        (requirements,) = local.rglob("requirements.txt")
+        pinned = dict(line.split("==") for line in requirements.read_text().split())
+        assert set(pinned) == {"mlflow", "numpy", "onnx", "onnxruntime"}
+        assert pinned["numpy"] == np.__version__
         assert published.threshold > 0
         assert published.threshold <= published.decline_threshold
         assert set(published.metrics) == {"auc_roc", "average_precision", "card_precision_at_100"}
