@@ -10,6 +10,7 @@ import pytest
 
 from fraudstream_cli.backfill import backfill
 from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_feature_store.repository import PartsOfOtherDefinitionsError, transaction_features_dir
 from fraudstream_simulator.config import SimulationConfig
 from fraudstream_trainer.checks import DataBounds, check_training_set
 from fraudstream_trainer.dataset import fingerprint, training_set
@@ -44,3 +45,16 @@ def test_training_set_from_feast_with_labels_known_by_the_cutoff(tmp_path: Path)
     assert early["is_fraud"].mean() > frame["is_fraud"].mean()  # frauds are reported sooner
     assert fingerprint(frame) == fingerprint(frame.copy())
     assert fingerprint(frame) != fingerprint(early)
+
+
+def test_parts_of_other_definitions_fail_the_join_with_what_to_do(tmp_path: Path) -> None:
+    world, feast = history_in_feast(SimulationConfig(n_customers=200, n_terminals=400, nb_days=20), tmp_path)
+    parts = transaction_features_dir(tmp_path / "offline")
+    (backfilled,) = parts.glob("backfill-*.parquet")
+    # The same rows as written before the last feature was defined.
+    pd.read_parquet(backfilled).drop(columns=[FEATURE_NAMES[-1]]).to_parquet(parts / "older.parquet", index=False)
+
+    start = pd.Timestamp("2018-04-08", tz="UTC")
+    with pytest.raises(PartsOfOtherDefinitionsError, match=r"older\.parquet") as raised:
+        training_set(feast, world.labels, start=start, end=start + pd.Timedelta(days=3), labels_known_at=start)
+    assert raised.value.differences == {parts / "older.parquet": ([FEATURE_NAMES[-1]], [])}

@@ -10,7 +10,7 @@ time, which increases with every event (see fraudstream_common.features.state.Ve
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from feast import Entity, FeatureView, Field, FileSource, PushSource, ValueType
+from feast import Entity, FeatureStore, FeatureView, Field, FileSource, PushSource, ValueType
 from feast.types import Float64, String
 
 from fraudstream_common.features.definitions import DAY, FEATURE_NAMES, TERMINAL_HORIZON
@@ -71,6 +71,47 @@ def transaction_features_until(offline_dir: Path, partitions: int | None = None)
     stream_until = None if not streamed or None in streamed or unwritten else min(t for t in streamed if t is not None)
     candidates = [t for t in (backfilled, stream_until) if t is not None]
     return max(candidates) if candidates else None
+
+
+class PartsOfOtherDefinitionsError(RuntimeError):
+    """Parts of the offline store whose columns are not the feature definitions' own: written by
+    another version of them, they cannot be joined with the others."""
+
+    def __init__(self, directory: Path, differences: Mapping[Path, tuple[list[str], list[str]]]) -> None:
+        first, (missing, extra) = next(iter(differences.items()))
+        super().__init__(
+            f"{len(differences)} part(s) of Feast's offline store in {directory} hold other columns than the "
+            f"feature definitions (first: {first.name}, missing {missing or 'none'}, extra {extra or 'none'}): "
+            "written by another version of the definitions, they cannot be joined with the rest. Move them out of "
+            "that folder, and write their period's vectors again with these definitions "
+            "(`fraudstream features backfill --history DIR` for a recorded history)."
+        )
+        self.differences = dict(differences)
+
+
+def parts_of_other_columns(offline_dir: Path) -> dict[Path, tuple[list[str], list[str]]]:
+    """For each part of `transaction_features` whose columns differ from those of
+    `transaction_features_frame`, the columns it lacks and those it has besides (read from the
+    parts' footers only)."""
+    expected = [*TRANSACTION_ID_COLUMNS, TIMESTAMP, *FEATURE_NAMES]
+    differences = {}
+    for path in sorted(transaction_features_dir(offline_dir).glob("*.parquet")):
+        names = pq.read_schema(path).names
+        missing, extra = [c for c in expected if c not in names], [c for c in names if c not in expected]
+        if missing or extra:
+            differences[path] = (missing, extra)
+    return differences
+
+
+def parts_of_other_definitions(store: FeatureStore) -> PartsOfOtherDefinitionsError | None:
+    """The parts of `store`'s transaction_features source that hold other columns, as the error
+    to raise; None where there are none."""
+    source = store.get_feature_view(TRANSACTION_VIEW).batch_source
+    if not isinstance(source, FileSource):
+        return None
+    offline_dir = Path(source.path).parent.parent  # the source's path: OFFLINE_DIR/VIEW/*.parquet
+    differences = parts_of_other_columns(offline_dir)
+    return PartsOfOtherDefinitionsError(offline_dir, differences) if differences else None
 
 
 # fraudstream_feature_store.parts names a part PREFIX-pPARTITION-FIRST-LAST.parquet.

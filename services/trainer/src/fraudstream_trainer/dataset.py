@@ -10,7 +10,7 @@ import pandas as pd
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_feature_store import FeatureStore
-from fraudstream_feature_store.repository import TIMESTAMP, TRANSACTION_VIEW
+from fraudstream_feature_store.repository import TIMESTAMP, TRANSACTION_VIEW, parts_of_other_definitions
 
 FEATURE_REFERENCES = [f"{TRANSACTION_VIEW}:{name}" for name in FEATURE_NAMES]
 
@@ -37,7 +37,13 @@ def training_set(
             TIMESTAMP: window["transaction_time"].to_numpy(),
         }
     )
-    joined = store.get_historical_features(entity_df=entities, features=FEATURE_REFERENCES).to_df()
+    try:
+        joined = store.get_historical_features(entity_df=entities, features=FEATURE_REFERENCES).to_df()
+    except Exception as error:
+        # The join's own error names a column or a glob; say which parts, and what to do.
+        if (other := parts_of_other_definitions(store)) is not None:
+            raise other from error
+        raise
     joined = joined.drop_duplicates("transaction_id").set_index("transaction_id")
     frame = window.set_index("transaction_id")[["customer_id", "transaction_time", "label_time", "is_fraud"]]
     frame = frame.rename(columns={"transaction_time": "event_time"}).join(joined[list(FEATURE_NAMES)], how="left")
