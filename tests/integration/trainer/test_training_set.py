@@ -14,6 +14,8 @@ from fraudstream_feature_store.repository import PartsOfOtherDefinitionsError, t
 from fraudstream_simulator.config import SimulationConfig
 from fraudstream_trainer.checks import DataBounds, check_training_set
 from fraudstream_trainer.dataset import fingerprint, training_set
+from fraudstream_trainer.pipeline import Outcome, Trainer, TrainRequest
+from fraudstream_trainer.settings import TrainerSettings
 from tests.integration.trainer.history import history_in_feast
 from tests.unit.common.features.test_one_definition import assert_same
 
@@ -58,3 +60,8 @@ def test_parts_of_other_definitions_fail_the_join_with_what_to_do(tmp_path: Path
     with pytest.raises(PartsOfOtherDefinitionsError, match=r"older\.parquet") as raised:
         training_set(feast, world.labels, start=start, end=start + pd.Timedelta(days=3), labels_known_at=start)
     assert raised.value.differences == {parts / "older.parquet": ([FEATURE_NAMES[-1]], [])}
+    # A training run refuses the data with that message, as it refuses data that fails its checks.
+    trainer = Trainer(TrainerSettings(mlflow_tracking_uri="http://127.0.0.1:9"), feast, lambda: world.labels, None)
+    result = trainer.run(TrainRequest("r", "test", cutoff=start + pd.Timedelta(days=14)))
+    assert result.outcome is Outcome.DATA_CHECK_FAILED
+    assert result.reasons == (str(raised.value),)

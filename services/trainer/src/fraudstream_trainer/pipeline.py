@@ -40,6 +40,7 @@ from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.reference import version_reference
 from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
 from fraudstream_feature_store import FeatureStore
+from fraudstream_feature_store.repository import PartsOfOtherDefinitionsError
 from fraudstream_registry.registry import CHAMPION, REQUEST_TAG, RegisteredModel, Registry
 from fraudstream_trainer import metrics
 from fraudstream_trainer.checks import DataCheckError
@@ -169,8 +170,8 @@ class Trainer:
         """One run, whatever came before it."""
         try:
             sets = self.datasets(request)
-        except FeaturesBehindError as behind:
-            return RunResult(Outcome.DATA_CHECK_FAILED, (str(behind),))
+        except (FeaturesBehindError, PartsOfOtherDefinitionsError) as unusable:
+            return RunResult(Outcome.DATA_CHECK_FAILED, (str(unusable),))
         if sets is None:
             return RunResult(Outcome.DATA_CHECK_FAILED, ("no labels stored yet: nothing to train on",))
         return self.train_and_decide(sets)
