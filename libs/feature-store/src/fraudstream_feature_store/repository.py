@@ -79,9 +79,10 @@ class PartsOfOtherDefinitionsError(RuntimeError):
 
     def __init__(self, directory: Path, differences: Mapping[Path, tuple[list[str], list[str]]]) -> None:
         first, (missing, extra) = next(iter(differences.items()))
+        how = [f"lacking {', '.join(missing)}"] * bool(missing) + [f"with {', '.join(extra)} besides"] * bool(extra)
         super().__init__(
             f"{len(differences)} part(s) of Feast's offline store in {directory} hold other columns than the "
-            f"feature definitions (first: {first.name}, missing {missing or 'none'}, extra {extra or 'none'}): "
+            f"feature definitions (first: {first.name}, {' and '.join(how)}): "
             "written by another version of the definitions, they cannot be joined with the rest. Move them out of "
             "that folder, and write their period's vectors again with these definitions "
             "(`fraudstream features backfill --history DIR` for a recorded history)."
