@@ -10,6 +10,7 @@ import pandas as pd
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_feature_store.repository import (
+    TRANSACTION_ID_COLUMNS,
     PartsOfOtherDefinitionsError,
     parts_of_other_columns,
     transaction_features_dir,
@@ -18,7 +19,7 @@ from fraudstream_feature_store.repository import (
 
 
 def frame(rows: int = 2) -> pd.DataFrame:
-    ids = pd.DataFrame({c: [f"{c}{i}" for i in range(rows)] for c in ("transaction_id", "customer_id", "terminal_id")})
+    ids = pd.DataFrame({c: [f"{c}{i}" for i in range(rows)] for c in TRANSACTION_ID_COLUMNS})
     return transaction_features_frame(ids, np.arange(rows, dtype="float64"), np.zeros((rows, len(FEATURE_NAMES))))
 
 
