@@ -139,8 +139,8 @@ class _ViewLayout:
         _names, fields = online_store._generate_hset_keys_for_features(
             view, list(names), fv_name_override=_versioned_fv_name(view, config)
         )
-        self.feature_fields = dict(zip(names, fields, strict=False))
-        self.timestamp_field = fields[-1]
+        *feature_fields, self.timestamp_field = fields  # Feast appends the timestamp's field
+        self.feature_fields = dict(zip(names, feature_fields, strict=True))
 
     def key(self, entity: str) -> bytes:
         encoded = entity.encode()

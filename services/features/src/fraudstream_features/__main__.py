@@ -46,7 +46,11 @@ def streams(settings: FeaturesSettings) -> list[StreamRuntime]:
             group_id=f"{GROUP_ID}-{stage.name}",
             transactional_id=f"features-{stage.name}-{settings.instance_id}",
             max_messages=settings.batch_max_messages,
-            poll_timeout_seconds=settings.poll_timeout_seconds,
+            poll_timeout_seconds=(
+                settings.poll_timeout_seconds
+                if isinstance(stage, CustomerStage)
+                else settings.terminal_poll_timeout_seconds
+            ),
             store_retry_max_seconds=settings.redis_retry_max_seconds,
             # The customer stage's event-time order waits on its partitions' ends (merge.py).
             end_within_seconds=settings.partition_end_seconds if isinstance(stage, CustomerStage) else None,

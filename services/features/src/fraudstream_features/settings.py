@@ -29,11 +29,22 @@ class FeaturesSettings(ServiceSettings, FeatureStoreSettings):
     )
     batch_max_messages: int = Field(default=5000, description="Most input messages taken from Kafka at once.")
     poll_timeout_seconds: float = Field(
+        default=0.02,
+        description=(
+            "The customer stage's longest wait for input in one poll; a poll returns only when it has waited "
+            "this long (or read batch_max_messages). The stage tells an idle partition from what one poll has "
+            "seen: one producer's write to several partitions reaches it in fetches a moment apart, and a shorter "
+            "poll more often sees a partition at its end while that write is still on its way, which puts the "
+            "write's events behind the order in a replay."
+        ),
+    )
+    terminal_poll_timeout_seconds: float = Field(
         default=0.005,
         description=(
-            "Longest wait for input in one poll. A poll returns only when it has waited this long (or read "
-            "batch_max_messages), and what it read is applied before the next: a short wait applies input as it "
-            "arrives, so that when a checkpoint is due (push_interval_seconds) only its own work is left."
+            "The terminal stage's longest wait for input in one poll. What it read is applied before the next "
+            "poll: a short wait applies input as it arrives, so that when a checkpoint is due "
+            "(push_interval_seconds) only its own work is left. The stage waits on watermarks, not on its "
+            "partitions' ends, so a short poll changes no order."
         ),
     )
     push_interval_seconds: float = Field(
