@@ -167,7 +167,7 @@ class FeatureStateStore:
         One round trip for the batch: a script on the Redis server compares and writes each row
         (Feast's own batch write reads every stored timestamp first, then writes, in two round
         trips, and builds each row's fields anew). Each row is one call on one key, so a push
-        blocks no reader for longer than a row, and works on a Redis cluster."""
+        blocks no reader for longer than a row."""
         calls: list[tuple[bytes, bytes | str, int, int, bytes, list[bytes | str]]] = []
         for view, states in ((CUSTOMER_VIEW, customers), (TERMINAL_VIEW, terminals)):
             if not states:
