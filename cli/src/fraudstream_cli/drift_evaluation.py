@@ -77,6 +77,7 @@ MOVED_SUBJECTS: dict[str, frozenset[str]] = {
             *_AMOUNTS,
             "amount_to_customer_avg_30d",
             "amount_to_customer_median_30d",
+            "customer_max_amount_7d_to_median_30d",
             "tx_during_night",
             "customer_nb_tx_1h",
             "customer_nb_tx_1d",
@@ -85,7 +86,15 @@ MOVED_SUBJECTS: dict[str, frozenset[str]] = {
             "terminal_reported_frauds_7d",
         )
     ),
-    "amount-shift": frozenset((*_AMOUNTS, "amount_to_customer_avg_30d", "amount_to_customer_median_30d", SCORE)),
+    "amount-shift": frozenset(
+        (
+            *_AMOUNTS,
+            "amount_to_customer_avg_30d",
+            "amount_to_customer_median_30d",
+            "customer_max_amount_7d_to_median_30d",
+            SCORE,
+        )
+    ),
     "new-terminals": frozenset((*_TERMINALS, "customer_nb_terminals_24h")),
 }
 

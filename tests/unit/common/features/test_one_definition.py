@@ -88,6 +88,10 @@ def brute_force(world: Simulation) -> pd.DataFrame:
             row["amount_to_customer_avg_30d"] = amounts[i] / row["customer_avg_amount_30d"]
             others = amounts[(np.arange(len(times)) < i) & (times > t - 30 * DAY) & (times <= t)]
             row["amount_to_customer_median_30d"] = amounts[i] / np.median(others) if len(others) else 1.0
+            week = amounts[(np.arange(len(times)) < i) & (times > t - 7 * DAY) & (times <= t)]
+            row["customer_max_amount_7d_to_median_30d"] = (
+                week.max() / np.median(others) if len(week) and np.median(others) else 1.0
+            )
             out[transaction_id] = row
     terminal_order = tx.sort_values(["t", "transaction_id"], kind="stable")  # a terminal's ties in id order
     for _, group in terminal_order.groupby("terminal_id", sort=False):

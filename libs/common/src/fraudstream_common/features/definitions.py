@@ -16,6 +16,10 @@ Semantics (the contract the stream, the backfill and request-time scoring all fo
     amount_to_customer_median_30d a / the median amount of W(30 days) without x (1 when W holds
                                   no other transaction or that median is 0): unlike the mean, a
                                   few unusual amounts in the month do not move it
+    customer_max_amount_7d_to_median_30d
+                                  the largest amount of W(7 days) without x / that median (1 when
+                                  either holds no other transaction or the median is 0): a card
+                                  whose other payments of the week include an inflated one
 - The terminal's history G is m's transactions that arrived before x. Frauds are known only
   later: a label L for a transaction is usable at time t only if L.label_time <= t. Terminal
   windows are the handbook's, shifted back by the label delay D (7 days):
@@ -58,6 +62,7 @@ from typing import Final
 DAY: Final = 86400
 HOUR: Final = 3600
 CUSTOMER_WINDOWS_DAYS: Final = (1, 7, 30)
+CUSTOMER_PEAK_WINDOW_DAYS: Final = 7
 TERMINAL_WINDOWS_DAYS: Final = (1, 7, 30)
 TERMINAL_LAST_MATURED: Final = (1, 3)
 LABEL_DELAY_DAYS: Final = 7
@@ -75,6 +80,7 @@ CUSTOMER_FEATURES: Final = (
     "customer_seconds_since_last",
     "amount_to_customer_avg_30d",
     "amount_to_customer_median_30d",
+    f"customer_max_amount_{CUSTOMER_PEAK_WINDOW_DAYS}d_to_median_{max(CUSTOMER_WINDOWS_DAYS)}d",
 )
 TERMINAL_FEATURES: Final = (
     *(f"terminal_nb_tx_{w}d" for w in TERMINAL_WINDOWS_DAYS),

@@ -18,6 +18,7 @@ import orjson
 
 from fraudstream_common.features.definitions import (
     CUSTOMER_HORIZON,
+    CUSTOMER_PEAK_WINDOW_DAYS,
     CUSTOMER_WINDOWS_DAYS,
     DAY,
     HOUR,
@@ -97,6 +98,9 @@ class CustomerState(Versioned):
         month = self.amounts[month_start:end]
         median_30d = statistics.median(month) if month else 0.0
         out["amount_to_customer_median_30d"] = amount / median_30d if median_30d else 1.0
+        week = self.amounts[bisect.bisect_right(self.times, t - CUSTOMER_PEAK_WINDOW_DAYS * DAY, 0, end) : end]
+        peak = f"customer_max_amount_{CUSTOMER_PEAK_WINDOW_DAYS}d_to_median_{max(CUSTOMER_WINDOWS_DAYS)}d"
+        out[peak] = max(week) / median_30d if week and median_30d else 1.0
         return out
 
     def add(self, event_time: float, amount: float, terminal_id: str) -> None:
