@@ -15,7 +15,7 @@ Freshness: the simulator writes `--rate` transactions per second (plus their lab
 being readable (read_committed). The worker
 commits an enriched output only after the Feast push holding its state succeeded, so this is an
 upper bound of "produced -> readable from Redis". Prints p50 and p99 of each round and their
-medians over the rounds.
+medians over the rounds, and writes them to benchmarks/results/features_throughput.json.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 from kafka_measure import delete_topics, output_rate
+from results_file import write_results
 
 from fraudstream_cli.backfill import label_events, transaction_events
 from fraudstream_cli.platform.kafka import KafkaBroker
@@ -226,6 +227,32 @@ def main() -> None:
     print(
         f"freshness at {args.rate:,.0f} tx/s for {args.seconds:.0f} s ({len(paced.transactions):,} transactions, "
         f"their labels interleaved), median of {args.rounds}: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+    )
+    write_results(
+        "features_throughput",
+        {
+            "transactions": len(simulation.transactions),
+            "labels": len(simulation.labels),
+            "cores": os.cpu_count(),
+            "freshness_rate_per_second": args.rate,
+            "freshness_seconds": args.seconds,
+            "rounds": [
+                {
+                    "service_per_second": service_rate,
+                    "in_process_peer_per_second": peer_rate,
+                    "freshness_p50_ms": p50_round * 1000,
+                    "freshness_p99_ms": p99_round * 1000,
+                }
+                for (service_rate, peer_rate), (p50_round, p99_round) in zip(rounds, percentiles, strict=True)
+            ],
+            "medians": {
+                "service_per_second": service,
+                "in_process_peer_per_second": ceiling,
+                "ratio_to_peer": service / ceiling,
+                "freshness_p50_ms": p50 * 1000,
+                "freshness_p99_ms": p99 * 1000,
+            },
+        },
     )
 
 
