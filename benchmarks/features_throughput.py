@@ -1,21 +1,22 @@
-"""Features service: throughput through one worker, and freshness at a paced rate.
+"""Features service: throughput through one process running both stages, and freshness at
+paced rates.
 
-    uv run python benchmarks/features_throughput.py --transactions 100000 --rounds 3 --rate 5000 --seconds 30
+    uv run python benchmarks/features_throughput.py --transactions 100000 --rounds 3 --rates 2000 5000 --seconds 30
 
 Throughput: N simulated transactions, with their labels interleaved in event time (as the label
 feed writes them), are written to fresh `transactions` and `labels` topics first; then one
-worker (`python -m fraudstream_features`, exactly-once, Feast pushes to Redis, offline parts)
-drains them. Transactions per second from the moment it is ready (partitions assigned, state
-restored) to its last enriched output's timestamp, so process start-up is not counted.
-Peer, in the same round: the same feature state rolled over the same events in this process,
-without Kafka or Feast: the ceiling of the computation; the ratio is what the I/O costs.
-Freshness: the simulator writes `--rate` transactions per second (plus their labels) for
-`--seconds` while the worker runs. For each transaction, from its input message's timestamp
-(set when it was produced; the worker copies it into `input_time`) to its enriched output
-being readable (read_committed). The worker
-commits an enriched output only after the Feast push holding its state succeeded, so this is an
-upper bound of "produced -> readable from Redis". Prints p50 and p99 of each round and their
-medians over the rounds, and writes them to benchmarks/results/features_throughput.json.
+process (`python -m fraudstream_features`, both stages, exactly-once, pushes to the online
+store, offline parts) drains them. Transactions per second from the moment it is ready
+(partitions assigned, state restored) to its last enriched output's timestamp, so process
+start-up is not counted. Peer, in the same round: the same feature state rolled over the same
+events in this process, without Kafka or a store: the ceiling of the computation; the ratio is
+what the I/O costs. Freshness: at each of `--rates`, the simulator writes that many
+transactions per second (plus their labels) for `--seconds` while the process runs. For each
+transaction, from its input message's timestamp (set when it was produced; the service copies
+it into `input_time`) to its enriched output being readable (read_committed). A stage commits
+an enriched output only after the online push holding its state succeeded, so this is an upper
+bound of "produced -> readable from Redis". Prints p50 and p99 of each round and their medians
+over the rounds, and writes them to benchmarks/results/features_throughput.json.
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def main() -> None:
     parser.add_argument("--transactions", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=25)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--rate", type=float, default=5000.0)
+    parser.add_argument("--rates", type=float, nargs="+", default=[2000.0, 5000.0])
     parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
     for port, name in ((PLATFORM.kafka_port, "Kafka"), (PLATFORM.redis_port, "Redis")):
@@ -202,6 +203,7 @@ def main() -> None:
         flush=True,
     )
     rounds: list[tuple[float, float]] = []
+    freshness_at: dict[str, dict[str, object]] = {}
     with tempfile.TemporaryDirectory() as scratch:
         for r in range(args.rounds):
             directory = Path(scratch) / f"round-{r}"
@@ -213,45 +215,41 @@ def main() -> None:
         ceiling = statistics.median(r[1] for r in rounds)
         print(f"\nthroughput, median of {args.rounds}: worker {service:,.0f} transactions/s")
         print(f"peer (same state rolled in-process, no I/O): {ceiling:,.0f}/s; ratio {service / ceiling:.2f}")
-        paced = world(int(args.rate * args.seconds), args.days)
-        percentiles = []
-        for r in range(args.rounds):
-            directory = Path(scratch) / f"freshness-{r}"
-            directory.mkdir()
-            delays = np.asarray(freshness(paced, args.rate, directory))
-            p50, p99 = np.percentile(delays, [50, 99])
-            percentiles.append((p50, p99))
-            print(f"freshness round {r + 1}: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms", flush=True)
-    p50 = statistics.median(p[0] for p in percentiles)
-    p99 = statistics.median(p[1] for p in percentiles)
-    print(
-        f"freshness at {args.rate:,.0f} tx/s for {args.seconds:.0f} s ({len(paced.transactions):,} transactions, "
-        f"their labels interleaved), median of {args.rounds}: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
-    )
+        for rate in args.rates:
+            paced = world(int(rate * args.seconds), args.days)
+            percentiles = []
+            for r in range(args.rounds):
+                directory = Path(scratch) / f"freshness-{rate:.0f}-{r}"
+                directory.mkdir()
+                delays = np.asarray(freshness(paced, rate, directory))
+                p50, p99 = np.percentile(delays, [50, 99])
+                percentiles.append({"p50_ms": float(p50) * 1000, "p99_ms": float(p99) * 1000})
+                print(f"freshness at {rate:,.0f}/s, round {r + 1}: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms")
+            medians = {key: statistics.median(p[key] for p in percentiles) for key in ("p50_ms", "p99_ms")}
+            freshness_at[f"{rate:.0f}"] = {"transactions": len(paced.transactions), "rounds": percentiles, **medians}
+            print(
+                f"freshness at {rate:,.0f} tx/s for {args.seconds:.0f} s ({len(paced.transactions):,} transactions, "
+                f"their labels interleaved), median of {args.rounds}: "
+                f"p50 {medians['p50_ms']:.0f} ms, p99 {medians['p99_ms']:.0f} ms",
+                flush=True,
+            )
     write_results(
         "features_throughput",
         {
             "transactions": len(simulation.transactions),
             "labels": len(simulation.labels),
             "cores": os.cpu_count(),
-            "freshness_rate_per_second": args.rate,
-            "freshness_seconds": args.seconds,
             "rounds": [
-                {
-                    "service_per_second": service_rate,
-                    "in_process_peer_per_second": peer_rate,
-                    "freshness_p50_ms": p50_round * 1000,
-                    "freshness_p99_ms": p99_round * 1000,
-                }
-                for (service_rate, peer_rate), (p50_round, p99_round) in zip(rounds, percentiles, strict=True)
+                {"service_per_second": service_rate, "in_process_peer_per_second": peer_rate}
+                for service_rate, peer_rate in rounds
             ],
             "medians": {
                 "service_per_second": service,
                 "in_process_peer_per_second": ceiling,
                 "ratio_to_peer": service / ceiling,
-                "freshness_p50_ms": p50 * 1000,
-                "freshness_p99_ms": p99 * 1000,
             },
+            "freshness_seconds": args.seconds,
+            "freshness_per_rate": freshness_at,
         },
     )
 
