@@ -62,7 +62,10 @@ from typing import Final
 DAY: Final = 86400
 HOUR: Final = 3600
 CUSTOMER_WINDOWS_DAYS: Final = (1, 7, 30)
-CUSTOMER_PEAK_WINDOW_DAYS: Final = 7
+CUSTOMER_PEAK_WINDOW_DAYS: Final = 7  # one of CUSTOMER_WINDOWS_DAYS
+CUSTOMER_PEAK_FEATURE: Final = (
+    f"customer_max_amount_{CUSTOMER_PEAK_WINDOW_DAYS}d_to_median_{max(CUSTOMER_WINDOWS_DAYS)}d"
+)
 TERMINAL_WINDOWS_DAYS: Final = (1, 7, 30)
 TERMINAL_LAST_MATURED: Final = (1, 3)
 LABEL_DELAY_DAYS: Final = 7
@@ -80,7 +83,7 @@ CUSTOMER_FEATURES: Final = (
     "customer_seconds_since_last",
     "amount_to_customer_avg_30d",
     "amount_to_customer_median_30d",
-    f"customer_max_amount_{CUSTOMER_PEAK_WINDOW_DAYS}d_to_median_{max(CUSTOMER_WINDOWS_DAYS)}d",
+    CUSTOMER_PEAK_FEATURE,
 )
 TERMINAL_FEATURES: Final = (
     *(f"terminal_nb_tx_{w}d" for w in TERMINAL_WINDOWS_DAYS),

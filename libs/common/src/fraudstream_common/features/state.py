@@ -18,6 +18,7 @@ import orjson
 
 from fraudstream_common.features.definitions import (
     CUSTOMER_HORIZON,
+    CUSTOMER_PEAK_FEATURE,
     CUSTOMER_PEAK_WINDOW_DAYS,
     CUSTOMER_WINDOWS_DAYS,
     DAY,
@@ -79,10 +80,9 @@ class CustomerState(Versioned):
         t = event_time
         end = bisect.bisect_right(self.times, t)  # events at or before t
         out: dict[str, float] = {}
-        month_start = end
+        starts: dict[int, int] = {}
         for days in CUSTOMER_WINDOWS_DAYS:
-            start = bisect.bisect_right(self.times, t - days * DAY, 0, end)
-            month_start = min(month_start, start)
+            start = starts[days] = bisect.bisect_right(self.times, t - days * DAY, 0, end)
             count = end - start + 1
             total = sum(self.amounts[start:end]) + amount
             out[f"customer_nb_tx_{days}d"] = float(count)
@@ -95,12 +95,11 @@ class CustomerState(Versioned):
         out["customer_seconds_since_last"] = float(min(since, SECONDS_SINCE_LAST_CAP))
         mean_30d = out[f"customer_avg_amount_{max(CUSTOMER_WINDOWS_DAYS)}d"]
         out["amount_to_customer_avg_30d"] = amount / mean_30d if mean_30d else 1.0
-        month = self.amounts[month_start:end]
+        month = self.amounts[starts[max(CUSTOMER_WINDOWS_DAYS)] : end]
         median_30d = statistics.median(month) if month else 0.0
         out["amount_to_customer_median_30d"] = amount / median_30d if median_30d else 1.0
-        week = self.amounts[bisect.bisect_right(self.times, t - CUSTOMER_PEAK_WINDOW_DAYS * DAY, 0, end) : end]
-        peak = f"customer_max_amount_{CUSTOMER_PEAK_WINDOW_DAYS}d_to_median_{max(CUSTOMER_WINDOWS_DAYS)}d"
-        out[peak] = max(week) / median_30d if week and median_30d else 1.0
+        week = self.amounts[starts[CUSTOMER_PEAK_WINDOW_DAYS] : end]
+        out[CUSTOMER_PEAK_FEATURE] = max(week) / median_30d if week and median_30d else 1.0
         return out
 
     def add(self, event_time: float, amount: float, terminal_id: str) -> None:
