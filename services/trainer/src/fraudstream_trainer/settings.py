@@ -68,10 +68,14 @@ class TrainerSettings(ServiceSettings, FeatureStoreSettings, RetrainRequestSecre
         default=0.001, gt=0, lt=1, description="Share of transactions the decline threshold declines outright."
     )
     gate_ap_margin: float = Field(
-        default=GatePolicy.ap_margin, ge=0, description="How far below the champion's average precision a challenger may be."
+        default=GatePolicy.ap_margin,
+        ge=0,
+        description="How far below the champion's average precision a challenger may be.",
     )
     gate_card_precision_margin: float = Field(
-        default=GatePolicy.card_precision_margin, ge=0, description="How far below the champion's card precision@100 a challenger may be."
+        default=GatePolicy.card_precision_margin,
+        ge=0,
+        description="How far below the champion's card precision@100 a challenger may be.",
     )
     served_model: ServedModel = Field(
         default=ServedModel.REFIT,
