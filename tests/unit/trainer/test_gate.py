@@ -69,9 +69,7 @@ def test_the_gate_refuses_only_a_shortfall_beyond_the_holdouts_noise(
     champion = scores(train(training[names].to_numpy(), labels, ModelParams()), test[names].to_numpy())
     # The same ranking, blurred a little: worse on this holdout by a point estimate, not beyond its noise.
     blurred = champion + np.random.default_rng(3).normal(0, 0.01, len(champion))
-    by_points = decide(
-        performance(test, blurred), performance(test, champion), GatePolicy(ap_margin=0, card_precision_margin=0)
-    )
+    by_points = decide(performance(test, blurred), performance(test, champion), GatePolicy(card_precision_margin=0))
     assert not by_points.promote, "the blur must lose by the point estimates for this test to mean anything"
     judged = judge(test, blurred, champion, GatePolicy())
     assert judged.decision.promote, judged.decision.reasons
