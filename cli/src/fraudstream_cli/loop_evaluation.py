@@ -74,6 +74,15 @@ class LoopPolicy:
     data_bounds: DataBounds = field(default_factory=DataBounds)
     params: ModelParams = field(default_factory=selected_params)
 
+    def windows(self, cutoff: pd.Timestamp) -> Windows:
+        """The trainer's windows for a run whose latest known label is at `cutoff`."""
+        return Windows.ending_at(
+            cutoff, train_days=self.train_days, delay_days=self.delay_days, holdout_days=self.holdout_days
+        )
+
+    def fit(self, rows: pd.DataFrame) -> xgb.XGBClassifier:
+        return train(rows[NAMES].to_numpy(), rows["is_fraud"].to_numpy(), self.params)
+
 
 @dataclass(frozen=True)
 class Version:
@@ -162,7 +171,7 @@ class LoopResult:
         }
 
 
-class _History:
+class History:
     """A world's transactions with features and labels, and what was known when."""
 
     def __init__(self, frame: pd.DataFrame) -> None:
@@ -188,15 +197,11 @@ class _History:
 class _Trainer:
     """The trainer's run, on the history instead of Feast and MLflow."""
 
-    def __init__(self, history: _History, policy: LoopPolicy) -> None:
+    def __init__(self, history: History, policy: LoopPolicy) -> None:
         self._history = history
         self._policy = policy
         self._last_run: pd.Timestamp | None = None
         self.versions = 0
-
-    def windows(self, cutoff: pd.Timestamp) -> Windows:
-        p = self._policy
-        return Windows.ending_at(cutoff, train_days=p.train_days, delay_days=p.delay_days, holdout_days=p.holdout_days)
 
     def request(self, now: pd.Timestamp, champion: Version | None) -> tuple[Retrain | None, Version | None]:
         """A retrain request at `now`: None when the trainer's cooldown skips it."""
@@ -212,15 +217,15 @@ class _Trainer:
 
     def run(self, cutoff: pd.Timestamp, champion: Version | None) -> tuple[bool, tuple[str, ...], Version | None]:
         """The trainer's decision at `cutoff` (its reasons), and the version it promotes."""
-        windows = self.windows(cutoff)
-        history, params = self._history, self._policy.params
+        windows = self._policy.windows(cutoff)
+        history = self._history
         holdout = history.labelled(windows.holdout_start, windows.holdout_end, cutoff)
         try:
             choice = choose(
                 windows,
                 history.labelled(windows.train_start, windows.train_end, windows.holdout_start),
                 holdout,
-                fit=lambda rows, _purpose: train(rows[NAMES].to_numpy(), rows["is_fraud"].to_numpy(), params),
+                fit=lambda rows, _purpose: self._policy.fit(rows),
                 score=lambda model, rows: scores(model, rows[NAMES].to_numpy()),
                 champion_scores=lambda rows: (
                     None if champion is None else scores(champion.judged, rows[NAMES].to_numpy())
@@ -263,24 +268,30 @@ def evaluate_loop(
             drifts=(DriftSpec(name=scenario, start_day=drift_day),),
             seed=seed,
         )
-        world = simulate(config)
-        truth = world.labels.sort_values("label_time", kind="stable").drop_duplicates("transaction_id", keep="last")
-        frame = backfill(world.transactions, world.labels).merge(
-            truth[["transaction_id", "is_fraud", "label_time"]], on="transaction_id", how="left"
-        )
-        frame["is_fraud"] = frame["is_fraud"].fillna(False).astype(bool)
         drift_start = pd.Timestamp(config.drifts[0].starts_at(config.start_date)).tz_convert("UTC")
         results.append(
             _replay(
-                scenario, _History(frame), drift_start, drift_start + days_after * DAY, watch_days, tolerance, chosen
+                scenario, history_of(config), drift_start, drift_start + days_after * DAY, watch_days, tolerance, chosen
             )
         )
     return results
 
 
+def history_of(config: SimulationConfig) -> History:
+    """The simulated world's transactions with their features (the backfill), final labels and
+    the time each label became known."""
+    world = simulate(config)
+    truth = world.labels.sort_values("label_time", kind="stable").drop_duplicates("transaction_id", keep="last")
+    frame = backfill(world.transactions, world.labels).merge(
+        truth[["transaction_id", "is_fraud", "label_time"]], on="transaction_id", how="left"
+    )
+    frame["is_fraud"] = frame["is_fraud"].fillna(False).astype(bool)
+    return History(frame)
+
+
 def _replay(
     scenario: str,
-    history: _History,
+    history: History,
     drift_start: pd.Timestamp,
     end: pd.Timestamp,
     watch_days: int,

@@ -719,7 +719,10 @@ def apikey_rotate(
     typer.echo(new_key)
 
 
-evaluate_app = typer.Typer(help="Measure the model (default) or the drift detection (`drift`).")
+evaluate_app = typer.Typer(
+    help="Measure the model (default), the drift detection (`drift`), the closed loop (`loop`) or the "
+    "promotion gate (`gate`)."
+)
 app.add_typer(evaluate_app, name="evaluate")
 
 
@@ -971,6 +974,60 @@ def evaluate_loop_command(
     else:
         typer.echo(f"served model: {served_model.value}")
         typer.echo(table(results))
+
+
+@evaluate_app.command("gate")
+def evaluate_gate_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (with every pair) instead of a table.")] = False,
+    world: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A world: SEED, or SEED:SCENARIO:DAY for one with a drift from DAY; repeatable "
+            "(default: the tuning worlds the margins were sized on, gate_evaluation.TUNING_WORLDS)."
+        ),
+    ] = None,
+    customers: Annotated[int, typer.Option(min=100, help="Customers in each simulated world.")] = 5000,
+    terminals: Annotated[int, typer.Option(min=100, help="Terminals in each simulated world.")] = 10000,
+    days: Annotated[int, typer.Option(min=30, help="Days simulated in each world.")] = 100,
+    first_day: Annotated[int, typer.Option(min=1, help="The first cutoff, in days from the world's start.")] = 60,
+    every: Annotated[int, typer.Option(min=1, help="Days between cutoffs.")] = 2,
+    gap: Annotated[
+        list[int] | None, typer.Option(min=1, help="Days the champion was judged before; repeatable (default 1 2 3 5).")
+    ] = None,
+    ap_margin: Annotated[
+        float | None, typer.Option(help="The gate's average precision margin (default: its own).")
+    ] = None,
+    card_precision_margin: Annotated[
+        float | None, typer.Option(help="The gate's card precision@100 margin (default: its own).")
+    ] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="Worlds simulated at once, one process each.")] = 2,
+) -> None:
+    """How often the trainer's gate refuses a challenger of the champion's own recipe, trained a
+    few days later: on stationary worlds and after a drift, with the bounds' quantiles."""
+
+    from dataclasses import replace
+
+    from fraudstream_cli.gate_evaluation import TUNING_WORLDS, GateWorld, Layout, evaluate_gate, table
+    from fraudstream_cli.loop_evaluation import LoopPolicy
+
+    try:
+        worlds = [GateWorld.parse(text) for text in world] if world else list(TUNING_WORLDS)
+    except ValueError as error:
+        _fail(error)
+        return
+    gate = LoopPolicy().gate
+    gate = replace(
+        gate,
+        ap_margin=gate.ap_margin if ap_margin is None else ap_margin,
+        card_precision_margin=gate.card_precision_margin if card_precision_margin is None else card_precision_margin,
+    )
+    layout = Layout(customers, terminals, days, first_day, every, tuple(gap or Layout.gaps), LoopPolicy(gate=gate))
+    try:
+        report = evaluate_gate(worlds, layout, jobs)
+    except ValueError as error:
+        _fail(error)
+        return
+    typer.echo(json.dumps(report, indent=2) if as_json else table(report))
 
 
 def _scenarios(given: list[str] | None, known: tuple[str, ...]) -> tuple[str, ...]:

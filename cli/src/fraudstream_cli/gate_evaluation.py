@@ -1,0 +1,223 @@
+"""`fraudstream evaluate gate`: how often the trainer's gate refuses a challenger that differs
+from the champion only in the week it was trained on.
+
+In each simulated world, at every `every`-th midnight from `first_day` on, the model the
+trainer would judge at that cutoff (the selected recipe, the trainer's windows, labels only
+once known) is the challenger, and the model of the same recipe judged `gap` days earlier is
+the champion. Both score the challenger's holdout and the gate decides (`gate.decide` on
+`performance.shortfall_bounds`, under the policy given). Nothing but the training week tells
+the two apart, so every refusal is a fresh model kept out for chance alone: the share refused
+is the gate's cost, and the quantiles of the bounds say what margin keeps that share small.
+
+A world with a drift counts only the cutoffs whose holdout holds at least a day of it (then
+both models may be stale), and is summed apart from the stationary worlds.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from fraudstream_cli.loop_evaluation import DAY, NAMES, LoopPolicy, history_of
+from fraudstream_simulator.config import DriftSpec, SimulationConfig
+from fraudstream_simulator.drift import DRIFT_NAMES
+from fraudstream_trainer.gate import GatePolicy, decide
+from fraudstream_trainer.model import scores
+from fraudstream_trainer.performance import performance, shortfall_bounds
+
+GATED = ("average_precision", "card_precision_at_100")
+QUANTILES = (0.5, 0.9, 0.99)
+
+
+@dataclass(frozen=True)
+class GateWorld:
+    """One simulated world: a seed, and a drift or none."""
+
+    seed: int
+    drift: DriftSpec | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> GateWorld:
+        """`SEED` or `SEED:SCENARIO:DAY`; ValueError says what is wrong."""
+        seed, _, drift = text.partition(":")
+        name, _, day = drift.partition(":")
+        if not seed.isdigit() or (drift and (name not in DRIFT_NAMES or not day.isdigit())):
+            raise ValueError(
+                f"world {text!r}: write SEED or SEED:SCENARIO:DAY with a scenario of {', '.join(DRIFT_NAMES)}"
+            )
+        return cls(int(seed), DriftSpec(name, int(day)) if drift else None)
+
+    def __str__(self) -> str:
+        return str(self.seed) if self.drift is None else f"{self.seed}:{self.drift.name}:{self.drift.start_day}"
+
+
+# The worlds the margins were sized on: drift_evaluation's tuning seeds, and two of them with a
+# drift from day 60. The held-out seeds are left for judging a gate chosen with this.
+TUNING_WORLDS = (
+    GateWorld(0),
+    GateWorld(1),
+    GateWorld(2),
+    GateWorld(7),
+    GateWorld(1, DriftSpec("new-fraud-pattern", 60)),
+    GateWorld(2, DriftSpec("amount-shift", 60)),
+)
+
+
+@dataclass(frozen=True)
+class Layout:
+    n_customers: int = 5000
+    n_terminals: int = 10000
+    days: int = 100
+    first_day: int = 60
+    every: int = 2
+    gaps: tuple[int, ...] = (1, 2, 3, 5)
+    loop: LoopPolicy = field(default_factory=LoopPolicy)
+
+    def as_json(self) -> dict[str, object]:
+        fields = {k: v for k, v in asdict(self).items() if k != "loop"}
+        return {**fields, "train_days": self.loop.train_days, "holdout_days": self.loop.holdout_days}
+
+
+@dataclass(frozen=True)
+class Pair:
+    world: str
+    cutoff_day: int
+    gap_days: int
+    frauds: int
+    challenger: dict[str, float]
+    champion: dict[str, float]
+    shortfall_bounds: dict[str, float]  # per GATED metric, as the gate computes it
+
+
+@dataclass(frozen=True)
+class Summary:
+    pairs: int
+    refused: float  # the share the gate refuses under its policy
+    refused_by_metric: dict[str, float]
+    refused_without_margins: float
+    bound_quantiles: dict[str, dict[str, float]]  # per GATED metric, per QUANTILES
+
+    def as_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def pairs_of(world: GateWorld, layout: Layout) -> list[Pair]:
+    """Every cutoff's challenger against each gap's champion in one world."""
+    config = SimulationConfig(
+        n_customers=layout.n_customers,
+        n_terminals=layout.n_terminals,
+        nb_days=layout.days,
+        drifts=(world.drift,) if world.drift else (),
+        seed=world.seed,
+    )
+    history = history_of(config)
+    start = pd.Timestamp(config.start_date).tz_convert("UTC")
+    policy, gate = layout.loop, layout.loop.gate
+    models: dict[int, xgb.XGBClassifier] = {}
+
+    def judged_at(day: int) -> xgb.XGBClassifier:
+        if day not in models:
+            windows = policy.windows(start + day * DAY)
+            models[day] = policy.fit(history.labelled(windows.train_start, windows.train_end, windows.holdout_start))
+        return models[day]
+
+    pairs = []
+    for day in range(layout.first_day, layout.days, layout.every):
+        cutoff = start + day * DAY
+        windows = policy.windows(cutoff)
+        if world.drift is not None and windows.holdout_end < start + (world.drift.start_day + 1) * DAY:
+            continue
+        holdout = history.labelled(windows.holdout_start, windows.holdout_end, cutoff)
+        features = holdout[NAMES].to_numpy()
+        challenger = scores(judged_at(day), features)
+        for gap in layout.gaps:
+            champion = scores(judged_at(day - gap), features)
+            bounds = shortfall_bounds(
+                holdout, challenger, champion, confidence=gate.confidence, rounds=gate.bootstrap_rounds
+            )
+            pairs.append(
+                Pair(
+                    str(world),
+                    day,
+                    gap,
+                    int(holdout["is_fraud"].sum()),
+                    _gated(performance(holdout, challenger)),
+                    _gated(performance(holdout, champion)),
+                    _gated(bounds),
+                )
+            )
+    return pairs
+
+
+def summarise(pairs: Sequence[Pair], gate: GatePolicy) -> Summary:
+    def refused(policy: GatePolicy) -> float:
+        return float(np.mean([not _decision(pair, policy) for pair in pairs]))
+
+    bounds = {metric: np.array([pair.shortfall_bounds[metric] for pair in pairs]) for metric in GATED}
+    margins = {"average_precision": gate.ap_margin, "card_precision_at_100": gate.card_precision_margin}
+    return Summary(
+        pairs=len(pairs),
+        refused=refused(gate),
+        refused_by_metric={metric: float(np.mean(bounds[metric] > margins[metric])) for metric in GATED},
+        refused_without_margins=refused(replace(gate, ap_margin=0.0, card_precision_margin=0.0)),
+        bound_quantiles={
+            metric: {str(q): round(float(np.quantile(bounds[metric], q)), 4) for q in QUANTILES} for metric in GATED
+        },
+    )
+
+
+def evaluate_gate(worlds: Iterable[GateWorld], layout: Layout | None = None, jobs: int = 1) -> dict[str, object]:
+    """Every world's pairs (in `jobs` processes), summed for the stationary worlds and for the
+    drifted ones, under `layout.loop.gate`."""
+    worlds, layout = list(worlds), layout or Layout()
+    loop = layout.loop
+    span = loop.train_days + 2 * loop.delay_days + loop.holdout_days
+    if layout.first_day - max(layout.gaps) < span:
+        raise ValueError(f"the first cutoff less the largest gap must leave {span} days for the trainer's windows")
+    if layout.first_day >= layout.days:
+        raise ValueError("the first cutoff must fall inside the simulated days")
+    if jobs <= 1 or len(worlds) == 1:
+        per_world = [pairs_of(world, layout) for world in worlds]
+    else:
+        with ProcessPoolExecutor(min(jobs, len(worlds))) as pool:
+            per_world = list(pool.map(pairs_of, worlds, itertools.repeat(layout)))
+    gate = layout.loop.gate
+    groups = {
+        "stationary": [p for world, pairs in zip(worlds, per_world, strict=True) if world.drift is None for p in pairs],
+        "drifted": [
+            p for world, pairs in zip(worlds, per_world, strict=True) if world.drift is not None for p in pairs
+        ],
+    }
+    return {
+        "gate": asdict(gate),
+        "layout": layout.as_json(),
+        "worlds": [str(world) for world in worlds],
+        "summary": {name: summarise(pairs, gate).as_json() for name, pairs in groups.items() if pairs},
+        "pairs": [asdict(pair) for pairs in per_world for pair in pairs],
+    }
+
+
+def table(report: dict[str, object]) -> str:
+    summary: dict[str, dict[str, object]] = report["summary"]  # type: ignore[assignment]
+    lines = [f"{'worlds':<12}{'pairs':>7}{'refused':>9}{'no margins':>12}{'AP bound q99':>14}{'CP bound q99':>14}"]
+    for name, s in summary.items():
+        quantiles: dict[str, dict[str, float]] = s["bound_quantiles"]  # type: ignore[assignment]
+        lines.append(
+            f"{name:<12}{s['pairs']:>7}{s['refused']:>9.3f}{s['refused_without_margins']:>12.3f}"
+            f"{quantiles['average_precision']['0.99']:>14.4f}{quantiles['card_precision_at_100']['0.99']:>14.4f}"
+        )
+    return "\n".join(lines)
+
+
+def _decision(pair: Pair, gate: GatePolicy) -> bool:
+    return decide(pair.challenger, pair.champion, gate, pair.shortfall_bounds).promote
+
+
+def _gated(figures: dict[str, float]) -> dict[str, float]:
+    return {metric: float(figures[metric]) for metric in GATED}
