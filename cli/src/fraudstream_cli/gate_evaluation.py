@@ -11,6 +11,11 @@ is the gate's cost, and the quantiles of the bounds say what margin keeps that s
 
 A world with a drift counts only the cutoffs whose holdout holds at least a day of it (then
 both models may be stale), and is summed apart from the stationary worlds.
+
+With `frauds_lost` above 0 the challenger is trained with that share of its training frauds
+labelled genuine, as when fraud reports stop arriving and their transactions are confirmed
+genuine after the longest delay (the data checks pass it: its frauds stay above their floor);
+the share refused is then the gate's power against a real loss, at the same margins.
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ class Layout:
     first_day: int = 60
     every: int = 2
     gaps: tuple[int, ...] = (1, 2, 3, 5)
+    frauds_lost: float = 0.0  # the share of the challenger's training frauds labelled genuine
     loop: LoopPolicy = field(default_factory=LoopPolicy)
 
     def as_json(self) -> dict[str, object]:
@@ -119,13 +125,14 @@ def pairs_of(world: GateWorld, layout: Layout) -> list[Pair]:
     history = history_of(config)
     start = pd.Timestamp(config.start_date).tz_convert("UTC")
     policy, gate = layout.loop, layout.loop.gate
-    models: dict[int, xgb.XGBClassifier] = {}
+    models: dict[tuple[int, float], xgb.XGBClassifier] = {}
 
-    def judged_at(day: int) -> xgb.XGBClassifier:
-        if day not in models:
+    def judged_at(day: int, frauds_lost: float = 0.0) -> xgb.XGBClassifier:
+        if (day, frauds_lost) not in models:
             windows = policy.windows(start + day * DAY)
-            models[day] = policy.fit(history.labelled(windows.train_start, windows.train_end, windows.holdout_start))
-        return models[day]
+            rows = history.labelled(windows.train_start, windows.train_end, windows.holdout_start)
+            models[day, frauds_lost] = policy.fit(_frauds_lost(rows, frauds_lost, seed=day))
+        return models[day, frauds_lost]
 
     pairs = []
     for day in range(layout.first_day, layout.days, layout.every):
@@ -135,7 +142,7 @@ def pairs_of(world: GateWorld, layout: Layout) -> list[Pair]:
             continue
         holdout = history.labelled(windows.holdout_start, windows.holdout_end, cutoff)
         features = holdout[NAMES].to_numpy()
-        challenger = scores(judged_at(day), features)
+        challenger = scores(judged_at(day, layout.frauds_lost), features)
         for gap in layout.gaps:
             champion = scores(judged_at(day - gap), features)
             bounds = shortfall_bounds(
@@ -180,6 +187,8 @@ def evaluate_gate(worlds: Iterable[GateWorld], layout: Layout | None = None, job
     span = loop.train_days + 2 * loop.delay_days + loop.holdout_days
     if layout.first_day - max(layout.gaps) < span:
         raise ValueError(f"the first cutoff less the largest gap must leave {span} days for the trainer's windows")
+    if not 0 <= layout.frauds_lost < 1:
+        raise ValueError("the share of frauds lost must be at least 0 and below 1")
     if layout.first_day >= layout.days:
         raise ValueError("the first cutoff must fall inside the simulated days")
     if jobs <= 1 or len(worlds) == 1:
@@ -213,6 +222,15 @@ def table(report: dict[str, object]) -> str:
             f"{quantiles['average_precision']['0.99']:>14.4f}{quantiles['card_precision_at_100']['0.99']:>14.4f}"
         )
     return "\n".join(lines)
+
+
+def _frauds_lost(rows: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
+    if share == 0:
+        return rows
+    frauds = np.flatnonzero(rows["is_fraud"].to_numpy())
+    labels = rows["is_fraud"].to_numpy(dtype=bool, copy=True)
+    labels[np.random.default_rng(seed).choice(frauds, size=round(share * len(frauds)), replace=False)] = False
+    return rows.assign(is_fraud=labels)
 
 
 def _decision(pair: Pair, gate: GatePolicy) -> bool:

@@ -1000,6 +1000,13 @@ def evaluate_gate_command(
     card_precision_margin: Annotated[
         float | None, typer.Option(help="The gate's card precision@100 margin (default: its own).")
     ] = None,
+    frauds_lost: Annotated[
+        float,
+        typer.Option(
+            help="Share of the challenger's training frauds labelled genuine, as when fraud reports are lost: "
+            "the gate's power against a real loss (0: like challengers, its false refusals)."
+        ),
+    ] = 0.0,
     jobs: Annotated[int, typer.Option(min=1, help="Worlds simulated at once, one process each.")] = 2,
 ) -> None:
     """How often the trainer's gate refuses a challenger of the champion's own recipe, trained a
@@ -1021,7 +1028,9 @@ def evaluate_gate_command(
         ap_margin=gate.ap_margin if ap_margin is None else ap_margin,
         card_precision_margin=gate.card_precision_margin if card_precision_margin is None else card_precision_margin,
     )
-    layout = Layout(customers, terminals, days, first_day, every, tuple(gap or Layout.gaps), LoopPolicy(gate=gate))
+    layout = Layout(
+        customers, terminals, days, first_day, every, tuple(gap or Layout.gaps), frauds_lost, LoopPolicy(gate=gate)
+    )
     try:
         report = evaluate_gate(worlds, layout, jobs)
     except ValueError as error:
