@@ -135,11 +135,9 @@ def pairs_of(world: GateWorld, layout: Layout) -> list[Pair]:
         return models[day, frauds_lost]
 
     pairs = []
-    for day in range(layout.first_day, layout.days, layout.every):
+    for day in cutoff_days(world, layout):
         cutoff = start + day * DAY
         windows = policy.windows(cutoff)
-        if world.drift is not None and windows.holdout_end < start + (world.drift.start_day + 1) * DAY:
-            continue
         holdout = history.labelled(windows.holdout_start, windows.holdout_end, cutoff)
         features = holdout[NAMES].to_numpy()
         challenger = scores(judged_at(day, layout.frauds_lost), features)
@@ -160,6 +158,15 @@ def pairs_of(world: GateWorld, layout: Layout) -> list[Pair]:
                 )
             )
     return pairs
+
+
+def cutoff_days(world: GateWorld, layout: Layout) -> list[int]:
+    """The cutoffs judged in `world`, in days from its start: with a drift, those whose holdout
+    (ending a delay before the cutoff) holds at least a day of it."""
+    days = range(layout.first_day, layout.days, layout.every)
+    if world.drift is None:
+        return list(days)
+    return [day for day in days if day - layout.loop.delay_days >= world.drift.start_day + 1]
 
 
 def summarise(pairs: Sequence[Pair], gate: GatePolicy) -> Summary:
@@ -191,6 +198,9 @@ def evaluate_gate(worlds: Iterable[GateWorld], layout: Layout | None = None, job
         raise ValueError("the share of frauds lost must be at least 0 and below 1")
     if layout.first_day >= layout.days:
         raise ValueError("the first cutoff must fall inside the simulated days")
+    for world in worlds:
+        if not cutoff_days(world, layout):
+            raise ValueError(f"world {str(world)!r}: no cutoff's holdout holds a day of its drift; simulate more days")
     if jobs <= 1 or len(worlds) == 1:
         per_world = [pairs_of(world, layout) for world in worlds]
     else:

@@ -69,6 +69,9 @@ def test_a_world_is_a_seed_or_a_seed_with_a_drift() -> None:
     result = CliRunner().invoke(app, ["evaluate", "gate", "--first-day", "30", "--world", "0"])
     assert result.exit_code == 1
     assert "28 days" in result.output
+    result = CliRunner().invoke(app, ["evaluate", "gate", *SMALL, "--world", "0:amount-shift:40"])
+    assert result.exit_code == 1
+    assert "no cutoff's holdout holds a day of its drift" in result.output
     result = CliRunner().invoke(app, ["evaluate", "gate", "--frauds-lost", "1", "--world", "0"])
     assert result.exit_code == 1
     assert "below 1" in result.output
