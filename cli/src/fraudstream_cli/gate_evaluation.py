@@ -14,7 +14,7 @@ both models may be stale), and is summed apart from the stationary worlds.
 
 With `frauds_lost` above 0 the challenger is trained with that share of its training frauds
 labelled genuine, as when fraud reports stop arriving and their transactions are confirmed
-genuine after the longest delay (the data checks pass it: its frauds stay above their floor);
+genuine after the longest delay (the data checks ask only for 50 frauds or more);
 the share refused is then the gate's power against a real loss, at the same margins.
 """
 
