@@ -21,6 +21,7 @@ the share refused is then the gate's power against a real loss, at the same marg
 from __future__ import annotations
 
 import itertools
+import multiprocessing
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -204,7 +205,9 @@ def evaluate_gate(worlds: Iterable[GateWorld], layout: Layout | None = None, job
     if jobs <= 1 or len(worlds) == 1:
         per_world = [pairs_of(world, layout) for world in worlds]
     else:
-        with ProcessPoolExecutor(min(jobs, len(worlds))) as pool:
+        # Spawned, not forked: a caller with threads (XGBoost's, a client's) forks children
+        # that can wait forever on a lock held by a thread that was not copied.
+        with ProcessPoolExecutor(min(jobs, len(worlds)), mp_context=multiprocessing.get_context("spawn")) as pool:
             per_world = list(pool.map(pairs_of, worlds, itertools.repeat(layout)))
     gate = layout.loop.gate
     groups = {

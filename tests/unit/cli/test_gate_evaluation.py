@@ -32,7 +32,7 @@ def evaluate(*options: str) -> dict[str, Any]:
 
 def test_each_cutoff_judges_the_later_model_against_each_earlier_one_with_the_margins_given() -> None:
     report = evaluate(
-        *("--world", "0", "--world", "3:amount-shift:29", "--gap", "1", "--gap", "2"),
+        *("--world", "0", "--world", "3:amount-shift:29", "--gap", "1", "--gap", "2", "--jobs", "2"),
         *("--ap-margin", "1", "--card-precision-margin", "1"),
     )
     pairs = report["pairs"]
