@@ -27,7 +27,6 @@ import copy
 import itertools
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 
@@ -36,12 +35,12 @@ import pandas as pd
 import xgboost as xgb
 
 from fraudstream_cli.backfill import backfill
+from fraudstream_cli.processes import map_in_processes
 from fraudstream_common.features.definitions import CUSTOMER_HORIZON, DAY, FEATURE_NAMES, TERMINAL_HORIZON
 from fraudstream_common.reference import SCORE, Reference, version_reference
 from fraudstream_monitor.drift import DriftMonitor, DriftPolicy, HourCounter, HourCounts, OpenHours
 from fraudstream_monitor.regions import RegionPolicy
-from fraudstream_simulator.config import DriftSpec, SimulationConfig
-from fraudstream_simulator.drift import DRIFT_NAMES
+from fraudstream_simulator.config import DRIFT_NAMES, DriftSpec, SimulationConfig
 from fraudstream_simulator.simulation import simulate
 from fraudstream_trainer.evaluation import labelled
 from fraudstream_trainer.model import ModelParams, scores, train
@@ -336,11 +335,7 @@ def evaluate_drift(
 
 
 def watch_all(seeds: Iterable[int], world: World, jobs: int = 1) -> list[Watched]:
-    seeds = list(seeds)
-    if jobs <= 1 or len(seeds) == 1:
-        return [watch(seed, world) for seed in seeds]
-    with ProcessPoolExecutor(min(jobs, len(seeds))) as pool:
-        return list(pool.map(watch, seeds, itertools.repeat(world)))
+    return map_in_processes(watch, list(seeds), world, jobs=jobs)
 
 
 @dataclass(frozen=True)
@@ -471,11 +466,7 @@ def tune(
     best first. Each setting of each detector is replayed once per seed (in `jobs` processes);
     a combination is the union of its detectors' replays."""
     grid = grid or TUNING_GRID
-    if jobs <= 1 or len(watched) == 1:
-        per_seed = [_replays(w, grid) for w in watched]
-    else:
-        with ProcessPoolExecutor(min(jobs, len(watched))) as pool:
-            per_seed = list(pool.map(_replays, watched, itertools.repeat(grid)))
+    per_seed = map_in_processes(_replays, watched, grid, jobs=jobs)
     trials = []
     for choice in itertools.product(*(range(len(settings)) for settings in grid.values())):
         picked = dict(zip(grid, choice, strict=True))

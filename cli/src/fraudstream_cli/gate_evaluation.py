@@ -20,10 +20,7 @@ the share refused is then the gate's power against a real loss, at the same marg
 
 from __future__ import annotations
 
-import itertools
-import multiprocessing
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
@@ -31,13 +28,15 @@ import pandas as pd
 import xgboost as xgb
 
 from fraudstream_cli.loop_evaluation import DAY, NAMES, LoopPolicy, history_of
-from fraudstream_simulator.config import DriftSpec, SimulationConfig
-from fraudstream_simulator.drift import DRIFT_NAMES
-from fraudstream_trainer.gate import GatePolicy, decide
+from fraudstream_cli.processes import map_in_processes
+from fraudstream_simulator.config import DRIFT_NAMES, DriftSpec, SimulationConfig
+from fraudstream_trainer.gate import Decision, GatePolicy, decide
 from fraudstream_trainer.model import scores
 from fraudstream_trainer.performance import performance, shortfall_bounds
 
 GATED = ("average_precision", "card_precision_at_100")
+# Day arithmetic on the trainer's windows, in days from a world's start: any midnight serves.
+_EPOCH = pd.Timestamp("2000-01-01", tz="UTC")
 QUANTILES = (0.5, 0.9, 0.99)
 
 
@@ -52,12 +51,12 @@ class GateWorld:
     def parse(cls, text: str) -> GateWorld:
         """`SEED` or `SEED:SCENARIO:DAY`; ValueError says what is wrong."""
         seed, _, drift = text.partition(":")
-        name, _, day = drift.partition(":")
-        if not seed.isdigit() or (drift and (name not in DRIFT_NAMES or not day.isdigit())):
-            raise ValueError(
-                f"world {text!r}: write SEED or SEED:SCENARIO:DAY with a scenario of {', '.join(DRIFT_NAMES)}"
-            )
-        return cls(int(seed), DriftSpec(name, int(day)) if drift else None)
+        try:
+            if not seed.isdigit():
+                raise ValueError(f"write SEED or SEED:SCENARIO:DAY with a scenario of {', '.join(DRIFT_NAMES)}")
+            return cls(int(seed), DriftSpec.parse(drift) if drift else None)
+        except ValueError as error:
+            raise ValueError(f"world {text!r}: {error}") from None
 
     def __str__(self) -> str:
         return str(self.seed) if self.drift is None else f"{self.seed}:{self.drift.name}:{self.drift.start_day}"
@@ -163,24 +162,23 @@ def pairs_of(world: GateWorld, layout: Layout) -> list[Pair]:
 
 def cutoff_days(world: GateWorld, layout: Layout) -> list[int]:
     """The cutoffs judged in `world`, in days from its start: with a drift, those whose holdout
-    (ending a delay before the cutoff) holds at least a day of it."""
+    holds at least a day of it."""
     days = range(layout.first_day, layout.days, layout.every)
     if world.drift is None:
         return list(days)
-    return [day for day in days if day - layout.loop.delay_days >= world.drift.start_day + 1]
+    drift_start = _EPOCH + world.drift.start_day * DAY
+    return [day for day in days if layout.loop.windows(_EPOCH + day * DAY).holdout_end > drift_start]
 
 
 def summarise(pairs: Sequence[Pair], gate: GatePolicy) -> Summary:
-    def refused(policy: GatePolicy) -> float:
-        return float(np.mean([not _decision(pair, policy) for pair in pairs]))
-
+    decisions = [_decision(pair, gate) for pair in pairs]
+    without_margins = replace(gate, ap_margin=0.0, card_precision_margin=0.0)
     bounds = {metric: np.array([pair.shortfall_bounds[metric] for pair in pairs]) for metric in GATED}
-    margins = {"average_precision": gate.ap_margin, "card_precision_at_100": gate.card_precision_margin}
     return Summary(
         pairs=len(pairs),
-        refused=refused(gate),
-        refused_by_metric={metric: float(np.mean(bounds[metric] > margins[metric])) for metric in GATED},
-        refused_without_margins=refused(replace(gate, ap_margin=0.0, card_precision_margin=0.0)),
+        refused=float(np.mean([not d.promote for d in decisions])),
+        refused_by_metric={metric: float(np.mean([metric in d.refused_on for d in decisions])) for metric in GATED},
+        refused_without_margins=float(np.mean([not _decision(pair, without_margins).promote for pair in pairs])),
         bound_quantiles={
             metric: {str(q): round(float(np.quantile(bounds[metric], q)), 4) for q in QUANTILES} for metric in GATED
         },
@@ -191,9 +189,9 @@ def evaluate_gate(worlds: Iterable[GateWorld], layout: Layout | None = None, job
     """Every world's pairs (in `jobs` processes), summed for the stationary worlds and for the
     drifted ones, under `layout.loop.gate`."""
     worlds, layout = list(worlds), layout or Layout()
-    loop = layout.loop
-    span = loop.train_days + 2 * loop.delay_days + loop.holdout_days
-    if layout.first_day - max(layout.gaps) < span:
+    earliest = layout.loop.windows(_EPOCH + (layout.first_day - max(layout.gaps)) * DAY)
+    if earliest.train_start < _EPOCH:
+        span = (earliest.cutoff - earliest.train_start).days
         raise ValueError(f"the first cutoff less the largest gap must leave {span} days for the trainer's windows")
     if not 0 <= layout.frauds_lost < 1:
         raise ValueError("the share of frauds lost must be at least 0 and below 1")
@@ -202,27 +200,23 @@ def evaluate_gate(worlds: Iterable[GateWorld], layout: Layout | None = None, job
     for world in worlds:
         if not cutoff_days(world, layout):
             raise ValueError(f"world {str(world)!r}: no cutoff's holdout holds a day of its drift; simulate more days")
-    if jobs <= 1 or len(worlds) == 1:
-        per_world = [pairs_of(world, layout) for world in worlds]
-    else:
-        # Spawned, not forked: a caller with threads (XGBoost's, a client's) forks children
-        # that can wait forever on a lock held by a thread that was not copied.
-        with ProcessPoolExecutor(min(jobs, len(worlds)), mp_context=multiprocessing.get_context("spawn")) as pool:
-            per_world = list(pool.map(pairs_of, worlds, itertools.repeat(layout)))
-    gate = layout.loop.gate
-    groups = {
-        "stationary": [p for world, pairs in zip(worlds, per_world, strict=True) if world.drift is None for p in pairs],
-        "drifted": [
-            p for world, pairs in zip(worlds, per_world, strict=True) if world.drift is not None for p in pairs
-        ],
-    }
+    per_world = map_in_processes(pairs_of, worlds, layout, jobs=jobs)
+    pairs = [pair for world_pairs in per_world for pair in world_pairs]
     return {
-        "gate": asdict(gate),
+        "gate": asdict(layout.loop.gate),
         "layout": layout.as_json(),
         "worlds": [str(world) for world in worlds],
-        "summary": {name: summarise(pairs, gate).as_json() for name, pairs in groups.items() if pairs},
-        "pairs": [asdict(pair) for pairs in per_world for pair in pairs],
+        "summary": summaries(pairs, layout.loop.gate),
+        "pairs": [asdict(pair) for pair in pairs],
     }
+
+
+def summaries(pairs: Sequence[Pair], gate: GatePolicy) -> dict[str, dict[str, object]]:
+    """`summarise` of the stationary worlds' pairs and of the drifted worlds', each if any."""
+    groups: dict[str, list[Pair]] = {"stationary": [], "drifted": []}
+    for pair in pairs:
+        groups["stationary" if GateWorld.parse(pair.world).drift is None else "drifted"].append(pair)
+    return {name: summarise(group, gate).as_json() for name, group in groups.items() if group}
 
 
 def table(report: dict[str, object]) -> str:
@@ -246,8 +240,8 @@ def _frauds_lost(rows: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
     return rows.assign(is_fraud=labels)
 
 
-def _decision(pair: Pair, gate: GatePolicy) -> bool:
-    return decide(pair.challenger, pair.champion, gate, pair.shortfall_bounds).promote
+def _decision(pair: Pair, gate: GatePolicy) -> Decision:
+    return decide(pair.challenger, pair.champion, gate, pair.shortfall_bounds)
 
 
 def _gated(figures: dict[str, float]) -> dict[str, float]:

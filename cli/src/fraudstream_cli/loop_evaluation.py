@@ -43,8 +43,7 @@ from fraudstream_common.reference import SCORE, Reference, version_reference
 from fraudstream_common.timestamps import seconds_of
 from fraudstream_monitor.drift import DriftMonitor, DriftPolicy
 from fraudstream_monitor.retrain import Retrainer, RetrainPolicy
-from fraudstream_simulator.config import DriftSpec, SimulationConfig
-from fraudstream_simulator.drift import DRIFT_NAMES
+from fraudstream_simulator.config import DRIFT_NAMES, DriftSpec, SimulationConfig
 from fraudstream_simulator.simulation import simulate
 from fraudstream_trainer.checks import DataBounds, DataCheckError
 from fraudstream_trainer.choice import choose

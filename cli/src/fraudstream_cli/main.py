@@ -208,7 +208,7 @@ def watch(
     drift_start = None
     if drift is not None:
         try:
-            spec = _drift_spec(drift)
+            spec = DriftSpec.parse(drift)
         except ValueError as error:
             _fail(error)
             return
@@ -300,7 +300,7 @@ def simulate(
     )
 
     try:
-        drifts = tuple(_drift_spec(text) for text in (drift or []))
+        drifts = tuple(DriftSpec.parse(text) for text in (drift or []))
         config = SimulationConfig(
             n_customers=customers,
             n_terminals=terminals,
@@ -884,7 +884,7 @@ def evaluate_drift_command(
         tuning_report,
         watch_all,
     )
-    from fraudstream_simulator.drift import DRIFT_NAMES
+    from fraudstream_simulator.config import DRIFT_NAMES
 
     named = {"held-out": HELD_OUT_SEEDS, "tuning": TUNING_SEEDS}
     try:
@@ -951,7 +951,7 @@ def evaluate_loop_command(
     beside a model never retrained and one retrained every day, and whether it recovered."""
 
     from fraudstream_cli.loop_evaluation import LoopPolicy, evaluate_loop, table
-    from fraudstream_simulator.drift import DRIFT_NAMES
+    from fraudstream_simulator.config import DRIFT_NAMES
     from fraudstream_trainer.settings import ServedModel
 
     try:
@@ -1045,13 +1045,6 @@ def _scenarios(given: list[str] | None, known: tuple[str, ...]) -> tuple[str, ..
     if unknown:
         raise ValueError(f"unknown scenario {unknown[0]!r}; choose from {', '.join(known)}")
     return tuple(given or known)
-
-
-def _drift_spec(text: str) -> DriftSpec:
-    name, _, day = text.partition(":")
-    if not day.isdigit():
-        raise ValueError(f"drift {text!r}: write NAME:DAY, e.g. amount-shift:120")
-    return DriftSpec(name=name, start_day=int(day))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from fraudstream_cli.drift_evaluation import HELD_OUT_SEEDS
-from fraudstream_cli.gate_evaluation import TUNING_WORLDS, GateWorld
+from fraudstream_cli.gate_evaluation import TUNING_WORLDS, GateWorld, Pair, summaries
 from fraudstream_cli.main import app
 from fraudstream_simulator.config import DriftSpec
 from fraudstream_trainer.gate import GatePolicy
@@ -85,3 +85,10 @@ def test_the_report_is_of_the_gates_policy_on_tuning_worlds_and_its_margin_cover
     for group in ("stationary", "drifted"):
         spread = report["summary"][group]["bound_quantiles"]["card_precision_at_100"]["0.99"]
         assert spread <= GatePolicy().card_precision_margin, group
+
+
+def test_the_reports_summaries_are_of_their_own_pairs() -> None:
+    for name in ("evaluate-gate.json", "evaluate-gate-frauds-lost.json"):
+        report = json.loads((RESULTS / name).read_text())
+        pairs = [Pair(**pair) for pair in report["pairs"]]
+        assert summaries(pairs, GatePolicy(**report["gate"])) == report["summary"], name

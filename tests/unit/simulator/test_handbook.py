@@ -125,3 +125,10 @@ def test_new_terminals_are_unseen_ids_used_from_their_start() -> None:
 def test_unknown_drift_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown drift"):
         simulate(SimulationConfig(n_customers=10, n_terminals=10, nb_days=5, drifts=(DriftSpec("meteor", 2),)))
+
+
+def test_a_drift_is_written_name_colon_day() -> None:
+    assert DriftSpec.parse("amount-shift:120") == DriftSpec("amount-shift", 120)
+    for wrong in ("meteor:5", "amount-shift", "amount-shift:", "amount-shift:-1", ":5"):
+        with pytest.raises(ValueError, match=f"drift {wrong!r}: write NAME:DAY with a scenario of new-fraud-pattern"):
+            DriftSpec.parse(wrong)

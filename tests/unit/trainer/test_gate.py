@@ -46,8 +46,10 @@ def test_the_gate_rejects_a_worse_challenger_and_promotes_a_better_one(
     rejected = decide(worse, champion, GatePolicy())
     assert not rejected.promote
     assert any("below the champion's" in reason for reason in rejected.reasons)
+    assert "average_precision" in rejected.refused_on
     promoted = decide(better, champion, GatePolicy())
     assert promoted.promote, promoted.reasons
+    assert promoted.refused_on == ()
     assert all("no worse" in reason for reason in promoted.reasons)
     assert decide(worse, None, GatePolicy()).reasons == ("no champion yet",)
 

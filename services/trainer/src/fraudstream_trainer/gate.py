@@ -41,6 +41,7 @@ class GatePolicy:
 class Decision:
     promote: bool
     reasons: tuple[str, ...]
+    refused_on: tuple[str, ...] = ()  # the metrics short by more than their margin
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,7 @@ def decide(
     challenger is at least, with the policy's confidence; None: the difference of the metrics."""
     if champion is None:
         return Decision(True, ("no champion yet",))
-    reasons = []
-    promote = True
+    reasons, refused_on = [], []
     for metric, margin in (
         ("average_precision", policy.ap_margin),
         ("card_precision_at_100", policy.card_precision_margin),
@@ -91,11 +91,11 @@ def decide(
         shortfall = old - new if shortfalls is None else shortfalls[metric]
         bound = "" if shortfalls is None else f", {policy.confidence:.0%} bound on the shortfall {shortfall:+.4f}"
         if shortfall > margin:
-            promote = False
+            refused_on.append(metric)
             reasons.append(f"{metric} {new:.4f} below the champion's {old:.4f} by more than {margin}{bound}")
         else:
             reasons.append(f"{metric} {new:.4f} against the champion's {old:.4f} (margin {margin}{bound}): no worse")
-    return Decision(promote, tuple(reasons))
+    return Decision(not refused_on, tuple(reasons), tuple(refused_on))
 
 
 def review_threshold(scores: np.ndarray, review_share: float) -> float:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+# The scenarios fraudstream_simulator.drift makes.
+DRIFT_NAMES = ("new-fraud-pattern", "amount-shift", "new-terminals")
+
 
 @dataclass(frozen=True)
 class DriftSpec:
@@ -12,6 +15,14 @@ class DriftSpec:
 
     name: str
     start_day: int
+
+    @classmethod
+    def parse(cls, text: str) -> DriftSpec:
+        """`NAME:DAY`, e.g. `amount-shift:120`; ValueError says what is wrong."""
+        name, _, day = text.partition(":")
+        if name not in DRIFT_NAMES or not day.isdigit():
+            raise ValueError(f"drift {text!r}: write NAME:DAY with a scenario of {', '.join(DRIFT_NAMES)}")
+        return cls(name, int(day))
 
     def starts_at(self, start_date: datetime) -> datetime:
         """When it begins, for a world that begins at `start_date`."""

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fraudstream_simulator.config import DriftSpec, SimulationConfig
+from fraudstream_simulator.config import DRIFT_NAMES, DriftSpec, SimulationConfig
 from fraudstream_simulator.profiles import CustomerProfiles, TerminalProfiles
 from fraudstream_simulator.transactions import SECONDS_PER_DAY, TransactionTable
 
@@ -44,9 +44,6 @@ class DriftGroundTruth:
     start_time: str
     description: str
     affected_transactions: int
-
-
-DRIFT_NAMES = ("new-fraud-pattern", "amount-shift", "new-terminals")
 
 
 def apply_drift(
