@@ -28,6 +28,7 @@ def dvc(directory: Path, *args: str) -> str:
         **os.environ,
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "FRAUDSTREAM_MLFLOW_TRACKING_URI": PLATFORM.mlflow_url,
+        "FRAUDSTREAM_N_ESTIMATORS": "50",  # the selection's trees are more than a small world needs
     }
     result = subprocess.run(
         [f"{bin_dir}/dvc", *args], cwd=directory, env=env, capture_output=True, text=True, timeout=600, check=False
@@ -44,7 +45,7 @@ def test_dvc_repro_reproduces_the_offline_chain(tmp_path: Path) -> None:
     name = f"dvc-{uuid.uuid4().hex[:8]}"
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["simulate"].update(days=60, customers=600, terminals=1200)
-    params["train"].update(registered_model=name, experiment=name, n_estimators=50, min_rows=3000)
+    params["train"].update(registered_model=name, experiment=name, min_rows=3000)
     params["evaluate"].update(train_start="2018-05-10", folds=2)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     dvc(tmp_path, "init", "--no-scm", "-q")
