@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -209,6 +210,19 @@ def evaluate_gate(worlds: Iterable[GateWorld], layout: Layout | None = None, job
         "summary": summaries(pairs, layout.loop.gate),
         "pairs": [asdict(pair) for pair in pairs],
     }
+
+
+def rejudge(report: dict[str, Any], ap_margin: float | None, card_precision_margin: float | None) -> dict[str, Any]:
+    """An earlier `evaluate_gate` report with its pairs judged again under other margins (None:
+    the report's own). The bounds stay as computed, at the report's confidence."""
+    gate = GatePolicy(**report["gate"])
+    gate = replace(
+        gate,
+        ap_margin=gate.ap_margin if ap_margin is None else ap_margin,
+        card_precision_margin=gate.card_precision_margin if card_precision_margin is None else card_precision_margin,
+    )
+    pairs = [Pair(**pair) for pair in report["pairs"]]
+    return {**report, "gate": asdict(gate), "summary": summaries(pairs, gate)}
 
 
 def summaries(pairs: Sequence[Pair], gate: GatePolicy) -> dict[str, dict[str, object]]:

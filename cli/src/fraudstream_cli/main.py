@@ -1008,15 +1008,32 @@ def evaluate_gate_command(
         ),
     ] = 0.0,
     jobs: Annotated[int, typer.Option(min=1, help="Worlds simulated at once, one process each.")] = 2,
+    pairs_from: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="Judge the pairs of an earlier --json report again under the margins given (default: "
+            "its own), in seconds, instead of simulating; the options that shape worlds do not apply.",
+        ),
+    ] = None,
 ) -> None:
     """How often the trainer's gate refuses a challenger of the champion's own recipe, trained a
     few days later: on stationary worlds and after a drift, with the bounds' quantiles."""
 
     from dataclasses import replace
 
-    from fraudstream_cli.gate_evaluation import TUNING_WORLDS, GateWorld, Layout, evaluate_gate, table
+    from fraudstream_cli.gate_evaluation import TUNING_WORLDS, GateWorld, Layout, evaluate_gate, rejudge, table
     from fraudstream_cli.loop_evaluation import LoopPolicy
 
+    if pairs_from is not None:
+        try:
+            report = rejudge(json.loads(pairs_from.read_text()), ap_margin, card_precision_margin)
+        except (ValueError, KeyError, TypeError) as error:
+            _fail(ValueError(f"{pairs_from}: not a report of `fraudstream evaluate gate --json` ({error})"))
+            return
+        typer.echo(json.dumps(report, indent=2) if as_json else table(report))
+        return
     try:
         worlds = [GateWorld.parse(text) for text in world] if world else list(TUNING_WORLDS)
     except ValueError as error:

@@ -92,3 +92,30 @@ def test_the_reports_summaries_are_of_their_own_pairs() -> None:
         report = json.loads((RESULTS / name).read_text())
         pairs = [Pair(**pair) for pair in report["pairs"]]
         assert summaries(pairs, GatePolicy(**report["gate"])) == report["summary"], name
+
+
+def test_a_reports_pairs_are_judged_again_under_other_margins_without_simulating(tmp_path: Path) -> None:
+    stored = json.loads((RESULTS / "evaluate-gate.json").read_text())
+
+    def rejudged(*margins: str) -> dict[str, Any]:
+        options = ["--pairs-from", str(RESULTS / "evaluate-gate.json"), *margins]
+        result = CliRunner().invoke(app, ["evaluate", "gate", "--json", *options])
+        assert result.exit_code == 0, result.output
+        report: dict[str, Any] = json.loads(result.output)
+        return report
+
+    assert rejudged() == stored
+    at_zero = rejudged("--ap-margin", "0", "--card-precision-margin", "0")
+    assert (at_zero["gate"]["ap_margin"], at_zero["gate"]["card_precision_margin"]) == (0, 0)
+    assert at_zero["pairs"] == stored["pairs"]
+    for group, summary in at_zero["summary"].items():
+        assert summary["refused"] == stored["summary"][group]["refused_without_margins"] > 0
+    lenient = rejudged("--ap-margin", "1")
+    assert lenient["gate"]["card_precision_margin"] == stored["gate"]["card_precision_margin"]
+    for group, summary in lenient["summary"].items():
+        assert summary["refused"] == stored["summary"][group]["refused_by_metric"]["card_precision_at_100"], group
+
+    (tmp_path / "other.json").write_text('{"pairs": []}')
+    result = CliRunner().invoke(app, ["evaluate", "gate", "--pairs-from", str(tmp_path / "other.json")])
+    assert result.exit_code == 1
+    assert "not a report of `fraudstream evaluate gate --json`" in result.output
