@@ -212,15 +212,19 @@ def evaluate_gate(worlds: Iterable[GateWorld], layout: Layout | None = None, job
     }
 
 
-def rejudge(report: dict[str, Any], ap_margin: float | None, card_precision_margin: float | None) -> dict[str, Any]:
-    """An earlier `evaluate_gate` report with its pairs judged again under other margins (None:
-    the report's own). The bounds stay as computed, at the report's confidence."""
-    gate = GatePolicy(**report["gate"])
-    gate = replace(
+def with_margins(gate: GatePolicy, ap_margin: float | None, card_precision_margin: float | None) -> GatePolicy:
+    """`gate` with the margins given (None: its own)."""
+    return replace(
         gate,
         ap_margin=gate.ap_margin if ap_margin is None else ap_margin,
         card_precision_margin=gate.card_precision_margin if card_precision_margin is None else card_precision_margin,
     )
+
+
+def rejudge(report: dict[str, Any], ap_margin: float | None, card_precision_margin: float | None) -> dict[str, Any]:
+    """An earlier `evaluate_gate` report with its pairs judged again under other margins (None:
+    the report's own). The bounds stay as computed, at the report's confidence."""
+    gate = with_margins(GatePolicy(**report["gate"]), ap_margin, card_precision_margin)
     pairs = [Pair(**pair) for pair in report["pairs"]]
     return {**report, "gate": asdict(gate), "summary": summaries(pairs, gate)}
 

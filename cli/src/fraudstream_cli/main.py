@@ -1021,9 +1021,15 @@ def evaluate_gate_command(
     """How often the trainer's gate refuses a challenger of the champion's own recipe, trained a
     few days later: on stationary worlds and after a drift, with the bounds' quantiles."""
 
-    from dataclasses import replace
-
-    from fraudstream_cli.gate_evaluation import TUNING_WORLDS, GateWorld, Layout, evaluate_gate, rejudge, table
+    from fraudstream_cli.gate_evaluation import (
+        TUNING_WORLDS,
+        GateWorld,
+        Layout,
+        evaluate_gate,
+        rejudge,
+        table,
+        with_margins,
+    )
     from fraudstream_cli.loop_evaluation import LoopPolicy
 
     if pairs_from is not None:
@@ -1039,12 +1045,7 @@ def evaluate_gate_command(
     except ValueError as error:
         _fail(error)
         return
-    gate = LoopPolicy().gate
-    gate = replace(
-        gate,
-        ap_margin=gate.ap_margin if ap_margin is None else ap_margin,
-        card_precision_margin=gate.card_precision_margin if card_precision_margin is None else card_precision_margin,
-    )
+    gate = with_margins(LoopPolicy().gate, ap_margin, card_precision_margin)
     layout = Layout(
         customers, terminals, days, first_day, every, tuple(gap or Layout.gaps), frauds_lost, LoopPolicy(gate=gate)
     )
