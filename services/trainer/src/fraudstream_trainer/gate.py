@@ -39,9 +39,12 @@ class GatePolicy:
 
 @dataclass(frozen=True)
 class Decision:
-    promote: bool
     reasons: tuple[str, ...]
     refused_on: tuple[str, ...] = ()  # the metrics short by more than their margin
+
+    @property
+    def promote(self) -> bool:
+        return not self.refused_on
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ def decide(
     performance.performance). `shortfalls`: per metric, how far below the champion the
     challenger is at least, with the policy's confidence; None: the difference of the metrics."""
     if champion is None:
-        return Decision(True, ("no champion yet",))
+        return Decision(("no champion yet",))
     reasons, refused_on = [], []
     for metric, margin in (
         ("average_precision", policy.ap_margin),
@@ -95,7 +98,7 @@ def decide(
             reasons.append(f"{metric} {new:.4f} below the champion's {old:.4f} by more than {margin}{bound}")
         else:
             reasons.append(f"{metric} {new:.4f} against the champion's {old:.4f} (margin {margin}{bound}): no worse")
-    return Decision(not refused_on, tuple(reasons), tuple(refused_on))
+    return Decision(tuple(reasons), tuple(refused_on))
 
 
 def review_threshold(scores: np.ndarray, review_share: float) -> float:
