@@ -16,13 +16,20 @@ class DriftSpec:
     name: str
     start_day: int
 
+    def __post_init__(self) -> None:
+        if self.name not in DRIFT_NAMES:
+            raise ValueError(f"unknown drift scenario {self.name!r}; choose from {', '.join(DRIFT_NAMES)}")
+
     @classmethod
     def parse(cls, text: str) -> DriftSpec:
         """`NAME:DAY`, e.g. `amount-shift:120`; ValueError says what is wrong."""
         name, _, day = text.partition(":")
-        if name not in DRIFT_NAMES or not day.isdigit():
-            raise ValueError(f"drift {text!r}: write NAME:DAY with a scenario of {', '.join(DRIFT_NAMES)}")
-        return cls(name, int(day))
+        if day.isdigit():
+            try:
+                return cls(name, int(day))
+            except ValueError:
+                pass  # an unknown name: said below with the format
+        raise ValueError(f"drift {text!r}: write NAME:DAY with a scenario of {', '.join(DRIFT_NAMES)}")
 
     def starts_at(self, start_date: datetime) -> datetime:
         """When it begins, for a world that begins at `start_date`."""
