@@ -33,7 +33,7 @@ class ModelGraphs:
 
 def trained() -> ModelGraphs:
     """Trains and exports the model (needs the trainer's dependencies)."""
-    from fraudstream_trainer.model import ModelParams, to_onnx, train
+    from fraudstream_modelling.model import ModelParams, to_onnx, train
     from fraudstream_trainer.tensor_graph import to_tensor_onnx
 
     rng = np.random.default_rng(0)

@@ -34,7 +34,7 @@ def fit(rows: int, threads: int) -> float:
     import numpy as np
 
     from fraudstream_common.features.definitions import FEATURE_NAMES
-    from fraudstream_trainer.model import selected_params, train
+    from fraudstream_modelling.model import selected_params, train
 
     rng = np.random.default_rng(0)
     features = rng.gamma(2.0, 1.0, (rows, len(FEATURE_NAMES)))

@@ -34,10 +34,10 @@ from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.schemas.v1.prediction_pb2 import Prediction
 from fraudstream_common.topics import Topic
 from fraudstream_feature_store.store import apply_repository
+from fraudstream_modelling.model import onnx_scores
 from fraudstream_registry.registry import Registry
 from fraudstream_simulator.config import DriftSpec, SimulationConfig
 from fraudstream_simulator.simulation import simulate
-from fraudstream_trainer.model import onnx_scores
 from tests.integration.features.streams import features_service
 from tests.integration.inference.serving import inference_service
 from tests.integration.monitor.service import monitor_service

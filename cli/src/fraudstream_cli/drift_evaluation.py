@@ -38,12 +38,12 @@ from fraudstream_cli.backfill import backfill
 from fraudstream_cli.processes import map_in_processes
 from fraudstream_common.features.definitions import CUSTOMER_HORIZON, DAY, FEATURE_NAMES, TERMINAL_HORIZON
 from fraudstream_common.reference import SCORE, Reference, version_reference
-from fraudstream_monitor.drift import DriftMonitor, DriftPolicy, HourCounter, HourCounts, OpenHours
-from fraudstream_monitor.regions import RegionPolicy
+from fraudstream_drift.drift import DriftMonitor, DriftPolicy, HourCounter, HourCounts, OpenHours
+from fraudstream_drift.regions import RegionPolicy
+from fraudstream_modelling.evaluation import labelled
+from fraudstream_modelling.model import ModelParams, scores, train
 from fraudstream_simulator.config import DRIFT_NAMES, DriftSpec, SimulationConfig
 from fraudstream_simulator.simulation import simulate
-from fraudstream_trainer.evaluation import labelled
-from fraudstream_trainer.model import ModelParams, scores, train
 
 HOUR = 3600.0
 # Worlds the thresholds may be chosen on (0 is the handbook's world), and worlds kept for the

@@ -30,10 +30,10 @@ import xgboost as xgb
 
 from fraudstream_cli.loop_evaluation import DAY, NAMES, LoopPolicy, history_of
 from fraudstream_cli.processes import map_in_processes
+from fraudstream_modelling.gate import Decision, GatePolicy, decide
+from fraudstream_modelling.model import scores
+from fraudstream_modelling.performance import performance, shortfall_bounds
 from fraudstream_simulator.config import DRIFT_NAMES, DriftSpec, SimulationConfig
-from fraudstream_trainer.gate import Decision, GatePolicy, decide
-from fraudstream_trainer.model import scores
-from fraudstream_trainer.performance import performance, shortfall_bounds
 
 GATED = ("average_precision", "card_precision_at_100")
 # Day arithmetic on the trainer's windows, in days from a world's start: any midnight serves.

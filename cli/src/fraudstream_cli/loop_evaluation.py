@@ -41,17 +41,16 @@ from fraudstream_cli.backfill import backfill
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_common.reference import SCORE, Reference, version_reference
 from fraudstream_common.timestamps import seconds_of
-from fraudstream_monitor.drift import DriftMonitor, DriftPolicy
-from fraudstream_monitor.retrain import Retrainer, RetrainPolicy
+from fraudstream_drift.drift import DriftMonitor, DriftPolicy
+from fraudstream_drift.retrain import Retrainer, RetrainPolicy
+from fraudstream_modelling.checks import DataBounds, DataCheckError
+from fraudstream_modelling.choice import ServedModel, choose
+from fraudstream_modelling.gate import GatePolicy
+from fraudstream_modelling.model import ModelParams, scores, selected_params, train
+from fraudstream_modelling.performance import performance
+from fraudstream_modelling.windows import Windows
 from fraudstream_simulator.config import DRIFT_NAMES, DriftSpec, SimulationConfig
 from fraudstream_simulator.simulation import simulate
-from fraudstream_trainer.checks import DataBounds, DataCheckError
-from fraudstream_trainer.choice import choose
-from fraudstream_trainer.gate import GatePolicy
-from fraudstream_trainer.model import ModelParams, scores, selected_params, train
-from fraudstream_trainer.performance import performance
-from fraudstream_trainer.settings import ServedModel
-from fraudstream_trainer.windows import Windows
 
 HOUR = pd.Timedelta(hours=1)
 DAY = pd.Timedelta(days=1)

@@ -498,62 +498,37 @@ def train_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
 ) -> None:
     """Train, gate and (if it passes) promote a model now, as the trainer service does on a
-    retrain request: features from Feast's offline store, MLflow settings from FRAUDSTREAM_."""
-    import contextlib
-    import uuid
+    retrain request: features from Feast's offline store, MLflow settings from FRAUDSTREAM_.
+    Runs the trainer's own one-off run (`python -m fraudstream_trainer train`), which must be
+    installed beside the command."""
+    import importlib.util
+    import subprocess
 
-    import pandas as pd
-
-    from fraudstream_common.topics import Topic, topic_name
-    from fraudstream_registry.publisher import EventPublisher
-    from fraudstream_trainer.labels import read_labels
-    from fraudstream_trainer.pipeline import Trainer, TrainRequest
-    from fraudstream_trainer.settings import TrainerSettings
-
-    settings = TrainerSettings()
-    store = settings.feast()
-    if history is not None:
-        labels_path = history / "labels.parquet"
-        if not labels_path.exists():
-            _fail(FileNotFoundError(f"{labels_path} does not exist (write it with fraudstream simulate --out)"))
-        labels = pd.read_parquet(labels_path)
-    else:
-        labels = read_labels(settings.feature_offline_dir)
-    publisher = None
-    if publish:
-        publisher = EventPublisher(
-            settings, topic_name(Topic.MODELS_PUBLISHED, settings.topic_prefix), client_id="fraudstream-cli"
+    if importlib.util.find_spec("fraudstream_trainer") is None:
+        _fail(
+            ModuleNotFoundError("fraudstream train runs the trainer: install fraudstream-trainer (make install does)")
         )
-    trainer = Trainer(settings, store, lambda: labels, publisher)
-    request = TrainRequest(
-        f"cli-{uuid.uuid4()}",
-        reason,
-        "fraudstream train",
-        force=True,
-        cutoff=None if cutoff is None else pd.Timestamp(cutoff),
-    )
-    # MLflow prints links to the run on stdout: keep stdout for the outcome (--json is parsed).
-    with contextlib.redirect_stdout(sys.stderr):
-        result = trainer.handle(request)
-    if publisher is not None:
-        publisher.close()
-    summary = {
-        "outcome": result.outcome.value,
-        "version": result.version,
-        "run_id": result.run_id,
-        "reasons": list(result.reasons),
-        "metrics": result.metrics,
-        "champion_metrics": result.champion_metrics,
-        "published": result.published is not None,
-    }
+    command = [sys.executable, "-m", "fraudstream_trainer", "train", "--reason", reason]
+    if history is not None:
+        command += ["--history", str(history)]
+    if cutoff is not None:
+        command += ["--cutoff", cutoff]
+    if not publish:
+        command.append("--no-publish")
+    # The run's progress and MLflow's links go to stderr as they come; stdout is its outcome.
+    completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)  # noqa: S603 (our own module)
+    try:
+        summary = json.loads(completed.stdout)
+    except json.JSONDecodeError:
+        raise typer.Exit(completed.returncode or 1) from None
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:
-        typer.echo(f"{result.outcome.value}: version {result.version or '-'} (run {result.run_id or '-'})")
-        for line in result.reasons:
+        typer.echo(f"{summary['outcome']}: version {summary['version'] or '-'} (run {summary['run_id'] or '-'})")
+        for line in summary["reasons"]:
             typer.echo(f"  {line}")
-    if result.outcome.value not in ("promoted", "rejected"):
-        raise typer.Exit(1)
+    if completed.returncode != 0:
+        raise typer.Exit(completed.returncode)
 
 
 apikey_app = typer.Typer(help="API keys for inference (and the admin actions).", no_args_is_help=True)
@@ -774,13 +749,13 @@ def evaluate_command(
     import pandas as pd
 
     from fraudstream_cli.backfill import backfill
+    from fraudstream_modelling.evaluation import Evaluation, evaluate, handbook_labels, labelled
+    from fraudstream_modelling.model import ModelParams
+    from fraudstream_modelling.protocol import prequential_folds
+    from fraudstream_modelling.selection import Search, log_selection, write_selection
+    from fraudstream_modelling.selection import select as select_params
     from fraudstream_simulator.config import SimulationConfig
     from fraudstream_simulator.simulation import simulate
-    from fraudstream_trainer.evaluation import Evaluation, evaluate, handbook_labels, labelled
-    from fraudstream_trainer.model import ModelParams
-    from fraudstream_trainer.protocol import prequential_folds
-    from fraudstream_trainer.selection import Search, log_selection, write_selection
-    from fraudstream_trainer.selection import select as select_params
 
     if save_selection and not select:
         _fail(ValueError("--save-selection saves what --select chooses: give --select N"))
@@ -918,7 +893,7 @@ def evaluate_drift_command(
 
 
 class ServedModelChoice(StrEnum):
-    """The trainer's ServedModel, without importing the trainer when the command line starts."""
+    """The modelling library's ServedModel, without importing it when the command line starts."""
 
     refit = "refit"
     judged = "judged"
@@ -951,8 +926,8 @@ def evaluate_loop_command(
     beside a model never retrained and one retrained every day, and whether it recovered."""
 
     from fraudstream_cli.loop_evaluation import LoopPolicy, evaluate_loop, table
+    from fraudstream_modelling.choice import ServedModel
     from fraudstream_simulator.config import DRIFT_NAMES
-    from fraudstream_trainer.settings import ServedModel
 
     try:
         results = evaluate_loop(

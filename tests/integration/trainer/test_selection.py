@@ -11,11 +11,11 @@ import pytest
 from mlflow import MlflowClient
 
 from fraudstream_cli.backfill import backfill
+from fraudstream_modelling.evaluation import METRICS, evaluate, labelled
+from fraudstream_modelling.protocol import prequential_folds
+from fraudstream_modelling.selection import Search, log_selection, select
 from fraudstream_simulator.config import SimulationConfig
 from fraudstream_simulator.simulation import simulate
-from fraudstream_trainer.evaluation import METRICS, evaluate, labelled
-from fraudstream_trainer.protocol import prequential_folds
-from fraudstream_trainer.selection import Search, log_selection, select
 from tests.platform import PLATFORM
 
 pytestmark = pytest.mark.integration

@@ -29,12 +29,12 @@ from fraudstream_common.settings import ServiceSettings
 from fraudstream_common.signing import sign_request
 from fraudstream_common.timestamps import timestamp_of
 from fraudstream_common.topics import Topic
+from fraudstream_modelling.model import onnx_scores
+from fraudstream_modelling.windows import Windows
 from fraudstream_registry.registry import Registry
 from fraudstream_simulator.config import SimulationConfig
 from fraudstream_simulator.sinks import Pacing, replay_to_kafka
 from fraudstream_trainer.dataset import fingerprint, training_set
-from fraudstream_trainer.model import onnx_scores
-from fraudstream_trainer.windows import Windows
 from tests.integration.trainer.history import history_in_feast, trainer_service
 from tests.platform import PLATFORM, Topics, drain, eventually, producer
 

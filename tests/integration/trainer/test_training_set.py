@@ -11,8 +11,8 @@ import pytest
 from fraudstream_cli.backfill import backfill
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_feature_store.repository import PartsOfOtherDefinitionsError, transaction_features_dir
+from fraudstream_modelling.checks import DataBounds, check_training_set
 from fraudstream_simulator.config import SimulationConfig
-from fraudstream_trainer.checks import DataBounds, check_training_set
 from fraudstream_trainer.dataset import fingerprint, training_set
 from fraudstream_trainer.pipeline import Outcome, Trainer, TrainRequest
 from fraudstream_trainer.settings import TrainerSettings

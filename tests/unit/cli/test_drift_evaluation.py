@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from fraudstream_cli.drift_evaluation import HELD_OUT_SEEDS, HOUR, TUNING_GRID, TUNING_SEEDS, Watched, judge, policy_of
 from fraudstream_cli.main import app
 from fraudstream_common.reference import SCORE, Reference
-from fraudstream_monitor.drift import DriftPolicy, HourCounter, HourCounts
+from fraudstream_drift.drift import DriftPolicy, HourCounter, HourCounts
 
 PER_HOUR = 200
 RESULTS = Path(__file__).parents[3] / "docs" / "results"

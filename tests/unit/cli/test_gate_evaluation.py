@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from fraudstream_cli.drift_evaluation import HELD_OUT_SEEDS
 from fraudstream_cli.gate_evaluation import TUNING_WORLDS, GateWorld, Pair, summaries
 from fraudstream_cli.main import app
+from fraudstream_modelling.gate import GatePolicy
 from fraudstream_simulator.config import DriftSpec
-from fraudstream_trainer.gate import GatePolicy
 
 RESULTS = Path(__file__).parents[3] / "docs" / "results"
 SMALL = ["--customers", "500", "--terminals", "1000", "--days", "42", "--first-day", "33", "--every", "3"]

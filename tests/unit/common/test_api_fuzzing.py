@@ -34,13 +34,13 @@ from fraudstream_inference.settings import Device, InferenceSettings
 from fraudstream_ingest.core import IngestCore
 from fraudstream_ingest.http import create_app as ingest_app
 from fraudstream_ingest.settings import IngestSettings
+from fraudstream_modelling.model import ModelParams, to_onnx, train
 from fraudstream_monitor.core import MonitorCore
 from fraudstream_monitor.http import PauseFlag
 from fraudstream_monitor.http import create_app as monitor_app
 from fraudstream_monitor.operations import AliasMove, OperationError
 from fraudstream_monitor.settings import MonitorSettings
 from fraudstream_monitor.versions import VersionCatalogue
-from fraudstream_trainer.model import ModelParams, to_onnx, train
 from tests.unit.common.test_apikeys import SECRET, FakeRedis
 from tests.unit.inference.test_core import Decisions, Features
 from tests.unit.inference.test_model_checks import event

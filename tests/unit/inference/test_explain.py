@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from fraudstream_inference.explain import TreeExplainer
-from fraudstream_trainer.model import ModelParams, onnx_scores, to_onnx, train
+from fraudstream_modelling.model import ModelParams, onnx_scores, to_onnx, train
 
 
 def test_attributions_add_up_to_the_score_and_find_the_feature_that_matters() -> None:

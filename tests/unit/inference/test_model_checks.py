@@ -23,7 +23,7 @@ from fraudstream_inference.model import (
     tensor_min_rows_for,
 )
 from fraudstream_inference.settings import Device
-from fraudstream_trainer.model import ModelParams, to_onnx, train
+from fraudstream_modelling.model import ModelParams, to_onnx, train
 from fraudstream_trainer.tensor_graph import to_tensor_onnx
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert
-from fraudstream_monitor.retrain import LoopClock, Retrainer, RetrainPolicy
+from fraudstream_drift.retrain import LoopClock, Retrainer, RetrainPolicy
 from fraudstream_monitor.settings import MonitorSettings
 from fraudstream_trainer.settings import TrainerSettings
 

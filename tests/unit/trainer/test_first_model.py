@@ -8,10 +8,10 @@ from collections.abc import Callable
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
+from fraudstream_modelling.windows import Windows
 from fraudstream_trainer.first_model import FirstModel, Span
 from fraudstream_trainer.pipeline import Outcome, Trainer, TrainRequest
 from fraudstream_trainer.settings import FEATURE_WARMUP_DAYS, TrainerSettings
-from fraudstream_trainer.windows import Windows
 
 START = pd.Timestamp("2018-04-01 00:03", tz="UTC")
 

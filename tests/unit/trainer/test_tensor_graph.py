@@ -10,9 +10,9 @@ import onnxruntime as ort
 import pytest
 import xgboost as xgb
 
-from fraudstream_trainer.model import ModelParams, check_parity, onnx_scores, scores, to_onnx, train
+from fraudstream_modelling.model import ModelParams, check_parity, onnx_scores, scores, to_onnx, train
 from fraudstream_trainer.tensor_graph import to_tensor_onnx
-from tests.unit.trainer.test_model import data
+from tests.unit.modelling.test_model import data
 
 
 def test_the_tensor_graph_scores_as_the_native_model_on_ten_thousand_rows() -> None:

@@ -38,11 +38,11 @@ import numpy as np
 from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert, RetrainRequest, Severity
 from fraudstream_common.signing import sign_request
 from fraudstream_common.timestamps import seconds_of, timestamp_of
+from fraudstream_drift.drift import DriftMonitor, HourCounts
+from fraudstream_drift.retrain import LoopClock, Retrainer
 from fraudstream_monitor import metrics
 from fraudstream_monitor.counting import TRAFFIC_BUCKET_SECONDS, TRAFFIC_BUCKETS, Partial
-from fraudstream_monitor.drift import DriftMonitor, HourCounts
 from fraudstream_monitor.quality import WindowCounts, WindowQuality
-from fraudstream_monitor.retrain import LoopClock, Retrainer
 from fraudstream_monitor.settings import MonitorSettings
 from fraudstream_monitor.versions import Versions
 

@@ -44,8 +44,8 @@ from fraudstream_common.settings import ProcessingGuarantee
 from fraudstream_common.stream import Checkpoint, Source, StreamRuntime
 from fraudstream_common.timestamps import seconds_of
 from fraudstream_common.topics import partition_of
+from fraudstream_drift.drift import HourCounter, OpenHours
 from fraudstream_monitor import metrics
-from fraudstream_monitor.drift import HourCounter, OpenHours
 from fraudstream_monitor.quality import HOUR, LabelJoin, WindowCounts
 from fraudstream_monitor.settings import MonitorSettings
 from fraudstream_monitor.versions import Versions

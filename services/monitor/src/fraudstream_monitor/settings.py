@@ -5,9 +5,9 @@ from __future__ import annotations
 from pydantic import Field
 
 from fraudstream_common.settings import ApiKeySecret, RetrainRequestSecret, ServiceSettings
-from fraudstream_monitor.drift import DriftPolicy
-from fraudstream_monitor.regions import RegionPolicy
-from fraudstream_monitor.retrain import RetrainPolicy
+from fraudstream_drift.drift import DriftPolicy
+from fraudstream_drift.regions import RegionPolicy
+from fraudstream_drift.retrain import RetrainPolicy
 
 _NIGHT = DriftPolicy().night_regions or RegionPolicy()
 

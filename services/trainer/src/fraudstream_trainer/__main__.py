@@ -1,4 +1,5 @@
-"""Run the trainer service: `python -m fraudstream_trainer` (or `fraudstream-trainer`).
+"""Run the trainer service: `python -m fraudstream_trainer` (or `fraudstream-trainer`);
+`python -m fraudstream_trainer train [...]` makes one run now and exits (fraudstream_trainer.run_once).
 
 It answers `retrain.requests` (the optional schedule, and the first model's request while no
 model exists) with training runs, keeps the label store filled from `labels`, and serves
@@ -24,6 +25,7 @@ from fraudstream_common.topics import Topic, topic_name
 from fraudstream_feature_store.repository import transaction_features_until
 from fraudstream_registry.publisher import EventPublisher
 from fraudstream_registry.registry import FIRST_MODEL_WAIT_TAG, Registry
+from fraudstream_trainer import run_once
 from fraudstream_trainer.consumer import requests_stream
 from fraudstream_trainer.first_model import FirstModel
 from fraudstream_trainer.labels import label_sink, label_span, read_labels
@@ -103,6 +105,8 @@ def _reachable(url: str) -> bool:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["train"]:
+        sys.exit(run_once.main(sys.argv[2:]))
     settings = TrainerSettings()
     configure_logging("trainer", settings.log_level, settings.log_json)
     sys.exit(asyncio.run(serve(settings)))

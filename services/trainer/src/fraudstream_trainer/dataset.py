@@ -11,6 +11,7 @@ import pandas as pd
 from fraudstream_common.features.definitions import FEATURE_NAMES
 from fraudstream_feature_store import FeatureStore
 from fraudstream_feature_store.repository import TIMESTAMP, TRANSACTION_VIEW, parts_of_other_definitions
+from fraudstream_modelling.labels import latest_labels
 
 FEATURE_REFERENCES = [f"{TRANSACTION_VIEW}:{name}" for name in FEATURE_NAMES]
 
@@ -49,11 +50,6 @@ def training_set(
     frame = frame.rename(columns={"transaction_time": "event_time"}).join(joined[list(FEATURE_NAMES)], how="left")
     frame["is_fraud"] = frame["is_fraud"].astype(bool)
     return frame.reset_index().sort_values(["event_time", "transaction_id"], kind="stable").reset_index(drop=True)
-
-
-def latest_labels(labels: pd.DataFrame) -> pd.DataFrame:
-    """One label per transaction: its latest report."""
-    return labels.sort_values("label_time", kind="stable").drop_duplicates("transaction_id", keep="last")
 
 
 def fingerprint(frame: pd.DataFrame) -> str:

@@ -41,17 +41,17 @@ from fraudstream_common.reference import version_reference
 from fraudstream_common.schemas.v1.model_pb2 import ModelPublished
 from fraudstream_feature_store import FeatureStore
 from fraudstream_feature_store.repository import PartsOfOtherDefinitionsError
+from fraudstream_modelling.checks import DataCheckError
+from fraudstream_modelling.choice import choose
+from fraudstream_modelling.gate import Decision, review_threshold
+from fraudstream_modelling.model import ParityError, check_parity, onnx_scores, to_onnx, train
+from fraudstream_modelling.windows import Windows
 from fraudstream_registry.registry import CHAMPION, REQUEST_TAG, RegisteredModel, Registry
 from fraudstream_trainer import metrics
-from fraudstream_trainer.checks import DataCheckError
-from fraudstream_trainer.choice import choose
 from fraudstream_trainer.dataset import fingerprint, training_set
-from fraudstream_trainer.gate import Decision, review_threshold
-from fraudstream_trainer.model import ParityError, check_parity, onnx_scores, to_onnx, train
 from fraudstream_trainer.settings import TrainerSettings
 from fraudstream_trainer.tensor_graph import to_tensor_onnx
 from fraudstream_trainer.tracking import Lineage, TrainingRecord, log_refused_run, log_run
-from fraudstream_trainer.windows import Windows
 
 logger = logging.getLogger(__name__)
 

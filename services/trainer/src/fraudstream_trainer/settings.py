@@ -17,24 +17,16 @@ from pydantic import Field
 from fraudstream_common.features.definitions import CUSTOMER_HORIZON, DAY, TERMINAL_HORIZON
 from fraudstream_common.settings import RetrainRequestSecret, ServiceSettings
 from fraudstream_feature_store.settings import FeatureStoreSettings
-from fraudstream_trainer.checks import DataBounds
-from fraudstream_trainer.gate import GatePolicy
-from fraudstream_trainer.model import ModelParams, selected_params
+from fraudstream_modelling.checks import DataBounds
+from fraudstream_modelling.choice import ServedModel
+from fraudstream_modelling.gate import GatePolicy
+from fraudstream_modelling.model import ModelParams, selected_params
 
 # The longest window a feature looks back over: a terminal's 30 days, delayed by the label delay.
 FEATURE_WARMUP_DAYS = max(CUSTOMER_HORIZON, TERMINAL_HORIZON) // DAY
 
 
 SELECTED = selected_params()
-
-
-class ServedModel(StrEnum):
-    """Which model a promoted run publishes."""
-
-    # The same recipe trained again on the holdout, the latest window whose labels have matured.
-    REFIT = "refit"
-    # The model the gate judged, trained on the window before the holdout.
-    JUDGED = "judged"
 
 
 class PublishAlias(StrEnum):

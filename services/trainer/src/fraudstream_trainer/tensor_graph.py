@@ -28,7 +28,7 @@ import onnx
 import xgboost as xgb
 from onnx import TensorProto, helper, numpy_helper
 
-from fraudstream_trainer.model import ONNX_INPUT
+from fraudstream_modelling.model import ONNX_INPUT
 
 # CUDA kernels for every operator used exist from opset 13 on.
 TENSOR_OPSET = 15

@@ -26,6 +26,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_modelling.model import ModelParams
 from fraudstream_registry.registry import (
     JUDGED_FOLDER,
     JUDGED_SHA256_TAG,
@@ -33,7 +34,6 @@ from fraudstream_registry.registry import (
     TENSOR_FOLDER,
     TENSOR_SHA256_TAG,
 )
-from fraudstream_trainer.model import ModelParams
 
 FEATURE_VIEWS = ("transaction_features",)
 # What MLflow infers for the model, named here: its inference imports the model in a process of

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from fraudstream_trainer.windows import Windows
+from fraudstream_modelling.windows import Windows
 
 
 def test_windows_leave_a_label_delay_after_training_and_after_the_holdout() -> None:

@@ -14,12 +14,10 @@ import pytest
 
 from fraudstream_cli.backfill import backfill
 from fraudstream_common.features.definitions import FEATURE_NAMES
-from fraudstream_simulator.config import SimulationConfig
-from fraudstream_simulator.simulation import simulate
-from fraudstream_trainer.evaluation import HANDBOOK_TEST_TRAIN_START, handbook_labels, labelled
-from fraudstream_trainer.model import ModelParams, selected_params
-from fraudstream_trainer.protocol import days, prequential_folds
-from fraudstream_trainer.selection import (
+from fraudstream_modelling.evaluation import HANDBOOK_TEST_TRAIN_START, handbook_labels, labelled
+from fraudstream_modelling.model import ModelParams, selected_params
+from fraudstream_modelling.protocol import days, prequential_folds
+from fraudstream_modelling.selection import (
     Search,
     best_mean_rank,
     first_test_day,
@@ -27,6 +25,8 @@ from fraudstream_trainer.selection import (
     validation_folds,
     write_selection,
 )
+from fraudstream_simulator.config import SimulationConfig
+from fraudstream_simulator.simulation import simulate
 
 # Two test folds training from 2018-05-08 and 2018-05-15: their test days start on 2018-05-22.
 TEST_FOLDS = prequential_folds(date(2018, 5, 15), n_folds=2)

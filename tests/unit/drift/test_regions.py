@@ -9,7 +9,7 @@ import numpy as np
 
 from fraudstream_common.reference import NIGHT_HOURS, SCORE, Reference
 from fraudstream_common.timestamps import seconds_of
-from fraudstream_monitor.drift import HOUR, DriftMonitor, DriftPolicy
+from fraudstream_drift.drift import HOUR, DriftMonitor, DriftPolicy
 
 DAY = 24 * HOUR
 PER_DAY = 4000

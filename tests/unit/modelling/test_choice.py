@@ -7,11 +7,10 @@ import numpy as np
 import pandas as pd
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
-from fraudstream_trainer.checks import DataBounds
-from fraudstream_trainer.choice import Choice, choose
-from fraudstream_trainer.gate import GatePolicy
-from fraudstream_trainer.settings import ServedModel
-from fraudstream_trainer.windows import Windows
+from fraudstream_modelling.checks import DataBounds
+from fraudstream_modelling.choice import Choice, ServedModel, choose
+from fraudstream_modelling.gate import GatePolicy
+from fraudstream_modelling.windows import Windows
 
 WINDOWS = Windows.ending_at(pd.Timestamp("2018-06-01", tz="UTC"), train_days=7, delay_days=7, holdout_days=7)
 BOUNDS = DataBounds(min_rows=100, min_frauds=5)

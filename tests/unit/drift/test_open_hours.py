@@ -12,7 +12,7 @@ import itertools
 import numpy as np
 
 from fraudstream_common.reference import SCORE, Reference
-from fraudstream_monitor.drift import HOUR, HourCounter, HourCounts, OpenHours
+from fraudstream_drift.drift import HOUR, HourCounter, HourCounts, OpenHours
 
 LATENESS = 600.0
 MAX_AHEAD = HOUR

@@ -18,7 +18,7 @@ from onnxmltools.convert.common.data_types import FloatTensorType
 
 ONNX_INPUT = "features"
 ONNX_OPSET = 15
-# The saved model selection (fraudstream_trainer.selection): the trainer's default parameters.
+# The saved model selection (fraudstream_modelling.selection): the trainer's default parameters.
 SELECTED_PARAMS_FILE = "selected_params.json"
 
 
@@ -41,7 +41,9 @@ class ModelParams:
 def selected_params() -> ModelParams:
     """The parameters of the saved selection, with what they were chosen on beside them in
     the file; ModelParams' own defaults are the hand-chosen ones it started from."""
-    saved = json.loads(resources.files(__package__ or "fraudstream_trainer").joinpath(SELECTED_PARAMS_FILE).read_text())
+    saved = json.loads(
+        resources.files(__package__ or "fraudstream_modelling").joinpath(SELECTED_PARAMS_FILE).read_text()
+    )
     known = {f.name for f in fields(ModelParams)}
     return ModelParams(**{name: value for name, value in saved["params"].items() if name in known})
 

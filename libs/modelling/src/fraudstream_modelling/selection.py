@@ -28,9 +28,9 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from fraudstream_trainer.evaluation import METRICS, Evaluation, fold_data, score
-from fraudstream_trainer.model import SELECTED_PARAMS_FILE, ModelParams
-from fraudstream_trainer.protocol import Fold, days, prequential_folds
+from fraudstream_modelling.evaluation import METRICS, Evaluation, fold_data, score
+from fraudstream_modelling.model import SELECTED_PARAMS_FILE, ModelParams
+from fraudstream_modelling.protocol import Fold, days, prequential_folds
 
 OBJECTIVE = f"of the Pareto front of mean {', '.join(METRICS)} over the validation folds, the best mean rank"
 
@@ -137,7 +137,7 @@ def best_mean_rank(figures: dict[int, dict[str, float]], candidates: list[int]) 
 
 def write_selection(selection: Selection, chosen_on: dict[str, Any], path: Path | None = None) -> Path:
     """Writes the selection, with what it was chosen on, where `selected_params` reads it."""
-    target = path or Path(str(resources.files("fraudstream_trainer").joinpath(SELECTED_PARAMS_FILE)))
+    target = path or Path(str(resources.files("fraudstream_modelling").joinpath(SELECTED_PARAMS_FILE)))
     target.write_text(json.dumps({**selection.as_json(), "chosen_on": chosen_on}, indent=2) + "\n")
     return target
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fraudstream_trainer.model import ModelParams, ParityError, check_parity, onnx_scores, scores, to_onnx, train
+from fraudstream_modelling.model import ModelParams, ParityError, check_parity, onnx_scores, scores, to_onnx, train
 
 
 def data(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ _DAY = pd.Timedelta(days=1)
 
 @dataclass(frozen=True)
 class Windows:
-    """Half-open day ranges; see fraudstream_trainer.settings for how they are laid out."""
+    """Half-open day ranges; laid out as the trainer's settings describe (fraudstream_trainer.settings)."""
 
     train_start: pd.Timestamp
     train_end: pd.Timestamp

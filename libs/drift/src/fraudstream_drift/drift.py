@@ -36,7 +36,7 @@ from river import drift
 from fraudstream_common.reference import SCORE, Reference
 from fraudstream_common.schemas.v1.monitoring_pb2 import AlertKind, DriftAlert, Severity
 from fraudstream_common.timestamps import timestamp_of
-from fraudstream_monitor.regions import HourSightings, JointRegions, NightRegions, RegionFinding, RegionPolicy
+from fraudstream_drift.regions import HourSightings, JointRegions, NightRegions, RegionFinding, RegionPolicy
 
 HOUR = 3600.0
 DAY = 24 * HOUR

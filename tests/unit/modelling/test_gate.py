@@ -10,13 +10,13 @@ import pytest
 
 from fraudstream_cli.backfill import backfill
 from fraudstream_common.features.definitions import FEATURE_NAMES
+from fraudstream_modelling.evaluation import labelled
+from fraudstream_modelling.gate import GatePolicy, decide, judge, review_threshold
+from fraudstream_modelling.model import ModelParams, scores, train
+from fraudstream_modelling.performance import performance
+from fraudstream_modelling.protocol import Fold, train_test_split
 from fraudstream_simulator.config import SimulationConfig
 from fraudstream_simulator.simulation import simulate
-from fraudstream_trainer.evaluation import labelled
-from fraudstream_trainer.gate import GatePolicy, decide, judge, review_threshold
-from fraudstream_trainer.model import ModelParams, scores, train
-from fraudstream_trainer.performance import performance
-from fraudstream_trainer.protocol import Fold, train_test_split
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 
 from fraudstream_common.features.definitions import FEATURE_NAMES, LABEL_DELAY_DAYS
-from fraudstream_trainer.dataset import latest_labels
-from fraudstream_trainer.model import ModelParams, scores, selected_params, train
-from fraudstream_trainer.performance import performance
-from fraudstream_trainer.protocol import Fold, prequential_folds, train_test_split
+from fraudstream_modelling.labels import latest_labels
+from fraudstream_modelling.model import ModelParams, scores, selected_params, train
+from fraudstream_modelling.performance import performance
+from fraudstream_modelling.protocol import Fold, prequential_folds, train_test_split
 
 METRICS = ("auc_roc", "average_precision", "card_precision_at_100")
 # The handbook's best figures on its chapter 5 test folds: AUC ROC with balanced bagging,

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from fraudstream_common.features.definitions import FEATURE_NAMES
-from fraudstream_trainer.checks import DataBounds, DataCheckError, check_training_set
+from fraudstream_modelling.checks import DataBounds, DataCheckError, check_training_set
 
 KNOWN_AT = pd.Timestamp("2018-05-01", tz="UTC")
 

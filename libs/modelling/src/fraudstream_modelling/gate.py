@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from fraudstream_trainer.performance import performance, shortfall_bounds
+from fraudstream_modelling.performance import performance, shortfall_bounds
 
 
 @dataclass(frozen=True)

@@ -10,17 +10,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Generic, TypeVar
 
 import numpy as np
 import pandas as pd
 
-from fraudstream_trainer.checks import DataBounds, DataCheckError, check_training_set
-from fraudstream_trainer.gate import GatePolicy, Judgement, judge
-from fraudstream_trainer.settings import ServedModel
-from fraudstream_trainer.windows import Windows
+from fraudstream_modelling.checks import DataBounds, DataCheckError, check_training_set
+from fraudstream_modelling.gate import GatePolicy, Judgement, judge
+from fraudstream_modelling.windows import Windows
 
 Model = TypeVar("Model")
+
+
+class ServedModel(StrEnum):
+    """Which model a promoted run publishes."""
+
+    # The same recipe trained again on the holdout, the latest window whose labels have matured.
+    REFIT = "refit"
+    # The model the gate judged, trained on the window before the holdout.
+    JUDGED = "judged"
+
 
 # The holdout only has to be scorable: some rows and at least one fraud.
 HOLDOUT_BOUNDS = DataBounds(min_rows=1, min_frauds=1, max_fraud_share=1.0)

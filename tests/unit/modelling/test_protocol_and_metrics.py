@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudstream_trainer.performance import card_precision_at_k, performance
-from fraudstream_trainer.protocol import Fold, prequential_folds, train_test_split
+from fraudstream_modelling.performance import card_precision_at_k, performance
+from fraudstream_modelling.protocol import Fold, prequential_folds, train_test_split
 
 
 def frame(rows: list[tuple[str, str, bool]]) -> pd.DataFrame:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from fraudstream_trainer.protocol import days
+from fraudstream_modelling.protocol import days
 
 
 def card_precision_at_k(test: pd.DataFrame, scores: np.ndarray, k: int = 100) -> float:
