@@ -24,6 +24,7 @@ def test_the_same_payment_written_otherwise_has_the_same_digest() -> None:
     first = digest()
     assert digest(timestamp="2018-04-01T14:00:00+02:00") == first
     assert digest(currency="EUR") == first  # the default, filled in
+    assert digest(currency="eur") == first
     assert digest(amount=12.340) == first
     assert digest(unknown_field="ignored") == first
     assert digest(amount=0) == digest(amount=-0.0)

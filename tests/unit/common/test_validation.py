@@ -61,6 +61,13 @@ def test_valid_protobuf(validator: TransactionValidator) -> None:
     assert result.currency == "USD"
 
 
+@pytest.mark.parametrize("written", ["usd", "Usd", "USD"])
+def test_a_currency_in_any_case_is_kept_in_upper_case(validator: TransactionValidator, written: str) -> None:
+    result = validator.parse(orjson.dumps(event(currency=written)), JSON, NOW)
+    assert isinstance(result, Transaction)
+    assert result.currency == "USD"
+
+
 @pytest.mark.parametrize(
     ("payload", "content_type", "code"),
     [
@@ -84,6 +91,8 @@ def test_valid_protobuf(validator: TransactionValidator) -> None:
         (orjson.dumps(event(timestamp="1970-01-01T00:00:00Z")), JSON, ErrorCode.INVALID_TIMESTAMP),
         (orjson.dumps(event(timestamp="9999-12-31T23:59:59Z")), JSON, ErrorCode.INVALID_TIMESTAMP),
         (orjson.dumps(event(currency="euro")), JSON, ErrorCode.INVALID_CURRENCY),
+        (orjson.dumps(event(currency="e1r")), JSON, ErrorCode.INVALID_CURRENCY),
+        (orjson.dumps(event(currency="ÉUR")), JSON, ErrorCode.INVALID_CURRENCY),
         (orjson.dumps(event(padding="x" * 5000)), JSON, ErrorCode.OVERSIZE),
         (None, JSON, ErrorCode.MISSING_FIELD),
     ],

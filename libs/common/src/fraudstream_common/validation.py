@@ -4,9 +4,10 @@ a gRPC call.
 
 Used by ingest and inference. Rules: the three ids are present and match ID_PATTERN; amount is a finite number in
 [0, max_amount] (not a boolean, not a string); the timestamp is RFC 3339 with an offset and
-lies between min_event_time and now + max_clock_skew; currency, when given, is three capital
-letters. A Kafka message without a content-type header is read as JSON. Unknown JSON fields
-are ignored, as protobuf ignores unknown fields: schemas grow additively.
+lies between min_event_time and now + max_clock_skew; currency, when given, is three letters
+(ISO 4217), kept in upper case whatever case it came in (some payment APIs send `usd`). A Kafka
+message without a content-type header is read as JSON. Unknown JSON fields are ignored, as
+protobuf ignores unknown fields: schemas grow additively.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from fraudstream_common.settings import TransactionRules
 from fraudstream_common.timestamps import seconds_of, timestamp_of
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}")
-CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
+CURRENCY_PATTERN = re.compile(r"[A-Za-z]{3}")
 RFC3339_PATTERN = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})"
 )
@@ -173,6 +174,7 @@ class TransactionValidator:
                     f"currency {message.currency[:10]!r} is not an ISO 4217 code",
                     transaction_id,
                 )
+            message.currency = message.currency.upper()
         else:
             message.currency = self._default_currency
         message.ingest_time.CopyFrom(timestamp_of(now))
