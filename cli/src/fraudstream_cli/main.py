@@ -515,11 +515,12 @@ def train_command(
         command += ["--cutoff", cutoff]
     if not publish:
         command.append("--no-publish")
-    # The run's progress and MLflow's links go to stderr as they come; stdout is its outcome.
+    # The run's progress and MLflow's links go to stderr as they come; its outcome is the last
+    # line on stdout (a library writing to stdout below Python's sys.stdout goes before it).
     completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)  # noqa: S603 (our own module)
     try:
-        summary = json.loads(completed.stdout)
-    except json.JSONDecodeError:
+        summary = json.loads(completed.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
         raise typer.Exit(completed.returncode or 1) from None
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
