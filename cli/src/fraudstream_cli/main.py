@@ -744,6 +744,13 @@ def evaluate_command(
 ) -> None:
     """Train and test the model on the handbook's prequential folds, with features from
     fraudstream's own definitions; print its figures beside the handbook's best."""
+    import importlib.util
+
+    missing = [
+        name for name in ("fraudstream_modelling", "fraudstream_drift") if importlib.util.find_spec(name) is None
+    ]
+    if missing:
+        _fail(ModuleNotFoundError(f"{', '.join(missing)} not installed: install fraudstream-cli[evaluate]"))
     if context.invoked_subcommand is not None:
         return
 
