@@ -53,11 +53,13 @@ def _fail(error: Exception) -> None:
 
 
 def _print_status(rows: list[Status]) -> None:
-    typer.echo(f"{'part':<10}{'state':<10}{'pid':<9}{'port':<7}detail")
+    # As wide as the longest name ("inference-1" with replicas), and a space at the least.
+    width = max([len("part"), *(len(row.name) for row in rows)]) + 2
+    typer.echo(f"{'part':<{width}}{'state':<10}{'pid':<9}{'port':<7}detail")
     for row in rows:
         state = "running" if row.running else ("foreign" if row.port_open else "stopped")
         detail = row.detail or ("port taken by another process" if state == "foreign" else "")
-        typer.echo(f"{row.name:<10}{state:<10}{row.pid or '-'!s:<9}{row.port:<7}{detail}")
+        typer.echo(f"{row.name:<{width}}{state:<10}{row.pid or '-'!s:<9}{row.port:<7}{detail}")
 
 
 @platform_app.command("up")
