@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from fraudstream_cli.main import app
 
-OUTCOME = {
+OUTCOME: dict[str, Any] = {
     "outcome": "rejected",
     "version": "7",
     "run_id": "r1",
