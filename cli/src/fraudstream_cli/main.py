@@ -52,6 +52,15 @@ def _fail(error: Exception) -> None:
     raise typer.Exit(1)
 
 
+def _require(modules: list[str], how: str) -> None:
+    """Fails, naming the modules and `how` to install them, unless all can be imported."""
+    import importlib.util
+
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        _fail(ModuleNotFoundError(f"{', '.join(missing)} not installed: {how}"))
+
+
 def _print_status(rows: list[Status]) -> None:
     # As wide as the longest name ("inference-1" with replicas), and a space at the least.
     width = max([len("part"), *(len(row.name) for row in rows)]) + 2
@@ -503,13 +512,11 @@ def train_command(
     retrain request: features from Feast's offline store, MLflow settings from FRAUDSTREAM_.
     Runs the trainer's own one-off run (`python -m fraudstream_trainer train`), which must be
     installed beside the command."""
-    import importlib.util
     import subprocess
 
-    if importlib.util.find_spec("fraudstream_trainer") is None:
-        _fail(
-            ModuleNotFoundError("fraudstream train runs the trainer: install fraudstream-trainer (make install does)")
-        )
+    _require(
+        ["fraudstream_trainer"], "fraudstream train runs the trainer: install fraudstream-trainer (make install does)"
+    )
     command = [sys.executable, "-m", "fraudstream_trainer", "train", "--reason", reason]
     if history is not None:
         command += ["--history", str(history)]
@@ -746,13 +753,7 @@ def evaluate_command(
 ) -> None:
     """Train and test the model on the handbook's prequential folds, with features from
     fraudstream's own definitions; print its figures beside the handbook's best."""
-    import importlib.util
-
-    missing = [
-        name for name in ("fraudstream_modelling", "fraudstream_drift") if importlib.util.find_spec(name) is None
-    ]
-    if missing:
-        _fail(ModuleNotFoundError(f"{', '.join(missing)} not installed: install fraudstream-cli[evaluate]"))
+    _require(["fraudstream_modelling", "fraudstream_drift"], "install fraudstream-cli[evaluate]")
     if context.invoked_subcommand is not None:
         return
 
